@@ -1,0 +1,37 @@
+# PartyQA: two commands do everything on a fresh machine: `make run` and `make test`.
+PY        ?= python3.11
+VENV      := .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+CORPUS    ?= corpus
+INDEX_DIR ?= $(or $(PARTYQA_INDEX_DIR),index)
+HOST      ?= 127.0.0.1
+PORT      ?= 8000
+
+.PHONY: install run index serve test bench clean browser
+
+install: $(STAMP)
+
+# torch==2.13.0 first: it is a local CPU wheel; any other resolution pulls a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+index: install
+	$(BIN)/partyqa --index-dir $(INDEX_DIR) index $(CORPUS)
+
+run: index
+	$(BIN)/partyqa --index-dir $(INDEX_DIR) serve --host $(HOST) --port $(PORT)
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs tests
+
+bench: install
+	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_quality.py
+
+clean:
+	rm -rf $(VENV) index tests/artifacts .pytest_cache

