@@ -1,0 +1,856 @@
+"""Document loaders: read .txt/.md/.docx/.pdf/.html/.jsonl files into RawDocuments, decoding Chinese text safely."""
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import os
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .types import IngestError, RawDocument
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {".txt", ".md", ".markdown", ".docx", ".pdf", ".html", ".htm", ".jsonl"}
+)
+
+DECODE_ERROR = "cannot decode as UTF-8/UTF-16/GBK text (binary file?)"
+
+_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_NEWLINES_RE = re.compile(r"\r\n|[\r\u2028\u2029\x0b\x0c\x85]")
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f\s]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+# =========================================================================== text decoding
+
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # must precede UTF-16 LE: FF FE 00 00 starts with FF FE
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def decode_bytes(data: bytes, path: str = "<bytes>") -> str:
+    """Decode file bytes to text (UTF-8/16/32 with BOM, GB18030/GBK, else a checked guess); raise IngestError if binary."""
+    return _decode(data, path)[0]
+
+
+def _decode(data: bytes, path: str, newlines: bool = True) -> tuple[str, str]:
+    """Return (text, encoding name); the text has no BOM and (if newlines) only "\\n" line breaks."""
+    if not data:
+        return "", "utf-8"
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            try:
+                return _finish(data[len(bom) :].decode(enc), path, newlines), enc
+            except UnicodeDecodeError:
+                if enc.startswith("utf-32"):
+                    continue  # FF FE 00 00 can also be a UTF-16 LE BOM followed by U+0000
+                raise IngestError(path, f"starts with a {enc.upper()} byte-order mark but is not valid {enc.upper()}")
+    if b"\x00" in data:
+        enc = _bomless_utf16(data)
+        if enc:
+            try:
+                return _finish(data.decode(enc), path, newlines), enc
+            except UnicodeDecodeError:
+                pass
+        raise IngestError(path, DECODE_ERROR)
+    try:
+        return _finish(data.decode("utf-8"), path, newlines), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if _plausible_chinese(text):
+            return _finish(text, path, newlines), "gb18030"
+    # A few bad bytes (a truncated character, a stray byte) in otherwise clean UTF-8 or GBK text.
+    for enc in ("utf-8", "gb18030"):
+        text = data.decode(enc, errors="replace")
+        bad = text.count("\ufffd")
+        non_ascii = len(_NON_ASCII_RE.findall(text)) - bad
+        if bad <= max(2, len(text) // 500) and non_ascii >= 20 * bad and (enc == "utf-8" or _plausible_chinese(text)):
+            logger.warning("%s: %d undecodable byte sequence(s) in %s text replaced with U+FFFD", path, bad, enc)
+            return _finish(text, path, newlines), enc
+    return _decode_guess(data, path, newlines)
+
+
+def _decode_guess(data: bytes, path: str, newlines: bool = True) -> tuple[str, str]:
+    """Last resort: charset_normalizer, accepted only when the result is plausibly text (never mojibake)."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None or best.encoding is None:
+        raise IngestError(path, DECODE_ERROR)
+    text = str(best)
+    single_byte = len(text) == len(data)
+    if best.chaos > 0.15 or (single_byte and not _plausible_western(text)):
+        logger.debug("%s: rejected charset guess %s (chaos %.2f)", path, best.encoding, best.chaos)
+        raise IngestError(path, DECODE_ERROR)
+    logger.info("%s: decoded as %s (guessed)", path, best.encoding)
+    return _finish(text, path, newlines), best.encoding
+
+
+def _finish(text: str, path: str, newlines: bool = True) -> str:
+    """Strip a BOM, normalise newlines and refuse text that is mostly control characters."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    text = _NEWLINES_RE.sub("\n", text) if newlines else text.replace("\r\n", "\n")
+    if text:
+        if "\x00" in text or len(_CONTROL_RE.findall(text)) > max(2, len(text) // 100):
+            raise IngestError(path, DECODE_ERROR)
+    return text
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    """Guess UTF-16 without a BOM from where the NUL bytes sit (ASCII characters have a zero high byte)."""
+    if len(data) < 4 or len(data) % 2:
+        return None
+    pairs = len(data) // 2
+    even = data[0::2].count(0)
+    odd = data[1::2].count(0)
+    if odd >= pairs * 0.3 and even <= odd * 0.05:
+        return "utf-16-le"
+    if even >= pairs * 0.3 and odd <= even * 0.05:
+        return "utf-16-be"
+    return None
+
+
+def _is_gb2312(ch: str) -> bool:
+    try:
+        ch.encode("gb2312")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _plausible_chinese(text: str) -> bool:
+    """True if non-ASCII characters are mostly common (GB2312) Chinese characters and punctuation.
+
+    Western text misread as GBK lands in the GBK extension areas (trail bytes 0x40-0x7E), Big5 half so.
+    """
+    non_ascii = _NON_ASCII_RE.findall(text)
+    if not non_ascii:
+        return True
+    sample = non_ascii[:: max(1, len(non_ascii) // 20000)]  # big files: a spread sample is plenty
+    common = sum(1 for ch in sample if _is_gb2312(ch))
+    return common >= 0.85 * len(sample)
+
+
+def _plausible_western(text: str) -> bool:
+    """True if a single-byte decoding looks like Western text (mostly ASCII, accents are letters)."""
+    visible = [ch for ch in text if not ch.isspace()]
+    non_ascii = [ch for ch in visible if ord(ch) > 127]
+    if not visible:
+        return True
+    letters = sum(1 for ch in non_ascii if ch.isalpha())
+    return len(non_ascii) <= 0.3 * len(visible) and letters >= 0.8 * len(non_ascii)
+
+
+# =========================================================================== entry points
+
+
+def load_file(path: str | Path, doc_id: str | None = None) -> list[RawDocument]:
+    """Load one file into RawDocuments (one, or one per line for .jsonl); raise IngestError naming the file."""
+    p = Path(path)
+    name = str(path)
+    ext = p.suffix.lower()
+    loader = _LOADERS.get(ext)
+    if loader is None:
+        raise IngestError(name, _unsupported_reason(ext))
+    if not p.exists():
+        raise IngestError(name, "file not found")
+    if p.is_dir():
+        raise IngestError(name, "is a directory, not a file")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise IngestError(name, f"cannot read file: {e.strerror or e}") from e
+    if not data.strip():
+        raise IngestError(name, "file is empty")
+    try:
+        docs = loader(data, name, doc_id or p.name, p)
+    except IngestError:
+        raise
+    except RecursionError as e:
+        raise IngestError(name, "document is nested too deeply to read") from e
+    except Exception as e:  # a loader bug or library quirk must still name the file
+        logger.warning("unexpected error reading %s", name, exc_info=True)
+        raise IngestError(name, f"cannot read {ext} file: {type(e).__name__}: {_short(e)}") from e
+    logger.debug("%s: loaded %d document(s)", name, len(docs))
+    return docs
+
+
+def _unsupported_reason(ext: str) -> str:
+    supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+    if ext == ".doc":
+        return f"legacy Word .doc is not supported; save it as .docx in Word/WPS (另存为 .docx) and add that; supported: {supported}"
+    shown = f"'{ext}'" if ext else "(no extension)"
+    return f"unsupported file type {shown}; supported: {supported}"
+
+
+def iter_corpus_files(corpus_dir: str | Path) -> list[Path]:
+    """All supported files under corpus_dir (recursive, sorted), skipping hidden files/dirs and Office "~$" lock files."""
+    root = Path(corpus_dir)
+    if not root.exists():
+        raise IngestError(str(corpus_dir), "corpus directory not found")
+    if not root.is_dir():
+        raise IngestError(str(corpus_dir), "not a directory")
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fn in filenames:
+            if fn.startswith((".", "~$")):
+                continue
+            fp = Path(dirpath) / fn
+            if fp.suffix.lower() in SUPPORTED_EXTENSIONS:
+                found.append(fp)
+            else:
+                logger.info("skipping %s: unsupported file type", fp)
+    found.sort(key=lambda f: f.relative_to(root).as_posix())
+    return found
+
+
+def load_directory(corpus_dir: str | Path) -> tuple[list[RawDocument], list[IngestError]]:
+    """Load every supported file under corpus_dir; continue past failures and return (documents, errors)."""
+    root = Path(corpus_dir)
+    docs: list[RawDocument] = []
+    errors: list[IngestError] = []
+    seen: dict[str, str] = {}
+    for fp in iter_corpus_files(root):
+        rel = fp.relative_to(root).as_posix()
+        try:
+            file_docs = load_file(fp, doc_id=rel)
+            for d in file_docs:
+                if d.doc_id in seen:
+                    raise IngestError(str(fp), f"document id '{d.doc_id}' is already used by {seen[d.doc_id]}")
+        except IngestError as e:
+            logger.warning("skipping %s", e)
+            errors.append(e)
+            continue
+        for d in file_docs:
+            seen[d.doc_id] = str(fp)
+        docs.extend(file_docs)
+    logger.info("%s: loaded %d document(s), %d file(s) failed", root, len(docs), len(errors))
+    return docs, errors
+
+
+# =========================================================================== txt / md
+
+_FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\n(.*?)\n?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
+_YAML_LINE_RE = re.compile(r"^(?:[\w\-\u4e00-\u9fff ]+:(?:\s|$)|\s|-\s|#)")
+
+
+def _load_text(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+    text, enc = _decode(data, name)
+    if not text.strip():
+        raise IngestError(name, "file has no text (only whitespace)")
+    return [RawDocument(doc_id=doc_id, text=text, title=None, source=name, kind="txt", meta={"encoding": enc})]
+
+
+def _load_markdown(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+    text, enc = _decode(data, name)
+    text, title = split_front_matter(text)
+    if not text.strip():
+        raise IngestError(name, "file has no text (only whitespace or front matter)")
+    return [RawDocument(doc_id=doc_id, text=text, title=title, source=name, kind="md", meta={"encoding": enc})]
+
+
+def split_front_matter(text: str) -> tuple[str, str | None]:
+    """Remove a leading YAML front matter block; return (body, its `title:` value or None)."""
+    m = _FRONT_MATTER_RE.match(text)
+    if not m:
+        return text, None
+    lines = m.group(1).split("\n")
+    if not any(ln.strip() for ln in lines) or not all(_YAML_LINE_RE.match(ln) for ln in lines if ln.strip()):
+        return text, None  # a horizontal rule, not front matter
+    title = None
+    for i, ln in enumerate(lines):
+        km = re.match(r"^title\s*:\s*(.*)$", ln, re.I)
+        if not km:
+            continue
+        value = km.group(1).strip()
+        if value in ("|", ">", "|-", ">-", ""):
+            cont = []
+            for nxt in lines[i + 1 :]:
+                if nxt[:1] not in (" ", "\t"):
+                    break
+                cont.append(nxt.strip())
+            value = " ".join(c for c in cont if c)
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        title = value.strip() or None
+        break
+    return text[m.end() :], title
+
+
+# =========================================================================== docx
+
+_HEADING_STYLE_RE = re.compile(r"^(?:heading|标题)\s*([1-9])$", re.I)
+_TITLE_STYLES = {"title", "标题"}
+
+
+def _load_docx(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+    import io
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    if not data.startswith(b"PK"):
+        hint = " (a legacy .doc renamed to .docx? save it as .docx in Word/WPS)" if data.startswith(b"\xd0\xcf\x11\xe0") else ""
+        raise IngestError(name, f"corrupt or not a Word .docx file: not a zip archive{hint}")
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except zipfile.BadZipFile as e:
+        raise IngestError(name, f"corrupt or not a Word .docx file: broken zip archive ({_short(e)})") from e
+    except PackageNotFoundError as e:
+        raise IngestError(name, f"corrupt or not a Word .docx file: {_short(e)}") from e
+    except KeyError as e:
+        raise IngestError(name, "corrupt or not a Word .docx file: the main part word/document.xml is missing") from e
+    except Exception as e:  # python-docx raises ValueError/lxml errors/... for broken packages
+        raise IngestError(name, f"corrupt or not a Word .docx file: {_short(e)}") from e
+    try:
+        lines, title = _docx_lines(document)
+    except Exception as e:
+        raise IngestError(name, f"corrupt or not a Word .docx file: {_short(e)}") from e
+    if not title:
+        try:
+            title = (document.core_properties.title or "").strip() or None
+        except Exception:  # a broken core.xml does not matter for the text
+            title = None
+    text = "\n".join(lines)
+    if not text.strip():
+        raise IngestError(name, "Word document contains no text")
+    return [RawDocument(doc_id=doc_id, text=text, title=title, source=name, kind="docx")]
+
+
+def _docx_lines(document: Any) -> tuple[list[str], str | None]:
+    """Walk the body in order: paragraphs (headings as "#" lines) and table rows ("a | b | c")."""
+    from docx.oxml.ns import qn
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    lines: list[str] = []
+    title: str | None = None
+    body = document.element.body
+
+    def walk(container: Any) -> None:
+        nonlocal title
+        for child in container.iterchildren():
+            if child.tag == qn("w:p"):
+                para = Paragraph(child, document)
+                text = para.text.strip()
+                if not text:
+                    continue
+                style = _style_name(para)
+                level = _docx_heading_level(para, style)
+                if style.lower() in _TITLE_STYLES and title is None:
+                    title = " ".join(text.split())
+                    lines.append(text)
+                elif level:
+                    lines.append("#" * level + " " + " ".join(text.split()))
+                else:
+                    lines.append(text)
+            elif child.tag == qn("w:tbl"):
+                for row in Table(child, document).rows:
+                    cells: list[str] = []
+                    seen: list[Any] = []
+                    for cell in row.cells:
+                        if any(cell._tc is tc for tc in seen):  # a merged cell python-docx repeats per grid column
+                            continue
+                        seen.append(cell._tc)
+                        cells.append(" ".join(cell.text.split()))
+                    if any(cells):
+                        lines.append(" | ".join(cells))
+            elif child.tag == qn("w:sdt"):  # content control wrapping body paragraphs
+                content = child.find(qn("w:sdtContent"))
+                if content is not None:
+                    walk(content)
+
+    walk(body)
+    return lines, title
+
+
+def _style_name(para: Any) -> str:
+    try:
+        return (para.style.name or "") if para.style is not None else ""
+    except Exception:
+        return ""
+
+
+def _docx_heading_level(para: Any, style: str) -> int:
+    """Heading level 1-6 from the style name ("Heading 2", "标题 2") or an outline level; 0 for body text."""
+    m = _HEADING_STYLE_RE.match(style.strip())
+    if m:
+        return min(int(m.group(1)), 6)
+    from docx.oxml.ns import qn
+
+    def outline(el: Any) -> int:
+        ppr = el.find(qn("w:pPr")) if el is not None else None
+        lvl = ppr.find(qn("w:outlineLvl")) if ppr is not None else None
+        if lvl is None:
+            return -1
+        try:
+            v = int(lvl.get(qn("w:val")))
+        except (TypeError, ValueError):
+            return -1
+        return v + 1 if 0 <= v <= 8 else 0
+
+    lvl = outline(para._p)
+    if lvl < 0:
+        try:
+            st, depth = para.style, 0
+            while st is not None and depth < 10 and lvl < 0:
+                lvl = outline(st.element)
+                st, depth = st.base_style, depth + 1
+        except Exception:
+            lvl = -1
+    return min(lvl, 6) if lvl > 0 else 0
+
+
+# =========================================================================== pdf
+
+_pypdf_quieted = False
+
+
+class _ToDebug(logging.Handler):
+    """Re-log pypdf's robustness warnings at DEBUG under this module's logger."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Forward one pypdf record at DEBUG."""
+        try:
+            logger.debug("pypdf: %s", record.getMessage())
+        except Exception:  # never let logging break ingestion
+            pass
+
+
+def _quiet_pypdf() -> None:
+    """pypdf warns loudly about harmless quirks of real-world PDFs; send that to DEBUG (once per process)."""
+    global _pypdf_quieted
+    if not _pypdf_quieted:
+        plog = logging.getLogger("pypdf")
+        plog.addHandler(_ToDebug())
+        plog.propagate = False
+        _pypdf_quieted = True
+
+
+def _load_pdf(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+    import io
+
+    import pypdf
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
+    _quiet_pypdf()
+    if b"%PDF" not in data[:1024]:
+        raise IngestError(name, "corrupt or not a PDF file: no %PDF header")
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+    except Exception as e:
+        raise IngestError(name, f"corrupt PDF: {_short(e)}") from e
+    try:
+        if reader.is_encrypted:
+            try:
+                ok = reader.decrypt("")
+            except DependencyError as e:
+                raise IngestError(name, f"PDF is encrypted and cannot be opened: {_short(e)}") from e
+            if not ok:
+                raise IngestError(
+                    name, "PDF is password-protected; remove the password (e.g. print it to a new PDF) and add it again"
+                )
+        pages = list(reader.pages)
+    except IngestError:
+        raise
+    except FileNotDecryptedError as e:
+        raise IngestError(name, "PDF is password-protected; remove the password and add it again") from e
+    except Exception as e:
+        raise IngestError(name, f"corrupt PDF: {_short(e)}") from e
+    texts: list[str] = []
+    for i, page in enumerate(pages, 1):
+        try:
+            texts.append(page.extract_text() or "")
+        except Exception as e:
+            raise IngestError(name, f"cannot extract text from page {i}: {_short(e)}") from e
+    text = _NEWLINES_RE.sub("\n", "\n".join(t.strip("\n") for t in texts)).replace("\x00", "")
+    if len(re.sub(r"\s", "", text)) == 0:
+        raise IngestError(name, "PDF has no text layer (scanned image?); run OCR first and add the text")
+    return [RawDocument(doc_id=doc_id, text=text, title=_pdf_title(reader), source=name, kind="pdf", meta={"pages": len(pages)})]
+
+
+def _pdf_title(reader: Any) -> str | None:
+    """The PDF metadata title, minus "Microsoft Word - " and file extensions; None if absent or a placeholder."""
+    try:
+        meta = reader.metadata
+        title = str(meta.title).strip() if meta is not None and meta.title else ""
+    except Exception:
+        return None
+    title = re.sub(r"^Microsoft (?:Word|PowerPoint) - ", "", title)
+    title = re.sub(r"\.(?:docx?|wps|pdf|txt)$", "", title, flags=re.I).strip()
+    if not title or title.lower() in {"untitled", "无标题", "title"}:
+        return None
+    return title
+
+
+# =========================================================================== html
+
+_META_CHARSET_RE = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.I)
+_DROP_TAGS = (
+    "script", "style", "noscript", "template", "iframe", "svg", "form", "nav", "header", "footer", "aside",
+    "button", "select", "textarea", "input", "object", "embed", "canvas", "link", "meta", "head",
+)  # fmt: skip
+_JUNK_TOKENS = {
+    "nav", "navbar", "navigation", "menu", "menus", "menubar", "breadcrumb", "breadcrumbs", "crumb", "crumbs",
+    "sidebar", "side", "sidenav", "footer", "foot", "header", "head", "topbar", "toolbar", "comment", "comments",
+    "share", "sharing", "bdshare", "copyright", "ad", "ads", "advert", "advertisement", "banner", "related",
+    "recommend", "social", "pagination", "pager", "login", "cookie", "popup", "sitemap", "subnav",
+}  # fmt: skip
+_JUNK_PREFIXES = ("nav", "menu", "breadcrumb", "sidebar", "footer", "header", "comment", "share", "copyright", "advert")
+_BLOCK_TAGS = {
+    "p", "div", "section", "article", "main", "li", "ul", "ol", "dl", "dt", "dd", "table", "tbody", "thead",
+    "tfoot", "tr", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "figure", "figcaption", "address",
+    "center", "body", "td", "th", "hr", "fieldset", "details", "summary", "caption",
+}  # fmt: skip
+_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_PARA_TAGS = {"p", "li", "blockquote", "pre", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6", "figcaption", "span", "font"}
+_TITLE_SEP_RE = re.compile(r"\s+[-–—|｜]\s+|\s*[_｜|]\s*|\s*——\s*")
+_SOFT = "\ue000"  # marks whitespace that came from the HTML source (collapsible)
+
+
+def _load_html(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+    text, enc = decode_html(data, name)
+    body, title = html_to_text(text)
+    if not body.strip():
+        raise IngestError(name, "HTML page contains no text")
+    return [RawDocument(doc_id=doc_id, text=body, title=title, source=name, kind="html", meta={"encoding": enc})]
+
+
+def decode_html(data: bytes, path: str = "<bytes>") -> tuple[str, str]:
+    """Decode an HTML page honouring a BOM, then a <meta charset>/http-equiv charset, else decode_bytes; (text, enc)."""
+    if not any(data.startswith(bom) for bom, _ in _BOMS):
+        m = _META_CHARSET_RE.search(data[:8192])
+        if m:
+            declared = m.group(1).decode("ascii", "ignore").lower()
+            try:
+                enc = codecs.lookup(declared).name
+            except LookupError:
+                enc = ""
+            if enc in ("gb2312", "gbk", "hz") or declared in ("gb2312", "gbk", "x-gbk", "cp936"):
+                enc = "gb18030"  # superset; pages labelled gb2312 routinely use GBK characters
+            if enc.startswith(("utf-16", "utf-32")):
+                enc = ""  # the label matched as ASCII bytes, so the page is not UTF-16/32; a real one has a BOM
+            western = enc in ("latin-1", "iso8859-1", "cp1252", "ascii") or enc.startswith("iso8859")
+            if enc and not western:  # a Western label is often wrong for Chinese pages: let decode_bytes check
+                try:
+                    return _finish(data.decode(enc), path), enc
+                except UnicodeDecodeError:
+                    logger.info("%s: declared charset %s does not fit the bytes; guessing", path, declared)
+    return _decode(data, path)
+
+
+def html_to_text(html: str) -> tuple[str, str | None]:
+    """Extract the main text of an HTML page as lines ("#" headings, " | " table rows) and its title."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "lxml")
+    raw_title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    body = soup.body or soup
+    for el in body.find_all(["script", "style", "noscript", "template"]):
+        el.decompose()
+    total = _nonlink_cjk(body) or 1
+    main_el = _pick_main_tag(body)
+
+    doomed = []
+    for el in body.find_all(True):
+        if _is_junk(el, main_el) and not _protected(el, main_el, total):
+            doomed.append(el)
+    for el in doomed:
+        if not el.decomposed:
+            el.decompose()
+
+    root = main_el if main_el is not None and not main_el.decomposed else _densest_block(body)
+    pieces: list[str] = []
+    _render(root, pieces)
+    text = _join_pieces(pieces)
+    return text, _html_title(raw_title, soup)
+
+
+def _cjk_len(el: Any) -> int:
+    return len(_CJK_RE.findall(el.get_text()))
+
+
+def _text_len(el: Any) -> int:
+    return len(re.sub(r"\s", "", el.get_text()))
+
+
+def _pick_main_tag(body: Any) -> Any:
+    """<article>, else <main>, else [role=main] — if it holds a real share of the page's text."""
+    total_chars = _text_len(body) or 1
+    for finder in (lambda: body.find_all("article"), lambda: body.find_all("main"), lambda: body.find_all(attrs={"role": "main"})):
+        cands = finder()
+        if not cands:
+            continue
+        best = max(cands, key=_text_len)
+        n = _text_len(best)
+        if n >= 200 or n >= 0.3 * total_chars:
+            return best
+    return None
+
+
+def _is_junk(el: Any, main_el: Any) -> bool:
+    """Navigation/boilerplate by tag, id/class names, or being hidden."""
+    name = el.name
+    if name in ("body", "html", "article", "main") or el is main_el:
+        return False
+    if name in _DROP_TAGS:
+        if name == "header" and el.find(list(_HEADINGS)) is not None and _inside(el, main_el):
+            return False  # <article><header><h1>…</h1></header>: the article's own title
+        return True
+    attrs = el.attrs or {}
+    if "hidden" in attrs or str(attrs.get("aria-hidden", "")).lower() == "true":
+        return True
+    style = str(attrs.get("style", "")).replace(" ", "").lower()
+    if "display:none" in style or "visibility:hidden" in style:
+        return True
+    if attrs.get("role") in ("navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar"):
+        return True
+    names = []
+    for key in ("id", "class"):
+        v = attrs.get(key)
+        if v:
+            names.append(" ".join(v) if isinstance(v, (list, tuple)) else str(v))
+    if not names:
+        return False
+    raw = re.sub(r"([a-z])([A-Z])", r"\1 \2", " ".join(names)).lower()
+    for tok in re.split(r"[^a-z0-9]+", raw):
+        if tok and (tok in _JUNK_TOKENS or tok.startswith(_JUNK_PREFIXES)):
+            return True
+    return False
+
+
+def _protected(el: Any, main_el: Any, total_cjk: int) -> bool:
+    """Never drop the main element's ancestors, or a wrapper (ASP.NET <form>, …) holding most of the page's prose."""
+    if _inside(main_el, el):
+        return True
+    if el.name in ("script", "style", "noscript", "template", "iframe", "svg"):
+        return False
+    own = _nonlink_cjk(el)
+    return own > 0 and own >= 0.5 * total_cjk
+
+
+def _inside(el: Any, ancestor: Any) -> bool:
+    """True if ancestor (by identity) is a proper ancestor of el."""
+    if el is None or ancestor is None:
+        return False
+    return any(p is ancestor for p in el.parents)
+
+
+def _densest_block(body: Any) -> Any:
+    """The block that directly holds the most non-link Chinese text (a nav list scores nothing: it is all links)."""
+    from bs4 import NavigableString
+
+    scores: dict[int, float] = {}
+    tags: dict[int, Any] = {}
+
+    def credit(el: Any, n: float) -> None:
+        if el is None:
+            return
+        scores[id(el)] = scores.get(id(el), 0.0) + n
+        tags[id(el)] = el
+
+    def block_of(el: Any) -> Any:
+        while el is not None and el.name not in _BLOCK_TAGS:
+            el = el.parent
+        return el
+
+    for s in body.find_all(string=True):
+        if type(s) is not NavigableString:
+            continue
+        n = len(_CJK_RE.findall(s)) + len(re.findall(r"[A-Za-z0-9]+", s))
+        if n == 0 or s.find_parent("a") is not None:
+            continue
+        n += 3 * len(re.findall(r"[，。；！？,.;]", s))  # prose has punctuation, menus do not
+        block = block_of(s.parent)
+        if block is None:
+            continue
+        container = block_of(block.parent) if block.name in _PARA_TAGS and block is not body else block
+        if container is None:
+            container = block
+        credit(container, n)
+        credit(block_of(container.parent) if container is not body else None, n / 2)
+    if not scores:
+        return body
+    best = tags[max(scores, key=lambda k: scores[k])]
+    # Content split over sibling blocks: climb while the parent holds much more prose and few links.
+    while best is not body and best.parent is not None and best.parent.name not in ("html", "[document]"):
+        parent = best.parent
+        mine, theirs = _nonlink_cjk(best), _nonlink_cjk(parent)
+        if theirs and mine < 0.66 * theirs and _link_density(parent) < 0.35:
+            best = parent
+        else:
+            break
+    return best
+
+
+def _nonlink_cjk(el: Any) -> int:
+    return _cjk_len(el) - sum(_cjk_len(a) for a in el.find_all("a"))
+
+
+def _link_density(el: Any) -> float:
+    total = _text_len(el)
+    return sum(_text_len(a) for a in el.find_all("a")) / total if total else 0.0
+
+
+def _render(node: Any, out: list[str]) -> None:
+    """Append text pieces of node; "\\n" marks a block boundary, _SOFT a collapsible source whitespace run."""
+    from bs4 import NavigableString
+
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            if type(child) is NavigableString:
+                out.append(re.sub(r"[ \t\r\n\f]+", _SOFT, str(child)))
+            continue
+        name = child.name
+        if name == "br":
+            out.append("\n")
+        elif name in _HEADINGS:
+            inner: list[str] = []
+            _render(child, inner)
+            line = _join_pieces(inner).replace("\n", " ").strip()
+            if line:
+                out.extend(["\n", "#" * _HEADINGS[name] + " " + line, "\n"])
+        elif name == "pre":
+            out.extend(["\n", child.get_text().strip("\n"), "\n"])
+        elif name == "table":
+            out.append("\n")
+            _render_table(child, out)
+            out.append("\n")
+        elif name in _BLOCK_TAGS:
+            out.append("\n")
+            _render(child, out)
+            out.append("\n")
+        elif name == "img":
+            continue
+        else:
+            _render(child, out)
+
+
+def _render_table(table: Any, out: list[str]) -> None:
+    """Data tables: one " | " line per row. Layout tables (cells holding blocks or long text): cells as blocks."""
+    rows = [tr for tr in table.find_all("tr") if tr.find_parent("table") is table]
+    for tr in rows:
+        cells = [c for c in tr.find_all(["td", "th"], recursive=False)]
+        layout = any(
+            c.find(["p", "div", "table", "ul", "ol", *_HEADINGS]) is not None or _text_len(c) > 200 for c in cells
+        )
+        if layout:
+            for c in cells:
+                out.append("\n")
+                _render(c, out)
+                out.append("\n")
+            continue
+        texts = []
+        for c in cells:
+            inner: list[str] = []
+            _render(c, inner)
+            texts.append(_join_pieces(inner).replace("\n", " ").strip())
+        if any(texts):
+            out.extend(["\n", " | ".join(texts), "\n"])
+    # rows directly under the table handled; a table with no rows contributes nothing
+
+
+def _join_pieces(pieces: list[str]) -> str:
+    """Join rendered pieces: drop source line breaks between Chinese characters, collapse others, one line per block."""
+    s = "".join(pieces)
+    cjk = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]"
+    s = re.sub(rf"(?<={cjk}){_SOFT}+(?={cjk})", "", s)
+    s = re.sub(rf"{_SOFT}+", " ", s)
+    lines = [re.sub(r"[ \t]+", " ", ln).strip() for ln in s.split("\n")]
+    return "\n".join(ln for ln in lines if ln)
+
+
+def _html_title(raw_title: str, soup: Any) -> str | None:
+    """<title> without the site-name suffix (or the page's <h1> when the title contains it), else the first <h1>."""
+    h1 = soup.find("h1")
+    h1_text = " ".join(h1.get_text(" ", strip=True).split()) if h1 is not None else ""
+    raw_title = " ".join(raw_title.split())
+    if raw_title:
+        if h1_text and len(h1_text) >= 2 and h1_text in raw_title:
+            return h1_text
+        parts = [x.strip() for x in _TITLE_SEP_RE.split(raw_title) if x and x.strip()]
+        if parts and len(parts[0]) >= 2:
+            return parts[0]
+        return raw_title
+    return h1_text or None
+
+
+# =========================================================================== jsonl
+
+
+def _load_jsonl(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+    """One document per non-empty line; any bad line rejects the whole file (a half-read file is never returned)."""
+    text, _ = _decode(data, name, newlines=False)  # U+2028 etc. are legal inside JSON strings
+    docs: list[RawDocument] = []
+    seen: dict[str, int] = {}
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise IngestError(name, f"line {n}: invalid JSON ({e.msg} at column {e.colno})") from e
+        if not isinstance(obj, dict):
+            raise IngestError(name, f"line {n}: expected a JSON object, got {type(obj).__name__}")
+        body = obj.pop("text", None)
+        if not isinstance(body, str) or not body.strip():
+            what = "missing" if body is None else ("empty" if isinstance(body, str) else f"not a string ({type(body).__name__})")
+            raise IngestError(name, f"line {n}: 'text' is {what}")
+        raw_id = obj.pop("id", None)
+        alt_id = obj.pop("doc_id", None)
+        if raw_id is None:
+            raw_id = alt_id
+        if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
+            did = f"{p.stem}:{n}"
+        elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
+            did = str(raw_id).strip()
+        else:
+            raise IngestError(name, f"line {n}: 'id' must be a string or integer, got {type(raw_id).__name__}")
+        if did in seen:
+            raise IngestError(name, f"line {n}: duplicate id '{did}' (first used on line {seen[did]})")
+        seen[did] = n
+        title = obj.pop("title", None)
+        title = str(title).strip() or None if title is not None else None
+        meta = dict(obj)
+        meta["line"] = n
+        docs.append(RawDocument(doc_id=did, text=_NEWLINES_RE.sub("\n", body), title=title, source=name, kind="jsonl", meta=meta))
+    if not docs:
+        raise IngestError(name, "no documents (every line is empty)")
+    return docs
+
+
+# =========================================================================== helpers
+
+
+def _short(e: BaseException, limit: int = 160) -> str:
+    """A one-line, bounded description of an exception."""
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return msg if len(msg) <= limit else msg[: limit - 1] + "…"
+
+
+_LOADERS: dict[str, Callable[[bytes, str, str, Path], list[RawDocument]]] = {
+    ".txt": _load_text,
+    ".md": _load_markdown,
+    ".markdown": _load_markdown,
+    ".docx": _load_docx,
+    ".pdf": _load_pdf,
+    ".html": _load_html,
+    ".htm": _load_html,
+    ".jsonl": _load_jsonl,
+}
