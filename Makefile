@@ -26,12 +26,16 @@ index: install
 run: index
 	$(BIN)/partyqa --index-dir $(INDEX_DIR) serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs tests
 
 bench: install
 	$(BIN)/python bench/bench_search.py
 	$(BIN)/python bench/bench_quality.py
+
+# The end-to-end UI test drives Debian's chromium; installed here when missing (skipped by the test if impossible).
+browser:
+	-@bash tests/ensure_browser.sh
 
 clean:
 	rm -rf $(VENV) index tests/artifacts .pytest_cache

@@ -1,0 +1,645 @@
+"""Flask test-client tests of the web UI and JSON API, on a real Engine over a small real corpus."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import threading
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import pytest
+
+from indexer import Config, Engine
+from webui import create_app, serve
+from webui.render import document_blocks, highlight_html
+from webui.uploads import UploadNameError, sanitize_filename
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "corpus" / "基层党支部工作论文.txt"
+SEED_ID = SEED.name
+RULES_ID = "规章/支部工作规则.md"  # a doc id with "/" and Chinese
+XSS_ID = "安全测试.txt"
+
+RULES_MD = """# 支部工作规则
+
+## 第一章 总则
+
+第一条 为规范党支部工作，加强党员教育管理，制定本规则。
+
+第二条 党支部每月召开一次支部委员会会议，每季度召开一次党员大会。
+
+## 第二章 组织生活
+
+第三条 党支部应当坚持“三会一课”制度，党小组会一般每月召开一次。
+
+第四条 党支部书记每年至少讲一次党课，党员应当按时足额交纳党费。
+"""
+
+XSS_TXT = """安全测试<script>alert('title')</script>文档
+
+本文档用于检验页面转义：其中含有脚本 <script>alert(1)</script> 以及图片 <img src=x onerror=alert(1)> 标签，党费收缴工作要规范透明。
+
+第二段说明：任何文档内容都必须作为文本显示。
+"""
+
+REQUIRED_HIT_FIELDS = {"rank", "pid", "doc_id", "title", "section", "text", "score", "keyword_rank", "semantic_rank",
+                       "terms", "best_sentence", "best_span", "highlights", "start", "end", "ordinal"}
+
+
+def _write_corpus(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SEED, dest / SEED.name)
+    (dest / "规章").mkdir(exist_ok=True)
+    (dest / RULES_ID).write_text(RULES_MD, encoding="utf-8")
+    (dest / XSS_ID).write_text(XSS_TXT, encoding="utf-8")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Engine:
+    """A real index (keyword + e5 vectors) over the seed essay and two small documents; read-only in tests."""
+    base = tmp_path_factory.mktemp("webui-read")
+    eng = Engine.open(base / "index", Config())
+    report = eng.index(_write_corpus(base / "corpus"))
+    assert not report.errors, report.errors
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def writable(built, tmp_path_factory) -> Engine:
+    """A second index for upload/delete tests, built from a copy of the first (embeddings come from its cache)."""
+    base = tmp_path_factory.mktemp("webui-write")
+    shutil.copytree(built.root, base / "index")
+    eng = Engine.open(base / "index", Config())
+    report = eng.index(_write_corpus(base / "corpus"))
+    assert not report.errors, report.errors
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_env_token(monkeypatch):
+    monkeypatch.delenv("PARTYQA_ADMIN_TOKEN", raising=False)
+
+
+@pytest.fixture()
+def client(built):
+    return create_app(built, Config()).test_client()
+
+
+@pytest.fixture()
+def wclient(writable):
+    return create_app(writable, Config()).test_client()
+
+
+def _upload(client, files: list[tuple[bytes, str]], headers: dict | None = None):
+    data = {"files": [(io.BytesIO(content), name) for content, name in files]}
+    return client.post("/api/documents", data=data, content_type="multipart/form-data", headers=headers or {})
+
+
+def _assert_json_error(resp, status: int, code: str | None = None) -> dict:
+    assert resp.status_code == status, resp.get_data(as_text=True)[:500]
+    assert resp.mimetype == "application/json"
+    body = resp.get_json()
+    err = body["error"]
+    assert err["message_zh"] and err["message_en"]
+    assert re.search(r"[\u4e00-\u9fff]", err["message_zh"]), err
+    if code:
+        assert err["code"] == code, err
+    raw = resp.get_data(as_text=True)
+    assert "Traceback" not in raw and "<html" not in raw.lower()
+    return body
+
+
+# ---------------------------------------------------------------------------- API: health and search
+def test_health_reports_counts_and_model(client, built):
+    body = client.get("/api/health").get_json()
+    stats = built.stats()
+    assert body["status"] == "ok"
+    assert body["documents"] == 3 == stats["documents"]
+    assert body["passages"] == stats["passages"] > 10
+    assert body["model"] == stats["model"] and body["model"]
+
+
+def test_api_search_get_keyword(client):
+    resp = client.get("/api/search", query_string={"q": "党支部怎样当好监督者", "mode": "keyword", "k": 3})
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["question"] == "党支部怎样当好监督者" and body["mode"] == "keyword"
+    assert isinstance(body["took_ms"], (int, float)) and body["took_ms"] >= 0
+    hits = body["results"]
+    assert 1 <= len(hits) <= 3
+    assert REQUIRED_HIT_FIELDS <= set(hits[0])
+    assert hits[0]["doc_id"] == SEED_ID
+    assert "监督" in hits[0]["text"]
+    assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+    assert all(h["semantic_rank"] is None and h["keyword_rank"] for h in hits)
+
+
+def test_api_search_post_matches_get_and_engine(client, built):
+    q = "党员应当按时交纳党费吗"
+    got = client.get("/api/search", query_string={"q": q, "mode": "keyword", "k": 4}).get_json()
+    posted = client.post("/api/search", json={"question": q, "mode": "keyword", "k": 4}).get_json()
+    direct = built.search(q, k=4, mode="keyword")
+    assert [h["pid"] for h in got["results"]] == [h["pid"] for h in posted["results"]] == [h["pid"] for h in direct]
+    assert posted["results"][0]["doc_id"] in (RULES_ID, XSS_ID)
+
+
+def test_api_search_hybrid_uses_both_rankings(client):
+    body = client.post("/api/search", json={"q": "基层党支部如何做好服务者", "k": 5}).get_json()
+    assert body["mode"] == "hybrid"
+    hits = body["results"]
+    assert len(hits) == 5
+    assert any(h["semantic_rank"] for h in hits) and any(h["keyword_rank"] for h in hits)
+    assert hits[0]["doc_id"] == SEED_ID
+
+
+def test_api_semantic_mode(client):
+    hits = client.get("/api/search", query_string={"q": "怎样给职工群众办实事", "mode": "semantic"}).get_json()["results"]
+    assert hits and all(h["semantic_rank"] and h["keyword_rank"] is None for h in hits)
+
+
+def test_api_batch(client, built):
+    qs = ["党支部怎样当好监督者", "党小组会多久召开一次"]
+    body = client.post("/api/batch", json={"questions": qs, "mode": "keyword", "k": 2}).get_json()
+    assert body["mode"] == "keyword" and len(body["results"]) == 2
+    for q, hits in zip(qs, body["results"]):
+        assert [h["pid"] for h in hits] == [h["pid"] for h in built.search(q, k=2, mode="keyword")]
+    assert body["results"][1][0]["doc_id"] == RULES_ID
+    bare = client.post("/api/batch", json=qs).get_json()  # a bare list works too (default mode and k)
+    assert len(bare["results"]) == 2 and bare["mode"] == "hybrid"
+
+
+@pytest.mark.parametrize("params, code", [
+    ({}, "missing_question"),
+    ({"q": ""}, "empty_question"),
+    ({"q": "   "}, "empty_question"),
+    ({"q": "党" * 501}, "question_too_long"),
+    ({"q": "党支部", "mode": "fuzzy"}, "bad_mode"),
+    ({"q": "党支部", "k": "0"}, "bad_k"),
+    ({"q": "党支部", "k": "abc"}, "bad_k"),
+    ({"q": "党支部", "k": "1000"}, "bad_k"),
+])
+def test_api_search_bad_input_is_400_json(client, params, code):
+    _assert_json_error(client.get("/api/search", query_string=params), 400, code)
+
+
+def test_api_post_bad_bodies(client):
+    _assert_json_error(client.post("/api/search", data="q=党支部", content_type="text/plain"), 400, "bad_json")
+    _assert_json_error(client.post("/api/search", json=["党支部"]), 400, "bad_json")
+    _assert_json_error(client.post("/api/batch", json={"questions": []}), 400, "bad_batch")
+    _assert_json_error(client.post("/api/batch", json={"questions": "党支部"}), 400, "bad_batch")
+    body = _assert_json_error(client.post("/api/batch", json=["党支部", " "]), 400, "empty_question")
+    assert "第 2 个" in body["error"]["message_zh"]
+    _assert_json_error(client.post("/api/batch", json=["党支部"] * 101), 400, "batch_too_large")
+    _assert_json_error(client.post("/api/batch", json=[1, 2]), 400, "bad_question")
+
+
+def test_api_unknown_route_and_method_are_json(client):
+    _assert_json_error(client.get("/api/nothing-here"), 404)
+    _assert_json_error(client.put("/api/search", json={"q": "x"}), 405)
+    _assert_json_error(client.get("/api/documents/没有这个文档.txt"), 404, "unknown_document")
+
+
+class _BrokenSearch:
+    """The real engine, except that search raises an unexpected error (a bug must not leak a traceback)."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def search(self, *args, **kwargs):
+        raise RuntimeError("secret internal detail /srv/partyqa")
+
+
+def test_internal_error_is_json_without_traceback(built):
+    c = create_app(_BrokenSearch(built), Config()).test_client()
+    body = _assert_json_error(c.get("/api/search?q=党支部"), 500, "internal_error")
+    assert "secret internal detail" not in json.dumps(body)
+    page = c.get("/?q=党支部")
+    assert page.status_code == 500 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "服务器内部错误" in text and "secret internal detail" not in text and "Traceback" not in text
+
+
+# ---------------------------------------------------------------------------- API: documents
+def test_api_documents_list_and_one(client, built):
+    body = client.get("/api/documents").get_json()
+    ids = sorted(d["doc_id"] for d in body["documents"])
+    assert ids == sorted([SEED_ID, RULES_ID, XSS_ID]) and body["count"] == 3
+    for d in body["documents"]:
+        assert {"title", "kind", "passages", "added_at"} <= set(d)
+    one = client.get(f"/api/documents/{quote(RULES_ID)}").get_json()
+    assert one["doc_id"] == RULES_ID and one["title"] == "支部工作规则"
+    assert "三会一课" in one["text"]
+    assert [p["ordinal"] for p in one["passages"]] == sorted(p["ordinal"] for p in one["passages"])
+    for p in one["passages"]:
+        assert one["text"][p["start"]:p["end"]] == p["text"]
+
+
+# ---------------------------------------------------------------------------- HTML pages
+def test_home_page_examples_come_from_the_corpus(client, built):
+    resp = client.get("/")
+    assert resp.status_code == 200 and resp.mimetype == "text/html"
+    html = resp.get_data(as_text=True)
+    assert '<meta name="viewport"' in html
+    assert 'name="q"' in html and 'value="keyword"' in html and 'value="semantic"' in html
+    examples = re.findall(r'<li><a href="(/\?q=[^"]+)">([^<]+)</a></li>', html)
+    assert examples, "no example questions on the empty page"
+    corpus_text = "\n".join(built.document(d["doc_id"])["text"] for d in built.documents())
+    for href, question in examples:
+        core = re.sub(r"^如何|有哪些要求？$|的主要内容是什么？$|？$", "", question)
+        assert core and core in corpus_text, f"example {question!r} is not derived from the corpus"
+        assert unquote(href.split("q=")[1].split("&")[0]) == question
+    assert "已收录 3 篇文档" in html
+
+
+def test_no_external_resources(client):
+    for path in ("/", "/documents", f"/doc/{quote(SEED_ID)}", "/?q=党支部"):
+        html = client.get(path).get_data(as_text=True)
+        assert not re.search(r'(src|href)="(https?:)?//', html), path
+    css = client.get("/static/style.css").get_data(as_text=True)
+    assert "@import" not in css and "url(http" not in css and "@font-face" not in css
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_results_page_shows_highlighted_hits(client, built):
+    q = "党支部怎样当好监督者"
+    resp = client.get("/", query_string={"q": q, "mode": "keyword", "k": 3})
+    html = resp.get_data(as_text=True)
+    hits = built.search(q, k=3, mode="keyword")
+    assert f'value="{q}"' in html  # the question stays in the box
+    assert html.count('class="result"') == len(hits)
+    assert "基层党支部工作论文" in html
+    assert "<mark>" in html and '<strong class="answer">' in html
+    top = hits[0]
+    for part in [s.strip() for s in top["section"].split(">") if s.strip()]:
+        assert part in html
+    link = f'/doc/{quote(top["doc_id"])}?p={top["ordinal"]}'
+    assert link in html and f'#p-{top["ordinal"]}' in html
+    assert "查看原文" in html and "关键词 第 1 名" in html
+    # the value="keyword" radio is checked and the k select keeps 3
+    assert re.search(r'value="keyword"\s+checked', html) and re.search(r'<option value="3"\s+selected', html)
+
+
+def test_results_link_to_document_with_slash_in_id(client):
+    html = client.get("/", query_string={"q": "党小组会多久召开一次", "mode": "keyword"}).get_data(as_text=True)
+    links = re.findall(r'href="(/doc/[^"#]+)#p-(\d+)"', html)
+    rules = [(u, p) for u, p in links if unquote(u.split("?")[0]) == f"/doc/{RULES_ID}"]
+    assert rules, links
+    url, ordinal = rules[0]
+    page = client.get(url.replace("&amp;", "&"))
+    assert page.status_code == 200
+    doc_html = page.get_data(as_text=True)
+    assert f'id="p-{ordinal}"' in doc_html and "返回搜索结果" in doc_html
+
+
+@pytest.mark.parametrize("q, expect", [("", "问题为空"), ("   ", "问题为空"), ("党" * 600, "问题过长")])
+def test_results_page_friendly_messages(client, q, expect):
+    resp = client.get("/", query_string={"q": q})
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert expect in html and 'id="search-error"' in html and 'class="result"' not in html
+
+
+def test_results_page_nothing_found(client):
+    html = client.get("/", query_string={"q": "量子计算机芯片", "mode": "keyword"}).get_data(as_text=True)
+    assert 'id="no-results"' in html and "没有找到" in html and 'class="result"' not in html
+
+
+def test_bad_mode_and_k_on_page_fall_back(client):
+    html = client.get("/", query_string={"q": "党支部", "mode": "bogus", "k": "x"}).get_data(as_text=True)
+    assert 'class="result"' in html and 'class="notice"' in html
+
+
+def test_document_view_marks_chosen_passage_and_headings(client, built):
+    doc = built.document(SEED_ID)
+    chosen = doc["passages"][len(doc["passages"]) // 2]["ordinal"]
+    resp = client.get(f"/doc/{quote(SEED_ID)}", query_string={"p": chosen})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    for p in doc["passages"]:
+        assert f'id="p-{p["ordinal"]}"' in html
+    assert re.search(rf'class="doc-passage chosen" id="p-{chosen}"', html)
+    assert html.count("doc-passage chosen") == 1
+    assert f'data-chosen="p-{chosen}"' in html
+    # numbered essay headings (一、…) are styled as headings
+    assert re.search(r'<h2 class="doc-heading[^"]*">二、制度建设不放松', html)
+    # every line of the cleaned text is on the page (escaped)
+    for line in doc["text"].split("\n"):
+        if line.strip():
+            assert str(highlight_html(line.strip())) in html or line.strip().lstrip("#").strip() in html
+
+
+def test_document_view_markdown_headings_and_articles(client):
+    html = client.get(f"/doc/{quote(RULES_ID)}").get_data(as_text=True)
+    assert re.search(r"<h\d class=\"doc-heading[^\"]*\">第一章 总则</h\d>", html)
+    assert "## " not in html
+    assert '<strong class="article-label">第三条</strong>' in html
+
+
+def test_document_view_unknown_is_friendly_404(client):
+    resp = client.get("/doc/不存在的文档.txt")
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+    assert "找不到该文档" in resp.get_data(as_text=True)
+
+
+def test_documents_page_lists_documents(client, built):
+    html = client.get("/documents").get_data(as_text=True)
+    for d in built.documents():
+        assert d["doc_id"] in html
+        assert str(d["passages"]) in html
+    assert 'id="upload-form"' in html and "multiple" in html and 'name="files"' in html
+    assert f'data-url="/api/documents/{quote(RULES_ID)}"' in html
+    assert 'id="admin-token"' not in html  # no token configured: no token field
+
+
+# ---------------------------------------------------------------------------- XSS
+def test_xss_results_page_escapes_document_text(client):
+    html = client.get("/", query_string={"q": "党费收缴", "mode": "keyword", "k": 5}).get_data(as_text=True)
+    assert "安全测试" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    scripts = re.findall(r"<script[^>]*>", html)
+    assert scripts == ['<script src="/static/app.js" defer>']
+    assert not re.search(r"<img\b", html)
+
+
+def test_xss_in_highlight_spans_and_query(client):
+    html = client.get("/", query_string={"q": "<script>alert(9)</script>党费", "mode": "keyword"}).get_data(as_text=True)
+    assert "&lt;script&gt;alert(9)" in html
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/app.js" defer>']
+
+
+def test_xss_document_page_and_list(client):
+    for path in (f"/doc/{quote(XSS_ID)}?p=0", "/documents"):
+        html = client.get(path).get_data(as_text=True)
+        assert "&lt;script&gt;" in html, path
+        assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/app.js" defer>'], path
+        assert not re.search(r"<img\b", html), path
+
+
+def test_xss_json_api_has_no_raw_tags(client):
+    resp = client.get("/api/search", query_string={"q": "党费收缴", "mode": "keyword"})
+    raw = resp.get_data(as_text=True)
+    assert "<script" not in raw and "<img" not in raw and "\\u003cscript>" in raw
+    texts = [h["text"] for h in resp.get_json()["results"]]
+    assert any("<script>alert(1)</script>" in t for t in texts)  # the value itself is unchanged
+    doc_raw = client.get(f"/api/documents/{quote(XSS_ID)}").get_data(as_text=True)
+    assert "<script" not in doc_raw and "<img" not in doc_raw
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+
+
+def test_highlight_html_escapes_before_wrapping():
+    text = "甲<b>乙</b>丙&丁。戊己"
+    html = str(highlight_html(text, [[1, 4], [5, 9], [50, 60], ["x", 1]], [0, 8]))
+    assert "<b>" not in html and "&lt;b&gt;" in html and "&amp;" in html
+    assert html.startswith('<strong class="answer">甲<mark>&lt;b&gt;</mark>')
+    assert html.count("<strong") == 1 and html.count("</strong>") == 1
+    # a mark crossing the end of the answer is split in two, never mis-nested; bad spans are ignored
+    assert html == ('<strong class="answer">甲<mark>&lt;b&gt;</mark>乙<mark>&lt;/b</mark></strong>'
+                    '<mark>&gt;</mark>丙&amp;丁。戊己')
+    assert str(highlight_html("<i>x</i>")) == "&lt;i&gt;x&lt;/i&gt;"
+
+
+def test_document_blocks_cover_text_once():
+    text = "标题\n第一段。\n第二段。\n尾注"
+    passages = [{"ordinal": 0, "start": 3, "end": 7, "section": ""}, {"ordinal": 1, "start": 8, "end": 12, "section": ""}]
+    blocks = document_blocks(text, passages)
+    assert [b["kind"] for b in blocks] == ["gap", "passage", "passage", "gap"]
+    assert [str(line["html"]) for b in blocks for line in b["lines"]] == ["标题", "第一段。", "第二段。", "尾注"]
+
+
+# ---------------------------------------------------------------------------- uploads and deletes
+@pytest.mark.parametrize("raw, expected", [
+    ("../../逃逸测试.txt", "逃逸测试.txt"),
+    ("..\\..\\windows\\系统.md", "系统.md"),
+    ("/etc/passwd.txt", "passwd.txt"),
+    ("  党支部 工作.docx ", "党支部 工作.docx"),
+    ("a\x00b\x1f<c>.pdf", "abc.pdf"),
+    ("...隐藏.txt", "隐藏.txt"),
+    ("报告..txt", "报告.txt"),
+])
+def test_sanitize_filename_keeps_chinese_and_drops_paths(raw, expected):
+    assert sanitize_filename(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "..", "../..", "....", "/", "\x00\x01", " . "])
+def test_sanitize_filename_refuses_empty(raw):
+    with pytest.raises(UploadNameError):
+        sanitize_filename(raw)
+
+
+def test_sanitize_filename_limits_length():
+    name = sanitize_filename("党" * 200 + ".txt")
+    assert name.endswith(".txt") and len(name.encode("utf-8")) <= 200
+
+
+def test_upload_several_files_then_search_and_reupload(wclient, writable):
+    before = writable.stats()["passages"]
+    files = [("红旗渠精神学习会在三号会议室召开，全体党员参加。".encode("utf-8"), "红旗渠学习.txt"),
+             ("# 志愿服务记录\n\n支部组织党员到敬老院开展志愿服务，共计二十人次。\n".encode("utf-8"), "志愿服务.md")]
+    resp = _upload(wclient, files)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert [f["status"] for f in body["files"]] == ["added", "added"]
+    assert [f["saved_as"] for f in body["files"]] == ["红旗渠学习.txt", "志愿服务.md"]
+    assert body["files"][0]["doc_ids"] == ["红旗渠学习.txt"]
+    assert writable.stats()["passages"] > before
+    ids = {d["doc_id"] for d in wclient.get("/api/documents").get_json()["documents"]}
+    assert {"红旗渠学习.txt", "志愿服务.md"} <= ids
+    hits = wclient.get("/api/search", query_string={"q": "红旗渠精神", "mode": "keyword"}).get_json()["results"]
+    assert hits[0]["doc_id"] == "红旗渠学习.txt"
+    assert (writable.corpus_dir / "红旗渠学习.txt").is_file()
+    again = _upload(wclient, files[:1]).get_json()
+    assert again["files"][0]["status"] == "unchanged"
+
+
+def test_upload_path_traversal_lands_in_corpus(wclient, writable):
+    content = "路径穿越测试文件：井冈山精神专题学习。".encode("utf-8")
+    resp = _upload(wclient, [(content, "../../穿越.txt")])
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["files"][0]["saved_as"] == "穿越.txt"
+    corpus = writable.corpus_dir
+    assert (corpus / "穿越.txt").read_bytes() == content
+    assert not (corpus.parent.parent / "穿越.txt").exists() and not (corpus.parent / "穿越.txt").exists()
+    assert "/tmp/" not in json.dumps(body)
+
+
+def test_upload_bad_extension_is_415_and_mixed_is_per_file(wclient, writable):
+    n = len(writable.documents())
+    body = _assert_json_error(_upload(wclient, [(b"MZ\x90\x00", "病毒.exe")]), 415, "unsupported_type")
+    assert body["files"][0]["status"] == "error" and ".exe" in body["files"][0]["reason"]
+    assert len(writable.documents()) == n
+    resp = _upload(wclient, [(b"x", "a.exe"), ("延安精神学习材料。".encode("utf-8"), "延安.txt")])
+    assert resp.status_code == 200
+    assert [f["status"] for f in resp.get_json()["files"]] == ["error", "added"]
+    assert not (writable.corpus_dir / "a.exe").exists()
+
+
+def test_upload_refuses_missing_empty_and_nameless(wclient):
+    _assert_json_error(wclient.post("/api/documents", data={}, content_type="multipart/form-data"), 400, "no_files")
+    _assert_json_error(_upload(wclient, [(b"", "空文件.txt")]), 400, "bad_upload")
+    _assert_json_error(_upload(wclient, [(b"abc", "../..")]), 400, "bad_upload")
+
+
+def test_upload_failed_parse_leaves_nothing(wclient, writable):
+    stats = writable.stats()
+    files = [(b"%PDF-1.4 this is not really a pdf", "损坏.pdf"), (b"PK\x03\x04 broken", "损坏.docx"),
+             ('{"id": "ok-1", "text": "好记录"}\n{"id": "ok-2"}\n'.encode("utf-8"), "半坏.jsonl")]
+    resp = _upload(wclient, files)
+    assert resp.status_code == 200
+    results = resp.get_json()["files"]
+    assert [f["status"] for f in results] == ["error", "error", "error"]
+    assert all(f["reason"] for f in results)
+    after = writable.stats()
+    assert (after["documents"], after["passages"]) == (stats["documents"], stats["passages"])
+    ids = {d["doc_id"] for d in writable.documents()}
+    assert "ok-1" not in ids and "损坏.pdf" not in ids
+    for name in ("损坏.pdf", "损坏.docx", "半坏.jsonl"):
+        assert not (writable.corpus_dir / name).exists()
+
+
+def test_upload_jsonl_records_are_reported(wclient):
+    lines = ['{"id": "纪要-1", "title": "支委会纪要", "text": "支委会研究了发展党员计划。"}',
+             '{"id": "纪要-2", "title": "党员大会纪要", "text": "党员大会选举产生新一届支部委员会。"}']
+    resp = _upload(wclient, [("\n".join(lines).encode("utf-8"), "会议纪要.jsonl"),
+                             ("单独文件：廉政教育。".encode("utf-8"), "廉政.txt")])
+    files = resp.get_json()["files"]
+    assert files[0]["status"] == "added" and sorted(files[0]["doc_ids"]) == ["纪要-1", "纪要-2"]
+    assert files[1]["doc_ids"] == ["廉政.txt"]
+
+
+def test_upload_too_large_is_413(writable):
+    c = create_app(writable, Config(max_upload_mb=1)).test_client()
+    n = len(writable.documents())
+    _assert_json_error(_upload(c, [("党".encode("utf-8") * 400_000, "太大.txt")]), 413, "too_large")
+    assert len(writable.documents()) == n
+
+
+def test_delete_document(wclient, writable):
+    _upload(wclient, [("待删除文档：红色家书诵读活动。".encode("utf-8"), "待删除.txt")])
+    assert wclient.get(f"/api/documents/{quote('待删除.txt')}").status_code == 200
+    resp = wclient.delete(f"/api/documents/{quote('待删除.txt')}")
+    assert resp.status_code == 200 and resp.get_json()["removed"] == ["待删除.txt"]
+    _assert_json_error(wclient.get(f"/api/documents/{quote('待删除.txt')}"), 404)
+    hits = wclient.get("/api/search", query_string={"q": "红色家书", "mode": "keyword"}).get_json()["results"]
+    assert all(h["doc_id"] != "待删除.txt" for h in hits)
+    assert not (writable.corpus_dir / "待删除.txt").exists()
+    _assert_json_error(wclient.delete(f"/api/documents/{quote('待删除.txt')}"), 404, "unknown_document")
+
+
+def test_token_protects_writes(writable):
+    c = create_app(writable, Config(admin_token="s3cret-令牌")).test_client()
+    doc = ("令牌测试：两学一做学习教育。".encode("utf-8"), "令牌测试.txt")
+    _assert_json_error(_upload(c, [doc]), 401, "token_required")
+    _assert_json_error(_upload(c, [doc], {"X-Admin-Token": "wrong"}), 403, "bad_token")
+    assert "令牌测试.txt" not in {d["doc_id"] for d in writable.documents()}
+    assert c.get("/api/search?q=两学一做&mode=keyword").status_code == 200  # reads need no token
+    token = "s3cret-令牌".encode("utf-8").decode("latin-1")  # HTTP headers travel as bytes
+    resp = _upload(c, [doc], {"X-Admin-Token": token})
+    assert resp.status_code == 200 and resp.get_json()["files"][0]["status"] == "added"
+    url = f"/api/documents/{quote('令牌测试.txt')}"
+    _assert_json_error(c.delete(url), 401)
+    _assert_json_error(c.delete(url, headers={"Authorization": "Bearer nope"}), 403)
+    assert c.delete(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert 'id="admin-token"' in c.get("/documents").get_data(as_text=True)
+
+
+def test_token_from_environment(writable, monkeypatch):
+    monkeypatch.setenv("PARTYQA_ADMIN_TOKEN", "env-token")
+    c = create_app(writable, Config()).test_client()
+    _assert_json_error(c.delete("/api/documents/whatever.txt"), 401)
+    _assert_json_error(c.delete("/api/documents/whatever.txt", headers={"X-Admin-Token": "env-token"}), 404)
+
+
+def test_cross_site_write_is_refused(wclient, writable):
+    n = len(writable.documents())
+    evil = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+    _assert_json_error(_upload(wclient, [("跨站上传".encode("utf-8"), "跨站.txt")], evil), 403, "cross_site")
+    _assert_json_error(wclient.delete(f"/api/documents/{quote(SEED_ID)}", headers={"Origin": "http://evil.example"}),
+                       403, "cross_site")
+    assert len(writable.documents()) == n
+    ok = _upload(wclient, [("同源上传：遵义会议精神。".encode("utf-8"), "同源.txt")], {"Origin": "http://localhost"})
+    assert ok.status_code == 200
+
+
+def test_searches_keep_working_during_upload(writable):
+    app = create_app(writable, Config())
+    big = "\n".join(f"第{i}段：基层党组织标准化建设的第{i}项措施，要求党员发挥先锋模范作用。" for i in range(1, 40))
+    result: dict = {}
+
+    def uploader():
+        result["resp"] = _upload(app.test_client(), [(big.encode("utf-8"), "标准化建设.txt")])
+
+    t = threading.Thread(target=uploader)
+    t.start()
+    c = app.test_client()
+    statuses = []
+    while t.is_alive() or not statuses:
+        statuses.append(c.get("/api/search", query_string={"q": "党支部监督", "mode": "keyword"}).status_code)
+    t.join()
+    assert set(statuses) == {200}
+    assert result["resp"].status_code == 200 and result["resp"].get_json()["files"][0]["status"] == "added"
+
+
+# ---------------------------------------------------------------------------- serving
+def test_serve_with_waitress_prints_url_and_handles_concurrent_requests(built, capsys):
+    servers = []
+    ready = threading.Event()
+
+    def on_ready(server):
+        servers.append(server)
+        ready.set()
+
+    t = threading.Thread(target=serve, args=(built, "127.0.0.1", 0), kwargs={"threads": 4, "warm_up": False,
+                                                                             "on_ready": on_ready}, daemon=True)
+    t.start()
+    assert ready.wait(30), "server did not start"
+    server = servers[0]
+    base = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        assert f"PartyQA 已启动: {base}/" in capsys.readouterr().out
+        errors: list = []
+
+        def worker(q):
+            try:
+                url = f"{base}/api/search?q={quote(q)}&mode=keyword"
+                with urllib.request.urlopen(url, timeout=30) as r:
+                    assert r.status == 200 and json.loads(r.read())["results"]
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(q,)) for q in ["党支部监督", "三会一课", "服务者", "党费"] * 3]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors, errors
+        with urllib.request.urlopen(f"{base}/", timeout=30) as r:
+            assert "党建问答检索" in r.read().decode("utf-8")
+    finally:
+        server.close()
+        t.join(10)
+
+
+def test_empty_index_pages(tmp_path):
+    eng = Engine.open(tmp_path / "index", Config())
+    try:
+        c = create_app(eng, Config()).test_client()
+        html = c.get("/").get_data(as_text=True)
+        assert 'id="empty-index"' in html and 'id="examples"' not in html
+        assert c.get("/api/health").get_json()["documents"] == 0
+        assert c.get("/api/search?q=党支部&mode=keyword").get_json()["results"] == []
+        assert "没有找到" in c.get("/?q=党支部&mode=keyword").get_data(as_text=True)
+        assert "还没有文档" in c.get("/documents").get_data(as_text=True)
+        assert c.get("/api/documents").get_json() == {"count": 0, "documents": []}
+    finally:
+        eng.close()

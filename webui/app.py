@@ -1,0 +1,487 @@
+"""The Flask application: search, document and upload pages, and the JSON API, on top of one shared Engine."""
+from __future__ import annotations
+
+import datetime as _dt
+import hmac
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, jsonify, render_template, request, url_for
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from indexer.config import Config
+from indexer.types import IndexLockedError, ModelError, QueryError
+
+from .errors import ApiError, split_bilingual
+from .render import document_blocks, example_questions, highlight_html
+from .server import serve
+from .uploads import (UploadNameError, uploaded_name, allowed_extensions, check_extension, file_results,
+                      sanitize_filename)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["create_app", "serve"]
+
+MODES = {"hybrid": "综合", "keyword": "关键词", "semantic": "语义"}
+MODE_ALIASES = {"综合": "hybrid", "关键词": "keyword", "语义": "semantic", "mixed": "hybrid", "bm25": "keyword",
+                "vector": "semantic", "dense": "semantic"}
+K_CHOICES = (3, 5, 10, 20)
+MAX_K = 100
+MAX_BATCH = 100
+EXAMPLE_DOCS = 12  # documents read to derive example questions
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+       "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+
+class SafeJSONProvider(DefaultJSONProvider):
+    """JSON with Chinese kept readable and ``<`` written as ``\\u003c``, so no response byte can open an HTML tag."""
+
+    ensure_ascii = False
+    sort_keys = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        """Serialise like Flask, then escape ``<`` (valid JSON, same decoded value: ``<`` only occurs in strings)."""
+        return super().dumps(obj, **kwargs).replace("<", "\\u003c")
+
+
+class _State:
+    """Per-app shared objects: the engine, settings, and a small cache of example questions."""
+
+    def __init__(self, engine: Any, config: Config):
+        self.engine = engine
+        self.config = config
+        self.admin_token = config.admin_token or os.environ.get("PARTYQA_ADMIN_TOKEN", "")
+        self.examples_lock = threading.Lock()
+        self.examples_key: Any = None
+        self.examples: list[str] = []
+
+
+def _state(app: Flask | None = None) -> _State:
+    from flask import current_app
+
+    return (app or current_app).extensions["partyqa"]
+
+
+# ---------------------------------------------------------------------------- parameter parsing
+def parse_mode(value: Any, default: str) -> str:
+    """A search mode from a request value (English name or Chinese label); ApiError 400 when unknown."""
+    if value is None or value == "":
+        return default
+    mode = MODE_ALIASES.get(str(value).strip(), str(value).strip().lower())
+    if mode not in MODES:
+        raise ApiError(400, f"未知的检索方式“{value}”，可选：hybrid（综合）、keyword（关键词）、semantic（语义）。",
+                       f"unknown mode {value!r}; use hybrid, keyword or semantic", code="bad_mode")
+    return mode
+
+
+def parse_k(value: Any, default: int) -> int:
+    """Number of results from a request value; ApiError 400 unless an integer in 1..MAX_K."""
+    if value is None or value == "":
+        return default
+    try:
+        k = int(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        k = None
+    if k is None or not 1 <= k <= MAX_K:
+        raise ApiError(400, f"结果数量 k 必须是 1 到 {MAX_K} 之间的整数。",
+                       f"k must be an integer between 1 and {MAX_K}", code="bad_k")
+    return k
+
+
+def check_question(question: Any, max_chars: int, label: str = "") -> str:
+    """The question with whitespace collapsed; ApiError 400 when missing, empty or too long."""
+    if not isinstance(question, str):
+        raise ApiError(400, f"{label}问题必须是文本。", f"{label or 'the '}question must be a string",
+                       code="bad_question")
+    q = " ".join(question.split())
+    if not q:
+        raise ApiError(400, f"{label}问题为空，请输入要查询的问题。", f"{label or 'the '}question is empty",
+                       code="empty_question")
+    if len(q) > max_chars:
+        raise ApiError(400, f"{label}问题过长（{len(q)} 字），请控制在 {max_chars} 字以内。",
+                       f"{label or 'the '}question is too long ({len(q)} characters, max {max_chars})",
+                       code="question_too_long")
+    return q
+
+
+# ---------------------------------------------------------------------------- helpers
+def _doc_url(doc_id: str, ordinal: int | None = None, q: str = "") -> str:
+    """Link to the document view, scrolled to passage ``ordinal``."""
+    params: dict[str, Any] = {}
+    if ordinal is not None:
+        params["p"] = ordinal
+    if q:
+        params["q"] = q
+    url = url_for("doc_page", doc_id=doc_id, **params)
+    return f"{url}#p-{ordinal}" if ordinal is not None else url
+
+
+def _section_crumbs(section: str) -> list[str]:
+    """A section path such as ``第四章 工作机制 > 第十一条`` as a list of parts."""
+    return [s.strip() for s in re.split(r"\s*[>›»]\s*", section or "") if s.strip()]
+
+
+def _format_date(value: Any) -> str:
+    """ISO timestamp → ``2024-05-01 14:30`` (or the raw value when it does not parse)."""
+    if not value:
+        return ""
+    try:
+        return _dt.datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return str(value)
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _error_response(err: ApiError) -> Response:
+    """A JSON error for /api/*, a friendly Chinese page otherwise."""
+    if _is_api():
+        resp = jsonify(err.to_dict())
+        resp.status_code = err.status
+        if err.status == 503:
+            resp.headers["Retry-After"] = "5"
+        return resp
+    html = render_template("error.html", status=err.status, message=err.message_zh, detail=err.message_en)
+    return Response(html, status=err.status, mimetype="text/html")
+
+
+def _same_origin() -> bool:
+    """False for browser requests sent by another site (CSRF guard for write endpoints)."""
+    if request.headers.get("Sec-Fetch-Site", "") in ("cross-site", "same-site"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # curl, scripts and same-origin navigations without Origin
+    return origin != "null" and urlsplit(origin).netloc == request.host
+
+
+def require_admin() -> None:
+    """Refuse cross-site writes, and writes without the right token when PARTYQA_ADMIN_TOKEN is set."""
+    if not _same_origin():
+        raise ApiError(403, "拒绝来自其他网站的写操作。", "cross-site write requests are refused", code="cross_site")
+    expected = _state().admin_token
+    if not expected:
+        return
+    given = request.headers.get("X-Admin-Token", "")
+    auth = request.headers.get("Authorization", "")
+    if not given and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    if not given:
+        raise ApiError(401, code="token_required")
+    try:  # WSGI hands header bytes over as latin-1 text: recover the bytes, so UTF-8 tokens work too
+        given_bytes = given.encode("latin-1")
+    except UnicodeEncodeError:
+        given_bytes = given.encode("utf-8")
+    if not hmac.compare_digest(given_bytes, expected.encode("utf-8")):
+        raise ApiError(403, "管理令牌不正确。", "wrong admin token", code="bad_token")
+
+
+def _json_body() -> Any:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "请求体必须是 JSON（Content-Type: application/json）。",
+                       "the request body must be JSON (Content-Type: application/json)", code="bad_json")
+    return data
+
+
+def _examples(state: _State) -> list[str]:
+    """Example questions from the indexed documents' headings, cached per index generation."""
+    try:
+        stats = state.engine.stats()
+        key = (stats.get("generation"), stats.get("documents"), stats.get("passages"))
+        with state.examples_lock:
+            if key == state.examples_key:
+                return list(state.examples)
+        docs = []
+        for meta in state.engine.documents()[:EXAMPLE_DOCS]:
+            try:
+                docs.append(state.engine.document(meta["doc_id"]))
+            except KeyError:
+                continue
+        examples = example_questions(docs)
+        with state.examples_lock:
+            state.examples_key, state.examples = key, examples
+        return list(examples)
+    except Exception:
+        logger.exception("could not derive example questions")
+        return []
+
+
+def _stats(state: _State) -> dict[str, Any]:
+    try:
+        return state.engine.stats()
+    except Exception:
+        logger.exception("engine.stats failed")
+        return {"documents": 0, "passages": 0, "model": ""}
+
+
+# ---------------------------------------------------------------------------- the app
+def create_app(engine: Any, config: Config | None = None) -> Flask:
+    """Build the Flask app serving the search UI and JSON API over ``engine`` (shared by all threads)."""
+    cfg = config or getattr(engine, "config", None) or Config.from_env()
+    app = Flask(__name__)
+    app.json = SafeJSONProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = int(cfg.max_upload_mb) * 1024 * 1024
+    app.config["JSON_AS_ASCII"] = False
+    state = _State(engine, cfg)
+    app.extensions["partyqa"] = state
+    app.jinja_env.filters["date"] = _format_date
+    app.jinja_env.globals.update(doc_url=_doc_url, modes=MODES, k_choices=K_CHOICES, crumbs=_section_crumbs)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"token_required": bool(state.admin_token)}
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        if _is_api():
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    # ------------------------------------------------------------------ errors
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError) -> Response:
+        return _error_response(err)
+
+    @app.errorhandler(QueryError)
+    def _query_error(err: QueryError) -> Response:
+        zh, en = split_bilingual(str(err))
+        return _error_response(ApiError(400, zh, en, code="bad_question"))
+
+    @app.errorhandler(ModelError)
+    def _model_error(err: ModelError) -> Response:
+        logger.error("model error: %s", err)
+        return _error_response(ApiError(503, "语义模型不可用，请改用“关键词”检索或检查模型配置。",
+                                        f"the embedding model is unavailable: {err}", code="model_unavailable"))
+
+    @app.errorhandler(IndexLockedError)
+    def _locked(err: IndexLockedError) -> Response:
+        return _error_response(ApiError(503, "索引正在更新，请稍后重试。", str(err), code="index_busy"))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(err: RequestEntityTooLarge) -> Response:
+        mb = int(cfg.max_upload_mb)
+        return _error_response(ApiError(413, f"上传内容超过 {mb} MB 的上限。",
+                                        f"the upload exceeds the {mb} MB limit", code="too_large"))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Response:
+        status = err.code or 500
+        if status == 404 and not _is_api():
+            return _error_response(ApiError(404, "页面不存在。", "page not found"))
+        return _error_response(ApiError(status))
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return _error_response(ApiError(500))
+
+    # ------------------------------------------------------------------ pages
+    @app.get("/")
+    def search_page() -> str:
+        q_raw = request.args.get("q", "")
+        notice = ""
+        try:
+            mode = parse_mode(request.args.get("mode"), cfg.mode if cfg.mode in MODES else "hybrid")
+        except ApiError as err:
+            mode, notice = (cfg.mode if cfg.mode in MODES else "hybrid"), err.message_zh
+        try:
+            k = parse_k(request.args.get("k"), cfg.k)
+        except ApiError as err:
+            k, notice = cfg.k, err.message_zh
+        ctx: dict[str, Any] = {"q": q_raw, "mode": mode, "k": k, "notice": notice, "results": None, "error": "",
+                               "took_ms": None, "stats": _stats(state)}
+        if "q" not in request.args:
+            ctx["examples"] = _examples(state)
+            return render_template("search.html", **ctx)
+        try:
+            q = check_question(q_raw, cfg.max_query_chars)
+            t0 = time.perf_counter()
+            hits = engine.search(q, k=k, mode=mode)
+            ctx["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+            for hit in hits:
+                hit["html"] = highlight_html(hit.get("text", ""), hit.get("highlights"), hit.get("best_span"))
+            ctx["results"] = hits
+            if not hits:
+                ctx["examples"] = _examples(state)
+        except ApiError as err:
+            ctx["error"] = err.message_zh
+            ctx["examples"] = _examples(state)
+        except QueryError as err:
+            ctx["error"] = split_bilingual(str(err))[0]
+        except ModelError as err:
+            logger.error("model error: %s", err)
+            ctx["error"] = "语义模型不可用，请改用“关键词”检索。"
+        return render_template("search.html", **ctx)
+
+    @app.get("/doc/<path:doc_id>")
+    def doc_page(doc_id: str) -> str:
+        try:
+            doc = engine.document(doc_id)
+        except KeyError:
+            raise ApiError(404, "找不到该文档，它可能已被删除。", f"unknown document {doc_id!r}",
+                           code="unknown_document") from None
+        try:
+            chosen = int(request.args.get("p", ""))
+        except ValueError:
+            chosen = None
+        passages = doc.get("passages", [])
+        chosen_passage = next((p for p in passages if p.get("ordinal") == chosen), None)
+        return render_template("doc.html", doc=doc, blocks=document_blocks(doc.get("text", ""), passages),
+                               chosen=chosen if chosen_passage else None, chosen_passage=chosen_passage,
+                               q=request.args.get("q", ""))
+
+    @app.get("/documents")
+    def documents_page() -> str:
+        exts = sorted(allowed_extensions())
+        return render_template("documents.html", documents=engine.documents(), stats=_stats(state),
+                               extensions=exts, max_upload_mb=int(cfg.max_upload_mb))
+
+    # ------------------------------------------------------------------ API
+    @app.get("/api/health")
+    def api_health() -> Response:
+        s = state.engine.stats()
+        return jsonify({"status": "ok", "documents": s.get("documents", 0), "passages": s.get("passages", 0),
+                        "model": s.get("model", "")})
+
+    @app.route("/api/search", methods=["GET", "POST"])
+    def api_search() -> Response:
+        if request.method == "POST":
+            body = _json_body()
+            if not isinstance(body, dict):
+                raise ApiError(400, "请求体必须是 JSON 对象，例如 {\"question\": \"…\"}。",
+                               "the body must be a JSON object such as {\"question\": \"...\"}", code="bad_json")
+            args: dict[str, Any] = body
+        else:
+            args = request.args.to_dict()
+        question = args.get("question", args.get("q"))
+        if question is None:
+            raise ApiError(400, "缺少问题参数 q（或 question）。", "missing the question (q or question)",
+                           code="missing_question")
+        mode = parse_mode(args.get("mode"), cfg.mode if cfg.mode in MODES else "hybrid")
+        k = parse_k(args.get("k"), cfg.k)
+        q = check_question(question, cfg.max_query_chars)
+        t0 = time.perf_counter()
+        hits = engine.search(q, k=k, mode=mode)
+        took = round((time.perf_counter() - t0) * 1000, 1)
+        return jsonify({"question": q, "mode": mode, "k": k, "took_ms": took, "results": hits})
+
+    @app.post("/api/batch")
+    def api_batch() -> Response:
+        body = _json_body()
+        opts: dict[str, Any] = {}
+        if isinstance(body, dict):
+            questions, opts = body.get("questions"), body
+        else:
+            questions = body
+        if not isinstance(questions, list) or not questions:
+            raise ApiError(400, "请提供问题列表，例如 {\"questions\": [\"…\", \"…\"]} 或 [\"…\", \"…\"]。",
+                           "send a non-empty list of questions: {\"questions\": [...]} or [...]",
+                           code="bad_batch")
+        if len(questions) > MAX_BATCH:
+            raise ApiError(400, f"一次最多 {MAX_BATCH} 个问题（收到 {len(questions)} 个）。",
+                           f"at most {MAX_BATCH} questions per batch (got {len(questions)})", code="batch_too_large")
+        mode = parse_mode(opts.get("mode"), cfg.mode if cfg.mode in MODES else "hybrid")
+        k = parse_k(opts.get("k"), cfg.k)
+        qs = [check_question(q, cfg.max_query_chars, label=f"第 {i} 个") for i, q in enumerate(questions, start=1)]
+        t0 = time.perf_counter()
+        results = engine.search_many(qs, k=k, mode=mode)
+        took = round((time.perf_counter() - t0) * 1000, 1)
+        return jsonify({"questions": qs, "mode": mode, "k": k, "took_ms": took, "results": results})
+
+    @app.get("/api/documents")
+    def api_documents() -> Response:
+        docs = engine.documents()
+        return jsonify({"count": len(docs), "documents": docs})
+
+    @app.get("/api/documents/<path:doc_id>")
+    def api_document(doc_id: str) -> Response:
+        try:
+            return jsonify(engine.document(doc_id))
+        except KeyError:
+            raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}",
+                           code="unknown_document") from None
+
+    @app.delete("/api/documents/<path:doc_id>")
+    def api_delete(doc_id: str) -> Response:
+        require_admin()
+        removed = engine.remove([doc_id])
+        if not removed:
+            raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}", code="unknown_document")
+        logger.info("deleted via web: %s", ", ".join(removed))
+        return jsonify({"removed": removed})
+
+    @app.post("/api/documents")
+    def api_upload() -> Response:
+        require_admin()
+        return jsonify(_upload(state))
+
+    return app
+
+
+def _upload(state: _State) -> dict[str, Any]:
+    """Save the uploaded files to a temp dir, then ``engine.add`` them in one atomic write; per-file results."""
+    files = request.files.getlist("files") + request.files.getlist("file")
+    files = [f for f in files if f is not None and (f.filename or f.content_length)]
+    if not files:
+        raise ApiError(400, "没有收到文件，请在表单字段 files 中上传。", "no files received (multipart field 'files')",
+                       code="no_files")
+    allowed = allowed_extensions()
+    tmp = Path(tempfile.mkdtemp(prefix="partyqa-upload-"))
+    try:
+        order: list[tuple[str, str | None]] = []  # (original name, saved name or None)
+        rejected: dict[int, dict[str, Any]] = {}
+        saved: dict[str, str] = {}
+        codes: set[str] = set()
+        for i, storage in enumerate(files):
+            original = storage.filename or ""
+            try:
+                name = sanitize_filename(original)
+                check_extension(name, allowed)
+                if name in saved:
+                    raise UploadNameError("duplicate", "同一次上传中文件名重复。", "duplicate file name in this upload")
+                dest = tmp / name
+                storage.save(dest)
+                if dest.stat().st_size == 0:
+                    dest.unlink()
+                    raise UploadNameError("empty_file", "文件为空。", "the file is empty")
+            except UploadNameError as err:
+                codes.add(err.code)
+                rejected[i] = {"filename": original, "saved_as": None, "status": "error", "doc_ids": [],
+                               "reason": f"{err.message_zh} / {err.message_en}"}
+                order.append((original, None))
+                continue
+            saved[name] = original
+            order.append((original, name))
+        if not saved:
+            status = 415 if "unsupported_type" in codes else 400
+            first = next(iter(rejected.values()))
+            zh, en = first["reason"].split(" / ", 1)
+            raise ApiError(status, zh, en, code="unsupported_type" if status == 415 else "bad_upload",
+                           extra={"files": [rejected[i] for i in sorted(rejected)]})
+        report = state.engine.add([tmp / name for name in saved]).to_dict()
+        for err in report.get("errors", []):  # name the upload, not the server's temp path
+            err["path"] = uploaded_name(str(err.get("path", "")))
+        sources = {d["doc_id"]: str(d.get("source") or "") for d in state.engine.documents()}
+        by_name = {r["saved_as"]: r for r in file_results(saved, report, sources)}
+        results = [rejected[i] if name is None else by_name[name] for i, (_, name) in enumerate(order)]
+        logger.info("upload: %s", ", ".join(f"{r['saved_as'] or r['filename']}={r['status']}" for r in results))
+        return {"files": results, "report": report, "documents": len(sources)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,243 @@
+"""Turn untrusted document text into safe HTML: escape every segment first, then add <mark>/<strong> tags."""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Callable, Sequence
+
+from markupsafe import Markup, escape
+
+logger = logging.getLogger(__name__)
+
+_HEADING_RE = re.compile(
+    r"^\s*(?:#{1,6}\s+\S"  # markdown headings
+    r"|第[一二三四五六七八九十百千零〇两\d]+[编章节条]"  # 第一章 / 第十一条
+    r"|[一二三四五六七八九十]+、"  # 一、
+    r"|[（(][一二三四五六七八九十]+[)）])"  # （一）
+)
+_NUMBERING_RE = re.compile(
+    r"^\s*(?:#{1,6}\s*"
+    r"|第[一二三四五六七八九十百千零〇两\d]+[编章节条]\s*"
+    r"|[一二三四五六七八九十]+、\s*"
+    r"|[（(][一二三四五六七八九十\d]+[)）]\s*"
+    r"|\d+(?:\.\d+)*[、.．]\s*)"
+)
+
+
+def _fallback_heading_level(line: str) -> int:
+    """A rough heading detector used only when ``indexer.split.heading_level`` is unavailable."""
+    s = line.strip()
+    if not s or len(s) > 60 or not _HEADING_RE.match(s):
+        return 0
+    if s.startswith("#"):
+        return len(s) - len(s.lstrip("#"))
+    if re.match(r"^第[^章编节条]+[编章]", s):
+        return 1
+    if re.match(r"^第[^章编节条]+节", s):
+        return 2
+    if re.match(r"^[一二三四五六七八九十]+、", s):
+        return 2
+    if re.match(r"^第[^章编节条]+条", s):
+        return 3 if len(s) <= 20 else 0
+    return 3
+
+
+def _load_split_helpers() -> tuple[Callable[[str], Any], Callable[[str], Any]]:
+    try:
+        from indexer.split import article_label, heading_level  # type: ignore[attr-defined]
+
+        return heading_level, article_label
+    except Exception:  # ImportError while the splitter is being written, or a broken import
+        logger.debug("indexer.split helpers unavailable; using the fallback", exc_info=True)
+        return _fallback_heading_level, lambda line: None
+
+
+def heading_info(line: str) -> tuple[int, str]:
+    """(level, heading text without markdown marks) for a heading line (1 = top), or (0, line) for body text."""
+    try:
+        result = _load_split_helpers()[0](line)
+    except Exception:
+        logger.debug("heading_level failed on %r", line[:40], exc_info=True)
+        return 0, line
+    text = line.strip()
+    if isinstance(result, tuple):  # indexer.split returns (level, heading text) or None
+        result, text = (result[0], str(result[1] or text)) if result else (0, text)
+    elif text.startswith("#"):
+        text = text.lstrip("#").strip()
+    try:
+        level = int(result or 0)
+    except (TypeError, ValueError):
+        level = 0
+    return (level, text) if level > 0 else (0, line)
+
+
+def heading_level(line: str) -> int:
+    """Heading level of a line (1 = top), or 0 when the line is body text."""
+    return heading_info(line)[0]
+
+
+def article_label(line: str) -> str | None:
+    """``第X条`` when the line starts a regulation article, else None."""
+    try:
+        label = _load_split_helpers()[1](line)
+    except Exception:
+        return None
+    return label if isinstance(label, str) and line.strip().startswith(label) else None
+
+
+def _valid_spans(spans: Any, n: int) -> list[tuple[int, int]]:
+    """Keep well-formed [start, end] spans inside 0..n."""
+    out = []
+    for span in spans or []:
+        try:
+            a, b = int(span[0]), int(span[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        a, b = max(0, a), min(n, b)
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def highlight_html(text: str, highlights: Sequence[Sequence[int]] | None = None,
+                   best_span: Sequence[int] | None = None) -> Markup:
+    """Escaped ``text`` with matched-term spans in <mark> and the best answering sentence in <strong class=answer>."""
+    text = text or ""
+    n = len(text)
+    marks = _valid_spans(highlights, n)
+    best = _valid_spans([best_span] if best_span else [], n)
+    cuts = {0, n}
+    for a, b in marks + best:
+        cuts.update((a, b))
+    points = sorted(cuts)
+    segments: list[tuple[str, bool, bool]] = []
+    for i in range(len(points) - 1):
+        a, b = points[i], points[i + 1]
+        marked = any(x <= a and b <= y for x, y in marks)
+        answer = any(x <= a and b <= y for x, y in best)
+        segments.append((text[a:b], marked, answer))
+    parts: list[str] = []
+    i = 0
+    while i < len(segments):
+        answer = segments[i][2]
+        j = i
+        while j < len(segments) and segments[j][2] == answer:
+            j += 1
+        inner: list[str] = []
+        for seg, marked, _ in segments[i:j]:
+            piece = str(escape(seg))  # escape BEFORE any tag is added
+            inner.append(f"<mark>{piece}</mark>" if marked else piece)
+        joined = "".join(inner).replace("</mark><mark>", "")
+        parts.append(f'<strong class="answer">{joined}</strong>' if answer else joined)
+        i = j
+    return Markup("".join(parts))
+
+
+def _lines_html(chunk: str) -> list[dict[str, Any]]:
+    """Non-empty lines of a text chunk, each escaped and tagged with its heading level (``第X条`` labels in bold)."""
+    out = []
+    for line in chunk.split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        level, shown = heading_info(line)
+        label = None if level else article_label(line)
+        if label:
+            html = Markup('<strong class="article-label">%s</strong>%s') % (label, line[len(label):])
+        else:
+            html = escape(shown if level else line)
+        out.append({"html": html, "level": level})
+    return out
+
+
+def document_blocks(text: str, passages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Split a document into blocks: passages (with their ordinal) and the text between them, escaped line by line."""
+    text = text or ""
+    n = len(text)
+    blocks: list[dict[str, Any]] = []
+    pos = 0
+    ordered = sorted(passages, key=lambda p: (int(p.get("start", 0)), int(p.get("ordinal", 0))))
+    for p in ordered:
+        try:
+            start, end, ordinal = int(p["start"]), int(p["end"]), int(p["ordinal"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        start, end = max(start, pos), min(end, n)
+        if start > pos:
+            gap = _lines_html(text[pos:start])
+            if gap:
+                blocks.append({"kind": "gap", "ordinal": None, "lines": gap, "section": ""})
+        # A passage fully overlapped by the previous one keeps its anchor but shows no text twice.
+        lines = _lines_html(text[start:end]) if end > start else []
+        blocks.append({"kind": "passage", "ordinal": ordinal, "lines": lines, "section": p.get("section", "")})
+        pos = max(pos, end)
+    if pos < n:
+        tail = _lines_html(text[pos:])
+        if tail:
+            blocks.append({"kind": "gap", "ordinal": None, "lines": tail, "section": ""})
+    # Heading tags by rank among the levels this document uses: its top level becomes <h2>.
+    levels = sorted({line["level"] for b in blocks for line in b["lines"] if line["level"]})
+    tag = {lvl: f"h{min(2 + i, 6)}" for i, lvl in enumerate(levels)}
+    for b in blocks:
+        for line in b["lines"]:
+            line["tag"] = tag.get(line["level"], "")
+    return blocks
+
+
+_VERB_PREFIXES = ("做好", "当好", "加强", "坚持", "推进", "发挥", "落实", "提高", "建立", "健全", "严格", "开展", "抓好",
+                  "把握", "强化", "完善", "搞好", "实施", "深化", "增强", "提升", "做到", "保持", "扮演", "确保",
+                  "培养", "召开", "选举", "处理")
+_GENERIC_HEADINGS = {"总则", "分则", "附则", "前言", "引言", "摘要", "目录", "附件", "结语", "结束语", "参考文献"}
+_SPLIT_RE = re.compile(r"[，,；;：:。！!、\s]+")
+
+
+def heading_question(heading: str) -> str | None:
+    """Turn a heading into a natural question (e.g. ``二、……，做好监督者`` → ``如何做好监督者？``)."""
+    body = heading.strip()
+    while True:
+        stripped = _NUMBERING_RE.sub("", body, count=1).strip(" \t\u3000#*。.")
+        if stripped == body:
+            break
+        body = stripped
+    if not body or body in _GENERIC_HEADINGS:
+        return None
+    if body.endswith(("？", "?")):
+        return body if len(body) <= 40 else None
+    fragments = [f for f in _SPLIT_RE.split(body) if len(f) >= 2]
+    if not fragments:
+        return None
+    verbish = [f for f in fragments if f.startswith(_VERB_PREFIXES)]
+    if verbish:
+        frag = verbish[-1]
+        return f"如何{frag}？" if len(frag) <= 20 else None
+    frag = fragments[0]
+    if len(frag) > 16 or not re.search(r"[\u4e00-\u9fff]", frag):
+        return None
+    return f"{frag}有哪些要求？"
+
+
+def example_questions(docs: Sequence[dict[str, Any]], limit: int = 4) -> list[str]:
+    """A few example questions derived from the headings of indexed documents (round-robin over documents)."""
+    per_doc: list[list[str]] = []
+    for doc in docs:
+        qs: list[str] = []
+        for line in (doc.get("text") or "").split("\n"):
+            level, shown = heading_info(line)
+            if level and len(shown) <= 60:
+                q = heading_question(shown)
+                if q and q not in qs:
+                    qs.append(q)
+        if not qs and doc.get("title"):
+            title = str(doc["title"]).strip()
+            if 2 <= len(title) <= 30:
+                qs.append(f"{title}的主要内容是什么？")
+        if qs:
+            per_doc.append(qs)
+    out: list[str] = []
+    depth = 0
+    while len(out) < limit and any(depth < len(qs) for qs in per_doc):
+        for qs in per_doc:
+            if depth < len(qs) and qs[depth] not in out and len(out) < limit:
+                out.append(qs[depth])
+        depth += 1
+    return out

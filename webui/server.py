@@ -1,0 +1,55 @@
+"""Serve the app with waitress (a production WSGI server), sharing one Engine across threads."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+logger = logging.getLogger(__name__)
+
+
+def _warm_up(engine: Any) -> None:
+    """Load the embedding model before the first user waits for it (failures are only logged)."""
+    try:
+        engine.search("党支部", k=1, mode="hybrid")
+        logger.info("model warmed up")
+    except Exception as exc:  # the model may be missing; keyword search still works
+        logger.warning("warm-up search failed: %s", exc)
+
+
+def serve(engine: Any, host: str = "127.0.0.1", port: int = 8000, threads: int = 4, *, warm_up: bool = True,
+          on_ready: Callable[[Any], None] | None = None) -> None:
+    """Run the web UI and API at http://host:port/ until interrupted (blocks).
+
+    ``port=0`` picks a free port; ``on_ready`` is called with the listening waitress server (whose ``close()``
+    stops it), which lets tests and embedding programs run ``serve`` in a thread.
+    """
+    from waitress import create_server
+
+    from .app import _state, create_app
+
+    app = create_app(engine)
+    server = create_server(app, host=host, port=port, threads=threads, ident="PartyQA")
+    url_host = f"[{host}]" if ":" in host else host
+    url = f"http://{url_host}:{server.effective_port}/"
+    if host not in ("127.0.0.1", "localhost", "::1") and not _state(app).admin_token:
+        logger.warning("listening on %s without PARTYQA_ADMIN_TOKEN: anyone who can reach it may upload and delete",
+                       host)
+        print("警告: 未设置 PARTYQA_ADMIN_TOKEN，网络中任何人都可以上传和删除文档。", flush=True)
+    if warm_up:
+        threading.Thread(target=_warm_up, args=(engine,), name="partyqa-warmup", daemon=True).start()
+    print(f"PartyQA 已启动: {url}", flush=True)
+    logger.info("PartyQA serving on %s with %d threads", url, threads)
+    if on_ready is not None:
+        on_ready(server)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        logger.info("stopped")
+    except OSError:  # closed from another thread via on_ready's server.close()
+        logger.debug("server socket closed", exc_info=True)
+    finally:
+        try:
+            server.close()
+        except Exception:  # already closed
+            pass

@@ -1,0 +1,123 @@
+"""Upload rules: allowed extensions, file-name sanitising (keeps Chinese), and per-file results from a SyncReport."""
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from pathlib import PurePosixPath
+from typing import Any, Iterable
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_EXTENSIONS = frozenset({".txt", ".md", ".docx", ".pdf", ".html", ".htm", ".jsonl"})
+MAX_NAME_BYTES = 200  # well under the usual 255-byte file-name limit, with room for the engine's staging prefix
+_FORBIDDEN = set('<>:"|?*\\/')
+
+
+def allowed_extensions() -> frozenset[str]:
+    """Lower-case extensions (with the dot) that the ingest layer can read."""
+    try:
+        from indexer.ingest import SUPPORTED_EXTENSIONS  # type: ignore[attr-defined]
+
+        exts = frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in SUPPORTED_EXTENSIONS)
+        return exts or FALLBACK_EXTENSIONS
+    except Exception:
+        logger.debug("indexer.ingest.SUPPORTED_EXTENSIONS unavailable; using the fallback set", exc_info=True)
+        return FALLBACK_EXTENSIONS
+
+
+class UploadNameError(ValueError):
+    """A file name that cannot be accepted (empty after sanitising, or a disallowed extension)."""
+
+    def __init__(self, code: str, message_zh: str, message_en: str):
+        super().__init__(message_en)
+        self.code = code
+        self.message_zh = message_zh
+        self.message_en = message_en
+
+
+def sanitize_filename(name: str) -> str:
+    """A safe base name: no directories, '..', control or reserved characters, or leading dots; Chinese is kept."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").split("/")[-1]  # basename, whatever the client's path separator
+    name = "".join(ch for ch in name if ch not in _FORBIDDEN and not unicodedata.category(ch).startswith("C"))
+    name = re.sub(r"\s+", " ", name).strip()
+    name = name.replace("..", ".")
+    while ".." in name:
+        name = name.replace("..", ".")
+    name = name.lstrip(". ").rstrip(". ")
+    if not name:
+        raise UploadNameError("bad_filename", "文件名为空或无效。", "The file name is empty or invalid.")
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    ext_part = f".{ext}" if dot else ""
+    while len((stem + ext_part).encode("utf-8")) > MAX_NAME_BYTES and stem:
+        stem = stem[:-1]
+    name = (stem.rstrip(". ") + ext_part) if stem.rstrip(". ") else ""
+    if not name or name.startswith("."):
+        raise UploadNameError("bad_filename", "文件名为空或无效。", "The file name is empty or invalid.")
+    return name
+
+
+def check_extension(name: str, allowed: Iterable[str]) -> None:
+    """Raise UploadNameError unless ``name`` ends with one of the allowed extensions."""
+    allowed = sorted(allowed)
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in allowed:
+        listed = "、".join(e.lstrip(".") for e in allowed)
+        raise UploadNameError(
+            "unsupported_type",
+            f"不支持的文件类型“{suffix or '无扩展名'}”，可上传：{listed}。",
+            f"Unsupported file type '{suffix or '(none)'}'; allowed: {', '.join(allowed)}.",
+        )
+
+
+def _owns(name: str, doc_id: str) -> bool:
+    """True when ``doc_id`` came from the uploaded file ``name`` (the file itself, or a record of a jsonl file)."""
+    return doc_id == name or doc_id.startswith(name)
+
+
+def uploaded_name(path: str) -> str:
+    """The uploaded file name an engine error path refers to (a corpus-relative name, a temp path, a staged copy)."""
+    base = PurePosixPath(path.replace("\\", "/")).name
+    staged = re.match(r"^\.partyqa-staged-\d+-\d+-(.+)$", base)
+    return staged.group(1) if staged else base
+
+
+def file_results(saved: dict[str, str], report: dict[str, Any],
+                 sources: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Per uploaded file: status (added / updated / unchanged / error), its doc ids and an error reason.
+
+    ``saved`` maps the sanitised name to the client's original name; ``report`` is ``SyncReport.to_dict()``;
+    ``sources`` maps doc ids to the file they were read from (``Engine.documents()`` "source"), which is how
+    the records of a .jsonl file (whose ids are their own) are traced back to the upload.
+    """
+    results = []
+    single = len(saved) == 1
+    sources = sources or {}
+
+    def belongs(name: str, doc_id: str) -> bool:
+        src = sources.get(doc_id)
+        if src:
+            return PurePosixPath(src.replace("\\", "/")).name == name
+        return single or _owns(name, doc_id)
+
+    for name, original in saved.items():
+        errors = [e for e in report.get("errors", []) if uploaded_name(str(e.get("path", ""))) == name]
+        entry: dict[str, Any] = {"filename": original, "saved_as": name, "status": "error", "doc_ids": [],
+                                 "reason": None}
+        if errors:
+            entry["reason"] = "; ".join(str(e.get("reason", "")) for e in errors)
+            results.append(entry)
+            continue
+        for status in ("added", "updated", "unchanged"):
+            ids = [d for d in report.get(status, []) if belongs(name, d)]
+            if ids:
+                entry["doc_ids"].extend(i for i in ids if i not in entry["doc_ids"])
+                if entry["status"] == "error":
+                    entry["status"] = status
+        if entry["status"] == "error":
+            entry["reason"] = "文件中没有可索引的文本 / no indexable text in the file"
+        results.append(entry)
+    return results
