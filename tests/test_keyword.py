@@ -1,0 +1,349 @@
+"""Keyword half: jieba analysis with the party-building dictionary, and the whoosh BM25F passage index."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import whoosh.index
+
+from indexer.analyzer import (
+    STOPWORDS_PATH,
+    USERDICT_PATH,
+    ChineseAnalyzer,
+    query_terms,
+    stopwords,
+    tokenize,
+)
+from indexer.keyword import WhooshKeywordIndex, build_query, make_weighting
+from indexer.types import IndexLockedError, Passage
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "corpus" / "基层党支部工作论文.txt"
+SEED_TITLE = "基层党支部工作论文"
+
+
+def seed_paragraphs() -> list[str]:
+    """The seed essay's paragraphs: the raw file split at blank lines (boilerplate included)."""
+    raw = SEED.read_text(encoding="utf-8")
+    return [p.strip() for p in re.split(r"\n\s*\n", raw) if p.strip()]
+
+
+def seed_passages(doc_id: str = "seed") -> list[Passage]:
+    """One Passage per seed paragraph, with real offsets into the raw text."""
+    raw = SEED.read_text(encoding="utf-8")
+    out, pos = [], 0
+    for i, para in enumerate(seed_paragraphs()):
+        start = raw.index(para, pos)
+        pos = start + len(para)
+        out.append(Passage(doc_id=doc_id, title=SEED_TITLE, section="", text=para, start=start, end=pos, ordinal=i))
+    return out
+
+
+@pytest.fixture(scope="module")
+def seed_index(tmp_path_factory):
+    """A keyword index over the ~30 seed paragraphs (read-only in tests)."""
+    ix = WhooshKeywordIndex.create(tmp_path_factory.mktemp("kw") / "keyword")
+    ix.add(seed_passages())
+    yield ix
+    ix.close()
+
+
+@pytest.fixture(scope="module")
+def seed_text() -> dict[str, str]:
+    """pid -> paragraph text."""
+    return {p.pid: p.text for p in seed_passages()}
+
+
+# --- analysis -------------------------------------------------------------------------------
+
+
+def test_dictionary_terms_stay_whole():
+    tokens = tokenize("三会一课制度和主题党日活动")
+    assert "三会一课" in tokens and "主题党日" in tokens
+    sentences = {
+        "民主集中制": "党支部必须坚持民主集中制原则",
+        "组织生活会": "党支部每年至少召开一次组织生活会",
+        "入党积极分子": "党支部要做好入党积极分子的培养工作",
+        "预备党员": "预备党员的预备期为一年",
+        "八项规定": "党员干部要严格落实八项规定",
+    }
+    for term, sentence in sentences.items():
+        assert term in tokenize(sentence), (term, tokenize(sentence))
+
+
+def test_long_terms_also_yield_their_dictionary_subwords():
+    tokens = tokenize("严格遵守中央八项规定精神")
+    # the whole term, and the shorter terms inside it, so a query for either finds the passage
+    for t in ("中央八项规定精神", "八项规定", "中央", "规定", "精神"):
+        assert t in tokens, (t, tokens)
+
+
+def test_userdict_is_a_real_list_of_whole_terms():
+    lines = [l for l in USERDICT_PATH.read_text(encoding="utf-8").splitlines() if l.strip()]
+    assert len(lines) >= 300
+    words = []
+    for line in lines:
+        word, freq, tag = line.split()
+        assert len(word) >= 2 and int(freq) > 0 and tag.isalpha(), line
+        words.append(word)
+    assert len(set(words)) == len(words), "duplicate entries in userdict.txt"
+    for word in ("三会一课", "两个维护", "留党察看", "全面从严治党", "党支部标准化规范化建设", "谈心谈话"):
+        assert word in words
+    # every entry comes out whole, alone and inside a sentence
+    for word in words:
+        assert word in tokenize(word), word
+        assert word in tokenize(f"我们要抓好{word}。"), word
+
+
+def test_positions_monotonic_and_chars_exact():
+    text = "坚持民主集中制，认真开展批评和自我批评。ABC 是 Party 的 Test。"
+    tokens = [(t.text, t.pos, t.startchar, t.endchar) for t in ChineseAnalyzer()(text, positions=True, chars=True)]
+    assert len(tokens) > 8
+    positions = [p for _, p, _, _ in tokens]
+    assert positions == sorted(set(positions)), "positions must strictly increase"
+    starts = [s for _, _, s, _ in tokens]
+    assert starts == sorted(starts), "start offsets must not decrease"
+    for word, _, start, end in tokens:
+        assert text[start:end].lower() == word
+    # offsets shift with start_char (whoosh uses this for multi-valued fields)
+    shifted = [(t.text, t.startchar) for t in ChineseAnalyzer()(text, chars=True, start_char=5)]
+    assert shifted == [(w, s + 5) for w, _, s, _ in tokens]
+
+
+def test_stopwords_dropped_and_latin_lowercased():
+    tokens = tokenize("党支部是在党的基层组织中的战斗堡垒，What is the PARTY Branch?")
+    for stop in ("是", "在", "的", "中", "，", "?", "is", "the", "what"):
+        assert stop not in tokens
+    for kept in ("党支部", "党", "战斗堡垒", "party", "branch"):
+        assert kept in tokens
+    assert all(t == t.lower() for t in tokens)
+    # full-width Latin is folded to ASCII
+    assert "abc123" in tokenize("ＡＢＣ１２３")
+
+
+def test_stopword_list_keeps_content_words():
+    stops = stopwords()
+    assert len(stops) >= 300
+    for function_word in ("的", "了", "是", "在", "和", "与", "及", "等", "什么", "怎么", "如何", "哪些", "吗", "呢", "吧", "是否", "多久", "几"):
+        assert function_word in stops
+    for content_word in ("党", "会", "年", "组织", "工作", "党员", "不得", "监督"):
+        assert content_word not in stops
+    assert STOPWORDS_PATH.is_file()
+
+
+def test_query_terms_unique_in_order():
+    terms = query_terms("党支部如何监督？党支部的监督是什么")
+    assert terms[0] == "党支部"
+    assert len(terms) == len(set(terms))
+    assert "监督" in terms and "如何" not in terms and "？" not in terms and "是" not in terms
+    assert query_terms("") == [] and query_terms("的了吗？！") == []
+
+
+def test_no_jieba_analyse_import():
+    code = (
+        "import sys\n"
+        "from indexer.keyword import WhooshKeywordIndex\n"
+        "from indexer.analyzer import tokenize\n"
+        "tokenize('三会一课')\n"
+        "assert 'jieba.analyse' not in sys.modules, 'jieba.analyse was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+# --- searching ------------------------------------------------------------------------------
+
+
+def test_seed_question_finds_the_supervision_paragraph(seed_index, seed_text):
+    assert seed_index.count() == len(seed_paragraphs()) >= 25
+    hits = seed_index.search("基层党支部如何做好监督者", 5)
+    assert hits and len(hits) <= 5
+    top = hits[0]
+    assert "监督者" in seed_text[top.pid]
+    assert "监督者" in top.terms and "监督" in top.terms and "党支部" in top.terms
+    assert all(t in query_terms("基层党支部如何做好监督者") for t in top.terms)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # every reported term really occurs in that passage (or its title)
+    for h in hits:
+        for t in h.terms:
+            assert t in tokenize(seed_text[h.pid]) or t in tokenize(SEED_TITLE), (h.pid, t)
+
+
+def test_other_seed_questions(seed_index, seed_text):
+    top = seed_index.search("如何做好宣传者", 3)[0]
+    assert "宣传者" in seed_text[top.pid]
+    top = seed_index.search("《中国共产党纪律处分条例》", 3)[0]
+    assert "纪律处分条例" in seed_text[top.pid] and "纪律处分条例" in top.terms
+    assert seed_index.search("量子计算机芯片", 5) == []
+
+
+def test_scores_equal_whoosh_own_bm25f_search(tmp_path):
+    """The term-at-a-time scorer gives exactly whoosh's BM25F scores, also over several segments and deletions."""
+    path = tmp_path / "kw"
+    ix = WhooshKeywordIndex.create(path)
+    ix.add(seed_passages("a"))
+    raw = whoosh.index.open_dir(str(path))
+    w = raw.writer()
+    for p in seed_passages("b")[:15]:
+        w.add_document(pid=p.pid, doc_id=p.doc_id, text=p.text, section="第二部分", title="另一篇文章")
+    w.commit(merge=False)
+    w = raw.writer()
+    w.delete_by_term("pid", "a#16")
+    w.commit(merge=False)
+    assert len(raw.reader().leaf_readers()) >= 2
+    for q in ("基层党支部如何做好监督者", "职工群众反映问题的渠道", "第二部分 文章", "民主集中制 纪律处分条例"):
+        ours = ix.search(q, 100)  # more than the passage count: no cut-off, so float-level ties cannot differ
+        with raw.searcher(weighting=make_weighting()) as s:
+            theirs = s.search(build_query(query_terms(q)), limit=100, terms=True)
+            expected = {h["pid"]: (h.score, {t.decode() for _, t in h.matched_terms()}) for h in theirs}
+        assert ours and len(ours) == len(expected), q
+        for h in ours:
+            score, matched = expected[h.pid]
+            assert h.score == pytest.approx(score, rel=1e-9), (q, h.pid)
+            assert set(h.terms) == matched, (q, h.pid)
+        assert [h.score for h in ours] == sorted((h.score for h in ours), reverse=True)
+        assert "a#16" not in [h.pid for h in ours]
+    ix.close()
+
+
+QUERY_SYNTAX = ["AND", "OR NOT", "(", ")", "*", "党支部 AND (", "title:党", '"未闭合', "~2", "^", "[1 TO", "党员*", "",
+                "{", "}", "+-", "?", ":", "党支部^3", "监督~", "NOT 监督", "pid:seed#1", "doc_id:*"]
+
+
+@pytest.mark.parametrize("question", QUERY_SYNTAX)
+def test_query_syntax_is_plain_text(seed_index, question):
+    hits = seed_index.search(question, 5)
+    assert isinstance(hits, list) and len(hits) <= 5
+
+
+def test_operators_do_not_change_meaning(seed_index):
+    plain = seed_index.search("党支部 监督", 5)
+    assert plain
+    for q in ("党支部 AND 监督", "党支部 OR 监督", "(党支部) +监督", '"党支部" 监督*'):
+        assert [h.pid for h in seed_index.search(q, 5)] == [h.pid for h in plain], q
+    # NOT is a stopword, not negation: passages with 监督 still come first
+    assert seed_index.search("党支部 NOT 监督", 1)[0].pid == plain[0].pid
+    # field syntax is text: "title:党" searches the words, not the title field only
+    assert seed_index.search("title:党", 3) == seed_index.search("title 党", 3)
+
+
+def test_limit_and_empty(seed_index):
+    assert seed_index.search("党支部", 0) == []
+    assert len(seed_index.search("党支部", 2)) == 2
+    assert seed_index.search("", 5) == [] and seed_index.search("的 是 在", 5) == []
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def test_add_replaces_same_pid_and_delete_docs(tmp_path):
+    ix = WhooshKeywordIndex.create(tmp_path / "kw")
+    seed = seed_passages("seed")
+    ix.add(seed)
+    n = len(seed)
+    assert ix.count() == n
+    # re-adding the same passages does not duplicate them
+    ix.add(seed[:5])
+    assert ix.count() == n
+    # a replaced passage is found by its new text, no longer by its old text
+    old = seed[5]
+    assert "宣传者" in old.text and "宣传者" in ix.search("宣传者", 1)[0].terms
+    new = Passage(old.doc_id, old.title, old.section, "红旗渠精神教育专题党课安排", old.start, old.end, old.ordinal)
+    ix.add([new, new])  # a repeated pid inside one batch is indexed once
+    assert ix.count() == n
+    hits = ix.search("红旗渠精神", 5)
+    assert hits[0].pid == old.pid and "红旗渠" in hits[0].terms
+    assert all("宣传者" not in h.terms for h in ix.search("宣传者", 30))
+    # a second document, then delete the first
+    other = [Passage("other", "党费工作", "一、党费收缴", "党员应当按月交纳党费。", 0, 11, 0)]
+    ix.add(other)
+    assert ix.count() == n + 1
+    assert ix.doc_ids() == {"seed", "other"}
+    ix.delete_docs(["seed", "no-such-doc"])
+    assert ix.count() == 1 and ix.doc_ids() == {"other"}
+    assert ix.search("基层党支部如何做好监督者", 5) == []
+    hit = ix.search("党费收缴", 5)[0]
+    assert hit.pid == "other#0" and {"党费", "收缴"} <= set(hit.terms)
+    ix.delete_docs([])
+    ix.close()
+    # the index persists and reopens with its pickled analyzer
+    again = WhooshKeywordIndex.open(tmp_path / "kw")
+    assert again.count() == 1 and again.search("交纳党费", 1)[0].pid == "other#0"
+    again.close()
+
+
+def test_open_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no keyword index"):
+        WhooshKeywordIndex.open(tmp_path / "nothing")
+
+
+def test_closed_index_refuses_use(tmp_path):
+    ix = WhooshKeywordIndex.create(tmp_path / "kw")
+    ix.close()
+    ix.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        ix.search("党支部", 3)
+
+
+@pytest.mark.timeout(60)
+def test_lock_timeout_raises_index_locked(tmp_path):
+    path = tmp_path / "kw"
+    WhooshKeywordIndex.create(path).close()
+    ix = WhooshKeywordIndex.open(path, lock_timeout=0.5)
+    holder = whoosh.index.open_dir(str(path)).writer()  # another writer holds the lock
+    try:
+        with pytest.raises(IndexLockedError, match="locked by another writer"):
+            ix.add(seed_passages()[:3])
+        with pytest.raises(IndexLockedError):
+            ix.delete_docs(["seed"])
+        # a failed add leaves readers usable
+        assert ix.count() == 0
+    finally:
+        holder.cancel()
+    ix.add(seed_passages()[:3])  # the lock is free again
+    assert ix.count() == 3
+    ix.close()
+
+
+@pytest.mark.timeout(300)
+def test_reader_keeps_working_while_another_instance_commits(tmp_path):
+    path = tmp_path / "kw"
+    base = seed_passages("base")
+    with WhooshKeywordIndex.create(path) as first:
+        first.add(base)
+    reader = WhooshKeywordIndex.open(path)
+    writer = WhooshKeywordIndex.open(path)
+    before = reader.search("基层党支部如何做好监督者", 3)
+    assert before
+
+    started, errors, seen = threading.Event(), [], []
+
+    def write() -> None:
+        try:
+            started.wait(30)
+            for i in range(6):
+                writer.add(seed_passages(f"extra{i}"))
+            writer.delete_docs(["extra0"])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    while thread.is_alive() or not seen:
+        hits = reader.search("基层党支部如何做好监督者", 3)
+        seen.append((reader.count(), hits))
+        started.set()
+    thread.join()
+    assert not errors
+    for c, hits in seen:
+        # every commit is atomic: a reader sees whole batches only, never a half-written one
+        assert c % len(base) == 0 and 1 <= c // len(base) <= 7
+        assert hits and all(h.pid.startswith(("base#", "extra")) for h in hits)
+    # the open reader sees the final state once it is refreshed (search/count refresh automatically)
+    assert reader.count() == len(base) * 6
+    assert writer.count() == len(base) * 6
+    reader.close()
+    writer.close()
