@@ -1,0 +1,160 @@
+"""Retrieval-quality regression tests on the paraphrased dev questions (tests/dev_questions.jsonl).
+
+* The dev set itself: well-formed, half low-overlap paraphrases, every gold text verbatim in its source file
+  and inside one passage of the engine's own cleaning + splitting.
+* Seed corpus (16 passages, real e5 model): hybrid search must stay at the measured quality, and fusion
+  must not rank worse than the better of its two halves.
+* Regulation corpus (~2,300 passages from ../shared/bench): keyword mode only, with a hashing stand-in for
+  the embedding model so the test needs no encoding time (keyword ranking does not depend on vectors).
+
+Thresholds are the measured figures minus a margin of about two questions (see docs/BENCHMARKS.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_quality as bq  # noqa: E402
+
+SHARED_BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "bench"
+PARTY_DOCS = SHARED_BENCH / "party-docs"
+
+# Measured on 2026-11-25 (docs/BENCHMARKS.md); margins of about two questions.
+SEED_HYBRID_R5_MIN = 0.80     # measured 0.885 (n=26)
+SEED_HYBRID_R1_MIN = 0.50     # measured 0.615
+SEED_FUSION_MRR_TOL = 0.03    # hybrid MRR@10 may trail the better half by at most this (measured: leads by 0.05)
+REGS_KEYWORD_R10_MIN = 0.60   # measured 0.636 strict (n=77)
+REGS_KEYWORD_DOC_R10_MIN = 0.85  # measured 0.883 document-level
+
+
+def _rows() -> list[dict]:
+    return bq.load_questions(ROOT / "tests" / "dev_questions.jsonl")
+
+
+def _need_party_docs() -> Path:
+    if not (PARTY_DOCS / "corpus.jsonl").exists():
+        pytest.skip("../shared/bench absent: the regulation questions need ../shared/bench/party-docs")
+    return PARTY_DOCS
+
+
+# ------------------------------------------------------------------------------------------------ the dev set
+def test_dev_questions_are_well_formed_and_balanced() -> None:
+    rows = _rows()
+    seed = [r for r in rows if r["set"] == "seed"]
+    regs = [r for r in rows if r["set"] == "regs"]
+    assert len(seed) >= 20 and len(regs) >= 50
+    assert all(r["gold_doc"] == bq.SEED_ID for r in seed)
+    assert all(r["gold_doc"] != bq.SEED_ID and not r["gold_doc"].startswith("/") for r in regs)
+    low = sum(r["low_overlap"] for r in rows)
+    assert 0.4 <= low / len(rows) <= 0.6, f"{low}/{len(rows)} low-overlap questions"
+    for r in rows:
+        assert isinstance(r["low_overlap"], bool)
+        assert 8 <= len(r["gold_text"]) <= 30, r
+        assert not re.search(r"\s", r["gold_text"]), r
+        assert r["question"].strip() and r["gold_text"] not in r["question"], r
+    assert len({r["question"] for r in rows}) == len(rows), "duplicate questions"
+
+
+def test_seed_gold_texts_are_verbatim_in_the_seed_file() -> None:
+    assert bq.check_gold_texts([r for r in _rows() if r["set"] == "seed"]) == []
+
+
+def test_regulation_gold_texts_are_verbatim_in_party_docs() -> None:
+    party_docs = _need_party_docs()
+    assert bq.check_gold_texts(_rows(), party_docs) == []
+
+
+def test_every_gold_text_lies_inside_one_passage_after_clean_and_split() -> None:
+    from indexer import ingest
+    from indexer.engine import prepare
+
+    rows = _rows()
+    if not (PARTY_DOCS / "corpus.jsonl").exists():
+        rows = [r for r in rows if r["set"] == "seed"]
+    cache: dict[str, list[str]] = {}
+    missing = []
+    for r in rows:
+        if r["gold_doc"] not in cache:
+            path = bq.raw_file(r["gold_doc"], PARTY_DOCS)
+            docs = [prepare(raw) for raw in ingest.load_file(path, doc_id=r["gold_doc"])]
+            cache[r["gold_doc"]] = [p.text for _, ps in docs for p in ps]
+        if not any(r["gold_text"] in t for t in cache[r["gold_doc"]]):
+            missing.append((r["gold_doc"], r["gold_text"]))
+    assert missing == []
+
+
+# ------------------------------------------------------------------------------------------------ seed corpus
+@pytest.fixture(scope="module")
+def seed_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """All three modes on the seed corpus, indexed with the real model in a temporary directory."""
+    from indexer import Engine
+
+    work = tmp_path_factory.mktemp("quality-seed")
+    corpus = bq.build_corpus(work / "corpus", [], seed=True)
+    rows = [r for r in _rows() if r["set"] == "seed"]
+    with Engine.open(work / "index") as eng:
+        report = eng.index(corpus)
+        assert report.errors == [] and eng.stats()["passages"] >= 10
+        assert bq.check_against_index(eng, rows) == []
+        return bq.evaluate(eng, rows, bq.MODES, k=10)["metrics"]
+
+
+def test_seed_hybrid_quality_holds(seed_results: dict) -> None:
+    hybrid = seed_results["hybrid"]["all"]["strict"]
+    assert hybrid["R@5"] >= SEED_HYBRID_R5_MIN, seed_results
+    assert hybrid["R@1"] >= SEED_HYBRID_R1_MIN, seed_results
+
+
+def test_seed_fusion_is_not_worse_than_the_better_half(seed_results: dict) -> None:
+    mrr = {m: seed_results[m]["all"]["strict"]["MRR@10"] for m in bq.MODES}
+    assert mrr["hybrid"] >= max(mrr["keyword"], mrr["semantic"]) - SEED_FUSION_MRR_TOL, mrr
+    low = {m: seed_results[m]["low_overlap"]["strict"]["MRR@10"] for m in bq.MODES}
+    assert low["hybrid"] >= max(low["keyword"], low["semantic"]) - SEED_FUSION_MRR_TOL, low
+
+
+# ------------------------------------------------------------------------------------------------ regs corpus
+class _HashEncoder:
+    """Deterministic pseudo-random unit vectors: lets the engine build an index without the model."""
+
+    model_id = "test-hash-stand-in"
+    dim = 32
+
+    def _vecs(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for t in texts:
+            seed = int.from_bytes(hashlib.sha1(t.encode("utf-8")).digest()[:8], "little")
+            v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+            rows.append(v / np.linalg.norm(v))
+        return np.vstack(rows) if rows else np.zeros((0, self.dim), np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._vecs(list(texts))
+
+    def encode_passages(self, texts: list[str], batch_size: int = 16, progress: bool = False) -> np.ndarray:
+        return self._vecs(list(texts))
+
+
+def test_regs_keyword_quality_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    party_docs = _need_party_docs()
+    import indexer.engine as engine_mod
+    from indexer import Engine
+
+    monkeypatch.setattr(engine_mod, "load_encoder", lambda cfg: _HashEncoder())
+    rows = _rows()
+    regs = [r for r in rows if r["set"] == "regs"]
+    corpus = bq.build_corpus(tmp_path / "corpus", bq.regs_files(rows, party_docs), party_docs, seed=True)
+    with Engine.open(tmp_path / "index") as eng:
+        report = eng.index(corpus)
+        assert report.errors == []
+        assert eng.stats()["passages"] > 1500
+        res = bq.evaluate(eng, regs, ["keyword"], k=10)["metrics"]["keyword"]
+    assert res["all"]["strict"]["R@10"] >= REGS_KEYWORD_R10_MIN, res
+    assert res["all"]["doc"]["R@10"] >= REGS_KEYWORD_DOC_R10_MIN, res
