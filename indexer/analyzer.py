@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 DATA_DIR = Path(__file__).resolve().parent / "data"
 USERDICT_PATH = DATA_DIR / "userdict.txt"
 STOPWORDS_PATH = DATA_DIR / "stopwords.txt"
+SYNONYMS_PATH = DATA_DIR / "synonyms.txt"
 
 # Sub-words are looked up only inside Chinese words, and at most this long.
 _MAX_SUBWORD = 8
@@ -152,3 +153,35 @@ def query_terms(text: str) -> list[str]:
     for term in tokenize(text):
         seen.setdefault(term, None)
     return list(seen)
+
+
+@lru_cache(maxsize=1)
+def synonyms() -> dict[str, tuple[str, ...]]:
+    """Query expansions from indexer/data/synonyms.txt: a word users type -> the wording regulations use."""
+    table: dict[str, tuple[str, ...]] = {}
+    try:
+        lines = SYNONYMS_PATH.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        logger.warning("synonym list %s unreadable (%s); no query expansion", SYNONYMS_PATH, exc)
+        return table
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and not parts[0].startswith("#"):
+            table[parts[0]] = tuple(parts[1:])
+    return table
+
+
+def expand_query(text: str) -> str:
+    """The question plus the regulation wording of abbreviations and colloquial words it contains.
+
+    "支委会多久开一次会" -> "支委会多久开一次会 党支部委员会 支部委员会 每月 每季度 每年 定期". Matching is on the
+    raw text (longest entries first, each expansion once), so it works whatever jieba makes of the abbreviation.
+    """
+    table = synonyms()
+    extra: list[str] = []
+    rest = text
+    for word in sorted(table, key=len, reverse=True):
+        if word in rest:
+            rest = rest.replace(word, " ")
+            extra.extend(e for e in table[word] if e not in text and e not in extra)
+    return f"{text} {' '.join(extra)}" if extra else text

@@ -26,6 +26,7 @@ class Config:
     keyword_weight: float = 1.0
     semantic_weight: float = 1.0
     candidates: int = 50  # per-half candidate depth before fusion
+    expand_semantic: bool = False  # also append synonym expansions to the text the embedding model sees
     max_query_chars: int = 500
     lock_timeout: float = 30.0
     encode_batch: int = 16

@@ -29,6 +29,7 @@ import shutil
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ingest
+from .analyzer import expand_query, query_terms
 from .clean import clean_text
 from .config import Config
 from .encoders import Encoder, load_encoder, passage_context
@@ -160,6 +162,7 @@ class Engine:
         self._encoder: Encoder | None = None
         self._reranker: Any = None
         self._reranker_loaded = False
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="partyqa-encode")
         if not (self.root / "CURRENT").exists():
             self._create_empty()
         self._reload(force=True)
@@ -651,16 +654,23 @@ class Engine:
         if not qs:
             return []
         depth = max(self.config.candidates, k)
+        expanded = [expand_query(q) for q in qs]
         keyword_lists: list[list[KeywordHit]] = [[] for _ in qs]
         semantic_lists: list[list[tuple[str, float]]] = [[] for _ in qs]
-        if mode in ("hybrid", "keyword"):
-            with gen.search_lock:
-                keyword_lists = [gen.keyword.search(q, depth) for q in qs]
         if mode in ("hybrid", "semantic") and gen.passages:
             gen = self._ensure_model(gen)
+        semantic_job = None
         if mode in ("hybrid", "semantic") and gen.vectors.count():
-            qvecs = self.encoder.encode_queries(qs)
-            semantic_lists = gen.vectors.search_many(qvecs, depth)
+            # The query encoder runs in C outside the GIL: encode while the keyword half searches.
+            vectors = gen.vectors
+            semantic_texts = expanded if self.config.expand_semantic else qs
+            semantic_job = self._pool.submit(
+                lambda: vectors.search_many(self.encoder.encode_queries(semantic_texts), depth))
+        if mode in ("hybrid", "keyword"):
+            with gen.search_lock:
+                keyword_lists = [gen.keyword.search(q, depth) for q in expanded]
+        if semantic_job is not None:
+            semantic_lists = semantic_job.result()
         out = []
         for q, kw_hits, sem_hits in zip(qs, keyword_lists, semantic_lists):
             out.append(self._rank(gen, q, kw_hits, sem_hits, k, mode))
@@ -698,9 +708,7 @@ class Engine:
                         k=self.config.rrf_k)
             scores = {pid: s for pid, s, _ in fused}
         fused = self._maybe_rerank(gen, question, fused, k, scores)
-        from .analyzer import query_terms
-
-        q_terms = query_terms(question)
+        q_terms = query_terms(expand_query(question))
         kw_terms = {h.pid: h.terms for h in kw_hits}
         hits = []
         for rank, (pid, _, ranks) in enumerate(fused[:k], start=1):
@@ -736,6 +744,8 @@ class Engine:
 
     def close(self) -> None:
         """Release open index files."""
+        self._pool.shutdown(wait=True)
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="partyqa-encode")
         with self._state_lock:
             for g in self._old:
                 g.close()
