@@ -239,15 +239,9 @@ def open_and_index(index_dir: Path, corpus: Path, cache_dir: Path | None = None)
     The index directory is rebuilt every run so the figures always reflect the current cleaning/splitting code
     (a sync would skip unchanged files); only the embedding cache is shared between runs.
     """
-    from indexer import Engine
+    from common import fresh_engine
 
-    if index_dir.exists():
-        shutil.rmtree(index_dir)
-    index_dir.mkdir(parents=True)
-    if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        os.symlink(cache_dir.resolve(), index_dir / "cache")
-    eng = Engine.open(index_dir)
+    eng = fresh_engine(index_dir, cache_dir)
     t0 = time.perf_counter()
     report = eng.index(corpus, progress=sys.stderr.isatty())
     seconds = time.perf_counter() - t0

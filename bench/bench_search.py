@@ -165,15 +165,9 @@ class HashEncoder:
 
 def open_engine(index_dir: Path, cache_dir: Path | None, no_vectors: bool) -> Any:
     """A new Engine on a fresh index dir whose embedding cache is the shared ``cache_dir``."""
-    from indexer import Engine
+    from common import fresh_engine
 
-    if index_dir.exists():
-        shutil.rmtree(index_dir)
-    index_dir.mkdir(parents=True)
-    if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        os.symlink(cache_dir.resolve(), index_dir / "cache")
-    eng = Engine.open(index_dir)
+    eng = fresh_engine(index_dir, cache_dir)
     if no_vectors:
         eng._encoder = HashEncoder().encoder  # the bench owns this engine; no public hook exists for a stand-in
     return eng

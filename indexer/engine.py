@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -17,8 +17,7 @@ from webui import serve
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "corpus" / "基层党支部工作论文.txt"
+from conftest import ROOT, SEED
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
 DRIVER_CANDIDATES = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]

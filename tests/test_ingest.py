@@ -22,10 +22,8 @@ from indexer.ingest import (
 )
 from indexer.types import IngestError, RawDocument
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "corpus" / "基层党支部工作论文.txt"
+from conftest import SEED, SHARED_BENCH as BENCH
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ingest"
-BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "bench"
 
 
 @pytest.fixture(scope="module")

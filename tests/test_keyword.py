@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import whoosh.index
@@ -21,8 +20,7 @@ from indexer.analyzer import (
 from indexer.keyword import WhooshKeywordIndex, build_query, make_weighting
 from indexer.types import IndexLockedError, Passage
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "corpus" / "基层党支部工作论文.txt"
+from conftest import ROOT, SEED
 SEED_TITLE = "基层党支部工作论文"
 
 

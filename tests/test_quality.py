@@ -19,13 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import PARTY_DOCS, ROOT
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_quality as bq  # noqa: E402
 
-SHARED_BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "bench"
-PARTY_DOCS = SHARED_BENCH / "party-docs"
 
 # Measured on 2026-11-25 (docs/BENCHMARKS.md); margins of about two questions.
 SEED_HYBRID_R5_MIN = 0.80     # measured 0.885 (n=26)

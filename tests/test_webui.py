@@ -17,8 +17,7 @@ from webui import create_app, serve
 from webui.render import document_blocks, highlight_html
 from webui.uploads import UploadNameError, sanitize_filename
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "corpus" / "基层党支部工作论文.txt"
+from conftest import SEED
 SEED_ID = SEED.name
 RULES_ID = "规章/支部工作规则.md"  # a doc id with "/" and Chinese
 XSS_ID = "安全测试.txt"
