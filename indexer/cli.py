@@ -24,10 +24,14 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def _engine(args: argparse.Namespace):
+def _engine(args: argparse.Namespace, create: bool = False):
     from .engine import Engine
 
-    return Engine.open(args.config.index_dir, args.config)
+    index_dir = Path(args.config.index_dir)
+    if not create and not (index_dir / "CURRENT").exists():
+        raise PartyQAError(f"no index at {index_dir.resolve()}: build one with `partyqa --index-dir {index_dir} "
+                           f"index CORPUS_DIR` (or set PARTYQA_INDEX_DIR)")
+    return Engine.open(index_dir, args.config)
 
 
 # ------------------------------------------------------------------ commands
@@ -65,14 +69,14 @@ def _print_report(report, as_json: bool) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     """Sync the index with a corpus directory."""
-    with _engine(args) as eng:
+    with _engine(args, create=True) as eng:
         report = eng.index(args.corpus_dir, progress=not args.quiet)
         return _print_report(report, args.json)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Copy files into the corpus and index them."""
-    with _engine(args) as eng:
+    with _engine(args, create=True) as eng:
         report = eng.add(args.paths, progress=not args.quiet)
         code = _print_report(report, args.json)
         return 1 if report.errors else code
@@ -272,7 +276,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the web UI and HTTP API with waitress."""
     from webui.app import serve
 
-    eng = _engine(args)
+    eng = _engine(args, create=True)
     try:
         serve(eng, host=args.host, port=args.port, threads=args.threads)
     finally:
@@ -283,15 +287,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for `partyqa`."""
+    def global_opts(p: argparse.ArgumentParser, defaults: bool) -> None:
+        # Accepted before or after the command: `partyqa --index-dir X ask ...` and `partyqa ask ... --index-dir X`.
+        d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
+        p.add_argument("--index-dir", default=d(None), help="index directory (env PARTYQA_INDEX_DIR, default ./index)")
+        p.add_argument("--model", default=d(None), help="embedding model: 'e5' (bundled default) or a "
+                       "sentence-transformers folder or a folder name under models/ (env PARTYQA_MODEL)")
+        p.add_argument("--reranker", default=d(None), help="optional CrossEncoder folder (env PARTYQA_RERANKER)")
+        p.add_argument("-v", "--verbose", action="store_true", default=d(False), help="debug logging")
+        p.add_argument("-q", "--quiet", action="store_true", default=d(False), help="no progress bars, warnings only")
+
     parser = argparse.ArgumentParser(prog="partyqa", description="PartyQA 党建问答检索 — local hybrid search over "
                                      "Chinese party-building documents")
-    parser.add_argument("--index-dir", help="index directory (env PARTYQA_INDEX_DIR, default ./index)")
-    parser.add_argument("--model", help="embedding model: 'e5' (bundled default) or a sentence-transformers folder "
-                        "or a folder name under models/ (env PARTYQA_MODEL)")
-    parser.add_argument("--reranker", help="optional CrossEncoder folder (env PARTYQA_RERANKER)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    global_opts(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    global_opts(common, defaults=False)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add = sub.add_parser
+
+    def add_parser(name: str, **kw: object) -> argparse.ArgumentParser:
+        return _add(name, parents=[common], **kw)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     p = sub.add_parser("split", help="print the cleaned passages of one file (no index)")
     p.add_argument("file")

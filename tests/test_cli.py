@@ -151,3 +151,13 @@ def test_index_dir_from_env(cli_index):
     proc = subprocess.run([str(BIN), "-q", "docs", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and json.loads(proc.stdout)
     assert ROOT.exists()
+
+
+def test_global_options_after_the_command_and_missing_index(cli_index, tmp_path):
+    index, _ = cli_index
+    data = json.loads(run("ask", "党支部怎样做好监督者", "--json", "--index-dir", str(index), "-k", "1").stdout)
+    assert len(data["results"]) == 1
+    missing = tmp_path / "no-index-here"
+    proc = run("ask", "党支部", index=missing, check=False)
+    assert proc.returncode == 2 and "no index" in proc.stderr and "partyqa" in proc.stderr
+    assert not missing.exists(), "a read command must not create an empty index"
