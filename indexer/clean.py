@@ -79,6 +79,8 @@ _COMMA = re.compile(r"[，,]")
 # a short line cut by a page break ends on a word that cannot end a title or sentence
 _DANGLING = set("的地得和与及或对在把将被让使是从向于以而并但要由给同跟之其即若如就都也还又再")
 _INDENT = re.compile(r"^(\u3000|[ \u00a0]{2,}|\t)")
+# a list label left alone on its line by the converter ("二、" then the item's text on the next line)
+_BARE_LABEL = re.compile(rf"^(?:[{_NUM}]+、|[（(][{_NUM}]+[）)]|[0-9０-９]{{1,2}}[.、．])$")
 
 
 def _normalise_line(line: str) -> str:
@@ -182,8 +184,19 @@ def _no_join_start(line: str) -> bool:
     return bool(_ITEM_START.match(line)) or heading_level(line) is not None or article_label(line) is not None
 
 
+def _joins_bare_label(prev: str, nxt: str) -> bool:
+    """True if prev is a lone list label ("二、") and nxt is the text of that item."""
+    if not prev or not nxt or not _BARE_LABEL.match(prev):
+        return False
+    if _no_join_start(nxt) or _MD_BLOCK.match(nxt) or "|" in nxt:
+        return False
+    return not re.match(r"[0-9０-９.．]", nxt)  # "1." + "5倍" would read as a number
+
+
 def _can_join(prev: str, nxt: str) -> bool:
     """True if prev was cut mid-sentence (page break) and nxt carries on."""
+    if _joins_bare_label(prev, nxt):
+        return True
     if not prev or not nxt or prev[-1] in _END_OK or prev[-1] == "\\":
         return False
     if heading_level(prev) is not None or _MD_BLOCK.match(prev) or _no_join_start(nxt) or "|" in prev or "|" in nxt:
@@ -214,7 +227,7 @@ def _repair_paragraphs(lines: list[tuple[str, bool]]) -> list[str]:
     for line, indented in lines:
         if not line:
             continue
-        if out and not indented and _can_join(out[-1], line):
+        if out and (not indented or _joins_bare_label(out[-1], line)) and _can_join(out[-1], line):
             out[-1] = _join(out[-1], line)
         else:
             out.append(line)

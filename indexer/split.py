@@ -6,7 +6,9 @@ paragraphs is the exact slice ``doc.text[start:end]`` including the newlines bet
 
 Section paths are the open headings joined with ``" > "``, e.g. ``"第四章 工作机制 > 第十一条"``.
 Heading lines are the section, not passage text; ``第X条`` article lines are content and each
-article starts its own passage unit.
+article starts its own passage unit. A numbered line (``一、`` ``（一）`` ``1.``) is a heading only
+if it heads some content: one followed directly by a list item or heading of the same or a higher
+level, or by the end of the document, is a list item and stays in the passage text.
 """
 from __future__ import annotations
 
@@ -199,8 +201,66 @@ def _paragraphs(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def _enum_level(line: str) -> int | None:
+    """Level of the list label a line starts with (``一、`` 4, ``（一）`` 5, ``1.`` 6), title-like or not."""
+    s = line.strip()
+    bm = _BOLD_WRAP.match(s)
+    if bm:
+        s = bm.group(1).strip()
+    elif s.startswith("**"):
+        s = s[2:]
+    if _CN_ENUM.match(s):
+        return 4
+    if _PAREN_ENUM.match(s):
+        return 5
+    if _DIGIT_ENUM.match(s):
+        return 6
+    return None
+
+
+def _ends_sentence(line: str) -> bool:
+    """True if the line ends with a sentence mark (before closing quotes/brackets/bold marks)."""
+    body = line.strip().rstrip(_CLOSERS + "*")
+    return bool(body) and (body[-1] in _TERMINATORS or body[-1] == "…")
+
+
+def _is_bold_title(line: str) -> bool:
+    """A short, wholly bold line without a sentence end (``**组织纪律**``): a sub-title, whatever its level."""
+    bm = _BOLD_WRAP.match(line.strip())
+    return bool(bm) and len(bm.group(1)) <= 30 and not _has_terminator(bm.group(1))
+
+
+def _heads_nothing(text: str, paras: list[tuple[int, int]], idx: int, level: int, in_list: bool = False) -> bool:
+    """True if the numbered candidate heading at ``idx`` has no content of its own.
+
+    That is the case at the end of the document, and when the next paragraph is a list item or
+    heading of the same or a higher level (a sibling item, or the end of the parent section), or,
+    for a line that continues a list of content items (``in_list``), a bold sub-title: the line is
+    then one item of a list (``七、要严格文稿发表，……。``), not a title.
+    """
+    if idx + 1 >= len(paras):
+        return True
+    nxt = text[paras[idx + 1][0]:paras[idx + 1][1]]
+    if article_label(nxt) is not None:
+        return False  # "一、总则" heading articles
+    if not _MD_HEADING.match(nxt):
+        enum = _enum_level(nxt)
+        if enum is not None:
+            return enum <= level
+    if _is_bold_title(nxt):
+        return in_list  # "50.…的" then "**组织纪律**" ends a list; "五、党纪细化" then "**政治纪律**" heads it
+    head = heading_level(nxt)
+    if head is not None:
+        return head[0] <= level
+    return _is_regulation_title(nxt.strip(), text, paras, idx + 1)
+
+
 def _units(text: str) -> list[_Unit]:
-    """Group paragraphs into units by section; each article is its own unit."""
+    """Group paragraphs into units by section; each article is its own unit.
+
+    A numbered line (``一、`` ``（一）`` ``1.``) that looks like a title is a heading only if it
+    heads some content (see :func:`_heads_nothing`); otherwise it is a content paragraph.
+    """
     paras = _paragraphs(text)
     stack: list[tuple[int, str]] = []
     units: list[_Unit] = []
@@ -213,8 +273,10 @@ def _units(text: str) -> list[_Unit]:
             parts.append(article)
         return SECTION_SEP.join(parts)
 
+    open_items: set[int] = set()  # levels of the run of content list items just before (deeper ones nested)
     for idx, (s, e) in enumerate(paras):
         line = text[s:e]
+        items_before, open_items = open_items, set()
         label = article_label(line)
         if label is not None:
             cur = _Unit(path(label))
@@ -229,6 +291,14 @@ def _units(text: str) -> list[_Unit]:
         explicit = bool(_MD_HEADING.match(line))
         if head is not None and in_article and not explicit and head[0] >= 4:
             head = None  # （一）/一、/1. items inside an article are its content
+        enum = None if explicit else _enum_level(line)
+        if head is not None and enum is not None and head[0] >= 4:
+            in_list = enum in items_before
+            if (in_list and _ends_sentence(line)) or _heads_nothing(text, paras, idx, head[0], in_list):
+                head = None  # a list item (no body under it, or a sentence right after a content item)
+        elif head is not None and explicit and _enum_level(head[1]) is not None and _ends_sentence(head[1]):
+            if _heads_nothing(text, paras, idx, head[0]):
+                head = None  # "### 四、研究确定入党积极分子。" right before "### 五、…": a step, not a title
         name = head[1] if head is not None else line.strip()
         if (head is None and not explicit) or (head is not None and explicit):
             if _is_regulation_title(name, text, paras, idx):
@@ -250,6 +320,8 @@ def _units(text: str) -> list[_Unit]:
             cur = _Unit(path())
             units.append(cur)
         cur.paras.append((s, e))
+        if enum is not None:
+            open_items = {lv for lv in items_before if lv < enum} | {enum}
     return [u for u in units if u.paras]
 
 

@@ -314,6 +314,103 @@ def test_tiny_paragraphs_merge_within_section_only():
     assert passages[1].text.startswith("实践一。\n实践要求很多")
 
 
+# a list-style notice: a title, one sentence of preamble, then eight one-sentence items and no body under any
+LIST_NOTICE = "\n".join([
+    "关于加强机关作风建设的若干规定",
+    "为进一步改进工作作风、密切联系群众，现作如下规定。",
+    "一、要改进调查研究，到基层调研要深入了解真实情况。",
+    "二、要精简会议活动，开短会、讲短话，力戒空话、套话。",
+    "三、要精简文件简报，可发可不发的文件一律不发。",
+    "四、要规范公务接待，不安排宴请，不上高档菜肴。",
+    "五、要改进警卫工作，一般情况下不得封路、不清场闭馆。",
+    "六、要改进新闻报道，压缩报道的数量、字数、时长。",
+    "七、要严格文稿发表，个人不公开出版著作、讲话单行本。",
+    "八、要厉行勤俭节约，严格执行住房、车辆配备等有关规定。",
+])
+
+
+def test_list_items_without_body_are_content():
+    title, text = clean_text(LIST_NOTICE)
+    assert title == "关于加强机关作风建设的若干规定"
+    doc = _doc(title, text, "notice")
+    passages = split_document(doc)
+    _check_passages(doc, passages)
+    items = [line for line in LIST_NOTICE.split("\n") if line[1:2] == "、"]
+    assert len(items) == 8
+    for item in items:
+        assert any(item in p.text for p in passages), item
+        assert not any(item in p.section for p in passages), item  # an item is never a section title
+    assert {p.section for p in passages} == {""}
+    assert all(len(p.text) <= 350 for p in passages) and len(passages) <= 3  # short items merged
+
+
+def test_list_items_under_real_headings():
+    text = "\n".join([
+        "一、工作要求",
+        "（一）要坚持把政治建设摆在首位。",
+        "（二）要严格落实“三会一课”制度。",
+        "（三）要经常开展谈心谈话。",
+        "二、组织保障",
+        "各级党组织要加强领导，明确责任分工，把各项要求落到实处，确保取得实效。",
+        "三、附则",
+        "第一条 本规定由组织部负责解释。",
+        "第二条 本规定自印发之日起施行。",
+        "四、其他事项",
+    ])
+    doc = _doc("t", text)
+    passages = split_document(doc)
+    _check_passages(doc, passages)
+    by_text = {p.text: p.section for p in passages}
+    items = "（一）要坚持把政治建设摆在首位。\n（二）要严格落实“三会一课”制度。\n（三）要经常开展谈心谈话。"
+    assert by_text[items] == "一、工作要求"  # 一、 heads its items: a heading; the items are content
+    assert by_text["各级党组织要加强领导，明确责任分工，把各项要求落到实处，确保取得实效。"] == "二、组织保障"
+    assert by_text["第一条 本规定由组织部负责解释。"] == "三、附则 > 第一条"  # a heading over articles stays
+    # the last line heads nothing (end of document): content, in its parent section
+    assert any(p.text.endswith("四、其他事项") for p in passages)
+
+
+def test_last_list_item_before_a_paragraph_is_content():
+    text = "\n".join([
+        "具有下列情形之一的，应当认定为“情节严重”：",
+        "（一）导致事故后果扩大，增加死亡一人以上的；",
+        "（二）采用暴力、胁迫、命令等方式阻止他人报告事故情况的；",
+        "（三）其他情节严重的情形。",
+        "具有下列情形之一的，应当认定为“情节特别严重”：",
+        "（一）导致事故后果扩大，增加死亡三人以上的；",
+        "（二）其他情节特别严重的情形。",
+    ])
+    doc = _doc("t", text)
+    passages = split_document(doc)
+    _check_passages(doc, passages)
+    for line in text.split("\n"):
+        assert any(line in p.text for p in passages), line
+    assert {p.section for p in passages} == {""}
+
+
+def test_numbered_items_between_bold_subtitles_are_content():
+    text = "\n".join([
+        "五、党纪细化",
+        "**政治纪律**",
+        "1.在重大原则问题上不同党中央保持一致且有实际言论、行为或者造成不良后果的",
+        "2.搞投机钻营，结交政治骗子或者被政治骗子利用的",
+        "3.充当政治骗子的",
+        "**组织纪律**",
+        "1.违反议事规则，个人或者少数人决定重大问题",
+        "2.不如实填报个人档案资料",
+    ])
+    doc = _doc("t", text)
+    passages = split_document(doc)
+    _check_passages(doc, passages)
+    for line in text.split("\n")[1:]:
+        assert any(line in p.text for p in passages), line
+    assert {p.section for p in passages} == {"五、党纪细化"}
+
+
+def test_lone_list_label_joins_its_text():
+    _, text = clean_text("通知\n\n\u3000一、要改进调查研究。\n\n\u3000二、\n要精简会议活动。\n（三）\n\u3000要精简文件简报。\n4.\n5倍以上")
+    assert text.split("\n") == ["一、要改进调查研究。", "二、要精简会议活动。", "（三）要精简文件简报。", "4.", "5倍以上"]
+
+
 def test_long_paragraph_split_at_sentence_ends():
     text = "".join(f"第{i}项，党支部要把严的要求落实到党员教育管理全过程，做到真管真严、敢管敢严。" for i in range(25))
     doc = _doc("t", text)
@@ -401,6 +498,44 @@ def test_bench_regulations_keep_content(party_split):
         assert after >= 0.97 * before, (row["doc_id"], before, after)
         checked += 1
     assert checked >= 20
+
+
+def test_bench_eight_point_rules_items_are_passage_text():
+    path = BENCH / "party-docs" / "xtjeyvc-8gui" / "00.md"
+    if not path.is_file():
+        pytest.skip("八项规定 00.md not found: ../shared/bench absent")
+    title, text = clean_text(path.read_text(encoding="utf-8"))
+    doc = _doc(title, text, "8gui/00.md")
+    passages = split_document(doc)
+    _check_passages(doc, passages)
+    assert any("个人不公开出版著作" in p.text for p in passages)
+    items = [line for line in text.split("\n") if re.match(r"^[一二三四五六七八]、", line)]
+    assert [i[0] for i in items] == list("一二三四五六七八")
+    for item in items:
+        assert any(item in p.text for p in passages), item
+    assert not any(re.match(r"^[一二三四五六七八]、", p.section) for p in passages)
+
+
+def test_bench_no_line_lost(party_split):
+    """Every line of cleaned text is in some passage's text or, as a heading, in some passage's section."""
+    lost = total = 0
+    for _, doc, passages in party_split:
+        covered = bytearray(len(doc.text))
+        for p in passages:
+            covered[p.start:p.end] = b"\x01" * (p.end - p.start)
+        sections = "\n".join({p.section.replace(" ", "") for p in passages})
+        texts = [p.text for p in passages]
+        total += len(CJK.findall(doc.text))
+        pos = 0
+        for line in doc.text.split("\n"):
+            end = pos + len(line)
+            if not any(covered[pos:end]) and not any(line in t for t in texts):  # duplicates are not lost
+                key = re.sub(r"^#{1,6}\s*|\*\*", "", line).replace(" ", "")
+                if key not in sections:
+                    lost += len(CJK.findall(line))
+            pos = end + 1
+    assert total > 1_000_000
+    assert lost <= total * 0.0001, f"{lost} CJK characters are in no passage text and no section"
 
 
 def test_bench_no_notice_boilerplate(party_split):
