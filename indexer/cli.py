@@ -69,6 +69,14 @@ def _print_report(report, as_json: bool) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     """Sync the index with a corpus directory."""
+    if args.rebuild:
+        from .engine import Engine
+
+        eng, report = Engine.rebuild(args.config.index_dir, args.corpus_dir, args.config, progress=not args.quiet)
+        eng.close()
+        return _print_report(report, args.json)
+    if not args.corpus_dir:
+        raise PartyQAError("give the corpus directory to index: partyqa index CORPUS_DIR")
     with _engine(args, create=True) as eng:
         report = eng.index(args.corpus_dir, progress=not args.quiet)
         return _print_report(report, args.json)
@@ -316,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("index", help="sync the index with a corpus directory")
-    p.add_argument("corpus_dir")
+    p.add_argument("corpus_dir", nargs="?", help="the corpus directory (with --rebuild: default the remembered one)")
+    p.add_argument("--rebuild", action="store_true", help="discard the index (e.g. a damaged one) and build it "
+                   "again from the corpus; cached embeddings are reused")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index)
 

@@ -46,13 +46,23 @@ from .highlight import best_sentence, matched_terms, term_spans
 from .keyword import WhooshKeywordIndex
 from .split import split_document
 from .store import KeywordHit
-from .types import Document, IndexLockedError, IngestError, Passage, QueryError, RawDocument
+from .types import Document, IndexLockedError, IngestError, PartyQAError, Passage, QueryError, RawDocument
 from .vectors import EmbeddingCache, NumpyVectorIndex, embed_passages
 
 logger = logging.getLogger(__name__)
 
 MODES = ("hybrid", "keyword", "semantic")
 FORMAT_VERSION = 1
+
+
+class IndexCorruptError(PartyQAError):
+    """An index file is missing, truncated or inconsistent; the fix is a rebuild from the corpus."""
+
+    def __init__(self, root: Path, detail: str):
+        super().__init__(f"index at {root} is damaged ({detail}). Recover with: partyqa --index-dir {root} index "
+                         f"--rebuild CORPUS_DIR  (documents are re-read from the corpus; cached embeddings are "
+                         f"reused, so this is quick)")
+        self.root = root
 
 
 @dataclass
@@ -94,6 +104,19 @@ def file_sha1(path: Path) -> str:
     return h.hexdigest()
 
 
+def checkpoint(root: Path, name: str) -> None:
+    """Test hook: when PARTYQA_PAUSE_AT names this point, mark it in the index dir and wait to be killed.
+
+    Lets the robustness tests SIGKILL a real writer at a known step (reading, keyword, embedding, before/after
+    the CURRENT switch). Does nothing unless the variable is set.
+    """
+    if os.environ.get("PARTYQA_PAUSE_AT") != name:
+        return
+    (root / f".paused-{name}").write_text(str(os.getpid()), "utf-8")
+    logger.warning("PARTYQA_PAUSE_AT=%s: pausing for a test", name)
+    time.sleep(float(os.environ.get("PARTYQA_PAUSE_SECONDS", "120")))
+
+
 def _now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -124,6 +147,18 @@ class _Generation:
     def __init__(self, root: Path, number: int, lock_timeout: float):
         self.number = number
         self.path = root / f"gen-{number:08d}"
+        try:
+            self._load(lock_timeout)
+        except IndexCorruptError:
+            raise
+        except Exception as exc:
+            raise IndexCorruptError(root, f"{type(exc).__name__}: {exc}") from exc
+        n_kw, n_vec = self.keyword.count(), self.vectors.count()
+        if self.manifest.get("model_id") and not (n_kw == n_vec == len(self.passages)):
+            self.keyword.close()
+            raise IndexCorruptError(root, f"{n_kw} keyword entries, {n_vec} vectors, {len(self.passages)} passages")
+
+    def _load(self, lock_timeout: float) -> None:
         self.manifest: dict[str, Any] = json.loads((self.path / "manifest.json").read_text("utf-8"))
         self.texts: dict[str, str] = json.loads((self.path / "texts.json").read_text("utf-8"))
         self.passages: dict[str, Passage] = {}
@@ -171,6 +206,28 @@ class Engine:
     def open(cls, index_dir: str | Path, config: Config | None = None) -> "Engine":
         """Open (or create) an index directory."""
         return cls(index_dir, config)
+
+    @classmethod
+    def rebuild(cls, index_dir: str | Path, corpus_dir: str | Path | None = None, config: Config | None = None,
+                progress: bool = False) -> tuple["Engine", SyncReport]:
+        """Discard a (possibly damaged) index's generations and index the corpus again; cached embeddings are kept."""
+        root = Path(index_dir).resolve()
+        if corpus_dir is None:
+            corpus_dir = _remembered_corpus(root)
+            if corpus_dir is None:
+                raise PartyQAError(f"cannot tell which corpus {root} was built from; give CORPUS_DIR")
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / "write.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                (root / "CURRENT").unlink(missing_ok=True)
+                for gen_dir in root.glob("gen-*"):
+                    shutil.rmtree(gen_dir, ignore_errors=True)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        logger.warning("rebuilding index %s from %s", root, corpus_dir)
+        eng = cls(root, config)
+        return eng, eng.index(corpus_dir, progress=progress)
 
     @property
     def encoder(self) -> Encoder:
@@ -226,11 +283,16 @@ class Engine:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp_dir, final)
         _fsync_dir(self.root)
+        checkpoint(self.root, "before_switch")
         _write_json(self.root / "CURRENT", {"generation": number, "committed_at": _now()})
         _fsync_dir(self.root)
+        checkpoint(self.root, "after_switch")
 
     def _read_current(self) -> int:
-        return int(json.loads((self.root / "CURRENT").read_text("utf-8"))["generation"])
+        try:
+            return int(json.loads((self.root / "CURRENT").read_text("utf-8"))["generation"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(self.root, f"CURRENT unreadable: {exc}") from exc
 
     def _reload(self, force: bool = False) -> None:
         """Switch to the newest committed generation if a writer has committed one."""
@@ -333,6 +395,8 @@ class Engine:
             changed: dict[str, tuple[Path, str]] = {}
             staged: dict[str, Path] = {}
             display: dict[str, str] = {}
+            for stale in corpus.glob(".partyqa-staged-*"):  # left by a writer that was killed
+                stale.unlink(missing_ok=True)
             try:
                 for raw_path in paths:
                     path = Path(raw_path)
@@ -351,6 +415,11 @@ class Engine:
                     old = gen.manifest["files"].get(rel) if gen.manifest.get("corpus_dir") == str(corpus) else None
                     if old and old["sha1"] == digest:
                         report.unchanged.extend(old["doc_ids"])
+                        target = corpus / rel
+                        if not resolved.is_relative_to(corpus) and (not target.is_file() or file_sha1(target) != digest):
+                            # Indexed, but a writer was killed before the copy reached the corpus: finish it now.
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            shutil.copy2(path, target)
                         continue
                     if resolved.is_relative_to(corpus):
                         changed[rel] = (resolved, digest)
@@ -403,28 +472,40 @@ class Engine:
                 manifest["documents"].pop(doc_id, None)
             texts = {d: t for d, t in gen.texts.items() if d not in wanted}
             passages = [p for p in gen.passages.values() if p.doc_id not in wanted]
-            number = gen.number + 1
-            tmp = self._new_gen_dir(gen, number)
-            kw = WhooshKeywordIndex.open(tmp / "keyword", lock_timeout=self.config.lock_timeout)
-            try:
-                kw.delete_docs(wanted)
-            finally:
-                kw.close()
-            vec = NumpyVectorIndex.open(tmp / "vectors")
-            vec.delete_docs(wanted)
-            vec.save()
-            self._write_gen_files(tmp, manifest, texts, passages)
-            self._commit(tmp, number)
-            self._reload(force=True)
-            self._gc_generations()
-            # The files go last: the index no longer refers to them. Keep a copy under removed/ (nothing is lost).
+            # Files leave the corpus first (kept under removed/: nothing is lost), so that a writer killed before
+            # the commit leaves files and index to agree again at the next sync: the document is then removed.
+            moved: list[tuple[Path, Path]] = []
             if corpus is not None:
+                stamp = f"{_dt.datetime.now():%Y%m%d-%H%M%S-%f}"
                 for rel in files_to_drop:
                     src = corpus / rel
                     if src.is_file():
-                        dest = self.root / "removed" / f"{_dt.datetime.now():%Y%m%d-%H%M%S}" / rel
+                        dest = self.root / "removed" / stamp / rel
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         shutil.move(str(src), dest)
+                        moved.append((src, dest))
+            number = gen.number + 1
+            try:
+                tmp = self._new_gen_dir(gen, number)
+                kw = WhooshKeywordIndex.open(tmp / "keyword", lock_timeout=self.config.lock_timeout)
+                try:
+                    kw.delete_docs(wanted)
+                finally:
+                    kw.close()
+                checkpoint(self.root, "keyword")
+                vec = NumpyVectorIndex.open(tmp / "vectors")
+                vec.delete_docs(wanted)
+                vec.save()
+                self._write_gen_files(tmp, manifest, texts, passages)
+                self._commit(tmp, number)
+            except BaseException:
+                shutil.rmtree(self.root / f"gen-{number:08d}.tmp", ignore_errors=True)
+                for src, dest in moved:  # the removal did not happen: put the files back
+                    if dest.exists() and not src.exists():
+                        shutil.move(str(dest), src)
+                raise
+            self._reload(force=True)
+            self._gc_generations()
             logger.info("removed %d document(s): %s", len(wanted), ", ".join(wanted))
             return wanted
 
@@ -468,6 +549,7 @@ class Engine:
         corpus_changed = manifest.get("corpus_dir") != str(corpus)
         manifest["corpus_dir"] = str(corpus)
         loaded = self._load_changed(corpus, changed, manifest.get("excluded", {}), report, progress, display or {})
+        checkpoint(self.root, "read")
 
         # Which doc ids leave the index, and which come in.
         drop_docs: set[str] = set()
@@ -525,6 +607,7 @@ class Engine:
                     kw.add(fresh)
             finally:
                 kw.close()
+            checkpoint(self.root, "keyword")
 
             to_embed = passages if model_changed else fresh
             if model_changed:
@@ -567,9 +650,15 @@ class Engine:
         cache = EmbeddingCache(self.root / "cache", self.encoder.model_id)
         items = [(p.content_hash(), passage_context(p.title, p.section, p.text)) for p in passages]
         missing = len({h for h, _ in items} - set(cache.get_many([h for h, _ in items])))
-        vectors = embed_passages(self.encoder, cache, items, batch_size=self.config.encode_batch, progress=progress)
+        half = len(items) // 2
+        first = embed_passages(self.encoder, cache, items[:half], batch_size=self.config.encode_batch,
+                               progress=progress)
         cache.save()
-        return vectors, missing
+        checkpoint(self.root, "embedding")
+        rest = embed_passages(self.encoder, cache, items[half:], batch_size=self.config.encode_batch,
+                              progress=progress)
+        cache.save()
+        return np.concatenate([first, rest]) if half else rest, missing
 
     @staticmethod
     def _check_consistent(gen_dir: Path, n_passages: int) -> None:
@@ -635,11 +724,14 @@ class Engine:
         q = " ".join(question.split())
         if not q:
             raise QueryError("问题为空，请输入问题 / the question is empty")
+        if not any(ch.isalnum() for ch in q):
+            raise QueryError("问题中没有可检索的文字（只有标点或符号）/ the question has no searchable words "
+                             "(only punctuation or symbols)")
         if len(q) > self.config.max_query_chars:
             raise QueryError(f"问题过长（{len(q)} 字，最多 {self.config.max_query_chars} 字）/ the question is too long "
                              f"({len(q)} chars, max {self.config.max_query_chars})")
-        if not (1 <= int(k) <= 100):
-            raise QueryError("k must be between 1 and 100")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
+            raise QueryError(f"结果数 k 必须是 1 到 100 的整数 / k must be a whole number from 1 to 100 (got {k!r})")
         return q
 
     def search(self, question: str, k: int = 5, mode: str = "hybrid") -> list[dict[str, Any]]:
@@ -759,6 +851,18 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _remembered_corpus(root: Path) -> str | None:
+    """The corpus dir recorded by the newest generation whose manifest is still readable."""
+    for manifest in sorted(root.glob("gen-*/manifest.json"), reverse=True):
+        try:
+            value = json.loads(manifest.read_text("utf-8")).get("corpus_dir")
+        except (OSError, ValueError):
+            continue
+        if value:
+            return value
+    return None
 
 
 def _progress(items: list, desc: str, enabled: bool) -> Iterable:

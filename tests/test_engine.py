@@ -120,7 +120,11 @@ def test_search_many_matches_search(built):
 def test_user_query_syntax_is_text(built, query):
     eng, _, _ = built
     for mode in ("keyword", "hybrid"):
-        assert isinstance(eng.search(query, k=3, mode=mode), list)
+        if any(ch.isalnum() for ch in query):
+            assert isinstance(eng.search(query, k=3, mode=mode), list)
+        else:  # nothing but syntax characters: a clear error, not a crash and not a whoosh parse
+            with pytest.raises(QueryError, match="no searchable words"):
+                eng.search(query, k=3, mode=mode)
 
 
 def test_query_syntax_does_not_change_meaning(built):
@@ -130,12 +134,19 @@ def test_query_syntax_does_not_change_meaning(built):
     assert plain[0]["pid"] == syntax[0]["pid"]
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "？" * 0, "问" * 501])
-def test_empty_or_huge_question_is_a_clear_error(built, bad):
+@pytest.mark.parametrize("bad, why", [("", "empty"), ("   \u3000\n", "empty"), ("问" * 501, "too long"),
+                                      ("问" * 10000, "too long"), ("？！……", "no searchable words"),
+                                      ("🙂🎉", "no searchable words")])
+def test_empty_huge_or_symbol_only_question_is_a_clear_error(built, bad, why):
     eng, _, _ = built
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(QueryError, match=why):
         eng.search(bad)
-    assert "empty" in str(err.value) or "too long" in str(err.value)
+
+
+@pytest.mark.parametrize("k", [0, -1, 101, 10**9, "5", 2.5, None, True])
+def test_bad_k_is_a_clear_error(built, k):
+    with pytest.raises(QueryError, match="k must be"):
+        built[0].search("党支部", k=k)
 
 
 def test_unknown_mode_is_an_error(built):
