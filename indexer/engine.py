@@ -725,10 +725,10 @@ class Engine:
         if not q:
             raise QueryError("问题为空，请输入问题 / the question is empty")
         if not any(ch.isalnum() for ch in q):
-            raise QueryError("问题中没有可检索的文字（只有标点或符号）/ the question has no searchable words "
+            raise QueryError("问题中没有可检索的文字（只有标点或符号） / the question has no searchable words "
                              "(only punctuation or symbols)")
         if len(q) > self.config.max_query_chars:
-            raise QueryError(f"问题过长（{len(q)} 字，最多 {self.config.max_query_chars} 字）/ the question is too long "
+            raise QueryError(f"问题过长（{len(q)} 字，最多 {self.config.max_query_chars} 字） / the question is too long "
                              f"({len(q)} chars, max {self.config.max_query_chars})")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
             raise QueryError(f"结果数 k 必须是 1 到 100 的整数 / k must be a whole number from 1 to 100 (got {k!r})")
