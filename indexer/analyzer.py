@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,6 +17,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 USERDICT_PATH = DATA_DIR / "userdict.txt"
 STOPWORDS_PATH = DATA_DIR / "stopwords.txt"
 SYNONYMS_PATH = DATA_DIR / "synonyms.txt"
+T2S_PATH = DATA_DIR / "t2s_chars.txt"
 
 # Sub-words are looked up only inside Chinese words, and at most this long.
 _MAX_SUBWORD = 8
@@ -23,6 +25,9 @@ _HAN_WORD = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 # Full-width ASCII (！..～) and the ideographic space map one-to-one onto ASCII, so offsets stay valid.
 _FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _FULLWIDTH[0x3000] = 0x20
+# Ideograph look-alikes that PDF extraction and old software emit: Kangxi radicals, CJK radicals
+# supplement, CJK compatibility ideographs. Their NFKC forms are single unified ideographs.
+_LOOKALIKE_RANGES = ((0x2E80, 0x2EFF), (0x2F00, 0x2FDF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 
 _jieba_lock = threading.Lock()
 _jieba_dt: Any = None
@@ -57,6 +62,82 @@ def stopwords() -> frozenset[str]:
     return frozenset(w.strip().lower() for w in lines if w.strip() and not w.startswith("#"))
 
 
+@lru_cache(maxsize=1)
+def _t2s_data() -> tuple[dict[int, int], dict[str, str]]:
+    """Traditional -> simplified from indexer/data/t2s_chars.txt: (str.translate table, same-length phrases).
+
+    The table also maps ideograph look-alikes to the ordinary characters. Phrase keys are given in their
+    character-mapped form, so phrases apply after the table.
+    """
+    table: dict[int, int] = {}
+    raw_phrases: list[tuple[str, str]] = []
+    try:
+        lines = T2S_PATH.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        logger.warning("traditional->simplified table %s unreadable (%s); traditional text is not mapped", T2S_PATH, exc)
+        lines = []
+    for line in lines:
+        if line.startswith("#") or "\t" not in line:
+            continue
+        trad, simp = line.split("\t", 1)
+        if len(trad) == 1 and len(simp) == 1:
+            table[ord(trad)] = ord(simp)
+        elif len(trad) == len(simp) > 1:
+            raw_phrases.append((trad, simp))
+    for lo, hi in _LOOKALIKE_RANGES:
+        for cp in range(lo, hi + 1):
+            norm = unicodedata.normalize("NFKC", chr(cp))
+            if len(norm) == 1 and norm != chr(cp):
+                table[cp] = table.get(ord(norm), ord(norm))
+    phrases = {trad.translate(table): simp for trad, simp in raw_phrases}
+    return table, phrases
+
+
+@lru_cache(maxsize=1)
+def _phrase_re() -> re.Pattern[str] | None:
+    phrases = _t2s_data()[1]
+    if not phrases:
+        return None
+    return re.compile("|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)))
+
+
+@lru_cache(maxsize=1)
+def _fold_table() -> dict[int, int]:
+    table = dict(_t2s_data()[0])
+    table.update(_FULLWIDTH)
+    return table
+
+
+def _phrases(text: str) -> str:
+    pattern = _phrase_re()
+    if pattern is None:
+        return text
+    phrases = _t2s_data()[1]
+    return pattern.sub(lambda m: phrases[m.group()], text)
+
+
+def to_simplified(text: str) -> str:
+    """Traditional Chinese -> simplified, keeping the length (so offsets into ``text`` stay valid).
+
+    Each character becomes OpenCC's most common simplified form; characters that are simplified too
+    (瞭, 藉, 覆, 沈) change only inside same-length OpenCC phrases (瞭解 -> 了解). Phrase-level changes
+    that alter the length are not made, so a few words differ from a full converter; for search that is
+    fine because documents and questions go through the same mapping. Ideograph look-alikes (Kangxi
+    radicals, compatibility ideographs from PDFs) become the ordinary characters.
+    """
+    return _phrases(text.translate(_t2s_data()[0]))
+
+
+def fold(text: str) -> str:
+    """The form the analyzer segments: :func:`to_simplified` plus full-width ASCII -> ASCII; same length as ``text``."""
+    return _phrases(text.translate(_fold_table()))
+
+
+def has_searchable_text(text: str) -> bool:
+    """True if ``text`` has a Chinese character, a letter or a digit (not only punctuation, symbols or emoji)."""
+    return any(ch.isalnum() for ch in text)
+
+
 def _has_word_char(word: str) -> bool:
     return any(c.isalnum() for c in word)
 
@@ -66,11 +147,13 @@ def word_spans(text: str) -> Iterator[tuple[str, int, int]]:
 
     This is jieba's search mode generalised: all dictionary sub-words of length 2..8 (not only 2 and 3),
     so e.g. "八项规定" is found inside "中央八项规定精神". Order: each word, then its sub-words by start,
-    longest first, so start offsets never decrease. Whitespace and punctuation are skipped.
+    longest first, so start offsets never decrease. Whitespace and punctuation are skipped. The text is
+    segmented in its :func:`fold` form, so words come out simplified ("黨員" -> "党员") while the offsets
+    point into the original text.
     """
     dt = segmenter()
     freq = dt.FREQ
-    norm = text.translate(_FULLWIDTH)
+    norm = fold(text)
     for word, start, end in dt.tokenize(norm, mode="default", HMM=True):
         if not _has_word_char(word):
             continue
@@ -179,9 +262,10 @@ def expand_query(text: str) -> str:
     """
     table = synonyms()
     extra: list[str] = []
-    rest = text
+    simple = to_simplified(text)  # "支委會" expands like "支委会"
+    rest = simple
     for word in sorted(table, key=len, reverse=True):
         if word in rest:
             rest = rest.replace(word, " ")
-            extra.extend(e for e in table[word] if e not in text and e not in extra)
+            extra.extend(e for e in table[word] if e not in simple and e not in extra)
     return f"{text} {' '.join(extra)}" if extra else text

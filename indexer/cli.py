@@ -38,10 +38,13 @@ def _engine(args: argparse.Namespace, create: bool = False):
 def cmd_split(args: argparse.Namespace) -> int:
     """Print the cleaned passages of one file, without building any index."""
     from .engine import prepare
-    from .ingest import load_file
+    from .ingest import load_file_checked
 
     out = []
-    for raw in load_file(args.file):
+    raws, problems = load_file_checked(args.file, max_bytes=int(args.config.max_file_mb * 1024 * 1024))
+    for problem in problems:
+        print(f"  ! {args.file}: {problem} (line skipped)", file=sys.stderr)
+    for raw in raws:
         doc, passages = prepare(raw)
         out.extend(passages)
     if args.json:

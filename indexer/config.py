@@ -36,6 +36,7 @@ class Config:
     port: int = 8000
     admin_token: str = ""
     max_upload_mb: int = 50
+    max_file_mb: float = 50  # larger documents are refused with the limit stated (0 = no limit)
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Config":

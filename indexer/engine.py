@@ -37,7 +37,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ingest
-from .analyzer import expand_query, query_terms
+from .analyzer import expand_query, fold, has_searchable_text, query_terms
 from .clean import clean_text
 from .config import Config
 from .encoders import Encoder, load_encoder, passage_context
@@ -526,7 +526,11 @@ class Engine:
         bar = _progress(items, "读取文档 reading", progress)
         for rel, (path, digest) in bar:
             try:
-                raws = ingest.load_file(path, doc_id=rel)
+                raws, problems = ingest.load_file_checked(path, doc_id=rel,
+                                                          max_bytes=int(self.config.max_file_mb * 1024 * 1024))
+                for problem in problems:  # bad lines of a bulk jsonl: reported, the valid lines are kept
+                    report.errors.append({"path": display.get(rel, str(corpus / rel)),
+                                          "reason": f"{problem} (line skipped)"})
                 for raw in raws:
                     raw.source = str(corpus / rel)
                 skip = set(excluded.get(rel, []))
@@ -724,7 +728,7 @@ class Engine:
         q = " ".join(question.split())
         if not q:
             raise QueryError("问题为空，请输入问题 / the question is empty")
-        if not any(ch.isalnum() for ch in q):
+        if not has_searchable_text(q):
             raise QueryError("问题中没有可检索的文字（只有标点或符号） / the question has no searchable words "
                              "(only punctuation or symbols)")
         if len(q) > self.config.max_query_chars:
@@ -805,7 +809,8 @@ class Engine:
         for rank, (pid, _, ranks) in enumerate(fused[:k], start=1):
             p = gen.passages[pid]
             terms = kw_terms.get(pid) or matched_terms(p.text, q_terms)
-            terms = [t for t in terms if t.lower() in p.text.lower()] or terms
+            folded = fold(p.text).lower()
+            terms = [t for t in terms if t.lower() in folded] or terms
             b0, b1 = best_sentence(p.text, question, terms)
             hits.append({
                 "rank": rank, "pid": pid, "doc_id": p.doc_id, "title": p.title, "section": p.section,

@@ -5,6 +5,7 @@ import math
 import re
 from typing import Sequence
 
+from .analyzer import fold
 from .split import sentence_spans
 
 _CJK_OR_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
@@ -12,7 +13,7 @@ _CJK_OR_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
 
 def term_spans(text: str, terms: Sequence[str]) -> list[list[int]]:
     """Non-overlapping, sorted [start, end] spans in ``text`` where any of ``terms`` occurs (longest term wins)."""
-    lowered = text.lower()
+    lowered = fold(text).lower()  # same length as text: traditional / full-width text still gets its spans
     taken = [False] * len(text)
     spans: list[list[int]] = []
     for term in sorted({t.lower() for t in terms if t.strip()}, key=len, reverse=True):
@@ -29,7 +30,7 @@ def term_spans(text: str, terms: Sequence[str]) -> list[list[int]]:
 
 def matched_terms(text: str, terms: Sequence[str]) -> list[str]:
     """The query terms that occur in ``text``, in query order."""
-    lowered = text.lower()
+    lowered = fold(text).lower()
     return [t for t in dict.fromkeys(terms) if t and t.lower() in lowered]
 
 
@@ -51,11 +52,11 @@ def best_sentence(text: str, question: str, terms: Sequence[str]) -> tuple[int, 
     spans = sentence_spans(text)
     if not spans:
         return 0, len(text)
-    q_bigrams = _bigrams(_units(question))
+    q_bigrams = _bigrams(_units(fold(question)))
     lowered_terms = [t.lower() for t in dict.fromkeys(terms) if t.strip()]
     best, best_score = spans[0], -1.0
     for start, end in spans:
-        sentence = text[start:end]
+        sentence = fold(text[start:end])
         low = sentence.lower()
         term_score = sum(math.log1p(len(t)) * 2.0 for t in lowered_terms if t in low)
         units = _units(sentence)

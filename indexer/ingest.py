@@ -21,10 +21,23 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
 
 DECODE_ERROR = "cannot decode as UTF-8/UTF-16/GBK text (binary file?)"
 
+MAX_FILE_BYTES = 50 * 1024 * 1024
+"""Files larger than this are refused before reading (override: PARTYQA_MAX_FILE_MB, or ``max_bytes``)."""
+MAX_FILE_ENV = "PARTYQA_MAX_FILE_MB"
+MAX_LINE_PROBLEMS = 20
+"""At most this many per-line .jsonl problems are listed one by one; the rest are summed up in one entry."""
+
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _NEWLINES_RE = re.compile(r"\r\n|[\r\u2028\u2029\x0b\x0c\x85]")
-_NON_ASCII_RE = re.compile(r"[^\x00-\x7f\s]")
+_SPACE_RE = re.compile(r"\s+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Invisible characters removed from every loaded text: C0/C1 controls except \t and \n (line breaks are
+# normalised first), zero-width and joiner characters, bidi marks/embeddings/isolates, soft hyphen,
+# word joiner and invisible operators, BOMs inside the text, Mongolian vowel separator, interlinear marks.
+_INVISIBLE_RE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufeff\ufff9-\ufffb]"
+)
 
 # =========================================================================== text decoding
 
@@ -61,11 +74,14 @@ def _decode(data: bytes, path: str, newlines: bool = True) -> tuple[str, str]:
                 return _finish(data.decode(enc), path, newlines), enc
             except UnicodeDecodeError:
                 pass
-        raise IngestError(path, DECODE_ERROR)
+        data = _drop_stray_nuls(data, path)
     try:
         return _finish(data.decode("utf-8"), path, newlines), "utf-8"
     except UnicodeDecodeError:
         pass
+    mixed = _decode_mixed(data, path)
+    if mixed is not None:
+        return _finish(mixed, path, newlines), "utf-8+gb18030"
     try:
         text = data.decode("gb18030")
     except UnicodeDecodeError:
@@ -77,11 +93,120 @@ def _decode(data: bytes, path: str, newlines: bool = True) -> tuple[str, str]:
     for enc in ("utf-8", "gb18030"):
         text = data.decode(enc, errors="replace")
         bad = text.count("\ufffd")
-        non_ascii = len(_NON_ASCII_RE.findall(text)) - bad
+        non_ascii = _count_non_ascii(text) - bad
         if bad <= max(2, len(text) // 500) and non_ascii >= 20 * bad and (enc == "utf-8" or _plausible_chinese(text)):
             logger.warning("%s: %d undecodable byte sequence(s) in %s text replaced with U+FFFD", path, bad, enc)
             return _finish(text, path, newlines), enc
+    del text
     return _decode_guess(data, path, newlines)
+
+
+def _drop_stray_nuls(data: bytes, path: str) -> bytes:
+    """Remove NUL padding at the end (an incomplete download) or a rare stray NUL; refuse binary data."""
+    trimmed = data.rstrip(b"\x00")
+    if b"\x00" not in trimmed:
+        logger.warning("%s: %d trailing NUL bytes removed (incomplete download?)", path, len(data) - len(trimmed))
+        return trimmed
+    nuls = data.count(b"\x00")
+    if nuls <= max(2, len(data) // 2000):
+        logger.warning("%s: %d stray NUL byte(s) removed", path, nuls)
+        return data.replace(b"\x00", b"")
+    raise IngestError(path, DECODE_ERROR)
+
+
+# Two UTF-8 encoded CJK characters in a row: a hint that part of a non-UTF-8 file is UTF-8.
+_UTF8_CJK_PAIR_RE = re.compile(rb"(?:[\xe4-\xe9][\x80-\xbf][\x80-\xbf]){2}")
+
+
+def _decode_mixed(data: bytes, path: str) -> str | None:
+    """Decode a file that is part UTF-8, part GBK (e.g. two files concatenated) line by line; None if it is not.
+
+    Each line is strict UTF-8, else UTF-8 with at most two damaged characters (a cut character), else strict
+    GB18030. The file counts as mixed only if it has both non-ASCII UTF-8 lines and GB18030 lines, and the
+    GB18030 lines read as common Chinese (never mojibake). A line that itself mixes both encodings is
+    decoded as GB18030 (rare: the two parts of a concatenation are normally separated by a line break).
+    """
+    if not _has_utf8_line(data):
+        return None
+    parts: list[str] = []
+    gbk_lines: list[str] = []
+    utf8_lines = repaired = 0
+    for line in data.split(b"\n"):
+        try:
+            s = line.decode("utf-8")
+            if not s.isascii():
+                utf8_lines += 1
+            parts.append(s)
+            continue
+        except UnicodeDecodeError:
+            pass
+        s = line.decode("utf-8", errors="replace")
+        bad = s.count("\ufffd")
+        if bad <= 2 and _count_non_ascii(s) - bad >= 10 * bad:
+            repaired += bad
+            utf8_lines += 1
+            parts.append(s)
+            continue
+        try:
+            s = line.decode("gb18030")
+        except UnicodeDecodeError:
+            return None
+        gbk_lines.append(s)
+        parts.append(s)
+    if not utf8_lines or not gbk_lines or not _plausible_chinese("\n".join(gbk_lines)):
+        return None
+    logger.warning("%s: mixed encodings: %d line(s) UTF-8, %d line(s) GBK/GB18030%s", path, utf8_lines,
+                   len(gbk_lines), f", {repaired} damaged character(s) replaced with U+FFFD" if repaired else "")
+    return "\n".join(parts)
+
+
+def _has_utf8_line(data: bytes) -> bool:
+    """True if some line holding UTF-8 encoded Chinese is valid UTF-8 (scans without copying the file).
+
+    Looks for the UTF-8 bytes of "，", "。" and "的" first (bytes.find is fast); a small file is also
+    scanned for any two UTF-8 encoded CJK characters in a row (a regex, ~35 MB/s).
+    """
+    for marker in _UTF8_MARKERS:
+        if _marked_line_is_utf8(data, lambda pos, m=marker: _find_span(data, m, pos)):
+            return True
+    if len(data) <= 8 * 1024 * 1024:
+        return _marked_line_is_utf8(data, lambda pos: _regex_span(data, pos))
+    return False
+
+
+_UTF8_MARKERS = ("，".encode(), "。".encode(), "的".encode())
+
+
+def _find_span(data: bytes, marker: bytes, pos: int) -> tuple[int, int] | None:
+    i = data.find(marker, pos)
+    return None if i < 0 else (i, i + len(marker))
+
+
+def _regex_span(data: bytes, pos: int) -> tuple[int, int] | None:
+    m = _UTF8_CJK_PAIR_RE.search(data, pos)
+    return None if m is None else m.span()
+
+
+def _marked_line_is_utf8(data: bytes, find: Callable[[int], tuple[int, int] | None]) -> bool:
+    """Check each line holding a hit of ``find`` until one decodes as strict UTF-8."""
+    pos = 0
+    while True:
+        span = find(pos)
+        if span is None:
+            return False
+        start = data.rfind(b"\n", 0, span[0]) + 1
+        end = data.find(b"\n", span[1])
+        end = len(data) if end < 0 else end
+        try:
+            data[start:end].decode("utf-8")
+            return True
+        except UnicodeDecodeError:
+            pos = end + 1
+
+
+def _count_non_ascii(text: str) -> int:
+    """Number of non-ASCII characters, without building a list of them (big files)."""
+    return len(text) - len(text.encode("ascii", "ignore"))
 
 
 def _decode_guess(data: bytes, path: str, newlines: bool = True) -> tuple[str, str]:
@@ -104,9 +229,13 @@ def _finish(text: str, path: str, newlines: bool = True) -> str:
     """Strip a BOM, normalise newlines and refuse text that is mostly control characters."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    text = _NEWLINES_RE.sub("\n", text) if newlines else text.replace("\r\n", "\n")
-    if text:
-        if "\x00" in text or len(_CONTROL_RE.findall(text)) > max(2, len(text) // 100):
+    if newlines:
+        text = _normalise_newlines(text)
+    elif "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if text and _CONTROL_RE.search(text):
+        controls = len(text) - len(_CONTROL_RE.sub("", text))  # counted without a list of matches (big files)
+        if "\x00" in text or controls > max(2, len(text) // 100):
             raise IngestError(path, DECODE_ERROR)
     return text
 
@@ -125,29 +254,29 @@ def _bomless_utf16(data: bytes) -> str | None:
     return None
 
 
-def _is_gb2312(ch: str) -> bool:
-    try:
-        ch.encode("gb2312")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
 def _plausible_chinese(text: str) -> bool:
     """True if non-ASCII characters are mostly common (GB2312) Chinese characters and punctuation.
 
     Western text misread as GBK lands in the GBK extension areas (trail bytes 0x40-0x7E), Big5 half so.
+    Counted with the codecs, not per character, so a 50 MB file costs no list of millions of strings.
     """
-    non_ascii = _NON_ASCII_RE.findall(text)
+    if len(text) > 400_000:  # big files: 100 spread windows are plenty
+        step = len(text) // 100
+        text = "".join(text[i : i + 4000] for i in range(0, len(text), step))
+    visible = _SPACE_RE.sub("", text)
+    ascii_chars = len(visible.encode("ascii", "ignore"))
+    non_ascii = len(visible) - ascii_chars
     if not non_ascii:
         return True
-    sample = non_ascii[:: max(1, len(non_ascii) // 20000)]  # big files: a spread sample is plenty
-    common = sum(1 for ch in sample if _is_gb2312(ch))
-    return common >= 0.85 * len(sample)
+    common = (len(visible.encode("gb2312", "ignore")) - ascii_chars) // 2  # GB2312 characters take 2 bytes
+    return common >= 0.85 * non_ascii
 
 
 def _plausible_western(text: str) -> bool:
     """True if a single-byte decoding looks like Western text (mostly ASCII, accents are letters)."""
+    if len(text) > 400_000:
+        step = len(text) // 100
+        text = "".join(text[i : i + 4000] for i in range(0, len(text), step))
     visible = [ch for ch in text if not ch.isspace()]
     non_ascii = [ch for ch in visible if ord(ch) > 127]
     if not visible:
@@ -159,35 +288,111 @@ def _plausible_western(text: str) -> bool:
 # =========================================================================== entry points
 
 
-def load_file(path: str | Path, doc_id: str | None = None) -> list[RawDocument]:
-    """Load one file into RawDocuments (one, or one per line for .jsonl); raise IngestError naming the file."""
+def max_file_bytes() -> int:
+    """The size limit for one file: PARTYQA_MAX_FILE_MB (megabytes, may be fractional; 0 = no limit) or 50 MB."""
+    raw = os.environ.get(MAX_FILE_ENV, "").strip()
+    if not raw:
+        return MAX_FILE_BYTES
+    try:
+        mb = float(raw)
+    except ValueError:
+        logger.warning("%s=%r is not a number of megabytes; using %d MB", MAX_FILE_ENV, raw, MAX_FILE_BYTES >> 20)
+        return MAX_FILE_BYTES
+    return int(mb * 1024 * 1024) if mb > 0 else 0
+
+
+def _mb(n: int) -> str:
+    """A byte count in megabytes for messages: 76758016 -> "73.2", 52428800 -> "50"."""
+    return f"{n / 1024 / 1024:.1f}".removesuffix(".0")
+
+
+def _too_big(name: str, size: int, limit: int) -> IngestError:
+    return IngestError(name, f"file is {_mb(size)} MB, over the {_mb(limit)} MB limit ({MAX_FILE_ENV})")
+
+
+def load_file(path: str | Path, doc_id: str | None = None, max_bytes: int | None = None) -> list[RawDocument]:
+    """Load one file into RawDocuments (one, or one per valid line for .jsonl); raise IngestError naming the file.
+
+    Invalid .jsonl lines are skipped and logged as warnings; use :func:`load_file_checked` to get them.
+    """
+    docs, problems = load_file_checked(path, doc_id=doc_id, max_bytes=max_bytes)
+    for problem in problems:
+        logger.warning("%s: %s (line skipped)", path, problem)
+    return docs
+
+
+def load_file_checked(
+    path: str | Path, doc_id: str | None = None, max_bytes: int | None = None
+) -> tuple[list[RawDocument], list[str]]:
+    """Load one file; return (documents, problems), problems being skipped .jsonl lines ("line 7: invalid JSON (...)").
+
+    Raise IngestError(path, reason) when nothing usable can be read: unsupported type, missing, over the size
+    limit (``max_bytes``, default :func:`max_file_bytes`; checked before reading), empty, undecodable, corrupt,
+    no text, or a .jsonl with no valid line. Texts and titles come back without control and zero-width characters.
+    """
     p = Path(path)
     name = str(path)
     ext = p.suffix.lower()
     loader = _LOADERS.get(ext)
     if loader is None:
         raise IngestError(name, _unsupported_reason(ext))
-    if not p.exists():
-        raise IngestError(name, "file not found")
-    if p.is_dir():
-        raise IngestError(name, "is a directory, not a file")
+    limit = max_file_bytes() if max_bytes is None else max_bytes
     try:
-        data = p.read_bytes()
+        st = p.stat()
+    except FileNotFoundError as e:
+        raise IngestError(name, "file not found") from e
     except OSError as e:
         raise IngestError(name, f"cannot read file: {e.strerror or e}") from e
-    if not data.strip():
-        raise IngestError(name, "file is empty")
+    if p.is_dir():
+        raise IngestError(name, "is a directory, not a file")
+    if not p.is_file():
+        raise IngestError(name, "not a regular file")
+    if limit > 0 and st.st_size > limit:
+        raise _too_big(name, st.st_size, limit)
     try:
-        docs = loader(data, name, doc_id or p.name, p)
+        with open(p, "rb") as f:
+            data = f.read(limit + 1) if limit > 0 else f.read()
+    except OSError as e:
+        raise IngestError(name, f"cannot read file: {e.strerror or e}") from e
+    if limit > 0 and len(data) > limit:  # the file grew after stat()
+        raise _too_big(name, os.path.getsize(p), limit)
+    if not data or data.isspace():
+        raise IngestError(name, "file is empty")
+    if not data.rstrip(b"\x00"):
+        raise IngestError(name, "file is empty (only NUL bytes: an incomplete download?)")
+    problems: list[str] = []
+    try:
+        docs = loader(data, name, doc_id or p.name, p, problems)
     except IngestError:
         raise
+    except MemoryError as e:
+        raise IngestError(name, f"not enough memory to read this {_mb(len(data))} MB file") from e
     except RecursionError as e:
         raise IngestError(name, "document is nested too deeply to read") from e
     except Exception as e:  # a loader bug or library quirk must still name the file
         logger.warning("unexpected error reading %s", name, exc_info=True)
         raise IngestError(name, f"cannot read {ext} file: {type(e).__name__}: {_short(e)}") from e
-    logger.debug("%s: loaded %d document(s)", name, len(docs))
-    return docs
+    del data
+    for d in docs:
+        d.text = strip_invisible(d.text)
+        if d.title is not None:
+            d.title = " ".join(strip_invisible(d.title).split()) or None
+        if not d.text.strip():
+            raise IngestError(name, "empty document: no text left after removing whitespace and control/zero-width characters")
+    logger.debug("%s: loaded %d document(s), %d problem(s)", name, len(docs), len(problems))
+    return docs, problems
+
+
+def strip_invisible(text: str) -> str:
+    """Normalise line breaks to "\\n" and remove control (except \\t, \\n) and zero-width/bidi/BOM characters."""
+    return _INVISIBLE_RE.sub("", _normalise_newlines(text))
+
+
+def _normalise_newlines(text: str) -> str:
+    """\\r\\n, \\r, U+2028/2029, VT, FF, NEL -> "\\n" (no copy when there are none: big files)."""
+    if any(ch in text for ch in "\r\u2028\u2029\x0b\x0c\x85"):
+        return _NEWLINES_RE.sub("\n", text)
+    return text
 
 
 def _unsupported_reason(ext: str) -> str:
@@ -221,7 +426,10 @@ def iter_corpus_files(corpus_dir: str | Path) -> list[Path]:
 
 
 def load_directory(corpus_dir: str | Path) -> tuple[list[RawDocument], list[IngestError]]:
-    """Load every supported file under corpus_dir; continue past failures and return (documents, errors)."""
+    """Load every supported file under corpus_dir; continue past failures and return (documents, errors).
+
+    errors holds one IngestError per failed file and one per skipped .jsonl line (its reason "line N: ...").
+    """
     root = Path(corpus_dir)
     docs: list[RawDocument] = []
     errors: list[IngestError] = []
@@ -229,7 +437,7 @@ def load_directory(corpus_dir: str | Path) -> tuple[list[RawDocument], list[Inge
     for fp in iter_corpus_files(root):
         rel = fp.relative_to(root).as_posix()
         try:
-            file_docs = load_file(fp, doc_id=rel)
+            file_docs, problems = load_file_checked(fp, doc_id=rel)
             for d in file_docs:
                 if d.doc_id in seen:
                     raise IngestError(str(fp), f"document id '{d.doc_id}' is already used by {seen[d.doc_id]}")
@@ -240,6 +448,9 @@ def load_directory(corpus_dir: str | Path) -> tuple[list[RawDocument], list[Inge
         for d in file_docs:
             seen[d.doc_id] = str(fp)
         docs.extend(file_docs)
+        for problem in problems:
+            logger.warning("%s: %s (line skipped)", fp, problem)
+            errors.append(IngestError(str(fp), problem))
     logger.info("%s: loaded %d document(s), %d file(s) failed", root, len(docs), len(errors))
     return docs, errors
 
@@ -250,18 +461,18 @@ _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\n(.*?)\n?(?:---|\.\.\.)[ \t]*(?:\n|\
 _YAML_LINE_RE = re.compile(r"^(?:[\w\-\u4e00-\u9fff ]+:(?:\s|$)|\s|-\s|#)")
 
 
-def _load_text(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+def _load_text(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) -> list[RawDocument]:
     text, enc = _decode(data, name)
     if not text.strip():
-        raise IngestError(name, "file has no text (only whitespace)")
+        raise IngestError(name, "empty document: only whitespace")
     return [RawDocument(doc_id=doc_id, text=text, title=None, source=name, kind="txt", meta={"encoding": enc})]
 
 
-def _load_markdown(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+def _load_markdown(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) -> list[RawDocument]:
     text, enc = _decode(data, name)
     text, title = split_front_matter(text)
     if not text.strip():
-        raise IngestError(name, "file has no text (only whitespace or front matter)")
+        raise IngestError(name, "empty document: only whitespace or front matter")
     return [RawDocument(doc_id=doc_id, text=text, title=title, source=name, kind="md", meta={"encoding": enc})]
 
 
@@ -299,7 +510,7 @@ _HEADING_STYLE_RE = re.compile(r"^(?:heading|标题)\s*([1-9])$", re.I)
 _TITLE_STYLES = {"title", "标题"}
 
 
-def _load_docx(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+def _load_docx(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) -> list[RawDocument]:
     import io
 
     import docx
@@ -329,7 +540,7 @@ def _load_docx(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument
             title = None
     text = "\n".join(lines)
     if not text.strip():
-        raise IngestError(name, "Word document contains no text")
+        raise IngestError(name, "empty document: the Word file contains no text")
     return [RawDocument(doc_id=doc_id, text=text, title=title, source=name, kind="docx")]
 
 
@@ -443,7 +654,7 @@ def _quiet_pypdf() -> None:
         _pypdf_quieted = True
 
 
-def _load_pdf(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+def _load_pdf(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) -> list[RawDocument]:
     import io
 
     import pypdf
@@ -524,11 +735,11 @@ _TITLE_SEP_RE = re.compile(r"\s+[-–—|｜]\s+|\s*[_｜|]\s*|\s*——\s*")
 _SOFT = "\ue000"  # marks whitespace that came from the HTML source (collapsible)
 
 
-def _load_html(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
+def _load_html(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) -> list[RawDocument]:
     text, enc = decode_html(data, name)
     body, title = html_to_text(text)
     if not body.strip():
-        raise IngestError(name, "HTML page contains no text")
+        raise IngestError(name, "no readable text (only scripts/markup)")
     return [RawDocument(doc_id=doc_id, text=body, title=title, source=name, kind="html", meta={"encoding": enc})]
 
 
@@ -794,45 +1005,102 @@ def _html_title(raw_title: str, soup: Any) -> str | None:
 # =========================================================================== jsonl
 
 
-def _load_jsonl(data: bytes, name: str, doc_id: str, p: Path) -> list[RawDocument]:
-    """One document per non-empty line; any bad line rejects the whole file (a half-read file is never returned)."""
-    text, _ = _decode(data, name, newlines=False)  # U+2028 etc. are legal inside JSON strings
+def _load_jsonl(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) -> list[RawDocument]:
+    """One document per valid non-empty line; invalid lines are skipped and reported in ``problems`` by number.
+
+    A line is invalid if it cannot be decoded, is not a JSON object, has no non-empty string "text", has an
+    "id" that is not a string/integer, or repeats an earlier id (the first one is kept). If no line is
+    valid the whole file is refused with the first problems.
+    """
+    try:
+        text, _ = _decode(data, name, newlines=False)  # U+2028 etc. are legal inside JSON strings
+        lines: list[str | None] = list(text.split("\n"))
+        del text
+    except IngestError as e:
+        lines = _decode_jsonl_lines(data, e)
     docs: list[RawDocument] = []
+    found: list[str] = []
     seen: dict[str, int] = {}
-    for n, line in enumerate(text.split("\n"), 1):
+    for n, line in enumerate(lines, 1):
+        if line is None:
+            found.append(f"line {n}: cannot decode as UTF-8/GBK text")
+            continue
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise IngestError(name, f"line {n}: invalid JSON ({e.msg} at column {e.colno})") from e
-        if not isinstance(obj, dict):
-            raise IngestError(name, f"line {n}: expected a JSON object, got {type(obj).__name__}")
-        body = obj.pop("text", None)
-        if not isinstance(body, str) or not body.strip():
-            what = "missing" if body is None else ("empty" if isinstance(body, str) else f"not a string ({type(body).__name__})")
-            raise IngestError(name, f"line {n}: 'text' is {what}")
-        raw_id = obj.pop("id", None)
-        alt_id = obj.pop("doc_id", None)
-        if raw_id is None:
-            raw_id = alt_id
-        if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
-            did = f"{p.stem}:{n}"
-        elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
-            did = str(raw_id).strip()
-        else:
-            raise IngestError(name, f"line {n}: 'id' must be a string or integer, got {type(raw_id).__name__}")
-        if did in seen:
-            raise IngestError(name, f"line {n}: duplicate id '{did}' (first used on line {seen[did]})")
-        seen[did] = n
-        title = obj.pop("title", None)
-        title = str(title).strip() or None if title is not None else None
-        meta = dict(obj)
-        meta["line"] = n
-        docs.append(RawDocument(doc_id=did, text=_NEWLINES_RE.sub("\n", body), title=title, source=name, kind="jsonl", meta=meta))
+        doc, problem = _jsonl_record(line, n, p, seen)
+        if problem:
+            found.append(f"line {n}: {problem}")
+        elif doc is not None:
+            doc.source = name
+            docs.append(doc)
     if not docs:
-        raise IngestError(name, "no documents (every line is empty)")
+        if not found:
+            raise IngestError(name, "no documents (every line is empty)")
+        shown = "; ".join(found[:3]) + (f"; ... ({len(found) - 3} more)" if len(found) > 3 else "")
+        raise IngestError(name, f"no valid lines ({len(found)} invalid): {shown}")
+    if len(found) > MAX_LINE_PROBLEMS:
+        rest = found[MAX_LINE_PROBLEMS:]
+        last = rest[-1].split(":", 1)[0]
+        found = found[:MAX_LINE_PROBLEMS] + [f"{len(rest)} more invalid line(s) not listed, the last on {last}"]
+    problems.extend(found)
     return docs
+
+
+def _decode_jsonl_lines(data: bytes, error: IngestError) -> list[str | None]:
+    """Decode a .jsonl that fails as a whole line by line (None for an undecodable line); re-raise if none decodes."""
+    if b"\x00" in data:
+        raise error  # UTF-16/32 or binary: lines cannot be split on bytes
+    out: list[str | None] = []
+    for line in data.split(b"\n"):
+        try:
+            out.append(line.decode("utf-8"))
+            continue
+        except UnicodeDecodeError:
+            pass
+        try:
+            s = line.decode("gb18030")
+        except UnicodeDecodeError:
+            s = None
+        out.append(s if s is not None and _plausible_chinese(s) and not _CONTROL_RE.search(s.rstrip("\r")) else None)
+    if not any(s and s.strip() for s in out):
+        raise error
+    return out
+
+
+def _jsonl_record(line: str, n: int, p: Path, seen: dict[str, int]) -> tuple[RawDocument | None, str | None]:
+    """Parse line ``n``; return (document, None) or (None, what is wrong with it)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        return None, f"invalid JSON ({e.msg} at column {e.colno})"
+    except RecursionError:
+        return None, "invalid JSON (nested too deeply)"
+    if not isinstance(obj, dict):
+        return None, f"expected a JSON object, got {type(obj).__name__}"
+    body = obj.pop("text", None)
+    if isinstance(body, str):
+        body = strip_invisible(body)
+    if not isinstance(body, str) or not body.strip():
+        what = "missing" if body is None else ("empty" if isinstance(body, str) else f"not a string ({type(body).__name__})")
+        return None, f"'text' is {what}"
+    raw_id = obj.pop("id", None)
+    alt_id = obj.pop("doc_id", None)
+    if raw_id is None:
+        raw_id = alt_id
+    if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
+        did = f"{p.stem}:{n}"
+    elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
+        did = strip_invisible(str(raw_id)).strip()
+    else:
+        return None, f"'id' must be a string or integer, got {type(raw_id).__name__}"
+    if did in seen:
+        return None, f"duplicate id '{did}' (first used on line {seen[did]})"
+    seen[did] = n
+    title = obj.pop("title", None)
+    title = str(title).strip() or None if title is not None else None
+    meta = dict(obj)
+    meta["line"] = n
+    return RawDocument(doc_id=did, text=body, title=title, kind="jsonl", meta=meta), None
 
 
 # =========================================================================== helpers
@@ -844,7 +1112,7 @@ def _short(e: BaseException, limit: int = 160) -> str:
     return msg if len(msg) <= limit else msg[: limit - 1] + "…"
 
 
-_LOADERS: dict[str, Callable[[bytes, str, str, Path], list[RawDocument]]] = {
+_LOADERS: dict[str, Callable[[bytes, str, str, Path, list[str]], list[RawDocument]]] = {
     ".txt": _load_text,
     ".md": _load_markdown,
     ".markdown": _load_markdown,

@@ -19,6 +19,7 @@ from indexer.ingest import (
     iter_corpus_files,
     load_directory,
     load_file,
+    load_file_checked,
 )
 from indexer.types import IngestError, RawDocument
 
@@ -525,7 +526,7 @@ def test_html_title_falls_back_to_h1() -> None:
 def test_html_without_text(tmp_path: Path) -> None:
     f = tmp_path / "empty.html"
     f.write_text("<html><body><script>var a='只有脚本';</script></body></html>", encoding="utf-8")
-    with pytest.raises(IngestError, match="no text"):
+    with pytest.raises(IngestError, match=r"no readable text \(only scripts/markup\)"):
         load_file(f)
 
 
@@ -558,19 +559,28 @@ def test_jsonl_bulk(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "rows,pattern",
+    "rows,pattern,kept",
     [
-        ([{"id": "a", "text": "第一条"}, '{"id": "b", "text": 坏了}', {"id": "c", "text": "第三条"}], r"line 2: invalid JSON"),
-        ([{"id": "a", "text": "第一条"}, {"id": "b", "title": "无正文"}], r"line 2: 'text' is missing"),
-        ([{"id": "a", "text": "第一条"}, {"id": "b", "text": "  "}], r"line 2: 'text' is empty"),
-        ([{"id": "a", "text": "第一条"}, "", {"id": "a", "text": "重复"}], r"line 3: duplicate id 'a' \(first used on line 1\)"),
-        ([["不是", "对象"]], r"line 1: expected a JSON object"),
+        ([{"id": "a", "text": "第一条"}, '{"id": "b", "text": 坏了}', {"id": "c", "text": "第三条"}], r"line 2: invalid JSON", ["第一条", "第三条"]),
+        ([{"id": "a", "text": "第一条"}, {"id": "b", "title": "无正文"}], r"line 2: 'text' is missing", ["第一条"]),
+        ([{"id": "a", "text": "第一条"}, {"id": "b", "text": "  "}], r"line 2: 'text' is empty", ["第一条"]),
+        ([{"id": "a", "text": "第一条"}, "", {"id": "a", "text": "重复"}], r"line 3: duplicate id 'a' \(first used on line 1\)", ["第一条"]),
+        ([{"id": "a", "text": "第一条"}, ["不是", "对象"]], r"line 2: expected a JSON object", ["第一条"]),
     ],
 )
-def test_jsonl_bad_line_rejects_whole_file(tmp_path: Path, rows: list[object], pattern: str) -> None:
+def test_jsonl_bad_line_is_skipped_and_reported(tmp_path: Path, rows: list[object], pattern: str, kept: list[str]) -> None:
     f = tmp_path / "bad.jsonl"
     _write_jsonl(f, rows)
-    with pytest.raises(IngestError, match=pattern) as ei:
+    docs, problems = load_file_checked(f)
+    assert [d.text for d in docs] == kept
+    assert len(problems) == 1 and re.match(pattern, problems[0]), problems
+    assert load_file(f) == docs  # the plain loader keeps the valid lines too (and logs the bad ones)
+
+
+def test_jsonl_without_valid_line_is_rejected(tmp_path: Path) -> None:
+    f = tmp_path / "bad.jsonl"
+    _write_jsonl(f, ['{"id": "b", "text": 坏了}', ["不是", "对象"]])
+    with pytest.raises(IngestError, match=r"no valid lines \(2 invalid\): line 1: invalid JSON.*; line 2: expected a JSON object") as ei:
         load_file(f)
     assert ei.value.path == str(f) and "bad.jsonl" in str(ei.value)
 

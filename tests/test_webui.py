@@ -492,7 +492,7 @@ def test_upload_refuses_missing_empty_and_nameless(wclient):
 def test_upload_failed_parse_leaves_nothing(wclient, writable):
     stats = writable.stats()
     files = [(b"%PDF-1.4 this is not really a pdf", "损坏.pdf"), (b"PK\x03\x04 broken", "损坏.docx"),
-             ('{"id": "ok-1", "text": "好记录"}\n{"id": "ok-2"}\n'.encode("utf-8"), "半坏.jsonl")]
+             ('{"id": "ok-1"}\nnot json at all\n'.encode("utf-8"), "全坏.jsonl")]
     resp = _upload(wclient, files)
     assert resp.status_code == 200
     results = resp.get_json()["files"]
@@ -502,8 +502,19 @@ def test_upload_failed_parse_leaves_nothing(wclient, writable):
     assert (after["documents"], after["passages"]) == (stats["documents"], stats["passages"])
     ids = {d["doc_id"] for d in writable.documents()}
     assert "ok-1" not in ids and "损坏.pdf" not in ids
-    for name in ("损坏.pdf", "损坏.docx", "半坏.jsonl"):
+    for name in ("损坏.pdf", "损坏.docx", "全坏.jsonl"):
         assert not (writable.corpus_dir / name).exists()
+
+
+def test_upload_jsonl_keeps_valid_lines_and_reports_bad_ones(wclient, writable):
+    body = '{"id": "半坏-1", "text": "党小组会一般每月召开一次。"}\n{"id": "半坏-2"}\n'.encode("utf-8")
+    resp = _upload(wclient, [(body, "半坏.jsonl")])
+    assert resp.status_code == 200
+    result = resp.get_json()["files"][0]
+    assert result["doc_ids"] == ["半坏-1"]
+    assert "line 2" in json.dumps(resp.get_json(), ensure_ascii=False)
+    assert "半坏-1" in {d["doc_id"] for d in writable.documents()}
+    assert "半坏-2" not in {d["doc_id"] for d in writable.documents()}
 
 
 def test_upload_jsonl_records_are_reported(wclient):

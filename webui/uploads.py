@@ -108,16 +108,15 @@ def file_results(saved: dict[str, str], report: dict[str, Any],
         entry: dict[str, Any] = {"filename": original, "saved_as": name, "status": "error", "doc_ids": [],
                                  "reason": None}
         if errors:
+            # Whole-file failures, or skipped lines of a bulk .jsonl whose valid lines were still indexed.
             entry["reason"] = "; ".join(str(e.get("reason", "")) for e in errors)
-            results.append(entry)
-            continue
         for status in ("added", "updated", "unchanged"):
             ids = [d for d in report.get(status, []) if belongs(name, d)]
             if ids:
                 entry["doc_ids"].extend(i for i in ids if i not in entry["doc_ids"])
                 if entry["status"] == "error":
                     entry["status"] = status
-        if entry["status"] == "error":
+        if entry["status"] == "error" and not entry["reason"]:
             entry["reason"] = "文件中没有可索引的文本 / no indexable text in the file"
         results.append(entry)
     return results
