@@ -28,7 +28,7 @@ def _engine(args: argparse.Namespace, create: bool = False):
     from .engine import Engine
 
     index_dir = Path(args.config.index_dir)
-    if not create and not (index_dir / "CURRENT").exists():
+    if not create and not (index_dir / "CURRENT").exists() and not any(index_dir.glob("gen-*")):
         raise PartyQAError(f"no index at {index_dir.resolve()}: build one with `partyqa --index-dir {index_dir} "
                            f"index CORPUS_DIR` (or set PARTYQA_INDEX_DIR)")
     return Engine.open(index_dir, args.config)

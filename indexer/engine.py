@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -52,6 +53,8 @@ from .vectors import EmbeddingCache, NumpyVectorIndex, embed_passages
 logger = logging.getLogger(__name__)
 
 MODES = ("hybrid", "keyword", "semantic")
+REBUILD_MARKER = "REBUILDING"
+STAGED_PREFIX = ".partyqa-staged-"
 FORMAT_VERSION = 1
 
 
@@ -184,7 +187,7 @@ class _Generation:
 class Engine:
     """PartyQA search engine over one index directory."""
 
-    def __init__(self, index_dir: str | Path, config: Config | None = None):
+    def __init__(self, index_dir: str | Path, config: Config | None = None, _rebuilding: bool = False):
         self.config = config or Config.from_env()
         self.root = Path(index_dir).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -198,6 +201,9 @@ class Engine:
         self._reranker_loaded = False
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="partyqa-encode")
         if not (self.root / "CURRENT").exists():
+            if not _rebuilding and ((self.root / REBUILD_MARKER).exists() or _committed_generations(self.root)):
+                raise IndexCorruptError(self.root, "CURRENT is missing but generations exist"
+                                        + (" (a rebuild was interrupted)" if (self.root / REBUILD_MARKER).exists() else ""))
             self._create_empty()
         self._reload(force=True)
 
@@ -216,18 +222,26 @@ class Engine:
             corpus_dir = _remembered_corpus(root)
             if corpus_dir is None:
                 raise PartyQAError(f"cannot tell which corpus {root} was built from; give CORPUS_DIR")
+        corpus = Path(corpus_dir).resolve()
+        if not corpus.is_dir():
+            raise FileNotFoundError(f"corpus directory not found: {corpus}")
         root.mkdir(parents=True, exist_ok=True)
         with open(root / "write.lock", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
+                # The marker says a rebuild of which corpus is under way, so that a killed rebuild is recognised
+                # (not mistaken for a new empty index) and re-running `index --rebuild` knows the corpus.
+                _write_json(root / REBUILD_MARKER, {"corpus_dir": str(corpus), "started_at": _now()})
                 (root / "CURRENT").unlink(missing_ok=True)
                 for gen_dir in root.glob("gen-*"):
                     shutil.rmtree(gen_dir, ignore_errors=True)
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-        logger.warning("rebuilding index %s from %s", root, corpus_dir)
-        eng = cls(root, config)
-        return eng, eng.index(corpus_dir, progress=progress)
+        logger.warning("rebuilding index %s from %s", root, corpus)
+        eng = cls(root, config, _rebuilding=True)
+        report = eng.index(corpus, progress=progress)
+        (root / REBUILD_MARKER).unlink(missing_ok=True)
+        return eng, report
 
     @property
     def encoder(self) -> Encoder:
@@ -366,6 +380,7 @@ class Engine:
             same_corpus = manifest.get("corpus_dir") == str(corpus)
             old_files: dict[str, dict] = manifest["files"] if same_corpus else {}
             report = SyncReport()
+            self._recover_staged(gen, corpus)
             current: dict[str, Path] = {}
             for path in ingest.iter_corpus_files(corpus):
                 current[path.relative_to(corpus).as_posix()] = path
@@ -395,8 +410,7 @@ class Engine:
             changed: dict[str, tuple[Path, str]] = {}
             staged: dict[str, Path] = {}
             display: dict[str, str] = {}
-            for stale in corpus.glob(".partyqa-staged-*"):  # left by a writer that was killed
-                stale.unlink(missing_ok=True)
+            self._recover_staged(gen, corpus)
             try:
                 for raw_path in paths:
                     path = Path(raw_path)
@@ -425,7 +439,7 @@ class Engine:
                         changed[rel] = (resolved, digest)
                         continue
                     # Stage the copy beside its final name; it is renamed into place only after the commit.
-                    stage = corpus / f".partyqa-staged-{os.getpid()}-{len(staged)}-{path.name}"
+                    stage = corpus / f"{STAGED_PREFIX}{os.getpid()}-{len(staged)}-{path.name}"
                     shutil.copy2(path, stage)
                     staged[rel] = stage
                     changed[rel] = (stage, digest)
@@ -440,6 +454,24 @@ class Engine:
                 for stage in staged.values():
                     if stage.exists():
                         stage.unlink()
+
+    def _recover_staged(self, gen: _Generation, corpus: Path) -> None:
+        """Finish or discard copies staged by an ``add`` that was killed.
+
+        A staged copy whose content the index already holds (the kill came after the commit) is renamed into the
+        corpus, where it belongs; any other staged copy never made it into the index and is deleted.
+        """
+        files = gen.manifest["files"] if gen.manifest.get("corpus_dir") == str(corpus) else {}
+        for stage in corpus.glob(f"{STAGED_PREFIX}*"):
+            match = re.match(rf"^{re.escape(STAGED_PREFIX)}\d+-\d+-(.+)$", stage.name)
+            rel = match.group(1) if match else None
+            target = corpus / rel if rel else None
+            if (rel and rel in files and stage.is_file() and files[rel]["sha1"] == file_sha1(stage)
+                    and (not target.is_file() or file_sha1(target) != files[rel]["sha1"])):
+                logger.warning("finishing an interrupted add: %s", rel)
+                os.replace(stage, target)
+            else:
+                stage.unlink(missing_ok=True)
 
     def remove(self, doc_ids: Sequence[str]) -> list[str]:
         """Remove documents from both indexes (and their files from the corpus); unknown ids are ignored."""
@@ -858,8 +890,17 @@ class Engine:
         self.close()
 
 
+def _committed_generations(root: Path) -> list[Path]:
+    """Generation directories that a commit renamed into place (not temporary ones)."""
+    return [p for p in root.glob("gen-*") if p.is_dir() and not p.name.endswith(".tmp")]
+
+
 def _remembered_corpus(root: Path) -> str | None:
-    """The corpus dir recorded by the newest generation whose manifest is still readable."""
+    """The corpus dir of an interrupted rebuild, else the one recorded by the newest readable manifest."""
+    try:
+        return json.loads((root / REBUILD_MARKER).read_text("utf-8"))["corpus_dir"]
+    except (OSError, ValueError, KeyError):
+        pass
     for manifest in sorted(root.glob("gen-*/manifest.json"), reverse=True):
         try:
             value = json.loads(manifest.read_text("utf-8")).get("corpus_dir")

@@ -19,6 +19,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from indexer.config import Config
+from indexer.engine import IndexCorruptError
 from indexer.types import IndexLockedError, ModelError, QueryError
 
 from .errors import ApiError, split_bilingual
@@ -269,6 +270,12 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
         logger.error("model error: %s", err)
         return _error_response(ApiError(503, "语义模型不可用，请改用“关键词”检索或检查模型配置。",
                                         f"the embedding model is unavailable: {err}", code="model_unavailable"))
+
+    @app.errorhandler(IndexCorruptError)
+    def _damaged(err: IndexCorruptError) -> Response:
+        logger.error("%s", err)
+        return _error_response(ApiError(503, "索引文件已损坏，请管理员运行 partyqa index --rebuild 重建索引（已缓存的向量会被复用）。",
+                                        str(err), code="index_damaged"))
 
     @app.errorhandler(IndexLockedError)
     def _locked(err: IndexLockedError) -> Response:

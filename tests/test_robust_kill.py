@@ -1,0 +1,629 @@
+"""Interrupted and concurrent writes (issue #6), with real `partyqa` subprocesses and real SIGKILLs.
+
+Every write is killed at each of the engine's checkpoints (``PARTYQA_PAUSE_AT``: read, keyword, embedding,
+before_switch, after_switch) and at arbitrary moments; afterwards the index must open, show the previous consistent
+state (or the new one, once CURRENT has been switched), and re-running the same command must complete the work
+without waiting for any lock (the re-runs use ``PARTYQA_LOCK_TIMEOUT=0``: a stale lock would fail them at once).
+Also: two concurrent ``add`` commands, stale whoosh locks, and damaged index files with ``index --rebuild``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import make_corpus
+from indexer import Config, Engine
+from indexer.ingest import iter_corpus_files
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent / "partyqa"
+CMD = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "indexer.cli"]
+MARKER_WAIT = 120.0  # seconds a test waits for a writer to reach its pause point
+
+SEED_DOC = "基层党支部工作论文.txt"
+REG_DOC = "支部工作条例示例.txt"
+NEW_DOC = "00-鸿雁驿站学习材料.txt"  # sorts first, so the `embedding` pause lands after its passages are cached
+NEW_TERM = "鸿雁驿站"
+REG_TERM = "晨光讲堂"
+QUERIES = ["基层党支部做好监督者", "支部委员会由党员大会选举产生", "党员教育管理"]
+
+NEW_TEXT = """鸿雁驿站学习材料
+
+一、鸿雁驿站的由来
+鸿雁驿站是某社区党支部在党员活动室设立的学习角，用于存放学习资料、登记党员借阅情况。支部委员会每月检查一次学习角的使用情况，并在支部党员大会上通报，推动党员养成经常学习的习惯。
+
+二、星火夜校的安排
+星火夜校每周三晚上开课，由支部书记和党员骨干轮流授课，内容包括党章党规、理论文章和业务知识。夜校课程安排提前一周公布，党员因故缺课的，应当向党小组组长说明情况并在下次课前补学。
+
+三、学习积分制度
+支部对党员参加鸿雁驿站借阅和星火夜校学习实行积分管理，积分结果作为民主评议党员的参考。积分记录由组织委员负责，每季度在党员大会上公开一次，接受党员监督。
+
+四、流动党员的学习
+对外出务工的流动党员，支部通过微信群推送学习材料，并请其在返乡期间到鸿雁驿站补充学习。流动党员的学习情况由联系支委负责了解，年底纳入积分统计。
+
+五、经费和保障
+学习角所需图书资料由支部从党费中列支，使用情况向党员公开。社区党委对学习角建设给予指导，定期组织各支部交流经验，推广好的做法。
+
+六、检查和改进
+每年年底，支部委员会对鸿雁驿站和星火夜校的运行情况进行总结，听取党员和群众意见，对存在的问题提出改进措施，并报上级党组织备案。
+"""
+
+REG_APPENDIX = """
+
+第五十条 党支部可以设立晨光讲堂，利用早间时间组织党员学习党的理论和方针政策，晨光讲堂的安排由支部委员会研究确定。
+"""
+
+
+# ---------------------------------------------------------------------------- helpers
+def _env(**extra: str) -> dict[str, str]:
+    """The environment of a `partyqa` subprocess: offline, no inherited PARTYQA_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYQA_")}
+    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    env.update(extra)
+    return env
+
+
+def run(index: Path, *args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess:
+    """Run `partyqa --index-dir INDEX -q ARGS` to completion."""
+    return subprocess.run([*CMD, "--index-dir", str(index), "-q", *args], capture_output=True, text=True,
+                          env=_env(**extra), timeout=timeout)
+
+
+def start(index: Path, log: Path, *args: str, **extra: str) -> subprocess.Popen:
+    """Start `partyqa --index-dir INDEX -q ARGS` in the background (stdout to ``log``, stderr to ``log``.err)."""
+    with open(log, "w", encoding="utf-8") as out, open(_err(log), "w", encoding="utf-8") as err:
+        return subprocess.Popen([*CMD, "--index-dir", str(index), "-q", *args], stdout=out, stderr=err, text=True,
+                                env=_env(**extra))
+
+
+def _err(log: Path) -> Path:
+    return log.with_name(log.name + ".err")
+
+
+def output(log: Path) -> str:
+    """A background command's stdout and stderr, for failure messages."""
+    return log.read_text("utf-8") + _err(log).read_text("utf-8")
+
+
+def last_json(log: Path) -> dict:
+    """The JSON report a background `--json` command printed last."""
+    return json.loads(log.read_text("utf-8").strip().splitlines()[-1])
+
+
+def wait_paused(index: Path, point: str, proc: subprocess.Popen, log: Path) -> None:
+    """Wait (bounded) until the writer ``proc`` has reached pause point ``point``."""
+    marker = index / f".paused-{point}"
+    deadline = time.monotonic() + MARKER_WAIT
+    while time.monotonic() < deadline:
+        if marker.exists() and marker.read_text("utf-8").strip() == str(proc.pid):
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"writer exited ({proc.returncode}) before pausing at {point}:\n{output(log)}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"writer did not reach {point} within {MARKER_WAIT:.0f}s:\n{output(log)}")
+
+
+def sigkill(proc: subprocess.Popen) -> None:
+    """SIGKILL a writer and reap it."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def kill_at(index: Path, point: str, log: Path, *args: str) -> None:
+    """Run a `partyqa` write command, let it reach ``point`` and SIGKILL it there."""
+    for old in index.glob(".paused-*"):
+        old.unlink()
+    proc = start(index, log, *args, PARTYQA_PAUSE_AT=point, PARTYQA_PAUSE_SECONDS="300")
+    try:
+        wait_paused(index, point, proc, log)
+    finally:
+        if proc.poll() is None:
+            sigkill(proc)
+    (index / f".paused-{point}").unlink()
+
+
+def snapshot(index: Path) -> dict:
+    """What a user sees of an index: its documents and the full hits of a few searches in each mode."""
+    with Engine.open(index, Config()) as eng:
+        assert_consistent(eng)
+        return {
+            "documents": eng.documents(),
+            "keyword": [eng.search(q, k=5, mode="keyword") for q in QUERIES],
+            "hybrid": [eng.search(q, k=5, mode="hybrid") for q in QUERIES],
+            "generation": eng.stats()["generation"],
+        }
+
+
+def assert_consistent(eng: Engine) -> None:
+    """Keyword entries, vectors, passages and the document list agree."""
+    gen = eng._state()
+    assert gen.keyword.count() == gen.vectors.count() == len(gen.passages)
+    assert set(gen.vectors.ids()) == set(gen.passages)
+    assert sum(d["passages"] for d in eng.documents()) == len(gen.passages)
+    assert {p.doc_id for p in gen.passages.values()} == {d["doc_id"] for d in eng.documents()}
+
+
+def doc_ids(index: Path) -> set[str]:
+    with Engine.open(index, Config()) as eng:
+        return {d["doc_id"] for d in eng.documents()}
+
+
+def finds(index: Path, term: str) -> list[str]:
+    """Doc ids of the keyword hits for ``term``."""
+    with Engine.open(index, Config()) as eng:
+        return [h["doc_id"] for h in eng.search(term, k=5, mode="keyword")]
+
+
+def cache_entries(index: Path) -> int:
+    """Passages in the embedding cache (lines of its keys file)."""
+    files = list((index / "cache").glob("*/keys.txt"))
+    return sum(f.read_bytes().count(b"\n") for f in files)
+
+
+def report_of(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> tuple[Path, Path]:
+    """One index over the seed essay and the regulation fixture, built once (its embedding cache is reused)."""
+    root = tmp_path_factory.mktemp("robust-kill")
+    corpus = make_corpus(root / "corpus")
+    with Engine.open(root / "index", Config()) as eng:
+        report = eng.index(corpus)
+        assert sorted(report.added) == sorted([SEED_DOC, REG_DOC]) and not report.errors
+    return root / "index", corpus
+
+
+@pytest.fixture
+def fresh(base, tmp_path) -> tuple[Path, Path]:
+    """A private corpus + index pair for one test, built from the module's embedding cache (nothing re-encoded)."""
+    index0, corpus0 = base
+    corpus = tmp_path / "corpus"
+    shutil.copytree(corpus0, corpus)
+    index = tmp_path / "index"
+    index.mkdir()
+    shutil.copytree(index0 / "cache", index / "cache")
+    with Engine.open(index, Config()) as eng:
+        assert eng.index(corpus).passages_encoded == 0
+    return index, corpus
+
+
+# ---------------------------------------------------------------------------- kill during `index`
+INDEX_POINTS = ["read", "keyword", "embedding", "before_switch", "after_switch"]
+
+
+@pytest.mark.parametrize("point", INDEX_POINTS)
+def test_kill_during_index(fresh, tmp_path, point):
+    index, corpus = fresh
+    before = snapshot(index)
+    cached_before = cache_entries(index)
+    (corpus / NEW_DOC).write_text(NEW_TEXT, "utf-8")
+    with open(corpus / REG_DOC, "a", encoding="utf-8") as fh:
+        fh.write(REG_APPENDIX)
+
+    kill_at(index, point, tmp_path / "kill.log", "index", str(corpus))
+
+    cached_after_kill = cache_entries(index)
+    if point == "after_switch":
+        # CURRENT was switched: the sync happened, completely.
+        after = snapshot(index)
+        assert after["generation"] == before["generation"] + 1
+        assert {d["doc_id"] for d in after["documents"]} == {SEED_DOC, REG_DOC, NEW_DOC}
+        assert finds(index, NEW_TERM)[0] == NEW_DOC and finds(index, REG_TERM)[0] == REG_DOC
+    else:
+        assert snapshot(index) == before, "a killed sync must leave exactly the previous state"
+        assert NEW_DOC not in finds(index, NEW_TERM) and REG_DOC not in finds(index, REG_TERM)
+        if point in ("keyword", "embedding"):
+            assert list(index.glob("gen-*.tmp")), "the kill landed while the next generation was being built"
+        if point == "before_switch":
+            assert (index / f"gen-{before['generation'] + 1:08d}").is_dir()
+    if point in ("read", "keyword"):
+        assert cached_after_kill == cached_before
+    else:
+        assert cached_after_kill > cached_before, "passages embedded before the kill stay in the cache"
+
+    # Re-running the same command completes the work, without waiting for any lock.
+    rep = report_of(run(index, "index", str(corpus), "--json", PARTYQA_LOCK_TIMEOUT="0"))
+    encoded_in_total = cache_entries(index) - cached_before
+    if point == "after_switch":
+        assert rep["added"] == rep["updated"] == [] and rep["passages_encoded"] == 0
+    else:
+        assert rep["added"] == [NEW_DOC] and rep["updated"] == [REG_DOC]
+        # Work done before the kill is not redone: the re-run encodes only what the cache does not hold yet.
+        assert rep["passages_encoded"] == encoded_in_total - (cached_after_kill - cached_before)
+    after = snapshot(index)
+    assert {d["doc_id"] for d in after["documents"]} == {SEED_DOC, REG_DOC, NEW_DOC}
+    assert finds(index, NEW_TERM)[0] == NEW_DOC and finds(index, REG_TERM)[0] == REG_DOC
+    assert not list(index.glob("gen-*.tmp")), "leftovers of the killed writer are cleaned by the next write"
+    # The old generation's searches still answer the same way for text that did not change.
+    assert after["keyword"][0][0]["doc_id"] == before["keyword"][0][0]["doc_id"]
+
+
+# ---------------------------------------------------------------------------- kill during `add`
+@pytest.mark.parametrize("point", INDEX_POINTS)
+def test_kill_during_add(fresh, tmp_path, point):
+    index, corpus = fresh
+    before = snapshot(index)
+    outside = tmp_path / "upload" / NEW_DOC
+    outside.parent.mkdir()
+    outside.write_text(NEW_TEXT, "utf-8")
+
+    kill_at(index, point, tmp_path / "kill.log", "add", str(outside))
+
+    staged = list(corpus.glob(".partyqa-staged-*"))
+    assert staged, "the killed add left its staged copy"
+    assert not (corpus / NEW_DOC).exists(), "the copy is renamed into the corpus only after the commit"
+    assert all(p.name in (SEED_DOC, REG_DOC) for p in iter_corpus_files(corpus)), "a staged copy is no document"
+    if point == "after_switch":
+        after = snapshot(index)
+        assert {d["doc_id"] for d in after["documents"]} == {SEED_DOC, REG_DOC, NEW_DOC}
+        assert finds(index, NEW_TERM)[0] == NEW_DOC
+    else:
+        assert snapshot(index) == before
+        assert NEW_DOC not in finds(index, NEW_TERM)
+
+    rep = report_of(run(index, "add", str(outside), "--json", PARTYQA_LOCK_TIMEOUT="0"))
+    if point == "after_switch":
+        assert rep["unchanged"] == [NEW_DOC] and rep["added"] == []  # indexed already; the corpus copy is repaired
+    else:
+        assert rep["added"] == [NEW_DOC]
+    assert (corpus / NEW_DOC).read_bytes() == outside.read_bytes()
+    assert not list(corpus.glob(".partyqa-staged-*"))
+    assert not list(index.glob("gen-*.tmp"))
+    after = snapshot(index)
+    assert {d["doc_id"] for d in after["documents"]} == {SEED_DOC, REG_DOC, NEW_DOC}
+    assert finds(index, NEW_TERM)[0] == NEW_DOC
+    # The repaired corpus and the index agree: a sync finds nothing to do.
+    rep = report_of(run(index, "index", str(corpus), "--json"))
+    assert sorted(rep["unchanged"]) == sorted([SEED_DOC, REG_DOC, NEW_DOC]) and not rep["added"] and not rep["removed"]
+
+
+def test_staged_copy_of_a_killed_add_is_not_indexed_by_a_sync(fresh, tmp_path):
+    index, corpus = fresh
+    before = snapshot(index)
+    outside = tmp_path / NEW_DOC
+    outside.write_text(NEW_TEXT, "utf-8")
+    kill_at(index, "embedding", tmp_path / "kill.log", "add", str(outside))
+    assert list(corpus.glob(".partyqa-staged-*"))
+    rep = report_of(run(index, "index", str(corpus), "--json", PARTYQA_LOCK_TIMEOUT="0"))
+    assert rep["added"] == [] and sorted(rep["unchanged"]) == sorted([SEED_DOC, REG_DOC])
+    assert snapshot(index)["documents"] == before["documents"]
+    # The next add clears the stale staged copy and adds the file properly.
+    assert report_of(run(index, "add", str(outside), "--json"))["added"] == [NEW_DOC]
+    assert not list(corpus.glob(".partyqa-staged-*"))
+
+
+def test_committed_staged_copy_survives_other_writes(fresh, tmp_path):
+    """Killed after the switch (e.g. the server died during an upload), and the user then adds another file and
+    syncs, instead of re-adding the same file: the committed document must not be lost."""
+    index, corpus = fresh
+    outside = tmp_path / "upload" / NEW_DOC
+    outside.parent.mkdir()
+    outside.write_text(NEW_TEXT, "utf-8")
+    kill_at(index, "after_switch", tmp_path / "kill.log", "add", str(outside))
+    shutil.rmtree(outside.parent)  # like the web upload's temp dir: the original is gone
+    other = tmp_path / "短讯.txt"
+    other.write_text("短讯\n\n党支部本月新增图书二十册，欢迎党员借阅。", "utf-8")
+    assert report_of(run(index, "add", str(other), "--json"))["added"] == ["短讯.txt"]
+    report_of(run(index, "index", str(corpus), "--json"))
+    assert NEW_DOC in doc_ids(index), "the committed upload was dropped"
+    assert (corpus / NEW_DOC).read_text("utf-8") == NEW_TEXT
+
+
+# ---------------------------------------------------------------------------- kill during `remove`
+@pytest.mark.parametrize("point", ["keyword", "before_switch", "after_switch"])
+def test_kill_during_remove(fresh, tmp_path, point):
+    index, corpus = fresh
+    before = snapshot(index)
+    kill_at(index, point, tmp_path / "kill.log", "remove", REG_DOC)
+    moved = list((index / "removed").rglob(REG_DOC))
+    assert len(moved) == 1, "the file left the corpus for removed/ before the commit (nothing is lost)"
+    assert not (corpus / REG_DOC).exists()
+    if point == "after_switch":
+        assert doc_ids(index) == {SEED_DOC}
+        proc = run(index, "remove", REG_DOC, PARTYQA_LOCK_TIMEOUT="0")
+        assert proc.returncode == 1 and "not found" in proc.stderr  # already removed
+    else:
+        assert snapshot(index) == before
+        proc = run(index, "remove", REG_DOC, PARTYQA_LOCK_TIMEOUT="0")
+        assert proc.returncode == 0 and f"removed: {REG_DOC}" in proc.stdout, proc.stderr
+    assert doc_ids(index) == {SEED_DOC}
+    assert REG_DOC not in finds(index, "支部委员会由党员大会选举产生")
+    assert snapshot(index)["keyword"][0][0]["doc_id"] == SEED_DOC
+    rep = report_of(run(index, "index", str(corpus), "--json"))
+    assert rep["unchanged"] == [SEED_DOC] and not rep["added"] and not rep["removed"]
+
+
+# ---------------------------------------------------------------------------- kills at arbitrary moments
+def test_kill_at_arbitrary_moments_then_resume(fresh, tmp_path):
+    """SIGKILL a sync at increasing delays (wherever it happens to be), check the index each time, then finish."""
+    index, corpus = fresh
+    before_ids = doc_ids(index)
+    long_text = "长篇学习材料\n\n" + "\n\n".join(
+        f"第{i}部分 鸿雁驿站第{i}次学习活动\n第{i}次活动中，党支部组织党员学习党章第{i}条的内容，结合本单位实际开展讨论，"
+        f"每名党员都结合自身工作谈了体会，支部书记作了总结，要求大家把学习成果转化为推动工作的实际行动，"
+        f"并在下次组织生活会上交流落实情况。" for i in range(1, 25))
+    (corpus / "长篇学习材料.txt").write_text(long_text, "utf-8")
+    outcomes = []
+    for delay in (0.8, 1.6, 2.4, 3.5, 5.0):
+        proc = start(index, tmp_path / f"kill-{delay}.log", "index", str(corpus))
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            sigkill(proc)
+        outcomes.append(proc.returncode)
+        with Engine.open(index, Config()) as eng:  # opens after every kill, consistent, old or new state
+            assert_consistent(eng)
+            ids = {d["doc_id"] for d in eng.documents()}
+            assert ids in (before_ids, before_ids | {"长篇学习材料.txt"})
+            assert eng.search("基层党支部做好监督者", k=1)[0]["doc_id"] == SEED_DOC
+    assert -signal.SIGKILL in outcomes, "at least one run was really killed"
+    rep = report_of(run(index, "index", str(corpus), "--json", PARTYQA_LOCK_TIMEOUT="0"))
+    assert rep["added"] in ([], ["长篇学习材料.txt"])
+    assert doc_ids(index) == before_ids | {"长篇学习材料.txt"}
+    assert finds(index, "鸿雁驿站第7次学习活动")[0] == "长篇学习材料.txt"
+    assert not list(index.glob("gen-*.tmp"))
+
+
+# ---------------------------------------------------------------------------- stale whoosh locks
+HOLD_WHOOSH_LOCK = """
+import os, sys, time
+from pathlib import Path
+import whoosh.index
+ix = whoosh.index.open_dir(sys.argv[1])
+w = ix.writer(timeout=0)
+Path(sys.argv[2]).write_text(str(os.getpid()))
+time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("where", ["current", "tmp"])
+def test_stale_whoosh_lock_of_a_killed_writer_is_harmless(fresh, tmp_path, where):
+    """A writer killed while holding whoosh's MAIN_WRITELOCK leaves the file; the next add must not wait on it."""
+    import whoosh.index
+
+    index, corpus = fresh
+    with Engine.open(index, Config()) as eng:
+        gen = eng.stats()["generation"]
+    kw_dir = index / f"gen-{gen:08d}" / "keyword"
+    if where == "tmp":  # a writer killed half-way through its keyword write in the next generation
+        tmp_gen = index / f"gen-{gen + 1:08d}.tmp"
+        shutil.copytree(index / f"gen-{gen:08d}", tmp_gen)
+        kw_dir = tmp_gen / "keyword"
+    marker = tmp_path / "holding"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WHOOSH_LOCK, str(kw_dir), str(marker)], env=_env())
+    try:
+        deadline = time.monotonic() + MARKER_WAIT
+        while not marker.exists():
+            assert holder.poll() is None and time.monotonic() < deadline, "lock holder did not start"
+            time.sleep(0.05)
+        with pytest.raises(whoosh.index.LockError):  # the lock is really held while the holder lives
+            whoosh.index.open_dir(str(kw_dir)).writer(timeout=0)
+    finally:
+        sigkill(holder)
+    assert (kw_dir / "MAIN_WRITELOCK").exists(), "the killed writer's lock file is left behind"
+    whoosh.index.open_dir(str(kw_dir)).writer(timeout=0).cancel()  # ...but it no longer locks anything
+
+    outside = tmp_path / "短讯.txt"
+    outside.write_text(f"短讯\n\n{NEW_TERM}本月新增图书二十册，欢迎党员借阅。", "utf-8")
+    rep = report_of(run(index, "add", str(outside), "--json", PARTYQA_LOCK_TIMEOUT="0"))
+    assert rep["added"] == ["短讯.txt"]
+    assert finds(index, NEW_TERM)[0] == "短讯.txt"
+    assert not list(index.glob("gen-*.tmp"))
+
+
+# ---------------------------------------------------------------------------- concurrent adds
+def test_concurrent_adds_one_fails_clearly_one_waits(fresh, tmp_path):
+    index, corpus = fresh
+    files = {}
+    for name, term in (("甲.txt", "甲字号学习小组"), ("乙.txt", "乙字号学习小组"), ("丙.txt", "丙字号学习小组")):
+        files[name] = tmp_path / name
+        files[name].write_text(f"{name[0]}材料\n\n{term}每月开展一次集中学习，党员轮流领学，"
+                               f"支部书记点评，学习记录报党委备案。", "utf-8")
+    # First writer: holds the index lock while paused (12 s) after embedding half of its passages.
+    first = start(index, tmp_path / "first.log", "add", str(files["甲.txt"]), PARTYQA_PAUSE_AT="embedding",
+                  PARTYQA_PAUSE_SECONDS="12")
+    wait_paused(index, "embedding", first, tmp_path / "first.log")
+    # Third writer: patient (30 s), waits for the lock and then adds on top of the first one's commit.
+    third = start(index, tmp_path / "third.log", "add", str(files["丙.txt"]), "--json", PARTYQA_LOCK_TIMEOUT="30")
+    # Second writer: impatient (1 s): fails clearly, exit 2, no traceback, nothing changed by it.
+    second = run(index, "add", str(files["乙.txt"]), PARTYQA_LOCK_TIMEOUT="1")
+    assert first.poll() is None, "the test needs the first writer still holding the lock"
+    assert second.returncode == 2
+    assert "错误 error:" in second.stderr and "locked by another process" in second.stderr
+    assert "PARTYQA_LOCK_TIMEOUT" in second.stderr and "Traceback" not in second.stderr
+    assert first.wait(timeout=120) == 0, output(tmp_path / "first.log")
+    assert third.wait(timeout=120) == 0, output(tmp_path / "third.log")
+    assert last_json(tmp_path / "third.log")["added"] == ["丙.txt"]
+    assert doc_ids(index) == {SEED_DOC, REG_DOC, "甲.txt", "丙.txt"}
+    assert not (corpus / "乙.txt").exists() and not list(corpus.glob(".partyqa-staged-*"))
+    with Engine.open(index, Config()) as eng:
+        assert_consistent(eng)
+        assert eng.search("甲字号学习小组", k=1, mode="keyword")[0]["doc_id"] == "甲.txt"
+        assert eng.search("丙字号学习小组", k=1, mode="keyword")[0]["doc_id"] == "丙.txt"
+    # The one that failed succeeds when retried.
+    assert report_of(run(index, "add", str(files["乙.txt"]), "--json"))["added"] == ["乙.txt"]
+
+
+def test_concurrent_adds_of_the_same_file(fresh, tmp_path):
+    """Two users add the same file at once: it is indexed once, the second finds it unchanged."""
+    index, corpus = fresh
+    outside = tmp_path / NEW_DOC
+    outside.write_text(NEW_TEXT, "utf-8")
+    procs = [start(index, tmp_path / f"same-{i}.log", "add", str(outside), "--json") for i in range(2)]
+    reports = []
+    for i, proc in enumerate(procs):
+        assert proc.wait(timeout=300) == 0, output(tmp_path / f"same-{i}.log")
+        reports.append(last_json(tmp_path / f"same-{i}.log"))
+    assert sorted((r["added"], r["unchanged"]) for r in reports) == [([], [NEW_DOC]), ([NEW_DOC], [])]
+    with Engine.open(index, Config()) as eng:
+        assert_consistent(eng)
+        assert [d["doc_id"] for d in eng.documents()].count(NEW_DOC) == 1
+    assert (corpus / NEW_DOC).read_bytes() == outside.read_bytes()
+
+
+# ---------------------------------------------------------------------------- damaged index files
+def _current_gen(index: Path) -> Path:
+    return index / f"gen-{json.loads((index / 'CURRENT').read_text('utf-8'))['generation']:08d}"
+
+
+def _truncate_npy(index: Path) -> None:
+    path = _current_gen(index) / "vectors" / "vectors.npy"
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+
+
+def _delete_segment(index: Path) -> None:
+    for seg in (_current_gen(index) / "keyword").glob("*.seg"):
+        seg.unlink()
+
+
+def _delete_toc(index: Path) -> None:
+    for toc in (_current_gen(index) / "keyword").glob("_MAIN_*.toc"):
+        toc.unlink()
+
+
+def _truncate_segment(index: Path) -> None:
+    for seg in (_current_gen(index) / "keyword").glob("*.seg"):
+        with open(seg, "r+b") as fh:
+            fh.truncate(seg.stat().st_size // 2)
+
+
+def _garbage_current(index: Path) -> None:
+    (index / "CURRENT").write_bytes(b"\x00garbage{")
+
+
+def _current_to_missing_generation(index: Path) -> None:
+    shutil.rmtree(_current_gen(index))
+
+
+def _drop_passages(index: Path) -> None:
+    path = _current_gen(index) / "passages.jsonl"
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[: len(lines) // 2]), "utf-8")
+
+
+def _vector_ids_mismatch(index: Path) -> None:
+    path = _current_gen(index) / "vectors" / "ids.json"
+    path.write_text(json.dumps(json.loads(path.read_text("utf-8"))[:-1]), "utf-8")
+
+
+def _truncate_manifest(index: Path) -> None:
+    path = _current_gen(index) / "manifest.json"
+    path.write_bytes(path.read_bytes()[:50])
+
+
+DAMAGE = {
+    "truncated vectors.npy": _truncate_npy,
+    "missing keyword segment": _delete_segment,
+    "missing keyword toc": _delete_toc,
+    "truncated keyword segment": _truncate_segment,
+    "garbage in CURRENT": _garbage_current,
+    "CURRENT names a missing generation": _current_to_missing_generation,
+    "passages.jsonl cut short": _drop_passages,
+    "vector ids disagree": _vector_ids_mismatch,
+    "truncated manifest.json": _truncate_manifest,
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_index_is_detected_and_rebuild_recovers(fresh, damage):
+    index, corpus = fresh
+    good = snapshot(index)
+    DAMAGE[damage](index)
+    commands = [["ask", "党支部的主要任务"]]
+    if damage == "truncated vectors.npy":  # every command opens the index the same way: try them all once
+        commands += [["docs"], ["add", str(corpus / SEED_DOC)], ["index", str(corpus)], ["remove", SEED_DOC]]
+    for args in commands:
+        proc = run(index, *args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert f"错误 error: index at {index.resolve()} is damaged" in proc.stderr
+        assert f"Recover with: partyqa --index-dir {index.resolve()} index --rebuild" in proc.stderr
+    # The documented recovery: the corpus is re-read; cached embeddings mean nothing is re-encoded.
+    rep = report_of(run(index, "index", "--rebuild", str(corpus), "--json"))
+    assert sorted(rep["added"]) == sorted([SEED_DOC, REG_DOC]) and rep["passages_encoded"] == 0
+    recovered = snapshot(index)
+    assert [d["doc_id"] for d in recovered["documents"]] == [d["doc_id"] for d in good["documents"]]
+    assert [[h["pid"] for h in hits] for hits in recovered["keyword"]] == \
+        [[h["pid"] for h in hits] for hits in good["keyword"]]
+    proc = run(index, "ask", "党支部的主要任务", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["results"]
+
+
+@pytest.mark.parametrize("damage", ["truncated vectors.npy", "garbage in CURRENT"])
+def test_rebuild_remembers_the_corpus(fresh, damage):
+    """Without CORPUS_DIR, `index --rebuild` re-reads the corpus recorded in the newest readable manifest."""
+    index, corpus = fresh
+    DAMAGE[damage](index)
+    rep = report_of(run(index, "index", "--rebuild", "--json"))
+    assert sorted(rep["added"]) == sorted([SEED_DOC, REG_DOC]) and rep["passages_encoded"] == 0
+    assert finds(index, "支部委员会由党员大会选举产生")[0] == REG_DOC
+
+
+def test_serve_refuses_a_damaged_index_clearly(fresh):
+    index, _ = fresh
+    _truncate_npy(index)
+    proc = run(index, "serve", "--port", "0", timeout=120)
+    assert proc.returncode == 2 and "is damaged" in proc.stderr and "index --rebuild" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_truncated_embedding_cache_is_trimmed_not_fatal(fresh, tmp_path):
+    """A cache write cut by a kill (vectors longer or shorter than the keys) is trimmed; lost entries re-encode."""
+    index, corpus = fresh
+    vecs = next((index / "cache").glob("*/vecs.f32"))
+    row = vecs.stat().st_size // cache_entries(index)
+    with open(vecs, "r+b") as fh:
+        fh.truncate(vecs.stat().st_size - 2 * row - row // 3)  # two and a third rows lost
+    rep = report_of(run(index, "index", "--rebuild", str(corpus), "--json"))
+    assert rep["passages_encoded"] == 3
+    assert snapshot(index)["keyword"][0][0]["doc_id"] == SEED_DOC
+
+
+# ---------------------------------------------------------------------------- interrupted rebuild
+def test_kill_during_rebuild_then_rerun_with_corpus(fresh, tmp_path):
+    index, corpus = fresh
+    good = snapshot(index)
+    _truncate_npy(index)
+    kill_at(index, "embedding", tmp_path / "kill.log", "index", "--rebuild", str(corpus))
+    proc = run(index, "docs", "--json")  # opens: an empty (not damaged) index while the rebuild is unfinished
+    assert proc.returncode == 0 and json.loads(proc.stdout) == []
+    rep = report_of(run(index, "index", "--rebuild", str(corpus), "--json", PARTYQA_LOCK_TIMEOUT="0"))
+    assert sorted(rep["added"]) == sorted([SEED_DOC, REG_DOC])
+    assert snapshot(index)["documents"] != [] and doc_ids(index) == {d["doc_id"] for d in good["documents"]}
+
+
+def test_kill_during_rebuild_then_rerun_same_command(fresh, tmp_path):
+    index, corpus = fresh
+    _truncate_npy(index)
+    kill_at(index, "embedding", tmp_path / "kill.log", "index", "--rebuild")
+    proc = run(index, "index", "--rebuild", "--json", PARTYQA_LOCK_TIMEOUT="0")
+    assert proc.returncode == 0, proc.stderr
+    assert doc_ids(index) == {SEED_DOC, REG_DOC}
+
+
+def test_missing_current_with_generations_is_damage_not_a_new_index(fresh, tmp_path):
+    index, corpus = fresh
+    (index / "CURRENT").unlink()
+    outside = tmp_path / NEW_DOC
+    outside.write_text(NEW_TEXT, "utf-8")
+    proc = run(index, "add", str(outside))
+    assert proc.returncode == 2 and "is damaged" in proc.stderr, (proc.stdout, proc.stderr)
+    assert not (index / "corpus").exists(), "nothing was written to a default corpus beside the index"
+    report_of(run(index, "index", "--rebuild", "--json"))
+    assert doc_ids(index) == {SEED_DOC, REG_DOC}

@@ -1,0 +1,385 @@
+"""`partyqa serve` under concurrent load and concurrent writers (issue #6), over real loopback HTTP.
+
+A real server subprocess answers 8 searching clients while a document is uploaded; it answers 503 + JSON (not a
+hang, not a 500) when a CLI writer holds the index lock, keeps answering while that writer is SIGKILLed, and picks
+up generations committed by other processes. Timings are measured in bench/bench_load.py, never asserted here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from conftest import make_corpus
+from indexer import Config, Engine
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent / "partyqa"
+CMD = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "indexer.cli"]
+CLIENTS = 8
+LOAD_SECONDS = 10.0  # minimum load duration; it also lasts until the upload has finished
+MAX_REQUESTS = 2000
+HARD_CAP_SECONDS = 180.0
+SEED_DOC = "基层党支部工作论文.txt"
+REG_DOC = "支部工作条例示例.txt"
+QUESTIONS = [
+    ("基层党支部如何做好监督者", "hybrid"),
+    ("支部委员会由谁选举产生", "hybrid"),
+    ("党员教育管理", "keyword"),
+    ("党支部怎样联系职工群众", "semantic"),
+    ("三会一课", "hybrid"),
+    ("党支部书记的职责", "keyword"),
+    ("发展党员的程序", "hybrid"),
+    ("组织生活会多久开一次", "semantic"),
+]
+UPLOAD_TERM = "鸿雁驿站"
+UPLOAD_TEXT = "鸿雁驿站学习材料\n\n" + "\n\n".join(
+    f"{n}、第{i}项安排\n鸿雁驿站第{i}项安排：党支部组织党员在学习角集中学习党章党规，支部委员轮流领学，"
+    f"每名党员结合本职工作谈体会，学习记录由组织委员整理后在党员大会上通报。"
+    for i, n in enumerate("一二三四五六七八", start=1))
+
+
+# ---------------------------------------------------------------------------- HTTP helpers (stdlib only)
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
+         timeout: float = 120) -> tuple[int, dict, dict]:
+    """One request; returns (status, decoded JSON body, headers) for 2xx and error statuses alike."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read().decode("utf-8")), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read().decode("utf-8")), dict(err.headers)
+
+
+def search(base: str, q: str, mode: str = "hybrid", k: int = 5) -> tuple[int, dict, dict]:
+    return http("GET", f"{base}api/search?" + urllib.parse.urlencode({"q": q, "mode": mode, "k": k}))
+
+
+def upload(base: str, name: str, data: bytes) -> tuple[int, dict, dict]:
+    """POST /api/documents with one multipart ``files`` part."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+            f"Content-Type: text/plain\r\n\r\n").encode("utf-8") + data + f"\r\n--{boundary}--\r\n".encode()
+    return http("POST", f"{base}api/documents", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                timeout=600)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYQA_")}
+    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    env.update(extra)
+    return env
+
+
+class Server:
+    """A `partyqa serve --port 0` subprocess on loopback; ``url`` is read from the line it prints when ready."""
+
+    def __init__(self, index: Path, log: Path, **env: str):
+        self.log = log
+        self.proc = subprocess.Popen([*CMD, "--index-dir", str(index), "-q", "serve", "--host", "127.0.0.1",
+                                      "--port", "0"], stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,
+                                     env=_env(**env))
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
+        deadline = time.monotonic() + 120
+        self.url = ""
+        while not self.url:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                pytest.fail(f"server did not start:\n{log.read_text('utf-8')}")
+            m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+            self.url = m.group(1) if m else ""
+        status, health, _ = http("GET", self.url + "api/health")
+        assert status == 200 and health["status"] == "ok"
+
+    def stop(self) -> None:
+        """SIGTERM the server (SIGKILL if it does not stop) and reap it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=20)
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> tuple[Path, Path]:
+    """The seed essay + regulation fixture, indexed once (its embedding cache is reused by every test)."""
+    root = tmp_path_factory.mktemp("robust-service")
+    corpus = make_corpus(root / "corpus")
+    with Engine.open(root / "index", Config()) as eng:
+        assert not eng.index(corpus).errors
+    return root / "index", corpus
+
+
+@pytest.fixture
+def fresh(base, tmp_path) -> tuple[Path, Path]:
+    """A private corpus + index for one test (the server writes uploads into its corpus)."""
+    index0, corpus0 = base
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(corpus0, corpus)
+    index.mkdir()
+    shutil.copytree(index0 / "cache", index / "cache")
+    with Engine.open(index, Config()) as eng:
+        assert eng.index(corpus).passages_encoded == 0
+    return index, corpus
+
+
+@pytest.fixture
+def servers():
+    """Start servers with ``servers(index, log, **env)``; all are stopped after the test."""
+    started: list[Server] = []
+
+    def make(index: Path, log: Path, **env: str) -> Server:
+        srv = Server(index, log, **env)
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------------- load
+def run_load(base_url: str, during: Callable[[], Any] | None) -> tuple[list[dict], dict]:
+    """8 clients search until LOAD_SECONDS have passed and ``during`` (run in its own thread) has finished."""
+    records: list[dict] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    side: dict = {}
+
+    def client(i: int) -> None:
+        n = 0
+        while not stop.is_set():
+            with lock:
+                if len(records) >= MAX_REQUESTS:
+                    return
+            q, mode = QUESTIONS[(i + n) % len(QUESTIONS)]
+            n += 1
+            t0 = time.monotonic()
+            try:
+                status, body, _ = search(base_url, q, mode)
+                rec = {"status": status, "hits": len(body.get("results", [])), "error": body.get("error")}
+            except Exception as exc:  # a refused or reset connection is a failure too
+                rec = {"status": None, "hits": 0, "error": repr(exc)}
+            rec.update(t0=t0, t1=time.monotonic(), q=q, mode=mode)
+            with lock:
+                records.append(rec)
+
+    def side_job() -> None:
+        time.sleep(1.5)  # let the load settle first
+        side["t0"] = time.monotonic()
+        try:
+            side["result"] = during()
+        finally:
+            side["t1"] = time.monotonic()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
+    t_start = time.monotonic()
+    for t in threads:
+        t.start()
+    helper = threading.Thread(target=side_job, daemon=True) if during else None
+    if helper:
+        helper.start()
+    while time.monotonic() - t_start < HARD_CAP_SECONDS:
+        time.sleep(0.2)
+        with lock:
+            full = len(records) >= MAX_REQUESTS
+        if full or (time.monotonic() - t_start >= LOAD_SECONDS and not (helper and helper.is_alive())):
+            break
+    stop.set()
+    for t in threads:
+        t.join(timeout=150)
+    if helper:
+        helper.join(timeout=150)
+    return records, side
+
+
+def test_searches_under_load_while_a_document_is_uploaded(fresh, servers, tmp_path):
+    index, corpus = fresh
+    srv = servers(index, tmp_path / "server.log")
+    records, side = run_load(srv.url, lambda: upload(srv.url, "鸿雁驿站学习材料.txt", UPLOAD_TEXT.encode("utf-8")))
+
+    status, body, _ = side["result"]
+    assert status == 200, body
+    assert body["files"][0]["status"] == "added" and body["files"][0]["doc_ids"] == ["鸿雁驿站学习材料.txt"]
+    assert records, "no search was made"
+    failed = [r for r in records if r["status"] != 200 or r["hits"] == 0]
+    assert not failed, f"{len(failed)} of {len(records)} searches failed, e.g. {failed[:3]}"
+    during = [r for r in records if r["t0"] < side["t1"] and r["t1"] > side["t0"]]
+    assert len(during) >= CLIENTS, "searches really ran while the upload was being indexed"
+    assert len(records) <= MAX_REQUESTS + CLIENTS
+    # Afterwards the uploaded document is findable, and it is in the corpus.
+    status, body, _ = search(srv.url, UPLOAD_TERM, "keyword")
+    assert status == 200 and body["results"][0]["doc_id"] == "鸿雁驿站学习材料.txt"
+    status, body, _ = search(srv.url, "鸿雁驿站的学习安排", "semantic")
+    assert status == 200 and "鸿雁驿站学习材料.txt" in [h["doc_id"] for h in body["results"]]
+    assert (corpus / "鸿雁驿站学习材料.txt").is_file()
+    assert http("GET", srv.url + "api/health")[1]["documents"] == 3
+    srv.stop()
+    assert "Traceback" not in (tmp_path / "server.log").read_text("utf-8")
+
+
+# ---------------------------------------------------------------------------- a CLI writer beside the server
+def _wait_marker(index: Path, point: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    marker = index / f".paused-{point}"
+    deadline = time.monotonic() + timeout
+    while not (marker.exists() and marker.read_text("utf-8").strip() == str(proc.pid)):
+        assert proc.poll() is None, f"the CLI writer exited ({proc.returncode}) before pausing at {point}"
+        assert time.monotonic() < deadline, f"the CLI writer did not reach {point}"
+        time.sleep(0.05)
+
+
+def test_upload_while_a_cli_writer_holds_the_lock_then_is_killed(fresh, servers, tmp_path):
+    index, corpus = fresh
+    srv = servers(index, tmp_path / "server.log", PARTYQA_LOCK_TIMEOUT="1")
+    cli_doc = tmp_path / "命令行材料.txt"
+    cli_doc.write_text("命令行材料\n\n晨光讲堂每周一早上七点开讲，由党员轮流主讲党的理论知识。", "utf-8")
+    writer = subprocess.Popen([*CMD, "--index-dir", str(index), "-q", "add", str(cli_doc)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=_env(PARTYQA_PAUSE_AT="embedding", PARTYQA_PAUSE_SECONDS="300"))
+    try:
+        _wait_marker(index, "embedding", writer)
+        # The server cannot write: a clear 503 with a JSON error and Retry-After, after ~PARTYQA_LOCK_TIMEOUT.
+        status, body, headers = upload(srv.url, "网页上传.txt", "网页上传\n\n鸿雁驿站开放时间为每天下午。".encode())
+        assert status == 503, body
+        assert body["error"]["code"] == "index_busy" and "稍后重试" in body["error"]["message_zh"]
+        assert "locked" in body["error"]["message_en"] and headers.get("Retry-After") == "5"
+        # ...but it still searches, on the last committed generation.
+        status, body, _ = search(srv.url, "基层党支部如何做好监督者")
+        assert status == 200 and body["results"][0]["doc_id"] == SEED_DOC
+    finally:
+        if writer.poll() is None:
+            os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(timeout=30)
+    assert writer.returncode == -signal.SIGKILL
+    # After the kill the server still answers, with the previous state, and its upload now succeeds.
+    status, body, _ = search(srv.url, "晨光讲堂", "keyword")
+    assert status == 200 and "命令行材料.txt" not in [h["doc_id"] for h in body["results"]]
+    status, body, _ = upload(srv.url, "网页上传.txt", "网页上传\n\n鸿雁驿站开放时间为每天下午。".encode())
+    assert status == 200 and body["files"][0]["status"] == "added", body
+    # Re-running the killed CLI command completes it; the running server picks up the new generation.
+    proc = subprocess.run([*CMD, "--index-dir", str(index), "-q", "add", str(cli_doc), "--json"],
+                          capture_output=True, text=True, env=_env(PARTYQA_LOCK_TIMEOUT="0"), timeout=300)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["added"] == ["命令行材料.txt"], proc.stderr
+    status, body, _ = search(srv.url, "晨光讲堂", "keyword")
+    assert status == 200 and body["results"][0]["doc_id"] == "命令行材料.txt"
+    status, docs, _ = http("GET", srv.url + "api/documents")
+    assert {d["doc_id"] for d in docs["documents"]} == {SEED_DOC, REG_DOC, "网页上传.txt", "命令行材料.txt"}
+    assert not list(corpus.glob(".partyqa-staged-*"))
+
+
+def test_server_killed_during_an_upload(fresh, servers, tmp_path):
+    """SIGKILL `partyqa serve` while it indexes an upload: after a restart it serves the previous state, and the
+    same upload then succeeds."""
+    index, corpus = fresh
+    srv = servers(index, tmp_path / "server.log", PARTYQA_PAUSE_AT="embedding", PARTYQA_PAUSE_SECONDS="300")
+    before = http("GET", srv.url + "api/documents")[1]
+    outcome: dict = {}
+
+    def send() -> None:
+        try:
+            outcome["response"] = upload(srv.url, "鸿雁驿站学习材料.txt", UPLOAD_TEXT.encode("utf-8"))
+        except Exception as exc:  # the connection dies with the server
+            outcome["error"] = exc
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    _wait_marker(index, "embedding", srv.proc)
+    os.kill(srv.proc.pid, signal.SIGKILL)
+    srv.proc.wait(timeout=30)
+    sender.join(timeout=60)
+    assert "error" in outcome, "the client sees the connection fail, not a success"
+    assert list(corpus.glob(".partyqa-staged-*")) and not (corpus / "鸿雁驿站学习材料.txt").exists()
+
+    again = servers(index, tmp_path / "server2.log")
+    assert http("GET", again.url + "api/documents")[1] == before
+    status, body, _ = search(again.url, UPLOAD_TERM, "keyword")
+    assert status == 200 and "鸿雁驿站学习材料.txt" not in [h["doc_id"] for h in body["results"]]
+    status, body, _ = upload(again.url, "鸿雁驿站学习材料.txt", UPLOAD_TEXT.encode("utf-8"))
+    assert status == 200 and body["files"][0]["status"] == "added", body
+    assert search(again.url, UPLOAD_TERM, "keyword")[1]["results"][0]["doc_id"] == "鸿雁驿站学习材料.txt"
+    assert (corpus / "鸿雁驿站学习材料.txt").is_file() and not list(corpus.glob(".partyqa-staged-*"))
+
+
+def test_two_concurrent_uploads_both_land(fresh, servers, tmp_path):
+    """Two uploads at once through the server: the second waits for the first (one engine, one writer)."""
+    index, corpus = fresh
+    srv = servers(index, tmp_path / "server.log")
+    results: dict[str, tuple] = {}
+
+    def send(name: str, term: str) -> None:
+        results[name] = upload(srv.url, name, f"{name[:-4]}\n\n{term}每月开展一次集中学习，党员轮流领学。".encode())
+
+    threads = [threading.Thread(target=send, args=(f"{x}.txt", f"{x}字号学习小组")) for x in ("甲", "乙")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for name in ("甲.txt", "乙.txt"):
+        status, body, _ = results[name]
+        assert status == 200 and body["files"][0]["status"] == "added", body
+        status, body, _ = search(srv.url, f"{name[0]}字号学习小组", "keyword", k=1)
+        assert body["results"][0]["doc_id"] == name
+    with Engine.open(index, Config()) as eng:
+        gen = eng._state()
+        assert gen.keyword.count() == gen.vectors.count() == len(gen.passages)
+        assert len(eng.documents()) == 4
+
+
+def test_bad_questions_over_http_are_400_json(fresh, servers, tmp_path):
+    index, _ = fresh
+    srv = servers(index, tmp_path / "server.log")
+    for q, code in [("？！……", "bad_question"), ("🙂🎉", "bad_question"), ("", "empty_question"),
+                    ("党" * 501, "question_too_long")]:
+        status, body, _ = search(srv.url, q)
+        assert status == 400 and body["error"]["code"] == code, (q, body)
+        assert body["error"]["message_zh"] and body["error"]["message_en"]
+    status, body, _ = search(srv.url, "党支部 AND (监督 OR *")  # query syntax is plain text
+    assert status == 200 and body["results"]
+
+
+def test_index_damaged_while_serving_gives_a_clear_error(fresh, servers, tmp_path):
+    """If CURRENT is damaged under a running server, API calls fail with JSON (no hang, no traceback to users)."""
+    index, _ = fresh
+    srv = servers(index, tmp_path / "server.log")
+    assert search(srv.url, "三会一课")[0] == 200
+    (index / "CURRENT").write_text("garbage{", "utf-8")
+    status, body, _ = search(srv.url, "三会一课")
+    assert status >= 500 and "error" in body and "Traceback" not in json.dumps(body)
+    # Once the file is repaired (here: CURRENT restored by hand), the same server answers again.
+    (index / "CURRENT").write_text(json.dumps({"generation": _newest_generation(index)}), "utf-8")
+    assert search(srv.url, "三会一课")[0] == 200
+
+
+def _newest_generation(index: Path) -> int:
+    return max(int(p.name.split("-")[1]) for p in index.glob("gen-*") if not p.name.endswith(".tmp"))
+
+
+def test_index_damaged_while_serving_says_how_to_recover(fresh, servers, tmp_path):
+    index, _ = fresh
+    srv = servers(index, tmp_path / "server.log")
+    assert search(srv.url, "三会一课")[0] == 200
+    (index / "CURRENT").write_text("garbage{", "utf-8")
+    status, body, _ = search(srv.url, "三会一课")
+    assert status == 503 and "index --rebuild" in body["error"]["message_en"], body
