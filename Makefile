@@ -8,7 +8,7 @@ INDEX_DIR ?= $(or $(PARTYQA_INDEX_DIR),index)
 HOST      ?= 127.0.0.1
 PORT      ?= 8000
 
-.PHONY: install run index serve test bench clean browser
+.PHONY: install run index serve test bench bench-quick clean browser
 
 install: $(STAMP)
 
@@ -29,9 +29,12 @@ run: index
 test: install browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs tests
 
+# Full benchmark suite (long: quality vs baselines, speed at 1k/10k/100k); regenerates docs/BENCHMARKS.md.
 bench: install
-	$(BIN)/python bench/bench_search.py
-	$(BIN)/python bench/bench_quality.py
+	$(BIN)/python -m bench.run
+
+bench-quick: install
+	$(BIN)/python -m bench.run --quick
 
 # The end-to-end UI test drives Debian's chromium; installed here when missing (skipped by the test if impossible).
 browser:

@@ -1,4 +1,4 @@
-"""Retrieval-quality regression tests on the paraphrased dev questions (tests/dev_questions.jsonl).
+"""Retrieval-quality regression tests on the paraphrased dev questions (bench/dev_questions.jsonl).
 
 * The dev set itself: well-formed, half low-overlap paraphrases, every gold text verbatim in its source file
   and inside one passage of the engine's own cleaning + splitting.
@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 from conftest import PARTY_DOCS, ROOT
-sys.path.insert(0, str(ROOT / "bench"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-import bench_quality as bq  # noqa: E402
+from bench import devset as bq  # noqa: E402
 
 
 # Measured on 2026-11-25 (docs/BENCHMARKS.md); margins of about two questions.
@@ -34,7 +35,7 @@ REGS_KEYWORD_DOC_R10_MIN = 0.85  # measured 0.883 document-level
 
 
 def _rows() -> list[dict]:
-    return bq.load_questions(ROOT / "tests" / "dev_questions.jsonl")
+    return bq.load_questions(ROOT / "bench" / "dev_questions.jsonl")
 
 
 def _need_party_docs() -> Path:

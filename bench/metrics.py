@@ -1,0 +1,43 @@
+"""Recall@k and MRR@10 from ranked lists of passage ids and per-question sets of gold passage ids."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+KS = (1, 5, 10)
+
+
+def first_rank(items: Sequence[Any], ok: Callable[[Any], bool]) -> int | None:
+    """1-based rank of the first item for which ``ok(item)`` is true, or None."""
+    for i, item in enumerate(items, start=1):
+        if ok(item):
+            return i
+    return None
+
+
+def metrics(ranks: Sequence[int | None], ks: Sequence[int] = KS) -> dict[str, float]:
+    """Recall@k for each k and MRR@max(k) from the ranks of the first correct hit (None = not retrieved)."""
+    n = max(1, len(ranks))
+    depth = max(ks)
+    out: dict[str, float] = {f"R@{k}": round(sum(1 for r in ranks if r is not None and r <= k) / n, 4) for k in ks}
+    out[f"MRR@{depth}"] = round(sum(1.0 / r for r in ranks if r is not None and r <= depth) / n, 4)
+    out["n"] = len(ranks)
+    return out
+
+
+def gold_ranks(rankings: Sequence[Sequence[str]], gold: Sequence[set[str]]) -> list[int | None]:
+    """For each question, the rank of its first ranked pid that is in its gold set."""
+    if len(rankings) != len(gold):
+        raise ValueError(f"{len(rankings)} rankings but {len(gold)} gold sets")
+    return [first_rank(pids, lambda pid, g=g: pid in g) for pids, g in zip(rankings, gold)]
+
+
+def score(rankings: Sequence[Sequence[str]], gold: Mapping[str, Sequence[set[str]]],
+          subsets: Mapping[str, Sequence[int]]) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, list]]:
+    """Metrics per subset and gold kind, plus the per-question first-correct ranks per kind.
+
+    ``gold`` maps a kind ("passage", "doc", ...) to one set of gold pids per question; ``subsets`` maps a subset
+    name ("all", "low_overlap", ...) to question indices.
+    """
+    ranks = {kind: gold_ranks(rankings, sets) for kind, sets in gold.items()}
+    table = {name: {kind: metrics([r[i] for i in idx]) for kind, r in ranks.items()} for name, idx in subsets.items()}
+    return table, ranks

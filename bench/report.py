@@ -1,0 +1,535 @@
+"""Regenerate docs/BENCHMARKS.md from the result files of a full run (bench/results/full/*.json).
+
+    .venv/bin/python -m bench.report                     # reads bench/results/full, writes docs/BENCHMARKS.md
+    .venv/bin/python -m bench.report --results DIR --page PATH
+
+The page is never edited by hand: its tables come from the JSON, the verdicts ("does PartyQA beat the baselines
+here?") are computed from the same numbers, and the closing note is bench/NOTES.md, included verbatim.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .common import BENCH, DOC_PAGE, RESULTS, read_json
+
+PARTYQA = ("keyword", "semantic", "hybrid", "hybrid+rerank")
+BASELINES = ("rank_bm25", "bm25s", "ensemble")
+LABEL = {
+    "keyword": "PartyQA keyword", "semantic": "PartyQA semantic", "hybrid": "PartyQA hybrid",
+    "hybrid+rerank": "PartyQA hybrid+rerank", "rank_bm25": "rank_bm25 + jieba (Chatchat BM25)",
+    "bm25s": "bm25s + jieba", "ensemble": "Ensemble 0.5/0.5 (Chatchat)",
+}
+SHORT = {"keyword": "keyword", "semantic": "semantic", "hybrid": "hybrid", "hybrid+rerank": "hybrid+rerank",
+         "rank_bm25": "rank_bm25", "bm25s": "bm25s", "ensemble": "ensemble"}
+METRICS = ("R@1", "R@5", "R@10", "MRR@10")
+NOISY = "†"
+# (set, gold kind, subset, caption) rows of the side-by-side summary
+SUMMARY_ROWS = [
+    ("cmrc", "context", "all", "CMRC dev, all questions"),
+    ("cmrc", "context", "low_overlap", "CMRC dev, low-overlap half"),
+    ("quiz", "passage", "all", "Party quiz, gold passage"),
+    ("quiz", "doc", "all", "Party quiz, gold document"),
+    ("dev", "passage", "all", "Dev questions, gold passage"),
+    ("dev", "passage", "low_overlap", "Dev questions, low-overlap"),
+]
+SUBSET_LABEL = {"all": "all", "low_overlap": "low overlap", "high_overlap": "high overlap", "seed": "seed essay",
+                "regs": "regulations", "fill_in": "fill-in-the-blank bank", "choice": "choice banks"}
+KIND_LABEL = {"context": "own context", "passage": "gold passage", "doc": "gold document",
+              "text": "gold span in any document"}
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def _f(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _ms(entry: dict[str, Any] | None) -> str:
+    """A median_runs dict as 'x.x' ms with the noisy mark."""
+    if not entry:
+        return "–"
+    v = entry["median"]
+    txt = f"{v:.1f}" if v < 100 else f"{v:.0f}"
+    return txt + (NOISY if entry.get("noisy") else "")
+
+
+def _secs(entry: dict[str, Any] | None, digits: int = 2) -> str:
+    if not entry:
+        return "–"
+    return f"{entry['median']:.{digits}f}" + (NOISY if entry.get("noisy") else "")
+
+
+def _scaled(entry: dict[str, Any], factor: float) -> dict[str, Any]:
+    """A median_runs dict with its median in another unit (the noisy flag kept)."""
+    return {**entry, "median": entry["median"] * factor}
+
+
+def _mb(n: int | float | None) -> str:
+    return "–" if n is None else f"{n / 1024 / 1024:.1f} MB"
+
+
+def _systems(res: dict[str, Any]) -> list[str]:
+    return [s for s in (*PARTYQA, *BASELINES) if s in res["systems"]]
+
+
+def _metric(res: dict[str, Any], system: str, subset: str, kind: str, name: str) -> float | None:
+    try:
+        return res["systems"][system]["metrics"][subset][kind][name]
+    except KeyError:
+        return None
+
+
+def _bold_best(values: list[float | None]) -> list[str]:
+    """Format to 3 decimals, bold every value that ties the best at that precision."""
+    shown = [None if v is None else round(v, 3) for v in values]
+    best = max((v for v in shown if v is not None), default=None)
+    return [("**" + _f(v) + "**") if v is not None and v == best else _f(v) for v in shown]
+
+
+def load_results(results: Path) -> dict[str, Any]:
+    """Every result file of a full run that exists, by name."""
+    out: dict[str, Any] = {}
+    for name in ("cmrc", "quiz", "dev"):
+        p = results / f"quality-{name}.json"
+        if p.exists():
+            out[name] = read_json(p)
+    out["speed"] = {}
+    for p in sorted(results.glob("speed-*k.json"), key=lambda p: int(p.stem.split("-")[1][:-1])):
+        out["speed"][p.stem.removeprefix("speed-")] = read_json(p)
+    for name in ("components", "startup"):
+        p = results / f"speed-{name}.json"
+        if p.exists():
+            out[name] = read_json(p)
+    for name in ("tokens", "overlap", "blas"):
+        p = results / f"diagnose-{name}.json"
+        if p.exists():
+            out[f"diagnose_{name}"] = read_json(p)
+    if (results / "run.json").exists():
+        out["run"] = read_json(results / "run.json")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- verdicts
+SET_LABEL = {"cmrc": "CMRC dev", "quiz": "Party quiz", "dev": "Dev questions"}
+# (subset, gold kind) rows of each set's detail table; the verdicts cover all of them
+DETAIL = {
+    "cmrc": [("all", "context"), ("low_overlap", "context"), ("high_overlap", "context")],
+    "quiz": [("all", "passage"), ("all", "doc"), ("fill_in", "passage"), ("choice", "passage")],
+    "dev": [("all", "passage"), ("low_overlap", "passage"), ("high_overlap", "passage"), ("seed", "passage"),
+            ("regs", "passage"), ("all", "text"), ("all", "doc")],
+}
+
+
+def verdicts(data: dict[str, Any]) -> list[str]:
+    """One plain sentence per (set, subset, gold, metric) where a baseline beats PartyQA hybrid (R@5 or MRR@10)."""
+    lines = []
+    for name, rows in DETAIL.items():
+        res = data.get(name)
+        if not res:
+            continue
+        for subset, kind in rows:
+            if subset not in res.get("subsets", {}):
+                continue
+            n = res["systems"]["hybrid"]["metrics"][subset][kind]["n"]
+            for metric in ("R@5", "MRR@10"):
+                ours = _metric(res, "hybrid", subset, kind, metric)
+                beat = [(b, _metric(res, b, subset, kind, metric)) for b in BASELINES if b in res["systems"]]
+                beat = [(b, v) for b, v in beat if ours is not None and v is not None and v > ours]
+                if not beat:
+                    continue
+                top = max(v for _, v in beat)
+                others = [(s, _metric(res, s, subset, kind, metric)) for s in PARTYQA
+                          if s != "hybrid" and s in res["systems"]]
+                rescue = [f"PartyQA {s} {_f(v)}" for s, v in others if v is not None and v >= top]
+                margin = round((top - ours) * n)
+                digits = 4 if any(round(v, 3) == round(ours, 3) for _, v in beat) else 3
+                lines.append(
+                    f"- **{SET_LABEL[name]}, {SUBSET_LABEL[subset]} ({KIND_LABEL[kind]}, n={n})**, {metric}: "
+                    + ", ".join(f"{SHORT[b]} {_f(v, digits)}" for b, v in sorted(beat, key=lambda x: -x[1]))
+                    + f" vs PartyQA hybrid {_f(ours, digits)}"
+                    + (f" (about {margin} question{'s' if margin != 1 else ''})" if metric == "R@5" else "")
+                    + (f"; {', '.join(rescue)} matches or beats it" if rescue else "") + ".")
+    return lines
+
+
+def wins(data: dict[str, Any]) -> list[str]:
+    """Detail rows where PartyQA hybrid beats every baseline on both R@5 and MRR@10."""
+    out = []
+    for name, rows in DETAIL.items():
+        res = data.get(name)
+        if not res:
+            continue
+        for subset, kind in rows:
+            if subset not in res.get("subsets", {}):
+                continue
+            ok = True
+            for metric in ("R@5", "MRR@10"):
+                ours = _metric(res, "hybrid", subset, kind, metric)
+                best = max((_metric(res, b, subset, kind, metric) or 0) for b in BASELINES if b in res["systems"])
+                ok = ok and ours is not None and ours > best
+            if ok:
+                out.append(f"{SET_LABEL[name]} {SUBSET_LABEL[subset]} ({KIND_LABEL[kind]})")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- sections
+def section_header(data: dict[str, Any]) -> list[str]:
+    run = data.get("run", {})
+    m = run.get("machine") or next((r.get("machine") for r in (data.get("cmrc"), data.get("quiz")) if r), {}) or {}
+    date = (run.get("finished") or m.get("date") or "")[:10]
+    return [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by `python -m bench.report` from bench/results/full/*.json. Do not edit by hand. -->",
+        "> **Generated page — do not edit by hand.** `make bench` runs `.venv/bin/python -m bench.run`, which writes",
+        "> the result files to `bench/results/full/` (git-ignored) and then regenerates this page with",
+        "> `.venv/bin/python -m bench.report`. Tables and verdicts come from those files; the closing note is",
+        "> `bench/NOTES.md`. `bench/README.md` describes the scripts, data and gold rules in more detail.",
+        "",
+        f"Full run of **{date}** on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, no GPU), "
+        f"working tree on commit `{m.get('commit') or '?'}`.",
+        "",
+    ]
+
+
+def section_commands() -> list[str]:
+    return [
+        "## Commands",
+        "",
+        "| what | command | time on this machine |",
+        "|---|---|---|",
+        "| everything below (quality + speed + this page) | `make bench` = `.venv/bin/python -m bench.run` | see *Run time* |",
+        "| quality tables only | `.venv/bin/python -m bench.run --only quality` | |",
+        "| diagnostics only (needs the indexes of a full run) | `.venv/bin/python -m bench.diagnose tokens overlap blas` | |",
+        "| speed tables only | `.venv/bin/python -m bench.run --only speed --sizes 1000,10000,100000` | |",
+        "| one speed step | `.venv/bin/python -m bench.speed {build,query,baselines,components,startup} ...` | |",
+        "| reduced run, one JSON object on stdout | `.venv/bin/python -m bench.run --quick` | < 1 min with a warm cache |",
+        "| regenerate this page from the result files | `.venv/bin/python -m bench.report` | 1 s |",
+        "",
+        "Every run rebuilds its indexes from the corpora, so the figures reflect the current cleaning and splitting "
+        "code. Passage embeddings are cached by content hash in `bench/results/embcache` and reused between runs "
+        "(the model's cost is measured on its own, below). All commands skip with a message when `../shared/bench` "
+        "is absent.",
+        "",
+        "`tests/test_quality.py` guards retrieval quality in CI on smaller corpora (the seed essay with the real "
+        "model; the curated 52-file regulation corpus, keyword only); its thresholds sit in the test next to the "
+        "figures they were measured at. `tests/test_bench.py` checks the pieces of this suite.",
+        "",
+    ]
+
+
+def section_machine(data: dict[str, Any]) -> list[str]:
+    run = data.get("run", {})
+    m = run.get("machine") or {}
+    if not m:
+        return []
+    pk = m.get("packages", {})
+    pkgs = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
+    loads = []
+    for label, entry in data.get("speed", {}).items():
+        q = entry.get("query", {})
+        if q.get("loadavg_before"):
+            loads.append(f"{label}: {q['loadavg_before'][0]}–{q.get('loadavg_after', ['?'])[0]}")
+    model = next((r["index"]["model"] for r in (data.get("cmrc"), data.get("quiz")) if r), "?")
+    cfg = next((r["index"].get("config") for r in (data.get("cmrc"), data.get("quiz")) if r), None) or {}
+    settings = (f"RRF k {cfg.get('rrf_k')}, keyword weight {cfg.get('keyword_weight')}, semantic weight "
+                f"{cfg.get('semantic_weight')}, {cfg.get('candidates')} candidates per half, "
+                f"{cfg.get('threads')} query-encoding thread(s), reranker: {cfg.get('reranker') or 'none configured'}"
+                if cfg else "?")
+    secs = run.get("seconds", {})
+    lines = [
+        "## Machine and run",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {m.get('cpu', '?')}, {m.get('cores', '?')} cores, no GPU |",
+        f"| RAM | {m.get('ram_gb', '?')} GB |",
+        f"| OS, Python | {m.get('os', '?')}, Python {m.get('python', '?')} |",
+        f"| packages | {pkgs} |",
+        f"| embedding model | `{model}` (PartyQA default) |",
+        f"| PartyQA settings | {settings} |",
+        f"| date, commit | {run.get('finished', m.get('date', '?'))}, `{m.get('commit') or '?'}` |",
+        f"| 1-min load average during the latency runs (start–end) | {'; '.join(loads) or '–'} |",
+        f"| run time | quality {secs.get('quality', '–')} s, speed {secs.get('speed', '–')} s (warm embedding cache) |",
+        "",
+        f"The machine is shared (2 cores, other jobs running), so timings carry noise. Figures are medians over "
+        f"repeated runs; a figure marked {NOISY} varied by more than 25 % between runs ((max − min) / median).",
+        "",
+    ]
+    return lines
+
+
+def section_summary(data: dict[str, Any]) -> list[str]:
+    lines = ["## Summary", ""]
+    present = [r for r in SUMMARY_ROWS if r[0] in data]
+    if present:
+        systems = [s for s in (*PARTYQA, *BASELINES) if any(s in data[r[0]]["systems"] for r in present)]
+        for metric in ("R@5", "MRR@10"):
+            lines += [f"**{metric}**, same corpus and passages for every system (best in bold):", "",
+                      "| set | n | " + " | ".join(SHORT[s] for s in systems) + " |",
+                      "|---|---|" + "---|" * len(systems)]
+            for name, kind, subset, caption in present:
+                res = data[name]
+                vals = [_metric(res, s, subset, kind, metric) for s in systems]
+                n = res["systems"]["hybrid"]["metrics"][subset][kind]["n"]
+                lines.append(f"| {caption} | {n} | " + " | ".join(_bold_best(vals)) + " |")
+            lines.append("")
+        won = wins(data)
+        lost = verdicts(data)
+        if won:
+            lines += ["PartyQA hybrid beats every baseline on both R@5 and MRR@10 on: " + "; ".join(won) + ".", ""]
+        if lost:
+            lines += ["**Where PartyQA hybrid does not beat a baseline** (every set and subset of the tables below; "
+                      "the closing note says why and what would fix it):", ""] + lost + [""]
+        else:
+            lines += ["PartyQA hybrid is not beaten by any baseline on any set or subset below.", ""]
+    if data.get("speed"):
+        cols = ["keyword", "semantic", "hybrid", "rank_bm25", "bm25s", "ensemble"]
+        lines += ["Median single-query latency p50 in ms, model warm, k = 5 (baselines: same passages, query "
+                  "tokenization included):", "",
+                  "| passages | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for label, entry in data["speed"].items():
+            row = []
+            for c in cols:
+                if c in entry["query"]["modes"]:
+                    row.append(_ms(entry["query"]["modes"][c]["p50_ms"]))
+                else:
+                    row.append(_ms(entry.get("baselines", {}).get("systems", {}).get(c, {}).get("p50_ms")))
+            lines.append(f"| {entry['build']['passages']:,} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
+def _set_table(res: dict[str, Any], kind: str, subset: str = "all") -> list[str]:
+    systems = _systems(res)
+    lines = ["| system | " + " | ".join(METRICS) + " | queries/s |", "|---|" + "---|" * (len(METRICS) + 1)]
+    cols = {m: _bold_best([_metric(res, s, subset, kind, m) for s in systems]) for m in METRICS}
+    for i, s in enumerate(systems):
+        qps = res["systems"][s].get("questions_per_second")
+        lines.append(f"| {LABEL[s]} | " + " | ".join(cols[m][i] for m in METRICS) + f" | {qps if qps else '–'} |")
+    return lines
+
+
+def _subset_table(res: dict[str, Any], rows: list[tuple[str, str]]) -> list[str]:
+    systems = _systems(res)
+    lines = ["| subset (gold) | n | " + " | ".join(SHORT[s] for s in systems) + " |",
+             "|---|---|" + "---|" * len(systems)]
+    for subset, kind in rows:
+        if subset not in res["subsets"]:
+            continue
+        n = res["systems"]["hybrid"]["metrics"][subset][kind]["n"]
+        for metric in ("R@5", "MRR@10"):
+            vals = _bold_best([_metric(res, s, subset, kind, metric) for s in systems])
+            lines.append(f"| {SUBSET_LABEL[subset]} ({KIND_LABEL[kind]}), {metric} | {n} | " + " | ".join(vals) + " |")
+    return lines
+
+
+def section_quality(data: dict[str, Any]) -> list[str]:
+    lines = ["## Retrieval quality", "",
+             "R@k is the share of questions with a correct passage among the first k results; MRR@10 is the mean of "
+             "1/rank of the first correct passage (0 beyond rank 10). Every system ranks the same passages: PartyQA "
+             "builds the index, and the baselines get its passages (title and section lines + text, the text the "
+             "embedding model sees) and, for the ensemble's dense half, its vectors and query encoder. Baselines: "
+             "`rank_bm25` = Langchain `BM25Retriever` with `preprocess_func=jieba.lcut_for_search` (as "
+             "Langchain-Chatchat builds it), `bm25s` = `bm25s.BM25()` over the same jieba tokens, `ensemble` = "
+             "Langchain-Chatchat's `EnsembleRetriever([bm25, faiss], weights=[0.5, 0.5])` (weighted RRF, c = 60, each "
+             "retriever's top 10). The jieba used by the baselines has its default dictionary only.", ""]
+    cm = data.get("cmrc")
+    if cm:
+        lines += [f"### CMRC 2018 dev ({cm['contexts']} contexts → {cm['index']['passages']:,} passages, "
+                  f"{cm['questions']:,} questions)", "",
+                  "General-domain Chinese Wikipedia. Gold: any passage of the question's own context. *Low overlap*: "
+                  f"{cm.get('low_overlap_rule', '')} ({cm['subsets'].get('low_overlap', 0)} questions).", ""]
+        lines += _set_table(cm, "context") + [""]
+        lines += _subset_table(cm, DETAIL["cmrc"][1:]) + [""]
+    qz = data.get("quiz")
+    if qz:
+        d = qz.get("dropped", {})
+        ex = qz.get("examples", [])
+        lines += [f"### Party quiz ({qz['questions']} items over the whole party-docs corpus, "
+                  f"{qz['index']['passages']:,} passages)", "",
+                  "Items of `party-quiz/quiz_items.aligned.jsonl` with `auto_confidence = high`; the corpus is every "
+                  f"file `party-docs/corpus.jsonl` lists ({qz['index'].get('files', '?')} files with the seed essay, "
+                  "read from the files themselves so Markdown headings become sections). Stems become questions "
+                  "mechanically: a run of blanks joined by 、，和与及 → 哪些, any other blank → 什么, trailing "
+                  "punctuation → ？. Gold passage: among the gold document's passages holding every answer part, the "
+                  "one sharing the longest common substring (≥ 10 characters) with `auto_gold_snippet` "
+                  f"(NFKC, no whitespace or quotes). Dropped: {d.get('gold_doc_not_indexed', 0)} items whose gold "
+                  f"document is not indexed, {d.get('no_passage_with_answer', 0)} with no passage holding the answer.",
+                  ""]
+        if ex:
+            def tail(t: str) -> str:
+                return t if len(t) <= 40 else "…" + t[-32:]
+            lines += ["Example conversions: " + "; ".join(f"{tail(e['stem'])} → {tail(e['question'])}"
+                                                      for e in ex[:3]), ""]
+        lines += _set_table(qz, "passage") + [""]
+        lines += _subset_table(qz, DETAIL["quiz"][1:]) + [""]
+    dv = data.get("dev")
+    if dv:
+        lines += [f"### Dev questions ({dv['questions']} paraphrases, same index as the quiz)", "",
+                  "Written for this project (`bench/dev_questions.jsonl`), never copied sentences: 26 about the seed "
+                  "essay, 77 about regulations. Gold: a passage of the gold document containing the verbatim gold "
+                  "span. *Low overlap*: at most 40 % of the question's content words occur in the gold line. The "
+                  "whole corpus holds superseded 纪律处分条例 versions that repeat the 2023 articles verbatim, so the "
+                  "looser *gold span in any document* row is shown too.", ""]
+        lines += _set_table(dv, "passage") + [""]
+        lines += _subset_table(dv, DETAIL["dev"][1:]) + [""]
+        if dv.get("index_problems"):
+            lines += [f"{len(dv['index_problems'])} gold spans are not inside one indexed passage and count as "
+                      "misses for every system.", ""]
+    return lines
+
+
+def section_speed(data: dict[str, Any]) -> list[str]:
+    sp = data.get("speed") or {}
+    if not sp:
+        return []
+    lines = ["## Speed and cost", "",
+             "Corpora: party-docs files, regulations first, then 业务探讨 articles in a stable hashed order; beyond "
+             "the ~13k passages of party-docs, replicas of the same files under new doc ids (`rNN/…`). Each size is "
+             "a brand-new index built by `Engine.index` in its own process.", ""]
+    comp = data.get("components")
+    if comp:
+        lines += [f"### Indexing throughput ({comp.get('size')} corpus, {comp['passages']:,} passages)", "",
+                  "| step | passages/s |", "|---|---|",
+                  f"| read + clean + split (ingest, `prepare`) | {_secs(comp['read_clean_split_passages_per_second'], 0)} |",
+                  f"| keyword index alone (whoosh + jieba, one commit) | {_secs(comp['keyword_passages_per_second'], 0)} |"]
+        if "embedding_passages_per_second" in comp:
+            lines.append(f"| embedding alone (`{comp.get('model')}`, {comp['embedding_sample']} passages a run, "
+                         f"mean {comp.get('embedding_chars_mean')} chars, all cores) | "
+                         f"{_secs(comp['embedding_passages_per_second'], 1)} |")
+        lines += ["", "Embedding dominates a first index: at the rate above a 10k-passage corpus needs "
+                  + (f"about {10000 / comp['embedding_passages_per_second']['median'] / 60:.0f} minutes "
+                     if comp.get("embedding_passages_per_second") else "")
+                  + "of model time, the rest of indexing well under a minute. The embedding cache makes re-indexing "
+                  "and model-free rebuilds cheap.", ""]
+    lines += ["### Index build, re-index, disk, memory", "",
+              "| passages | files | `Engine.index` (warm embedding cache) | passages/s | re-run `index`, unchanged | "
+              "index on disk | keyword / vectors | peak RSS, build | peak RSS, serving queries |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for label, e in sp.items():
+        b, q = e["build"], e["query"]
+        d = b["disk_bytes"]
+        lines.append(f"| {b['passages']:,} | {b['files']:,} | {b['index_seconds']:.1f} s "
+                     f"({b['passages_encoded']} embedded) | {b['index_passages_per_second']:.0f} | "
+                     f"{_ms(_scaled(b['reindex_unchanged_seconds'], 1000))} ms | {_mb(d['total'])} | {_mb(d['keyword'])} / "
+                     f"{_mb(d['vectors'])} | {b['peak_rss_mb']:.0f} MB | {q['peak_rss_mb']:.0f} MB |")
+    lines += ["", "Disk excludes the embedding cache (384 float32 + a 40-byte key per distinct passage, about "
+              "1.6 KB each). *Serving queries* is a process that opened the index and ran every query below, model "
+              "loaded.", ""]
+    lines += ["### Query latency (PartyQA)", "",
+              "Single questions one after another (dev questions, then quiz stems as questions), k = 5, model warm; "
+              "medians over rounds of each round's p50 and p95. `search_many` = batches of 32 questions, time per "
+              "question.", "",
+              "| passages | queries × rounds | mode | p50 ms | p95 ms | `search_many` ms/question |",
+              "|---|---|---|---|---|---|"]
+    for label, e in sp.items():
+        q = e["query"]
+        for mode, m in q["modes"].items():
+            lines.append(f"| {q['passages']:,} | {q['queries']} × {q['rounds']} | {mode} | {_ms(m['p50_ms'])} | "
+                         f"{_ms(m['p95_ms'])} | {_ms(m['search_many_ms_per_query'])} |")
+    lines.append("")
+    if any("baselines" in e for e in sp.values()):
+        lines += ["### Query latency (baselines, same passages)", "",
+                  "Per question, query tokenization and (ensemble) query encoding included. rank_bm25 scores every "
+                  "passage in Python, so it is measured on fewer questions at 100k.", "",
+                  "| passages | queries × rounds | system | p50 ms | p95 ms | build s (tokenize all passages + index) |",
+                  "|---|---|---|---|---|---|"]
+        for label, e in sp.items():
+            bl = e.get("baselines")
+            if not bl:
+                continue
+            bs = bl["build_seconds"]
+            for name, m in bl["systems"].items():
+                build = {"rank_bm25": bs.get("tokenize", 0) + bs.get("rank_bm25", 0),
+                         "bm25s": bs.get("tokenize", 0) + bs.get("bm25s", 0),
+                         "ensemble": bs.get("tokenize", 0) + bs.get("rank_bm25", 0)}.get(name)
+                lines.append(f"| {bl['passages']:,} | {bl['queries']} × {bl['rounds']} | {name} | {_ms(m['p50_ms'])} "
+                             f"| {_ms(m['p95_ms'])} | {build:.1f} |")
+        lines.append("")
+    st = data.get("startup")
+    if st:
+        lines += ["### Start-up", "",
+                  f"`partyqa --index-dir <index> serve --port <free port>` on the {st.get('size')} index "
+                  f"({st['passages']:,} passages), polled until the first `/api/search?mode=hybrid` answers HTTP 200 "
+                  f"(this loads the embedding model): **{_secs(st['seconds'])} s** (median of "
+                  f"{len(st['seconds']['runs'])} runs: {', '.join(f'{x:.2f}' for x in st['seconds']['runs'])} s).", ""]
+    return lines
+
+
+def section_diagnostics(data: dict[str, Any]) -> list[str]:
+    tok, ov, bl = data.get("diagnose_tokens"), data.get("diagnose_overlap"), data.get("diagnose_blas")
+    if not (tok or ov or bl):
+        return []
+    lines = ["## Diagnostics", "", "`.venv/bin/python -m bench.diagnose tokens overlap blas` (part of the full run) "
+             "on the indexes above; these back the closing note.", ""]
+    if tok:
+        lines += [f"**Tokenization alone.** The same scorer (`rank_bm25.BM25Okapi`, defaults) over the same "
+                  f"{tok['passages']:,} party-docs passages, with three tokenizations:", "",
+                  "| tokens (passages / questions) | quiz R@5 | quiz MRR@10 | dev R@5 | dev MRR@10 |",
+                  "|---|---|---|---|---|"]
+        for name, sets in tok["variants"].items():
+            q, d = sets.get("quiz", {}), sets.get("dev", {})
+            lines.append(f"| {name} | {_f(q.get('R@5'))} | {_f(q.get('MRR@10'))} | {_f(d.get('R@5'))} | "
+                         f"{_f(d.get('MRR@10'))} |")
+        lines += ["", "PartyQA's own keyword half (whoosh BM25F over title, section and text fields, with the same "
+                  "analyzer) is in the quality tables above.", ""]
+    if ov:
+        p = ov["p50_ms"]
+        lines += [f"**Do the two halves of hybrid search overlap?** {ov['passages']:,} passages, {ov['queries']} "
+                  f"questions × {ov['rounds']} rounds, median per-question ms:", "",
+                  "| keyword half alone | query encoding alone | keyword half while the encoder runs in another "
+                  "thread | both, in parallel |", "|---|---|---|---|",
+                  f"| {p['keyword_alone']:.1f} | {p['encode_alone']:.1f} | {p['keyword_beside_encoder']:.1f} | "
+                  f"{p['both_in_parallel']:.1f} |", ""]
+    if bl:
+        lines += [f"**numpy's BLAS threads.** The query-latency step on the {bl['passages']:,}-passage index "
+                  f"({bl['queries']} questions × {bl['rounds']} rounds), as is and with one OpenBLAS thread:", "",
+                  "| environment | keyword p50 / p95 ms | semantic p50 / p95 ms | hybrid p50 / p95 ms |",
+                  "|---|---|---|---|"]
+        for label, modes in bl["runs"].items():
+            lines.append(f"| {label} | " + " | ".join(
+                f"{modes[m]['p50_ms']:.1f} / {modes[m]['p95_ms']:.1f}" for m in ("keyword", "semantic", "hybrid")) + " |")
+        lines.append("")
+    return lines
+
+
+def section_notes() -> list[str]:
+    notes = BENCH / "NOTES.md"
+    if not notes.exists():
+        return []
+    return ["## Why PartyQA loses where it does, and what would fix it", "",
+            "*(from `bench/NOTES.md`, written against the figures above)*", "",
+            notes.read_text(encoding="utf-8").strip(), ""]
+
+
+def render(data: dict[str, Any]) -> str:
+    """The whole page as markdown."""
+    parts = (section_header(data) + section_commands() + section_machine(data) + section_summary(data)
+             + section_quality(data) + section_speed(data) + section_diagnostics(data) + section_notes())
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_page(results: Path = RESULTS / "full", page: Path = DOC_PAGE) -> Path:
+    """Render the results in ``results`` to ``page``."""
+    data = load_results(results)
+    if not any(data.get(k) for k in ("cmrc", "quiz", "dev", "speed")):
+        raise SystemExit(f"no result files in {results}: run `python -m bench.run` first")
+    page.write_text(render(data), encoding="utf-8")
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description="Regenerate docs/BENCHMARKS.md from bench/results/full")
+    ap.add_argument("--results", type=Path, default=RESULTS / "full")
+    ap.add_argument("--page", type=Path, default=DOC_PAGE)
+    args = ap.parse_args(argv)
+    print(f"wrote {write_page(args.results, args.page)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

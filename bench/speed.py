@@ -1,0 +1,454 @@
+"""Speed and cost: indexing throughput, re-index time, query latency per mode at several index sizes, peak RSS,
+index size on disk and server start-up, for PartyQA and (latency only) the peer baselines.
+
+Each measurement runs in its own process so that peak RSS belongs to that step alone:
+
+* ``build``     -- a fresh index of N passages from party-docs (regulations first, then 业务探讨 articles in a
+  stable hashed order; beyond the ~13k passages of party-docs, replicas ``rNN/<file>`` of the same files with new
+  doc ids). Embeddings come from the shared cache (a replica has the same content hash), so the timed
+  ``Engine.index`` is everything but the model: read, clean, split, whoosh, vector store, commit. The model's own
+  throughput is measured apart (``--components``), as are read+clean+split and whoosh alone.
+* ``query``     -- p50/p95 latency of single searches per mode and of ``search_many`` batches, model warm.
+* ``baselines`` -- the same for rank_bm25, bm25s and the ensemble over the same passages and vectors.
+* ``startup``   -- ``partyqa serve`` on an existing index until the first answered ``/api/search``.
+
+    .venv/bin/python -m bench.speed all --sizes 1000,10000,100000     # what `python -m bench.run` calls
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Sequence
+
+from .common import (PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_in, dir_bytes, fresh_engine,
+                     latency_summary, loadavg, machine, median_runs, peak_rss_mb, read_json, setup_logging,
+                     shared_missing, stable_key, symlink_corpus, write_json)
+
+logger = logging.getLogger("bench.speed")
+
+MODES = ("keyword", "semantic", "hybrid")
+GROUP_ORDER = ["partymate", "xtjeyvc-dangfa", "xtjeyvc-8gui", "xtjeyvc-6ji", "xtjeyvc-4feng", "congress-report",
+               "xtjeyvc-yewutantao"]
+
+
+def size_label(n: int) -> str:
+    """1000 -> '1k', 100000 -> '100k'."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def current_rss_mb() -> float:
+    """Resident set size now, in MiB (from /proc/self/status; 0 where unavailable)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+# ---------------------------------------------------------------------------------------------------- corpora
+def candidate_files(party_docs: Path = PARTY_DOCS) -> list[str]:
+    """Every md/txt document of party-docs (not the link lists), regulations first, articles in hashed order."""
+    out: list[str] = []
+    for group in GROUP_ORDER:
+        folder = party_docs / group
+        link_lists = () if group in ("xtjeyvc-6ji", "xtjeyvc-4feng") else ("index.md", "link.md")
+        names = sorted(p.relative_to(party_docs).as_posix() for p in folder.rglob("*")
+                       if p.is_file() and p.suffix in (".md", ".txt") and p.name not in link_lists)
+        if group == "xtjeyvc-yewutantao":
+            names.sort(key=stable_key)
+        out.extend(names)
+    return out
+
+
+def passage_counts(files: Sequence[str], party_docs: Path = PARTY_DOCS) -> dict[str, int]:
+    """How many passages the engine's own read + clean + split makes of each file."""
+    from indexer import ingest
+    from indexer.engine import prepare
+
+    return {rel: sum(len(prepare(raw)[1]) for raw in ingest.load_file(party_docs / rel, doc_id=rel)) for rel in files}
+
+
+def select_links(target: int, party_docs: Path = PARTY_DOCS) -> tuple[list[tuple[str, Path]], int, int]:
+    """Corpus links reaching ``target`` passages: files in candidate order, then replicas rNN/<file>.
+
+    Returns (links, passages, replicas used beyond the original).
+    """
+    files = candidate_files(party_docs)
+    counts = passage_counts(files, party_docs)
+    links: list[tuple[str, Path]] = []
+    total, replica = 0, 0
+    while total < target:
+        for rel in files:
+            if total >= target:
+                break
+            links.append((rel if replica == 0 else f"r{replica:02d}/{rel}", party_docs / rel))
+            total += counts[rel]
+        replica += 1
+    return links, total, replica - 1
+
+
+def query_set(n: int) -> list[str]:
+    """n distinct questions: the dev questions, then quiz stems as questions, then CMRC-free repeats if needed."""
+    from . import devset, quiz
+
+    qs = [r["question"] for r in devset.load_questions()]
+    if QUIZ.is_file():
+        with open(QUIZ, encoding="utf-8") as fh:
+            for line in fh:
+                stem = (json.loads(line).get("question") or "").strip()
+                if len(stem) >= 6:
+                    qs.append(quiz.stem_to_question(stem)[:200])
+    qs = list(dict.fromkeys(qs))
+    return qs[:n]
+
+
+# ---------------------------------------------------------------------------------------------------- build
+def bench_build(size: int, work: Path, reindex_runs: int = 3) -> dict[str, Any]:
+    """Build a fresh index of ~size passages; time it, re-index the unchanged corpus, measure disk and RSS."""
+    from indexer import Config
+
+    label = size_label(size)
+    links, est, replicas = select_links(size)
+    corpus = symlink_corpus(work / f"speed-{label}" / "corpus", links)
+    index_dir = work / f"speed-{label}" / "index"
+    eng = fresh_engine(index_dir, config=Config.from_env(reranker=""))
+    load0 = loadavg()
+    try:
+        t0 = time.perf_counter()
+        report = eng.index(corpus, progress=sys.stderr.isatty())
+        t_index = time.perf_counter() - t0
+        st = eng.stats()
+        logger.info("%s: indexed %d files, %d passages in %.1fs (%d embedded)", label, len(links), st["passages"],
+                    t_index, report.passages_encoded)
+        re_runs = []
+        for _ in range(reindex_runs):
+            t0 = time.perf_counter()
+            rep = eng.index(corpus)
+            re_runs.append(time.perf_counter() - t0)
+            if rep.changed:
+                raise RuntimeError("re-indexing an unchanged corpus changed the index")
+    finally:
+        eng.close()
+    gen = max(index_dir.glob("gen-*"))
+    return {
+        "size": size, "label": label, "files": len(links), "replicas": replicas, "documents": st["documents"],
+        "passages": st["passages"], "model": st["model"],
+        "index_seconds": round(t_index, 2), "passages_encoded": report.passages_encoded,
+        "index_passages_per_second": round(st["passages"] / t_index, 1) if t_index else None,
+        "reindex_unchanged_seconds": median_runs(re_runs),
+        "disk_bytes": {"total": dir_bytes(index_dir), "keyword": dir_bytes(gen / "keyword"),
+                       "vectors": dir_bytes(gen / "vectors"),
+                       "passages_and_texts": sum((gen / f).stat().st_size for f in ("passages.jsonl", "texts.json"))},
+        "peak_rss_mb": peak_rss_mb(), "loadavg_before": load0, "loadavg_after": loadavg(),
+        "index_dir": str(index_dir),
+    }
+
+
+def bench_components(index_dir: Path, runs: int = 3, embed_sample: int = 96) -> dict[str, Any]:
+    """Throughput of read+clean+split, of the whoosh keyword index alone, and of the embedding model alone."""
+    from indexer import Config, Engine, ingest
+    from indexer.encoders import load_encoder, passage_context
+    from indexer.engine import prepare
+    from indexer.keyword import WhooshKeywordIndex
+
+    with Engine.open(index_dir, Config.from_env(reranker="")) as eng:
+        corpus = eng.corpus_dir
+        passages = list(eng._state().passages.values())
+    files = [p for p in ingest.iter_corpus_files(corpus)]
+    out: dict[str, Any] = {"passages": len(passages), "files": len(files)}
+    prep = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        n = sum(len(prepare(raw)[1]) for path in files
+                for raw in ingest.load_file(path, doc_id=path.relative_to(corpus).as_posix()))
+        prep.append(n / (time.perf_counter() - t0))
+    out["read_clean_split_passages_per_second"] = median_runs(prep)
+    kw = []
+    tmp = index_dir.parent / "kw-throughput"
+    for _ in range(runs):
+        shutil.rmtree(tmp, ignore_errors=True)
+        t0 = time.perf_counter()
+        ix = WhooshKeywordIndex.create(tmp)
+        ix.add(passages)
+        ix.close()
+        kw.append(len(passages) / (time.perf_counter() - t0))
+    shutil.rmtree(tmp, ignore_errors=True)
+    out["keyword_passages_per_second"] = median_runs(kw)
+    if embed_sample:
+        cfg = Config.from_env(reranker="")
+        enc = load_encoder(cfg)
+        picked = sorted(passages, key=lambda p: stable_key(p.pid))[: embed_sample * runs]
+        texts = [passage_context(p.title, p.section, p.text) for p in picked]
+        enc.encode_passages(texts[:4], batch_size=cfg.encode_batch)  # warm-up
+        emb = []
+        for r in range(runs):
+            chunk = texts[r * embed_sample:(r + 1) * embed_sample]
+            t0 = time.perf_counter()
+            enc.encode_passages(chunk, batch_size=cfg.encode_batch)
+            emb.append(len(chunk) / (time.perf_counter() - t0))
+        out["embedding_passages_per_second"] = median_runs(emb)
+        out["embedding_sample"] = embed_sample
+        out["embedding_chars_mean"] = round(statistics.fmean(len(t) for t in texts), 1) if texts else None
+        out["model"] = enc.model_id
+    out["loadavg_after"] = loadavg()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- query
+def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k: int = 5) -> dict[str, Any]:
+    """Single-query and batched latency per mode with the model warm; medians over rounds."""
+    from indexer import Config, Engine
+
+    questions = query_set(n_queries)
+    t0 = time.perf_counter()
+    eng = Engine.open(index_dir, Config.from_env(reranker=""))
+    open_s = time.perf_counter() - t0
+    try:
+        for mode in MODES:
+            for q in questions[:5]:
+                eng.search(q, k=k, mode=mode)
+        rss_ready = current_rss_mb()
+        load0 = loadavg()
+        single: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+        many: dict[str, list[float]] = {m: [] for m in MODES}
+        for r in range(rounds):
+            for mode in MODES:
+                times = []
+                for q in questions:
+                    t = time.perf_counter()
+                    eng.search(q, k=k, mode=mode)
+                    times.append(time.perf_counter() - t)
+                single[mode].append(latency_summary(times))
+                t = time.perf_counter()
+                for start in range(0, len(questions), batch):
+                    eng.search_many(questions[start:start + batch], k=k, mode=mode)
+                many[mode].append((time.perf_counter() - t) * 1000 / len(questions))
+            logger.info("round %d: %s", r + 1, {m: single[m][-1]["p50"] for m in MODES})
+        passages = eng.stats()["passages"]
+    finally:
+        eng.close()
+    out: dict[str, Any] = {"passages": passages, "queries": len(questions), "rounds": rounds, "k": k,
+                           "batch": batch, "open_seconds": round(open_s, 3), "rss_ready_mb": rss_ready,
+                           "loadavg_before": load0, "loadavg_after": loadavg(), "modes": {}}
+    for mode in MODES:
+        out["modes"][mode] = {
+            "p50_ms": median_runs([s["p50"] for s in single[mode]]),
+            "p95_ms": median_runs([s["p95"] for s in single[mode]]),
+            "search_many_ms_per_query": median_runs(many[mode]),
+        }
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def bench_baselines(index_dir: Path, n_queries: int, rounds: int, k: int = 5) -> dict[str, Any]:
+    """Build time and single-query latency of rank_bm25, bm25s and the ensemble over the index's passages."""
+    from indexer import Config, Engine
+
+    from . import baselines
+
+    questions = query_set(n_queries)
+    eng = Engine.open(index_dir, Config.from_env(reranker=""))
+    try:
+        gen = eng._state()
+        rss0 = current_rss_mb()
+        systems, build = baselines.build_all(gen.passages, gen.vectors, eng.encoder)
+        rss_built = current_rss_mb()
+        for name, s in systems.items():
+            s.search(questions[0], k)
+        out: dict[str, Any] = {"passages": len(gen.passages), "queries": len(questions), "rounds": rounds, "k": k,
+                               "build_seconds": build, "rss_added_by_baselines_mb": round(rss_built - rss0, 1),
+                               "systems": {}}
+        for name, s in systems.items():
+            p50, p95 = [], []
+            for _ in range(rounds):
+                times = []
+                for q in questions:
+                    t = time.perf_counter()
+                    s.search(q, k)
+                    times.append(time.perf_counter() - t)
+                summ = latency_summary(times)
+                p50.append(summ["p50"])
+                p95.append(summ["p95"])
+            out["systems"][name] = {"p50_ms": median_runs(p50), "p95_ms": median_runs(p95)}
+            logger.info("%s: p50 %.1f ms", name, statistics.median(p50))
+    finally:
+        eng.close()
+    out["loadavg_after"] = loadavg()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- start-up
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def partyqa_command() -> list[str]:
+    """The ``partyqa`` console script beside this Python, else ``python -m indexer.cli``."""
+    script = Path(sys.executable).with_name("partyqa")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "indexer.cli"]
+
+
+def time_to_first_answer(index_dir: Path, question: str, timeout: float = 120.0) -> float:
+    """Seconds from spawning ``partyqa serve`` to the first HTTP 200 from /api/search (hybrid)."""
+    port = free_port()
+    cmd = partyqa_command() + ["--index-dir", str(index_dir), "serve", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}/api/search?" + urllib.parse.urlencode({"q": question, "mode": "hybrid"})
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"`{' '.join(cmd)}` exited with {proc.returncode} before answering")
+            try:
+                with urllib.request.urlopen(url, timeout=30) as resp:
+                    if resp.status == 200:
+                        json.loads(resp.read())
+                        return time.perf_counter() - t0
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if time.perf_counter() - t0 > timeout:
+                raise RuntimeError(f"no answer from {url} within {timeout:.0f}s")
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def bench_startup(index_dir: Path, runs: int) -> dict[str, Any]:
+    """Median over runs of the time from `partyqa serve` to the first answered search."""
+    from indexer import Config, Engine
+
+    with Engine.open(index_dir, Config.from_env(reranker="")) as eng:
+        passages = eng.stats()["passages"]
+    q = query_set(1)[0]
+    times = [time_to_first_answer(index_dir, q) for _ in range(runs)]
+    return {"passages": passages, "seconds": median_runs(times), "question": q, "command": "partyqa serve",
+            "loadavg_after": loadavg()}
+
+
+# ---------------------------------------------------------------------------------------------------- driver
+def _child(args: list[str], out: Path) -> dict[str, Any]:
+    """Run one step in a fresh interpreter (its own peak RSS) and read back its JSON."""
+    cmd = [sys.executable, "-m", "bench.speed", *args, "--out", str(out)]
+    logger.info("$ %s", " ".join(cmd[1:]))
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return read_json(out)
+
+
+def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, rounds: int, baseline_queries: int,
+            startup_runs: int, components: bool, components_size: int | None = None,
+            startup_size: int | None = None) -> dict[str, Any]:
+    """Every speed step for every size; writes speed-<label>.json (+ speed-components.json, speed-startup.json)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / "steps"
+    result: dict[str, Any] = {"sizes": {}}
+    for size in sizes:
+        label = size_label(size)
+        build = _child(["build", "--size", str(size), "--work", str(work)], tmp / f"build-{label}.json")
+        index_dir = build["index_dir"]
+        n_q = queries if size <= 20000 else max(queries // 2, 20)
+        query = _child(["query", "--index", index_dir, "--queries", str(n_q), "--rounds", str(rounds)],
+                       tmp / f"query-{label}.json")
+        entry: dict[str, Any] = {"build": build, "query": query}
+        if baseline_queries:
+            n_b = baseline_queries if size <= 20000 else max(baseline_queries // 4, 10)
+            entry["baselines"] = _child(["baselines", "--index", index_dir, "--queries", str(n_b),
+                                         "--rounds", str(min(rounds, 2) if size <= 20000 else 1)],
+                                        tmp / f"baselines-{label}.json")
+        write_json(out_dir / f"speed-{label}.json", {**entry, "machine": machine()})
+        result["sizes"][label] = entry
+    built = {size_label(s): result["sizes"][size_label(s)]["build"]["index_dir"] for s in sizes}
+    if components:
+        label = size_label(components_size or min(sizes, key=lambda s: abs(s - 10000)))
+        result["components"] = _child(["components", "--index", built[label]], tmp / "components.json")
+        write_json(out_dir / "speed-components.json", {**result["components"], "size": label, "machine": machine()})
+    if startup_runs:
+        label = size_label(startup_size or min(sizes, key=lambda s: abs(s - 10000)))
+        result["startup"] = _child(["startup", "--index", built[label], "--runs", str(startup_runs)],
+                                   tmp / "startup.json")
+        write_json(out_dir / "speed-startup.json", {**result["startup"], "size": label, "machine": machine()})
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: one step (build/query/baselines/components/startup) or all of them."""
+    ap = argparse.ArgumentParser(description="PartyQA speed benchmarks")
+    sub = ap.add_subparsers(dest="step", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--size", type=int, required=True)
+    b.add_argument("--work", type=Path, default=WORK)
+    b.add_argument("--reindex-runs", type=int, default=3)
+    for name in ("query", "baselines"):
+        p = sub.add_parser(name)
+        p.add_argument("--index", type=Path, required=True)
+        p.add_argument("--queries", type=int, default=200)
+        p.add_argument("--rounds", type=int, default=3)
+    c = sub.add_parser("components")
+    c.add_argument("--index", type=Path, required=True)
+    c.add_argument("--runs", type=int, default=3)
+    c.add_argument("--embed-sample", type=int, default=96)
+    s = sub.add_parser("startup")
+    s.add_argument("--index", type=Path, required=True)
+    s.add_argument("--runs", type=int, default=3)
+    a = sub.add_parser("all")
+    a.add_argument("--sizes", default="1000,10000,100000")
+    a.add_argument("--work", type=Path, default=WORK)
+    a.add_argument("--queries", type=int, default=200)
+    a.add_argument("--rounds", type=int, default=3)
+    a.add_argument("--baseline-queries", type=int, default=100)
+    a.add_argument("--startup-runs", type=int, default=3)
+    a.add_argument("--no-components", action="store_true")
+    for p in (b, c, s, a, *[sub.choices[n] for n in ("query", "baselines")]):
+        p.add_argument("--out", type=Path, required=(p is not a), default=None if p is not a else RESULTS / "full")
+    args = ap.parse_args(argv)
+    setup_logging()
+    apply_stand_in()
+    if args.step == "build":
+        reason = shared_missing()
+        if reason:
+            print(f"SKIP speed: {reason}", file=sys.stderr)
+            return 0
+        res = bench_build(args.size, args.work, args.reindex_runs)
+    elif args.step == "query":
+        res = bench_query(args.index, args.queries, args.rounds)
+    elif args.step == "baselines":
+        res = bench_baselines(args.index, args.queries, args.rounds)
+    elif args.step == "components":
+        res = bench_components(args.index, args.runs, args.embed_sample)
+    elif args.step == "startup":
+        res = bench_startup(args.index, args.runs)
+    else:
+        reason = shared_missing()
+        if reason:
+            print(f"SKIP speed: {reason}", file=sys.stderr)
+            return 0
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+        run_all(sizes, args.work, args.out, args.queries, args.rounds, args.baseline_queries, args.startup_runs,
+                not args.no_components)
+        return 0
+    write_json(args.out, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
