@@ -11,12 +11,10 @@ Thresholds are the measured figures minus a margin of about two questions (see d
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import PARTY_DOCS, ROOT
@@ -24,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import devset as bq  # noqa: E402
+from bench.common import HashEncoder  # noqa: E402
 
 
 # Measured on 2026-11-25 (docs/BENCHMARKS.md); margins of about two questions.
@@ -120,33 +119,12 @@ def test_seed_fusion_is_not_worse_than_the_better_half(seed_results: dict) -> No
 
 
 # ------------------------------------------------------------------------------------------------ regs corpus
-class _HashEncoder:
-    """Deterministic pseudo-random unit vectors: lets the engine build an index without the model."""
-
-    model_id = "test-hash-stand-in"
-    dim = 32
-
-    def _vecs(self, texts: list[str]) -> np.ndarray:
-        rows = []
-        for t in texts:
-            seed = int.from_bytes(hashlib.sha1(t.encode("utf-8")).digest()[:8], "little")
-            v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
-            rows.append(v / np.linalg.norm(v))
-        return np.vstack(rows) if rows else np.zeros((0, self.dim), np.float32)
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._vecs(list(texts))
-
-    def encode_passages(self, texts: list[str], batch_size: int = 16, progress: bool = False) -> np.ndarray:
-        return self._vecs(list(texts))
-
-
 def test_regs_keyword_quality_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     party_docs = _need_party_docs()
     import indexer.engine as engine_mod
     from indexer import Engine
 
-    monkeypatch.setattr(engine_mod, "load_encoder", lambda cfg: _HashEncoder())
+    monkeypatch.setattr(engine_mod, "load_encoder", lambda cfg: HashEncoder())
     rows = _rows()
     regs = [r for r in rows if r["set"] == "regs"]
     corpus = bq.build_corpus(tmp_path / "corpus", bq.regs_files(rows, party_docs), party_docs, seed=True)
