@@ -362,6 +362,14 @@ def _clause_spans(text: str, s: int, e: int, max_chars: int) -> list[tuple[int, 
     return _pack([(a, b) for a, b in out if b > a], max_chars, max_chars, 0)
 
 
+def _merge_short_tail(out: list[list[int]], min_chars: int, max_chars: int) -> list[tuple[int, int]]:
+    """Join a too-short last chunk to the one before it when the two fit in max_chars."""
+    if len(out) > 1 and out[-1][1] - out[-1][0] < min_chars and out[-1][1] - out[-2][0] <= max_chars:
+        last = out.pop()
+        out[-1][1] = last[1]
+    return [(s, e) for s, e in out]
+
+
 def _pack(spans: list[tuple[int, int]], goal: int, max_chars: int, min_chars: int) -> list[tuple[int, int]]:
     """Greedily join consecutive spans while the result stays within goal (max if below min_chars)."""
     out: list[list[int]] = []
@@ -373,10 +381,7 @@ def _pack(spans: list[tuple[int, int]], goal: int, max_chars: int, min_chars: in
                 out[-1][1] = e
                 continue
         out.append([s, e])
-    if len(out) > 1 and out[-1][1] - out[-1][0] < min_chars and out[-1][1] - out[-2][0] <= max_chars:
-        last = out.pop()
-        out[-1][1] = last[1]
-    return [(s, e) for s, e in out]
+    return _merge_short_tail(out, min_chars, max_chars)
 
 
 def _split_paragraph(text: str, s: int, e: int, min_chars: int, max_chars: int) -> list[tuple[int, int]]:
@@ -409,10 +414,7 @@ def _unit_chunks(text: str, unit: _Unit, min_chars: int, max_chars: int) -> list
                 out[-1][1] = e
                 continue
         out.append([s, e])
-    if len(out) > 1 and out[-1][1] - out[-1][0] < min_chars and out[-1][1] - out[-2][0] <= max_chars:
-        last = out.pop()
-        out[-1][1] = last[1]
-    return [(s, e) for s, e in out]
+    return _merge_short_tail(out, min_chars, max_chars)
 
 
 def split_document(doc: Document, min_chars: int = 80, max_chars: int = 350) -> list[Passage]:
