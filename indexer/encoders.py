@@ -415,10 +415,15 @@ def load_encoder(cfg: Config) -> Encoder:
     name = (cfg.model or "").strip()
     if name.lower() in E5_NAMES:
         return E5Encoder(threads=cfg.threads, index_threads=cfg.index_threads)
-    path = resolve_model(name, cfg.models_dir)
+    return SentenceTransformerEncoder(require_model(name, cfg.models_dir, "embedding model", NOT_FOUND_HINT))
+
+
+def require_model(name: str, models_dir: str, what: str, hint: str) -> str:
+    """:func:`resolve_model`, or a ModelError saying where it looked and where to put the model."""
+    path = resolve_model(name, models_dir)
     if path is None:
         raise ModelError(
-            f"embedding model {name!r} not found (looked for a folder {name!r} and "
-            f"{os.path.join(cfg.models_dir, name)!r}): {NOT_FOUND_HINT}"
+            f"{what} {name!r} not found (looked for a folder {name!r} and "
+            f"{os.path.join(models_dir, name)!r}): {hint}"
         )
-    return SentenceTransformerEncoder(path)
+    return path

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import Config
-from .encoders import _set_offline, is_model_dir, resolve_model
+from .encoders import _set_offline, is_model_dir, require_model
 from .types import ModelError
 
 logger = logging.getLogger(__name__)
@@ -54,10 +54,4 @@ def load_reranker(cfg: Config) -> CrossEncoderReranker | None:
     name = (cfg.reranker or "").strip()
     if not name:
         return None
-    path = resolve_model(name, cfg.models_dir)
-    if path is None:
-        raise ModelError(
-            f"reranker {name!r} not found (looked for a folder {name!r} and "
-            f"{os.path.join(cfg.models_dir, name)!r}): {RERANKER_HINT}"
-        )
-    return CrossEncoderReranker(path)
+    return CrossEncoderReranker(require_model(name, cfg.models_dir, "reranker", RERANKER_HINT))
