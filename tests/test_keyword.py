@@ -18,6 +18,7 @@ from indexer.analyzer import (
     tokenize,
 )
 from indexer.keyword import WhooshKeywordIndex, build_query, make_weighting
+from indexer.postings import PostingsCache
 from indexer.types import IndexLockedError, Passage
 
 from conftest import ROOT, SEED
@@ -181,21 +182,13 @@ def test_other_seed_questions(seed_index, seed_text):
 def test_scores_equal_whoosh_own_bm25f_search(tmp_path):
     """The term-at-a-time scorer gives exactly whoosh's BM25F scores, also over several segments and deletions."""
     path = tmp_path / "kw"
-    ix = WhooshKeywordIndex.create(path)
-    ix.add(seed_passages("a"))
-    raw = whoosh.index.open_dir(str(path))
-    w = raw.writer()
-    for p in seed_passages("b")[:15]:
-        w.add_document(pid=p.pid, doc_id=p.doc_id, text=p.text, section="第二部分", title="另一篇文章")
-    w.commit(merge=False)
-    w = raw.writer()
-    w.delete_by_term("pid", "a#16")
-    w.commit(merge=False)
+    raw = _multi_segment_index(path)
+    ix = WhooshKeywordIndex.open(path)
     assert len(raw.reader().leaf_readers()) >= 2
     for q in ("基层党支部如何做好监督者", "职工群众反映问题的渠道", "第二部分 文章", "民主集中制 纪律处分条例"):
-        ours = ix.search(q, 100)  # more than the passage count: no cut-off, so float-level ties cannot differ
+        ours = ix.search(q, 1000)  # more than the passage count: no cut-off, so float-level ties cannot differ
         with raw.searcher(weighting=make_weighting()) as s:
-            theirs = s.search(build_query(query_terms(q)), limit=100, terms=True)
+            theirs = s.search(build_query(query_terms(q)), limit=1000, terms=True)
             expected = {h["pid"]: (h.score, {t.decode() for _, t in h.matched_terms()}) for h in theirs}
         assert ours and len(ours) == len(expected), q
         for h in ours:
@@ -203,8 +196,83 @@ def test_scores_equal_whoosh_own_bm25f_search(tmp_path):
             assert h.score == pytest.approx(score, rel=1e-9), (q, h.pid)
             assert set(h.terms) == matched, (q, h.pid)
         assert [h.score for h in ours] == sorted((h.score for h in ours), reverse=True)
+        assert ix.search(q, 7) == ours[:7]  # a short list is the head of the long one, ties included
         assert "a#16" not in [h.pid for h in ours]
     ix.close()
+
+
+def _multi_segment_index(path):
+    """The seed paragraphs in one segment, 15 more and 300 short ones in a second (postings of several blocks),
+    and one deletion: whoosh's awkward cases."""
+    ix = WhooshKeywordIndex.create(path)
+    ix.add(seed_passages("a"))
+    ix.close()
+    raw = whoosh.index.open_dir(str(path))
+    w = raw.writer()
+    for p in seed_passages("b")[:15]:
+        w.add_document(pid=p.pid, doc_id=p.doc_id, text=p.text, section="第二部分", title="另一篇文章")
+    for i in range(300):
+        w.add_document(pid=f"c#{i}", doc_id="c", text=f"党支部第{i}次会议" + "学习" * (i % 7), section="", title="会议")
+    w.commit(merge=False)
+    w = raw.writer()
+    w.delete_by_term("pid", "a#16")
+    w.delete_by_term("pid", "c#7")
+    w.commit(merge=False)
+    return raw
+
+
+def test_postings_cache_equals_whoosh_matchers(tmp_path):
+    """Block-wise numpy postings (ids, tf) and field lengths are exactly what whoosh's own API walks out."""
+    raw = _multi_segment_index(tmp_path / "kw")
+    reader = raw.reader()
+    assert len(reader.leaf_readers()) >= 2 and any(seg.has_deletions() for seg, _ in reader.leaf_readers())
+    cache = PostingsCache(reader)
+    checked = 0
+    for field in ("text", "section", "title"):
+        lengths = cache.lengths(field)
+        assert len(lengths) == reader.doc_count_all()
+        for d in range(reader.doc_count_all()):
+            assert lengths[d] == (reader.doc_field_length(d, field, 0) or 0)
+        for term in [t.decode() for t in reader.lexicon(field)]:
+            ids, tf = cache.postings(field, term)
+            m = reader.postings(field, term)
+            expected = []
+            while m.is_active():
+                expected.append((m.id(), m.weight()))
+                m.next()
+            assert [(int(i), float(w)) for i, w in zip(ids, tf)] == expected, (field, term)
+            checked += len(expected)
+    assert checked > 1000
+    assert len(cache.postings("text", "党支部")[0]) > 300  # several 128-posting blocks, one of them with a deletion
+    assert cache.postings("text", "不存在的词语")[0].size == 0
+    reader.close()
+
+
+def test_postings_cache_stays_within_its_bound(tmp_path):
+    raw = _multi_segment_index(tmp_path / "kw")
+    reader = raw.reader()
+    cache = PostingsCache(reader, max_postings=50)
+    terms = [t.decode() for t in reader.lexicon("text")]
+    for term in terms:
+        cache.postings("text", term)
+        assert cache._size <= 50 or len(cache._terms) == 1
+    assert 0 < len(cache._terms) < len(terms)
+    reader.close()
+
+
+def test_unwatched_index_sees_other_commits_only_on_refresh(tmp_path):
+    path = tmp_path / "kw"
+    with WhooshKeywordIndex.create(path) as ix:
+        ix.add(seed_passages("a"))
+    watched, frozen = WhooshKeywordIndex.open(path), WhooshKeywordIndex.open(path, watch=False)
+    before = frozen.search("红旗渠精神", 5)
+    with WhooshKeywordIndex.open(path) as writer:
+        writer.add([Passage("c", "党史", "", "学习红旗渠精神专题党课", 0, 11, 0)])
+    assert watched.search("红旗渠精神", 5)[0].pid == "c#0"
+    assert frozen.search("红旗渠精神", 5) == before  # a committed generation never changes: no per-query check
+    assert frozen.refresh() and frozen.search("红旗渠精神", 5)[0].pid == "c#0"
+    watched.close()
+    frozen.close()
 
 
 QUERY_SYNTAX = ["AND", "OR NOT", "(", ")", "*", "党支部 AND (", "title:党", '"未闭合', "~2", "^", "[1 TO", "党员*", "",

@@ -289,3 +289,28 @@ def test_real_e5_second_run_encodes_nothing(tmp_path: Path) -> None:
     second = embed_passages(enc, EmbeddingCache(tmp_path, enc.model_id), items, batch_size=2)
     assert calls == []
     np.testing.assert_array_equal(second, first)
+
+
+def test_vector_search_runs_on_one_blas_thread_and_restores_it(tmp_path: Path, rng: np.random.Generator,
+                                                               monkeypatch) -> None:
+    """BLAS is held to one thread during the product (idle BLAS threads spin and slow the encoder beside it)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [m for m in threadpoolctl.threadpool_info() if m["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("numpy's BLAS is not visible to threadpoolctl")
+    before = [m["num_threads"] for m in blas]
+    index = NumpyVectorIndex.create(tmp_path / "v", "m", 16)
+    index.add([f"d#{i}" for i in range(50)], rng.standard_normal((50, 16)).astype(np.float32))
+    seen: list[list[int]] = []
+    real_matmul = np.ascontiguousarray
+
+    def spy(a, *args, **kwargs):
+        seen.append([m["num_threads"] for m in threadpoolctl.threadpool_info() if m["user_api"] == "blas"])
+        return real_matmul(a, *args, **kwargs)
+
+    monkeypatch.setattr(np, "ascontiguousarray", spy)
+    hits = index.search_many(rng.standard_normal((2, 16)).astype(np.float32), 3)
+    monkeypatch.undo()
+    assert [len(h) for h in hits] == [3, 3]
+    assert seen and all(n == 1 for counts in seen for n in counts)
+    assert [m["num_threads"] for m in threadpoolctl.threadpool_info() if m["user_api"] == "blas"] == before
