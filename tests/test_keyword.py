@@ -16,8 +16,9 @@ from indexer.analyzer import (
     query_terms,
     stopwords,
     tokenize,
+    weighted_query_terms,
 )
-from indexer.keyword import WhooshKeywordIndex, build_query, make_weighting
+from indexer.keyword import SUBWORD_WEIGHT, WhooshKeywordIndex, build_query, make_weighting
 from indexer.postings import PostingsCache
 from indexer.types import IndexLockedError, Passage
 
@@ -134,6 +135,18 @@ def test_stopword_list_keeps_content_words():
     assert STOPWORDS_PATH.is_file()
 
 
+def test_subwords_of_a_query_word_weigh_less():
+    weighted = weighted_query_terms("中国特色社会主义最本质的特征是什么？", 0.3)
+    assert [t for t, _ in weighted] == query_terms("中国特色社会主义最本质的特征是什么？")
+    w = dict(weighted)
+    assert w["中国特色社会主义"] == w["本质"] == w["特征"] == 1.0
+    assert w["社会主义"] == w["特色"] == w["中国"] == 0.3
+    # a token that is a word in its own right somewhere in the question keeps the full weight
+    w = dict(weighted_query_terms("社会主义 中国特色社会主义", 0.3))
+    assert w["社会主义"] == 1.0 and w["特色"] == 0.3
+    assert dict(weighted_query_terms("Party 党员", 0.3)) == {"party": 1.0, "党员": 1.0}
+
+
 def test_query_terms_unique_in_order():
     terms = query_terms("党支部如何监督？党支部的监督是什么")
     assert terms[0] == "党支部"
@@ -188,7 +201,7 @@ def test_scores_equal_whoosh_own_bm25f_search(tmp_path):
     for q in ("基层党支部如何做好监督者", "职工群众反映问题的渠道", "第二部分 文章", "民主集中制 纪律处分条例"):
         ours = ix.search(q, 1000)  # more than the passage count: no cut-off, so float-level ties cannot differ
         with raw.searcher(weighting=make_weighting()) as s:
-            theirs = s.search(build_query(query_terms(q)), limit=1000, terms=True)
+            theirs = s.search(build_query(weighted_query_terms(q, SUBWORD_WEIGHT)), limit=1000, terms=True)
             expected = {h["pid"]: (h.score, {t.decode() for _, t in h.matched_terms()}) for h in theirs}
         assert ours and len(ours) == len(expected), q
         for h in ours:

@@ -5,7 +5,8 @@
 * Seed corpus (16 passages, real e5 model): hybrid search must stay at the measured quality, and fusion
   must not rank worse than the better of its two halves.
 * Regulation corpus (~2,300 passages from ../shared/bench): keyword mode only, with a hashing stand-in for
-  the embedding model so the test needs no encoding time (keyword ranking does not depend on vectors).
+  the embedding model so the test needs no encoding time (keyword ranking does not depend on vectors). The
+  dev questions, and the party-quiz items whose gold document is in that corpus.
 
 Thresholds are the measured figures minus a margin of about two questions (see docs/BENCHMARKS.md).
 """
@@ -31,6 +32,7 @@ SEED_HYBRID_R1_MIN = 0.50     # measured 0.615
 SEED_FUSION_MRR_TOL = 0.03    # hybrid MRR@10 may trail the better half by at most this (measured: leads by 0.05)
 REGS_KEYWORD_R10_MIN = 0.60   # measured 0.636 strict (n=77)
 REGS_KEYWORD_DOC_R10_MIN = 0.85  # measured 0.883 document-level
+QUIZ_KEYWORD_R5_MIN = 0.93    # measured 0.950 (n=201; 0.910 with sub-words at full weight)
 
 
 def _rows() -> list[dict]:
@@ -119,19 +121,51 @@ def test_seed_fusion_is_not_worse_than_the_better_half(seed_results: dict) -> No
 
 
 # ------------------------------------------------------------------------------------------------ regs corpus
-def test_regs_keyword_quality_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def regs_engine(tmp_path_factory: pytest.TempPathFactory):
+    """The regulation corpus of the dev questions (+ seed), keyword half only: vectors from a hashing stand-in."""
     party_docs = _need_party_docs()
     import indexer.engine as engine_mod
     from indexer import Engine
 
-    monkeypatch.setattr(engine_mod, "load_encoder", lambda cfg: HashEncoder())
-    rows = _rows()
-    regs = [r for r in rows if r["set"] == "regs"]
-    corpus = bq.build_corpus(tmp_path / "corpus", bq.regs_files(rows, party_docs), party_docs, seed=True)
-    with Engine.open(tmp_path / "index") as eng:
-        report = eng.index(corpus)
-        assert report.errors == []
-        assert eng.stats()["passages"] > 1500
-        res = bq.evaluate(eng, regs, ["keyword"], k=10)["metrics"]["keyword"]
+    work = tmp_path_factory.mktemp("quality-regs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine_mod, "load_encoder", lambda cfg: HashEncoder())
+        corpus = bq.build_corpus(work / "corpus", bq.regs_files(_rows(), party_docs), party_docs, seed=True)
+        with Engine.open(work / "index") as eng:
+            report = eng.index(corpus)
+            assert report.errors == []
+            assert eng.stats()["passages"] > 1500
+            yield eng
+
+
+def test_regs_keyword_quality_holds(regs_engine) -> None:
+    regs = [r for r in _rows() if r["set"] == "regs"]
+    res = bq.evaluate(regs_engine, regs, ["keyword"], k=10)["metrics"]["keyword"]
     assert res["all"]["strict"]["R@10"] >= REGS_KEYWORD_R10_MIN, res
     assert res["all"]["doc"]["R@10"] >= REGS_KEYWORD_DOC_R10_MIN, res
+
+
+def test_quiz_keyword_quality_and_subword_weighting(regs_engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quiz stems (near-verbatim) over the same corpus: sub-words at a reduced weight must beat full weight."""
+    from bench import quiz
+    from bench.metrics import score
+
+    import indexer.keyword as keyword_mod
+
+    if not quiz.QUIZ.is_file():
+        pytest.skip(f"{quiz.QUIZ} absent")
+    passages = regs_engine._state().passages
+    docs = {p.doc_id for p in passages.values()}
+    items, _ = quiz.attach_gold([it for it in quiz.load_items() if it["gold_doc"] in docs], passages)
+    assert len(items) >= 40, len(items)
+    gold = quiz.gold_sets(items)
+    r5 = {}
+    for weight in (1.0, keyword_mod.SUBWORD_WEIGHT):
+        monkeypatch.setattr(keyword_mod, "SUBWORD_WEIGHT", weight)
+        ranks = [[h["pid"] for h in row] for row in
+                 regs_engine.search_many([it["question"] for it in items], k=10, mode="keyword")]
+        r5[weight] = score(ranks, gold, {"all": list(range(len(items)))})[0]["all"]["passage"]["R@5"]
+    assert keyword_mod.SUBWORD_WEIGHT < 1.0
+    assert r5[keyword_mod.SUBWORD_WEIGHT] >= QUIZ_KEYWORD_R5_MIN, r5
+    assert r5[keyword_mod.SUBWORD_WEIGHT] > r5[1.0], r5
