@@ -7,11 +7,10 @@
   its whoosh BM25F set-up (fields, boosts, k1) does.
 * ``overlap`` -- on the 10k speed index: the keyword half alone, the query encoder alone, and the keyword half
   while the encoder runs in another thread, as hybrid search does. Shows whether the two halves overlap.
-* ``blas``    -- the query-latency step on the 10k index twice: as is, and with ``OPENBLAS_NUM_THREADS=1``
-  (numpy's OpenBLAS otherwise starts a thread per core for the vector search, and those threads compete with
-  the keyword half running beside it).
+* ``threads`` -- the query-latency step on the 10k index twice: as is (a lone question is encoded on every
+  core, see ``E5Encoder.query_threads``) and with ``PARTYQA_THREADS=1`` (one encoder thread per question).
 
-    .venv/bin/python -m bench.diagnose tokens overlap blas   # after the quality and speed runs (needs their indexes)
+    .venv/bin/python -m bench.diagnose tokens overlap threads   # after the quality and speed runs (needs their indexes)
 """
 from __future__ import annotations
 
@@ -124,14 +123,15 @@ def overlap(index_dir: Path, n_queries: int = 100, rounds: int = 3) -> dict[str,
             "p50_ms": {k: round(statistics.median(v), 2) for k, v in res.items()}}
 
 
-def blas(index_dir: Path, out_dir: Path, n_queries: int = 150, rounds: int = 2) -> dict[str, Any]:
-    """p50/p95 per mode from the speed query step, with numpy's OpenBLAS as is and limited to one thread."""
+def threads(index_dir: Path, out_dir: Path, n_queries: int = 150, rounds: int = 2) -> dict[str, Any]:
+    """p50/p95 per mode from the speed query step, with adaptive query-encoding threads and with one thread."""
     out: dict[str, Any] = {"queries": n_queries, "rounds": rounds, "runs": {}}
-    for label, extra in (("default", {}), ("OPENBLAS_NUM_THREADS=1", {"OPENBLAS_NUM_THREADS": "1"})):
-        path = out_dir / "steps" / f"diagnose-blas-{'default' if not extra else 'one-thread'}.json"
-        env = {**os.environ, **extra}
-        if not extra:
-            env.pop("OPENBLAS_NUM_THREADS", None)
+    for label, value in (("adaptive (default)", None), ("PARTYQA_THREADS=1", "1")):
+        path = out_dir / "steps" / f"diagnose-threads-{'adaptive' if value is None else 'one'}.json"
+        env = dict(os.environ)
+        env.pop("PARTYQA_THREADS", None)
+        if value is not None:
+            env["PARTYQA_THREADS"] = value
         cmd = [sys.executable, "-m", "bench.speed", "query", "--index", str(index_dir), "--queries", str(n_queries),
                "--rounds", str(rounds), "--out", str(path)]
         subprocess.run(cmd, check=True, cwd=ROOT, env=env)
@@ -146,21 +146,21 @@ def blas(index_dir: Path, out_dir: Path, n_queries: int = 150, rounds: int = 2) 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the named diagnostics and write diagnose-<name>.json next to the full results."""
     ap = argparse.ArgumentParser(description="Diagnostics for the closing note of docs/BENCHMARKS.md")
-    ap.add_argument("which", nargs="*", default=["tokens", "overlap", "blas"], help="tokens, overlap, blas")
+    ap.add_argument("which", nargs="*", default=["tokens", "overlap", "threads"], help="tokens, overlap, threads")
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--out", type=Path, default=RESULTS / "full")
     args = ap.parse_args(argv)
     setup_logging()
     apply_stand_in()
     indexes = {"tokens": args.work / "party" / "index", "overlap": args.work / "speed-10k" / "index",
-               "blas": args.work / "speed-10k" / "index"}
+               "threads": args.work / "speed-10k" / "index"}
     for name in args.which:
         if name not in indexes:
-            raise SystemExit(f"unknown diagnostic {name!r}; use tokens, overlap or blas")
+            raise SystemExit(f"unknown diagnostic {name!r}; use tokens, overlap or threads")
         index = indexes[name]
         if not (index / "CURRENT").exists():
             raise SystemExit(f"{index} is missing: run `python -m bench.run` first")
-        res = tokens(index) if name == "tokens" else overlap(index) if name == "overlap" else blas(index, args.out)
+        res = tokens(index) if name == "tokens" else overlap(index) if name == "overlap" else threads(index, args.out)
         write_json(args.out / f"diagnose-{name}.json", {**res, "when": now_iso(), "index": str(index)})
     return 0
 

@@ -97,7 +97,7 @@ def run_full(work: Path, out_dir: Path, only: set[str], sizes: Sequence[int]) ->
         t0 = time.perf_counter()
         which = [name for name, index in (("tokens", work / "party" / "index"),
                                           ("overlap", work / "speed-10k" / "index"),
-                                          ("blas", work / "speed-10k" / "index")) if (index / "CURRENT").exists()]
+                                          ("threads", work / "speed-10k" / "index")) if (index / "CURRENT").exists()]
         if which:
             diagnose.main([*which, "--work", str(work), "--out", str(out_dir)])
         seconds["diagnose"] = round(time.perf_counter() - t0, 1)

@@ -30,7 +30,7 @@ class Config:
     max_query_chars: int = 500
     lock_timeout: float = 30.0
     encode_batch: int = 16
-    threads: int = 0  # threads for query-time encoding; 0 = all cores (max 4) unless another encoding runs
+    threads: int = 0  # threads for query-time encoding; 0 = all cores (max 4)
     index_threads: int = 0  # threads for passage encoding; 0 = all cores
     host: str = "127.0.0.1"
     port: int = 8000
