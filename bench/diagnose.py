@@ -124,10 +124,10 @@ def overlap(index_dir: Path, n_queries: int = 100, rounds: int = 3) -> dict[str,
 
 
 def threads(index_dir: Path, out_dir: Path, n_queries: int = 150, rounds: int = 2) -> dict[str, Any]:
-    """p50/p95 per mode from the speed query step, with adaptive query-encoding threads and with one thread."""
+    """p50/p95 per mode from the speed query step, with the default query-encoding threads and with one thread."""
     out: dict[str, Any] = {"queries": n_queries, "rounds": rounds, "runs": {}}
-    for label, value in (("adaptive (default)", None), ("PARTYQA_THREADS=1", "1")):
-        path = out_dir / "steps" / f"diagnose-threads-{'adaptive' if value is None else 'one'}.json"
+    for label, value in (("all cores (default)", None), ("PARTYQA_THREADS=1", "1")):
+        path = out_dir / "steps" / f"diagnose-threads-{'default' if value is None else 'one'}.json"
         env = dict(os.environ)
         env.pop("PARTYQA_THREADS", None)
         if value is not None:

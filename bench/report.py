@@ -490,8 +490,9 @@ def section_diagnostics(data: dict[str, Any]) -> list[str]:
                   f"{p['both_in_parallel']:.1f} |", ""]
     if bl:
         lines += [f"**Query-encoding threads.** The query-latency step on the {bl['passages']:,}-passage index "
-                  f"({bl['queries']} questions × {bl['rounds']} rounds), with the default adaptive thread count (every "
-                  "core for a lone question) and with one encoder thread per question:", "",
+                  f"({bl['queries']} questions × {bl['rounds']} rounds), with the default thread count (every core, up "
+                  "to 4, for each question; questions run one at a time on the process's model thread) and with "
+                  "one encoder thread per question:", "",
                   "| setting | keyword p50 / p95 ms | semantic p50 / p95 ms | hybrid p50 / p95 ms |",
                   "|---|---|---|---|"]
         for label, modes in bl["runs"].items():

@@ -15,8 +15,10 @@ from indexer.config import Config
 from indexer.encoders import (
     BGE_EN_QUERY,
     BGE_ZH_QUERY,
+    PASSAGE_SLICE,
     E5Encoder,
     SentenceTransformerEncoder,
+    _ModelThread,
     _OmpThreads,
     family_prompts,
     load_encoder,
@@ -178,6 +180,35 @@ def test_e5_runs_on_one_model_thread_with_questions_first(monkeypatch: pytest.Mo
         pytest.skip("one core: question and passage calls cannot be told apart")
     assert threads_used.count(1) == 6 and threads_used.count(auto.query_threads()) == 1
     assert 2 <= threads_used.index(auto.query_threads()) < 6
+    # a big passage batch reaches the model in slices, the same vectors as one at a time
+    calls.clear()
+    batch = [RELEVANT_ZH, *UNRELATED_ZH, RELEVANT_ZH[:20], UNRELATED_ZH[0][:15]]
+    together = auto.encode_passages(batch, batch_size=16)
+    assert len(calls) == -(-len(batch) // PASSAGE_SLICE)
+    np.testing.assert_allclose(together, np.vstack([auto.encode_passages([t]) for t in batch]), atol=1e-5)
+
+
+@pytest.mark.parametrize("max_wait, expected", [(60.0, ["q1", "q2", "p1"]), (0.0, ["p1", "q1", "q2"])])
+def test_model_thread_runs_questions_first_unless_a_slice_waited_too_long(max_wait: float, expected: list) -> None:
+    worker = _ModelThread(max_passage_wait=max_wait)
+    release, ran, threads = threading.Event(), [], []
+    busy = threading.Thread(target=worker.call, args=(_ModelThread.PASSAGES, release.wait))
+    busy.start()
+    while worker._thread is None or worker._waiting[_ModelThread.PASSAGES]:
+        time.sleep(0.005)  # the blocking call is running on the model thread
+    for name, kind in (("p1", _ModelThread.PASSAGES), ("q1", _ModelThread.QUESTION), ("q2", _ModelThread.QUESTION)):
+        t = threading.Thread(target=worker.call, args=(kind, lambda name=name: ran.append(name)))
+        t.start()
+        threads.append(t)
+        while not any(len(w) and w[-1][1].__defaults__ == (name,) for w in worker._waiting):
+            time.sleep(0.005)
+    release.set()
+    for t in [busy, *threads]:
+        t.join(10)
+    assert ran == expected
+    with pytest.raises(ZeroDivisionError):  # an exception reaches the caller; the thread goes on
+        worker.call(_ModelThread.QUESTION, lambda: 1 / 0)
+    assert worker.call(_ModelThread.QUESTION, lambda: "ok") == "ok"
 
 
 def test_passage_context_skips_empty_and_repeated_parts() -> None:
