@@ -1,6 +1,7 @@
 """Chinese text analysis: jieba words plus dictionary sub-words, for the whoosh index and for query terms."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -29,6 +30,9 @@ _FULLWIDTH[0x3000] = 0x20
 # supplement, CJK compatibility ideographs. Their NFKC forms are single unified ideographs.
 _LOOKALIKE_RANGES = ((0x2E80, 0x2EFF), (0x2F00, 0x2FDF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 
+# Bump when a code change alters index-time tokens (segmentation, sub-words, folding); data files are hashed.
+ANALYZER_REVISION = 2
+
 _jieba_lock = threading.Lock()
 _jieba_dt: Any = None
 
@@ -49,6 +53,24 @@ def segmenter() -> Any:
                     logger.warning("user dictionary %s is missing; domain terms may be split", USERDICT_PATH)
                 _jieba_dt = jieba.dt
     return _jieba_dt
+
+
+def analyzer_fingerprint() -> str:
+    """Identifies the index-time tokenization: the code revision, the user dictionary, the stopwords, the t2s table.
+
+    An index records it; when it differs (a term was added to userdict.txt, jieba changed ...), the next
+    ``partyqa index`` re-tokenizes the keyword half from the stored passages (no re-reading, no re-embedding).
+    """
+    import jieba
+
+    h = hashlib.sha1(f"partyqa-analyzer/{ANALYZER_REVISION}/jieba-{jieba.__version__}".encode())
+    for path in (USERDICT_PATH, STOPWORDS_PATH, T2S_PATH):
+        h.update(b"\0" + path.name.encode())
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"<missing>")
+    return f"{ANALYZER_REVISION}-{h.hexdigest()[:12]}"
 
 
 @lru_cache(maxsize=1)

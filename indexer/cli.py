@@ -65,6 +65,8 @@ def _print_report(report, as_json: bool) -> int:
         print(f"新增 added: {len(d['added'])}  更新 updated: {len(d['updated'])}  删除 removed: {len(d['removed'])}  "
               f"未变 unchanged: {len(d['unchanged'])}  编码段落 encoded: {d['passages_encoded']}  "
               f"错误 errors: {len(d['errors'])}")
+        if d.get("passages_retokenized"):
+            print(f"重新分词 re-tokenized: {d['passages_retokenized']} passages (the analyzer changed)")
         for e in d["errors"]:
             print(f"  ! {e['path']}: {e['reason']}", file=sys.stderr)
     return 1 if d["errors"] and not (d["added"] or d["updated"] or d["unchanged"]) else 0

