@@ -55,11 +55,13 @@ def segmenter() -> Any:
     return _jieba_dt
 
 
+@lru_cache(maxsize=1)
 def analyzer_fingerprint() -> str:
     """Identifies the index-time tokenization: the code revision, the user dictionary, the stopwords, the t2s table.
 
     An index records it; when it differs (a term was added to userdict.txt, jieba changed ...), the next
     ``partyqa index`` re-tokenizes the keyword half from the stored passages (no re-reading, no re-embedding).
+    Computed once per process, like the dictionary and stopwords it describes (they are loaded once too).
     """
     import jieba
 
@@ -254,10 +256,7 @@ def tokenize(text: str) -> list[str]:
 
 def query_terms(text: str) -> list[str]:
     """Unique query tokens of ``text`` in first-seen order (same analysis as indexing)."""
-    seen: dict[str, None] = {}
-    for term in tokenize(text):
-        seen.setdefault(term, None)
-    return list(seen)
+    return [term for term, _ in weighted_query_terms(text)]
 
 
 def weighted_query_terms(text: str, subword_weight: float = 1.0) -> list[tuple[str, float]]:

@@ -382,9 +382,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `partyqa` console script."""
-    # One BLAS thread: the exact vector search is ~1 ms single-threaded at 10k passages, and idle BLAS threads spinning
-    # after it slowed the keyword half running beside it (hybrid p50 32 -> 25.5 ms at 10k, bench.diagnose blas).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     parser = build_parser()

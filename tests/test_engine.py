@@ -348,6 +348,7 @@ def test_analyzer_change_retokenizes_keyword_half_on_next_sync(built, tmp_path, 
     monkeypatch.setattr(analyzer, "STOPWORDS_PATH", stop_file)
     analyzer.stopwords.cache_clear()
     analyzer._analyzer.cache_clear()
+    analyzer.analyzer_fingerprint.cache_clear()
     try:
         caplog.set_level("WARNING", logger="indexer.engine")
         other = Engine.open(eng.root, Config())
@@ -368,6 +369,7 @@ def test_analyzer_change_retokenizes_keyword_half_on_next_sync(built, tmp_path, 
     finally:
         analyzer.stopwords.cache_clear()
         analyzer._analyzer.cache_clear()
+        analyzer.analyzer_fingerprint.cache_clear()
 
 
 def test_party_docs_regulations(built):
