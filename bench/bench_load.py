@@ -13,67 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import queue
-import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import machine as bench_machine  # noqa: E402
+from bench.serve_client import LOAD_QUESTIONS, SearchClients, Server, http, search, upload  # noqa: E402
 from indexer import Config, Engine  # noqa: E402
 
-BIN = Path(sys.executable).parent / "partyqa"
-CMD = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "indexer.cli"]
 PARTY_DOCS = ROOT.parent / "shared" / "bench" / "party-docs"
 MEDIUM_DOCS = ["congress-report", "partymate", "xtjeyvc-dangfa"]  # folders of party-docs, copied when present
-QUESTIONS = [
-    ("基层党支部如何做好监督者", "hybrid"),
-    ("支部委员会由谁选举产生", "hybrid"),
-    ("党员教育管理", "keyword"),
-    ("党支部怎样联系职工群众", "semantic"),
-    ("三会一课", "hybrid"),
-    ("党支部书记的职责", "keyword"),
-    ("发展党员的程序", "hybrid"),
-    ("组织生活会多久开一次", "semantic"),
-    ("党员的权利和义务", "hybrid"),
-    ("民主评议党员", "hybrid"),
-]
-
-
-# ---------------------------------------------------------------------------- HTTP
-def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
-         timeout: float = 120) -> tuple[int, dict]:
-    """One request; (status, JSON body) for success and error statuses alike."""
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read().decode("utf-8"))
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read().decode("utf-8"))
-
-
-def upload(base: str, name: str, data: bytes) -> tuple[int, dict]:
-    """POST one file to /api/documents (multipart field ``files``)."""
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-            f"Content-Type: text/plain\r\n\r\n").encode("utf-8") + data + f"\r\n--{boundary}--\r\n".encode()
-    return http("POST", f"{base}api/documents", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"},
-                timeout=900)
 
 
 def upload_text(n: int, passages: int) -> str:
@@ -86,88 +43,34 @@ def upload_text(n: int, passages: int) -> str:
     return "\n\n".join(parts)
 
 
-# ---------------------------------------------------------------------------- server
-class Server:
-    """`partyqa serve --port 0` as a subprocess; the URL is read from the line it prints when ready."""
-
-    def __init__(self, index: Path, threads: int, log: Path):
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        self._log = open(log, "w", encoding="utf-8")
-        self.proc = subprocess.Popen([*CMD, "--index-dir", str(index), "-q", "serve", "--host", "127.0.0.1",
-                                      "--port", "0", "--threads", str(threads)], stdout=subprocess.PIPE,
-                                     stderr=self._log, text=True, env=env)
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in self.proc.stdout], daemon=True).start()
-        self.url = ""
-        deadline = time.monotonic() + 180
-        while not self.url:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                self.stop()
-                raise SystemExit(f"server did not start; see {log}")
-            m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-            self.url = m.group(1) if m else ""
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if needed."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
-        self._log.close()
-
-
 # ---------------------------------------------------------------------------- load
 def run_phase(url: str, clients: int, seconds: float, max_requests: int,
               side: Callable[[threading.Event], list[dict]] | None = None) -> dict[str, Any]:
     """``clients`` threads search for ``seconds`` (at most ``max_requests``); ``side`` runs beside them."""
-    records: list[dict] = []
-    lock = threading.Lock()
     stop = threading.Event()
     side_out: list[dict] = []
-
-    def client(i: int) -> None:
-        n = 0
-        while not stop.is_set():
-            with lock:
-                if len(records) >= max_requests:
-                    return
-            q, mode = QUESTIONS[(i * 3 + n) % len(QUESTIONS)]
-            n += 1
-            t0 = time.monotonic()
-            try:
-                status, body = http("GET", f"{url}api/search?" + urllib.parse.urlencode({"q": q, "mode": mode, "k": 5}))
-                ok = status == 200 and bool(body.get("results"))
-                err = None if ok else f"{status} {body.get('error')}"
-            except Exception as exc:  # refused / reset / timeout
-                ok, err = False, repr(exc)
-            t1 = time.monotonic()
-            with lock:
-                records.append({"t0": t0, "t1": t1, "ms": (t1 - t0) * 1000, "ok": ok, "error": err, "mode": mode})
-
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
-    helper = threading.Thread(target=lambda: side_out.extend(side(stop)), daemon=True) if side else None
     start = time.monotonic()
-    for t in threads:
-        t.start()
+    load = SearchClients(url, clients, LOAD_QUESTIONS, max_requests, stride=3)
+    helper = threading.Thread(target=lambda: side_out.extend(side(stop)), daemon=True) if side else None
     if helper:
         helper.start()
     while time.monotonic() - start < seconds:
         time.sleep(0.1)
-        with lock:
-            if len(records) >= max_requests:
-                break
+        if load.count() >= max_requests:
+            break
     stop.set()
-    for t in threads:
-        t.join(timeout=300)
+    records = [_outcome(r) for r in load.stop(timeout=300)]
     if helper:
         helper.join(timeout=900)
     wall = time.monotonic() - start
     return {"records": records, "uploads": side_out, "wall_s": wall}
+
+
+def _outcome(rec: dict) -> dict:
+    """A search record with its latency in ms, ok (200 with results) and, when not ok, the error."""
+    ok = rec["status"] == 200 and rec["hits"] > 0
+    err = None if ok else rec["error"] if rec["status"] is None else f"{rec['status']} {rec['error']}"
+    return {**rec, "ms": (rec["t1"] - rec["t0"]) * 1000, "ok": ok, "error": err}
 
 
 def uploader(url: str, passages: int, first: int) -> Callable[[threading.Event], list[dict]]:
@@ -176,7 +79,7 @@ def uploader(url: str, passages: int, first: int) -> Callable[[threading.Event],
         out, n = [], first
         while not stop.is_set():
             t0 = time.monotonic()
-            status, body = upload(url, f"第{n}号学习简报.txt", upload_text(n, passages).encode("utf-8"))
+            status, body, _ = upload(url, f"第{n}号学习简报.txt", upload_text(n, passages).encode("utf-8"), timeout=900)
             t1 = time.monotonic()
             files = body.get("files") or [{}]
             out.append({"t0": t0, "t1": t1, "s": t1 - t0, "status": status, "file_status": files[0].get("status"),
@@ -239,15 +142,8 @@ def build_index(corpus: Path, index: Path, cache_dir: Path | None) -> dict[str, 
 
 def machine() -> str:
     """CPU model and core count."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    m = bench_machine()
+    return f"{m['cpu'] or 'unknown CPU'}, {m['cores']} cores"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         stats = build_index(corpus, work / "index", args.cache_dir)
         print(f"index: {stats['documents']} documents, {stats['passages']} passages, model {stats['model']} "
               f"(built in {stats['build_s']} s, {stats['encoded']} passages encoded)", flush=True)
-        server = Server(work / "index", args.threads, work / "server.log")
-        for q, mode in QUESTIONS:  # warm up: model loaded, caches filled
-            status, _ = http("GET", f"{server.url}api/search?" + urllib.parse.urlencode({"q": q, "mode": mode}))
+        server = Server(work / "index", work / "server.log", threads=args.threads)
+        for q, mode in LOAD_QUESTIONS:  # warm up: model loaded, caches filled
+            status, _, _ = search(server.url, q, mode)
             assert status == 200, f"warm-up search failed ({status})"
 
         results: dict[str, Any] = {"machine": machine(), "corpus": args.corpus, "clients": args.clients,
@@ -296,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                               "passages_each": args.upload_passages}
         errors = [r["error"] for r in idle["records"] + busy["records"] if not r["ok"]]
         results["error_examples"] = errors[:5]
-        _, health = http("GET", server.url + "api/health")
+        _, health, _ = http("GET", server.url + "api/health")
         results["documents_after"] = health.get("documents")
     finally:
         if server is not None:

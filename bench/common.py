@@ -190,19 +190,31 @@ def machine() -> dict[str, Any]:
             "loadavg": loadavg()}
 
 
+def _proc_status_mb(key: str) -> float | None:
+    """A kB field of /proc/self/status (``VmRSS``, ``VmHWM``) in MiB, or None where unavailable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB.
 
     Read from VmHWM in /proc/self/status: ``ru_maxrss`` survives fork + exec on Linux, so a child started by a
     big parent would report the parent's peak. Falls back to ru_maxrss (KiB on Linux) elsewhere.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    peak = _proc_status_mb("VmHWM")
+    return peak if peak is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def current_rss_mb() -> float:
+    """Resident set size now, in MiB (from /proc/self/status; 0 where unavailable)."""
+    rss = _proc_status_mb("VmRSS")
+    return rss if rss is not None else 0.0
 
 
 def dir_bytes(path: Path) -> int:

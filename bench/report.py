@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .common import BENCH, DOC_PAGE, RESULTS, read_json
 
@@ -122,55 +122,54 @@ DETAIL = {
 }
 
 
-def verdicts(data: dict[str, Any]) -> list[str]:
-    """One plain sentence per (set, subset, gold, metric) where a baseline beats PartyQA hybrid (R@5 or MRR@10)."""
-    lines = []
+def _detail_rows(data: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], str, str]]:
+    """(set name, its results, subset, gold kind) for every DETAIL row the results contain."""
     for name, rows in DETAIL.items():
         res = data.get(name)
         if not res:
             continue
         for subset, kind in rows:
-            if subset not in res.get("subsets", {}):
+            if subset in res.get("subsets", {}):
+                yield name, res, subset, kind
+
+
+def verdicts(data: dict[str, Any]) -> list[str]:
+    """One plain sentence per (set, subset, gold, metric) where a baseline beats PartyQA hybrid (R@5 or MRR@10)."""
+    lines = []
+    for name, res, subset, kind in _detail_rows(data):
+        n = res["systems"]["hybrid"]["metrics"][subset][kind]["n"]
+        for metric in ("R@5", "MRR@10"):
+            ours = _metric(res, "hybrid", subset, kind, metric)
+            beat = [(b, _metric(res, b, subset, kind, metric)) for b in BASELINES if b in res["systems"]]
+            beat = [(b, v) for b, v in beat if ours is not None and v is not None and v > ours]
+            if not beat:
                 continue
-            n = res["systems"]["hybrid"]["metrics"][subset][kind]["n"]
-            for metric in ("R@5", "MRR@10"):
-                ours = _metric(res, "hybrid", subset, kind, metric)
-                beat = [(b, _metric(res, b, subset, kind, metric)) for b in BASELINES if b in res["systems"]]
-                beat = [(b, v) for b, v in beat if ours is not None and v is not None and v > ours]
-                if not beat:
-                    continue
-                top = max(v for _, v in beat)
-                others = [(s, _metric(res, s, subset, kind, metric)) for s in PARTYQA
-                          if s != "hybrid" and s in res["systems"]]
-                rescue = [f"PartyQA {s} {_f(v)}" for s, v in others if v is not None and v >= top]
-                margin = round((top - ours) * n)
-                digits = 4 if any(round(v, 3) == round(ours, 3) for _, v in beat) else 3
-                lines.append(
-                    f"- **{SET_LABEL[name]}, {SUBSET_LABEL[subset]} ({KIND_LABEL[kind]}, n={n})**, {metric}: "
-                    + ", ".join(f"{SHORT[b]} {_f(v, digits)}" for b, v in sorted(beat, key=lambda x: -x[1]))
-                    + f" vs PartyQA hybrid {_f(ours, digits)}"
-                    + (f" (about {margin} question{'s' if margin != 1 else ''})" if metric == "R@5" else "")
-                    + (f"; {', '.join(rescue)} matches or beats it" if rescue else "") + ".")
+            top = max(v for _, v in beat)
+            others = [(s, _metric(res, s, subset, kind, metric)) for s in PARTYQA
+                      if s != "hybrid" and s in res["systems"]]
+            rescue = [f"PartyQA {s} {_f(v)}" for s, v in others if v is not None and v >= top]
+            margin = round((top - ours) * n)
+            digits = 4 if any(round(v, 3) == round(ours, 3) for _, v in beat) else 3
+            lines.append(
+                f"- **{SET_LABEL[name]}, {SUBSET_LABEL[subset]} ({KIND_LABEL[kind]}, n={n})**, {metric}: "
+                + ", ".join(f"{SHORT[b]} {_f(v, digits)}" for b, v in sorted(beat, key=lambda x: -x[1]))
+                + f" vs PartyQA hybrid {_f(ours, digits)}"
+                + (f" (about {margin} question{'s' if margin != 1 else ''})" if metric == "R@5" else "")
+                + (f"; {', '.join(rescue)} matches or beats it" if rescue else "") + ".")
     return lines
 
 
 def wins(data: dict[str, Any]) -> list[str]:
     """Detail rows where PartyQA hybrid beats every baseline on both R@5 and MRR@10."""
     out = []
-    for name, rows in DETAIL.items():
-        res = data.get(name)
-        if not res:
-            continue
-        for subset, kind in rows:
-            if subset not in res.get("subsets", {}):
-                continue
-            ok = True
-            for metric in ("R@5", "MRR@10"):
-                ours = _metric(res, "hybrid", subset, kind, metric)
-                best = max((_metric(res, b, subset, kind, metric) or 0) for b in BASELINES if b in res["systems"])
-                ok = ok and ours is not None and ours > best
-            if ok:
-                out.append(f"{SET_LABEL[name]} {SUBSET_LABEL[subset]} ({KIND_LABEL[kind]})")
+    for name, res, subset, kind in _detail_rows(data):
+        ok = True
+        for metric in ("R@5", "MRR@10"):
+            ours = _metric(res, "hybrid", subset, kind, metric)
+            best = max((_metric(res, b, subset, kind, metric) or 0) for b in BASELINES if b in res["systems"])
+            ok = ok and ours is not None and ours > best
+        if ok:
+            out.append(f"{SET_LABEL[name]} {SUBSET_LABEL[subset]} ({KIND_LABEL[kind]})")
     return out
 
 

@@ -31,9 +31,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
-from .common import (PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_in, dir_bytes, fresh_engine,
-                     latency_summary, loadavg, machine, median_runs, peak_rss_mb, read_json, setup_logging,
-                     shared_missing, stable_key, symlink_corpus, write_json)
+from .common import (PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_in, current_rss_mb, dir_bytes,
+                     fresh_engine, latency_summary, loadavg, machine, median_runs, peak_rss_mb, read_json,
+                     setup_logging, shared_missing, stable_key, symlink_corpus, write_json)
 
 logger = logging.getLogger("bench.speed")
 
@@ -45,17 +45,6 @@ GROUP_ORDER = ["partymate", "xtjeyvc-dangfa", "xtjeyvc-8gui", "xtjeyvc-6ji", "xt
 def size_label(n: int) -> str:
     """1000 -> '1k', 100000 -> '100k'."""
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
-
-
-def current_rss_mb() -> float:
-    """Resident set size now, in MiB (from /proc/self/status; 0 where unavailable)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return 0.0
 
 
 # ---------------------------------------------------------------------------------------------------- corpora

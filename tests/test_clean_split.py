@@ -54,6 +54,14 @@ def _check_passages(doc: Document, passages, max_chars: int = 350) -> None:
             assert e - s > max_chars, f"passage {p.ordinal} is {len(p.text)} chars but not one long sentence"
 
 
+def _split_checked(title: str, text: str, doc_id: str = "d") -> tuple[Document, list]:
+    """Split a document made of ``text`` and check the passages' invariants (see _check_passages)."""
+    doc = _doc(title, text, doc_id)
+    passages = split_document(doc)
+    _check_passages(doc, passages)
+    return doc, passages
+
+
 # ---------------------------------------------------------------- the seed essay
 @pytest.fixture(scope="module")
 def seed() -> tuple[Document, list]:
@@ -259,9 +267,7 @@ def test_sentence_spans():
 def test_regulation_fixture():
     title, text = clean_text(FIXTURE.read_text(encoding="utf-8"))
     assert title == "党支部工作示范条例（试行）"
-    doc = _doc(title, text, "reg")
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked(title, text, "reg")
     by_section: dict[str, list] = {}
     for p in passages:
         by_section.setdefault(p.section, []).append(p)
@@ -296,9 +302,7 @@ def test_markdown_sections():
     )
     title, text = clean_text(raw)
     assert title == "党支部工作手册"
-    doc = _doc(title, text, "md")
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked(title, text, "md")
     sections = [p.section for p in passages]
     assert sections == ["", "组织生活 > 三会一课", "组织生活 > 主题党日", "发展党员"]
     assert not any("#" in p.text for p in passages)
@@ -306,9 +310,7 @@ def test_markdown_sections():
 
 def test_tiny_paragraphs_merge_within_section_only():
     text = "一、学习\n学习一。\n学习二。\n二、实践\n实践一。\n" + "实践要求很多，" * 20 + "必须落实。"
-    doc = _doc("t", text)
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked("t", text)
     assert [(p.section, p.text) for p in passages][0] == ("一、学习", "学习一。\n学习二。")
     assert all(p.section == "二、实践" for p in passages[1:])
     assert passages[1].text.startswith("实践一。\n实践要求很多")
@@ -332,9 +334,7 @@ LIST_NOTICE = "\n".join([
 def test_list_items_without_body_are_content():
     title, text = clean_text(LIST_NOTICE)
     assert title == "关于加强机关作风建设的若干规定"
-    doc = _doc(title, text, "notice")
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked(title, text, "notice")
     items = [line for line in LIST_NOTICE.split("\n") if line[1:2] == "、"]
     assert len(items) == 8
     for item in items:
@@ -357,9 +357,7 @@ def test_list_items_under_real_headings():
         "第二条 本规定自印发之日起施行。",
         "四、其他事项",
     ])
-    doc = _doc("t", text)
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked("t", text)
     by_text = {p.text: p.section for p in passages}
     items = "（一）要坚持把政治建设摆在首位。\n（二）要严格落实“三会一课”制度。\n（三）要经常开展谈心谈话。"
     assert by_text[items] == "一、工作要求"  # 一、 heads its items: a heading; the items are content
@@ -379,9 +377,7 @@ def test_last_list_item_before_a_paragraph_is_content():
         "（一）导致事故后果扩大，增加死亡三人以上的；",
         "（二）其他情节特别严重的情形。",
     ])
-    doc = _doc("t", text)
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked("t", text)
     for line in text.split("\n"):
         assert any(line in p.text for p in passages), line
     assert {p.section for p in passages} == {""}
@@ -398,9 +394,7 @@ def test_numbered_items_between_bold_subtitles_are_content():
         "1.违反议事规则，个人或者少数人决定重大问题",
         "2.不如实填报个人档案资料",
     ])
-    doc = _doc("t", text)
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked("t", text)
     for line in text.split("\n")[1:]:
         assert any(line in p.text for p in passages), line
     assert {p.section for p in passages} == {"五、党纪细化"}
@@ -413,9 +407,7 @@ def test_lone_list_label_joins_its_text():
 
 def test_long_paragraph_split_at_sentence_ends():
     text = "".join(f"第{i}项，党支部要把严的要求落实到党员教育管理全过程，做到真管真严、敢管敢严。" for i in range(25))
-    doc = _doc("t", text)
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked("t", text)
     assert len(passages) >= 3
     assert all(p.text.endswith("。") and len(p.text) <= 350 for p in passages)
     assert "".join(p.text for p in passages) == text
@@ -423,9 +415,7 @@ def test_long_paragraph_split_at_sentence_ends():
 
 def test_over_long_sentence_split_at_commas():
     text = "，".join(f"党支部要加强第{i}方面的政治建设" for i in range(60)) + "。"
-    doc = _doc("t", text)
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked("t", text)
     assert len(passages) >= 3
     assert all(len(p.text) <= 350 for p in passages)
     assert all(p.text.endswith(("，", "。")) for p in passages)
@@ -438,9 +428,7 @@ def test_empty_and_duplicate_documents():
     assert split_document(_doc(title, text)) == []
     para = "党支部应当经常开展谈心谈话，了解党员思想状况，帮助党员解决实际困难，增强党组织的凝聚力和向心力。" * 2
     other = "其他内容也很重要，党员要积极参加组织生活，按时交纳党费，完成党组织分配的任务。"
-    doc = _doc("t", f"{para}\n{other}\n{para}")
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked("t", f"{para}\n{other}\n{para}")
     assert [p.text for p in passages].count(para) == 1
     assert all(p.section == "" for p in passages)
 
@@ -505,9 +493,7 @@ def test_bench_eight_point_rules_items_are_passage_text():
     if not path.is_file():
         pytest.skip("八项规定 00.md not found: ../shared/bench absent")
     title, text = clean_text(path.read_text(encoding="utf-8"))
-    doc = _doc(title, text, "8gui/00.md")
-    passages = split_document(doc)
-    _check_passages(doc, passages)
+    doc, passages = _split_checked(title, text, "8gui/00.md")
     assert any("个人不公开出版著作" in p.text for p in passages)
     items = [line for line in text.split("\n") if re.match(r"^[一二三四五六七八]、", line)]
     assert [i[0] for i in items] == list("一二三四五六七八")

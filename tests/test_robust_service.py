@@ -8,46 +8,34 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from conftest import make_corpus
+from conftest import ROOT, make_corpus
 from indexer import Config, Engine
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from bench.serve_client import (CMD, LOAD_QUESTIONS, OFFLINE, SearchClients, Server, http, search,  # noqa: E402
+                                 upload)
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent / "partyqa"
-CMD = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "indexer.cli"]
 CLIENTS = 8
 LOAD_SECONDS = 10.0  # minimum load duration; it also lasts until the upload has finished
 MAX_REQUESTS = 2000
 HARD_CAP_SECONDS = 180.0
 SEED_DOC = "基层党支部工作论文.txt"
 REG_DOC = "支部工作条例示例.txt"
-QUESTIONS = [
-    ("基层党支部如何做好监督者", "hybrid"),
-    ("支部委员会由谁选举产生", "hybrid"),
-    ("党员教育管理", "keyword"),
-    ("党支部怎样联系职工群众", "semantic"),
-    ("三会一课", "hybrid"),
-    ("党支部书记的职责", "keyword"),
-    ("发展党员的程序", "hybrid"),
-    ("组织生活会多久开一次", "semantic"),
-]
+QUESTIONS = LOAD_QUESTIONS[:8]
 UPLOAD_TERM = "鸿雁驿站"
 UPLOAD_TEXT = "鸿雁驿站学习材料\n\n" + "\n\n".join(
     f"{n}、第{i}项安排\n鸿雁驿站第{i}项安排：党支部组织党员在学习角集中学习党章党规，支部委员轮流领学，"
@@ -55,70 +43,12 @@ UPLOAD_TEXT = "鸿雁驿站学习材料\n\n" + "\n\n".join(
     for i, n in enumerate("一二三四五六七八", start=1))
 
 
-# ---------------------------------------------------------------------------- HTTP helpers (stdlib only)
-def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
-         timeout: float = 120) -> tuple[int, dict, dict]:
-    """One request; returns (status, decoded JSON body, headers) for 2xx and error statuses alike."""
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read().decode("utf-8")), dict(resp.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read().decode("utf-8")), dict(err.headers)
-
-
-def search(base: str, q: str, mode: str = "hybrid", k: int = 5) -> tuple[int, dict, dict]:
-    return http("GET", f"{base}api/search?" + urllib.parse.urlencode({"q": q, "mode": mode, "k": k}))
-
-
-def upload(base: str, name: str, data: bytes) -> tuple[int, dict, dict]:
-    """POST /api/documents with one multipart ``files`` part."""
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-            f"Content-Type: text/plain\r\n\r\n").encode("utf-8") + data + f"\r\n--{boundary}--\r\n".encode()
-    return http("POST", f"{base}api/documents", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"},
-                timeout=600)
-
-
+# ---------------------------------------------------------------------------- server and HTTP (bench/serve_client.py)
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYQA_")}
-    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    env.update(OFFLINE)
     env.update(extra)
     return env
-
-
-class Server:
-    """A `partyqa serve --port 0` subprocess on loopback; ``url`` is read from the line it prints when ready."""
-
-    def __init__(self, index: Path, log: Path, **env: str):
-        self.log = log
-        self.proc = subprocess.Popen([*CMD, "--index-dir", str(index), "-q", "serve", "--host", "127.0.0.1",
-                                      "--port", "0"], stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,
-                                     env=_env(**env))
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
-        deadline = time.monotonic() + 120
-        self.url = ""
-        while not self.url:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                self.stop()
-                pytest.fail(f"server did not start:\n{log.read_text('utf-8')}")
-            m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-            self.url = m.group(1) if m else ""
-        status, health, _ = http("GET", self.url + "api/health")
-        assert status == 200 and health["status"] == "ok"
-
-    def stop(self) -> None:
-        """SIGTERM the server (SIGKILL if it does not stop) and reap it."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -151,7 +81,7 @@ def servers():
     started: list[Server] = []
 
     def make(index: Path, log: Path, **env: str) -> Server:
-        srv = Server(index, log, **env)
+        srv = Server(index, log, env=_env(**env), start_timeout=120)
         started.append(srv)
         return srv
 
@@ -163,28 +93,7 @@ def servers():
 # ---------------------------------------------------------------------------- load
 def run_load(base_url: str, during: Callable[[], Any] | None) -> tuple[list[dict], dict]:
     """8 clients search until LOAD_SECONDS have passed and ``during`` (run in its own thread) has finished."""
-    records: list[dict] = []
-    lock = threading.Lock()
-    stop = threading.Event()
     side: dict = {}
-
-    def client(i: int) -> None:
-        n = 0
-        while not stop.is_set():
-            with lock:
-                if len(records) >= MAX_REQUESTS:
-                    return
-            q, mode = QUESTIONS[(i + n) % len(QUESTIONS)]
-            n += 1
-            t0 = time.monotonic()
-            try:
-                status, body, _ = search(base_url, q, mode)
-                rec = {"status": status, "hits": len(body.get("results", [])), "error": body.get("error")}
-            except Exception as exc:  # a refused or reset connection is a failure too
-                rec = {"status": None, "hits": 0, "error": repr(exc)}
-            rec.update(t0=t0, t1=time.monotonic(), q=q, mode=mode)
-            with lock:
-                records.append(rec)
 
     def side_job() -> None:
         time.sleep(1.5)  # let the load settle first
@@ -194,22 +103,17 @@ def run_load(base_url: str, during: Callable[[], Any] | None) -> tuple[list[dict
         finally:
             side["t1"] = time.monotonic()
 
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
     t_start = time.monotonic()
-    for t in threads:
-        t.start()
+    load = SearchClients(base_url, CLIENTS, QUESTIONS, MAX_REQUESTS)
     helper = threading.Thread(target=side_job, daemon=True) if during else None
     if helper:
         helper.start()
     while time.monotonic() - t_start < HARD_CAP_SECONDS:
         time.sleep(0.2)
-        with lock:
-            full = len(records) >= MAX_REQUESTS
+        full = load.count() >= MAX_REQUESTS
         if full or (time.monotonic() - t_start >= LOAD_SECONDS and not (helper and helper.is_alive())):
             break
-    stop.set()
-    for t in threads:
-        t.join(timeout=150)
+    records = load.stop(timeout=150)
     if helper:
         helper.join(timeout=150)
     return records, side
@@ -360,13 +264,15 @@ def test_bad_questions_over_http_are_400_json(fresh, servers, tmp_path):
 
 
 def test_index_damaged_while_serving_gives_a_clear_error(fresh, servers, tmp_path):
-    """If CURRENT is damaged under a running server, API calls fail with JSON (no hang, no traceback to users)."""
+    """If CURRENT is damaged under a running server, API calls fail with JSON that says how to recover (no hang,
+    no traceback to users)."""
     index, _ = fresh
     srv = servers(index, tmp_path / "server.log")
     assert search(srv.url, "三会一课")[0] == 200
     (index / "CURRENT").write_text("garbage{", "utf-8")
     status, body, _ = search(srv.url, "三会一课")
     assert status >= 500 and "error" in body and "Traceback" not in json.dumps(body)
+    assert status == 503 and "index --rebuild" in body["error"]["message_en"], body
     # Once the file is repaired (here: CURRENT restored by hand), the same server answers again.
     (index / "CURRENT").write_text(json.dumps({"generation": _newest_generation(index)}), "utf-8")
     assert search(srv.url, "三会一课")[0] == 200
@@ -374,12 +280,3 @@ def test_index_damaged_while_serving_gives_a_clear_error(fresh, servers, tmp_pat
 
 def _newest_generation(index: Path) -> int:
     return max(int(p.name.split("-")[1]) for p in index.glob("gen-*") if not p.name.endswith(".tmp"))
-
-
-def test_index_damaged_while_serving_says_how_to_recover(fresh, servers, tmp_path):
-    index, _ = fresh
-    srv = servers(index, tmp_path / "server.log")
-    assert search(srv.url, "三会一课")[0] == 200
-    (index / "CURRENT").write_text("garbage{", "utf-8")
-    status, body, _ = search(srv.url, "三会一课")
-    assert status == 503 and "index --rebuild" in body["error"]["message_en"], body
