@@ -38,13 +38,12 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ingest
-from .analyzer import analyzer_fingerprint, expand_query, fold, has_searchable_text, query_terms
+from .analyzer import analyzer_fingerprint, expand_query, has_searchable_text
 from .clean import clean_text
 from .config import Config
 from .encoders import Encoder, load_encoder, passage_context
-from .fuse import rrf
-from .highlight import best_sentence, matched_terms, term_spans
 from .keyword import WhooshKeywordIndex
+from .rank import Results, rank
 from .split import split_document
 from .store import KeywordHit
 from .types import Document, IndexLockedError, IngestError, PartyQAError, Passage, QueryError, RawDocument
@@ -790,17 +789,25 @@ class Engine:
             raise QueryError(f"结果数 k 必须是 1 到 100 的整数 / k must be a whole number from 1 to 100 (got {k!r})")
         return q
 
-    def search(self, question: str, k: int = 5, mode: str = "hybrid") -> list[dict[str, Any]]:
-        """Best passages for a Chinese question; mode is hybrid (RRF fusion), keyword or semantic."""
-        return self.search_many([question], k=k, mode=mode)[0]
+    def search(self, question: str, k: int = 5, mode: str = "hybrid", docs: Sequence[str] | None = None) -> Results:
+        """Best passages for a Chinese question; mode is hybrid (fusion), keyword or semantic; ``docs`` restricts."""
+        return self.search_many([question], k=k, mode=mode, docs=docs)[0]
 
-    def search_many(self, questions: Sequence[str], k: int = 5, mode: str = "hybrid") -> list[list[dict[str, Any]]]:
-        """Search several questions, batching the query encoding."""
+    def search_many(self, questions: Sequence[str], k: int = 5, mode: str = "hybrid",
+                    docs: Sequence[str] | None = None) -> list[Results]:
+        """Search several questions, batching the query encoding; each result is a hit list with ``answer_found``.
+
+        ``docs`` (doc ids) restricts the search to those documents; an unknown id is a QueryError.
+        """
         qs = [self._validate(q, mode, k) for q in questions]
         gen = self._state()
+        allowed = self._validate_docs(gen, docs)
         if not qs:
             return []
         depth = max(self.config.candidates, k)
+        if allowed is not None:
+            # Filtered after retrieval for now: a deeper candidate list so the wanted documents still fill k.
+            depth = max(depth * 20, k)
         expanded = [expand_query(q) for q in qs]
         keyword_lists: list[list[KeywordHit]] = [[] for _ in qs]
         semantic_lists: list[list[tuple[str, float]]] = [[] for _ in qs]
@@ -818,10 +825,25 @@ class Engine:
                 keyword_lists = [gen.keyword.search(q, depth) for q in expanded]
         if semantic_job is not None:
             semantic_lists = semantic_job.result()
-        out = []
-        for q, kw_hits, sem_hits in zip(qs, keyword_lists, semantic_lists):
-            out.append(self._rank(gen, q, kw_hits, sem_hits, k, mode))
-        return out
+        reranker = self._reranker_for_search()
+        return [rank(gen.passages, q, kw_hits, sem_hits, k, mode, self.config, reranker, docs=allowed)
+                for q, kw_hits, sem_hits in zip(qs, keyword_lists, semantic_lists)]
+
+    @staticmethod
+    def _validate_docs(gen: _Generation, docs: Sequence[str] | None) -> set[str] | None:
+        """The doc-id filter as a set (None = every document); unknown ids are refused with their names."""
+        if docs is None:
+            return None
+        if isinstance(docs, str):
+            docs = [docs]
+        wanted = {str(d) for d in docs if str(d).strip()}
+        if not wanted:
+            return None
+        unknown = sorted(wanted - set(gen.manifest["documents"]))
+        if unknown:
+            raise QueryError(f"未找到文档：{'、'.join(unknown[:5])}（见文档列表） / unknown document id(s): "
+                             f"{', '.join(unknown[:5])} (see the document list)")
+        return wanted
 
     def _ensure_model(self, gen: _Generation) -> _Generation:
         """If the index was embedded with another model, re-embed it with the configured one (never mix vectors)."""
@@ -839,56 +861,16 @@ class Engine:
                 self._apply(current, corpus, {}, [], SyncReport(), progress=False)
         return self._state()
 
-    def _rank(self, gen: _Generation, question: str, kw_hits: list[KeywordHit], sem_hits: list[tuple[str, float]],
-              k: int, mode: str) -> list[dict[str, Any]]:
-        kw_ids = [h.pid for h in kw_hits if h.pid in gen.passages]
-        sem_ids = [pid for pid, _ in sem_hits if pid in gen.passages]
-        if mode == "keyword":
-            fused = rrf({"keyword": kw_ids}, k=self.config.rrf_k)
-            scores = {h.pid: h.score for h in kw_hits}
-        elif mode == "semantic":
-            fused = rrf({"semantic": sem_ids}, k=self.config.rrf_k)
-            scores = dict(sem_hits)
-        else:
-            fused = rrf({"keyword": kw_ids, "semantic": sem_ids},
-                        weights={"keyword": self.config.keyword_weight, "semantic": self.config.semantic_weight},
-                        k=self.config.rrf_k)
-            scores = {pid: s for pid, s, _ in fused}
-        fused = self._maybe_rerank(gen, question, fused, k, scores)
-        q_terms = query_terms(expand_query(question))
-        kw_terms = {h.pid: h.terms for h in kw_hits}
-        hits = []
-        for rank, (pid, _, ranks) in enumerate(fused[:k], start=1):
-            p = gen.passages[pid]
-            terms = kw_terms.get(pid) or matched_terms(p.text, q_terms)
-            folded = fold(p.text).lower()
-            terms = [t for t in terms if t.lower() in folded] or terms
-            b0, b1 = best_sentence(p.text, question, terms)
-            hits.append({
-                "rank": rank, "pid": pid, "doc_id": p.doc_id, "title": p.title, "section": p.section,
-                "text": p.text, "score": round(float(scores.get(pid, 0.0)), 6),
-                "keyword_rank": ranks.get("keyword"), "semantic_rank": ranks.get("semantic"),
-                "terms": terms, "best_sentence": p.text[b0:b1], "best_span": [b0, b1],
-                "highlights": term_spans(p.text, terms), "start": p.start, "end": p.end, "ordinal": p.ordinal,
-            })
-        return hits
-
-    def _maybe_rerank(self, gen: _Generation, question: str, fused: list, k: int, scores: dict) -> list:
+    def _reranker_for_search(self) -> Any:
+        """The cross-encoder, loaded on first use when one is configured; None otherwise."""
         if not self.config.reranker:
-            return fused
+            return None
         if not self._reranker_loaded:
             from .rerank import load_reranker
 
             self._reranker = load_reranker(self.config)
             self._reranker_loaded = True
-        if self._reranker is None:
-            return fused
-        head = fused[: max(k * 4, 20)]
-        rr = self._reranker.rerank(question, [gen.passages[pid].text for pid, _, _ in head])
-        order = sorted(range(len(head)), key=lambda i: -rr[i])
-        for i in order:
-            scores[head[i][0]] = float(rr[i])
-        return [head[i] for i in order] + fused[len(head):]
+        return self._reranker
 
     def close(self) -> None:
         """Release open index files."""
