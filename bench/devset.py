@@ -152,12 +152,21 @@ def check_against_index(engine: Any, rows: Sequence[dict[str, Any]]) -> list[str
     return problems
 
 
-def judge(hits: Sequence[dict[str, Any]], gold_doc: str, gold_text: str | None) -> dict[str, int | None]:
-    """Ranks of the first strict / document / text match among engine hits (None = not in the list)."""
-    out: dict[str, int | None] = {"doc": first_rank(hits, lambda h: h["doc_id"] == gold_doc)}
+def judge(hits: Sequence[dict[str, Any]], gold_doc: str, gold_text: str | None,
+          passages: Mapping[str, Any] | None = None) -> dict[str, int | None]:
+    """Ranks of the first strict / document / text match among engine hits (None = not in the list).
+
+    A hit counts with the near-duplicates folded into it (``also_in``, shown with it) when ``passages`` gives
+    their text."""
+    def shown(h: dict[str, Any]) -> list[tuple[str, str]]:
+        extra = [(passages[a["pid"]].doc_id, passages[a["pid"]].text) for a in h.get("also_in", ())
+                 if passages is not None and a["pid"] in passages]
+        return [(h["doc_id"], h["text"]), *extra]
+
+    out: dict[str, int | None] = {"doc": first_rank(hits, lambda h: any(d == gold_doc for d, _ in shown(h)))}
     if gold_text is not None:
-        out["strict"] = first_rank(hits, lambda h: h["doc_id"] == gold_doc and gold_text in h["text"])
-        out["text"] = first_rank(hits, lambda h: gold_text in h["text"])
+        out["strict"] = first_rank(hits, lambda h: any(d == gold_doc and gold_text in t for d, t in shown(h)))
+        out["text"] = first_rank(hits, lambda h: any(gold_text in t for _, t in shown(h)))
     return out
 
 
@@ -169,7 +178,9 @@ def evaluate(engine: Any, rows: Sequence[dict[str, Any]], modes: Sequence[str] =
                               "metrics": {}}
     for mode in modes:
         all_hits = engine.search_many(questions, k=k, mode=mode)
-        ranks = [judge(h, r["gold_doc"], None if doc_only else r["gold_text"]) for h, r in zip(all_hits, rows)]
+        passages = engine._state().passages
+        ranks = [judge(h, r["gold_doc"], None if doc_only else r["gold_text"], passages)
+                 for h, r in zip(all_hits, rows)]
         for pq, rk in zip(result["per_question"], ranks):
             pq[mode] = rk
         kinds = ["doc"] if doc_only else ["strict", "doc", "text"]

@@ -24,11 +24,16 @@ def metrics(ranks: Sequence[int | None], ks: Sequence[int] = KS) -> dict[str, fl
     return out
 
 
-def gold_ranks(rankings: Sequence[Sequence[str]], gold: Sequence[set[str]]) -> list[int | None]:
-    """For each question, the rank of its first ranked pid that is in its gold set."""
+def hit_in(item: str | Sequence[str], gold: set[str]) -> bool:
+    """True when a ranked item -- a pid, or a group of pids shown as one hit (folded near-duplicates) -- is gold."""
+    return item in gold if isinstance(item, str) else any(pid in gold for pid in item)
+
+
+def gold_ranks(rankings: Sequence[Sequence[Any]], gold: Sequence[set[str]]) -> list[int | None]:
+    """For each question, the rank of its first ranked item (pid or pid group) that is in its gold set."""
     if len(rankings) != len(gold):
         raise ValueError(f"{len(rankings)} rankings but {len(gold)} gold sets")
-    return [first_rank(pids, lambda pid, g=g: pid in g) for pids, g in zip(rankings, gold)]
+    return [first_rank(items, lambda item, g=g: hit_in(item, g)) for items, g in zip(rankings, gold)]
 
 
 def score(rankings: Sequence[Sequence[str]], gold: Mapping[str, Sequence[set[str]]],

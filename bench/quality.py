@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import baselines, cmrc, devset, quiz
+from .fusion import HELDOUT, OFFTOPIC, load_offtopic
 from .common import (PARTY_CORPUS_JSONL, PARTY_DOCS, RESULTS, SEED, SEED_ID, WORK, apply_stand_in, fresh_engine,
                      machine, now_iso, setup_logging, shared_missing, symlink_corpus, write_json)
 from .metrics import score
@@ -69,29 +70,36 @@ def build_index(index_dir: Path, corpus: Path) -> tuple[Any, dict[str, Any]]:
     return eng, info
 
 
-def _engine_rankings(eng: Any, questions: Sequence[str], mode: str, k: int) -> list[list[str]]:
-    out: list[list[str]] = []
+def _engine_rankings(eng: Any, questions: Sequence[str], mode: str, k: int) -> tuple[list[list[Any]], list[bool]]:
+    """Each question's ranked hits as pid groups (a hit and the near-duplicates folded into it, shown with it) and
+    its answer_found flag."""
+    out: list[list[Any]] = []
+    found: list[bool] = []
     for start in range(0, len(questions), BATCH):
-        hits = eng.search_many(list(questions[start:start + BATCH]), k=k, mode=mode)
-        out.extend([h["pid"] for h in row] for row in hits)
-    return out
+        results = eng.search_many(list(questions[start:start + BATCH]), k=k, mode=mode)
+        out.extend([(h["pid"], *(a["pid"] for a in h.get("also_in", ()))) for h in row] for row in results)
+        found.extend(bool(getattr(row, "answer_found", True)) for row in results)
+    return out, found
 
 
 def run_systems(eng: Any, questions: Sequence[str], k: int = K, systems: Sequence[str] | None = None,
-                rerank_engine: Any = None) -> tuple[dict[str, list[list[str]]], dict[str, float], dict[str, float]]:
-    """Top-k pids per question for every system; returns (rankings, query seconds, baseline build seconds)."""
+                rerank_engine: Any = None) -> tuple[dict[str, list[list[Any]]], dict[str, float], dict[str, float],
+                                                    dict[str, list[bool]]]:
+    """Top-k pids per question for every system (PartyQA's as pid groups, see ``_engine_rankings``); returns
+    (rankings, query seconds, baseline build seconds, PartyQA's answer_found flags)."""
     wanted = list(systems or (*PARTYQA_MODES, *BASELINES))
-    rankings: dict[str, list[list[str]]] = {}
+    rankings: dict[str, list[list[Any]]] = {}
     seconds: dict[str, float] = {}
+    found: dict[str, list[bool]] = {}
     for mode in PARTYQA_MODES:
         if mode in wanted:
             t0 = time.perf_counter()
-            rankings[mode] = _engine_rankings(eng, questions, mode, k)
+            rankings[mode], found[mode] = _engine_rankings(eng, questions, mode, k)
             seconds[mode] = time.perf_counter() - t0
             logger.info("  %-9s %6.1fs", mode, seconds[mode])
     if rerank_engine is not None:
         t0 = time.perf_counter()
-        rankings["hybrid+rerank"] = _engine_rankings(rerank_engine, questions, "hybrid", k)
+        rankings["hybrid+rerank"], found["hybrid+rerank"] = _engine_rankings(rerank_engine, questions, "hybrid", k)
         seconds["hybrid+rerank"] = time.perf_counter() - t0
     build: dict[str, float] = {}
     if any(b in wanted for b in BASELINES):
@@ -103,7 +111,7 @@ def run_systems(eng: Any, questions: Sequence[str], k: int = K, systems: Sequenc
                 rankings[name] = systems_[name].search_many(list(questions), k)
                 seconds[name] = time.perf_counter() - t0
                 logger.info("  %-9s %6.1fs", name, seconds[name])
-    return rankings, seconds, build
+    return rankings, seconds, build, found
 
 
 def evaluate_set(name: str, title: str, eng: Any, questions: Sequence[str], ids: Sequence[str],
@@ -114,7 +122,7 @@ def evaluate_set(name: str, title: str, eng: Any, questions: Sequence[str], ids:
     limit = eng.config.max_query_chars
     qs = [" ".join(q.split())[:limit] for q in questions]
     logger.info("%s: %d questions", name, len(qs))
-    rankings, seconds, build = run_systems(eng, qs, k, systems, rerank_engine)
+    rankings, seconds, build, found = run_systems(eng, qs, k, systems, rerank_engine)
     out: dict[str, Any] = {"set": name, "title": title, "when": now_iso(), "index": index_info, "k": k,
                            "questions": len(qs), "subsets": {s: len(i) for s, i in subsets.items()},
                            "gold_kinds": list(gold), "baseline_build_seconds": build, "systems": {},
@@ -124,6 +132,8 @@ def evaluate_set(name: str, title: str, eng: Any, questions: Sequence[str], ids:
         secs = max(seconds[system], 1e-3)
         out["systems"][system] = {"metrics": table, "seconds": round(secs, 3),
                                   "questions_per_second": round(len(qs) / secs, 1)}
+        if system in found:
+            out["systems"][system]["answer_found_rate"] = round(sum(found[system]) / max(1, len(qs)), 4)
         out["per_question"]["ranks"][system] = per_q
     if extra:
         out.update(extra)
@@ -167,6 +177,24 @@ def run_cmrc(work: Path, n_contexts: int | None = None, max_questions: int | Non
             rr.close()
 
 
+def evaluate_offtopic(eng: Any, index_info: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
+    """Questions nothing in the corpus answers: the share each PartyQA mode still flags answer_found (false answers)."""
+    rows = load_offtopic(path or OFFTOPIC)
+    qs = [r["question"] for r in rows]
+    out: dict[str, Any] = {"set": "offtopic", "title": "Off-topic questions (nothing in the corpus answers them)",
+                           "when": now_iso(), "index": index_info, "questions": len(qs), "systems": {},
+                           "kinds": sorted({r["kind"] for r in rows})}
+    for mode in PARTYQA_MODES:
+        _, found = _engine_rankings(eng, qs, mode, 5)
+        by_kind: dict[str, list[bool]] = {}
+        for r, f in zip(rows, found):
+            by_kind.setdefault(r["kind"], []).append(f)
+        out["systems"][mode] = {"false_answer_rate": round(sum(found) / max(1, len(found)), 4),
+                                "by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())},
+                                "false_answers": [q for q, f in zip(qs, found) if f]}
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------- party-docs
 def party_files() -> list[str]:
     """The files corpus.jsonl lists, as paths relative to party-docs (its doc ids without the prefix)."""
@@ -202,6 +230,15 @@ def run_party(work: Path, systems: Sequence[str] | None = None) -> dict[str, dic
             "dev", f"Dev questions, paraphrased (whole party-docs + seed, {info['passages']} passages)", eng,
             [r["question"] for r in rows], [str(r["line"]) for r in rows], devset.gold_sets(rows, passages),
             devset.subsets(rows), info, systems=systems, rerank_engine=rr, extra={"index_problems": problems})
+        if HELDOUT.is_file():
+            rows = devset.load_questions(HELDOUT)
+            results["heldout"] = evaluate_set(
+                "heldout", f"Held-out paraphrases (never used to choose a setting; {info['passages']} passages)", eng,
+                [r["question"] for r in rows], [str(r["line"]) for r in rows], devset.gold_sets(rows, passages),
+                devset.subsets(rows), info, systems=systems, rerank_engine=rr,
+                extra={"index_problems": devset.check_against_index(eng, rows)})
+        if OFFTOPIC.is_file():
+            results["offtopic"] = evaluate_offtopic(eng, info)
     finally:
         eng.close()
         if rr is not None:

@@ -34,6 +34,8 @@ SUMMARY_ROWS = [
     ("quiz", "doc", "all", "Party quiz, gold document"),
     ("dev", "passage", "all", "Dev questions, gold passage"),
     ("dev", "passage", "low_overlap", "Dev questions, low-overlap"),
+    ("heldout", "passage", "all", "Held-out paraphrases, gold passage"),
+    ("heldout", "passage", "low_overlap", "Held-out paraphrases, low-overlap"),
 ]
 SUBSET_LABEL = {"all": "all", "low_overlap": "low overlap", "high_overlap": "high overlap", "seed": "seed essay",
                 "regs": "regulations", "fill_in": "fill-in-the-blank bank", "choice": "choice banks"}
@@ -91,7 +93,7 @@ def _bold_best(values: list[float | None]) -> list[str]:
 def load_results(results: Path) -> dict[str, Any]:
     """Every result file of a full run that exists, by name."""
     out: dict[str, Any] = {}
-    for name in ("cmrc", "quiz", "dev"):
+    for name in ("cmrc", "quiz", "dev", "heldout", "offtopic"):
         p = results / f"quality-{name}.json"
         if p.exists():
             out[name] = read_json(p)
@@ -112,13 +114,15 @@ def load_results(results: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- verdicts
-SET_LABEL = {"cmrc": "CMRC dev", "quiz": "Party quiz", "dev": "Dev questions"}
+SET_LABEL = {"cmrc": "CMRC dev", "quiz": "Party quiz", "dev": "Dev questions", "heldout": "Held-out paraphrases"}
 # (subset, gold kind) rows of each set's detail table; the verdicts cover all of them
 DETAIL = {
     "cmrc": [("all", "context"), ("low_overlap", "context"), ("high_overlap", "context")],
     "quiz": [("all", "passage"), ("all", "doc"), ("fill_in", "passage"), ("choice", "passage")],
     "dev": [("all", "passage"), ("low_overlap", "passage"), ("high_overlap", "passage"), ("seed", "passage"),
             ("regs", "passage"), ("all", "text"), ("all", "doc")],
+    "heldout": [("all", "passage"), ("low_overlap", "passage"), ("high_overlap", "passage"), ("seed", "passage"),
+                ("regs", "passage"), ("all", "text"), ("all", "doc")],
 }
 
 
@@ -378,7 +382,47 @@ def section_quality(data: dict[str, Any]) -> list[str]:
         if dv.get("index_problems"):
             lines += [f"{len(dv['index_problems'])} gold spans are not inside one indexed passage and count as "
                       "misses for every system.", ""]
+    ho = data.get("heldout")
+    if ho:
+        lines += [f"### Held-out paraphrases ({ho['questions']} questions, same index)", "",
+                  "Written after the fusion default was chosen (`bench/heldout_questions.jsonl`, same rules as the dev "
+                  "questions: paraphrases, never copied sentences, a verbatim 10–30 character gold span); no setting "
+                  "was chosen on them.", ""]
+        lines += _set_table(ho, "passage") + [""]
+        lines += _subset_table(ho, DETAIL["heldout"][1:]) + [""]
+    lines += section_no_answer(data)
     return lines
+
+
+def section_no_answer(data: dict[str, Any]) -> list[str]:
+    """answer_found rates: on-topic sets (should stay true) and the off-topic set (should be false)."""
+    off = data.get("offtopic")
+    sets = [(n, data[n]) for n in ("quiz", "dev", "heldout", "cmrc") if data.get(n)]
+    if not off and not sets:
+        return []
+    modes = [m for m in PARTYQA if any(m in r["systems"] for _, r in sets) or (off and m in off["systems"])]
+    lines = ["### Honest “no direct answer”", "",
+             "`answer_found` is true when the top hit's confidence reaches `PARTYQA_MIN_CONFIDENCE` (see "
+             "`indexer/rank.py`). On-topic sets: the share of questions that keep `answer_found = true` (higher is "
+             "better). Off-topic set (`bench/offtopic_questions.jsonl`: weather, sports, cooking, programming, "
+             "random strings, near-domain administrative questions the corpus does not answer, …): the false-answer "
+             "rate, the share still flagged as answered (lower is better).", "",
+             "| set | n | " + " | ".join(SHORT[m] for m in modes) + " |", "|---|---|" + "---|" * len(modes)]
+    for name, res in sets:
+        vals = [res["systems"].get(m, {}).get("answer_found_rate") for m in modes]
+        lines.append(f"| {SET_LABEL[name]}: answer_found | {res['questions']} | " + " | ".join(_f(v) for v in vals)
+                     + " |")
+    if off:
+        vals = [off["systems"].get(m, {}).get("false_answer_rate") for m in modes]
+        lines.append(f"| Off-topic: false-answer rate | {off['questions']} | " + " | ".join(_f(v) for v in vals)
+                     + " |")
+        hy = off["systems"].get("hybrid")
+        if hy:
+            lines += ["", "Hybrid false-answer rate by kind: " + ", ".join(f"{k} {_f(v, 2)}" for k, v in
+                                                                         hy["by_kind"].items()) + "."]
+            if hy.get("false_answers"):
+                lines += ["Off-topic questions hybrid still answers: " + "；".join(hy["false_answers"][:12]) + "."]
+    return lines + [""]
 
 
 def section_speed(data: dict[str, Any]) -> list[str]:

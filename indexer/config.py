@@ -22,9 +22,15 @@ class Config:
     reranker: str = ""  # a sentence-transformers CrossEncoder folder; empty = off
     mode: str = "hybrid"
     k: int = 5
-    rrf_k: int = 60
-    keyword_weight: float = 1.0
-    semantic_weight: float = 1.0
+    fusion: str = "convex"  # "convex" (normalised scores, one weight; measured best) or "rrf"
+    alpha: float = 0.5  # convex fusion: the semantic half's share of the fused score (keyword gets 1 - alpha)
+    semantic_floor: float = 0.7  # cosine that normalises to 0 (e5 puts unrelated text near 0.7, not at -1)
+    verbatim_coverage: float = 0.9  # questions whose terms the best keyword passage covers this well ...
+    verbatim_shift: float = 0.0  # ... give the semantic half this much less weight (near-verbatim questions)
+    min_confidence: float = 0.5  # below this confidence of the top hit, answer_found is false ("未找到直接回答")
+    rrf_k: int = 60  # fusion="rrf" only
+    keyword_weight: float = 1.0  # fusion="rrf" only
+    semantic_weight: float = 1.0  # fusion="rrf" only
     candidates: int = 50  # per-half candidate depth before fusion
     expand_semantic: bool = False  # also append synonym expansions to the text the embedding model sees
     max_query_chars: int = 500

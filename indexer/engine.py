@@ -48,6 +48,7 @@ from .split import split_document
 from .store import KeywordHit
 from .types import Document, IndexLockedError, IngestError, PartyQAError, Passage, QueryError, RawDocument
 from .vectors import EmbeddingCache, NumpyVectorIndex, embed_passages
+from .versions import VersionInfo, version_families
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ class Engine:
         self._encoder: Encoder | None = None
         self._reranker: Any = None
         self._reranker_loaded = False
+        self._versions_cache: tuple[int, dict[str, VersionInfo]] | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="partyqa-encode")
         if not (self.root / "CURRENT").exists():
             if not _rebuilding and ((self.root / REBUILD_MARKER).exists() or _committed_generations(self.root)):
@@ -826,8 +828,21 @@ class Engine:
         if semantic_job is not None:
             semantic_lists = semantic_job.result()
         reranker = self._reranker_for_search()
-        return [rank(gen.passages, q, kw_hits, sem_hits, k, mode, self.config, reranker, docs=allowed)
+        versions = self._versions(gen)
+        return [rank(gen.passages, q, kw_hits, sem_hits, k, mode, self.config, reranker, docs=allowed,
+                     versions=versions)
                 for q, kw_hits, sem_hits in zip(qs, keyword_lists, semantic_lists)]
+
+    def _versions(self, gen: _Generation) -> dict[str, VersionInfo]:
+        """Which documents are versions of one regulation, and which is current (computed once per generation)."""
+        cached = self._versions_cache
+        if cached is not None and cached[0] == gen.number:
+            return cached[1]
+        docs = {d: {"title": m.get("title", ""), "text": gen.texts.get(d, ""), "meta": m.get("meta")}
+                for d, m in gen.manifest["documents"].items()}
+        found = version_families(docs)
+        self._versions_cache = (gen.number, found)
+        return found
 
     @staticmethod
     def _validate_docs(gen: _Generation, docs: Sequence[str] | None) -> set[str] | None:

@@ -6,6 +6,7 @@ import re
 from typing import Sequence
 
 from .analyzer import fold
+from .noise import is_noise_line
 from .split import sentence_spans
 
 _CJK_OR_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
@@ -54,16 +55,19 @@ def best_sentence(text: str, question: str, terms: Sequence[str]) -> tuple[int, 
         return 0, len(text)
     q_bigrams = _bigrams(_units(fold(question)))
     lowered_terms = [t.lower() for t in dict.fromkeys(terms) if t.strip()]
-    best, best_score = spans[0], -1.0
+    best, best_score = spans[0], float("-inf")
     for start, end in spans:
         sentence = fold(text[start:end])
         low = sentence.lower()
         term_score = sum(math.log1p(len(t)) * 2.0 for t in lowered_terms if t in low)
         units = _units(sentence)
         overlap = len(q_bigrams & _bigrams(units)) if q_bigrams else 0
-        # Tiny fragments (headings, "等等。") rarely answer anything: damp them.
+        # Tiny fragments (headings, "等等。") rarely answer anything: damp them; a table row or form line never
+        # answers while any prose sentence is there.
         length_factor = min(1.0, len(units) / 12.0)
         score = (term_score + overlap) * (0.5 + 0.5 * length_factor)
+        if is_noise_line(sentence):
+            score = score * 0.01 - 1.0
         if score > best_score:
             best, best_score = (start, end), score
     return best

@@ -1,57 +1,180 @@
-"""Ranking: fuse the two halves' candidates, judge whether there is an answer, and build the hit records.
+"""Ranking: fuse the two halves' candidates, fold near-duplicates, judge whether there is an answer, build hits.
 
 Pure with respect to storage: it reads passages by pid from a mapping, so every backend gets identical hits.
 """
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
-from .analyzer import expand_query, fold, query_terms
+from .analyzer import expand_query, fold, query_terms, weighted_query_terms
 from .config import Config
-from .fuse import rrf
+from .fuse import Fused, convex, rrf
 from .highlight import best_sentence, matched_terms, term_spans
+from .noise import noise_share
 from .store import KeywordHit
 from .types import Passage
+from .versions import VersionInfo
+
+# A passage that is all table rows / form lines keeps this share of its fused score (prose keeps all of it): low
+# enough that answering prose passes a form repeating the question's words; a table that alone matches still shows.
+NOISE_KEEP = 0.3
+# Sub-words of a longer query word count this much toward coverage (as in the keyword half's query weights).
+SUBWORD_WEIGHT = 0.3
+# Near-duplicate test: character 4-gram shingles; two passages are one answer when this share of the smaller
+# one's shingles occurs in the other (article text repeated across versions, an abstract repeating a paragraph).
+SHINGLE = 4
+FOLD_CONTAINMENT = 0.6
+_NOT_TEXT = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
 class Results(list):
     """The hits of one question, best first (a plain list of hit dicts), plus what is known about the answer."""
 
-    def __init__(self, hits: Sequence[dict[str, Any]] = (), answer_found: bool = True, confidence: float = 0.0):
+    def __init__(self, hits: Sequence[dict[str, Any]] = (), answer_found: bool = True, confidence: float = 0.0,
+                 doc_counts: Mapping[str, int] | None = None, signals: "Signals | None" = None):
         super().__init__(hits)
         self.answer_found = answer_found
         self.confidence = confidence
+        self.doc_counts = dict(doc_counts or {})  # candidates per document for this question
+        self.signals = signals
 
     def envelope(self) -> dict[str, Any]:
         """The per-question fields the JSON APIs put beside the hit list."""
         return {"answer_found": self.answer_found, "confidence": round(float(self.confidence), 4)}
 
 
-def fuse(kw_hits: Sequence[KeywordHit], sem_hits: Sequence[tuple[str, float]], mode: str, config: Config,
-         known: Callable[[str], bool]) -> tuple[list[tuple[str, float, dict[str, int]]], dict[str, float]]:
-    """The fused candidate list (pid, score, {half: rank}) best first, and the score each pid is shown with."""
-    kw_ids = [h.pid for h in kw_hits if known(h.pid)]
-    sem_ids = [pid for pid, _ in sem_hits if known(pid)]
+@dataclass
+class Signals:
+    """What the two halves say about one question, for the fusion weight and the answer confidence."""
+
+    coverage: float  # share of the question's (length-weighted) terms found in the best keyword passage
+    semantic_top: float  # cosine of the best semantic passage (0 when the half did not run)
+    agree: bool  # the best passage of each half is among the other half's first five
+
+
+def question_signals(question: str, passages: Mapping[str, Passage], kw: Sequence[tuple[str, float]],
+                     sem: Sequence[tuple[str, float]]) -> Signals:
+    """Signals of one question from its candidate lists (already restricted to known passages)."""
+    coverage = 0.0
+    if kw:
+        weighted = weighted_query_terms(question, SUBWORD_WEIGHT)
+        total = sum(w * len(t) for t, w in weighted)
+        if total:
+            text = fold(passages[kw[0][0]].text).lower()
+            coverage = sum(w * len(t) for t, w in weighted if t in text) / total
+    sem_top = float(sem[0][1]) if sem else 0.0
+    agree = bool(kw and sem) and (kw[0][0] in {p for p, _ in sem[:5]} or sem[0][0] in {p for p, _ in kw[:5]})
+    return Signals(coverage=coverage, semantic_top=sem_top, agree=agree)
+
+
+def answer_confidence(sig: Signals, mode: str) -> float:
+    """A probability-like confidence that the top hit answers the question (logistic in the signals)."""
+    z = CONF_BIAS + CONF_COVERAGE * sig.coverage + CONF_AGREE * sig.agree
+    if mode != "keyword" and sig.semantic_top:
+        z += CONF_SEMANTIC * (sig.semantic_top - SEMANTIC_CENTRE)
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+# Fitted by `python -m bench.fusion fit` (logistic regression) on the tuning questions; see bench/NOTES.md.
+CONF_BIAS = -2.0
+CONF_COVERAGE = 4.0
+CONF_AGREE = 1.0
+CONF_SEMANTIC = 20.0
+SEMANTIC_CENTRE = 0.8
+
+
+def fuse(kw: Sequence[tuple[str, float]], sem: Sequence[tuple[str, float]], mode: str, config: Config,
+         sig: Signals | None = None) -> Fused:
+    """The fused candidate list (pid, score, {half: rank}) best first."""
     if mode == "keyword":
-        return rrf({"keyword": kw_ids}, k=config.rrf_k), {h.pid: h.score for h in kw_hits}
+        return convex({"keyword": kw}, {"keyword": 1.0}, {"keyword": 0.0})
     if mode == "semantic":
-        return rrf({"semantic": sem_ids}, k=config.rrf_k), dict(sem_hits)
-    fused = rrf({"keyword": kw_ids, "semantic": sem_ids},
-                weights={"keyword": config.keyword_weight, "semantic": config.semantic_weight}, k=config.rrf_k)
-    return fused, {pid: s for pid, s, _ in fused}
+        return convex({"semantic": sem}, {"semantic": 1.0}, {"semantic": config.semantic_floor})
+    if config.fusion == "rrf":
+        return rrf({"keyword": [p for p, _ in kw], "semantic": [p for p, _ in sem]},
+                   weights={"keyword": config.keyword_weight, "semantic": config.semantic_weight}, k=config.rrf_k)
+    alpha = semantic_share(config, sig)
+    return convex({"keyword": kw, "semantic": sem}, {"keyword": 1.0 - alpha, "semantic": alpha},
+                  {"keyword": 0.0, "semantic": config.semantic_floor})
 
 
-def rerank(reranker: Any, passages: Mapping[str, Passage], question: str, fused: list, k: int,
-           scores: dict[str, float]) -> list:
+def semantic_share(config: Config, sig: Signals | None) -> float:
+    """The semantic half's weight for one question: ``config.alpha``, lowered for near-verbatim questions."""
+    alpha = config.alpha
+    if sig is not None and config.verbatim_shift and sig.coverage >= config.verbatim_coverage:
+        alpha = max(0.0, alpha - config.verbatim_shift)
+    return alpha
+
+
+@lru_cache(maxsize=100_000)
+def _noise(text: str) -> float:
+    return noise_share(text)
+
+
+@lru_cache(maxsize=100_000)
+def shingles(text: str) -> frozenset[str]:
+    """Character 4-grams of a passage's letters and digits (punctuation and spacing ignored)."""
+    s = _NOT_TEXT.sub("", fold(text).lower())
+    if len(s) <= SHINGLE:
+        return frozenset([s]) if s else frozenset()
+    return frozenset(s[i:i + SHINGLE] for i in range(len(s) - SHINGLE + 1))
+
+
+def near_duplicate(a: str, b: str) -> bool:
+    """True when most of the shorter passage's text also stands in the other."""
+    sa, sb = shingles(a), shingles(b)
+    small = min(len(sa), len(sb))
+    return small > 0 and len(sa & sb) >= FOLD_CONTAINMENT * small
+
+
+def demote_noise(fused: Fused, passages: Mapping[str, Passage]) -> Fused:
+    """Scale each candidate's score by how much of it is prose, then reorder (stable for equal scores)."""
+    out = [(pid, s * (1.0 - (1.0 - NOISE_KEEP) * _noise(passages[pid].text)), r) for pid, s, r in fused]
+    out.sort(key=lambda x: -x[1])
+    return out
+
+
+def fold_duplicates(fused: Fused, passages: Mapping[str, Passage], k: int,
+                    versions: Mapping[str, VersionInfo]) -> list[list[tuple[str, float, dict[str, int]]]]:
+    """Group near-identical candidates (best first) until ``k`` groups are formed; within a group of versions of
+    one regulation the current version leads, else the best-ranked passage."""
+    groups: list[list[tuple[str, float, dict[str, int]]]] = []
+    for item in fused:
+        text = passages[item[0]].text
+        for group in groups:
+            if near_duplicate(passages[group[0][0]].text, text):
+                group.append(item)
+                break
+        else:
+            if len(groups) >= k:
+                continue  # only candidates that fold into a kept group matter past k
+            groups.append([item])
+    for group in groups:
+        lead = max(range(len(group)), key=lambda i: (_is_current(versions, passages[group[i][0]].doc_id), -i))
+        if lead:
+            best_score = group[0][1]
+            group.insert(0, group.pop(lead))
+            group[0] = (group[0][0], best_score, {**group[1][2], **group[0][2]})
+    return groups
+
+
+def _is_current(versions: Mapping[str, VersionInfo], doc_id: str) -> bool:
+    info = versions.get(doc_id)
+    return info is not None and info.status == "current"
+
+
+def rerank(reranker: Any, passages: Mapping[str, Passage], question: str, fused: Fused, k: int) -> Fused:
     """Reorder the head of the fused list with a cross-encoder (when one is configured)."""
     if reranker is None:
         return fused
     head = fused[: max(k * 4, 20)]
     rr = reranker.rerank(question, [passages[pid].text for pid, _, _ in head])
     order = sorted(range(len(head)), key=lambda i: -rr[i])
-    for i in order:
-        scores[head[i][0]] = float(rr[i])
-    return [head[i] for i in order] + fused[len(head):]
+    return [(head[i][0], float(rr[i]), head[i][2]) for i in order] + fused[len(head):]
 
 
 def build_hit(rank: int, p: Passage, question: str, q_terms: Sequence[str], kw_terms: Sequence[str] | None,
@@ -70,20 +193,43 @@ def build_hit(rank: int, p: Passage, question: str, q_terms: Sequence[str], kw_t
     }
 
 
+def _version_fields(versions: Mapping[str, VersionInfo], doc_id: str) -> dict[str, Any]:
+    info = versions.get(doc_id)
+    return {"version_status": info.status if info else None, "version_label": info.label if info else None}
+
+
 def rank(passages: Mapping[str, Passage], question: str, kw_hits: Sequence[KeywordHit],
          sem_hits: Sequence[tuple[str, float]], k: int, mode: str, config: Config, reranker: Any = None,
-         docs: set[str] | None = None) -> Results:
+         docs: set[str] | None = None, versions: Mapping[str, VersionInfo] | None = None) -> Results:
     """The top-k hits of one question from both halves' candidates (only from ``docs`` when given)."""
+    versions = versions or {}
+    known: Callable[[str], bool]
     if docs is None:
         known = passages.__contains__
     else:
         def known(pid: str) -> bool:
             p = passages.get(pid)
             return p is not None and p.doc_id in docs
-    fused, scores = fuse(kw_hits, sem_hits, mode, config, known)
-    fused = rerank(reranker, passages, question, fused, k, scores)
+    kw = [(h.pid, h.score) for h in kw_hits if known(h.pid)] if mode != "semantic" else []
+    sem = [(pid, s) for pid, s in sem_hits if known(pid)] if mode != "keyword" else []
+    sig = question_signals(question, passages, kw, sem)
+    fused = demote_noise(fuse(kw, sem, mode, config, sig), passages)
+    fused = rerank(reranker, passages, question, fused, k)
+    groups = fold_duplicates(fused, passages, k, versions)
     q_terms = query_terms(expand_query(question))
     kw_terms = {h.pid: h.terms for h in kw_hits}
-    hits = [build_hit(i, passages[pid], question, q_terms, kw_terms.get(pid), scores.get(pid, 0.0), ranks)
-            for i, (pid, _, ranks) in enumerate(fused[:k], start=1)]
-    return Results(hits, answer_found=bool(hits))
+    hits = []
+    for i, group in enumerate(groups, start=1):
+        pid, score, ranks = group[0]
+        hit = build_hit(i, passages[pid], question, q_terms, kw_terms.get(pid), score, ranks)
+        hit.update(_version_fields(versions, hit["doc_id"]))
+        hit["also_in"] = [{"pid": other, "doc_id": passages[other].doc_id, "title": passages[other].title,
+                           "section": passages[other].section, **_version_fields(versions, passages[other].doc_id)}
+                          for other, _, _ in group[1:]]
+        hits.append(hit)
+    confidence = answer_confidence(sig, mode) if hits else 0.0
+    counts: dict[str, int] = {}
+    for pid, _, _ in fused:
+        counts[passages[pid].doc_id] = counts.get(passages[pid].doc_id, 0) + 1
+    return Results(hits, answer_found=bool(hits) and confidence >= config.min_confidence, confidence=confidence,
+                   doc_counts=counts, signals=sig)

@@ -1,0 +1,206 @@
+"""Choosing the fusion default and the answer-confidence model on *tuning* questions, reporting on the others.
+
+Each question's two candidate lists (keyword and semantic, 50 deep, exactly what the engine fuses) are collected
+once from a built index; every variant is then ranked by ``indexer.rank.rank`` itself, so what is chosen here is
+what the engine does.
+
+    .venv/bin/python -m bench.fusion grid   # needs the party index of a full quality run (bench/results/work/party)
+    .venv/bin/python -m bench.fusion fit    # logistic fit of the answer confidence (tuning half of every set)
+
+Tuning questions: the half of the quiz items, of the dev questions and of the off-topic questions whose
+``stable_key`` is even. Held out: the other halves and every question of bench/heldout_questions.jsonl.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import devset, quiz
+from .common import BENCH, WORK, apply_stand_in, setup_logging, shared_missing, stable_key
+from .metrics import first_rank, hit_in
+
+OFFTOPIC = BENCH / "offtopic_questions.jsonl"
+HELDOUT = BENCH / "heldout_questions.jsonl"
+
+
+def is_tuning(key: str) -> bool:
+    """The stable half of a set that settings may be chosen on."""
+    return int(stable_key(key)[:8], 16) % 2 == 0
+
+
+def load_offtopic(path: Path = OFFTOPIC) -> list[dict[str, Any]]:
+    """The off-topic questions (nothing in the corpus answers them), each with ``kind``."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@dataclasses.dataclass
+class Question:
+    """One question with its gold pids (empty for off-topic) and the set and split it belongs to."""
+
+    text: str
+    key: str
+    set: str
+    gold: set[str]
+    tuning: bool
+    subset: str = ""
+
+
+def party_questions(passages: Any) -> list[Question]:
+    """Quiz, dev, held-out and off-topic questions over the party-docs index."""
+    out: list[Question] = []
+    items, _ = quiz.attach_gold(quiz.load_items(), passages)
+    for it in items:
+        out.append(Question(it["question"], f"quiz:{it['id']}", "quiz", set(it["gold_pids"]),
+                            is_tuning(f"quiz:{it['id']}")))
+    for name, path in (("dev", devset.DEV_QUESTIONS), ("heldout", HELDOUT)):
+        if not path.is_file():
+            continue
+        rows = devset.load_questions(path)
+        gold = devset.gold_sets(rows, passages)["passage"]
+        for r, g in zip(rows, gold):
+            key = f"{name}:{r['line']}"
+            out.append(Question(r["question"], key, name, g, name == "dev" and is_tuning(key),
+                                f"{r['set']}/{'low' if r['low_overlap'] else 'high'}"))
+    if OFFTOPIC.is_file():
+        for i, r in enumerate(load_offtopic()):
+            key = f"off:{i}"
+            out.append(Question(r["question"], key, "offtopic", set(), is_tuning(key), r.get("kind", "")))
+    return out
+
+
+def collect(eng: Any, questions: Sequence[Question]) -> list[tuple[list, list]]:
+    """Both halves' raw candidate lists for every question (one batched query encoding)."""
+    from indexer.analyzer import expand_query
+
+    gen = eng._state()
+    depth = eng.config.candidates
+    texts = [" ".join(q.text.split())[: eng.config.max_query_chars] for q in questions]
+    vecs = eng.encoder.encode_queries(texts)
+    sem = gen.vectors.search_many(vecs, depth)
+    kw = [gen.keyword.search(expand_query(t), depth) for t in texts]
+    return list(zip(kw, sem))
+
+
+def run_variant(eng: Any, questions: Sequence[Question], cands: Sequence[tuple[list, list]], mode: str,
+                k: int = 10, **overrides: Any) -> list[Any]:
+    """Rank every question with one configuration; returns the Results."""
+    from indexer.rank import rank
+
+    cfg = dataclasses.replace(eng.config, **overrides)
+    gen = eng._state()
+    versions = eng._versions(gen)
+    return [rank(gen.passages, q.text, kw, sem, k, mode, cfg, versions=versions)
+            for q, (kw, sem) in zip(questions, cands)]
+
+
+def gold_rank(hits: Sequence[dict[str, Any]], gold: set[str]) -> int | None:
+    """Rank of the first hit that is, or folds in, a gold passage."""
+    return first_rank(hits, lambda h: hit_in((h["pid"], *(a["pid"] for a in h.get("also_in", ()))), gold))
+
+
+def table(questions: Sequence[Question], results: Sequence[Any], tuning: bool | None) -> dict[str, dict[str, float]]:
+    """R@5 and MRR@10 per set (on-topic sets) and answer_found rates, for the tuning or held-out half (or all)."""
+    out: dict[str, dict[str, float]] = {}
+    for name in ("quiz", "dev", "heldout", "offtopic"):
+        rows = [(q, r) for q, r in zip(questions, results) if q.set == name and (tuning is None or q.tuning == tuning)]
+        if not rows:
+            continue
+        found = sum(1 for _, r in rows if r.answer_found) / len(rows)
+        if name == "offtopic":
+            out[name] = {"n": len(rows), "false_answer_rate": round(found, 3)}
+            continue
+        ranks = [gold_rank(r, q.gold) for q, r in rows]
+        out[name] = {"n": len(rows), "R@5": round(sum(1 for x in ranks if x and x <= 5) / len(rows), 3),
+                     "MRR@10": round(sum(1 / x for x in ranks if x and x <= 10) / len(rows), 3),
+                     "answer_found": round(found, 3)}
+    return out
+
+
+GRID = [
+    {"fusion": "rrf"},
+    *({"fusion": "convex", "alpha": a, "semantic_floor": f} for a in (0.2, 0.3, 0.4, 0.5, 0.6) for f in (None, 0.7)),
+    *({"fusion": "convex", "alpha": 0.5, "semantic_floor": 0.7, "verbatim_shift": s, "verbatim_coverage": c}
+      for s in (0.2, 0.3) for c in (0.8, 0.9)),
+]
+
+
+def open_party(work: Path) -> Any:
+    """The party-docs index of the last quality run."""
+    from indexer import Config, Engine
+
+    index = work / "party" / "index"
+    if not (index / "CURRENT").is_file():
+        raise SystemExit(f"no party index at {index}: run `python -m bench.quality --sets party` first")
+    return Engine.open(index, Config.from_env(reranker=""))
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    """Score every grid point on the tuning half, print the held-out half for the chosen one."""
+    eng = open_party(args.work)
+    qs = party_questions(eng._state().passages)
+    cands = collect(eng, qs)
+    rows = []
+    for mode in ("keyword", "semantic"):
+        res = run_variant(eng, qs, cands, mode)
+        rows.append(({"mode": mode}, table(qs, res, True), table(qs, res, False)))
+    for point in GRID:
+        res = run_variant(eng, qs, cands, "hybrid", **point)
+        rows.append(({"mode": "hybrid", **point}, table(qs, res, True), table(qs, res, False)))
+    for point, tune, held in rows:
+        print(json.dumps({"point": point, "tuning": tune, "heldout": held}, ensure_ascii=False))
+    return 0
+
+
+def features(results: Sequence[Any]) -> np.ndarray:
+    """The confidence model's inputs per question: coverage, agreement, semantic top cosine (centred)."""
+    from indexer import rank as r
+
+    return np.array([[s.coverage, float(s.agree), s.semantic_top - r.SEMANTIC_CENTRE] for s in
+                     (res.signals for res in results)], dtype=np.float64)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Logistic regression of 'the top-5 holds a gold passage' against the signals, on the tuning half."""
+    eng = open_party(args.work)
+    qs = party_questions(eng._state().passages)
+    cands = collect(eng, qs)
+    res = run_variant(eng, qs, cands, "hybrid")
+    x = features(res)
+    y = np.array([1.0 if q.gold and (gold_rank(r, q.gold) or 99) <= 5 else 0.0 for q, r in zip(qs, res)])
+    tune = np.array([q.tuning for q in qs])
+    # balance on-topic and off-topic weight so the small off-topic set is not drowned out
+    off = np.array([q.set == "offtopic" for q in qs])
+    w = np.where(off, (~off & tune).sum() / max(1, (off & tune).sum()), 1.0) * tune
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    beta = np.zeros(xb.shape[1])
+    for _ in range(20000):
+        p = 1 / (1 + np.exp(-xb @ beta))
+        beta -= 0.5 * (xb.T @ (w * (p - y))) / w.sum() + 1e-3 * np.r_[0, beta[1:]]
+    print(json.dumps({"bias": beta[0], "coverage": beta[1], "agree": beta[2], "semantic": beta[3]}))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=("grid", "fit"))
+    ap.add_argument("--work", type=Path, default=WORK)
+    args = ap.parse_args(argv)
+    setup_logging()
+    apply_stand_in()
+    reason = shared_missing()
+    if reason:
+        print(f"SKIP fusion: {reason}", file=sys.stderr)
+        return 0
+    return {"grid": cmd_grid, "fit": cmd_fit}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
