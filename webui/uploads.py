@@ -106,7 +106,7 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 def bilingual_reason(reason: str) -> str:
     """An ingest error reason in the "中文 / English" form (reasons that already start in Chinese are kept)."""
     text = str(reason or "").strip()
-    if not text or (_HAN.match(text) and " / " in text):
+    if not text or (" / " in text and _HAN.search(text.split(" / ")[0])):
         return text
     parts = []
     for piece in text.split("; line "):  # a .jsonl's skipped lines are joined into one reason
