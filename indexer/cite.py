@@ -13,11 +13,14 @@ __all__ = ["citation", "cited_document", "is_document_name"]
 
 SECTION_SEP = re.compile(r"\s*[>›»]\s*")
 
-# Names of party rules and official documents end with one of these (before an optional （试行）-style note).
-_DOC_SUFFIXES = ("条例", "规定", "细则", "办法", "准则", "规则", "章程", "意见", "通知", "决定", "决议", "报告", "纲要",
-                 "规划", "方案", "守则", "公报", "手册", "法规")
+# Names of party rules end with one of these (before an optional （试行）-style note).
+_RULE_SUFFIXES = ("条例", "规定", "细则", "办法", "准则", "规则", "章程", "守则", "规程", "法规")
+# Genre words that also end form labels (审批意见, 特此通知): a name only with 关于… or a 中国共产党/中共 lead.
+_GENRE_SUFFIXES = ("意见", "通知", "决定", "决议", "报告", "纲要", "规划", "方案", "公报", "手册")
 _NOTE = r"(?:[（(][^（）()]{1,16}[)）])*"  # （试行） （2023年修订） (2018年版)
-_DOC_NAME_RE = re.compile(rf"^[^\s，,。；;：:！？!?]{{2,60}}?(?:{'|'.join(_DOC_SUFFIXES)}){_NOTE}$")
+_NAME = r"[^\s，,。；;：:！？!?]{2,60}?"
+_RULE_RE = re.compile(rf"^{_NAME}(?:{'|'.join(_RULE_SUFFIXES)}){_NOTE}$")
+_GENRE_RE = re.compile(rf"^(?:关于|中国共产党|中共){_NAME}(?:{'|'.join(_GENRE_SUFFIXES)}){_NOTE}$")
 # A heading that starts with numbering is a part of a document, never a document's name.
 _NUMBERED_RE = re.compile(r"^(?:第[一二三四五六七八九十百千零〇两\d]+[编章节条部分款项阶段]|[一二三四五六七八九十百]+[、.．]"
                           r"|[（(][一二三四五六七八九十\d]+[)）]|\d+(?:\.\d+)*[、.．\s])")
@@ -38,9 +41,9 @@ def _strip_quotes(name: str) -> str:
 def is_document_name(heading: str) -> bool:
     """True when a section heading names a document (``中国共产党支部工作条例（试行）``, ``《…》``), not a part of one."""
     h = heading.strip()
-    if not h or len(h) > 80 or _NUMBERED_RE.match(h):
+    if not h or len(h) > 80 or _NUMBERED_RE.match(h) or h.count("《") != h.count("》"):
         return False
-    return bool(_QUOTED_RE.match(h) or _DOC_NAME_RE.match(h))
+    return bool(_QUOTED_RE.match(h) or _RULE_RE.match(h) or _GENRE_RE.match(h))
 
 
 def cited_document(p: Any) -> tuple[str, list[str]]:

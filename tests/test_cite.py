@@ -71,6 +71,10 @@ def test_compiled_handbook_cites_the_regulation_not_the_handbook():
     ("二、制度建设不放松,狠抓制度落实工作,严格监督监管工作,做好监督者", False),
     ("（三）组织生活的有关规定", False),
     ("总则", False),
+    ("关于印发《贵州省发展党员工作规程（试行）》的通知", True),
+    ("基层党委审批意见", False),
+    ("特此通知", False),
+    ("管理使用办法（修订）》的通知", False),
     ("", False),
 ])
 def test_is_document_name(heading, expected):

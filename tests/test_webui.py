@@ -903,3 +903,49 @@ def test_natural_key_and_doc_filter_parsing():
     assert parse_docs([], known) is None and parse_docs(None, known) is None
     with pytest.raises(ApiError):
         parse_docs(["规"], known)
+
+
+@pytest.fixture(scope="module")
+def handbook(tmp_path_factory):
+    """The compiled handbook party_rules.md (≈700 passages) indexed with the hashing stand-in encoder.
+
+    Semantic quality is irrelevant here (keyword searches, citations, outline); the stand-in avoids ~70 s of
+    encoding. It is set on this engine only, so other tests keep the real model.
+    """
+    from conftest import require_party_docs
+    from bench.common import HashEncoder
+
+    src = require_party_docs() / "partymate" / "party_rules.md"
+    base = tmp_path_factory.mktemp("handbook")
+    (base / "corpus" / "partymate").mkdir(parents=True)
+    shutil.copy(src, base / "corpus" / "partymate" / "party_rules.md")
+    eng = Engine.open(base / "index", Config())
+    eng._encoder = HashEncoder()
+    report = eng.index(base / "corpus")
+    assert not report.errors, report.errors
+    yield eng
+    eng.close()
+
+
+def test_handbook_citations_name_the_regulation_on_every_interface(handbook):
+    c = create_app(handbook, Config()).test_client()
+    q = "党支部委员会会议多久召开一次"
+    doc_id = "partymate/party_rules.md"
+    title = handbook.document(doc_id)["title"]
+    hits = c.get("/api/search", query_string={"q": q, "mode": "keyword", "k": 5}).get_json()["results"]
+    rule_hits = [h for h in hits if h["section"].startswith("中国共产党支部工作条例（试行） > ")]
+    assert rule_hits, [h["section"] for h in hits]
+    for h in rule_hits:
+        assert h["citation"].startswith("《中国共产党支部工作条例（试行）》第") and title not in h["citation"]
+    html = c.get("/", query_string={"q": q, "mode": "keyword", "k": 5}).get_data(as_text=True)
+    assert f'<p class="citation" title="引用">{rule_hits[0]["citation"]}</p>' in html
+    page = c.get(f"/doc/{quote(doc_id)}").get_data(as_text=True)
+    outline = page[page.index('id="outline"'):page.index("</nav>", page.index('id="outline"'))]
+    tops = re.findall(r'class="outline-item depth-1"><a href="#(h-\d+)">([^<]+)</a>', outline)
+    names = [t for _, t in tops]
+    assert names[:2] == ["中国共产党支部工作条例（试行）", "中国共产党党员教育管理工作条例"], names
+    assert "特此通知" not in names and not any(n.endswith("审批意见") for n in names)
+    entries = re.findall(r'<a href="#(h-\d+)">([^<]+)</a>', outline)
+    first_rule = [t for _, t in entries].index("中国共产党支部工作条例（试行）")
+    article = next(a for a, t in entries[first_rule:] if t == "第十二条")
+    assert re.search(rf'id="{article}">(<strong class="article-label">)?第十二条', page)

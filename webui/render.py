@@ -7,7 +7,11 @@ from typing import Any, Callable, Sequence
 
 from markupsafe import Markup, escape
 
+from indexer.cite import is_document_name
+
 logger = logging.getLogger(__name__)
+
+DOC_NAME_LEVEL = 0.5  # above every heading level the splitter gives (1 = top)
 
 _HEADING_RE = re.compile(
     r"^\s*(?:#{1,6}\s+\S"  # markdown headings
@@ -157,6 +161,8 @@ def _lines_html(chunk: str, base: int = 0, highlight: tuple[int, int] | None = N
             continue
         level, shown = heading_info(line)
         label = None if level else article_label(line)
+        if not level and not label and len(line) <= 50 and is_document_name(line):
+            level = DOC_NAME_LEVEL  # a regulation's name on its own line inside a compiled handbook
         answer = False
         if level:
             html = escape(shown)
