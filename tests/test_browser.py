@@ -430,7 +430,9 @@ def test_export_and_batch_downloads(live_server, driver, tmp_path):
     assert "共 3 个问题" in results.text and all(q in results.text for q in questions)
     _shot(driver, "14-batch.png")
     before = {p.name for p in folder.iterdir()}
-    driver.find_element(By.ID, "batch-docx").click()
+    docx_button = driver.find_element(By.ID, "batch-docx")  # the page scrolled to the results: bring it back
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", docx_button)
+    docx_button.click()
     paras = [p.text for p in Docx(str(_wait_download(folder, ".docx", before))).paragraphs]
     for q in questions:
         assert any(q in p for p in paras), q

@@ -83,7 +83,7 @@
     if (!docs.length) {
       var empty = el("tr", "empty-row");
       var cell = el("td", null, "还没有文档，请先上传。");
-      cell.colSpan = 6;
+      cell.colSpan = 7;
       empty.appendChild(cell);
       tbody.appendChild(empty);
     }
@@ -101,6 +101,12 @@
       tr.appendChild(kind);
       tr.appendChild(el("td", "num", String(d.passages)));
       tr.appendChild(el("td", "num size", sizeLabel(d.chars)));
+      var state = el("td", "state");
+      var states = { current: ["badge badge-current", "现行"], historical: ["badge badge-historical", "历史版本"] };
+      var st = states[d.version_status] || ["badge badge-added", "已索引"];
+      state.appendChild(el("span", st[0], st[1]));
+      if (d.version_label) state.appendChild(el("span", "version-label", " " + d.version_label));
+      tr.appendChild(state);
       var date = el("td", "date", formatDate(d.added_at));
       if (d.updated_at && d.updated_at !== d.added_at) date.appendChild(el("div", "updated", "更新 " + formatDate(d.updated_at)));
       tr.appendChild(date);
