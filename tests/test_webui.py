@@ -949,3 +949,19 @@ def test_handbook_citations_name_the_regulation_on_every_interface(handbook):
     first_rule = [t for _, t in entries].index("中国共产党支部工作条例（试行）")
     article = next(a for a, t in entries[first_rule:] if t == "第十二条")
     assert re.search(rf'id="{article}">(<strong class="article-label">)?第十二条', page)
+
+
+def test_csv_export_neutralises_formulas():
+    import csv as _csv
+
+    from webui.export import to_csv
+
+    hit = {"rank": 1, "title": "=HYPERLINK(\"http://x\")", "section": "", "doc_id": "a.txt", "text": "--- 表格47 ---",
+           "best_sentence": "+1", "score": 1.0, "citation": "《甲》"}
+    rows = list(_csv.reader(io.StringIO(to_csv([{"question": "@SUM(A1)", "hits": [hit], "answer_found": True,
+                                                  "confidence": 0.5}]).decode("utf-8-sig"))))
+    header, row = rows[0], rows[1]
+    col = {name.split(" ")[-1]: i for i, name in enumerate(header)}
+    assert row[col["question"]] == "'@SUM(A1)" and row[col["title"]].startswith("'=")
+    assert row[col["text"]] == "'--- 表格47 ---" and row[col["best_sentence"]] == "'+1"
+    assert row[col["citation"]] == "《甲》" and row[col["score"]] == "1.0"

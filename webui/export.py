@@ -18,6 +18,16 @@ MIME = {"csv": "text/csv; charset=utf-8",
         "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell that spreadsheet programs will not run as a formula (text starting with = + - @ gets a ')."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def answer_items(questions: Sequence[str], results: Sequence[Any]) -> list[dict[str, Any]]:
     """Pair each question with its hits and its answer envelope (answer_found, confidence)."""
     items = []
@@ -40,16 +50,18 @@ def to_csv(items: Sequence[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writerow(CSV_HEADER)
+    rows: list[dict[str, Any]] = []
     for item in items:
         base = {"question": item["question"], "answer_found": "是" if item.get("answer_found") else "否",
                 "confidence": item.get("confidence")}
         if not item["hits"]:
-            writer.writerow({**base, "text": "没有找到相关段落"})
+            rows.append({**base, "text": "没有找到相关段落"})
         for h in item["hits"]:
-            writer.writerow({**base, "rank": h.get("rank"), "citation": _cite(h), "title": h.get("title"),
-                             "section": h.get("section"), "doc_id": h.get("doc_id"),
-                             "best_sentence": h.get("best_sentence") if item.get("answer_found") else "",
-                             "text": h.get("text"), "score": h.get("score"), "also_in": _also_in(h)})
+            rows.append({**base, "rank": h.get("rank"), "citation": _cite(h), "title": h.get("title"),
+                         "section": h.get("section"), "doc_id": h.get("doc_id"),
+                         "best_sentence": h.get("best_sentence") if item.get("answer_found") else "",
+                         "text": h.get("text"), "score": h.get("score"), "also_in": _also_in(h)})
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return buf.getvalue().encode("utf-8-sig")
 
 
