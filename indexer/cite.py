@@ -58,5 +58,6 @@ def cited_document(p: Any) -> tuple[str, list[str]]:
 def citation(p: Any) -> str:
     """``《文件名》章 节 条`` for a passage (a Passage, or a dict with ``title`` and ``section``)."""
     name, parts = cited_document(p)
+    name = name.replace("《", "〈").replace("》", "〉")  # a title quoted inside a title takes 〈〉
     head = f"《{name}》" if name else ""
     return head + " ".join(parts)

@@ -84,3 +84,5 @@ def test_is_document_name(heading, expected):
 def test_citation_accepts_dicts_and_avoids_repeating_the_title():
     assert citation({"title": "支部工作规则", "section": "支部工作规则 > 第一章 总则 > 第一条"}) == "《支部工作规则》第一章 总则 第一条"
     assert citation({"title": "《党章》", "section": ""}) == "《党章》"
+    nested = {"title": "汇编", "section": "关于印发《贵州省发展党员工作规程（试行）》的通知 > 第一条"}
+    assert citation(nested) == "《关于印发〈贵州省发展党员工作规程（试行）〉的通知》第一条"
