@@ -705,6 +705,8 @@ def test_results_page_document_picker_counts_and_filter(client, built):
     assert int(counts[RULES_ID]) >= 1 and int(counts[XSS_ID]) >= 1
     filtered = client.get("/", query_string=[("q", "党费"), ("mode", "keyword"), ("doc", XSS_ID)]).get_data(as_text=True)
     assert re.search(rf'value="{XSS_ID}"\s+checked', filtered)
+    kept = dict(re.findall(r'name="doc" value="([^"]+)"[^>]*>.*?data-doc-count="(\d+)"', filtered, re.S))
+    assert kept == counts  # the counts still cover every document while the filter is on
     assert "限定 1 篇文档" in filtered
     titles = re.findall(r'class="result-title" href="[^"]*">([^<]+)</a>', filtered)
     assert titles and set(titles) == {str(escape(built.document(XSS_ID)["title"]))}

@@ -346,8 +346,17 @@ def _sorted_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(docs, key=lambda d: natural_key(str(d.get("doc_id", ""))))
 
 
-def _doc_counts(engine: Any, q: str, mode: str, hits: Any) -> dict[str, int]:
-    """Candidate hits per document for this question: the engine's ``doc_counts``, else a keyword count."""
+def _doc_counts(engine: Any, q: str, mode: str, hits: Any, filtered: bool = False) -> dict[str, int]:
+    """Candidate hits per document for this question: the engine's ``doc_counts``, else a keyword count.
+
+    With a document filter the engine counts only the chosen documents; the picker shows every document's count,
+    so an unfiltered search (one hit built) supplies them.
+    """
+    if filtered:
+        try:
+            hits = engine.search(q, k=1, mode=mode)
+        except PartyQAError:
+            return {}
     counts = getattr(hits, "doc_counts", None)
     if counts is not None:
         return {str(d): int(n) for d, n in dict(counts).items()}
@@ -503,7 +512,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
             for hit in hits:
                 _decorate(hit, q, answer_found)
             ctx["results"], ctx["answer_found"] = hits, answer_found
-            ctx["doc_counts"] = _doc_counts(engine, q, mode, hits)
+            ctx["doc_counts"] = _doc_counts(engine, q, mode, hits, filtered=bool(docs))
             ctx["export_args"] = {"q": q, "mode": mode, "k": k, "doc": docs or []}
             if not hits:
                 ctx["examples"] = _examples(state)
