@@ -120,16 +120,11 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _envelope(hits: Any) -> dict[str, Any]:
-    """answer_found / confidence of one question's results (``Results.envelope()``; a plain list: found if any)."""
-    return dict(hits.envelope()) if hasattr(hits, "envelope") else {"answer_found": bool(hits), "confidence": None}
-
-
-def _print_hits(question: str, hits: list[dict]) -> None:
+def _print_hits(question: str, hits: Any) -> None:
     print(f"问题: {question}")
     if not hits:
         print("  没有找到相关段落 / no matching passage")
-    elif not _envelope(hits)["answer_found"]:
+    elif not hits.answer_found:
         print("  未找到直接回答，以下是最接近的段落 / no direct answer; the nearest passages follow")
     for h in hits:
         kr = h["keyword_rank"] if h["keyword_rank"] is not None else "-"
@@ -149,7 +144,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with _engine(args) as eng:
         hits = eng.search(args.question, k=args.k, mode=args.mode, docs=args.doc)
         if args.json:
-            print(_json({"question": args.question, "mode": args.mode, **_envelope(hits), "docs": args.doc,
+            print(_json({"question": args.question, "mode": args.mode, **hits.envelope(), "docs": args.doc,
                          "results": hits}))
         else:
             _print_hits(args.question, hits)
@@ -208,12 +203,12 @@ def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int =
         chunk = questions[i:i + batch]
         try:
             results = eng.search_many(chunk, k=k, mode=mode, docs=docs)
-            out.extend({"question": q, **_envelope(r), "results": r} for q, r in zip(chunk, results))
+            out.extend({"question": q, **r.envelope(), "results": r} for q, r in zip(chunk, results))
         except QueryError:
             for q in chunk:
                 try:
                     r = eng.search(q, k=k, mode=mode, docs=docs)
-                    out.append({"question": q, **_envelope(r), "results": r})
+                    out.append({"question": q, **r.envelope(), "results": r})
                 except QueryError as exc:
                     out.append({"question": q, "answer_found": False, "confidence": None, "results": [],
                                 "error": str(exc)})

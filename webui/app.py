@@ -334,13 +334,6 @@ def _stats(state: _State) -> dict[str, Any]:
         return {"documents": 0, "passages": 0, "model": ""}
 
 
-def _envelope(hits: Any) -> dict[str, Any]:
-    """answer_found and confidence of one question's results (a plain list: found when not empty)."""
-    if hasattr(hits, "envelope"):
-        return dict(hits.envelope())
-    return {"answer_found": bool(hits), "confidence": None}
-
-
 def _sorted_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Documents in natural order of their ids."""
     return sorted(docs, key=lambda d: natural_key(str(d.get("doc_id", ""))))
@@ -508,7 +501,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
             t0 = time.perf_counter()
             hits = engine.search(q, k=k, mode=mode, docs=docs)
             ctx["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-            answer_found = bool(getattr(hits, "answer_found", bool(hits))) and bool(hits)
+            answer_found = bool(hits.answer_found) and bool(hits)
             for hit in hits:
                 _decorate(hit, q, answer_found)
             ctx["results"], ctx["answer_found"] = hits, answer_found
@@ -623,7 +616,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
         took = round((time.perf_counter() - t0) * 1000, 1)
         if fmt != "json":
             return _download(answer_items([q], [hits]), fmt, "问答结果")
-        body = {"question": q, "mode": mode, "k": k, "took_ms": took, **_envelope(hits), "docs": docs,
+        body = {"question": q, "mode": mode, "k": k, "took_ms": took, **hits.envelope(), "docs": docs,
                 "results": hits}
         if getattr(hits, "doc_counts", None) is not None:
             body["doc_counts"] = hits.doc_counts
@@ -655,7 +648,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
         took = round((time.perf_counter() - t0) * 1000, 1)
         if fmt != "json":
             return _download(answer_items(qs, results), fmt, "批量问答结果")
-        answers = [{"question": q, **_envelope(r)} for q, r in zip(qs, results)]
+        answers = [{"question": q, **r.envelope()} for q, r in zip(qs, results)]
         return jsonify({"questions": qs, "mode": mode, "k": k, "took_ms": took, "docs": docs, "answers": answers,
                         "results": results})
 

@@ -29,11 +29,10 @@ def _cell(value: Any) -> Any:
 
 
 def answer_items(questions: Sequence[str], results: Sequence[Any]) -> list[dict[str, Any]]:
-    """Pair each question with its hits and its answer envelope (answer_found, confidence)."""
+    """Pair each question with its hits (``Results``) and its answer envelope (answer_found, confidence)."""
     items = []
     for q, hits in zip(questions, results):
-        env = hits.envelope() if hasattr(hits, "envelope") else {"answer_found": bool(hits), "confidence": None}
-        items.append({"question": q, "hits": list(hits), **env})
+        items.append({"question": q, "hits": list(hits), **hits.envelope()})
     return items
 
 
