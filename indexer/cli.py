@@ -16,8 +16,8 @@ from .types import PartyQAError
 
 logger = logging.getLogger("partyqa")
 
-HIT_CSV_FIELDS = ["question", "rank", "doc_id", "title", "section", "score", "keyword_rank", "semantic_rank",
-                  "terms", "best_sentence", "text", "start", "end"]
+HIT_CSV_FIELDS = ["question", "answer_found", "confidence", "rank", "citation", "doc_id", "title", "section", "score",
+                  "keyword_rank", "semantic_rank", "terms", "best_sentence", "text", "start", "end"]
 
 
 def _json(obj: Any) -> str:
@@ -120,14 +120,18 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_hits(question: str, hits: list[dict]) -> None:
+def _print_hits(question: str, hits: Any) -> None:
     print(f"问题: {question}")
     if not hits:
         print("  没有找到相关段落 / no matching passage")
+    elif not hits.answer_found:
+        print("  未找到直接回答，以下是最接近的段落 / no direct answer; the nearest passages follow")
     for h in hits:
         kr = h["keyword_rank"] if h["keyword_rank"] is not None else "-"
         sr = h["semantic_rank"] if h["semantic_rank"] is not None else "-"
         print(f"\n#{h['rank']}  {h['title']}  ›  {h['section'] or '(正文)'}   [score {h['score']:.4f} | 关键词 {kr} | 语义 {sr}]")
+        if h.get("citation"):
+            print(f"  出处: {h['citation']}")
         print(f"  答: {h['best_sentence']}")
         print(f"  段落: {h['text']}")
         if h["terms"]:
@@ -138,9 +142,10 @@ def _print_hits(question: str, hits: list[dict]) -> None:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one question."""
     with _engine(args) as eng:
-        hits = eng.search(args.question, k=args.k, mode=args.mode)
+        hits = eng.search(args.question, k=args.k, mode=args.mode, docs=args.doc)
         if args.json:
-            print(_json({"question": args.question, "mode": args.mode, "results": hits}))
+            print(_json({"question": args.question, "mode": args.mode, **hits.envelope(), "docs": args.doc,
+                         "results": hits}))
         else:
             _print_hits(args.question, hits)
     return 0
@@ -161,16 +166,18 @@ def read_questions(path: str | Path) -> list[dict[str, Any]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise PartyQAError(f"{p}: line {n}: invalid JSON ({exc.msg})") from None
+                raise PartyQAError(f"{p}：第 {n} 行不是有效的 JSON / {p}: line {n}: invalid JSON ({exc.msg})") from None
             q = obj.get("question") if isinstance(obj, dict) else None
             q = q if q is not None else (obj.get("q") if isinstance(obj, dict) else None)
             if not isinstance(q, str) or not q.strip():
-                raise PartyQAError(f"{p}: line {n}: needs a 'question' or 'q' text field")
+                raise PartyQAError(f"{p}：第 {n} 行缺少 question（或 q）文本字段 / {p}: line {n}: needs a 'question' "
+                                  f"or 'q' text field")
             rows.append({**obj, "question": q})
     elif suffix == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "question" not in [f.strip().lower() for f in reader.fieldnames]:
-            raise PartyQAError(f"{p}: CSV needs a 'question' column (found: {reader.fieldnames})")
+            raise PartyQAError(f"{p}：CSV 文件需要 question 列 / {p}: CSV needs a 'question' column "
+                              f"(found: {reader.fieldnames})")
         key = next(f for f in reader.fieldnames if f.strip().lower() == "question")
         for row in reader:
             if (row.get(key) or "").strip():
@@ -180,22 +187,31 @@ def read_questions(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int = 32) -> list[dict[str, Any]]:
-    """Search in batches; a bad question (empty, too long) gets an error entry instead of stopping the batch."""
+def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int = 32,
+                      docs: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Search in batches; a bad question (empty, too long) gets an error entry instead of stopping the batch.
+
+    Each entry is ``{"question", "answer_found", "confidence", "results"}``. Unknown ``docs`` stop the batch (a
+    QueryError from the engine's own check, raised before any question is searched).
+    """
     from .types import QueryError
 
+    if docs:
+        eng.search_many([], k=k, mode=mode, docs=docs)  # validates the filter once, searches nothing
     out: list[dict[str, Any]] = []
     for i in range(0, len(questions), batch):
         chunk = questions[i:i + batch]
         try:
-            results = eng.search_many(chunk, k=k, mode=mode)
-            out.extend({"question": q, "results": r} for q, r in zip(chunk, results))
+            results = eng.search_many(chunk, k=k, mode=mode, docs=docs)
+            out.extend({"question": q, **r.envelope(), "results": r} for q, r in zip(chunk, results))
         except QueryError:
             for q in chunk:
                 try:
-                    out.append({"question": q, "results": eng.search(q, k=k, mode=mode)})
+                    r = eng.search(q, k=k, mode=mode, docs=docs)
+                    out.append({"question": q, **r.envelope(), "results": r})
                 except QueryError as exc:
-                    out.append({"question": q, "results": [], "error": str(exc)})
+                    out.append({"question": q, "answer_found": False, "confidence": None, "results": [],
+                                "error": str(exc)})
     return out
 
 
@@ -203,7 +219,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """Answer a file of questions; write jsonl or csv."""
     rows = read_questions(args.file)
     with _engine(args) as eng:
-        items = _progress_batches(eng, [r["question"] for r in rows], args.k, args.mode, not args.quiet)
+        items = _progress_batches(eng, [r["question"] for r in rows], args.k, args.mode, not args.quiet, args.doc)
     fh = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     try:
         if args.format == "csv":
@@ -211,7 +227,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             writer.writeheader()
             for item in items:
                 for h in item["results"]:
-                    writer.writerow({**h, "question": item["question"], "terms": " ".join(h["terms"])})
+                    writer.writerow({**h, "question": item["question"], "answer_found": item["answer_found"],
+                                     "confidence": item["confidence"], "terms": " ".join(h["terms"])})
         else:
             for item in items:
                 fh.write(_json(item) + "\n")
@@ -226,7 +243,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_batches(eng, questions: list[str], k: int, mode: str, progress: bool) -> list[dict[str, Any]]:
+def _progress_batches(eng, questions: list[str], k: int, mode: str, progress: bool,
+                      docs: Sequence[str] | None = None) -> list[dict[str, Any]]:
     batch = 32
     chunks = [questions[i:i + batch] for i in range(0, len(questions), batch)]
     if progress and len(chunks) > 1:
@@ -235,7 +253,7 @@ def _progress_batches(eng, questions: list[str], k: int, mode: str, progress: bo
         chunks = tqdm(chunks, desc="检索 searching", unit="batch", file=sys.stderr)
     out: list[dict[str, Any]] = []
     for chunk in chunks:
-        out.extend(_safe_search_many(eng, chunk, k, mode, batch))
+        out.extend(_safe_search_many(eng, chunk, k, mode, batch, docs))
     return out
 
 
@@ -351,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     def search_opts(p: argparse.ArgumentParser) -> None:
         p.add_argument("-k", type=int, default=None, help="results per question (default 5)")
         p.add_argument("--mode", choices=["hybrid", "keyword", "semantic"], default=None)
+        p.add_argument("--doc", action="append", default=None, metavar="DOC_ID",
+                       help="search only this document (repeatable; see `partyqa docs`)")
 
     p = sub.add_parser("ask", help="answer one question")
     p.add_argument("question")

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
 from .analyzer import expand_query, fold, query_terms, weighted_query_terms
+from .cite import citation
 from .config import Config
 from .fuse import Fused, convex, rrf
 from .highlight import best_sentence, matched_terms, term_spans
@@ -186,6 +187,7 @@ def build_hit(rank: int, p: Passage, question: str, q_terms: Sequence[str], kw_t
     b0, b1 = best_sentence(p.text, question, terms)
     return {
         "rank": rank, "pid": p.pid, "doc_id": p.doc_id, "title": p.title, "section": p.section,
+        "citation": citation(p),
         "text": p.text, "score": round(float(score), 6),
         "keyword_rank": ranks.get("keyword"), "semantic_rank": ranks.get("semantic"),
         "terms": terms, "best_sentence": p.text[b0:b1], "best_span": [b0, b1],

@@ -1,14 +1,18 @@
-"""End to end in a real headless Chromium: search, open the source passage, upload a document, find it.
+"""End to end in a real headless Chromium: search, open the source passage, upload a document, find it; the answer
+sentence, copy-citation, document filter, mode change, CSV/Word export, batch page, outline, find and text contrast.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``bash tests/ensure_browser.sh`` installs them as root);
 skips with a message when no browser is available. Screenshots go to tests/artifacts/ (git-ignored).
 """
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import threading
+import time
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -17,7 +21,9 @@ from webui import serve
 
 pytestmark = pytest.mark.browser
 
-from conftest import ROOT, SEED
+from conftest import ROOT, SEED, make_corpus
+REGULATION_ID = "支部工作条例示例.txt"  # tests/fixtures/regulation_sample.txt as make_corpus names it
+REGULATION_TITLE = "党支部工作示范条例（试行）"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
 DRIVER_CANDIDATES = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
@@ -52,14 +58,12 @@ def _browser() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
-    """The real app served by waitress on a free 127.0.0.1 port, over a real index of the seed essay."""
+    """The real app served by waitress on a free 127.0.0.1 port, over a real index of the seed essay and a regulation."""
     base = tmp_path_factory.mktemp("browser")
-    corpus = base / "corpus"
-    corpus.mkdir()
-    shutil.copy(SEED, corpus / SEED.name)
+    corpus = make_corpus(base / "corpus")
     eng = Engine.open(base / "index", Config())
     report = eng.index(corpus)
-    assert report.added == [SEED.name], report.to_dict()
+    assert sorted(report.added) == sorted([SEED.name, REGULATION_ID]), report.to_dict()
     servers: list = []
     ready = threading.Event()
 
@@ -205,3 +209,267 @@ def test_search_view_upload_and_find(live_server, driver, tmp_path):
     assert "西柏坡主题教育.txt" not in {d["doc_id"] for d in engine.documents()}
 
     assert not _console_errors(driver), _console_errors(driver)
+
+
+# ---------------------------------------------------------------------------- round 2
+# WCAG 2 contrast of every visible text element against its effective background (ancestors' backgrounds
+# composited), computed from the browser's own computed styles.
+CONTRAST_JS = r"""
+function parse(c) {
+  const m = c.match(/rgba?\(([^)]+)\)/);
+  if (!m) return null;
+  const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number);
+  return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+}
+function over(top, bottom) {
+  const a = top.a + bottom.a * (1 - top.a);
+  if (!a) return {r: 255, g: 255, b: 255, a: 1};
+  const mix = k => (top[k] * top.a + bottom[k] * bottom.a * (1 - top.a)) / a;
+  return {r: mix('r'), g: mix('g'), b: mix('b'), a: a};
+}
+function lum(c) {
+  const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+}
+function background(el) {
+  const layers = [];
+  for (let n = el; n && n.nodeType === 1; n = n.parentElement) {
+    const c = parse(getComputedStyle(n).backgroundColor);
+    if (c && c.a > 0) layers.push(c);
+    if (c && c.a >= 1) break;
+  }
+  let bg = {r: 255, g: 255, b: 255, a: 1};
+  for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+  return bg;
+}
+const bad = [];
+let checked = 0;
+for (const el of document.querySelectorAll('body *')) {
+  const own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.nodeValue.trim());
+  if (!own) continue;
+  const st = getComputedStyle(el);
+  const r = el.getBoundingClientRect();
+  if (st.visibility === 'hidden' || st.display === 'none' || r.width === 0 || r.height === 0) continue;
+  if (el.closest('.sr-only') || el.disabled) continue;
+  const bg = background(el);
+  const fg = over(parse(st.color), bg);
+  const l1 = lum(fg), l2 = lum(bg);
+  const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+  checked++;
+  if (ratio < 4.5) bad.push(el.tagName.toLowerCase() + '.' + el.className + ' "' + el.textContent.trim().slice(0, 20)
+                            + '" ' + st.color + ' on ' + JSON.stringify(bg) + ' = ' + ratio.toFixed(2));
+}
+return {checked: checked, bad: bad};
+"""
+
+
+def _assert_contrast(drv, page: str) -> int:
+    result = drv.execute_script(CONTRAST_JS)
+    assert result["checked"] > 5, f"{page}: too few text elements checked"
+    assert not result["bad"], f"{page}: text below 4.5:1 contrast: {result['bad']}"
+    return result["checked"]
+
+
+def _downloads(drv, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    drv.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder),
+                                                        "eventsEnabled": True})
+    return folder
+
+
+def _wait_download(folder: Path, suffix: str, before: set[str], timeout: float = 60) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = [p for p in folder.iterdir() if p.name not in before and p.suffix == suffix]
+        if new and not any(p.suffix == ".crdownload" for p in folder.iterdir()):
+            return new[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no {suffix} download in {folder}: {[p.name for p in folder.iterdir()]}")
+
+
+def test_answer_citation_filter_mode_outline_and_contrast(live_server, driver):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    base, engine, _ = live_server
+    wait = WebDriverWait(driver, 90)
+    driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": base,
+                                                        "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    driver.get(base + "/")
+    wait.until(EC.presence_of_element_located((By.ID, "q")))
+    checked = _assert_contrast(driver, "home")
+
+    # 1. a question about the regulation, keyword mode: the answer sentence stands out, term marks are quiet
+    question = "党支部委员会会议多久召开一次"
+    driver.get(base + "/?q=" + question + "&mode=keyword&k=5")
+    wait.until(EC.presence_of_element_located((By.ID, "results")))
+    first = driver.find_element(By.CSS_SELECTOR, ".result")
+    answer = first.find_element(By.CSS_SELECTOR, "strong.answer")
+    expected = engine.search(question, k=5, mode="keyword")[0]
+    assert answer.text.strip() == expected["best_sentence"].strip()
+    answer_bg = answer.value_of_css_property("background-color")
+    assert answer_bg not in ("rgba(0, 0, 0, 0)", "transparent")
+    assert int(answer.value_of_css_property("font-weight")) >= 600
+    marks = driver.find_elements(By.CSS_SELECTOR, ".result .passage mark")
+    assert marks and all(m.value_of_css_property("background-color") in ("rgba(0, 0, 0, 0)", "transparent")
+                         for m in marks), "term marks should be quieter than the answer"
+    citation = first.find_element(By.CSS_SELECTOR, ".citation").text
+    assert citation == expected["citation"] and citation.startswith(f"《{REGULATION_TITLE}》第")
+    checked += _assert_contrast(driver, "results")
+    _shot(driver, "10-answer-and-citation.png")
+
+    # 2. 复制引用 puts the citation and the passage text on the clipboard
+    button = first.find_element(By.CSS_SELECTOR, ".copy-cite")
+    button.click()
+    wait.until(lambda d: button.text == "已复制")
+    clip = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1]; navigator.clipboard.readText().then(done, e => done('ERR ' + e));")
+    assert clip == expected["citation"] + "\n" + expected["text"], clip[:200]
+
+    # 3. the document filter: only the seed essay, with per-document counts shown
+    driver.find_element(By.CSS_SELECTOR, "#doc-picker summary").click()
+    counts = {e.find_element(By.XPATH, "./ancestor::label//input").get_attribute("value"): int(e.get_attribute("data-doc-count"))
+              for e in driver.find_elements(By.CSS_SELECTOR, "#doc-picker .doc-count")}
+    assert counts[REGULATION_ID] >= 1, counts
+    driver.find_element(By.CSS_SELECTOR, f'#doc-picker input[value="{SEED.name}"]').click()
+    driver.find_element(By.ID, "doc-picker-apply").click()
+    wait.until(lambda d: "doc=" in d.current_url)
+    assert parse_qs(urlsplit(driver.current_url).query)["doc"] == [SEED.name]
+    titles = {e.text for e in driver.find_elements(By.CSS_SELECTOR, ".result-title")}
+    assert titles == {"基层党支部工作论文"}, titles
+    _shot(driver, "11-document-filter.png")
+
+    # 4. changing the mode re-runs the search (URL and results follow), the filter is kept; so does the count
+    driver.find_element(By.XPATH, '//label[@class="mode"][.//input[@value="semantic"]]').click()
+    wait.until(lambda d: "mode=semantic" in d.current_url)
+    wait.until(EC.presence_of_element_located((By.ID, "results")))
+    ranks = driver.find_element(By.CSS_SELECTOR, ".result .ranks").text
+    assert "语义 第" in ranks and "关键词 —" in ranks, ranks
+    assert parse_qs(urlsplit(driver.current_url).query)["doc"] == [SEED.name]
+    Select(driver.find_element(By.ID, "k")).select_by_value("3")
+    wait.until(lambda d: "k=3" in d.current_url)
+    wait.until(EC.presence_of_element_located((By.ID, "results")))
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".result")) == 3
+
+    # 5. the regulation's answer in the document view: the same sentence highlighted, in view; outline; find
+    driver.get(base + "/?q=" + question + "&mode=keyword&k=5")
+    wait.until(EC.presence_of_element_located((By.ID, "results")))
+    driver.find_element(By.CSS_SELECTOR, ".result a.view-source").click()
+    wait.until(EC.presence_of_element_located((By.ID, "document")))
+    assert "hl=" in driver.current_url
+    doc_answer = driver.find_element(By.CSS_SELECTOR, ".doc-passage.chosen strong.answer")
+    assert doc_answer.text.strip() in expected["best_sentence"] and len(doc_answer.text.strip()) > 10
+    wait.until(lambda d: d.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;",
+        doc_answer))
+    checked += _assert_contrast(driver, "document")
+    _shot(driver, "12-document-answer.png")
+    link = driver.find_element(By.XPATH, '//nav[@id="outline"]//a[normalize-space()="第十二条"]')
+    link.click()
+    anchor = link.get_attribute("href").split("#")[1]
+    wait.until(lambda d: d.execute_script("return location.hash") == "#" + anchor)
+    target = driver.find_element(By.ID, anchor)
+    assert target.text.startswith("第十二条")
+    assert driver.execute_script("const r = arguments[0].getBoundingClientRect(); "
+                                 "return r.top >= 0 && r.top < window.innerHeight / 2;", target)
+    _shot(driver, "13-outline-jump.png")
+    find = driver.find_element(By.ID, "doc-find-input")
+    find.send_keys("党课")
+    wait.until(lambda d: "/" in d.find_element(By.ID, "doc-find-count").text)
+    total = int(driver.find_element(By.ID, "doc-find-count").text.split("/")[1])
+    assert total == engine.document(REGULATION_ID)["text"].count("党课") >= 1
+    assert driver.find_elements(By.CSS_SELECTOR, "mark.find-hit.current")
+
+    # 6. recent questions are kept in this browser and shown on the home page
+    driver.get(base + "/")
+    wait.until(EC.visibility_of_element_located((By.ID, "recent")))
+    assert question in driver.find_element(By.ID, "recent-list").text
+    driver.get(base + "/documents")
+    wait.until(EC.presence_of_element_located((By.ID, "doc-table")))
+    checked += _assert_contrast(driver, "documents")
+    assert checked > 40
+    assert not _console_errors(driver), _console_errors(driver)
+
+
+def test_export_and_batch_downloads(live_server, driver, tmp_path):
+    from docx import Document as Docx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    base, engine, _ = live_server
+    wait = WebDriverWait(driver, 90)
+    folder = _downloads(driver, tmp_path / "downloads")
+
+    # 1. export the results of one search as CSV and as Word
+    question = "党支部怎样当好监督者"
+    driver.get(base + "/?q=" + question + "&mode=keyword&k=3")
+    wait.until(EC.presence_of_element_located((By.ID, "results")))
+    page_citations = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".result .citation")]
+    before = {p.name for p in folder.iterdir()}
+    driver.find_element(By.ID, "export-csv").click()
+    rows = list(csv.reader(io.StringIO(_wait_download(folder, ".csv", before).read_text(encoding="utf-8-sig"))))
+    col = {name.split(" ")[-1]: i for i, name in enumerate(rows[0])}
+    assert [r[col["citation"]] for r in rows[1:]] == page_citations
+    assert all(r[col["question"]] == question for r in rows[1:])
+    before = {p.name for p in folder.iterdir()}
+    driver.find_element(By.ID, "export-docx").click()
+    paras = [p.text for p in Docx(str(_wait_download(folder, ".docx", before))).paragraphs]
+    assert any(question in p for p in paras) and all(any(c in p for p in paras) for c in page_citations)
+
+    # 2. the batch page: paste questions, view them, then download the answers as Word and CSV
+    driver.get(base + "/batch")
+    area = wait.until(EC.presence_of_element_located((By.ID, "batch-questions")))
+    questions = ["党支部怎样当好监督者", "支部委员会会议多久召开一次", "党支部书记每年至少讲几次党课"]
+    area.send_keys("\n".join(questions))
+    Select(driver.find_element(By.ID, "batch-mode")).select_by_value("keyword")
+    _assert_contrast(driver, "batch")
+    driver.find_element(By.ID, "batch-view").click()
+    results = wait.until(EC.presence_of_element_located((By.ID, "batch-results")))
+    assert "共 3 个问题" in results.text and all(q in results.text for q in questions)
+    _shot(driver, "14-batch.png")
+    before = {p.name for p in folder.iterdir()}
+    docx_button = driver.find_element(By.ID, "batch-docx")  # the page scrolled to the results: bring it back
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", docx_button)
+    docx_button.click()
+    paras = [p.text for p in Docx(str(_wait_download(folder, ".docx", before))).paragraphs]
+    for q in questions:
+        assert any(q in p for p in paras), q
+    expected = engine.search(questions[1], k=5, mode="keyword")[0]["citation"]
+    assert any(expected in p for p in paras)
+
+    # 3. upload a question file instead of pasting, download CSV
+    qfile = tmp_path / "问题清单.txt"
+    qfile.write_text("党员应当按时交纳党费吗\n党小组会一般多久召开一次\n", encoding="utf-8")
+    driver.get(base + "/batch")
+    wait.until(EC.presence_of_element_located((By.ID, "batch-file"))).send_keys(str(qfile))
+    before = {p.name for p in folder.iterdir()}
+    driver.find_element(By.ID, "batch-csv").click()
+    rows = list(csv.DictReader(io.StringIO(_wait_download(folder, ".csv", before).read_text(encoding="utf-8-sig"))))
+    assert {r["问题 question"] for r in rows} == {"党员应当按时交纳党费吗", "党小组会一般多久召开一次"}
+    assert all(r["出处 citation"].startswith("《") for r in rows)
+
+
+def test_upload_where_every_file_fails_is_not_a_full_bar(live_server, driver, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, engine, _ = live_server
+    wait = WebDriverWait(driver, 90)
+    n = len(engine.documents())
+    broken = tmp_path / "损坏的文件.docx"
+    broken.write_bytes(b"PK\x03\x04 this is not a real Word file")
+    driver.get(base + "/documents")
+    wait.until(EC.presence_of_element_located((By.ID, "files"))).send_keys(str(broken))
+    driver.find_element(By.ID, "upload-btn").click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "upload-status"), "全部失败"))
+    fill = driver.find_element(By.ID, "upload-fill")
+    assert driver.execute_script("return arguments[0].getBoundingClientRect().width", fill) == 0
+    reason = driver.find_element(By.CSS_SELECTOR, "#upload-results .upload-reason").text
+    assert reason.startswith("文件已损坏，或不是 Word .docx 文件"), reason
+    assert "error" in driver.find_element(By.ID, "upload-status").get_attribute("class")
+    assert len(engine.documents()) == n
+    _assert_contrast(driver, "documents after a failed upload")
+    _shot(driver, "15-upload-all-failed.png")

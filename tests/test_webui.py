@@ -16,6 +16,7 @@ from indexer import Config, Engine
 from webui import create_app, serve
 from webui.render import document_blocks, highlight_html
 from webui.uploads import UploadNameError, sanitize_filename
+from markupsafe import escape
 
 from conftest import SEED
 SEED_ID = SEED.name
@@ -329,7 +330,7 @@ def test_document_view_marks_chosen_passage_and_headings(client, built):
     assert html.count("doc-passage chosen") == 1
     assert f'data-chosen="p-{chosen}"' in html
     # numbered essay headings (一、…) are styled as headings
-    assert re.search(r'<h2 class="doc-heading[^"]*">二、制度建设不放松', html)
+    assert re.search(r'<h2 class="doc-heading[^"]*"[^>]*>二、制度建设不放松', html)
     # every line of the cleaned text is on the page (escaped)
     for line in doc["text"].split("\n"):
         if line.strip():
@@ -338,7 +339,7 @@ def test_document_view_marks_chosen_passage_and_headings(client, built):
 
 def test_document_view_markdown_headings_and_articles(client):
     html = client.get(f"/doc/{quote(RULES_ID)}").get_data(as_text=True)
-    assert re.search(r"<h\d class=\"doc-heading[^\"]*\">第一章 总则</h\d>", html)
+    assert re.search(r"<h\d class=\"doc-heading[^\"]*\"[^>]*>第一章 总则</h\d>", html)
     assert "## " not in html
     assert '<strong class="article-label">第三条</strong>' in html
 
@@ -498,6 +499,9 @@ def test_upload_failed_parse_leaves_nothing(wclient, writable):
     results = resp.get_json()["files"]
     assert [f["status"] for f in results] == ["error", "error", "error"]
     assert all(f["reason"] for f in results)
+    for f in results:  # Chinese first, then the engine's English
+        assert " / " in f["reason"] and re.search(r"[\u4e00-\u9fff]", f["reason"].split(" / ")[0]), f["reason"]
+    assert results[1]["reason"].startswith("文件已损坏，或不是 Word .docx 文件 / corrupt or not a Word .docx file")
     after = writable.stats()
     assert (after["documents"], after["passages"]) == (stats["documents"], stats["passages"])
     ids = {d["doc_id"] for d in writable.documents()}
@@ -653,3 +657,313 @@ def test_empty_index_pages(tmp_path):
         assert c.get("/api/documents").get_json() == {"count": 0, "documents": []}
     finally:
         eng.close()
+
+
+# ---------------------------------------------------------------------------- round 2: citations, envelopes, filters
+def test_every_hit_has_a_citation_and_every_answer_an_envelope(client, built):
+    q = "党小组会多久召开一次"
+    body = client.get("/api/search", query_string={"q": q, "mode": "keyword", "k": 5}).get_json()
+    direct = built.search(q, k=5, mode="keyword")
+    assert body["answer_found"] == direct.answer_found and body["confidence"] == direct.envelope()["confidence"]
+    assert body["results"] and all(h["citation"].startswith("《") for h in body["results"])
+    rules = next(h for h in body["results"] if h["doc_id"] == RULES_ID)
+    assert rules["citation"].startswith("《支部工作规则》第二章 组织生活"), rules["citation"]
+    seed = client.get("/api/search", query_string={"q": "当好监督者", "mode": "keyword"}).get_json()["results"][0]
+    assert seed["citation"] == f"《基层党支部工作论文》{seed['section']}"
+    batch = client.post("/api/batch", json={"questions": [q, "党支部怎样当好监督者"], "k": 2, "mode": "keyword"}).get_json()
+    assert [a["question"] for a in batch["answers"]] == batch["questions"]
+    assert all(set(a) == {"question", "answer_found", "confidence"} for a in batch["answers"])
+    assert all(h["citation"] for hits in batch["results"] for h in hits)
+    assert all(isinstance(hits, list) and hits[0]["rank"] == 1 for hits in batch["results"])  # hit lists unchanged
+
+
+def test_document_filter_in_search_and_batch(client):
+    q = "党费"
+    everywhere = client.get("/api/search", query_string={"q": q, "mode": "keyword", "k": 10}).get_json()["results"]
+    assert {h["doc_id"] for h in everywhere} >= {RULES_ID, XSS_ID}
+    only = client.get("/api/search", query_string={"q": q, "mode": "keyword", "k": 10, "doc": RULES_ID}).get_json()
+    assert only["docs"] == [RULES_ID] and only["results"] and {h["doc_id"] for h in only["results"]} == {RULES_ID}
+    folder = client.get("/api/search", query_string={"q": q, "mode": "keyword", "doc": "规章/"}).get_json()
+    assert folder["docs"] == [RULES_ID]
+    two = client.get("/api/search", query_string=[("q", q), ("mode", "keyword"), ("doc", RULES_ID), ("doc", XSS_ID)])
+    assert {h["doc_id"] for h in two.get_json()["results"]} == {RULES_ID, XSS_ID}
+    posted = client.post("/api/search", json={"q": q, "mode": "keyword", "doc": [XSS_ID]}).get_json()
+    assert {h["doc_id"] for h in posted["results"]} == {XSS_ID}
+    batch = client.post("/api/batch", json={"questions": [q, "监督"], "mode": "keyword", "doc": [SEED_ID]}).get_json()
+    assert all(h["doc_id"] == SEED_ID for hits in batch["results"] for h in hits)
+    body = _assert_json_error(client.get("/api/search", query_string={"q": q, "doc": "没有这个.txt"}), 400,
+                              "unknown_document")
+    assert "没有这个.txt" in body["error"]["message_zh"]
+
+
+def test_results_page_document_picker_counts_and_filter(client, built):
+    html = client.get("/", query_string={"q": "党费", "mode": "keyword"}).get_data(as_text=True)
+    picker = html[html.index('id="doc-picker"'):html.index("</details>", html.index('id="doc-picker"'))]
+    for d in built.documents():
+        assert f'value="{d["doc_id"]}"' in picker
+    counts = dict(re.findall(r'name="doc" value="([^"]+)"\s*>.*?data-doc-count="(\d+)"', picker, re.S))
+    assert int(counts[RULES_ID]) >= 1 and int(counts[XSS_ID]) >= 1
+    filtered = client.get("/", query_string=[("q", "党费"), ("mode", "keyword"), ("doc", XSS_ID)]).get_data(as_text=True)
+    assert re.search(rf'value="{XSS_ID}"\s+checked', filtered)
+    kept = dict(re.findall(r'name="doc" value="([^"]+)"[^>]*>.*?data-doc-count="(\d+)"', filtered, re.S))
+    assert kept == counts  # the counts still cover every document while the filter is on
+    assert "限定 1 篇文档" in filtered
+    titles = re.findall(r'class="result-title" href="[^"]*">([^<]+)</a>', filtered)
+    assert titles and set(titles) == {str(escape(built.document(XSS_ID)["title"]))}
+    bad = client.get("/", query_string={"q": "党费", "doc": "没有.txt"}).get_data(as_text=True)
+    assert 'class="notice"' in bad and "未找到文档" in bad and 'class="result"' in bad
+
+
+def test_answer_sentence_in_results_and_document_view(client, built):
+    q = "党支部书记每年至少讲几次党课"
+    html = client.get("/", query_string={"q": q, "mode": "keyword", "k": 3}).get_data(as_text=True)
+    top = built.search(q, k=3, mode="keyword")[0]
+    answers = re.findall(r'<strong class="answer">(.*?)</strong>', html)
+    assert re.sub(r"</?mark>", "", answers[0]) == top["best_sentence"]
+    a, b = top["start"] + top["best_span"][0], top["start"] + top["best_span"][1]
+    link = re.search(r'class="result-title" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert f"hl={a}-{b}" in link and link.endswith(f"#p-{top['ordinal']}")
+    doc_html = client.get(link.split("#")[0]).get_data(as_text=True)
+    marked = re.findall(r'<strong class="answer">(.*?)</strong>', doc_html)
+    label = re.match(r"第[一二三四五六七八九十百]+条", top["best_sentence"])  # stays in its own bold label
+    expected = top["best_sentence"][label.end() if label else 0:].strip()
+    assert len(marked) == 1 and marked[0].strip() == expected
+    assert built.document(top["doc_id"])["text"][a:b] == top["best_sentence"]
+    assert 'data-copy="' + top["citation"] in html and "复制引用" in html
+
+
+class _VersionedResults:
+    """The real engine, with the fields the ranking round adds (answer_found, also_in, version badges) forced.
+
+    Those fields come from the lead's ranking work; this wrapper checks only that the page renders them.
+    """
+
+    def __init__(self, engine, answer_found: bool):
+        self._engine, self._answer_found = engine, answer_found
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def search(self, question, k=5, mode="hybrid", docs=None):
+        from indexer.rank import Results
+
+        hits = self._engine.search(question, k=k, mode=mode, docs=docs)
+        other = self._engine.document(RULES_ID)["passages"][1]
+        for h in hits:
+            h["version_status"], h["version_label"] = "current", "2024年版"
+            h["also_in"] = [{"pid": f"{RULES_ID}#{other['ordinal']}", "doc_id": RULES_ID, "title": other["title"],
+                             "section": other["section"], "version_status": "historical"}]
+        return Results(list(hits), answer_found=self._answer_found, confidence=0.9 if self._answer_found else 0.05)
+
+
+def test_no_direct_answer_and_folded_versions_render(built):
+    c = create_app(_VersionedResults(built, answer_found=False), Config()).test_client()
+    html = c.get("/", query_string={"q": "党支部监督", "mode": "keyword"}).get_data(as_text=True)
+    assert 'id="no-answer"' in html and "未找到直接回答" in html
+    assert '<strong class="answer">' not in html and "相近段落" in html and "最接近的" in html
+    assert "现行 · 2024年版" in html and "历史版本" in html
+    other = built.document(RULES_ID)["passages"][1]
+    assert f'/doc/{quote(RULES_ID)}?p={other["ordinal"]}' in html
+    assert "《支部工作规则》" in html[html.index('class="also-in"'):]
+    found = create_app(_VersionedResults(built, answer_found=True), Config()).test_client()
+    html2 = found.get("/", query_string={"q": "党支部监督", "mode": "keyword"}).get_data(as_text=True)
+    assert 'id="no-answer"' not in html2 and '<strong class="answer">' in html2
+    body = c.get("/api/search", query_string={"q": "党支部监督", "mode": "keyword"}).get_json()
+    assert body["answer_found"] is False and body["confidence"] == 0.05
+    assert body["results"][0]["also_in"][0]["doc_id"] == RULES_ID
+
+
+# ---------------------------------------------------------------------------- round 2: export and batch page
+def test_export_csv_and_docx(client, built):
+    import csv as _csv
+
+    from docx import Document as Docx
+
+    q = "党支部怎样当好监督者"
+    hits = built.search(q, k=3, mode="keyword")
+    resp = client.get("/api/search", query_string={"q": q, "mode": "keyword", "k": 3, "format": "csv"})
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert "attachment" in resp.headers["Content-Disposition"] and ".csv" in resp.headers["Content-Disposition"]
+    raw = resp.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens the Chinese correctly
+    rows = list(_csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    header, body = rows[0], rows[1:]
+    assert len(body) == len(hits)
+    col = {name.split(" ")[-1]: i for i, name in enumerate(header)}
+    assert [r[col["citation"]] for r in body] == [h["citation"] for h in hits]
+    assert [r[col["text"]] for r in body] == [h["text"] for h in hits]
+    assert body[0][col["question"]] == q and body[0][col["best_sentence"]] == hits[0]["best_sentence"]
+    docx_resp = client.get("/api/search", query_string={"q": q, "mode": "keyword", "k": 3, "format": "docx"})
+    assert docx_resp.status_code == 200 and docx_resp.mimetype.endswith("wordprocessingml.document")
+    doc = Docx(io.BytesIO(docx_resp.get_data()))
+    paras = [p.text for p in doc.paragraphs]
+    assert any(q in p for p in paras)
+    for h in hits:
+        assert any(h["citation"] in p for p in paras) and h["text"] in paras
+    batch = client.post("/api/batch", json={"questions": [q, "党小组会多久召开一次"], "mode": "keyword", "k": 2,
+                                            "format": "csv"})
+    assert batch.mimetype == "text/csv"
+    assert len(list(_csv.reader(io.StringIO(batch.get_data().decode("utf-8-sig"))))) == 1 + 4
+    _assert_json_error(client.get("/api/search", query_string={"q": q, "format": "pdf"}), 400, "bad_format")
+
+
+def test_batch_page_pasted_and_uploaded_questions(client, built):
+    import csv as _csv
+
+    from docx import Document as Docx
+
+    page = client.get("/batch").get_data(as_text=True)
+    assert 'id="batch-form"' in page and 'name="questions"' in page and 'name="file"' in page
+    pasted = "党支部怎样当好监督者\n\n党小组会多久召开一次\n"
+    html = client.post("/batch", data={"questions": pasted, "mode": "keyword", "k": "3", "format": "html"},
+                       content_type="multipart/form-data").get_data(as_text=True)
+    assert "共 2 个问题" in html and "党小组会多久召开一次" in html and "《支部工作规则》" in html
+    resp = client.post("/batch", data={"questions": pasted, "mode": "keyword", "k": "2", "format": "csv"},
+                       content_type="multipart/form-data")
+    assert resp.mimetype == "text/csv" and "attachment" in resp.headers["Content-Disposition"]
+    rows = list(_csv.DictReader(io.StringIO(resp.get_data().decode("utf-8-sig"))))
+    assert {r["问题 question"] for r in rows} == {"党支部怎样当好监督者", "党小组会多久召开一次"}
+    assert all(r["出处 citation"].startswith("《") for r in rows)
+    upload = {"questions": "", "mode": "keyword", "k": "2", "format": "docx",
+              "file": (io.BytesIO("question,备注\n党员应当按时交纳党费吗,甲\n党支部怎样当好服务者,乙\n".encode("gbk")),
+                       "问题.csv")}
+    resp = client.post("/batch", data=upload, content_type="multipart/form-data")
+    assert resp.status_code == 200 and resp.mimetype.endswith("wordprocessingml.document")
+    paras = [p.text for p in Docx(io.BytesIO(resp.get_data())).paragraphs]
+    assert any("党员应当按时交纳党费吗" in p for p in paras) and any("党支部怎样当好服务者" in p for p in paras)
+    empty = client.post("/batch", data={"questions": "  \n", "format": "csv"}, content_type="multipart/form-data")
+    assert empty.status_code == 400 and "没有可检索的问题" in empty.get_data(as_text=True)
+    bad = client.post("/batch", data={"file": (io.BytesIO(b"a,b\n1,2\n"), "q.csv")}, content_type="multipart/form-data")
+    assert bad.status_code == 400 and "question" in bad.get_data(as_text=True) and "/tmp" not in bad.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------------------- round 2: documents
+def test_document_outline_links_to_articles(client):
+    html = client.get(f"/doc/{quote(RULES_ID)}").get_data(as_text=True)
+    outline = html[html.index('id="outline"'):html.index("</nav>", html.index('id="outline"'))]
+    entries = re.findall(r'<a href="#(h-\d+)">([^<]+)</a>', outline)
+    texts = [t for _, t in entries]
+    assert texts[:3] == ["第一章 总则", "第一条", "第二条"] and "第二章 组织生活" in texts and "第四条" in texts
+    anchor = dict((t, a) for a, t in entries)["第三条"]
+    target = re.search(rf'<p id="{anchor}">(.*?)</p>', html).group(1)
+    assert target.startswith('<strong class="article-label">第三条</strong>') and "三会一课" in target
+    assert 'id="doc-find-input"' in html
+
+
+def test_documents_api_has_no_server_paths(client, built):
+    raw = client.get("/api/documents").get_data(as_text=True)
+    corpus = str(Path(built.stats()["corpus_dir"]).resolve())
+    assert corpus not in raw and str(built.root) not in raw
+    docs = json.loads(raw)["documents"]
+    assert {d["source"] for d in docs} == {SEED_ID, RULES_ID, XSS_ID}
+    one = client.get(f"/api/documents/{quote(RULES_ID)}").get_json()
+    assert one["source"] == RULES_ID
+
+
+def test_documents_sorted_naturally_with_size_and_dates(wclient):
+    for n in (10, 2, 1):
+        _upload(wclient, [(f"第{n}号党纪学习材料：遵守党的纪律。".encode("utf-8"), f"dangfa{n}.txt")])
+    ids = [d["doc_id"] for d in wclient.get("/api/documents").get_json()["documents"]]
+    ordered = [i for i in ids if i.startswith("dangfa")]
+    assert ordered == ["dangfa1.txt", "dangfa2.txt", "dangfa10.txt"]
+    html = wclient.get("/documents").get_data(as_text=True)
+    assert html.index('data-doc-id="dangfa2.txt"') < html.index('data-doc-id="dangfa10.txt"')
+    assert 'id="doc-filter"' in html and re.search(r'class="num size">\d+ 字<', html)
+
+
+def test_cli_ask_and_batch_with_doc_filter_and_envelope(built, tmp_path, capsys):
+    from indexer.cli import main
+
+    assert main(["--index-dir", str(built.root), "-q", "ask", "党费", "--mode", "keyword", "--doc", RULES_ID,
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["docs"] == [RULES_ID] and isinstance(out["answer_found"], bool) and "confidence" in out
+    assert out["results"] and all(h["doc_id"] == RULES_ID and h["citation"] for h in out["results"])
+    questions = tmp_path / "q.txt"
+    questions.write_text("党费\n监督\n", encoding="utf-8")
+    dest = tmp_path / "a.jsonl"
+    assert main(["--index-dir", str(built.root), "-q", "batch", str(questions), "--mode", "keyword", "--doc", SEED_ID,
+                 "--doc", XSS_ID, "-o", str(dest)]) == 0
+    lines = [json.loads(line) for line in dest.read_text(encoding="utf-8").splitlines()]
+    assert [line["question"] for line in lines] == ["党费", "监督"]
+    for line in lines:
+        assert isinstance(line["answer_found"], bool) and "confidence" in line
+        assert all(h["doc_id"] in (SEED_ID, XSS_ID) and h["citation"] for h in line["results"])
+    assert main(["--index-dir", str(built.root), "-q", "ask", "党费", "--doc", "没有.txt"]) == 2
+    assert "没有.txt" in capsys.readouterr().err
+
+
+def test_natural_key_and_doc_filter_parsing():
+    from webui.app import natural_key, parse_docs
+    from webui.errors import ApiError
+
+    assert sorted(["dangfa10", "dangfa2", "Dangfa1", "dangfa2a"], key=natural_key) == \
+        ["Dangfa1", "dangfa2", "dangfa2a", "dangfa10"]
+    known = ["a.txt", "规章/甲.md", "规章/乙.md", "规章二/丙.md"]
+    assert parse_docs(["规章"], known) == sorted(["规章/甲.md", "规章/乙.md"])
+    assert parse_docs(["a.txt", "a.txt", ""], known) == ["a.txt"]
+    assert parse_docs([], known) is None and parse_docs(None, known) is None
+    with pytest.raises(ApiError):
+        parse_docs(["规"], known)
+
+
+@pytest.fixture(scope="module")
+def handbook(tmp_path_factory):
+    """The compiled handbook party_rules.md (≈700 passages) indexed with the hashing stand-in encoder.
+
+    Semantic quality is irrelevant here (keyword searches, citations, outline); the stand-in avoids ~70 s of
+    encoding. It is set on this engine only, so other tests keep the real model.
+    """
+    from conftest import require_party_docs
+    from bench.common import HashEncoder
+
+    src = require_party_docs() / "partymate" / "party_rules.md"
+    base = tmp_path_factory.mktemp("handbook")
+    (base / "corpus" / "partymate").mkdir(parents=True)
+    shutil.copy(src, base / "corpus" / "partymate" / "party_rules.md")
+    eng = Engine.open(base / "index", Config())
+    eng._encoder = HashEncoder()
+    report = eng.index(base / "corpus")
+    assert not report.errors, report.errors
+    yield eng
+    eng.close()
+
+
+def test_handbook_citations_name_the_regulation_on_every_interface(handbook):
+    c = create_app(handbook, Config()).test_client()
+    q = "党支部委员会会议多久召开一次"
+    doc_id = "partymate/party_rules.md"
+    title = handbook.document(doc_id)["title"]
+    hits = c.get("/api/search", query_string={"q": q, "mode": "keyword", "k": 5}).get_json()["results"]
+    rule_hits = [h for h in hits if h["section"].startswith("中国共产党支部工作条例（试行） > ")]
+    assert rule_hits, [h["section"] for h in hits]
+    for h in rule_hits:
+        assert h["citation"].startswith("《中国共产党支部工作条例（试行）》第") and title not in h["citation"]
+    html = c.get("/", query_string={"q": q, "mode": "keyword", "k": 5}).get_data(as_text=True)
+    assert f'<p class="citation" title="引用">{rule_hits[0]["citation"]}</p>' in html
+    page = c.get(f"/doc/{quote(doc_id)}").get_data(as_text=True)
+    outline = page[page.index('id="outline"'):page.index("</nav>", page.index('id="outline"'))]
+    tops = re.findall(r'class="outline-item depth-1"><a href="#(h-\d+)">([^<]+)</a>', outline)
+    names = [t for _, t in tops]
+    assert names[:2] == ["中国共产党支部工作条例（试行）", "中国共产党党员教育管理工作条例"], names
+    assert "特此通知" not in names and not any(n.endswith("审批意见") for n in names)
+    entries = re.findall(r'<a href="#(h-\d+)">([^<]+)</a>', outline)
+    first_rule = [t for _, t in entries].index("中国共产党支部工作条例（试行）")
+    article = next(a for a, t in entries[first_rule:] if t == "第十二条")
+    assert re.search(rf'id="{article}">(<strong class="article-label">)?第十二条', page)
+
+
+def test_csv_export_neutralises_formulas():
+    import csv as _csv
+
+    from webui.export import to_csv
+
+    hit = {"rank": 1, "title": "=HYPERLINK(\"http://x\")", "section": "", "doc_id": "a.txt", "text": "--- 表格47 ---",
+           "best_sentence": "+1", "score": 1.0, "citation": "《甲》"}
+    rows = list(_csv.reader(io.StringIO(to_csv([{"question": "@SUM(A1)", "hits": [hit], "answer_found": True,
+                                                  "confidence": 0.5}]).decode("utf-8-sig"))))
+    header, row = rows[0], rows[1]
+    col = {name.split(" ")[-1]: i for i, name in enumerate(header)}
+    assert row[col["question"]] == "'@SUM(A1)" and row[col["title"]].startswith("'=")
+    assert row[col["text"]] == "'--- 表格47 ---" and row[col["best_sentence"]] == "'+1"
+    assert row[col["citation"]] == "《甲》" and row[col["score"]] == "1.0"

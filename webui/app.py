@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hmac
+import io
 import logging
 import os
 import re
@@ -11,19 +12,21 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, render_template, request, url_for
+from flask import Flask, Response, jsonify, render_template, request, send_file, url_for
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from indexer.cite import citation
 from indexer.config import Config
 from indexer.engine import IndexCorruptError
-from indexer.types import IndexLockedError, ModelError, QueryError
+from indexer.types import IndexLockedError, ModelError, PartyQAError, QueryError
 
 from .errors import ApiError, split_bilingual
-from .render import document_blocks, example_questions, highlight_html
+from .export import MIME, answer_items, export
+from .render import document_blocks, document_outline, example_questions, highlight_html
 from .server import serve
 from .uploads import (UploadNameError, uploaded_name, allowed_extensions, check_extension, file_results,
                       sanitize_filename)
@@ -38,6 +41,9 @@ MODE_ALIASES = {"综合": "hybrid", "关键词": "keyword", "语义": "semantic"
 K_CHOICES = (3, 5, 10, 20)
 MAX_K = 100
 MAX_BATCH = 100
+MAX_BATCH_PAGE = 500  # questions per batch-page upload (searched 32 at a time)
+FORMATS = ("json", "csv", "docx")
+COUNT_DEPTH = 100  # candidates counted per document when the engine gives no doc_counts
 EXAMPLE_DOCS = 12  # documents read to derive example questions
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -115,16 +121,107 @@ def check_question(question: Any, max_chars: int, label: str = "") -> str:
     return q
 
 
+def parse_format(value: Any, allowed: Sequence[str] = FORMATS) -> str:
+    """An output format (json, csv, docx); ApiError 400 when unknown."""
+    fmt = str(value or "json").strip().lower()
+    if fmt not in allowed:
+        raise ApiError(400, f"不支持的导出格式“{value}”，可选：{'、'.join(allowed)}。",
+                       f"unknown format {value!r}; use one of {', '.join(allowed)}", code="bad_format")
+    return fmt
+
+
+def parse_docs(values: Any, known: Iterable[str]) -> list[str] | None:
+    """The document filter: doc ids, where a folder (``规章/`` or ``规章``) selects every document under it.
+
+    None means no filter; an id that matches nothing is ApiError 400 naming it.
+    """
+    if values is None or values == "":
+        return None
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise ApiError(400, "文档筛选 doc 必须是文档编号或其列表。", "doc must be a document id or a list of them",
+                       code="bad_doc")
+    ids = sorted(known)
+    chosen: list[str] = []
+    unknown: list[str] = []
+    for value in values:
+        v = str(value).strip()
+        if not v:
+            continue
+        folder = v.rstrip("/") + "/"
+        matched = [v] if v in ids else [d for d in ids if d.startswith(folder)]
+        if not matched:
+            unknown.append(v)
+        chosen.extend(d for d in matched if d not in chosen)
+    if unknown:
+        names = "、".join(unknown[:5])
+        raise ApiError(400, f"未找到文档：{names}（见文档列表）。", f"unknown document id(s): {', '.join(unknown[:5])}",
+                       code="unknown_document")
+    return chosen or None
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort key that orders embedded numbers by value: dangfa2 before dangfa10."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", text or "") if t]
+
+
 # ---------------------------------------------------------------------------- helpers
-def _doc_url(doc_id: str, ordinal: int | None = None, q: str = "") -> str:
-    """Link to the document view, scrolled to passage ``ordinal``."""
+def _doc_url(doc_id: str, ordinal: int | None = None, q: str = "", hl: Sequence[int] | None = None) -> str:
+    """Link to the document view, scrolled to passage ``ordinal`` (with the answer span ``hl`` highlighted)."""
     params: dict[str, Any] = {}
     if ordinal is not None:
         params["p"] = ordinal
     if q:
         params["q"] = q
+    if hl:
+        params["hl"] = f"{int(hl[0])}-{int(hl[1])}"
     url = url_for("doc_page", doc_id=doc_id, **params)
     return f"{url}#p-{ordinal}" if ordinal is not None else url
+
+
+def _ordinal_of(pid: Any) -> int | None:
+    """The passage ordinal in a pid ``doc_id#ordinal``."""
+    try:
+        return int(str(pid).rsplit("#", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _decorate(hit: dict[str, Any], q: str, answer_found: bool) -> dict[str, Any]:
+    """Add what the results page shows: highlighted HTML, links (with the answer span), citation, folded copies."""
+    text = hit.get("text", "")
+    span = hit.get("best_span") if answer_found else None
+    hit["html"] = highlight_html(text, hit.get("highlights"), span)
+    hit["citation"] = hit.get("citation") or citation(hit)
+    hl = None
+    if span:
+        try:
+            hl = (int(hit["start"]) + int(span[0]), int(hit["start"]) + int(span[1]))
+        except (KeyError, TypeError, ValueError, IndexError):
+            hl = None
+    hit["href"] = _doc_url(hit["doc_id"], hit.get("ordinal"), q, hl)
+    hit["copy_text"] = f"{hit['citation']}\n{text}"
+    hit["also_views"] = [{**a, "citation": a.get("citation") or citation(a),
+                          "href": _doc_url(a.get("doc_id", ""), _ordinal_of(a.get("pid")), q)}
+                         for a in hit.get("also_in") or [] if a.get("doc_id")]
+    return hit
+
+
+def _public(doc: dict[str, Any], corpus_dir: Any) -> dict[str, Any]:
+    """A document record without absolute server paths: ``source`` relative to the corpus (or its file name)."""
+    out = dict(doc)
+    src = str(out.get("source") or "")
+    if src:
+        path = Path(src)
+        rel = None
+        if corpus_dir:
+            try:
+                rel = path.resolve().relative_to(Path(str(corpus_dir)).resolve()).as_posix()
+            except (ValueError, OSError):
+                rel = None
+        out["source"] = rel or path.name
+    return out
 
 
 def _section_crumbs(section: str) -> list[str]:
@@ -140,6 +237,15 @@ def _format_date(value: Any) -> str:
         return _dt.datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M")
     except ValueError:
         return str(value)
+
+
+def _size_label(chars: Any) -> str:
+    """Document length for people: ``850 字`` / ``1.2 万字``."""
+    try:
+        n = int(chars)
+    except (TypeError, ValueError):
+        return ""
+    return f"{n} 字" if n < 10000 else f"{n / 10000:.1f} 万字"
 
 
 def _is_api() -> bool:
@@ -228,6 +334,72 @@ def _stats(state: _State) -> dict[str, Any]:
         return {"documents": 0, "passages": 0, "model": ""}
 
 
+def _sorted_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Documents in natural order of their ids."""
+    return sorted(docs, key=lambda d: natural_key(str(d.get("doc_id", ""))))
+
+
+def _doc_counts(engine: Any, q: str, mode: str, hits: Any, filtered: bool = False) -> dict[str, int]:
+    """Candidate hits per document for this question: the engine's ``doc_counts``, else a keyword count.
+
+    With a document filter the engine counts only the chosen documents; the picker shows every document's count,
+    so an unfiltered search (one hit built) supplies them.
+    """
+    if filtered:
+        try:
+            hits = engine.search(q, k=1, mode=mode)
+        except PartyQAError:
+            return {}
+    counts = getattr(hits, "doc_counts", None)
+    if counts is not None:
+        return {str(d): int(n) for d, n in dict(counts).items()}
+    # Fallback (engine without doc_counts): count the documents of a deep keyword search; ~3 ms at 10k passages.
+    try:
+        deep = engine.search(q, k=COUNT_DEPTH, mode="keyword")
+    except PartyQAError:
+        return {}
+    out: dict[str, int] = {}
+    for h in deep:
+        out[h["doc_id"]] = out.get(h["doc_id"], 0) + 1
+    return out
+
+
+def _parse_span(value: str) -> tuple[int, int] | None:
+    """``"120-168"`` → (120, 168); None when absent or malformed."""
+    m = re.fullmatch(r"(\d{1,9})-(\d{1,9})", value or "")
+    if not m or int(m.group(1)) >= int(m.group(2)):
+        return None
+    return int(m.group(1)), int(m.group(2))
+
+
+def _download(items: list[dict[str, Any]], fmt: str, name: str) -> Response:
+    """Answers as an attachment (CSV or Word), named with today's date."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M")
+    return send_file(io.BytesIO(export(items, fmt)), mimetype=MIME[fmt], as_attachment=True,
+                     download_name=f"{name}-{stamp}.{fmt}")
+
+
+def _batch_questions(text: str, upload: Any) -> list[str]:
+    """Questions pasted one per line, plus those of an uploaded txt / csv / jsonl file."""
+    from indexer.cli import read_questions
+
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if upload is not None and upload.filename:
+        suffix = Path(upload.filename).suffix.lower()
+        if suffix not in (".txt", ".csv", ".jsonl"):
+            raise ApiError(400, "问题文件须为 txt（每行一个问题）、csv（含 question 列）或 jsonl。",
+                           "the question file must be .txt, .csv or .jsonl", code="bad_batch")
+        with tempfile.TemporaryDirectory(prefix="partyqa-batch-") as tmp:
+            path = Path(tmp) / f"questions{suffix}"
+            upload.save(path)
+            try:
+                lines += [r["question"] for r in read_questions(path)]
+            except PartyQAError as err:
+                zh, en = split_bilingual(str(err).replace(str(path), upload.filename))
+                raise ApiError(400, zh, en, code="bad_batch") from None
+    return lines
+
+
 # ---------------------------------------------------------------------------- the app
 def create_app(engine: Any, config: Config | None = None) -> Flask:
     """Build the Flask app serving the search UI and JSON API over ``engine`` (shared by all threads)."""
@@ -239,7 +411,8 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     state = _State(engine, cfg)
     app.extensions["partyqa"] = state
     app.jinja_env.filters["date"] = _format_date
-    app.jinja_env.globals.update(doc_url=_doc_url, modes=MODES, k_choices=K_CHOICES, crumbs=_section_crumbs)
+    app.jinja_env.globals.update(doc_url=_doc_url, modes=MODES, k_choices=K_CHOICES, crumbs=_section_crumbs,
+                                 size_label=_size_label)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
@@ -312,19 +485,28 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
             k = parse_k(request.args.get("k"), cfg.k)
         except ApiError as err:
             k, notice = cfg.k, err.message_zh
+        all_docs = _sorted_docs(engine.documents())
+        try:
+            docs = parse_docs(request.args.getlist("doc"), [d["doc_id"] for d in all_docs])
+        except ApiError as err:
+            docs, notice = None, err.message_zh
         ctx: dict[str, Any] = {"q": q_raw, "mode": mode, "k": k, "notice": notice, "results": None, "error": "",
-                               "took_ms": None, "stats": _stats(state)}
+                               "took_ms": None, "stats": _stats(state), "all_docs": all_docs,
+                               "selected_docs": docs or [], "doc_counts": {}, "answer_found": True}
         if "q" not in request.args:
             ctx["examples"] = _examples(state)
             return render_template("search.html", **ctx)
         try:
             q = check_question(q_raw, cfg.max_query_chars)
             t0 = time.perf_counter()
-            hits = engine.search(q, k=k, mode=mode)
+            hits = engine.search(q, k=k, mode=mode, docs=docs)
             ctx["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+            answer_found = bool(hits.answer_found) and bool(hits)
             for hit in hits:
-                hit["html"] = highlight_html(hit.get("text", ""), hit.get("highlights"), hit.get("best_span"))
-            ctx["results"] = hits
+                _decorate(hit, q, answer_found)
+            ctx["results"], ctx["answer_found"] = hits, answer_found
+            ctx["doc_counts"] = _doc_counts(engine, q, mode, hits, filtered=bool(docs))
+            ctx["export_args"] = {"q": q, "mode": mode, "k": k, "doc": docs or []}
             if not hits:
                 ctx["examples"] = _examples(state)
         except ApiError as err:
@@ -350,15 +532,57 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
             chosen = None
         passages = doc.get("passages", [])
         chosen_passage = next((p for p in passages if p.get("ordinal") == chosen), None)
-        return render_template("doc.html", doc=doc, blocks=document_blocks(doc.get("text", ""), passages),
+        hl = _parse_span(request.args.get("hl", ""))
+        blocks = document_blocks(doc.get("text", ""), passages, highlight=hl)
+        return render_template("doc.html", doc=doc, blocks=blocks, outline=document_outline(blocks),
                                chosen=chosen if chosen_passage else None, chosen_passage=chosen_passage,
                                q=request.args.get("q", ""))
 
     @app.get("/documents")
     def documents_page() -> str:
         exts = sorted(allowed_extensions())
-        return render_template("documents.html", documents=engine.documents(), stats=_stats(state),
+        return render_template("documents.html", documents=_sorted_docs(engine.documents()), stats=_stats(state),
                                extensions=exts, max_upload_mb=int(cfg.max_upload_mb))
+
+    @app.route("/batch", methods=["GET", "POST"])
+    def batch_page() -> Any:
+        default_mode = cfg.mode if cfg.mode in MODES else "hybrid"
+        ctx: dict[str, Any] = {"mode": default_mode, "k": cfg.k, "text": "", "items": None, "error": "",
+                               "skipped": [], "max_questions": MAX_BATCH_PAGE}
+        if request.method == "GET":
+            return render_template("batch.html", **ctx)
+        form = request.form
+        try:
+            ctx["mode"] = mode = parse_mode(form.get("mode"), default_mode)
+            ctx["k"] = k = parse_k(form.get("k"), cfg.k)
+            ctx["text"] = form.get("questions", "")
+            fmt = parse_format(form.get("format") or "html", ("html", "csv", "docx"))
+            lines = _batch_questions(ctx["text"], request.files.get("file"))
+            qs, skipped = [], []
+            for n, line in enumerate(lines, start=1):
+                try:
+                    qs.append(check_question(line, cfg.max_query_chars, label=f"第 {n} 个"))
+                except ApiError as err:
+                    skipped.append(err.message_zh)
+            ctx["skipped"] = skipped
+            if not qs:
+                raise ApiError(400, "没有可检索的问题：请每行输入一个问题，或上传 txt / csv / jsonl 问题文件。",
+                               "no questions: one per line, or upload a txt/csv/jsonl file", code="bad_batch")
+            if len(qs) > MAX_BATCH_PAGE:
+                raise ApiError(400, f"一次最多 {MAX_BATCH_PAGE} 个问题（收到 {len(qs)} 个），请分批提交。",
+                               f"at most {MAX_BATCH_PAGE} questions (got {len(qs)})", code="batch_too_large")
+            results = [r for i in range(0, len(qs), 32) for r in engine.search_many(qs[i:i + 32], k=k, mode=mode)]
+            items = answer_items(qs, results)
+        except ApiError as err:
+            ctx["error"] = err.message_zh
+            return render_template("batch.html", **ctx), err.status
+        if fmt != "html":
+            return _download(items, fmt, "批量问答结果")
+        for item in items:
+            for hit in item["hits"]:
+                _decorate(hit, item["question"], bool(item["answer_found"]))
+        ctx["items"] = items
+        return render_template("batch.html", **ctx)
 
     # ------------------------------------------------------------------ API
     @app.get("/api/health")
@@ -383,11 +607,20 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
                            code="missing_question")
         mode = parse_mode(args.get("mode"), cfg.mode if cfg.mode in MODES else "hybrid")
         k = parse_k(args.get("k"), cfg.k)
+        fmt = parse_format(args.get("format"))
+        raw_docs = request.args.getlist("doc") if request.method == "GET" else args.get("doc", args.get("docs"))
+        docs = parse_docs(raw_docs, [d["doc_id"] for d in engine.documents()])
         q = check_question(question, cfg.max_query_chars)
         t0 = time.perf_counter()
-        hits = engine.search(q, k=k, mode=mode)
+        hits = engine.search(q, k=k, mode=mode, docs=docs)
         took = round((time.perf_counter() - t0) * 1000, 1)
-        return jsonify({"question": q, "mode": mode, "k": k, "took_ms": took, "results": hits})
+        if fmt != "json":
+            return _download(answer_items([q], [hits]), fmt, "问答结果")
+        body = {"question": q, "mode": mode, "k": k, "took_ms": took, **hits.envelope(), "docs": docs,
+                "results": hits}
+        if getattr(hits, "doc_counts", None) is not None:
+            body["doc_counts"] = hits.doc_counts
+        return jsonify(body)
 
     @app.post("/api/batch")
     def api_batch() -> Response:
@@ -406,21 +639,29 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
                            f"at most {MAX_BATCH} questions per batch (got {len(questions)})", code="batch_too_large")
         mode = parse_mode(opts.get("mode"), cfg.mode if cfg.mode in MODES else "hybrid")
         k = parse_k(opts.get("k"), cfg.k)
+        fmt = parse_format(opts.get("format") or request.args.get("format"))
+        raw_docs = opts.get("doc", opts.get("docs")) if opts else request.args.getlist("doc")
+        docs = parse_docs(raw_docs, [d["doc_id"] for d in engine.documents()])
         qs = [check_question(q, cfg.max_query_chars, label=f"第 {i} 个") for i, q in enumerate(questions, start=1)]
         t0 = time.perf_counter()
-        results = engine.search_many(qs, k=k, mode=mode)
+        results = engine.search_many(qs, k=k, mode=mode, docs=docs)
         took = round((time.perf_counter() - t0) * 1000, 1)
-        return jsonify({"questions": qs, "mode": mode, "k": k, "took_ms": took, "results": results})
+        if fmt != "json":
+            return _download(answer_items(qs, results), fmt, "批量问答结果")
+        answers = [{"question": q, **r.envelope()} for q, r in zip(qs, results)]
+        return jsonify({"questions": qs, "mode": mode, "k": k, "took_ms": took, "docs": docs, "answers": answers,
+                        "results": results})
 
     @app.get("/api/documents")
     def api_documents() -> Response:
-        docs = engine.documents()
+        corpus = _stats(state).get("corpus_dir")
+        docs = [_public(d, corpus) for d in _sorted_docs(engine.documents())]
         return jsonify({"count": len(docs), "documents": docs})
 
     @app.get("/api/documents/<path:doc_id>")
     def api_document(doc_id: str) -> Response:
         try:
-            return jsonify(engine.document(doc_id))
+            return jsonify(_public(engine.document(doc_id), _stats(state).get("corpus_dir")))
         except KeyError:
             raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}",
                            code="unknown_document") from None

@@ -7,7 +7,11 @@ from typing import Any, Callable, Sequence
 
 from markupsafe import Markup, escape
 
+from indexer.cite import is_document_name
+
 logger = logging.getLogger(__name__)
+
+DOC_NAME_LEVEL = 0.5  # above every heading level the splitter gives (1 = top)
 
 _HEADING_RE = re.compile(
     r"^\s*(?:#{1,6}\s+\S"  # markdown headings
@@ -133,25 +137,51 @@ def highlight_html(text: str, highlights: Sequence[Sequence[int]] | None = None,
     return Markup("".join(parts))
 
 
-def _lines_html(chunk: str) -> list[dict[str, Any]]:
-    """Non-empty lines of a text chunk, each escaped and tagged with its heading level (``第X条`` labels in bold)."""
+def _line_html(line: str, offset: int, highlight: tuple[int, int] | None) -> tuple[Markup, bool]:
+    """One body line escaped, with the part of ``highlight`` (document offsets) inside it as the answer."""
+    span = None
+    if highlight and highlight[0] < offset + len(line) and offset < highlight[1]:
+        span = (max(highlight[0], offset) - offset, min(highlight[1], offset + len(line)) - offset)
+    return (highlight_html(line, None, span) if span else escape(line)), span is not None
+
+
+def _lines_html(chunk: str, base: int = 0, highlight: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """Non-empty lines of a text chunk, escaped, tagged with their heading level (``第X条`` labels in bold).
+
+    ``base`` is the chunk's offset in the document; the part of ``highlight`` (document offsets) that falls on
+    a body line is wrapped as the answer sentence.
+    """
     out = []
-    for line in chunk.split("\n"):
-        line = line.strip()
+    pos = base
+    for raw in chunk.split("\n"):
+        line = raw.strip()
+        offset = pos + (len(raw) - len(raw.lstrip()))
+        pos += len(raw) + 1
         if not line:
             continue
         level, shown = heading_info(line)
         label = None if level else article_label(line)
-        if label:
-            html = Markup('<strong class="article-label">%s</strong>%s') % (label, line[len(label):])
+        if not level and not label and len(line) <= 50 and is_document_name(line):
+            level = DOC_NAME_LEVEL  # a regulation's name on its own line inside a compiled handbook
+        answer = False
+        if level:
+            html = escape(shown)
+        elif label:
+            rest, answer = _line_html(line[len(label):], offset + len(label), highlight)
+            html = Markup('<strong class="article-label">%s</strong>') % label + rest
         else:
-            html = escape(shown if level else line)
-        out.append({"html": html, "level": level})
+            html, answer = _line_html(line, offset, highlight)
+        out.append({"html": html, "level": level, "text": shown if level else line, "article": label,
+                    "answer": answer})
     return out
 
 
-def document_blocks(text: str, passages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Split a document into blocks: passages (with their ordinal) and the text between them, escaped line by line."""
+def document_blocks(text: str, passages: Sequence[dict[str, Any]],
+                    highlight: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """Split a document into blocks: passages (with their ordinal) and the text between them, escaped line by line.
+
+    ``highlight`` (start, end offsets into ``text``) marks the answer sentence a search result pointed at.
+    """
     text = text or ""
     n = len(text)
     blocks: list[dict[str, Any]] = []
@@ -164,24 +194,46 @@ def document_blocks(text: str, passages: Sequence[dict[str, Any]]) -> list[dict[
             continue
         start, end = max(start, pos), min(end, n)
         if start > pos:
-            gap = _lines_html(text[pos:start])
+            gap = _lines_html(text[pos:start], pos, highlight)
             if gap:
                 blocks.append({"kind": "gap", "ordinal": None, "lines": gap, "section": ""})
         # A passage fully overlapped by the previous one keeps its anchor but shows no text twice.
-        lines = _lines_html(text[start:end]) if end > start else []
+        lines = _lines_html(text[start:end], start, highlight) if end > start else []
         blocks.append({"kind": "passage", "ordinal": ordinal, "lines": lines, "section": p.get("section", "")})
         pos = max(pos, end)
     if pos < n:
-        tail = _lines_html(text[pos:])
+        tail = _lines_html(text[pos:], pos, highlight)
         if tail:
             blocks.append({"kind": "gap", "ordinal": None, "lines": tail, "section": ""})
     # Heading tags by rank among the levels this document uses: its top level becomes <h2>.
     levels = sorted({line["level"] for b in blocks for line in b["lines"] if line["level"]})
     tag = {lvl: f"h{min(2 + i, 6)}" for i, lvl in enumerate(levels)}
+    rank = {lvl: i + 1 for i, lvl in enumerate(levels)}
+    anchor = 0
     for b in blocks:
         for line in b["lines"]:
             line["tag"] = tag.get(line["level"], "")
+            line["depth"] = rank.get(line["level"], len(levels) + 1)
+            if line["level"] or line["article"]:
+                anchor += 1
+                line["anchor"] = f"h-{anchor}"
     return blocks
+
+
+def document_outline(blocks: Sequence[dict[str, Any]], max_text: int = 40) -> list[dict[str, Any]]:
+    """The headings (编/章/节, 一、…) and articles (第X条) of a document as outline entries with anchors."""
+    out = []
+    for b in blocks:
+        for line in b["lines"]:
+            if not line.get("anchor"):
+                continue
+            if not line["article"] and (len(line["text"]) > 60 or line["text"].endswith(("。", "；", ";"))):
+                continue  # a numbered list item the splitter took for a heading, not a real heading
+            text = line["article"] or line["text"]
+            out.append({"anchor": line["anchor"], "depth": min(int(line["depth"]), 4),
+                        "text": text if len(text) <= max_text else text[:max_text] + "…",
+                        "article": bool(line["article"])})
+    return out
 
 
 _VERB_PREFIXES = ("做好", "当好", "加强", "坚持", "推进", "发挥", "落实", "提高", "建立", "健全", "严格", "开展", "抓好",

@@ -1,4 +1,5 @@
-/* PartyQA web UI: document-view scrolling, upload with progress, delete. No external code. */
+/* PartyQA web UI: search options, copy citation, recent questions, document outline and find, upload, delete.
+   No external code; data is only ever set as text (never innerHTML). */
 (function () {
   "use strict";
 
@@ -39,10 +40,13 @@
   function initDocument() {
     var article = document.getElementById("document");
     if (!article) return;
+    initFind();
     var chosenId = article.getAttribute("data-chosen");
     if (!chosenId) return;
-    var target = document.getElementById(chosenId);
-    if (!target) return;
+    var passage = document.getElementById(chosenId);
+    if (!passage) return;
+    // The answer sentence the search pointed at, else the whole passage.
+    var target = passage.querySelector("strong.answer") || passage;
     if (!location.hash || location.hash.slice(1) !== chosenId) {
       target.scrollIntoView({ block: "center" });
     } else {
@@ -56,6 +60,12 @@
     if (!iso) return "";
     var m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/.exec(iso);
     return m ? m[1] + " " + m[2] : iso;
+  }
+
+  function sizeLabel(chars) {
+    var n = parseInt(chars, 10);
+    if (isNaN(n)) return "";
+    return n < 10000 ? n + " 字" : (n / 10000).toFixed(1) + " 万字";
   }
 
   function setStatus(text, kind) {
@@ -73,7 +83,7 @@
     if (!docs.length) {
       var empty = el("tr", "empty-row");
       var cell = el("td", null, "还没有文档，请先上传。");
-      cell.colSpan = 5;
+      cell.colSpan = 7;
       empty.appendChild(cell);
       tbody.appendChild(empty);
     }
@@ -90,7 +100,16 @@
       kind.appendChild(el("span", "badge", d.kind));
       tr.appendChild(kind);
       tr.appendChild(el("td", "num", String(d.passages)));
-      tr.appendChild(el("td", "date", formatDate(d.added_at)));
+      tr.appendChild(el("td", "num size", sizeLabel(d.chars)));
+      var state = el("td", "state");
+      var states = { current: ["badge badge-current", "现行"], historical: ["badge badge-historical", "历史版本"] };
+      var st = states[d.version_status] || ["badge badge-added", "已索引"];
+      state.appendChild(el("span", st[0], st[1]));
+      if (d.version_label) state.appendChild(el("span", "version-label", " " + d.version_label));
+      tr.appendChild(state);
+      var date = el("td", "date", formatDate(d.added_at));
+      if (d.updated_at && d.updated_at !== d.added_at) date.appendChild(el("div", "updated", "更新 " + formatDate(d.updated_at)));
+      tr.appendChild(date);
       var action = el("td");
       var btn = el("button", "btn btn-small btn-danger delete-btn", "删除");
       btn.type = "button";
@@ -102,6 +121,7 @@
     });
     var count = document.getElementById("doc-count");
     if (count) count.textContent = String(docs.length);
+    applyDocFilter();
     var passages = document.getElementById("passage-count");
     if (passages) {
       passages.textContent = String(docs.reduce(function (sum, d) { return sum + (d.passages || 0); }, 0));
@@ -234,28 +254,230 @@
           renderResults(results, body.files);
           var ok = (body.files || []).filter(function (f) { return f.status !== "error"; }).length;
           var failed = (body.files || []).length - ok;
-          done("处理完成：成功 " + ok + " 个" + (failed ? "，失败 " + failed + " 个" : "") + "。", failed ? "warn" : "ok");
+          if (!ok) {
+            // Nothing was indexed: an empty bar, not a full one that reads as success.
+            fill.style.width = "0%";
+            done("全部失败：" + failed + " 个文件都没有建立索引，原因见下方。", "error");
+          } else {
+            done("处理完成：成功 " + ok + " 个" + (failed ? "，失败 " + failed + " 个" : "") + "。", failed ? "warn" : "ok");
+          }
           form.reset();
           label.textContent = "选择文件（可多选）";
           refreshDocuments();
         } else {
           if (body && body.files) renderResults(results, body.files);
+          fill.style.width = "0%";
           done("上传失败：" + errorMessage(body, "服务器返回 " + xhr.status), "error");
         }
       };
-      xhr.onerror = function () { done("上传失败：无法连接服务器，或文件过大。", "error"); };
+      xhr.onerror = function () { fill.style.width = "0%"; done("上传失败：无法连接服务器，或文件过大。", "error"); };
       xhr.send(data);
     });
+  }
+
+  function applyDocFilter() {
+    var input = document.getElementById("doc-filter");
+    var rows = document.querySelectorAll("#doc-rows tr[data-doc-id]");
+    if (!input) return;
+    var needle = input.value.trim().toLowerCase();
+    var shown = 0;
+    Array.prototype.forEach.call(rows, function (tr) {
+      var hit = !needle || tr.textContent.toLowerCase().indexOf(needle) >= 0;
+      tr.hidden = !hit;
+      if (hit) shown += 1;
+    });
+    var counter = document.getElementById("doc-filter-count");
+    if (counter) counter.textContent = needle ? "显示 " + shown + " / " + rows.length + " 篇" : "";
   }
 
   function initDocuments() {
     var table = document.getElementById("doc-table");
     if (table) table.addEventListener("click", onDelete);
+    var filter = document.getElementById("doc-filter");
+    if (filter) filter.addEventListener("input", applyDocFilter);
     initUpload();
+  }
+
+  /* ---------------------------------------------------------------- in-document find */
+  function initFind() {
+    var input = document.getElementById("doc-find-input");
+    var body = document.getElementById("doc-body");
+    if (!input || !body) return;
+    var counter = document.getElementById("doc-find-count");
+    var hits = [];
+    var current = -1;
+    var timer = null;
+
+    function clear() {
+      hits.forEach(function (m) {
+        var parent = m.parentNode;
+        if (!parent) return;
+        parent.replaceChild(document.createTextNode(m.textContent), m);
+        parent.normalize();
+      });
+      hits = [];
+      current = -1;
+    }
+
+    function show(i) {
+      if (!hits.length) return;
+      if (current >= 0) hits[current].classList.remove("current");
+      current = (i + hits.length) % hits.length;
+      hits[current].classList.add("current");
+      hits[current].scrollIntoView({ block: "center" });
+      counter.textContent = (current + 1) + " / " + hits.length;
+    }
+
+    function search() {
+      clear();
+      var needle = input.value.trim();
+      if (!needle) { counter.textContent = ""; return; }
+      var walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT, null);
+      var nodes = [];
+      while (walker.nextNode()) nodes.push(walker.currentNode);
+      var lower = needle.toLowerCase();
+      nodes.forEach(function (node) {
+        var text = node.nodeValue;
+        var idx = text.toLowerCase().indexOf(lower);
+        while (idx >= 0 && hits.length < 2000) {
+          var match = node.splitText(idx);
+          node = match.splitText(needle.length);
+          var mark = el("mark", "find-hit", match.nodeValue);
+          match.parentNode.replaceChild(mark, match);
+          hits.push(mark);
+          text = node.nodeValue;
+          idx = text.toLowerCase().indexOf(lower);
+        }
+      });
+      if (hits.length) show(0);
+      else counter.textContent = "未找到";
+    }
+
+    input.addEventListener("input", function () {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(search, 200);
+    });
+    input.addEventListener("keydown", function (e) {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        if (timer) { window.clearTimeout(timer); timer = null; if (!hits.length) { search(); return; } }
+        show(current + (e.shiftKey ? -1 : 1));
+      }
+    });
+    document.getElementById("doc-find-next").addEventListener("click", function () { show(current + 1); });
+    document.getElementById("doc-find-prev").addEventListener("click", function () { show(current - 1); });
+  }
+
+  /* ---------------------------------------------------------------- search page */
+  var RECENT_KEY = "partyqa-recent";
+  var RECENT_MAX = 8;
+
+  function loadRecent() {
+    try {
+      var list = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
+      return Array.isArray(list) ? list.filter(function (q) { return typeof q === "string" && q; }) : [];
+    } catch (e) { return []; }
+  }
+
+  function saveRecent(list) {
+    try { localStorage.setItem(RECENT_KEY, JSON.stringify(list.slice(0, RECENT_MAX))); } catch (e) { /* disabled */ }
+  }
+
+  function initRecent() {
+    // Questions stay in this browser's localStorage; nothing is sent anywhere.
+    var params = new URLSearchParams(location.search);
+    var q = (params.get("q") || "").trim();
+    if (q && document.getElementById("results")) {
+      saveRecent([q].concat(loadRecent().filter(function (x) { return x !== q; })));
+    }
+    var section = document.getElementById("recent");
+    var list = document.getElementById("recent-list");
+    if (!section || !list) return;
+    var items = loadRecent();
+    while (list.firstChild) list.removeChild(list.firstChild);
+    items.forEach(function (text) {
+      var li = el("li");
+      var a = el("a", null, text);
+      a.href = root() + "?q=" + encodeURIComponent(text);
+      li.appendChild(a);
+      list.appendChild(li);
+    });
+    section.hidden = !items.length;
+    var clearBtn = document.getElementById("recent-clear");
+    if (clearBtn) {
+      clearBtn.onclick = function () {
+        try { localStorage.removeItem(RECENT_KEY); } catch (e) { /* ignore */ }
+        initRecent();
+      };
+    }
+  }
+
+  function initSearchOptions() {
+    var form = document.getElementById("searchbox");
+    if (!form) return;
+    var box = document.getElementById("q");
+    function rerun() {
+      // Only when there is a question: on the empty home page a mode change just sets the option.
+      if (box && box.value.trim()) form.submit();
+    }
+    Array.prototype.forEach.call(form.querySelectorAll('input[name="mode"], select[name="k"]'), function (input) {
+      input.addEventListener("change", rerun);
+    });
+    var filter = document.getElementById("doc-picker-filter");
+    if (filter) {
+      filter.addEventListener("input", function () {
+        var needle = filter.value.trim().toLowerCase();
+        Array.prototype.forEach.call(document.querySelectorAll("#doc-picker-list .doc-option"), function (li) {
+          li.hidden = needle && li.textContent.toLowerCase().indexOf(needle) < 0;
+        });
+      });
+      filter.addEventListener("keydown", function (e) { if (e.key === "Enter") e.preventDefault(); });
+    }
+    var clearBtn = document.getElementById("doc-picker-clear");
+    if (clearBtn) {
+      clearBtn.addEventListener("click", function () {
+        Array.prototype.forEach.call(form.querySelectorAll('input[name="doc"]'), function (c) { c.checked = false; });
+      });
+    }
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    return new Promise(function (resolve, reject) {
+      var area = el("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      document.body.removeChild(area);
+      if (ok) resolve(); else reject(new Error("copy failed"));
+    });
+  }
+
+  function initCopy() {
+    document.addEventListener("click", function (event) {
+      var btn = event.target.closest ? event.target.closest(".copy-cite") : null;
+      if (!btn) return;
+      var label = "复制引用";
+      copyText(btn.getAttribute("data-copy") || "").then(function () {
+        btn.textContent = "已复制";
+        btn.classList.add("copied");
+      }, function () {
+        btn.textContent = "复制失败，请手动选择文字";
+      });
+      window.setTimeout(function () { btn.textContent = label; btn.classList.remove("copied"); }, 2500);
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     initDocument();
     initDocuments();
+    initSearchOptions();
+    initRecent();
+    initCopy();
   });
 })();
