@@ -470,10 +470,24 @@ def _load_text(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]
 
 def _load_markdown(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) -> list[RawDocument]:
     text, enc = _decode(data, name)
+    meta: dict[str, Any] = {"encoding": enc, **front_matter_versions(text)}
     text, title = split_front_matter(text)
     if not text.strip():
         raise IngestError(name, "empty document: only whitespace or front matter")
-    return [RawDocument(doc_id=doc_id, text=text, title=title, source=name, kind="md", meta={"encoding": enc})]
+    return [RawDocument(doc_id=doc_id, text=text, title=title, source=name, kind="md", meta=meta)]
+
+
+def front_matter_versions(text: str) -> dict[str, str]:
+    """The ``version`` / ``effective`` fields of a leading YAML front matter block (they order regulation versions)."""
+    m = _FRONT_MATTER_RE.match(text)
+    if not m:
+        return {}
+    out = {}
+    for ln in m.group(1).split("\n"):
+        km = re.match(r"^(version|effective|effective_date)\s*:\s*['\"]?([^'\"#]*?)['\"]?\s*$", ln, re.I)
+        if km and km.group(2):
+            out[km.group(1).lower()] = km.group(2)
+    return out
 
 
 def split_front_matter(text: str) -> tuple[str, str | None]:

@@ -178,3 +178,22 @@ def test_rrf_stays_available_as_an_option(versions_engine) -> None:
         versions_engine.config = original
     assert len(hits) == 5 and all(isinstance(h["score"], float) for h in hits)
     assert Config().fusion == "convex"
+
+
+def test_front_matter_version_orders_two_copies_of_a_regulation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import indexer.engine as engine_mod
+    from indexer import Engine
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    body = ("第一条 党员领导干部应当每年在党的组织生活会上报告个人有关事项的执行情况，接受组织监督和同志们的评议，"
+            "对存在的问题要作出说明并提出整改措施。\n")
+    (corpus / "old.md").write_text(f"---\ntitle: 领导干部报告个人有关事项规定\neffective: 2010-05-26\n---\n{body}", "utf-8")
+    (corpus / "new.md").write_text(f"---\ntitle: 领导干部报告个人有关事项规定（修订）\nversion: 2017\n---\n{body}", "utf-8")
+    monkeypatch.setattr(engine_mod, "load_encoder", lambda cfg: HashEncoder())
+    with Engine.open(tmp_path / "index") as eng:
+        eng.index(corpus)
+        hits = eng.search("领导干部要在组织生活会上报告哪些个人事项", k=3, mode="hybrid")
+    assert len(hits) == 1 and hits[0]["doc_id"] == "new.md", [h["pid"] for h in hits]
+    assert hits[0]["version_status"] == "current" and hits[0]["version_label"] == "2017年版"
+    assert [(a["doc_id"], a["version_status"]) for a in hits[0]["also_in"]] == [("old.md", "historical")]
