@@ -158,32 +158,40 @@ def cmd_grid(args: argparse.Namespace) -> int:
     return 0
 
 
-def features(results: Sequence[Any]) -> np.ndarray:
-    """The confidence model's inputs per question: coverage, agreement, semantic top cosine (centred)."""
-    from indexer import rank as r
-
-    return np.array([[s.coverage, float(s.agree), s.semantic_top - r.SEMANTIC_CENTRE] for s in
-                     (res.signals for res in results)], dtype=np.float64)
+def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, steps: int = 20000) -> np.ndarray:
+    """Weighted logistic regression by gradient descent (a little L2 on the slopes); returns (bias, *slopes)."""
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    beta = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-xb @ beta))
+        beta -= 0.5 * (xb.T @ (w * (p - y))) / w.sum() + 1e-3 * np.r_[0, beta[1:]]
+    return beta
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    """Logistic regression of 'the top-5 holds a gold passage' against the signals, on the tuning half."""
+    """Per mode: logistic fit of 'a gold passage is in the top 5' on the signals, tuning half only.
+
+    Off-topic questions (label 0) are weighted up to the on-topic count, so the small set is not drowned out.
+    """
+    from indexer.rank import confidence_features
+
     eng = open_party(args.work)
     qs = party_questions(eng._state().passages)
     cands = collect(eng, qs)
-    res = run_variant(eng, qs, cands, "hybrid")
-    x = features(res)
-    y = np.array([1.0 if q.gold and (gold_rank(r, q.gold) or 99) <= 5 else 0.0 for q, r in zip(qs, res)])
     tune = np.array([q.tuning for q in qs])
-    # balance on-topic and off-topic weight so the small off-topic set is not drowned out
     off = np.array([q.set == "offtopic" for q in qs])
     w = np.where(off, (~off & tune).sum() / max(1, (off & tune).sum()), 1.0) * tune
-    xb = np.hstack([np.ones((len(x), 1)), x])
-    beta = np.zeros(xb.shape[1])
-    for _ in range(20000):
-        p = 1 / (1 + np.exp(-xb @ beta))
-        beta -= 0.5 * (xb.T @ (w * (p - y))) / w.sum() + 1e-3 * np.r_[0, beta[1:]]
-    print(json.dumps({"bias": beta[0], "coverage": beta[1], "agree": beta[2], "semantic": beta[3]}))
+    models = {}
+    for mode, used in (("hybrid", (0, 1, 2)), ("keyword", (0,)), ("semantic", (0, 2))):
+        res = run_variant(eng, qs, cands, mode)
+        x = np.array([confidence_features(r.signals) for r in res])[:, used]
+        y = np.array([1.0 if q.gold and (gold_rank(r, q.gold) or 99) <= 5 else 0.0 for q, r in zip(qs, res)])
+        beta = fit_logistic(x, y, w)
+        full = [0.0, 0.0, 0.0]
+        for i, b in zip(used, beta[1:]):
+            full[i] = round(float(b), 3)
+        models[mode] = (round(float(beta[0]), 3), *full)
+    print(json.dumps(models))
     return 0
 
 

@@ -61,31 +61,38 @@ def question_signals(question: str, passages: Mapping[str, Passage], kw: Sequenc
                      sem: Sequence[tuple[str, float]]) -> Signals:
     """Signals of one question from its candidate lists (already restricted to known passages)."""
     coverage = 0.0
-    if kw:
-        weighted = weighted_query_terms(question, SUBWORD_WEIGHT)
-        total = sum(w * len(t) for t, w in weighted)
-        if total:
-            text = fold(passages[kw[0][0]].text).lower()
-            coverage = sum(w * len(t) for t, w in weighted if t in text) / total
+    weighted = weighted_query_terms(question, SUBWORD_WEIGHT)
+    total = sum(w * len(t) for t, w in weighted)
+    if total:
+        for pid in {lst[0][0] for lst in (kw, sem) if lst}:
+            text = fold(passages[pid].text).lower()
+            coverage = max(coverage, sum(w * len(t) for t, w in weighted if t in text) / total)
     sem_top = float(sem[0][1]) if sem else 0.0
     agree = bool(kw and sem) and (kw[0][0] in {p for p, _ in sem[:5]} or sem[0][0] in {p for p, _ in kw[:5]})
     return Signals(coverage=coverage, semantic_top=sem_top, agree=agree)
 
 
+# Logistic models of "a correct passage is in the top 5", one per mode (the signals a mode has differ), as
+# (bias, coverage, agree, semantic top cosine - SEMANTIC_CENTRE). Fitted by `python -m bench.fusion fit` on the
+# tuning halves of the quiz, the dev questions and the off-topic questions; see bench/NOTES.md.
+SEMANTIC_CENTRE = 0.8
+CONFIDENCE_MODELS: dict[str, tuple[float, float, float, float]] = {
+    "hybrid": (-2.0, 4.0, 1.0, 20.0),
+    "keyword": (-2.0, 4.0, 0.0, 0.0),
+    "semantic": (-2.0, 4.0, 0.0, 20.0),
+}
+
+
+def confidence_features(sig: Signals) -> tuple[float, float, float]:
+    """The confidence models' inputs: coverage, agreement of the halves, centred semantic top cosine."""
+    return sig.coverage, float(sig.agree), (sig.semantic_top - SEMANTIC_CENTRE) if sig.semantic_top else 0.0
+
+
 def answer_confidence(sig: Signals, mode: str) -> float:
     """A probability-like confidence that the top hit answers the question (logistic in the signals)."""
-    z = CONF_BIAS + CONF_COVERAGE * sig.coverage + CONF_AGREE * sig.agree
-    if mode != "keyword" and sig.semantic_top:
-        z += CONF_SEMANTIC * (sig.semantic_top - SEMANTIC_CENTRE)
+    bias, *coef = CONFIDENCE_MODELS[mode]
+    z = bias + sum(c * x for c, x in zip(coef, confidence_features(sig)))
     return 1.0 / (1.0 + math.exp(-z))
-
-
-# Fitted by `python -m bench.fusion fit` (logistic regression) on the tuning questions; see bench/NOTES.md.
-CONF_BIAS = -2.0
-CONF_COVERAGE = 4.0
-CONF_AGREE = 1.0
-CONF_SEMANTIC = 20.0
-SEMANTIC_CENTRE = 0.8
 
 
 def fuse(kw: Sequence[tuple[str, float]], sem: Sequence[tuple[str, float]], mode: str, config: Config,
