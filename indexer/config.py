@@ -23,11 +23,11 @@ class Config:
     mode: str = "hybrid"
     k: int = 5
     fusion: str = "convex"  # "convex" (normalised scores, one weight; measured best) or "rrf"
-    alpha: float = 0.5  # convex fusion: the semantic half's share of the fused score (keyword gets 1 - alpha)
-    semantic_floor: float = 0.7  # cosine that normalises to 0 (e5 puts unrelated text near 0.7, not at -1)
-    verbatim_coverage: float = 0.9  # questions whose terms the best keyword passage covers this well ...
-    verbatim_shift: float = 0.0  # ... give the semantic half this much less weight (near-verbatim questions)
-    min_confidence: float = 0.5  # below this confidence of the top hit, answer_found is false ("未找到直接回答")
+    alpha: float = 0.4  # convex fusion: the semantic half's share of the fused score (keyword gets 1 - alpha)
+    semantic_floor: float = 0.0  # cosine that normalises to 0; <= 0: the candidate list's own minimum (min-max)
+    verbatim_coverage: float = 0.7  # questions whose terms the best passage covers this well ...
+    verbatim_shift: float = 0.1  # ... give the semantic half this much less weight (near-verbatim questions)
+    min_confidence: float = 0.2  # below this confidence of the top hit, answer_found is false ("未找到直接回答")
     rrf_k: int = 60  # fusion="rrf" only
     keyword_weight: float = 1.0  # fusion="rrf" only
     semantic_weight: float = 1.0  # fusion="rrf" only

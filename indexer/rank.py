@@ -73,19 +73,19 @@ def question_signals(question: str, passages: Mapping[str, Passage], kw: Sequenc
 
 
 # Logistic models of "a correct passage is in the top 5", one per mode (the signals a mode has differ), as
-# (bias, coverage, agree, semantic top cosine - SEMANTIC_CENTRE). Fitted by `python -m bench.fusion fit` on the
+# (bias, coverage, agree, (semantic top cosine - SEMANTIC_CENTRE) per 0.1). Fitted by `python -m bench.fusion fit` on the
 # tuning halves of the quiz, the dev questions and the off-topic questions; see bench/NOTES.md.
 SEMANTIC_CENTRE = 0.8
 CONFIDENCE_MODELS: dict[str, tuple[float, float, float, float]] = {
-    "hybrid": (-2.0, 4.0, 1.0, 20.0),
-    "keyword": (-2.0, 4.0, 0.0, 0.0),
-    "semantic": (-2.0, 4.0, 0.0, 20.0),
+    "hybrid": (-6.468, 2.507, 1.528, 4.954),
+    "keyword": (-3.472, 6.426, 0.0, 0.0),
+    "semantic": (-6.091, 2.09, 0.0, 4.925),
 }
 
 
 def confidence_features(sig: Signals) -> tuple[float, float, float]:
-    """The confidence models' inputs: coverage, agreement of the halves, centred semantic top cosine."""
-    return sig.coverage, float(sig.agree), (sig.semantic_top - SEMANTIC_CENTRE) if sig.semantic_top else 0.0
+    """The confidence models' inputs: coverage, agreement of the halves, semantic top cosine (centred, per 0.1)."""
+    return sig.coverage, float(sig.agree), 10 * (sig.semantic_top - SEMANTIC_CENTRE) if sig.semantic_top else 0.0
 
 
 def answer_confidence(sig: Signals, mode: str) -> float:
@@ -100,14 +100,15 @@ def fuse(kw: Sequence[tuple[str, float]], sem: Sequence[tuple[str, float]], mode
     """The fused candidate list (pid, score, {half: rank}) best first."""
     if mode == "keyword":
         return convex({"keyword": kw}, {"keyword": 1.0}, {"keyword": 0.0})
+    floor = config.semantic_floor if config.semantic_floor > 0 else None
     if mode == "semantic":
-        return convex({"semantic": sem}, {"semantic": 1.0}, {"semantic": config.semantic_floor})
+        return convex({"semantic": sem}, {"semantic": 1.0}, {"semantic": floor})
     if config.fusion == "rrf":
         return rrf({"keyword": [p for p, _ in kw], "semantic": [p for p, _ in sem]},
                    weights={"keyword": config.keyword_weight, "semantic": config.semantic_weight}, k=config.rrf_k)
     alpha = semantic_share(config, sig)
     return convex({"keyword": kw, "semantic": sem}, {"keyword": 1.0 - alpha, "semantic": alpha},
-                  {"keyword": 0.0, "semantic": config.semantic_floor})
+                  {"keyword": 0.0, "semantic": floor})
 
 
 def semantic_share(config: Config, sig: Signals | None) -> float:
