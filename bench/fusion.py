@@ -4,8 +4,13 @@ Each question's two candidate lists (keyword and semantic, 50 deep, exactly what
 once from a built index; every variant is then ranked by ``indexer.rank.rank`` itself, so what is chosen here is
 what the engine does.
 
-    .venv/bin/python -m bench.fusion grid   # needs the party index of a full quality run (bench/results/work/party)
+    .venv/bin/python -m bench.fusion build  # the tuning corpus: the curated regulation corpus + seed (2,355 passages)
+    .venv/bin/python -m bench.fusion grid   # every grid point, tuning and held-out halves side by side
     .venv/bin/python -m bench.fusion fit    # logistic fit of the answer confidence (tuning half of every set)
+
+The tuning corpus is the curated regulation corpus of tests/test_quality.py (the gold documents of the dev, quiz and
+held-out questions, distractor regulations, 15 case articles, the seed essay); ``--index`` points grid/fit at another
+index, e.g. the whole party-docs index of a full run (bench/results/work/party/index).
 
 Tuning questions: the half of the quiz items, of the dev questions and of the off-topic questions whose
 ``stable_key`` is even. Held out: the other halves and every question of bench/heldout_questions.jsonl.
@@ -125,25 +130,39 @@ def table(questions: Sequence[Question], results: Sequence[Any], tuning: bool | 
 
 GRID = [
     {"fusion": "rrf"},
-    *({"fusion": "convex", "alpha": a, "semantic_floor": f} for a in (0.2, 0.3, 0.4, 0.5, 0.6) for f in (None, 0.7)),
-    *({"fusion": "convex", "alpha": 0.5, "semantic_floor": 0.7, "verbatim_shift": s, "verbatim_coverage": c}
-      for s in (0.2, 0.3) for c in (0.8, 0.9)),
+    *({"fusion": "convex", "alpha": a, "semantic_floor": f, "verbatim_shift": 0.0}
+      for a in (0.2, 0.3, 0.4, 0.5, 0.6) for f in (0.0, 0.7)),
+    *({"fusion": "convex", "alpha": a, "semantic_floor": 0.0, "verbatim_shift": s, "verbatim_coverage": c}
+      for a in (0.3, 0.4, 0.5) for s in (0.1, 0.2, 0.3) for c in (0.7, 0.8, 0.9)),
 ]
 
 
-def open_party(work: Path) -> Any:
-    """The party-docs index of the last quality run."""
+def build_tuning_index(work: Path) -> Path:
+    """Index the tuning corpus (see the module docstring) under ``work``; embeddings come from the shared cache."""
+    from .quality import build_index
+
+    rows = devset.load_questions()
+    files = devset.regs_files(rows, devset.PARTY_DOCS)
+    if HELDOUT.is_file():
+        files += sorted({r["gold_doc"] for r in devset.load_questions(HELDOUT)} - set(files) - {devset.SEED_ID})
+    corpus = devset.build_corpus(work / "fusion" / "corpus", files, devset.PARTY_DOCS, seed=True)
+    eng, _ = build_index(work / "fusion" / "index", corpus)
+    eng.close()
+    return work / "fusion" / "index"
+
+
+def open_index(index: Path) -> Any:
+    """An engine on a built index (the tuning corpus by default)."""
     from indexer import Config, Engine
 
-    index = work / "party" / "index"
     if not (index / "CURRENT").is_file():
-        raise SystemExit(f"no party index at {index}: run `python -m bench.quality --sets party` first")
+        raise SystemExit(f"no index at {index}: run `python -m bench.fusion build` first")
     return Engine.open(index, Config.from_env(reranker=""))
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
     """Score every grid point on the tuning half, print the held-out half for the chosen one."""
-    eng = open_party(args.work)
+    eng = open_index(args.index)
     qs = party_questions(eng._state().passages)
     cands = collect(eng, qs)
     rows = []
@@ -175,7 +194,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     """
     from indexer.rank import confidence_features
 
-    eng = open_party(args.work)
+    eng = open_index(args.index)
     qs = party_questions(eng._state().passages)
     cands = collect(eng, qs)
     tune = np.array([q.tuning for q in qs])
@@ -198,14 +217,19 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("grid", "fit"))
+    ap.add_argument("command", choices=("build", "grid", "fit"))
     ap.add_argument("--work", type=Path, default=WORK)
+    ap.add_argument("--index", type=Path, default=None, help="index for grid/fit (default: the tuning corpus)")
     args = ap.parse_args(argv)
+    args.index = args.index or args.work / "fusion" / "index"
     setup_logging()
     apply_stand_in()
     reason = shared_missing()
     if reason:
         print(f"SKIP fusion: {reason}", file=sys.stderr)
+        return 0
+    if args.command == "build":
+        print(build_tuning_index(args.work))
         return 0
     return {"grid": cmd_grid, "fit": cmd_fit}[args.command](args)
 

@@ -174,3 +174,20 @@ def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
     assert {"keyword", "semantic", "hybrid", "rank_bm25", "bm25s", "ensemble"} <= set(sizes)
     assert all(v["p50"] > 0 and v["p95"] >= v["p50"] for v in sizes.values())
     assert (tmp_path / "out" / "summary.json").exists()
+
+
+def test_fusion_tuning_split_is_stable_and_scores_folded_hits() -> None:
+    from bench import fusion
+    from indexer.rank import Results
+
+    keys = [f"quiz:{i}" for i in range(400)]
+    tuning = [fusion.is_tuning(k) for k in keys]
+    assert tuning == [fusion.is_tuning(k) for k in keys] and 0.4 < sum(tuning) / len(keys) < 0.6
+    qs = [fusion.Question("q1", "dev:1", "dev", {"b#2"}, False), fusion.Question("q2", "dev:2", "dev", {"z#9"}, False),
+          fusion.Question("off", "off:1", "offtopic", set(), False)]
+    res = [Results([{"pid": "a#1", "also_in": [{"pid": "b#2"}]}], answer_found=True),
+           Results([{"pid": "a#1", "also_in": []}], answer_found=False),
+           Results([{"pid": "a#1", "also_in": []}], answer_found=True)]
+    table = fusion.table(qs, res, tuning=False)
+    assert table["dev"] == {"n": 2, "R@5": 0.5, "MRR@10": 0.5, "answer_found": 0.5}
+    assert table["offtopic"] == {"n": 1, "false_answer_rate": 1.0}
