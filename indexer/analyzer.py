@@ -263,6 +263,13 @@ def weighted_query_terms(text: str, subword_weight: float = 1.0) -> list[tuple[s
     """Unique query tokens of ``text`` with weights: 1 for a word, ``subword_weight`` for a token that only occurs
     as a dictionary sub-word of a longer word (中国特色社会主义 -> 特色, 社会主义 ...), so that one long compound
     does not count seven times over the rarer words beside it. Same tokens and order as :func:`query_terms`."""
+    return list(_weighted_query_terms(text, subword_weight))
+
+
+# A question is analysed by the keyword half, the confidence signals and the hit builder: segment it once. Kept
+# small on purpose: it serves one search (and a batch), not repeats of a question across searches.
+@lru_cache(maxsize=256)
+def _weighted_query_terms(text: str, subword_weight: float) -> tuple[tuple[str, float], ...]:
     stops = stopwords()
     weights: dict[str, float] = {}
     top = (-1, -1)
@@ -275,7 +282,7 @@ def weighted_query_terms(text: str, subword_weight: float = 1.0) -> list[tuple[s
             continue
         w = subword_weight if inner else 1.0
         weights[term] = max(weights.get(term, 0.0), w)
-    return list(weights.items())
+    return tuple(weights.items())
 
 
 @lru_cache(maxsize=1)

@@ -29,6 +29,7 @@ SUBWORD_WEIGHT = 0.3
 # one's shingles occurs in the other (article text repeated across versions, an abstract repeating a paragraph).
 SHINGLE = 4
 FOLD_CONTAINMENT = 0.6
+FOLD_SCAN = 4  # once k groups are formed, later candidates are checked for folding up to position FOLD_SCAN * k
 _NOT_TEXT = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
@@ -152,7 +153,9 @@ def fold_duplicates(fused: Fused, passages: Mapping[str, Passage], k: int,
     """Group near-identical candidates (best first) until ``k`` groups are formed; within a group of versions of
     one regulation the current version leads, else the best-ranked passage."""
     groups: list[list[tuple[str, float, dict[str, int]]]] = []
-    for item in fused:
+    for pos, item in enumerate(fused):
+        if len(groups) >= k and pos >= FOLD_SCAN * k:
+            break  # versions of a kept article rank beside it; scanning all 100 candidates doubled ranking time
         text = passages[item[0]].text
         for group in groups:
             if near_duplicate(passages[group[0][0]].text, text):
