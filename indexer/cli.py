@@ -131,8 +131,12 @@ def _print_hits(question: str, hits: Any) -> None:
         sr = h["semantic_rank"] if h["semantic_rank"] is not None else "-"
         print(f"\n#{h['rank']}  {h['title']}  ›  {h['section'] or '(正文)'}   [score {h['score']:.4f} | 关键词 {kr} | 语义 {sr}]")
         if h.get("citation"):
-            print(f"  出处: {h['citation']}")
-        print(f"  答: {h['best_sentence']}")
+            status = {"current": "  [现行]", "historical": "  [历史版本]"}.get(h.get("version_status") or "", "")
+            print(f"  出处: {h['citation']}{status}")
+        print(f"  {'答' if hits.answer_found else '最接近的句子'}: {h['best_sentence']}")
+        for other in h.get("also_in") or []:
+            mark = {"current": "（现行）", "historical": "（历史版本）"}.get(other.get("version_status") or "", "")
+            print(f"  另见: {other['title']} › {other['section'] or '(正文)'}{mark}")
         print(f"  段落: {h['text']}")
         if h["terms"]:
             print(f"  匹配词: {' '.join(h['terms'])}")
