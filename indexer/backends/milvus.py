@@ -44,6 +44,18 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 logger = logging.getLogger(__name__)
 
+
+class _QuietLiteServer(logging.Filter):
+    """Milvus Lite 3.2.2 logs a server-side traceback ("Method not implemented", AllocTimestamp) at every
+    create_collection; the collection is created fine, so that one record is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, NotImplementedError) and "Exception calling application" in record.getMessage())
+
+
+logging.getLogger("grpc._server").addFilter(_QuietLiteServer())
+
 STATE_FILE = "milvus.json"
 TERMS_FILE = "milvus-terms.json"
 MAX_ID = 2048  # VARCHAR length of pid / doc_id / row id
@@ -74,26 +86,42 @@ def _client(uri: str, token: str, register: bool) -> Any:
 
 
 def _release_client(uri: str, token: str) -> None:
-    """One backend fewer uses the client; the last one closes it."""
+    """One backend fewer uses the client; the last one closes it (and stops a Milvus Lite server, releasing the
+    data dir for other processes)."""
     key = (uri, token)
     with _clients_lock:
         _users[key] = _users.get(key, 1) - 1
         client = _clients.pop(key, None) if _users[key] <= 0 else None
-    if client is not None:
+    if client is None:
+        return
+    try:
+        client.close()
+    except Exception:  # pragma: no cover - best effort
+        logger.debug("closing Milvus client failed", exc_info=True)
+    if _is_local(uri):
         try:
-            client.close()
-        except Exception:  # pragma: no cover - best effort
-            logger.debug("closing Milvus client failed", exc_info=True)
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(uri)
+        except ImportError:  # pragma: no cover - a local path always means milvus-lite
+            pass
+
+
+def _is_local(uri: str) -> bool:
+    return not uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
 
 
 def _connect_error(uri: str, exc: Exception) -> PartyQAError:
     text = str(exc)
-    if not uri.startswith(("http://", "https://", "tcp://", "grpc://")) and re.search(r"lock|already|in use", text, re.I):
+    local = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+    # Milvus Lite 3.2.2 says only "Open local milvus failed" when another process holds the data dir.
+    if local and (Path(uri).exists() or re.search(r"lock|already|in use", text, re.I)):
         return PartyQAError(
-            f"Milvus Lite 数据目录 {uri} 正被另一个进程使用（同一时间只能有一个进程打开它，例如正在运行的 partyqa serve）："
-            f"请先停止那个进程，或改用 Milvus 服务器（PARTYQA_MILVUS_URI=http://主机:19530） / the Milvus Lite data dir "
-            f"{uri} is open in another process (only one process at a time, e.g. a running `partyqa serve`): stop it "
-            f"first, or use a Milvus server (PARTYQA_MILVUS_URI=http://host:19530) ({text})")
+            f"Milvus Lite 数据目录 {uri} 打不开，通常是另一个进程正在使用它（同一时间只能有一个进程打开，例如正在运行的 "
+            f"partyqa serve）：请先停止那个进程，或改用 Milvus 服务器（PARTYQA_MILVUS_URI=http://主机:19530） / cannot "
+            f"open the Milvus Lite data dir {uri}, usually because another process has it open (only one process at a "
+            f"time, e.g. a running `partyqa serve`): stop that process first, or use a Milvus server "
+            f"(PARTYQA_MILVUS_URI=http://host:19530) ({text})")
     return PartyQAError(f"无法连接 Milvus（{uri}）：{text} / cannot connect to Milvus at {uri}: {text}")
 
 
