@@ -55,6 +55,10 @@ class _QuietLiteServer(logging.Filter):
 
 
 logging.getLogger("grpc._server").addFilter(_QuietLiteServer())
+# Milvus Lite logs every server start/stop and faiss its CPU probing at INFO: keep the CLI's INFO output ours.
+for _name in ("milvus_lite", "faiss"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
 
 STATE_FILE = "milvus.json"
 TERMS_FILE = "milvus-terms.json"
