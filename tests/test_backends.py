@@ -326,3 +326,61 @@ def test_milvus_killed_writer_leaves_no_half_visible_document(tmp_path, corpus):
         assert total[0]["count(*)"] == len(gen.passages) == gen.reader.keyword_count()
     finally:
         eng.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_model_change_and_analyzer_change_rewrite_both_halves(tmp_path, corpus, backend, monkeypatch):
+    """A new model re-embeds every passage (Milvus: into a new collection, the old one dropped); a changed stopword
+    list re-tokenizes the keyword half and keeps the vectors. Both backends then still agree with a fresh build."""
+    import indexer.engine
+    from bench.common import HashEncoder
+    from indexer import analyzer
+
+    class Wider(HashEncoder):
+        model_id, dim = "hash-wider", 96
+
+    eng = Engine.open(tmp_path / "index", _config(backend))
+    eng.index(corpus)
+    n = len(eng._state().passages)
+    eng.close()
+
+    monkeypatch.setattr(indexer.engine, "load_encoder", lambda cfg: Wider())
+    eng = Engine.open(tmp_path / "index", _config(backend))
+    try:
+        eng.search("党支部委员会", k=3, mode="hybrid")  # notices the other model and re-embeds
+        gen = eng._state()
+        assert gen.manifest["model_id"] == "hash-wider" and gen.reader.model_id == "hash-wider"
+        assert gen.reader.vector_count() == n
+        if backend == "milvus":
+            assert eng.backend.client.list_collections() == [gen.reader.collection]
+        semantic = [h["pid"] for h in eng.search("党支部委员会", k=5, mode="semantic")]
+    finally:
+        eng.close()
+
+    stop_file = tmp_path / "stopwords.txt"
+    stop_file.write_text(analyzer.STOPWORDS_PATH.read_text("utf-8") + "\n监督\n监督者\n", encoding="utf-8")
+    monkeypatch.setattr(analyzer, "STOPWORDS_PATH", stop_file)
+    for cached in (analyzer.stopwords, analyzer._analyzer, analyzer.analyzer_fingerprint):
+        cached.cache_clear()
+    try:
+        eng = Engine.open(tmp_path / "index", _config(backend))
+        try:
+            report = eng.index(corpus)
+            assert report.passages_retokenized == n and report.passages_encoded == 0
+            gen = eng._state()
+            assert gen.reader.keyword_count() == gen.reader.vector_count() == n
+            after = eng.search("基层党支部如何做好监督者", k=5, mode="keyword")
+            assert after and not {"监督", "监督者"} & {t for h in after for t in h["terms"]}
+            assert [h["pid"] for h in eng.search("党支部委员会", k=5, mode="semantic")] == semantic  # vectors kept
+            fresh = Engine.open(tmp_path / "fresh", _config(backend))
+            try:
+                fresh.index(corpus)
+                assert [h["pid"] for h in fresh.search("基层党支部如何做好监督者", k=5, mode="keyword")] == \
+                    [h["pid"] for h in after]
+            finally:
+                fresh.close()
+        finally:
+            eng.close()
+    finally:
+        for cached in (analyzer.stopwords, analyzer._analyzer, analyzer.analyzer_fingerprint):
+            cached.cache_clear()
