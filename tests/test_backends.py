@@ -384,3 +384,34 @@ def test_model_change_and_analyzer_change_rewrite_both_halves(tmp_path, corpus, 
     finally:
         for cached in (analyzer.stopwords, analyzer._analyzer, analyzer.analyzer_fingerprint):
             cached.cache_clear()
+
+
+@pytest.mark.skipif(bool(MILVUS_SKIP), reason=MILVUS_SKIP or "-")
+def test_real_model_quality_within_one_question(tmp_path, corpus, monkeypatch):
+    """With the bundled e5 model (~40 passages, encoded once: the two indexes share one embedding cache), every
+    mode answers the paraphrased questions on Milvus within one question of the local backend."""
+    import os
+
+    import indexer.encoders
+    import indexer.engine
+
+    monkeypatch.setattr(indexer.engine, "load_encoder", indexer.encoders.load_encoder)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    engines = {}
+    try:
+        for name in ("local", "milvus"):
+            index = tmp_path / f"index-{name}"
+            index.mkdir()
+            os.symlink(cache, index / "cache")
+            engines[name] = Engine.open(index, _config(name))
+            engines[name].index(corpus)
+        hits = {(name, mode): _hits_at(eng, mode) for name, eng in engines.items()
+                for mode in ("keyword", "semantic", "hybrid")}
+        print("answered in top 5 of", len(QUESTIONS), hits)
+        assert hits[("local", "hybrid")] >= 7
+        for mode in ("keyword", "semantic", "hybrid"):
+            assert abs(hits[("milvus", mode)] - hits[("local", mode)]) <= 1, hits
+    finally:
+        for eng in engines.values():
+            eng.close()
