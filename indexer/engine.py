@@ -49,7 +49,8 @@ from .generations import (REBUILD_MARKER, Generations, IndexCorruptError, Snapsh
 from .prepare import prepare
 from .query import MODES, analyse, check_k, check_mode, check_question
 from .rank import Results, rank
-from .sync import STAGED_PREFIX, Plan, SyncReport, file_sha1, load_changed, plan_changes, recover_staged, scan
+from .sync import (Plan, SyncReport, file_sha1, finish_staged, load_changed, plan_changes, recover_staged, scan,
+                   stage_files)
 from .types import PartyQAError, Passage, QueryError
 from .vectors import EmbeddingCache, embed_passages
 
@@ -196,8 +197,6 @@ class Engine:
 
     def add(self, paths: Sequence[str | Path], progress: bool = False) -> SyncReport:
         """Copy files into the corpus directory and index them; identical re-adds are no-ops."""
-        from . import ingest
-
         with self._write_lock():
             self._reload()
             gen = self._gen
@@ -205,48 +204,12 @@ class Engine:
             corpus = self._default_corpus_dir()
             corpus.mkdir(parents=True, exist_ok=True)
             report = SyncReport()
-            changed: dict[str, tuple[Path, str]] = {}
-            staged: dict[str, Path] = {}
-            display: dict[str, str] = {}
             recover_staged(gen.manifest, corpus)
+            staged: dict[str, Path] = {}
             try:
-                for raw_path in paths:
-                    path = Path(raw_path)
-                    if not path.is_file():
-                        report.errors.append({"path": str(path), "reason": "file not found"})
-                        continue
-                    if path.suffix.lower() not in ingest.SUPPORTED_EXTENSIONS:
-                        report.errors.append({"path": str(path), "reason": f"unsupported file type '{path.suffix}'; "
-                                              f"supported: {', '.join(sorted(ingest.SUPPORTED_EXTENSIONS))}"})
-                        continue
-                    resolved = path.resolve()
-                    rel = (resolved.relative_to(corpus).as_posix() if resolved.is_relative_to(corpus)
-                           else path.name)
-                    digest = file_sha1(path)
-                    display[rel] = str(path)
-                    old = gen.manifest["files"].get(rel) if gen.manifest.get("corpus_dir") == str(corpus) else None
-                    if old and old["sha1"] == digest:
-                        report.unchanged.extend(old["doc_ids"])
-                        target = corpus / rel
-                        if not resolved.is_relative_to(corpus) and (not target.is_file() or file_sha1(target) != digest):
-                            # Indexed, but a writer was killed before the copy reached the corpus: finish it now.
-                            target.parent.mkdir(parents=True, exist_ok=True)
-                            shutil.copy2(path, target)
-                        continue
-                    if resolved.is_relative_to(corpus):
-                        changed[rel] = (resolved, digest)
-                        continue
-                    # Stage the copy beside its final name; it is renamed into place only after the commit.
-                    stage = corpus / f"{STAGED_PREFIX}{os.getpid()}-{len(staged)}-{path.name}"
-                    shutil.copy2(path, stage)
-                    staged[rel] = stage
-                    changed[rel] = (stage, digest)
+                changed, display = stage_files(paths, corpus, gen.manifest, report, staged)
                 result = self._apply(gen, corpus, changed, [], report, progress=progress, display=display)
-                files = self._state().manifest["files"]
-                for rel, stage in staged.items():
-                    if files.get(rel, {}).get("sha1") == changed[rel][1]:
-                        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
-                        os.replace(stage, corpus / rel)
+                finish_staged(staged, changed, self._state().manifest, corpus)
                 return result
             finally:
                 for stage in staged.values():

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -102,6 +103,60 @@ def recover_staged(manifest: dict[str, Any], corpus: Path) -> None:
             os.replace(stage, target)
         else:
             stage.unlink(missing_ok=True)
+
+
+def stage_files(paths: Iterable[str | Path], corpus: Path, manifest: dict[str, Any], report: SyncReport,
+                staged: dict[str, Path]) -> tuple[dict[str, tuple[Path, str]], dict[str, str]]:
+    """Which of ``paths`` (files to ``add``) need indexing: rel -> (path to read, sha1), and rel -> the name given.
+
+    Files already in the corpus are read in place. Copies of outside files are staged beside their final name
+    (recorded in ``staged`` as they are made, so the caller can delete them whatever happens) and renamed into
+    place by :func:`finish_staged` only after the commit. Missing, unsupported and unchanged files go to the report.
+    """
+    changed: dict[str, tuple[Path, str]] = {}
+    display: dict[str, str] = {}
+    same_corpus = manifest.get("corpus_dir") == str(corpus)
+    for raw_path in paths:
+        path = Path(raw_path)
+        if not path.is_file():
+            report.errors.append({"path": str(path), "reason": "file not found"})
+            continue
+        if path.suffix.lower() not in ingest.SUPPORTED_EXTENSIONS:
+            report.errors.append({"path": str(path), "reason": f"unsupported file type '{path.suffix}'; "
+                                  f"supported: {', '.join(sorted(ingest.SUPPORTED_EXTENSIONS))}"})
+            continue
+        resolved = path.resolve()
+        inside = resolved.is_relative_to(corpus)
+        rel = resolved.relative_to(corpus).as_posix() if inside else path.name
+        digest = file_sha1(path)
+        display[rel] = str(path)
+        old = manifest["files"].get(rel) if same_corpus else None
+        if old and old["sha1"] == digest:
+            report.unchanged.extend(old["doc_ids"])
+            target = corpus / rel
+            if not inside and (not target.is_file() or file_sha1(target) != digest):
+                # Indexed, but a writer was killed before the copy reached the corpus: finish it now.
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+            continue
+        if inside:
+            changed[rel] = (resolved, digest)
+            continue
+        stage = corpus / f"{STAGED_PREFIX}{os.getpid()}-{len(staged)}-{path.name}"
+        shutil.copy2(path, stage)
+        staged[rel] = stage
+        changed[rel] = (stage, digest)
+    return changed, display
+
+
+def finish_staged(staged: dict[str, Path], changed: dict[str, tuple[Path, str]], manifest: dict[str, Any],
+                  corpus: Path) -> None:
+    """Rename the staged copies whose content the committed ``manifest`` holds into the corpus."""
+    files = manifest["files"]
+    for rel, stage in staged.items():
+        if files.get(rel, {}).get("sha1") == changed[rel][1]:
+            (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage, corpus / rel)
 
 
 def load_changed(corpus: Path, changed: dict[str, tuple[Path, str]], excluded: dict[str, list[str]],
