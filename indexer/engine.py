@@ -422,7 +422,7 @@ class Engine:
         allowed = self._validate_docs(gen, docs)
         if not qs:
             return []
-        queries = [analyse(q) for q in qs]
+        queries = [analyse(q, keyword=mode != "semantic") for q in qs]
         depth = max(self.config.candidates, k)
         keyword_lists: list[list] = [[] for _ in qs]
         semantic_lists: list[list[tuple[str, float]]] = [[] for _ in qs]

@@ -62,13 +62,16 @@ def check_question(question: Any, max_chars: int) -> str:
     return q
 
 
-def analyse(question: str) -> Query:
-    """Analyse an already checked question: expand synonyms, then weight its terms (once per question)."""
+def analyse(question: str, keyword: bool = True) -> Query:
+    """Analyse an already checked question: expand synonyms, then weight its terms (once per question).
+
+    ``keyword=False`` (semantic-only searches) skips the term analysis, a jieba pass of ~0.2 ms.
+    """
     from . import keyword as _keyword
     from .analyzer import expand_query, weighted_query_terms
 
     expanded = expand_query(question)
     # The sub-word weight and the term cap are the keyword index's (indexer.keyword), read at call time, so the
     # keyword half weighs terms exactly as WhooshKeywordIndex.search does for the same text.
-    terms = tuple(weighted_query_terms(expanded, _keyword.SUBWORD_WEIGHT)[:_keyword.MAX_QUERY_TERMS])
+    terms = tuple(weighted_query_terms(expanded, _keyword.SUBWORD_WEIGHT)[:_keyword.MAX_QUERY_TERMS]) if keyword else ()
     return Query(text=question, expanded=expanded, terms=terms)
