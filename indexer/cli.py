@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .config import Config
+from .query import MODES
 from .types import PartyQAError
 
 logger = logging.getLogger("partyqa")
@@ -37,8 +38,8 @@ def _engine(args: argparse.Namespace, create: bool = False):
 # ------------------------------------------------------------------ commands
 def cmd_split(args: argparse.Namespace) -> int:
     """Print the cleaned passages of one file, without building any index."""
-    from .engine import prepare
     from .ingest import load_file_checked
+    from .prepare import prepare
 
     out = []
     raws, problems = load_file_checked(args.file, max_bytes=int(args.config.max_file_mb * 1024 * 1024))
@@ -372,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def search_opts(p: argparse.ArgumentParser) -> None:
         p.add_argument("-k", type=int, default=None, help="results per question (default 5)")
-        p.add_argument("--mode", choices=["hybrid", "keyword", "semantic"], default=None)
+        p.add_argument("--mode", choices=list(MODES), default=None)
         p.add_argument("--doc", action="append", default=None, metavar="DOC_ID",
                        help="search only this document (repeatable; see `partyqa docs`)")
 
@@ -392,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="Recall@1/5/10 and MRR@10 per mode on questions with gold_doc/gold_text")
     p.add_argument("file")
     p.add_argument("-k", type=int, default=10)
-    p.add_argument("--mode", choices=["hybrid", "keyword", "semantic"], default=None)
+    p.add_argument("--mode", choices=list(MODES), default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

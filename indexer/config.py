@@ -43,6 +43,10 @@ class Config:
     admin_token: str = ""
     max_upload_mb: int = 50
     max_file_mb: float = 50  # larger documents are refused with the limit stated (0 = no limit)
+    backend: str = "local"  # search backend: local (whoosh + numpy in the index dir) or milvus (docs/SCALING.md)
+    milvus_uri: str = ""  # http://host:19530 for a Milvus server, or a local path (x.db) for Milvus Lite
+    milvus_collection: str = "partyqa"  # collection name prefix; one collection per index directory and model
+    milvus_token: str = ""  # "user:password" or an API token, when the server requires one
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Config":

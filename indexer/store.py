@@ -1,4 +1,9 @@
-"""Storage interfaces: search logic talks only to these, so another backend (Elasticsearch, Milvus) can be added later."""
+"""The keyword hit record every backend returns, and the protocols the local backend's two parts follow.
+
+The Engine's storage seam is :mod:`indexer.backends.base`; these protocols only describe
+:class:`indexer.keyword.WhooshKeywordIndex` and :class:`indexer.vectors.NumpyVectorIndex`, which the local
+backend wraps.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

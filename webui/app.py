@@ -22,6 +22,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from indexer.cite import citation
 from indexer.config import Config
 from indexer.engine import IndexCorruptError
+from indexer.query import K_MAX, K_MIN
+from indexer.query import MODES as SEARCH_MODES
 from indexer.types import IndexLockedError, ModelError, PartyQAError, QueryError
 
 from .errors import ApiError, split_bilingual
@@ -35,11 +37,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["create_app", "serve"]
 
-MODES = {"hybrid": "综合", "keyword": "关键词", "semantic": "语义"}
+MODE_LABELS = {"hybrid": "综合", "keyword": "关键词", "semantic": "语义"}
+MODES = {m: MODE_LABELS[m] for m in SEARCH_MODES}  # the modes are defined in indexer.query; labels here
 MODE_ALIASES = {"综合": "hybrid", "关键词": "keyword", "语义": "semantic", "mixed": "hybrid", "bm25": "keyword",
                 "vector": "semantic", "dense": "semantic"}
 K_CHOICES = (3, 5, 10, 20)
-MAX_K = 100
+MAX_K = K_MAX
 MAX_BATCH = 100
 MAX_BATCH_PAGE = 500  # questions per batch-page upload (searched 32 at a time)
 FORMATS = ("json", "csv", "docx")
@@ -99,9 +102,9 @@ def parse_k(value: Any, default: int) -> int:
         k = int(str(value).strip()) if not isinstance(value, bool) else None
     except ValueError:
         k = None
-    if k is None or not 1 <= k <= MAX_K:
-        raise ApiError(400, f"结果数量 k 必须是 1 到 {MAX_K} 之间的整数。",
-                       f"k must be an integer between 1 and {MAX_K}", code="bad_k")
+    if k is None or not K_MIN <= k <= MAX_K:
+        raise ApiError(400, f"结果数量 k 必须是 {K_MIN} 到 {MAX_K} 之间的整数。",
+                       f"k must be an integer between {K_MIN} and {MAX_K}", code="bad_k")
     return k
 
 
