@@ -82,14 +82,13 @@ def party_questions(passages: Any) -> list[Question]:
 
 def collect(eng: Any, questions: Sequence[Question]) -> list[tuple[list, list]]:
     """Both halves' raw candidate lists for every question (one batched query encoding)."""
-    from indexer.analyzer import expand_query
+    from indexer.query import analyse
 
-    gen = eng._state()
+    reader = eng._state().reader
     depth = eng.config.candidates
     texts = [" ".join(q.text.split())[: eng.config.max_query_chars] for q in questions]
-    vecs = eng.encoder.encode_queries(texts)
-    sem = gen.vectors.search_many(vecs, depth)
-    kw = [gen.keyword.search(expand_query(t), depth) for t in texts]
+    sem = reader.vector_search_many(eng.encoder.encode_queries(texts), depth)
+    kw = reader.keyword_search_many([analyse(t).terms for t in texts], depth)
     return list(zip(kw, sem))
 
 
