@@ -23,7 +23,8 @@ from .versions import VersionInfo
 # A passage that is all table rows / form lines keeps this share of its fused score (prose keeps all of it): low
 # enough that answering prose passes a form repeating the question's words; a table that alone matches still shows.
 NOISE_KEEP = 0.3
-# Sub-words of a longer query word count this much toward coverage (as in the keyword half's query weights).
+# Sub-words of a longer query word count this much toward coverage (indexer.keyword.SUBWORD_WEIGHT's value; not
+# imported, so that ranking does not load whoosh).
 SUBWORD_WEIGHT = 0.3
 # Near-duplicate test: character 4-gram shingles; two passages are one answer when this share of the smaller
 # one's shingles occurs in the other (article text repeated across versions, an abstract repeating a paragraph).
@@ -53,7 +54,7 @@ class Results(list):
 class Signals:
     """What the two halves say about one question, for the fusion weight and the answer confidence."""
 
-    coverage: float  # share of the question's (length-weighted) terms found in the best keyword passage
+    coverage: float  # share of the question's (length-weighted) terms in the best keyword or semantic passage
     semantic_top: float  # cosine of the best semantic passage (0 when the half did not run)
     agree: bool  # the best passage of each half is among the other half's first five
 
@@ -74,8 +75,8 @@ def question_signals(question: str, passages: Mapping[str, Passage], kw: Sequenc
 
 
 # Logistic models of "a correct passage is in the top 5", one per mode (the signals a mode has differ), as
-# (bias, coverage, agree, (semantic top cosine - SEMANTIC_CENTRE) per 0.1). Fitted by `python -m bench.fusion fit` on the
-# tuning halves of the quiz, the dev questions and the off-topic questions; see bench/NOTES.md.
+# (bias, coverage, agree, (semantic top cosine - SEMANTIC_CENTRE) per 0.1). Fitted by `python -m bench.fusion fit`
+# on the tuning halves of the quiz, the dev questions and the off-topic questions; see bench/NOTES.md.
 SEMANTIC_CENTRE = 0.8
 CONFIDENCE_MODELS: dict[str, tuple[float, float, float, float]] = {
     "hybrid": (-6.468, 2.507, 1.528, 4.954),
