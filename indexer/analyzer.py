@@ -263,14 +263,14 @@ def weighted_query_terms(text: str, subword_weight: float = 1.0) -> list[tuple[s
     """Unique query tokens of ``text`` with weights: 1 for a word, ``subword_weight`` for a token that only occurs
     as a dictionary sub-word of a longer word (中国特色社会主义 -> 特色, 社会主义 ...), so that one long compound
     does not count seven times over the rarer words beside it. Same tokens and order as :func:`query_terms`."""
-    return list(_weighted_query_terms(text, subword_weight))
+    return list(_weighted_query_terms(text, subword_weight, stopwords()))
 
 
 # A question is analysed by the keyword half, the confidence signals and the hit builder: segment it once. Kept
-# small on purpose: it serves one search (and a batch), not repeats of a question across searches.
+# small on purpose: it serves one search (and a batch), not repeats of a question across searches. The stopword
+# set is part of the key (a frozenset caches its hash), so a reloaded stopword list is never served stale terms.
 @lru_cache(maxsize=256)
-def _weighted_query_terms(text: str, subword_weight: float) -> tuple[tuple[str, float], ...]:
-    stops = stopwords()
+def _weighted_query_terms(text: str, subword_weight: float, stops: frozenset[str]) -> tuple[tuple[str, float], ...]:
     weights: dict[str, float] = {}
     top = (-1, -1)
     for word, start, end in word_spans(text):
