@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 index: install
-	$(BIN)/partyqa --index-dir $(INDEX_DIR) index $(CORPUS)
+	$(BIN)/partyqa --index-dir $(INDEX_DIR) index --import $(CORPUS)
 
 run: index
 	$(BIN)/partyqa --index-dir $(INDEX_DIR) serve --host $(HOST) --port $(PORT)

@@ -81,8 +81,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         eng, report = Engine.rebuild(args.config.index_dir, args.corpus_dir, args.config, progress=not args.quiet)
         eng.close()
         return _print_report(report, args.json)
+    if args.import_dir:
+        if args.corpus_dir:
+            raise PartyQAError("--import 与 CORPUS_DIR 只能给一个 / give either --import DIR or CORPUS_DIR, not both")
+        with _engine(args, create=True) as eng:
+            return _print_report(eng.import_dir(args.import_dir, progress=not args.quiet), args.json)
     if not args.corpus_dir:
-        raise PartyQAError("give the corpus directory to index: partyqa index CORPUS_DIR")
+        raise PartyQAError("give the corpus directory to index: partyqa index CORPUS_DIR (or --import DIR)")
     with _engine(args, create=True) as eng:
         report = eng.index(args.corpus_dir, progress=not args.quiet)
         return _print_report(report, args.json)
@@ -355,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corpus_dir", nargs="?", help="the corpus directory (with --rebuild: default the remembered one)")
     p.add_argument("--rebuild", action="store_true", help="discard the index (e.g. a damaged one) and build it "
                    "again from the corpus; cached embeddings are reused")
+    p.add_argument("--import", dest="import_dir", metavar="DIR", help="copy the files of DIR not imported before "
+                   "into the index's data folder (<index>/corpus or PARTYQA_CORPUS_DIR; DIR is only read), then "
+                   "sync the index with that folder")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index)
 

@@ -18,6 +18,8 @@ On-disk layout of an index directory (every file readable without this library):
         keyword/ vectors/   local backend: whoosh index, vectors.npy + ids.json + meta.json
         milvus.json         milvus backend: collection, per-document row generation, keyword statistics
     cache/                  embedding cache keyed by (model id, passage content hash)
+    corpus/                 the data folder (default): files copied in by ``add``, uploads and ``import_dir``
+    imports.json            files ``import_dir`` copied in before: {"files": {rel: [sha1, ...]}}
     removed/                copies of files removed from the corpus with ``remove``
     write.lock              one writer at a time
 
@@ -40,6 +42,7 @@ from typing import Any, Sequence
 import filelock
 import numpy as np
 
+from . import ingest
 from .analyzer import analyzer_fingerprint
 from .backends import make_backend
 from .config import Config
@@ -56,6 +59,9 @@ from .vectors import EmbeddingCache, embed_passages
 from .versions import VersionInfo, version_families
 
 logger = logging.getLogger(__name__)
+
+IMPORTS_FILE = "imports.json"  # beside the index: what `import_dir` copied (relative path -> sha1s)
+IMPORT_TMP_SUFFIX = ".partyqa-import"  # a copy in progress (a dot file: never scanned as a document)
 
 # Re-exported: callers import these from indexer.engine.
 __all__ = ["Engine", "IndexCorruptError", "MODES", "SyncReport", "checkpoint", "file_sha1", "prepare"]
@@ -138,12 +144,19 @@ class Engine:
         value = self._state().manifest.get("corpus_dir")
         return Path(value) if value else None
 
-    def _default_corpus_dir(self) -> Path:
-        if self.corpus_dir is not None:
-            return self.corpus_dir
+    @property
+    def data_dir(self) -> Path:
+        """The data folder the index owns: ``PARTYQA_CORPUS_DIR``, else ``<index>/corpus``."""
         if getattr(self.config, "corpus_dir", ""):
             return Path(self.config.corpus_dir).resolve()
         return self.root / "corpus"
+
+    def _default_corpus_dir(self) -> Path:
+        # A folder the user synced with a plain `index DIR` stays the one `add` copies into (one corpus per index);
+        # `import_dir` and a fresh index use the data folder.
+        if self.corpus_dir is not None:
+            return self.corpus_dir
+        return self.data_dir
 
     def _reload(self, force: bool = False) -> None:
         """Switch to the newest committed generation if a writer has committed one."""
@@ -217,6 +230,60 @@ class Engine:
                 for stage in staged.values():
                     if stage.exists():
                         stage.unlink()
+
+    def import_dir(self, source: str | Path, progress: bool = False) -> SyncReport:
+        """Copy files of ``source`` never imported before into the data folder, then sync the index with it.
+
+        ``source`` (e.g. the repository's ``corpus/`` of shipped samples) is only read. What was imported is
+        remembered by relative path and sha1 in ``imports.json``, so a sample the user removed is not brought back
+        by the next import, while a changed sample (a new sha1) is imported again. A data-folder file that was not
+        imported (the user's own upload of the same name) is never overwritten.
+        """
+        src = Path(source).resolve()
+        if not src.is_dir():
+            raise FileNotFoundError(f"找不到要导入的目录 / import directory not found: {src}")
+        data = self.data_dir
+        if src == data:
+            raise PartyQAError(f"导入目录就是索引的数据目录 / the import directory is the index's data folder: {src}")
+        with self._write_lock():
+            self._import_files(src, data)
+        return self.index(data, progress=progress)
+
+    def _import_files(self, src: Path, data: Path) -> None:
+        """Copy new or changed files of ``src`` into ``data`` (each atomically) and record them in imports.json."""
+        record_path = self.root / IMPORTS_FILE
+        try:
+            record = json.loads(record_path.read_text("utf-8")) if record_path.exists() else {"files": {}}
+            seen: dict[str, list[str]] = record["files"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PartyQAError(f"导入记录已损坏 / the import record {record_path} is damaged ({exc}); fix or delete "
+                               f"it (deleting it imports every file of the directory again)") from exc
+        data.mkdir(parents=True, exist_ok=True)
+        for stale in data.rglob(f"*{IMPORT_TMP_SUFFIX}"):  # left by an import that was killed while copying
+            stale.unlink(missing_ok=True)
+        copied = 0
+        for path in ingest.iter_corpus_files(src):
+            rel = path.relative_to(src).as_posix()
+            digest = file_sha1(path)
+            known = seen.get(rel, [])
+            if digest in known:
+                continue  # imported before: kept, changed or deleted by the user since, it is theirs now
+            target = data / rel
+            if target.is_file() and file_sha1(target) not in known:
+                if file_sha1(target) != digest:
+                    logger.warning("import: keeping %s in the data folder (not an imported copy); %s not copied",
+                                   target, path)
+                seen[rel] = known + [digest]
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}{IMPORT_TMP_SUFFIX}")
+            shutil.copy2(path, tmp)
+            os.replace(tmp, target)
+            seen[rel] = known + [digest]
+            copied += 1
+        # Written after the copies: a kill in between only makes the next import copy the same bytes again.
+        write_json(record_path, {"files": seen})
+        logger.info("import %s: %d file(s) copied into %s", src, copied, data)
 
     def remove(self, doc_ids: Sequence[str]) -> list[str]:
         """Remove documents from both indexes (and their files from the corpus); unknown ids are ignored."""
