@@ -46,8 +46,9 @@ def reranker_configured() -> str:
 
 def settings(cfg: Any) -> dict[str, Any]:
     """The settings that change ranking or speed, as recorded with the results."""
-    keys = ("model", "rrf_k", "keyword_weight", "semantic_weight", "candidates", "expand_semantic", "threads",
-            "index_threads", "encode_batch", "reranker")
+    keys = ("model", "fusion", "alpha", "semantic_floor", "verbatim_coverage", "verbatim_shift", "min_confidence",
+            "rrf_k", "keyword_weight", "semantic_weight", "candidates", "expand_semantic", "threads",
+            "index_threads", "encode_batch", "reranker", "backend")
     return {k: getattr(cfg, k, None) for k in keys}
 
 

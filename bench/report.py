@@ -237,10 +237,16 @@ def section_machine(data: dict[str, Any]) -> list[str]:
             loads.append(f"{label}: {q['loadavg_before'][0]}–{q.get('loadavg_after', ['?'])[0]}")
     model = next((r["index"]["model"] for r in (data.get("cmrc"), data.get("quiz")) if r), "?")
     cfg = next((r["index"].get("config") for r in (data.get("cmrc"), data.get("quiz")) if r), None) or {}
-    settings = (f"RRF k {cfg.get('rrf_k')}, keyword weight {cfg.get('keyword_weight')}, semantic weight "
-                f"{cfg.get('semantic_weight')}, {cfg.get('candidates')} candidates per half, "
-                f"{cfg.get('threads')} query-encoding thread(s), reranker: {cfg.get('reranker') or 'none configured'}"
-                if cfg else "?")
+    if cfg.get("fusion") == "convex":
+        near = cfg.get("alpha", 0) - cfg.get("verbatim_shift", 0)
+        fusion = (f"convex fusion, alpha {cfg.get('alpha')} ({near:.1f} when coverage ≥ {cfg.get('verbatim_coverage')}), "
+                  f"semantic floor {cfg.get('semantic_floor') or 'min-max'}, min confidence {cfg.get('min_confidence')}")
+    else:
+        fusion = (f"RRF k {cfg.get('rrf_k')}, keyword weight {cfg.get('keyword_weight')}, semantic weight "
+                  f"{cfg.get('semantic_weight')}")
+    settings = (f"{fusion}, {cfg.get('candidates')} candidates per half, {cfg.get('threads')} query-encoding "
+                f"thread(s), reranker: {cfg.get('reranker') or 'none configured'}, "
+                f"backend: {cfg.get('backend') or 'local'}" if cfg else "?")
     secs = run.get("seconds", {})
     lines = [
         "## Machine and run",
