@@ -172,7 +172,17 @@ class WhooshKeywordIndex:
     def search(self, question: str, limit: int) -> list[KeywordHit]:
         """Top ``limit`` passages by BM25F for a free-text question; each hit lists the query terms it contains."""
         self._check_open()
-        weighted = weighted_query_terms(question, SUBWORD_WEIGHT)[:MAX_QUERY_TERMS]
+        return self.search_terms(weighted_query_terms(question, SUBWORD_WEIGHT)[:MAX_QUERY_TERMS], limit)
+
+    def search_terms(self, weighted: Sequence[tuple[str, float]], limit: int,
+                     docs: Iterable[str] | None = None) -> list[KeywordHit]:
+        """:meth:`search` from already analysed, weighted terms, optionally only over the passages of ``docs``.
+
+        A doc filter zeroes the other passages' scores before the top ``limit`` are taken, so a filter to a small
+        document still fills ``limit``.
+        """
+        self._check_open()
+        weighted = list(weighted)
         terms = [t for t, _ in weighted]
         if not terms or limit <= 0:
             return []
@@ -181,6 +191,13 @@ class WhooshKeywordIndex:
                 self.refresh()
             searcher = self._searcher
             scores, postings = self._accumulate(searcher, self._cache, weighted)
+            reader = searcher.reader()
+            if docs is not None:
+                allowed = np.zeros(len(scores), dtype=bool)
+                for doc_id in docs:
+                    if ("doc_id", doc_id) in reader:
+                        allowed[np.fromiter(reader.postings("doc_id", doc_id).all_ids(), dtype=np.int64)] = True
+                scores[~allowed] = 0.0
             hit = np.flatnonzero(scores)
             if not len(hit):
                 return []
@@ -189,7 +206,6 @@ class WhooshKeywordIndex:
                 cut = np.partition(scores[hit], len(hit) - limit)[len(hit) - limit]
                 hit = hit[scores[hit] >= cut]
             top = hit[np.lexsort((hit, -scores[hit]))][:limit]
-            reader = searcher.reader()
             stored = [reader.stored_fields(int(d))["pid"] for d in top]
         contains = [np.isin(top, ids) for ids in postings]
         return [

@@ -171,13 +171,12 @@ def test_bad_input_is_refused_in_chinese_first(engines, backend):
 
 def test_local_keyword_search_from_terms_equals_whoosh_search(engines):
     """The local backend searches already analysed terms exactly as WhooshKeywordIndex.search analyses text."""
-    from indexer.backends.local import keyword_search_terms
     from indexer.query import analyse
 
     kw = engines["local"]._state().keyword
     for q, _ in QUESTIONS:
         query = analyse(q)
-        assert keyword_search_terms(kw, query.terms, 50) == kw.search(query.expanded, 50)
+        assert kw.search_terms(query.terms, 50) == kw.search(query.expanded, 50)
 
 
 def test_split_does_not_import_whoosh_or_the_engine():

@@ -24,42 +24,6 @@ logger = logging.getLogger(__name__)
 KEYWORD_DIR, VECTORS_DIR = "keyword", "vectors"
 
 
-def keyword_search_terms(kw: WhooshKeywordIndex, terms: Terms, limit: int,
-                         docs: Collection[str] | None = None) -> list[KeywordHit]:
-    """:meth:`WhooshKeywordIndex.search` from already analysed terms, optionally only over ``docs``' passages.
-
-    Same scoring (the index's own term-at-a-time BM25F accumulator) and the same tie-breaking as ``search``;
-    a doc filter zeroes the other passages' scores before the top ``limit`` are taken, so a filter to a small
-    document still fills ``limit``. tests/test_backends.py checks this equals ``search`` on the expanded text.
-    """
-    terms = list(terms)
-    words = [t for t, _ in terms]
-    if not words or limit <= 0:
-        return []
-    with kw._lock:  # whoosh readers share file handles: one search at a time per index
-        searcher = kw._searcher
-        scores, postings = kw._accumulate(searcher, kw._cache, terms)
-        reader = searcher.reader()
-        if docs is not None:
-            allowed = np.zeros(len(scores), dtype=bool)
-            for doc_id in docs:
-                if ("doc_id", doc_id) in reader:
-                    allowed[np.fromiter(reader.postings("doc_id", doc_id).all_ids(), dtype=np.int64)] = True
-            scores[~allowed] = 0.0
-        hit = np.flatnonzero(scores)
-        if not len(hit):
-            return []
-        if len(hit) > limit:
-            # the limit best by score, ties to the lower doc number (as heapq.nlargest on (score, -docnum))
-            cut = np.partition(scores[hit], len(hit) - limit)[len(hit) - limit]
-            hit = hit[scores[hit] >= cut]
-        top = hit[np.lexsort((hit, -scores[hit]))][:limit]
-        stored = [reader.stored_fields(int(d))["pid"] for d in top]
-    contains = [np.isin(top, ids) for ids in postings]
-    return [KeywordHit(pid=pid, score=float(scores[d]), terms=[t for t, inside in zip(words, contains) if inside[j]])
-            for j, (pid, d) in enumerate(zip(stored, top))]
-
-
 class LocalReader(Reader):
     """Opened whoosh + numpy indexes of one committed generation."""
 
@@ -76,9 +40,9 @@ class LocalReader(Reader):
 
     def keyword_search_many(self, queries: Sequence[Terms], limit: int,
                             docs: Collection[str] | None = None) -> list[list[KeywordHit]]:
-        """BM25F top ``limit`` per query; see :func:`keyword_search_terms`."""
+        """BM25F top ``limit`` per query (:meth:`WhooshKeywordIndex.search_terms`)."""
         with self.search_lock:
-            return [keyword_search_terms(self.keyword, q, limit, docs) for q in queries]
+            return [self.keyword.search_terms(q, limit, docs) for q in queries]
 
     def vector_search_many(self, matrix: np.ndarray, limit: int,
                            docs: Collection[str] | None = None) -> list[list[tuple[str, float]]]:
