@@ -510,8 +510,7 @@ class Engine:
             semantic_lists = semantic_job.result()
         reranker = self._reranker_for_search()
         versions = self._versions(gen)
-        return [rank(gen.passages, q.text, kw_hits, sem_hits, k, mode, self.config, reranker, docs=allowed,
-                     versions=versions)
+        return [rank(gen.passages, q.text, kw_hits, sem_hits, k, mode, self.config, reranker, versions=versions)
                 for q, kw_hits, sem_hits in zip(queries, keyword_lists, semantic_lists)]
 
     def _versions(self, gen: Snapshot) -> dict[str, VersionInfo]:

@@ -8,7 +8,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from .analyzer import expand_query, fold, query_terms, weighted_query_terms
 from .cite import citation
@@ -214,18 +214,14 @@ def _version_fields(versions: Mapping[str, VersionInfo], doc_id: str) -> dict[st
 
 def rank(passages: Mapping[str, Passage], question: str, kw_hits: Sequence[KeywordHit],
          sem_hits: Sequence[tuple[str, float]], k: int, mode: str, config: Config, reranker: Any = None,
-         docs: set[str] | None = None, versions: Mapping[str, VersionInfo] | None = None) -> Results:
-    """The top-k hits of one question from both halves' candidates (only from ``docs`` when given)."""
+         versions: Mapping[str, VersionInfo] | None = None) -> Results:
+    """The top-k hits of one question from both halves' candidates (a document filter is applied by the backends).
+
+    Candidates the committed passage store does not list (a backend row of an uncommitted write) are dropped.
+    """
     versions = versions or {}
-    known: Callable[[str], bool]
-    if docs is None:
-        known = passages.__contains__
-    else:
-        def known(pid: str) -> bool:
-            p = passages.get(pid)
-            return p is not None and p.doc_id in docs
-    kw = [(h.pid, h.score) for h in kw_hits if known(h.pid)] if mode != "semantic" else []
-    sem = [(pid, s) for pid, s in sem_hits if known(pid)] if mode != "keyword" else []
+    kw = [(h.pid, h.score) for h in kw_hits if h.pid in passages] if mode != "semantic" else []
+    sem = [(pid, s) for pid, s in sem_hits if pid in passages] if mode != "keyword" else []
     sig = question_signals(question, passages, kw, sem)
     fused = demote_noise(fuse(kw, sem, mode, config, sig), passages)
     fused = rerank(reranker, passages, question, fused, k)
