@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import HashEncoder, WORK, latency_summary, loadavg, machine, setup_logging, shared_missing, symlink_corpus
+from .common import HashEncoder, WORK, latency_summary, loadavg, machine, setup_logging, skip_without_shared, symlink_corpus
 
 logger = logging.getLogger("bench.backends")
 
@@ -84,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", type=Path, default=None)
     args = ap.parse_args(argv)
     setup_logging()
-    missing = shared_missing()
-    if missing:
-        print(f"skipped: {missing}", file=sys.stderr)
+    if skip_without_shared("backends"):
         return 0
     results = {"machine": machine(), "vectors": "random unit vectors, 384-d (WideHashEncoder)",
                "sizes": [run_size(int(s), args.queries, args.backends.split(","), WORK)

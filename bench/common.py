@@ -41,6 +41,14 @@ def shared_missing() -> str | None:
     return None
 
 
+def skip_without_shared(what: str) -> bool:
+    """True (after printing ``SKIP <what>: <reason>`` to stderr) when ../shared/bench is absent."""
+    reason = shared_missing()
+    if reason:
+        print(f"SKIP {what}: {reason}", file=sys.stderr)
+    return reason is not None
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Log to stderr (stdout is kept for the JSON result); quiet jieba and the engine's info chatter."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import devset, quiz
-from .common import BENCH, WORK, apply_stand_in, setup_logging, shared_missing, stable_key
+from .common import BENCH, WORK, apply_stand_in, setup_logging, skip_without_shared, stable_key
 from .metrics import first_rank, hit_in
 
 OFFTOPIC = BENCH / "offtopic_questions.jsonl"
@@ -223,9 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.index = args.index or args.work / "fusion" / "index"
     setup_logging()
     apply_stand_in()
-    reason = shared_missing()
-    if reason:
-        print(f"SKIP fusion: {reason}", file=sys.stderr)
+    if skip_without_shared("fusion"):
         return 0
     if args.command == "build":
         print(build_tuning_index(args.work))

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 from . import baselines, cmrc, devset, quiz
 from .fusion import HELDOUT, OFFTOPIC, load_offtopic
 from .common import (PARTY_CORPUS_JSONL, PARTY_DOCS, RESULTS, SEED, SEED_ID, WORK, apply_stand_in, fresh_engine,
-                     machine, now_iso, setup_logging, shared_missing, symlink_corpus, write_json)
+                     machine, now_iso, setup_logging, skip_without_shared, symlink_corpus, write_json)
 from .metrics import score
 
 logger = logging.getLogger("bench.quality")
@@ -258,9 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     apply_stand_in()
-    reason = shared_missing()
-    if reason:
-        print(f"SKIP quality: {reason}", file=sys.stderr)
+    if skip_without_shared("quality"):
         return 0
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     env = machine()

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from .common import (PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_in, current_rss_mb, dir_bytes,
                      fresh_engine, latency_summary, loadavg, machine, median_runs, peak_rss_mb, read_json,
-                     setup_logging, shared_missing, stable_key, symlink_corpus, write_json)
+                     setup_logging, skip_without_shared, stable_key, symlink_corpus, write_json)
 
 logger = logging.getLogger("bench.speed")
 
@@ -431,9 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     apply_stand_in()
     if args.step == "build":
-        reason = shared_missing()
-        if reason:
-            print(f"SKIP speed: {reason}", file=sys.stderr)
+        if skip_without_shared("speed"):
             return 0
         res = bench_build(args.size, args.work, args.reindex_runs)
     elif args.step == "query":
@@ -445,9 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.step == "startup":
         res = bench_startup(args.index, args.runs)
     else:
-        reason = shared_missing()
-        if reason:
-            print(f"SKIP speed: {reason}", file=sys.stderr)
+        if skip_without_shared("speed"):
             return 0
         sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
         run_all(sizes, args.work, args.out, args.queries, args.rounds, args.baseline_queries, args.startup_runs,
