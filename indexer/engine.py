@@ -29,7 +29,6 @@ search and switch to a new generation when a writer has committed one.
 """
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import json
 import logging
