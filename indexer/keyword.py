@@ -5,6 +5,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -46,7 +47,7 @@ SUBWORD_WEIGHT = 0.3
 # Below PARALLEL_MIN_PASSAGES, shipping the texts costs more than it saves.
 PARALLEL_MIN_PASSAGES = 200
 ANALYSED_FIELDS = ("text", "section", "title")
-TOKENIZE_CHUNK = 50
+TOKENIZE_CHUNK = 200  # texts per worker call (50: +30 % pool overhead, measured on 1,558 passages)
 _pool: Executor | None = None
 _pool_lock = threading.Lock()
 
@@ -377,8 +378,21 @@ def tokenizer_pool() -> Executor:
         if _pool is None:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             _pool = ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, 4),
-                                        mp_context=multiprocessing.get_context(method), initializer=segmenter)
+                                        mp_context=multiprocessing.get_context(method), initializer=_init_worker,
+                                        initargs=(os.getpid(),))
         return _pool
+
+
+def _init_worker(parent: int) -> None:
+    """Worker start: initialise jieba, and exit when the parent dies (a SIGKILLed server must not leave workers)."""
+    segmenter()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="partyqa-parent-watch", daemon=True).start()
 
 
 def warm_tokenizers() -> None:
