@@ -10,6 +10,7 @@ import pytest
 
 from indexer.encoders import E5Encoder, Encoder, passage_context
 from indexer.types import PartyQAError, Passage
+from indexer.ann import ANN_FILE, ANN_META, AnnSettings
 from indexer.vectors import EmbeddingCache, NumpyVectorIndex, embed_passages
 
 DIM = 24
@@ -167,6 +168,123 @@ def test_exact_search_at_10k(tmp_path: Path, rng: np.random.Generator) -> None:
     hits = index.search(q, 20)
     assert hits[0][0] == ids[4321]
     assert [p for p, _ in hits] == _brute_force(ids, vecs, q, 20)
+
+
+# --------------------------------------------------------------------------------------------- approximate (IVF)
+
+ANN = AnnSettings(threshold=2_000, nprobe=40)
+
+
+def _clustered(rng: np.random.Generator, n: int, dim: int = 32, centres: int = 60) -> np.ndarray:
+    """Unit vectors around a few dozen topics, as passage embeddings are (uniform noise has no neighbours)."""
+    c = rng.standard_normal((centres, dim)).astype(np.float32)
+    v = c[rng.integers(0, centres, n)] + 0.6 * rng.standard_normal((n, dim)).astype(np.float32)
+    return _unit(v)
+
+
+def _saved_ann_index(tmp_path: Path, rng: np.random.Generator, n: int):
+    """(folder, saved index with an IVF, ids d<i//10>#<i%10>, clustered vectors) of ``n`` rows."""
+    vecs = _clustered(rng, n)
+    ids = [f"d{i // 10}#{i % 10}" for i in range(len(vecs))]
+    index = NumpyVectorIndex.create(tmp_path / "vec", "m", 32, ann=ANN)
+    index.add(ids, vecs)
+    index.save()
+    return tmp_path / "vec", index, ids, vecs
+
+
+def _recall_at_10(approx: list[tuple[str, float]], exact: list[tuple[str, float]]) -> float:
+    """Share of the approximate top 10 that scores at least the exact 10th best (tie-aware)."""
+    tenth = exact[9][1]
+    return sum(score >= tenth - 1e-6 for _, score in approx[:10]) / 10
+
+
+def test_ann_above_threshold_keeps_exact_recall_and_true_scores(tmp_path: Path, rng: np.random.Generator) -> None:
+    vecs = _clustered(rng, 4_000)
+    ids = [f"d{i // 8}#{i % 8}" for i in range(len(vecs))]
+    index = NumpyVectorIndex.create(tmp_path / "vec", "m", 32, ann=ANN)
+    index.add(ids, vecs)
+    assert not index.approximate()  # unsaved rows: exact until the IVF matches them
+    index.save()
+    assert (tmp_path / "vec" / ANN_FILE).is_file() and (tmp_path / "vec" / ANN_META).is_file()
+    reopened = NumpyVectorIndex.open(tmp_path / "vec", ann=ANN, mmap=True)
+    assert reopened.approximate()
+    queries = _unit(vecs[rng.integers(0, len(vecs), 100)] + 0.3 * rng.standard_normal((100, 32)).astype(np.float32))
+    approx = reopened.search_many(queries, 50)
+    exact = reopened.search_many(queries, 50, exact=True)
+    recall = np.mean([_recall_at_10(a, e) for a, e in zip(approx, exact)])
+    assert recall >= 0.99, recall
+    for q, hits in zip(queries[:10], approx[:10]):
+        assert len(hits) == 50 and all(a[1] >= b[1] for a, b in zip(hits, hits[1:]))
+        for pid, score in hits:  # candidates are re-scored with the float32 rows: true cosines
+            assert score == pytest.approx(float(vecs[ids.index(pid)] @ q), abs=1e-5)
+
+
+def test_ann_follows_adds_replacements_and_deletes(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder, _, ids, vecs = _saved_ann_index(tmp_path, rng, 3_000)
+    trained = json.loads((folder / ANN_META).read_text())["trained_rows"]
+    # a small commit: new rows, one replaced vector, one deleted document (as a write batch does)
+    batch = NumpyVectorIndex.open(folder, ann=ANN)
+    new = _clustered(rng, 200)
+    batch.delete_docs(["d5"])
+    batch.add([f"new{i // 10}#{i % 10}" for i in range(200)] + ["d7#3"], np.vstack([new, vecs[:1]]))
+    batch.save()
+    meta = json.loads((folder / ANN_META).read_text())
+    assert meta["count"] == 3_000 - 10 + 200 and meta["trained_rows"] == trained  # updated in place, not retrained
+    reader = NumpyVectorIndex.open(folder, ann=ANN, mmap=True)
+    assert reader.approximate()
+    for i in (0, 77, 199):  # new rows are found by their own vector
+        assert reader.search(new[i], 1)[0] == (f"new{i // 10}#{i % 10}", pytest.approx(1.0, abs=1e-5))
+    assert all(not pid.startswith("d5#") for pid, _ in reader.search(vecs[55], 50))
+    top = dict(reader.search(vecs[0], 5))  # d7#3 now holds vecs[0]: it ties with d0#0
+    assert top["d0#0"] == pytest.approx(1.0, abs=1e-5) and top["d7#3"] == pytest.approx(1.0, abs=1e-5)
+    assert dict(reader.search(vecs[73], 50)).get("d7#3", 0.0) < 0.999  # its old vector is gone from the IVF
+
+
+def test_ann_files_only_at_or_above_threshold(tmp_path: Path, rng: np.random.Generator) -> None:
+    vecs = _clustered(rng, 2_100)
+    ids = [f"d{i // 10}#{i % 10}" for i in range(len(vecs))]
+    folder = tmp_path / "vec"
+    index = NumpyVectorIndex.create(folder, "m", 32, ann=ANN)
+    index.add(ids[:1_500], vecs[:1_500])
+    index.save()
+    assert not (folder / ANN_FILE).exists() and not index.approximate()
+    index.add(ids[1_500:], vecs[1_500:])
+    index.save()
+    assert (folder / ANN_FILE).exists() and index.approximate()
+    index.delete_docs([f"d{d}" for d in range(30)])  # 1,800 rows: below the threshold again
+    index.save()
+    assert not (folder / ANN_FILE).exists() and not (folder / ANN_META).exists()
+    assert not NumpyVectorIndex.open(folder, ann=ANN).approximate()
+    off = NumpyVectorIndex.open(folder, ann=AnnSettings(threshold=0))
+    off.add(ids[:300], vecs[:300])
+    off.save()
+    assert not (folder / ANN_FILE).exists()  # threshold 0 = always exact
+
+
+def test_stale_ann_files_are_ignored(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder, index, ids, vecs = _saved_ann_index(tmp_path, rng, 2_500)
+    stale = (folder / ANN_FILE).read_bytes(), (folder / ANN_META).read_bytes()
+    index.delete_docs(["d0", "d1"])
+    index.add(["x#0"], vecs[:1])
+    index.save()
+    (folder / ANN_FILE).write_bytes(stale[0])  # an ANN of other rows (e.g. a torn copy)
+    (folder / ANN_META).write_bytes(stale[1])
+    reader = NumpyVectorIndex.open(folder, ann=ANN)
+    assert not reader.approximate()
+    q = vecs[123]
+    assert reader.search(q, 20) == reader.search_many(q.reshape(1, -1), 20, exact=True)[0]
+    reader.add(["y#0"], vecs[1:2])
+    reader.save()  # the next write rebuilds it
+    assert NumpyVectorIndex.open(folder, ann=ANN).approximate()
+
+
+def test_search_pids_is_exact_and_fills_limit(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder, index, ids, vecs = _saved_ann_index(tmp_path, rng, 2_200)
+    wanted = [p for p in ids if p.startswith(("d3#", "d150#"))] + ["unknown#1"]
+    q = vecs[900]
+    hits = index.search_pids(q, wanted, 15)[0]
+    assert len(hits) == 15
+    assert [p for p, _ in hits] == _brute_force(wanted[:-1], vecs[[ids.index(p) for p in wanted[:-1]]], q, 15)
 
 
 # --------------------------------------------------------------------------------------------- cache

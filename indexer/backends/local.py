@@ -16,7 +16,7 @@ import numpy as np
 from ..keyword import WhooshKeywordIndex
 from ..store import KeywordHit
 from ..types import Passage
-from ..vectors import NumpyVectorIndex, one_blas_thread
+from ..vectors import NumpyVectorIndex
 from .base import Backend, Reader, Terms, WriteBatch
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,9 @@ class LocalReader(Reader):
         # watch=False: a committed generation is never written again, so skip whoosh's per-search commit check.
         self.keyword = WhooshKeywordIndex.open(gen_dir / KEYWORD_DIR, lock_timeout=lock_timeout, watch=False)
         try:
-            self.vectors = NumpyVectorIndex.open(gen_dir / VECTORS_DIR)
+            # mmap: above the ANN threshold a search touches only the rows it re-scores, so the float32 rows
+            # need not all be resident (serving RSS at 100k, docs/BENCHMARKS.md); below it the page cache holds them.
+            self.vectors = NumpyVectorIndex.open(gen_dir / VECTORS_DIR, mmap=True)
         except BaseException:
             self.keyword.close()
             raise
@@ -46,27 +48,11 @@ class LocalReader(Reader):
 
     def vector_search_many(self, matrix: np.ndarray, limit: int,
                            docs: Collection[str] | None = None) -> list[list[tuple[str, float]]]:
-        """Exact cosine top ``limit`` per query row; with ``docs``, only those documents' rows are scored."""
+        """Cosine top ``limit`` per query row (approximate above the ANN threshold, :mod:`indexer.ann`); with
+        ``docs``, an exact search over only those documents' rows, so a small filter still fills ``limit``."""
         if docs is None:
             return self.vectors.search_many(matrix, limit)
-        pids, rows = [], []
-        for pid in (pid for d in docs for pid in self._by_doc.get(d, ())):
-            vec = self.vectors.get(pid)
-            if vec is not None:
-                pids.append(pid)
-                rows.append(vec)
-        qs = np.asarray(matrix, dtype=np.float32).reshape(-1, self.vectors.dim)
-        if not rows or limit <= 0:
-            return [[] for _ in range(qs.shape[0])]
-        norms = np.linalg.norm(qs, axis=1, keepdims=True)
-        qs = qs / np.where(norms < 1e-12, 1.0, norms)
-        with one_blas_thread():
-            scores = qs @ np.vstack(rows).T  # stored rows are unit length: this is the cosine
-        out = []
-        for row in scores:
-            order = np.argsort(-row, kind="stable")[:limit]
-            out.append([(pids[i], float(row[i])) for i in order])
-        return out
+        return self.vectors.search_pids(matrix, [pid for d in docs for pid in self._by_doc.get(d, ())], limit)
 
     def keyword_count(self) -> int:
         """Passages in the whoosh index."""
