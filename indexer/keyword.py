@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -33,6 +34,8 @@ MAX_QUERY_TERMS = 100
 # Passage R@5 over the whole party-docs corpus, keyword / hybrid: quiz 0.895 / 0.881 -> 0.938 / 0.890 and
 # dev questions 0.485 / 0.621 -> 0.495 / 0.631 at 0.3 (0.2-0.5 within one question of it).
 SUBWORD_WEIGHT = 0.3
+# Per-term BM25F score arrays kept per searcher, counted in postings (16 bytes each: doc number + score): ~64 MB.
+TERM_CACHE_POSTINGS = 4_000_000
 
 
 def make_schema() -> Schema:
@@ -66,8 +69,10 @@ class WhooshKeywordIndex:
     """A :class:`indexer.store.KeywordStore` backed by a whoosh index directory.
 
     One searcher stays open and is reused; it is reopened only when another commit changed the index (checked
-    before each search unless ``watch`` is off, and after this instance's own writes). Decoded postings of
-    recent terms are cached per searcher (:class:`indexer.postings.PostingsCache`).
+    before each search unless ``watch`` is off, and after this instance's own writes). Each term's BM25F scores
+    (over all three fields, query weight 1) are computed once per searcher and cached (:class:`_SearchState`), so
+    a question on warm terms is a few numpy additions, and concurrent questions wait on each other only while
+    whoosh decodes postings not seen before.
     Writers take whoosh's file lock with ``lock_timeout`` seconds of patience.
     """
 
@@ -77,9 +82,12 @@ class WhooshKeywordIndex:
         self.lock_timeout = float(lock_timeout)
         self.watch = watch
         self._lock = threading.RLock()
-        self._searcher: Any = ix.searcher(weighting=make_weighting())
-        self._cache = PostingsCache(self._searcher.reader())
+        self._state = _SearchState(ix.searcher(weighting=make_weighting()))
         self._closed = False
+
+    @property
+    def _searcher(self) -> Any:
+        return self._state.searcher
 
     @classmethod
     def create(cls, path: str | Path, lock_timeout: float = 30.0) -> "WhooshKeywordIndex":
@@ -158,14 +166,14 @@ class WhooshKeywordIndex:
         """Reopen the searcher if the index changed since it was opened; True if it did."""
         self._check_open()
         with self._lock:
-            old = self._searcher
-            if old.up_to_date():
-                return False
-            # Not old.refresh(): in whoosh-reloaded 2.7.5 reader reuse keeps segments that were merged away
+            old = self._state
+            with old.lock:
+                if old.searcher.up_to_date():
+                    return False
+            # Not searcher.refresh(): in whoosh-reloaded 2.7.5 reader reuse keeps segments that were merged away
             # and ignores new deletions (duplicate and deleted passages came back), and it crashes on an
             # empty index. A fresh searcher only costs reopening the segment files.
-            self._searcher = self._ix.searcher(weighting=make_weighting())
-            self._cache = PostingsCache(self._searcher.reader())
+            self._state = _SearchState(self._ix.searcher(weighting=make_weighting()))
             old.close()
             return True
 
@@ -183,62 +191,57 @@ class WhooshKeywordIndex:
         """
         self._check_open()
         weighted = list(weighted)
-        terms = [t for t, _ in weighted]
-        if not terms or limit <= 0:
+        if not weighted or limit <= 0:
             return []
-        with self._lock:  # whoosh readers share file handles: one search at a time per index
+        for _ in range(3):
             if self.watch:
                 self.refresh()
-            searcher = self._searcher
-            scores, postings = self._accumulate(searcher, self._cache, weighted)
-            reader = searcher.reader()
-            if docs is not None:
-                allowed = np.zeros(len(scores), dtype=bool)
-                for doc_id in docs:
-                    if ("doc_id", doc_id) in reader:
-                        allowed[np.fromiter(reader.postings("doc_id", doc_id).all_ids(), dtype=np.int64)] = True
-                scores[~allowed] = 0.0
-            hit = np.flatnonzero(scores)
-            if not len(hit):
-                return []
-            if len(hit) > limit:
-                # the limit best by score, ties to the lower doc number (as heapq.nlargest on (score, -docnum))
-                cut = np.partition(scores[hit], len(hit) - limit)[len(hit) - limit]
-                hit = hit[scores[hit] >= cut]
-            top = hit[np.lexsort((hit, -scores[hit]))][:limit]
-            stored = [reader.stored_fields(int(d))["pid"] for d in top]
-        contains = [np.isin(top, ids) for ids in postings]
+            state = self._state
+            try:
+                return self._search(state, weighted, limit, docs)
+            except _StaleSearcher:  # a refresh closed that searcher mid-question: ask the new one
+                continue
+        raise RuntimeError(f"{self.path}: the keyword index kept changing during a search; try again")
+
+    def _search(self, state: "_SearchState", weighted: Sequence[tuple[str, float]], limit: int,
+                docs: Iterable[str] | None) -> list[KeywordHit]:
+        scores, having = self._accumulate(state, weighted)
+        if docs is not None:
+            allowed = np.zeros(len(scores), dtype=bool)
+            for doc_id in docs:
+                allowed[state.doc_numbers(doc_id)] = True
+            scores[~allowed] = 0.0
+        hit = np.flatnonzero(scores)
+        if not len(hit):
+            return []
+        if len(hit) > limit:
+            # the limit best by score, ties to the lower doc number (as heapq.nlargest on (score, -docnum))
+            cut = np.partition(scores[hit], len(hit) - limit)[len(hit) - limit]
+            hit = hit[scores[hit] >= cut]
+        top = hit[np.lexsort((hit, -scores[hit]))][:limit]
+        pids = state.pids(top)
+        terms = [t for t, _ in weighted]
+        contains = [_members(ids, top) for ids in having]
         return [
             KeywordHit(pid=pid, score=float(scores[d]), terms=[t for t, inside in zip(terms, contains) if inside[j]])
-            for j, (pid, d) in enumerate(zip(stored, top))
+            for j, (pid, d) in enumerate(zip(pids, top))
         ]
 
-    def _accumulate(self, searcher: Any, cache: PostingsCache,
-                    terms: Sequence[tuple[str, float]]) -> tuple[np.ndarray, list]:
+    @staticmethod
+    def _accumulate(state: "_SearchState", terms: Sequence[tuple[str, float]]) -> tuple[np.ndarray, list]:
         """Term-at-a-time BM25F: the exact scores whoosh gives ``build_query(terms)``, without its matcher tree.
 
-        Scores use whoosh's BM25F scorer statistics (idf, average length, per-field B, K1) and the same formula
-        as ``whoosh.scoring.bm25``, over numpy postings (see :mod:`indexer.postings`); whoosh's own search of a
-        wide OR walks a tree of union matchers one posting at a time and was 3-5x slower even before that.
-        Returns dense scores by doc number and, per term, the doc numbers containing it in any field.
+        Each term's score over the three fields (weight 1) comes from :meth:`_SearchState.term`; a question adds
+        them up, weighted. whoosh's own search of a wide OR walks a tree of union matchers one posting at a time
+        and was 3-5x slower. Returns dense scores by doc number and, per term, the sorted doc numbers containing it.
         """
-        weighting = searcher.weighting
-        scores = np.zeros(cache.doc_count_all, dtype=np.float64)
+        scores = np.zeros(state.doc_count_all, dtype=np.float64)
         having: list[np.ndarray] = []
         for term, weight in terms:
-            docs = []
-            for field, boost in FIELD_BOOSTS.items():
-                ids, tf = cache.postings(field, term)
-                if not len(ids):
-                    continue
-                scorer = weighting.scorer(searcher, field, term)
-                idf, avgfl, b, k1 = scorer.idf, scorer.avgfl, scorer.B, scorer.K1
-                # bm25 = idf * tf * (k1 + 1) / (tf + k1 * ((1 - b) + b * length / avgfl)), times the field boost
-                c_num, c_base, c_len = weight * boost * idf * (k1 + 1), k1 * (1 - b), k1 * b / avgfl
-                tf64 = tf.astype(np.float64)
-                scores[ids] += c_num * tf64 / (tf64 + c_base + c_len * cache.lengths(field)[ids])
-                docs.append(ids)
-            having.append(np.concatenate(docs) if docs else np.zeros(0, dtype=np.int64))
+            ids, partial = state.term(term)
+            if len(ids):
+                scores[ids] += weight * partial
+            having.append(ids)
         return scores, having
 
     def count(self) -> int:
@@ -246,21 +249,23 @@ class WhooshKeywordIndex:
         self._check_open()
         with self._lock:
             self.refresh()
-            return int(self._searcher.doc_count())
+            with self._state.lock:
+                return int(self._state.searcher.doc_count())
 
     def doc_ids(self) -> set[str]:
         """The ids of all documents that have passages in the index."""
         self._check_open()
         with self._lock:
             self.refresh()
-            return {fields["doc_id"] for fields in self._searcher.reader().all_stored_fields()}
+            with self._state.lock:
+                return {fields["doc_id"] for fields in self._state.reader.all_stored_fields()}
 
     def close(self) -> None:
         """Close the searcher; the instance cannot be used afterwards."""
         if self._closed:
             return
         with self._lock:
-            self._searcher.close()
+            self._state.close()
             self._closed = True
 
     def _check_open(self) -> None:
@@ -276,3 +281,116 @@ class WhooshKeywordIndex:
 
 def _text(term: Any) -> str:
     return term.decode("utf-8") if isinstance(term, bytes) else str(term)
+
+
+def _members(sorted_ids: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """For each of ``docs``, whether it is in ``sorted_ids`` (a binary search: cheaper than np.isin for few docs)."""
+    if not len(sorted_ids):
+        return np.zeros(len(docs), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_ids, docs), len(sorted_ids) - 1)
+    return sorted_ids[pos] == docs
+
+
+class _StaleSearcher(Exception):
+    """The search state was closed by a refresh while a question still used it."""
+
+
+class _SearchState:
+    """One open whoosh searcher and what the keyword half derives from it, computed on first use and cached.
+
+    Per term: the sorted doc numbers that contain it in any field and its BM25F score there at query weight 1
+    (whoosh's idf, average field length, per-field B, K1 and field boost -- the same formula as
+    ``whoosh.scoring.bm25``), least recently used dropped beyond ``max_postings``; per doc number its pid; per
+    doc id its doc numbers. whoosh's readers share file handles, so every whoosh read holds ``lock``; cached
+    entries are read without it.
+    """
+
+    def __init__(self, searcher: Any, max_postings: int = TERM_CACHE_POSTINGS):
+        self.searcher = searcher
+        self.reader = searcher.reader()
+        self.postings = PostingsCache(self.reader)
+        self.doc_count_all = self.postings.doc_count_all
+        self.max_postings = int(max_postings)
+        self.lock = threading.Lock()  # whoosh reads
+        self._cache_lock = threading.Lock()  # the dicts below
+        self._terms: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._size = 0
+        self._pids: dict[int, str] = {}
+        self._docs: dict[str, np.ndarray] = {}
+        self.closed = False
+
+    def term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted doc numbers, BM25F score at weight 1) of ``term`` over text, section and title."""
+        with self._cache_lock:
+            hit = self._terms.get(term)
+            if hit is not None:
+                self._terms.move_to_end(term)
+                return hit
+        with self.lock:
+            if self.closed:
+                raise _StaleSearcher
+            value = self._score(term)
+        with self._cache_lock:
+            if term not in self._terms:
+                self._terms[term] = value
+                self._size += len(value[0])
+                while self._size > self.max_postings and len(self._terms) > 1:
+                    _, (old, _) = self._terms.popitem(last=False)
+                    self._size -= len(old)
+        return value
+
+    def _score(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        weighting = self.searcher.weighting
+        id_parts, score_parts = [], []
+        for field, boost in FIELD_BOOSTS.items():
+            ids, tf = self.postings.read(field, term)
+            if not len(ids):
+                continue
+            scorer = weighting.scorer(self.searcher, field, term)
+            idf, avgfl, b, k1 = scorer.idf, scorer.avgfl, scorer.B, scorer.K1
+            # bm25 = idf * tf * (k1 + 1) / (tf + k1 * ((1 - b) + b * length / avgfl)), times the field boost
+            tf64 = tf.astype(np.float64)
+            length = self.postings.lengths(field)[ids]
+            id_parts.append(ids)
+            score_parts.append(boost * idf * (k1 + 1) * tf64 / (tf64 + k1 * (1 - b) + k1 * b / avgfl * length))
+        if not id_parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        if len(id_parts) == 1:
+            return id_parts[0], score_parts[0]
+        ids, where = np.unique(np.concatenate(id_parts), return_inverse=True)
+        return ids, np.bincount(where, weights=np.concatenate(score_parts), minlength=len(ids))
+
+    def pids(self, docs: np.ndarray) -> list[str]:
+        """The pid stored for each doc number."""
+        with self._cache_lock:
+            known = [self._pids.get(int(d)) for d in docs]
+        if any(p is None for p in known):
+            with self.lock:
+                if self.closed:
+                    raise _StaleSearcher
+                fresh = {int(d): self.reader.stored_fields(int(d))["pid"] for d, p in zip(docs, known) if p is None}
+            with self._cache_lock:
+                self._pids.update(fresh)
+            known = [p if p is not None else fresh[int(d)] for d, p in zip(docs, known)]
+        return known  # type: ignore[return-value]
+
+    def doc_numbers(self, doc_id: str) -> np.ndarray:
+        """Doc numbers of the passages of document ``doc_id`` (empty if unknown)."""
+        with self._cache_lock:
+            hit = self._docs.get(doc_id)
+        if hit is not None:
+            return hit
+        with self.lock:
+            if self.closed:
+                raise _StaleSearcher
+            found = (np.fromiter(self.reader.postings("doc_id", doc_id).all_ids(), dtype=np.int64)
+                     if ("doc_id", doc_id) in self.reader else np.zeros(0, dtype=np.int64))
+        with self._cache_lock:
+            self._docs[doc_id] = found
+        return found
+
+    def close(self) -> None:
+        """Close the searcher (a question still using this state then raises _StaleSearcher and retries)."""
+        with self.lock:
+            self.closed = True
+            self.searcher.close()

@@ -107,6 +107,10 @@ class PostingsCache:
                     self._size -= len(old)
         return value
 
+    def read(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`postings` without keeping the arrays (for a caller that caches what it derives from them)."""
+        return self._read(field, term)
+
     def _read(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         id_parts, tf_parts = [], []
         for (seg, offset), deleted in zip(self._leaves, self._deleted):

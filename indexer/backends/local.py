@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 from pathlib import Path
 from typing import Collection, Mapping, Sequence
 
@@ -38,13 +37,12 @@ class LocalReader(Reader):
             self.keyword.close()
             raise
         self._by_doc = by_doc
-        self.search_lock = threading.Lock()
 
     def keyword_search_many(self, queries: Sequence[Terms], limit: int,
                             docs: Collection[str] | None = None) -> list[list[KeywordHit]]:
-        """BM25F top ``limit`` per query (:meth:`WhooshKeywordIndex.search_terms`)."""
-        with self.search_lock:
-            return [self.keyword.search_terms(q, limit, docs) for q in queries]
+        """BM25F top ``limit`` per query (:meth:`WhooshKeywordIndex.search_terms`; no lock here: the keyword index
+        serialises only its whoosh reads, so concurrent questions on warm terms do not wait on each other)."""
+        return [self.keyword.search_terms(q, limit, docs) for q in queries]
 
     def vector_search_many(self, matrix: np.ndarray, limit: int,
                            docs: Collection[str] | None = None) -> list[list[tuple[str, float]]]:
