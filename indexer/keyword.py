@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -15,7 +14,7 @@ from whoosh.index import LockError
 from whoosh.query import Or, Term
 
 from .analyzer import ChineseAnalyzer, weighted_query_terms
-from .postings import PostingsCache
+from .postings import ArrayLRU, PostingsCache
 from .store import KeywordHit
 from .types import IndexLockedError, Passage
 
@@ -310,34 +309,23 @@ class _SearchState:
         self.reader = searcher.reader()
         self.postings = PostingsCache(self.reader)
         self.doc_count_all = self.postings.doc_count_all
-        self.max_postings = int(max_postings)
         self.lock = threading.Lock()  # whoosh reads
         self._cache_lock = threading.Lock()  # the dicts below
-        self._terms: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._size = 0
+        self._terms = ArrayLRU(max_postings)
         self._pids: dict[int, str] = {}
         self._docs: dict[str, np.ndarray] = {}
         self.closed = False
 
     def term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(sorted doc numbers, BM25F score at weight 1) of ``term`` over text, section and title."""
-        with self._cache_lock:
-            hit = self._terms.get(term)
-            if hit is not None:
-                self._terms.move_to_end(term)
-                return hit
-        with self.lock:
-            if self.closed:
-                raise _StaleSearcher
-            value = self._score(term)
-        with self._cache_lock:
-            if term not in self._terms:
-                self._terms[term] = value
-                self._size += len(value[0])
-                while self._size > self.max_postings and len(self._terms) > 1:
-                    _, (old, _) = self._terms.popitem(last=False)
-                    self._size -= len(old)
-        return value
+        hit = self._terms.get(term)
+        if hit is None:
+            with self.lock:
+                if self.closed:
+                    raise _StaleSearcher
+                hit = self._score(term)
+            self._terms.put(term, hit)
+        return hit
 
     def _score(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         weighting = self.searcher.weighting

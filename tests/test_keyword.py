@@ -268,8 +268,8 @@ def test_postings_cache_stays_within_its_bound(tmp_path):
     terms = [t.decode() for t in reader.lexicon("text")]
     for term in terms:
         cache.postings("text", term)
-        assert cache._size <= 50 or len(cache._terms) == 1
-    assert 0 < len(cache._terms) < len(terms)
+        assert cache.cache.size <= 50 or len(cache.cache.entries) == 1
+    assert 0 < len(cache.cache.entries) < len(terms)
     reader.close()
 
 
