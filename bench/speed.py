@@ -31,7 +31,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
-from .common import (PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_in, current_rss_mb, dir_bytes,
+import numpy as np
+
+from .common import (BENCH, PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_in, current_rss_mb, dir_bytes,
                      fresh_engine, latency_summary, loadavg, machine, median_runs, peak_rss_mb, read_json,
                      setup_logging, skip_without_shared, stable_key, symlink_corpus, write_json)
 
@@ -260,6 +262,76 @@ def _first_pass(index_dir: Path, questions: Sequence[str], mode: str, k: int) ->
     return times
 
 
+def ann_questions() -> list[str]:
+    """The questions recall is measured on: bench/dev_questions.jsonl and bench/heldout_questions.jsonl."""
+    from . import devset
+
+    heldout = BENCH / "heldout_questions.jsonl"
+    rows = devset.load_questions() + (devset.load_questions(heldout) if heldout.is_file() else [])
+    return list(dict.fromkeys(r["question"] for r in rows))
+
+
+def recall_at(approx: Sequence[tuple[str, float]], exact: Sequence[tuple[str, float]], k: int) -> float:
+    """Share of the approximate top k scoring at least the exact k-th best (tie-aware: the replicas of the larger
+    corpora hold identical passages, so which of equal-scored rows comes first is arbitrary)."""
+    if len(exact) < k:
+        return 1.0
+    return sum(score >= exact[k - 1][1] - 1e-6 for _, score in approx[:k]) / k
+
+
+def bench_ann(index_dir: Path, nprobes: Sequence[int] = (8, 16, 32, 48, 64, 96), depth: int = 50) -> dict[str, Any]:
+    """Recall@10/@50 of the approximate vector index against exact search, its latency per nprobe, and memory.
+
+    Uses the IVF index the generation was saved with; an index below the threshold gets one built in memory
+    (timed) so that the figures exist for any size.
+    """
+    from indexer import Config, Engine
+    from indexer.ann import ANN_FILE, AnnIndex, AnnSettings
+    from indexer.vectors import NumpyVectorIndex
+
+    questions = ann_questions()
+    with Engine.open(index_dir, Config.from_env(reranker="")) as eng:
+        gen_dir = eng._state().path
+        matrix = eng.encoder.encode_queries(questions)
+    vec = NumpyVectorIndex.open(gen_dir / "vectors", mmap=True)
+    out: dict[str, Any] = {"passages": vec.count(), "questions": len(questions), "depth": depth,
+                           "settings": vars(vec.ann_settings)}
+    ann = vec._saved_ann()
+    if ann is None:
+        t0 = time.perf_counter()
+        ann = AnnIndex.build(np.asarray(vec._buf[: vec.count()]), vec._labels)
+        out["built_in_memory_seconds"] = round(time.perf_counter() - t0, 2)
+        vec._ann, vec._ann_checked = ann, True
+        out["ann_bytes"] = len(ann.to_bytes())
+    else:
+        out["ann_bytes"] = (gen_dir / "vectors" / ANN_FILE).stat().st_size
+    out["nlist"] = int(ann.index.nlist)
+    out["ann_bytes_per_passage"] = round(out["ann_bytes"] / max(vec.count(), 1), 1)
+    out["vectors_bytes_per_passage"] = vec.dim * 4
+    times = []
+    exact = []
+    for q in matrix:
+        t0 = time.perf_counter()
+        exact.append(vec.search_many(q.reshape(1, -1), depth, exact=True)[0])
+        times.append(time.perf_counter() - t0)
+    out["exact"] = latency_summary(times)
+    out["nprobe"] = {}
+    for nprobe in nprobes:
+        vec._ann_settings = AnnSettings(threshold=1, nprobe=nprobe, rerank=vec.ann_settings.rerank)
+        times, approx = [], []
+        for q in matrix:
+            t0 = time.perf_counter()
+            approx.append(vec.search_many(q.reshape(1, -1), depth)[0])
+            times.append(time.perf_counter() - t0)
+        out["nprobe"][str(nprobe)] = {
+            "recall@10": round(float(np.mean([recall_at(a, e, 10) for a, e in zip(approx, exact)])), 4),
+            "recall@50": round(float(np.mean([recall_at(a, e, depth) for a, e in zip(approx, exact)])), 4),
+            "min_recall@10": min(recall_at(a, e, 10) for a, e in zip(approx, exact)),
+            "latency_ms": latency_summary(times)}
+        logger.info("nprobe %d: %s", nprobe, out["nprobe"][str(nprobe)])
+    return out
+
+
 def bench_baselines(index_dir: Path, n_queries: int, rounds: int, k: int = 5) -> dict[str, Any]:
     """Build time and single-query latency of rank_bm25, bm25s and the ensemble over the index's passages."""
     from indexer import Config, Engine
@@ -410,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--index", type=Path, required=True)
         p.add_argument("--queries", type=int, default=200)
         p.add_argument("--rounds", type=int, default=3)
+    n = sub.add_parser("ann")
+    n.add_argument("--index", type=Path, required=True)
+    n.add_argument("--nprobes", default="8,16,32,48,64,96")
     c = sub.add_parser("components")
     c.add_argument("--index", type=Path, required=True)
     c.add_argument("--runs", type=int, default=3)
@@ -425,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--baseline-queries", type=int, default=100)
     a.add_argument("--startup-runs", type=int, default=3)
     a.add_argument("--no-components", action="store_true")
-    for p in (b, c, s, a, *[sub.choices[n] for n in ("query", "baselines")]):
+    for p in (b, c, s, a, n, *[sub.choices[x] for x in ("query", "baselines")]):
         p.add_argument("--out", type=Path, required=(p is not a), default=None if p is not a else RESULTS / "full")
     args = ap.parse_args(argv)
     setup_logging()
@@ -438,6 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = bench_query(args.index, args.queries, args.rounds)
     elif args.step == "baselines":
         res = bench_baselines(args.index, args.queries, args.rounds)
+    elif args.step == "ann":
+        res = bench_ann(args.index, [int(x) for x in args.nprobes.split(",") if x.strip()])
     elif args.step == "components":
         res = bench_components(args.index, args.runs, args.embed_sample)
     elif args.step == "startup":

@@ -35,7 +35,7 @@ class AnnSettings:
     """When the approximate index is used and how hard it searches (from :class:`indexer.config.Config`)."""
 
     threshold: int = 50_000  # rows from which the IVF index is built and searched; below it search stays exact
-    nprobe: int = 48  # IVF lists visited per question
+    nprobe: int = 128  # IVF lists visited per question (recall@10 0.994 at 100k: docs/BENCHMARKS.md)
     rerank: int = 4  # the IVF returns rerank x limit candidates (at least 200), re-scored exactly
     retrain_growth: float = 4.0  # train anew when the rows have grown (or shrunk) by this factor since training
 

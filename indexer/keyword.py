@@ -35,6 +35,9 @@ MAX_QUERY_TERMS = 100
 SUBWORD_WEIGHT = 0.3
 # Per-term BM25F score arrays kept per searcher, counted in postings (16 bytes each: doc number + score): ~64 MB.
 TERM_CACHE_POSTINGS = 4_000_000
+# Share of that cache that WhooshKeywordIndex.warm_up fills with the most frequent terms (at 100k passages: the
+# ~600 most frequent, ~4 s of one core; the first-pass figures in docs/BENCHMARKS.md are with it).
+WARM_SHARE = 0.6
 
 
 def make_schema() -> Schema:
@@ -243,6 +246,19 @@ class WhooshKeywordIndex:
             having.append(ids)
         return scores, having
 
+    def warm_up(self, share: float = WARM_SHARE) -> threading.Thread:
+        """Score the most frequent terms in a background thread, filling ``share`` of the term cache.
+
+        A question's cost on a freshly opened index is whoosh decoding its terms' postings (pickled, zlib-compressed
+        blocks: ~90 % of a first pass at 100k passages), and the frequent terms are most of it. Decoding them
+        from the open on means the first users of a restarted server rarely pay for them; a question that
+        comes first pays for its own terms, as before. Returns the (daemon) thread.
+        """
+        state = self._state
+        thread = threading.Thread(target=state.warm, args=(share,), name="partyqa-keyword-warm", daemon=True)
+        thread.start()
+        return thread
+
     def count(self) -> int:
         """Number of passages indexed (as of the latest commit)."""
         self._check_open()
@@ -347,6 +363,34 @@ class _SearchState:
             return id_parts[0], score_parts[0]
         ids, where = np.unique(np.concatenate(id_parts), return_inverse=True)
         return ids, np.bincount(where, weights=np.concatenate(score_parts), minlength=len(ids))
+
+    def warm(self, share: float) -> int:
+        """Score terms by falling document frequency (all fields) until ``share`` of the cache is used, or the
+        searcher is closed; returns how many terms were scored."""
+        try:
+            with self.lock:
+                if self.closed:
+                    return 0
+                freq: dict[str, int] = {}
+                for field in FIELD_BOOSTS:
+                    if field in self.reader.schema:
+                        for raw, info in self.reader.iter_field(field):
+                            term = _text(raw)
+                            freq[term] = freq.get(term, 0) + info.doc_frequency()
+            budget = share * self._terms.max_items
+            done = 0
+            for term in sorted(freq, key=freq.__getitem__, reverse=True):
+                if self._terms.size + freq[term] > budget:
+                    break
+                self.term(term)
+                done += 1
+            logger.debug("keyword warm-up: %d terms, %d postings", done, self._terms.size)
+            return done
+        except _StaleSearcher:
+            return 0
+        except Exception:  # a warm-up is an optimisation: never let it take a reader down
+            logger.warning("keyword warm-up stopped", exc_info=True)
+            return 0
 
     def pids(self, docs: np.ndarray) -> list[str]:
         """The pid stored for each doc number."""

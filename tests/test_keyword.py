@@ -426,3 +426,79 @@ def test_reader_keeps_working_while_another_instance_commits(tmp_path):
     assert writer.count() == len(base) * 6
     reader.close()
     writer.close()
+
+
+def _real_passages() -> list[Passage]:
+    """The seed essay, the party rules and six regulation files of party-docs, split as the engine splits them."""
+    from indexer import ingest
+    from indexer.prepare import prepare
+
+    from conftest import require_party_docs
+
+    docs = require_party_docs()
+    files = [(SEED, SEED.name), (docs / "partymate" / "party_rules.md", "partymate/party_rules.md")]
+    files += [(p, f"xtjeyvc-dangfa/{p.name}") for p in sorted((docs / "xtjeyvc-dangfa").glob("dangfa00*.md"))[:6]]
+    return [p for path, doc_id in files for raw in ingest.load_file(path, doc_id=doc_id) for p in prepare(raw)[1]]
+
+
+def test_fast_scores_equal_whoosh_on_real_documents(tmp_path):
+    """On real documents (seed + party docs, two commits and a deleted document), the cached per-term scores give
+    exactly the passages, scores and matched terms of whoosh's own BM25F search -- warmed or not."""
+    import json
+
+    passages = _real_passages()
+    half = len(passages) // 2
+    path = tmp_path / "kw"
+    with WhooshKeywordIndex.create(path) as ix:
+        ix.add(passages[:half])
+        ix.add(passages[half:])  # a second segment
+        ix.delete_docs(["partymate/party_rules.md"])
+    warm, cold = WhooshKeywordIndex.open(path, watch=False), WhooshKeywordIndex.open(path, watch=False)
+    warm.warm_up(share=1.0).join()
+    assert warm._state._terms.size > 0
+    raw = whoosh.index.open_dir(str(path))
+    lines = (ROOT / "bench" / "dev_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line)["question"] for line in lines[::6]]
+    with raw.searcher(weighting=make_weighting()) as s:
+        for q in questions:
+            terms = weighted_query_terms(q, SUBWORD_WEIGHT)
+            theirs = s.search(build_query(terms), limit=None, terms=True)
+            expected = {h["pid"]: (h.score, {t.decode() for _, t in h.matched_terms()}) for h in theirs}
+            ours = cold.search(q, 5000)
+            assert len(ours) == len(expected) > 0, q
+            for h in ours:
+                score, matched = expected[h.pid]
+                assert h.score == pytest.approx(score, rel=1e-9), (q, h.pid)
+                assert set(h.terms) == matched, (q, h.pid)
+            assert warm.search(q, 5000) == ours
+            assert not any(h.pid.startswith("partymate/") for h in ours)
+    raw.close()
+    warm.close()
+    cold.close()
+
+
+def test_concurrent_searches_agree_with_serial_ones(tmp_path):
+    """Questions from several threads at once (no lock around the whole search) return what one thread gets."""
+    raw = _multi_segment_index(tmp_path / "kw")
+    raw.close()
+    questions = ["基层党支部如何做好监督者", "职工群众反映问题的渠道", "党支部会议学习", "民主集中制", "第二部分 文章"]
+    expected = {q: WhooshKeywordIndex.open(tmp_path / "kw").search(q, 20) for q in questions}
+    ix = WhooshKeywordIndex.open(tmp_path / "kw", watch=False)
+    errors, results = [], []
+
+    def client(i: int) -> None:
+        try:
+            for n in range(40):
+                q = questions[(i + n) % len(questions)]
+                results.append((q, ix.search(q, 20)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 240
+    assert all(hits == expected[q] for q, hits in results)
+    ix.close()

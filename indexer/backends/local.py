@@ -29,6 +29,7 @@ class LocalReader(Reader):
     def __init__(self, gen_dir: Path, lock_timeout: float, by_doc: Mapping[str, Sequence[str]]):
         # watch=False: a committed generation is never written again, so skip whoosh's per-search commit check.
         self.keyword = WhooshKeywordIndex.open(gen_dir / KEYWORD_DIR, lock_timeout=lock_timeout, watch=False)
+        self.keyword.warm_up()  # the most frequent terms' scores, in the background (first questions after open)
         try:
             # mmap: above the ANN threshold a search touches only the rows it re-scores, so the float32 rows
             # need not all be resident (serving RSS at 100k, docs/BENCHMARKS.md); below it the page cache holds them.
