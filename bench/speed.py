@@ -262,6 +262,14 @@ def _first_pass(index_dir: Path, questions: Sequence[str], mode: str, k: int) ->
     return times
 
 
+def ann_threshold() -> int:
+    """The passage count from which the engine searches an approximate vector index (PARTYQA_ANN_THRESHOLD)."""
+    from indexer import Config
+
+    threshold = Config.from_env().ann_threshold
+    return threshold if threshold > 0 else sys.maxsize
+
+
 def ann_questions() -> list[str]:
     """The questions recall is measured on: bench/dev_questions.jsonl and bench/heldout_questions.jsonl."""
     from . import devset
@@ -279,7 +287,7 @@ def recall_at(approx: Sequence[tuple[str, float]], exact: Sequence[tuple[str, fl
     return sum(score >= exact[k - 1][1] - 1e-6 for _, score in approx[:k]) / k
 
 
-def bench_ann(index_dir: Path, nprobes: Sequence[int] = (8, 16, 32, 48, 64, 96), depth: int = 50) -> dict[str, Any]:
+def bench_ann(index_dir: Path, nprobes: Sequence[int] = (16, 32, 64, 128, 192), depth: int = 50) -> dict[str, Any]:
     """Recall@10/@50 of the approximate vector index against exact search, its latency per nprobe, and memory.
 
     Uses the IVF index the generation was saved with; an index below the threshold gets one built in memory
@@ -436,8 +444,9 @@ def _child(args: list[str], out: Path) -> dict[str, Any]:
 
 def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, rounds: int, baseline_queries: int,
             startup_runs: int, components: bool, components_size: int | None = None,
-            startup_size: int | None = None) -> dict[str, Any]:
-    """Every speed step for every size; writes speed-<label>.json (+ speed-components.json, speed-startup.json)."""
+            startup_size: int | None = None, concurrency_seconds: float = 0) -> dict[str, Any]:
+    """Every speed step for every size; writes speed-<label>.json (+ speed-components.json, speed-startup.json and,
+    with ``concurrency_seconds``, concurrency.json on the largest size)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "steps"
     result: dict[str, Any] = {"sizes": {}}
@@ -449,6 +458,8 @@ def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, round
         query = _child(["query", "--index", index_dir, "--queries", str(n_q), "--rounds", str(rounds)],
                        tmp / f"query-{label}.json")
         entry: dict[str, Any] = {"build": build, "query": query}
+        if size >= ann_threshold():
+            entry["ann"] = _child(["ann", "--index", index_dir], tmp / f"ann-{label}.json")
         if baseline_queries:
             n_b = baseline_queries if size <= 20000 else max(baseline_queries // 4, 10)
             entry["baselines"] = _child(["baselines", "--index", index_dir, "--queries", str(n_b),
@@ -457,6 +468,13 @@ def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, round
         write_json(out_dir / f"speed-{label}.json", {**entry, "machine": machine()})
         result["sizes"][label] = entry
     built = {size_label(s): result["sizes"][size_label(s)]["build"]["index_dir"] for s in sizes}
+    if concurrency_seconds:
+        label = size_label(max(sizes))
+        cmd = [sys.executable, "-m", "bench.concurrency", "--index", built[label], "--clients", "1,8",
+               "--seconds", str(concurrency_seconds), "--out", str(out_dir / "concurrency.json")]
+        logger.info("$ %s", " ".join(cmd[1:]))
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        result["concurrency"] = read_json(out_dir / "concurrency.json")
     if components:
         label = size_label(components_size or min(sizes, key=lambda s: abs(s - 10000)))
         result["components"] = _child(["components", "--index", built[label]], tmp / "components.json")
@@ -484,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--rounds", type=int, default=3)
     n = sub.add_parser("ann")
     n.add_argument("--index", type=Path, required=True)
-    n.add_argument("--nprobes", default="8,16,32,48,64,96")
+    n.add_argument("--nprobes", default="16,32,64,128,192")
     c = sub.add_parser("components")
     c.add_argument("--index", type=Path, required=True)
     c.add_argument("--runs", type=int, default=3)
@@ -500,6 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--baseline-queries", type=int, default=100)
     a.add_argument("--startup-runs", type=int, default=3)
     a.add_argument("--no-components", action="store_true")
+    a.add_argument("--concurrency-seconds", type=float, default=15.0, help="0 = skip bench.concurrency")
     for p in (b, c, s, a, n, *[sub.choices[x] for x in ("query", "baselines")]):
         p.add_argument("--out", type=Path, required=(p is not a), default=None if p is not a else RESULTS / "full")
     args = ap.parse_args(argv)
@@ -524,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
         run_all(sizes, args.work, args.out, args.queries, args.rounds, args.baseline_queries, args.startup_runs,
-                not args.no_components)
+                not args.no_components, concurrency_seconds=args.concurrency_seconds)
         return 0
     write_json(args.out, res)
     return 0
