@@ -182,14 +182,14 @@ def _clustered(rng: np.random.Generator, n: int, dim: int = 32, centres: int = 6
     return _unit(v)
 
 
-def _saved_ann_index(tmp_path: Path, rng: np.random.Generator, n: int):
+def _saved_ann_index(tmp_path: Path, rng: np.random.Generator, n: int, name: str = "vec"):
     """(folder, saved index with an IVF, ids d<i//10>#<i%10>, clustered vectors) of ``n`` rows."""
     vecs = _clustered(rng, n)
     ids = [f"d{i // 10}#{i % 10}" for i in range(len(vecs))]
-    index = NumpyVectorIndex.create(tmp_path / "vec", "m", 32, ann=ANN)
+    index = NumpyVectorIndex.create(tmp_path / name, "m", 32, ann=ANN)
     index.add(ids, vecs)
     index.save()
-    return tmp_path / "vec", index, ids, vecs
+    return tmp_path / name, index, ids, vecs
 
 
 def _recall_at_10(approx: list[tuple[str, float]], exact: list[tuple[str, float]]) -> float:
@@ -436,3 +436,28 @@ def test_vector_search_runs_on_one_blas_thread_and_restores_it(tmp_path: Path, r
     assert [len(h) for h in hits] == [3, 3]
     assert seen and all(n == 1 for counts in seen for n in counts)
     assert numpy_blas() == before
+
+
+def test_local_reader_searches_the_ivf_and_filters_exactly(tmp_path: Path, rng: np.random.Generator,
+                                                          monkeypatch) -> None:
+    """The local backend's reader (settings from PARTYQA_ANN_*) uses the saved IVF; a doc filter still fills k."""
+    from indexer.backends.local import LocalReader
+    from indexer.keyword import WhooshKeywordIndex
+
+    monkeypatch.setenv("PARTYQA_ANN_THRESHOLD", "2000")
+    monkeypatch.setenv("PARTYQA_ANN_NPROBE", "40")
+    WhooshKeywordIndex.create(tmp_path / "keyword").close()
+    _, _, ids, vecs = _saved_ann_index(tmp_path, rng, 2_400, name="vectors")
+    by_doc: dict[str, list[str]] = {}
+    for pid in ids:
+        by_doc.setdefault(pid.rpartition("#")[0], []).append(pid)
+    reader = LocalReader(tmp_path, 5.0, by_doc)
+    try:
+        assert reader.vectors.approximate() and reader.vectors.ann_settings.nprobe == 40
+        queries = vecs[[5, 500, 1500]]
+        for q, hits in zip(queries, reader.vector_search_many(queries, 10)):
+            assert hits[0][1] == pytest.approx(1.0, abs=1e-5) and len(hits) == 10
+        only = reader.vector_search_many(queries[:1], 12, docs={"d7", "d100"})[0]
+        assert len(only) == 12 and {p.rpartition("#")[0] for p, _ in only} == {"d7", "d100"}
+    finally:
+        reader.close()
