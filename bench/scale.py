@@ -47,11 +47,10 @@ def build(source: Path, rows: int, dest: Path) -> dict[str, Any]:
 def query(vectors: Path, nprobes: Sequence[int], exact_sample: int = 40, depth: int = 50) -> dict[str, Any]:
     """RSS of a reader (mmap, as LocalReader opens it), then ANN vs exact latency and recall on the dev questions."""
     from indexer import Config
-    from indexer.ann import AnnSettings
     from indexer.encoders import load_encoder
     from indexer.vectors import NumpyVectorIndex
 
-    from .speed import ann_questions, recall_at
+    from .speed import ann_questions, ann_sweep
 
     questions = ann_questions()
     matrix = load_encoder(Config.from_env(reranker="")).encode_queries(questions)
@@ -69,18 +68,7 @@ def query(vectors: Path, nprobes: Sequence[int], exact_sample: int = 40, depth: 
         exact.append(vec.search_many(q.reshape(1, -1), depth, exact=True)[0])
         times.append(time.perf_counter() - t)
     out["exact"] = {**latency_summary(times), "questions": len(sample)}
-    out["nprobe"] = {}
-    for nprobe in nprobes:
-        vec._ann_settings = AnnSettings(threshold=1, nprobe=nprobe, rerank=out["settings"]["rerank"])
-        times, approx = [], []
-        for q in matrix:
-            t = time.perf_counter()
-            approx.append(vec.search_many(q.reshape(1, -1), depth)[0])
-            times.append(time.perf_counter() - t)
-        out["nprobe"][str(nprobe)] = {
-            "recall@10": round(float(np.mean([recall_at(a, e, 10) for a, e in zip(approx, exact)])), 4),
-            "recall@50": round(float(np.mean([recall_at(a, e, depth) for a, e in zip(approx, exact)])), 4),
-            "latency_ms": latency_summary(times)}
+    out["nprobe"] = ann_sweep(vec, matrix, exact, nprobes, depth)  # recall over the exact sample's questions
     out["rss_reader_added_mb"] = round(current_rss_mb() - rss0, 1)
     out["peak_rss_mb"] = peak_rss_mb()
     out["loadavg_after"] = loadavg()

@@ -294,7 +294,7 @@ def bench_ann(index_dir: Path, nprobes: Sequence[int] = (16, 32, 64, 128, 192), 
     (timed) so that the figures exist for any size.
     """
     from indexer import Config, Engine
-    from indexer.ann import ANN_FILE, AnnIndex, AnnSettings
+    from indexer.ann import ANN_FILE, AnnIndex
     from indexer.vectors import NumpyVectorIndex
 
     questions = ann_questions()
@@ -323,20 +323,32 @@ def bench_ann(index_dir: Path, nprobes: Sequence[int] = (16, 32, 64, 128, 192), 
         exact.append(vec.search_many(q.reshape(1, -1), depth, exact=True)[0])
         times.append(time.perf_counter() - t0)
     out["exact"] = latency_summary(times)
-    out["nprobe"] = {}
+    out["nprobe"] = ann_sweep(vec, matrix, exact, nprobes, depth)
+    return out
+
+
+def ann_sweep(vec: Any, matrix: np.ndarray, exact: Sequence[Sequence[tuple[str, float]]], nprobes: Sequence[int],
+              depth: int) -> dict[str, Any]:
+    """Per nprobe: recall@10/@depth of ``vec``'s approximate search against ``exact`` (the results of the first
+    len(exact) rows of ``matrix``), and its latency over every row."""
+    from indexer.ann import AnnSettings
+
+    out: dict[str, Any] = {}
+    rerank = vec.ann_settings.rerank
     for nprobe in nprobes:
-        vec._ann_settings = AnnSettings(threshold=1, nprobe=nprobe, rerank=vec.ann_settings.rerank)
+        vec._ann_settings = AnnSettings(threshold=1, nprobe=nprobe, rerank=rerank)
         times, approx = [], []
         for q in matrix:
             t0 = time.perf_counter()
             approx.append(vec.search_many(q.reshape(1, -1), depth)[0])
             times.append(time.perf_counter() - t0)
-        out["nprobe"][str(nprobe)] = {
-            "recall@10": round(float(np.mean([recall_at(a, e, 10) for a, e in zip(approx, exact)])), 4),
-            "recall@50": round(float(np.mean([recall_at(a, e, depth) for a, e in zip(approx, exact)])), 4),
-            "min_recall@10": min(recall_at(a, e, 10) for a, e in zip(approx, exact)),
+        pairs = list(zip(approx, exact))
+        out[str(nprobe)] = {
+            "recall@10": round(float(np.mean([recall_at(a, e, 10) for a, e in pairs])), 4),
+            "recall@50": round(float(np.mean([recall_at(a, e, depth) for a, e in pairs])), 4),
+            "min_recall@10": min(recall_at(a, e, 10) for a, e in pairs),
             "latency_ms": latency_summary(times)}
-        logger.info("nprobe %d: %s", nprobe, out["nprobe"][str(nprobe)])
+        logger.info("nprobe %d: %s", nprobe, out[str(nprobe)])
     return out
 
 
