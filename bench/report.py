@@ -517,7 +517,7 @@ def section_speed(data: dict[str, Any]) -> list[str]:
 
 
 def _ann_lines(sp: dict[str, Any]) -> list[str]:
-    """The approximate vector index: recall against exact search per nprobe, latency, memory."""
+    """The approximate vector index: recall against exact search per share of lists searched, latency, memory."""
     rows = [(label, e["ann"]) for label, e in sp.items() if e.get("ann")]
     if not rows:
         return []
@@ -526,15 +526,16 @@ def _ann_lines(sp: dict[str, Any]) -> list[str]:
              "and re-scores its candidates exactly (`indexer/ann.py`). Recall@k = share of the approximate top k "
              "scoring at least the exact k-th best (tie-aware: the replica corpora hold identical passages), over "
              "the dev and held-out questions (`python -m bench.speed ann --index <index>`); latency = the vector "
-             "search alone, query already encoded. The default nprobe is marked ★.", "",
-             "| passages | lists | nprobe | recall@10 | recall@50 | worst question recall@10 | ms p50 / p95 | "
+             "search alone, query already encoded. The default share of lists searched (`PARTYQA_ANN_PROBE`) is marked ★.", "",
+             "| passages | lists | lists searched | recall@10 | recall@50 | worst question recall@10 | ms p50 / p95 | "
              "exact search ms p50 / p95 | IVF bytes/passage (float32 rows: 1536) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for label, a in rows:
-        default = str(a["settings"]["nprobe"])
-        for nprobe, r in a["nprobe"].items():
-            mark = " ★" if nprobe == default else ""
-            lines.append(f"| {a['passages']:,} | {a['nlist']} | {nprobe}{mark} | {r['recall@10']:.4f} | "
+        default = str(a["settings"]["probe"])
+        for probe, r in a["probe"].items():
+            mark = " ★" if probe == default else ""
+            lines.append(f"| {a['passages']:,} | {a['nlist']} | {float(probe):.0%} ({r['nprobe']}){mark} | "
+                         f"{r['recall@10']:.4f} | "
                          f"{r['recall@50']:.4f} | {r['min_recall@10']:.1f} | {r['latency_ms']['p50']:.1f} / "
                          f"{r['latency_ms']['p95']:.1f} | {a['exact']['p50']:.1f} / {a['exact']['p95']:.1f} | "
                          f"{a['ann_bytes_per_passage']:.0f} |")

@@ -44,7 +44,7 @@ def build(source: Path, rows: int, dest: Path) -> dict[str, Any]:
             "disk_total": dir_bytes(dest), "peak_rss_mb": peak_rss_mb(), "loadavg_after": loadavg()}
 
 
-def query(vectors: Path, nprobes: Sequence[int], exact_sample: int = 40, depth: int = 50) -> dict[str, Any]:
+def query(vectors: Path, probes: Sequence[float], exact_sample: int = 40, depth: int = 50) -> dict[str, Any]:
     """RSS of a reader (mmap, as LocalReader opens it), then ANN vs exact latency and recall on the dev questions."""
     from indexer import Config
     from indexer.encoders import load_encoder
@@ -68,7 +68,7 @@ def query(vectors: Path, nprobes: Sequence[int], exact_sample: int = 40, depth: 
         exact.append(vec.search_many(q.reshape(1, -1), depth, exact=True)[0])
         times.append(time.perf_counter() - t)
     out["exact"] = {**latency_summary(times), "questions": len(sample)}
-    out["nprobe"] = ann_sweep(vec, matrix, exact, nprobes, depth)  # recall over the exact sample's questions
+    out["probe"] = ann_sweep(vec, matrix, exact, probes, depth)  # recall over the exact sample's questions
     out["rss_reader_added_mb"] = round(current_rss_mb() - rss0, 1)
     out["peak_rss_mb"] = peak_rss_mb()
     out["loadavg_after"] = loadavg()
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--dest", type=Path, default=WORK / "scale-1000k" / "vectors")
     q = sub.add_parser("query")
     q.add_argument("--vectors", type=Path, default=WORK / "scale-1000k" / "vectors")
-    q.add_argument("--nprobes", default="64,128,256")
+    q.add_argument("--probes", default="0.05,0.1,0.2,0.4", help="shares of the IVF lists searched")
     for p in (b, q):
         p.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.step == "build":
         res = build(args.source, args.rows, args.dest)
     else:
-        res = query(args.vectors, [int(x) for x in args.nprobes.split(",") if x.strip()])
+        res = query(args.vectors, [float(x) for x in args.probes.split(",") if x.strip()])
     write_json(args.out, res)
     return 0
 

@@ -287,8 +287,9 @@ def recall_at(approx: Sequence[tuple[str, float]], exact: Sequence[tuple[str, fl
     return sum(score >= exact[k - 1][1] - 1e-6 for _, score in approx[:k]) / k
 
 
-def bench_ann(index_dir: Path, nprobes: Sequence[int] = (16, 32, 64, 128, 192), depth: int = 50) -> dict[str, Any]:
-    """Recall@10/@50 of the approximate vector index against exact search, its latency per nprobe, and memory.
+def bench_ann(index_dir: Path, probes: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.4), depth: int = 50) -> dict[str, Any]:
+    """Recall@10/@50 of the approximate vector index against exact search, its latency per share of lists searched,
+    and memory.
 
     Uses the IVF index the generation was saved with; an index below the threshold gets one built in memory
     (timed) so that the figures exist for any size.
@@ -323,32 +324,33 @@ def bench_ann(index_dir: Path, nprobes: Sequence[int] = (16, 32, 64, 128, 192), 
         exact.append(vec.search_many(q.reshape(1, -1), depth, exact=True)[0])
         times.append(time.perf_counter() - t0)
     out["exact"] = latency_summary(times)
-    out["nprobe"] = ann_sweep(vec, matrix, exact, nprobes, depth)
+    out["probe"] = ann_sweep(vec, matrix, exact, probes, depth)
     return out
 
 
-def ann_sweep(vec: Any, matrix: np.ndarray, exact: Sequence[Sequence[tuple[str, float]]], nprobes: Sequence[int],
+def ann_sweep(vec: Any, matrix: np.ndarray, exact: Sequence[Sequence[tuple[str, float]]], probes: Sequence[float],
               depth: int) -> dict[str, Any]:
-    """Per nprobe: recall@10/@depth of ``vec``'s approximate search against ``exact`` (the results of the first
+    """Per share of lists searched: recall@10/@depth of ``vec``'s approximate search against ``exact`` (the results of the first
     len(exact) rows of ``matrix``), and its latency over every row."""
     from indexer.ann import AnnSettings
 
     out: dict[str, Any] = {}
     rerank = vec.ann_settings.rerank
-    for nprobe in nprobes:
-        vec._ann_settings = AnnSettings(threshold=1, nprobe=nprobe, rerank=rerank)
+    nlist = int(vec._saved_ann().index.nlist)
+    for probe in probes:
+        vec._ann_settings = AnnSettings(threshold=1, probe=probe, rerank=rerank)
         times, approx = [], []
         for q in matrix:
             t0 = time.perf_counter()
             approx.append(vec.search_many(q.reshape(1, -1), depth)[0])
             times.append(time.perf_counter() - t0)
         pairs = list(zip(approx, exact))
-        out[str(nprobe)] = {
+        out[str(probe)] = {"nprobe": vec._ann_settings.nprobe(nlist),
             "recall@10": round(float(np.mean([recall_at(a, e, 10) for a, e in pairs])), 4),
             "recall@50": round(float(np.mean([recall_at(a, e, depth) for a, e in pairs])), 4),
             "min_recall@10": min(recall_at(a, e, 10) for a, e in pairs),
             "latency_ms": latency_summary(times)}
-        logger.info("nprobe %d: %s", nprobe, out[str(nprobe)])
+        logger.info("probe %g: %s", probe, out[str(probe)])
     return out
 
 
@@ -470,7 +472,7 @@ def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, round
         query = _child(["query", "--index", index_dir, "--queries", str(n_q), "--rounds", str(rounds)],
                        tmp / f"query-{label}.json")
         entry: dict[str, Any] = {"build": build, "query": query}
-        if size >= ann_threshold():
+        if size >= min(ann_threshold(), 10000):  # 10k: recall on distinct passages (IVF built in memory)
             entry["ann"] = _child(["ann", "--index", index_dir], tmp / f"ann-{label}.json")
         if baseline_queries:
             n_b = baseline_queries if size <= 20000 else max(baseline_queries // 4, 10)
@@ -514,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--rounds", type=int, default=3)
     n = sub.add_parser("ann")
     n.add_argument("--index", type=Path, required=True)
-    n.add_argument("--nprobes", default="16,32,64,128,192")
+    n.add_argument("--probes", default="0.05,0.1,0.2,0.3,0.4", help="shares of the IVF lists searched")
     c = sub.add_parser("components")
     c.add_argument("--index", type=Path, required=True)
     c.add_argument("--runs", type=int, default=3)
@@ -545,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.step == "baselines":
         res = bench_baselines(args.index, args.queries, args.rounds)
     elif args.step == "ann":
-        res = bench_ann(args.index, [int(x) for x in args.nprobes.split(",") if x.strip()])
+        res = bench_ann(args.index, [float(x) for x in args.probes.split(",") if x.strip()])
     elif args.step == "components":
         res = bench_components(args.index, args.runs, args.embed_sample)
     elif args.step == "startup":

@@ -35,7 +35,7 @@ class Config:
     # Approximate vector search (indexer/ann.py): from this many passages the local backend keeps a faiss IVF index
     # and searches it (0 = always exact). Above the 13k-passage quality corpus, so the quality figures stay exact.
     ann_threshold: int = 50_000
-    ann_nprobe: int = 128  # IVF lists searched per question (recall@10 vs exact: docs/BENCHMARKS.md)
+    ann_probe: float = 0.4  # share of the IVF lists searched per question (recall@10 vs exact: docs/BENCHMARKS.md)
     ann_rerank: int = 4  # IVF candidates per wanted hit (at least 200), re-scored exactly with the float32 vectors
     expand_semantic: bool = False  # also append synonym expansions to the text the embedding model sees
     max_query_chars: int = 500

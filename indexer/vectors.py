@@ -437,7 +437,7 @@ class NumpyVectorIndex:
         assert ann is not None
         settings = self.ann_settings
         depth = min(self._n, max(limit * settings.rerank, 200))
-        labels = ann.search(qs, depth, settings.nprobe)
+        labels = ann.search(qs, depth, settings.nprobe(int(ann.index.nlist)))
         results: list[list[tuple[str, float]]] = []
         for q, found in zip(qs, labels):
             found = found[found >= 0]

@@ -172,7 +172,7 @@ def test_exact_search_at_10k(tmp_path: Path, rng: np.random.Generator) -> None:
 
 # --------------------------------------------------------------------------------------------- approximate (IVF)
 
-ANN = AnnSettings(threshold=2_000, nprobe=40)
+ANN = AnnSettings(threshold=2_000, probe=0.2)
 
 
 def _clustered(rng: np.random.Generator, n: int, dim: int = 32, centres: int = 60) -> np.ndarray:
@@ -445,7 +445,7 @@ def test_local_reader_searches_the_ivf_and_filters_exactly(tmp_path: Path, rng: 
     from indexer.keyword import WhooshKeywordIndex
 
     monkeypatch.setenv("PARTYQA_ANN_THRESHOLD", "2000")
-    monkeypatch.setenv("PARTYQA_ANN_NPROBE", "40")
+    monkeypatch.setenv("PARTYQA_ANN_PROBE", "0.25")
     WhooshKeywordIndex.create(tmp_path / "keyword").close()
     _, _, ids, vecs = _saved_ann_index(tmp_path, rng, 2_400, name="vectors")
     by_doc: dict[str, list[str]] = {}
@@ -453,7 +453,7 @@ def test_local_reader_searches_the_ivf_and_filters_exactly(tmp_path: Path, rng: 
         by_doc.setdefault(pid.rpartition("#")[0], []).append(pid)
     reader = LocalReader(tmp_path, 5.0, by_doc)
     try:
-        assert reader.vectors.approximate() and reader.vectors.ann_settings.nprobe == 40
+        assert reader.vectors.approximate() and reader.vectors.ann_settings.probe == 0.25
         queries = vecs[[5, 500, 1500]]
         for q, hits in zip(queries, reader.vector_search_many(queries, 10)):
             assert hits[0][1] == pytest.approx(1.0, abs=1e-5) and len(hits) == 10
