@@ -40,6 +40,7 @@ from .common import (BENCH, PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_i
 logger = logging.getLogger("bench.speed")
 
 MODES = ("keyword", "semantic", "hybrid")
+KEYWORD_HALF = "keyword_half"  # the keyword retrieval alone (bench_query), beside the three search modes
 GROUP_ORDER = ["partymate", "xtjeyvc-dangfa", "xtjeyvc-8gui", "xtjeyvc-6ji", "xtjeyvc-4feng", "congress-report",
                "xtjeyvc-yewutantao"]
 
@@ -204,7 +205,8 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
     from indexer import Config, Engine
 
     questions = query_set(n_queries)
-    first_pass = {mode: latency_summary(_first_pass(index_dir, questions, mode, k)) for mode in ("keyword", "hybrid")}
+    first_pass = {mode: latency_summary(_first_pass(index_dir, questions, mode, k))
+                  for mode in ("keyword", "hybrid", KEYWORD_HALF)}
     t0 = time.perf_counter()
     eng = Engine.open(index_dir, Config.from_env(reranker=""))
     open_s = time.perf_counter() - t0
@@ -214,7 +216,7 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
                 eng.search(q, k=k, mode=mode)
         rss_ready = current_rss_mb()
         load0 = loadavg()
-        single: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+        single: dict[str, list[dict[str, float]]] = {m: [] for m in (*MODES, KEYWORD_HALF)}
         many: dict[str, list[float]] = {m: [] for m in MODES}
         for r in range(rounds):
             for mode in MODES:
@@ -228,7 +230,13 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
                 for start in range(0, len(questions), batch):
                     eng.search_many(questions[start:start + batch], k=k, mode=mode)
                 many[mode].append((time.perf_counter() - t) * 1000 / len(questions))
-            logger.info("round %d: %s", r + 1, {m: single[m][-1]["p50"] for m in MODES})
+            times = []
+            for q in questions:
+                t = time.perf_counter()
+                keyword_half(eng, q)
+                times.append(time.perf_counter() - t)
+            single[KEYWORD_HALF].append(latency_summary(times))
+            logger.info("round %d: %s", r + 1, {m: single[m][-1]["p50"] for m in single})
         passages = eng.stats()["passages"]
     finally:
         eng.close()
@@ -243,6 +251,9 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
         }
         if mode in first_pass:
             out["modes"][mode]["first_pass"] = first_pass[mode]
+    out[KEYWORD_HALF] = {"p50_ms": median_runs([s["p50"] for s in single[KEYWORD_HALF]]),
+                         "p95_ms": median_runs([s["p95"] for s in single[KEYWORD_HALF]]),
+                         "first_pass": first_pass[KEYWORD_HALF]}
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
@@ -257,9 +268,20 @@ def _first_pass(index_dir: Path, questions: Sequence[str], mode: str, k: int) ->
         times = []
         for q in questions:
             t = time.perf_counter()
-            eng.search(q, k=k, mode=mode)
+            if mode == KEYWORD_HALF:
+                keyword_half(eng, q)
+            else:
+                eng.search(q, k=k, mode=mode)
             times.append(time.perf_counter() - t)
     return times
+
+
+def keyword_half(eng: Any, question: str, depth: int = 50) -> None:
+    """The keyword half alone, as the engine runs it for a question: analysis (jieba, synonyms) and the top
+    ``depth`` BM25F candidates -- what bm25s's figure covers; no fusion, folding or highlighting."""
+    from indexer.query import analyse
+
+    eng._state().reader.keyword_search_many([analyse(question, keyword=True).terms], depth)
 
 
 def ann_threshold() -> int:
