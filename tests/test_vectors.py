@@ -461,3 +461,28 @@ def test_local_reader_searches_the_ivf_and_filters_exactly(tmp_path: Path, rng: 
         assert len(only) == 12 and {p.rpartition("#")[0] for p, _ in only} == {"d7", "d100"}
     finally:
         reader.close()
+
+
+def test_failed_save_with_ann_keeps_old_files(tmp_path: Path, rng: np.random.Generator, monkeypatch) -> None:
+    """A save that fails while writing the IVF leaves every old file (IVF included) and a usable index."""
+    from indexer.ann import AnnIndex
+
+    folder, index, ids, vecs = _saved_ann_index(tmp_path, rng, 2_300)
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    index.delete_docs(["d1"])
+    index.add(["x#0"], vecs[:1])
+
+    def broken(self):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(AnnIndex, "to_bytes", broken)
+    with pytest.raises(OSError, match="disk full"):
+        index.save()
+    monkeypatch.undo()
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    reopened = NumpyVectorIndex.open(folder, ann=ANN)
+    assert reopened.approximate() and reopened.ids() == ids
+    index.save()  # the same instance saves fine afterwards, its IVF rebuilt or updated from the files
+    again = NumpyVectorIndex.open(folder, ann=ANN)
+    assert again.approximate() and "x#0" in again.ids() and not any(p.startswith("d1#") for p in again.ids())
+    assert again.search(vecs[0], 2)[0][1] == pytest.approx(1.0, abs=1e-5)
