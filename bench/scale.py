@@ -22,13 +22,15 @@ from .common import WORK, current_rss_mb, dir_bytes, latency_summary, loadavg, p
 
 
 def build(source: Path, rows: int, dest: Path) -> dict[str, Any]:
-    """Replicate ``source``'s vectors (rNN/ prefixes, as the replica corpora) to ``rows`` rows and save them as the
-    write path does (faiss IVF built at the save); timed."""
+    """Replicate the vectors of ``source`` (an index directory, or a ``vectors`` folder) to ``rows`` rows (sNN/
+    prefixes, as the replica corpora) and save them as the write path does (faiss IVF built at the save); timed."""
     from indexer import Config, Engine
     from indexer.vectors import NumpyVectorIndex
 
-    with Engine.open(source, Config.from_env(reranker="")) as eng:
-        src = NumpyVectorIndex.open(eng._state().path / "vectors", mmap=True)
+    if not NumpyVectorIndex.exists(source):
+        with Engine.open(source, Config.from_env(reranker="")) as eng:
+            source = eng._state().path / "vectors"
+    src = NumpyVectorIndex.open(source, mmap=True)
     base, ids, n = np.asarray(src._buf[: src.count()]), src.ids(), src.count()
     reps = math.ceil(rows / n)
     big_ids = [f"s{r:02d}/{pid}" for r in range(reps) for pid in ids][:rows]
@@ -80,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="PartyQA one-off scale run of the vector half")
     sub = ap.add_subparsers(dest="step", required=True)
     b = sub.add_parser("build")
-    b.add_argument("--from", dest="source", type=Path, required=True, help="an index whose vectors are replicated")
+    b.add_argument("--from", dest="source", type=Path, required=True,
+                   help="an index (or its gen-N/vectors folder) whose vectors are replicated")
     b.add_argument("--rows", type=int, default=1_000_000)
     b.add_argument("--dest", type=Path, default=WORK / "scale-1000k" / "vectors")
     q = sub.add_parser("query")

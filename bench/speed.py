@@ -41,6 +41,7 @@ logger = logging.getLogger("bench.speed")
 
 MODES = ("keyword", "semantic", "hybrid")
 KEYWORD_HALF = "keyword_half"  # the keyword retrieval alone (bench_query), beside the three search modes
+ENCODE_ONLY = "encode_only"  # the query encoder alone: the floor of semantic and hybrid during the same run
 GROUP_ORDER = ["partymate", "xtjeyvc-dangfa", "xtjeyvc-8gui", "xtjeyvc-6ji", "xtjeyvc-4feng", "congress-report",
                "xtjeyvc-yewutantao"]
 
@@ -216,7 +217,7 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
                 eng.search(q, k=k, mode=mode)
         rss_ready = current_rss_mb()
         load0 = loadavg()
-        single: dict[str, list[dict[str, float]]] = {m: [] for m in (*MODES, KEYWORD_HALF)}
+        single: dict[str, list[dict[str, float]]] = {m: [] for m in (*MODES, KEYWORD_HALF, ENCODE_ONLY)}
         many: dict[str, list[float]] = {m: [] for m in MODES}
         for r in range(rounds):
             for mode in MODES:
@@ -236,6 +237,12 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
                 keyword_half(eng, q)
                 times.append(time.perf_counter() - t)
             single[KEYWORD_HALF].append(latency_summary(times))
+            times = []
+            for q in questions:
+                t = time.perf_counter()
+                eng.encoder.encode_queries([q])
+                times.append(time.perf_counter() - t)
+            single[ENCODE_ONLY].append(latency_summary(times))
             logger.info("round %d: %s", r + 1, {m: single[m][-1]["p50"] for m in single})
         passages = eng.stats()["passages"]
     finally:
@@ -254,6 +261,8 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
     out[KEYWORD_HALF] = {"p50_ms": median_runs([s["p50"] for s in single[KEYWORD_HALF]]),
                          "p95_ms": median_runs([s["p95"] for s in single[KEYWORD_HALF]]),
                          "first_pass": first_pass[KEYWORD_HALF]}
+    out[ENCODE_ONLY] = {"p50_ms": median_runs([s["p50"] for s in single[ENCODE_ONLY]]),
+                        "p95_ms": median_runs([s["p95"] for s in single[ENCODE_ONLY]])}
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
