@@ -361,8 +361,8 @@ def bench_ann(index_dir: Path, probes: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0
 
 def ann_sweep(vec: Any, matrix: np.ndarray, exact: Sequence[Sequence[tuple[str, float]]], probes: Sequence[float],
               depth: int) -> dict[str, Any]:
-    """Per share of lists searched: recall@10/@depth of ``vec``'s approximate search against ``exact`` (the results of the first
-    len(exact) rows of ``matrix``), and its latency over every row."""
+    """Per share of lists searched: recall@10/@depth of ``vec``'s approximate search against ``exact`` (the
+    results of the first len(exact) rows of ``matrix``), and its latency over every row."""
     from indexer.ann import AnnSettings
 
     out: dict[str, Any] = {}

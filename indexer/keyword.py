@@ -249,10 +249,10 @@ class WhooshKeywordIndex:
     def warm_up(self, share: float = WARM_SHARE) -> threading.Thread:
         """Score the most frequent terms in a background thread, filling ``share`` of the term cache.
 
-        A question's cost on a freshly opened index is whoosh decoding its terms' postings (pickled, zlib-compressed
-        blocks: ~70 % of a first pass at 100k passages, profiled), and the frequent terms are most of it. Decoding them
-        from the open on means the first users of a restarted server rarely pay for them; a question that
-        comes first pays for its own terms, as before. Returns the (daemon) thread.
+        A question's cost on a freshly opened index is whoosh decoding its terms' postings (pickled,
+        zlib-compressed blocks: ~70 % of a first pass at 100k passages, profiled), and the frequent terms are most
+        of it. Decoding them from the open on means the first users of a restarted server rarely pay for them; a
+        question that comes first pays for its own terms, as before. Returns the (daemon) thread.
         """
         state = self._state
         thread = threading.Thread(target=state.warm, args=(share,), name="partyqa-keyword-warm", daemon=True)

@@ -193,7 +193,8 @@ class NumpyVectorIndex:
         if (p / LABELS_FILE).is_file():
             labels = np.load(p / LABELS_FILE, allow_pickle=False)
             if labels.shape != (len(ids),) or (len(labels) > 1 and not np.all(np.diff(labels) > 0)):
-                logger.warning("%s: %s does not fit the vectors; relabelling (the ANN index is rebuilt)", p, LABELS_FILE)
+                logger.warning("%s: %s does not fit the vectors; relabelling (the ANN index is rebuilt)",
+                               p, LABELS_FILE)
                 labels = None
         if labels is None:  # an index saved before labels existed
             labels = np.arange(len(ids), dtype=np.int64)
