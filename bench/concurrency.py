@@ -114,6 +114,9 @@ def bench_http(index_dir: Path, questions: Sequence[str], clients: Sequence[int]
             for n in clients:
                 res = _run_threads(search, questions, n, seconds, mode)
                 res["server_rss_mb"] = _proc_mb(server.proc.pid, "VmRSS")
+                # file-backed pages (the memory-mapped vectors, shared with the page cache) apart from private ones
+                res["server_rss_anon_mb"] = _proc_mb(server.proc.pid, "RssAnon")
+                res["server_rss_file_mb"] = _proc_mb(server.proc.pid, "RssFile")
                 res["loadavg_after"] = loadavg()
                 out[mode][str(n)] = res
             logger.info("http %s: %s", mode, {n: (r["throughput_rps"], r["p50_ms"], r["p95_ms"])

@@ -576,6 +576,8 @@ def _concurrency_lines(conc: dict[str, Any] | None) -> list[str]:
                 continue
             for n, r in by_n.items():
                 rss = f"{r['server_rss_mb']:.0f} MB" if r.get("server_rss_mb") else "–"
+                if r.get("server_rss_anon_mb") is not None:
+                    rss += f" ({r['server_rss_anon_mb']:.0f} private + {r['server_rss_file_mb']:.0f} mapped files)"
                 lines.append(f"| {way} | {mode} | {n} | {r['throughput_rps']:.1f} | {r['p50_ms']:.1f} | "
                              f"{r['p95_ms']:.1f} | {r['errors']} | {rss} |")
     http = conc.get("http") or {}

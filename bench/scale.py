@@ -66,6 +66,7 @@ def query(vectors: Path, probes: Sequence[float], exact_sample: int = 40, depth:
     for q in matrix:  # what a serving reader holds: the IVF, ids and the rows it re-scored (before any exact scan)
         vec.search_many(q.reshape(1, -1), depth)
     out["rss_reader_after_ann_searches_mb"] = round(current_rss_mb() - rss0, 1)
+    out["rss_anon_mb"], out["rss_file_mb"] = _status_mb("RssAnon"), _status_mb("RssFile")  # private vs mapped files
     sample = matrix[:exact_sample]
     times, exact = [], []
     for q in sample:
@@ -78,6 +79,14 @@ def query(vectors: Path, probes: Sequence[float], exact_sample: int = 40, depth:
     out["peak_rss_mb"] = peak_rss_mb()
     out["loadavg_after"] = loadavg()
     return out
+
+
+def _status_mb(key: str) -> float | None:
+    """A line of /proc/self/status in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
