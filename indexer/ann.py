@@ -25,6 +25,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+_omp_state = threading.local()  # per thread: whether faiss's OpenMP was limited to one thread there
 ANN_FILE = "ann.faiss"
 ANN_META = "ann.json"
 _SEED = 1234
@@ -74,6 +75,21 @@ def _faiss() -> Any:
     return faiss
 
 
+def _faiss_one_thread() -> Any:
+    """faiss, with OpenMP limited to one thread for calls from the current thread (the setting is per thread).
+
+    faiss resolves OpenMP to the libgomp torch already loaded (measured: faiss.omp_set_num_threads changes
+    torch.get_num_threads). libgomp keeps a team of workers per calling thread, and a second team beside the query
+    encoder's made a question 13 -> 22 ms (bench/NOTES.md, issue 3, item 4); a team of one is no team. Searches
+    take ~1 ms on one thread; training at the threshold takes longer (~15 s -> ~25 s at 100k passages).
+    """
+    faiss = _faiss()
+    if not getattr(_omp_state, "single", False):
+        faiss.omp_set_num_threads(1)
+        _omp_state.single = True
+    return faiss
+
+
 class AnnIndex:
     """A trained faiss IVF-SQ8 index over unit vectors (inner product = cosine), keyed by int64 labels."""
 
@@ -85,7 +101,7 @@ class AnnIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, labels: np.ndarray) -> "AnnIndex":
         """Train on (a sample of) ``vectors`` and add them all under ``labels``."""
-        faiss = _faiss()
+        faiss = _faiss_one_thread()
         n, dim = vectors.shape
         nlist = n_lists(n)
         quantizer = faiss.IndexFlatIP(dim)
@@ -107,6 +123,7 @@ class AnnIndex:
 
     def update(self, remove: np.ndarray, add_vectors: np.ndarray, add_labels: np.ndarray) -> None:
         """Drop the rows of ``remove`` labels, then add ``add_vectors`` under ``add_labels`` (no retraining)."""
+        _faiss_one_thread()
         with self._write_lock:
             if len(remove):
                 self.index.remove_ids(np.asarray(remove, dtype=np.int64))
@@ -116,7 +133,7 @@ class AnnIndex:
 
     def search(self, queries: np.ndarray, depth: int, nprobe: int) -> np.ndarray:
         """Labels of the ``depth`` best approximate matches per query row (-1 pads a short list)."""
-        faiss = _faiss()
+        faiss = _faiss_one_thread()
         params = faiss.SearchParametersIVF(nprobe=int(nprobe))
         _, labels = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), int(depth), params=params)
         return labels
