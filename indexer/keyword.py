@@ -38,6 +38,10 @@ TERM_CACHE_POSTINGS = 4_000_000
 # Share of that cache that WhooshKeywordIndex.warm_up fills with the most frequent terms (at 100k passages: the
 # ~600 most frequent, ~4 s of one core; the first-pass figures in docs/BENCHMARKS.md are with it).
 WARM_SHARE = 0.6
+# ... but only terms with at least this many postings (over the three fields): a term of one or two posting blocks
+# decodes in well under a millisecond when a question needs it, and warming every such term of a small index kept
+# a restarting server's two cores busy for seconds.
+WARM_MIN_POSTINGS = 256
 
 
 def make_schema() -> Schema:
@@ -246,7 +250,7 @@ class WhooshKeywordIndex:
             having.append(ids)
         return scores, having
 
-    def warm_up(self, share: float = WARM_SHARE) -> threading.Thread:
+    def warm_up(self, share: float = WARM_SHARE, min_postings: int = WARM_MIN_POSTINGS) -> threading.Thread:
         """Score the most frequent terms in a background thread, filling ``share`` of the term cache.
 
         A question's cost on a freshly opened index is whoosh decoding its terms' postings (pickled,
@@ -255,7 +259,8 @@ class WhooshKeywordIndex:
         question that comes first pays for its own terms, as before. Returns the (daemon) thread.
         """
         state = self._state
-        thread = threading.Thread(target=state.warm, args=(share,), name="partyqa-keyword-warm", daemon=True)
+        thread = threading.Thread(target=state.warm, args=(share, min_postings), name="partyqa-keyword-warm",
+                                  daemon=True)
         thread.start()
         return thread
 
@@ -364,9 +369,9 @@ class _SearchState:
         ids, where = np.unique(np.concatenate(id_parts), return_inverse=True)
         return ids, np.bincount(where, weights=np.concatenate(score_parts), minlength=len(ids))
 
-    def warm(self, share: float) -> int:
-        """Score terms by falling document frequency (all fields) until ``share`` of the cache is used, or the
-        searcher is closed; returns how many terms were scored."""
+    def warm(self, share: float, min_postings: int = WARM_MIN_POSTINGS) -> int:
+        """Score terms by falling document frequency (all fields) until ``share`` of the cache is used, the terms
+        have fewer than ``min_postings`` postings, or the searcher is closed; returns how many were scored."""
         try:
             with self.lock:
                 if self.closed:
@@ -380,7 +385,7 @@ class _SearchState:
             budget = share * self._terms.max_items
             done = 0
             for term in sorted(freq, key=freq.__getitem__, reverse=True):
-                if self._terms.size + freq[term] > budget:
+                if freq[term] < min_postings or self._terms.size + freq[term] > budget:
                     break
                 self.term(term)
                 done += 1

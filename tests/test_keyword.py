@@ -454,7 +454,7 @@ def test_fast_scores_equal_whoosh_on_real_documents(tmp_path):
         ix.add(passages[half:])  # a second segment
         ix.delete_docs(["partymate/party_rules.md"])
     warm, cold = WhooshKeywordIndex.open(path, watch=False), WhooshKeywordIndex.open(path, watch=False)
-    warm.warm_up(share=1.0).join()
+    warm.warm_up(share=1.0, min_postings=1).join()
     assert warm._state._terms.size > 0
     raw = whoosh.index.open_dir(str(path))
     lines = (ROOT / "bench" / "dev_questions.jsonl").read_text(encoding="utf-8").splitlines()
