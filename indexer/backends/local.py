@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from pathlib import Path
 from typing import Collection, Mapping, Sequence
 
@@ -26,18 +27,36 @@ KEYWORD_DIR, VECTORS_DIR = "keyword", "vectors"
 class LocalReader(Reader):
     """Opened whoosh + numpy indexes of one committed generation."""
 
+    # Readers open per index directory in this process. Only a reader opened with none beside it (a starting
+    # server or CLI) warms the keyword half up in the background: after a write, the engine opens the next
+    # generation while the previous one is still open, and re-warming ~600 terms (4 s of a core at 100k passages)
+    # after every small commit of an upload would compete with the questions.
+    _open: dict[Path, int] = {}
+    _open_lock = threading.Lock()
+
     def __init__(self, gen_dir: Path, lock_timeout: float, by_doc: Mapping[str, Sequence[str]]):
         # watch=False: a committed generation is never written again, so skip whoosh's per-search commit check.
         self.keyword = WhooshKeywordIndex.open(gen_dir / KEYWORD_DIR, lock_timeout=lock_timeout, watch=False)
-        self.keyword.warm_up()  # the most frequent terms' scores, in the background (first questions after open)
+        self._root = Path(gen_dir).resolve().parent
+        with LocalReader._open_lock:
+            first = not LocalReader._open.get(self._root)
+            LocalReader._open[self._root] = LocalReader._open.get(self._root, 0) + 1
+        if first:
+            self.keyword.warm_up()  # the most frequent terms' scores, in the background
         try:
             # mmap: above the ANN threshold a search touches only the rows it re-scores, so the float32 rows
             # need not all be resident (serving RSS at 100k, docs/BENCHMARKS.md); below it the page cache holds them.
             self.vectors = NumpyVectorIndex.open(gen_dir / VECTORS_DIR, mmap=True)
         except BaseException:
+            self._release()
             self.keyword.close()
             raise
         self._by_doc = by_doc
+
+    def _release(self) -> None:
+        with LocalReader._open_lock:
+            if LocalReader._open.get(self._root):
+                LocalReader._open[self._root] -= 1
 
     def keyword_search_many(self, queries: Sequence[Terms], limit: int,
                             docs: Collection[str] | None = None) -> list[list[KeywordHit]]:
@@ -68,6 +87,7 @@ class LocalReader(Reader):
 
     def close(self) -> None:
         """Release the keyword index's files."""
+        self._release()
         try:
             self.keyword.close()
         except Exception:  # pragma: no cover - closing is best effort
