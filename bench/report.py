@@ -496,14 +496,14 @@ def section_speed(data: dict[str, Any]) -> list[str]:
         if enc:
             lines.append(f"| {q['passages']:,} | {q['queries']} × {q['rounds']} | query encoding only² | "
                          f"{_ms(enc['p50_ms'])} | {_ms(enc['p95_ms'])} | – | – |")
-    if any(e["query"].get("encode_only") for e in sp.values()):
-        lines += ["", "² `encoder.encode_queries([question])` alone in the same rounds: the floor under *semantic* "
-                  "and *hybrid*, which on a busy machine moves with the load (its two OpenMP threads wait for "
-                  "each other at every layer)."]
     if any(e["query"].get("keyword_half") for e in sp.values()):
         lines += ["", "¹ The keyword retrieval alone, as bm25s's figure below: question analysis (jieba, synonyms) "
                   "and the top 50 BM25F candidates, without fusion, folding, the answer sentence and highlighting "
                   "that *keyword* mode adds."]
+    if any(e["query"].get("encode_only") for e in sp.values()):
+        lines += ["", "² `encoder.encode_queries([question])` alone in the same rounds: the floor under *semantic* "
+                  "and *hybrid*, which on a busy machine moves with the load (its two OpenMP threads wait for "
+                  "each other at every layer)."]
     lines.append("")
     if any("baselines" in e for e in sp.values()):
         lines += ["### Query latency (baselines, same passages)", "",
