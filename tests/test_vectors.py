@@ -486,3 +486,26 @@ def test_failed_save_with_ann_keeps_old_files(tmp_path: Path, rng: np.random.Gen
     again = NumpyVectorIndex.open(folder, ann=ANN)
     assert again.approximate() and "x#0" in again.ids() and not any(p.startswith("d1#") for p in again.ids())
     assert again.search(vecs[0], 2)[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_local_reader_warms_the_keyword_half_only_at_a_start(tmp_path: Path, rng: np.random.Generator) -> None:
+    """The first reader of an index in a process warms its keyword half; the next generation's reader, opened while
+    the previous one is still open (a write), does not; once all are closed, a new one (a restart) warms again."""
+    from indexer.backends.local import LocalReader
+    from indexer.keyword import WhooshKeywordIndex
+
+    for gen in ("gen-1", "gen-2"):
+        with WhooshKeywordIndex.create(tmp_path / gen / "keyword") as kw:
+            kw.add([Passage("d", "标题", "", "党支部 学习 党章" * 50, 0, 10, i) for i in range(300)])
+        NumpyVectorIndex.create(tmp_path / gen / "vectors", "m", DIM).save()
+    first = LocalReader(tmp_path / "gen-1", 5.0, {})
+    second = LocalReader(tmp_path / "gen-2", 5.0, {})
+    assert first.warming is not None and second.warming is None
+    first.warming.join()
+    assert first.keyword._state._terms.size >= 300  # 党支部 etc.: 300 postings each
+    first.close()
+    second.close()
+    third = LocalReader(tmp_path / "gen-2", 5.0, {})
+    assert third.warming is not None
+    third.warming.join()
+    third.close()

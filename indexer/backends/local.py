@@ -41,8 +41,8 @@ class LocalReader(Reader):
         with LocalReader._open_lock:
             first = not LocalReader._open.get(self._root)
             LocalReader._open[self._root] = LocalReader._open.get(self._root, 0) + 1
-        if first:
-            self.keyword.warm_up()  # the most frequent terms' scores, in the background
+        # the most frequent terms' scores, in the background (the thread, or None when not warming)
+        self.warming = self.keyword.warm_up() if first else None
         try:
             # mmap: above the ANN threshold a search touches only the rows it re-scores, so the float32 rows
             # need not all be resident (serving RSS at 100k, docs/BENCHMARKS.md); below it the page cache holds them.
