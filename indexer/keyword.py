@@ -1,7 +1,12 @@
 """Keyword half of the index: a whoosh BM25F index over passages, with jieba analysis and safe term queries."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -250,17 +255,20 @@ class WhooshKeywordIndex:
             having.append(ids)
         return scores, having
 
-    def warm_up(self, share: float = WARM_SHARE, min_postings: int = WARM_MIN_POSTINGS) -> threading.Thread:
+    def warm_up(self, share: float = WARM_SHARE, min_postings: int = WARM_MIN_POSTINGS,
+                persist: Path | None = None) -> threading.Thread:
         """Score the most frequent terms in a background thread, filling ``share`` of the term cache.
 
         A question's cost on a freshly opened index is whoosh decoding its terms' postings (pickled,
         zlib-compressed blocks: ~70 % of a first pass at 100k passages, profiled), and the frequent terms are most
         of it. Decoding them from the open on means the first users of a restarted server rarely pay for them; a
-        question that comes first pays for its own terms, as before. Returns the (daemon) thread.
+        question that comes first pays for its own terms, as before. With ``persist`` (a folder), the warmed
+        scores are saved there, keyed by the exact segments and deletions of this index, and the next open of the
+        same index (a restart) loads them memory-mapped instead of decoding. Returns the (daemon) thread.
         """
         state = self._state
-        thread = threading.Thread(target=state.warm, args=(share, min_postings), name="partyqa-keyword-warm",
-                                  daemon=True)
+        thread = threading.Thread(target=state.warm, args=(share, min_postings, persist),
+                                  name="partyqa-keyword-warm", daemon=True)
         thread.start()
         return thread
 
@@ -369,9 +377,17 @@ class _SearchState:
         ids, where = np.unique(np.concatenate(id_parts), return_inverse=True)
         return ids, np.bincount(where, weights=np.concatenate(score_parts), minlength=len(ids))
 
-    def warm(self, share: float, min_postings: int = WARM_MIN_POSTINGS) -> int:
+    def warm(self, share: float, min_postings: int = WARM_MIN_POSTINGS, persist: Path | None = None) -> int:
         """Score terms by falling document frequency (all fields) until ``share`` of the cache is used, the terms
-        have fewer than ``min_postings`` postings, or the searcher is closed; returns how many were scored."""
+        have fewer than ``min_postings`` postings, or the searcher is closed; returns how many were scored.
+
+        With ``persist``: load the scores saved for exactly this index instead, or save them after scoring."""
+        key = self.identity() if persist is not None else None
+        saved = persist / key if persist is not None and key else None
+        if saved is not None:
+            loaded = self._load_warm(saved)
+            if loaded:
+                return loaded
         try:
             with self.lock:
                 if self.closed:
@@ -390,12 +406,74 @@ class _SearchState:
                 self.term(term)
                 done += 1
             logger.debug("keyword warm-up: %d terms, %d postings", done, self._terms.size)
+            if saved is not None and done and not self.closed:
+                self._save_warm(saved, sorted(freq, key=freq.__getitem__, reverse=True)[:done])
             return done
         except _StaleSearcher:
             return 0
         except Exception:  # a warm-up is an optimisation: never let it take a reader down
             logger.warning("keyword warm-up stopped", exc_info=True)
             return 0
+
+    def identity(self) -> str:
+        """A digest of what the scores depend on: every segment (id, size, deletions) and the BM25F parameters;
+        "" when the reader does not say (an empty index, another codec)."""
+        try:
+            segs = [(seg._segment.segment_id(), int(seg.doc_count_all()), int(seg._segment.deleted_count()))
+                    for seg, _ in self.reader.leaf_readers()]
+        except (AttributeError, TypeError):
+            return ""
+        key = json.dumps([segs, FIELD_BOOSTS, FIELD_B, K1], sort_keys=True)
+        return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+
+    def _save_warm(self, folder: Path, terms: list[str]) -> None:
+        """Write the cached scores of ``terms`` to ``folder`` (a temp folder renamed into place; best effort)."""
+        if folder.exists():
+            return
+        entries = [(t, v) for t, v in ((t, self._terms.get(t)) for t in terms) if v is not None]
+        if not entries:
+            return
+        tmp: Path | None = None
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".warm-", dir=folder.parent))
+            blob = [t.encode("utf-8") for t, _ in entries]
+            np.save(tmp / "terms.npy", np.frombuffer(b"".join(blob), dtype=np.uint8))
+            np.save(tmp / "term_ends.npy", np.cumsum([len(b) for b in blob]).astype(np.int64))
+            np.save(tmp / "ends.npy", np.cumsum([len(v[0]) for _, v in entries]).astype(np.int64))
+            np.save(tmp / "ids.npy", np.concatenate([v[0] for _, v in entries]).astype(np.int32))
+            np.save(tmp / "scores.npy", np.concatenate([v[1] for _, v in entries]).astype(np.float64))
+            os.replace(tmp, folder)  # atomic; if another process's identical folder won the race, this fails
+            tmp = None
+            for old in folder.parent.iterdir():  # scores of earlier states of the index are of no use any more
+                if old.name != folder.name and not old.name.startswith(".") and old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            logger.debug("keyword warm-up not saved in %s: %s", folder, exc)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _load_warm(self, folder: Path) -> int:
+        """Fill the cache from scores saved for this index (memory-mapped); the number of terms, 0 if none."""
+        try:
+            if not (folder / "scores.npy").is_file():
+                return 0
+            terms_raw = np.load(folder / "terms.npy").tobytes()
+            term_ends = np.load(folder / "term_ends.npy")
+            ends = np.load(folder / "ends.npy")
+            ids = np.load(folder / "ids.npy", mmap_mode="r")
+            scores = np.load(folder / "scores.npy", mmap_mode="r")
+            if len(term_ends) != len(ends) or (len(ends) and (ends[-1] != len(ids) or len(ids) != len(scores))):
+                raise ValueError("inconsistent arrays")
+        except (OSError, ValueError) as exc:
+            logger.debug("keyword warm-up in %s unreadable: %s", folder, exc)
+            return 0
+        start, t_start = 0, 0
+        for t_end, end in zip(term_ends.tolist(), ends.tolist()):
+            self._terms.put(terms_raw[t_start:t_end].decode("utf-8"), (ids[start:end], scores[start:end]))
+            start, t_start = end, t_end
+        return len(ends)
 
     def pids(self, docs: np.ndarray) -> list[str]:
         """The pid stored for each doc number."""

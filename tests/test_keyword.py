@@ -502,3 +502,35 @@ def test_concurrent_searches_agree_with_serial_ones(tmp_path):
     assert not errors and len(results) == 240
     assert all(hits == expected[q] for q, hits in results)
     ix.close()
+
+
+def test_warmed_scores_are_saved_and_loaded_by_a_restart(tmp_path, monkeypatch):
+    """Warm-up with a folder saves the scores of exactly this index; reopening the unchanged index loads them
+    (no decoding, same results); after a commit the index's identity changes and old scores are never used."""
+    path, saved = tmp_path / "kw", tmp_path / "warm"
+    _multi_segment_index(path).close()
+    questions = ["基层党支部如何做好监督者", "党支部会议学习", "第二部分 文章"]
+    cold = WhooshKeywordIndex.open(path, watch=False)
+    expected = {q: cold.search(q, 30) for q in questions}
+    first = WhooshKeywordIndex.open(path, watch=False)
+    first.warm_up(share=1.0, min_postings=2, persist=saved).join()
+    key = first._state.identity()
+    assert (saved / key / "scores.npy").is_file()
+    restarted = WhooshKeywordIndex.open(path, watch=False)
+    def no_decoding(*args):
+        raise AssertionError("loading saved scores must not decode postings")
+
+    monkeypatch.setattr(PostingsCache, "read", no_decoding)
+    assert restarted._state.warm(1.0, 2, saved) == first._state.warm(1.0, 2, saved) > 0
+    monkeypatch.undo()
+    assert {q: restarted.search(q, 30) for q in questions} == expected
+    with WhooshKeywordIndex.open(path) as writer:
+        writer.add([Passage("z", "党史", "", "党支部会议学习红旗渠精神", 0, 11, 0)])
+    changed = WhooshKeywordIndex.open(path, watch=False)
+    assert changed._state.identity() != key
+    changed.warm_up(share=1.0, min_postings=2, persist=saved).join()
+    assert [p.name for p in saved.iterdir() if not p.name.startswith(".")] == [changed._state.identity()]
+    fresh = WhooshKeywordIndex.open(path, watch=False)
+    assert {q: changed.search(q, 30) for q in questions} == {q: fresh.search(q, 30) for q in questions}
+    for ix in (cold, first, restarted, changed, fresh):
+        ix.close()

@@ -22,6 +22,9 @@ from .base import Backend, Reader, Terms, WriteBatch
 logger = logging.getLogger(__name__)
 
 KEYWORD_DIR, VECTORS_DIR = "keyword", "vectors"
+# Beside the generations: the keyword half's warmed term scores of the last index state seen, so a restart loads
+# them (memory-mapped) instead of decoding whoosh's postings again; keyed by segments and deletions, never stale.
+WARM_DIR = "keyword-warm"
 
 
 class LocalReader(Reader):
@@ -42,7 +45,7 @@ class LocalReader(Reader):
             first = not LocalReader._open.get(self._root)
             LocalReader._open[self._root] = LocalReader._open.get(self._root, 0) + 1
         # the most frequent terms' scores, in the background (the thread, or None when not warming)
-        self.warming = self.keyword.warm_up() if first else None
+        self.warming = self.keyword.warm_up(persist=self._root / WARM_DIR) if first else None
         try:
             # mmap: above the ANN threshold a search touches only the rows it re-scores, so the float32 rows
             # need not all be resident (serving RSS at 100k, docs/BENCHMARKS.md); below it the page cache holds them.
