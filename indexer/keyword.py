@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -445,8 +446,10 @@ class _SearchState:
             np.save(tmp / "scores.npy", np.concatenate([v[1] for _, v in entries]).astype(np.float64))
             os.replace(tmp, folder)  # atomic; if another process's identical folder won the race, this fails
             tmp = None
-            for old in folder.parent.iterdir():  # scores of earlier states of the index are of no use any more
-                if old.name != folder.name and not old.name.startswith(".") and old.is_dir():
+            for old in folder.parent.iterdir():  # scores of earlier states of the index are of no use any more,
+                # nor temp folders of a process that exited mid-save (an hour old: no save takes that long)
+                stale = not old.name.startswith(".") or time.time() - old.stat().st_mtime > 3600
+                if old.name != folder.name and stale and old.is_dir():
                     shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:
             logger.debug("keyword warm-up not saved in %s: %s", folder, exc)
