@@ -58,8 +58,9 @@ class LocalReader(Reader):
 
     def _release(self) -> None:
         with LocalReader._open_lock:
-            if LocalReader._open.get(self._root):
+            if not getattr(self, "_released", False) and LocalReader._open.get(self._root):
                 LocalReader._open[self._root] -= 1
+            self._released = True
 
     def keyword_search_many(self, queries: Sequence[Terms], limit: int,
                             docs: Collection[str] | None = None) -> list[list[KeywordHit]]:
