@@ -104,6 +104,8 @@ def load_results(results: Path) -> dict[str, Any]:
         p = results / f"speed-{name}.json"
         if p.exists():
             out[name] = read_json(p)
+    if (results / "concurrency.json").exists():
+        out["concurrency"] = read_json(results / "concurrency.json")
     for name in ("tokens", "overlap", "threads"):
         p = results / f"diagnose-{name}.json"
         if p.exists():
@@ -207,7 +209,8 @@ def section_commands() -> list[str]:
         "| quality tables only | `.venv/bin/python -m bench.run --only quality` | |",
         "| diagnostics only (needs the indexes of a full run) | `.venv/bin/python -m bench.diagnose tokens overlap threads` | |",
         "| speed tables only | `.venv/bin/python -m bench.run --only speed --sizes 1000,10000,100000` | |",
-        "| one speed step | `.venv/bin/python -m bench.speed {build,query,baselines,components,startup} ...` | |",
+        "| one speed step | `.venv/bin/python -m bench.speed {build,query,ann,baselines,components,startup} ...` | |",
+        "| concurrent clients (8 threads / HTTP) | `.venv/bin/python -m bench.concurrency --index <index>` | |",
         "| reduced run, one JSON object on stdout | `.venv/bin/python -m bench.run --quick` | < 1 min with a warm cache |",
         "| regenerate this page from the result files | `.venv/bin/python -m bench.report` | 1 s |",
         "",
@@ -472,8 +475,9 @@ def section_speed(data: dict[str, Any]) -> list[str]:
               "Single questions one after another (dev questions, then quiz stems as questions), k = 5, model warm; "
               "medians over rounds of each round's p50 and p95. `search_many` = batches of 32 questions, time per "
               "question. *First pass*: p50 / p95 of one pass over the same questions on a freshly opened index "
-              "(model warm, but the keyword half's cache of decoded postings still empty), so it is what the first "
-              "users of a restarted server see.", "",
+              "(model warm; the keyword half's cache of term scores holds only what its background warm-up of "
+              "the most frequent terms has reached since the open), so it is what the first users of a restarted "
+              "server see.", "",
               "| passages | queries × rounds | mode | p50 ms | p95 ms | `search_many` ms/question | first pass p50 / p95 ms |",
               "|---|---|---|---|---|---|---|"]
     for label, e in sp.items():
@@ -483,6 +487,23 @@ def section_speed(data: dict[str, Any]) -> list[str]:
             first = f"{fp['p50']:.1f} / {fp['p95']:.1f}" if fp else "–"
             lines.append(f"| {q['passages']:,} | {q['queries']} × {q['rounds']} | {mode} | {_ms(m['p50_ms'])} | "
                          f"{_ms(m['p95_ms'])} | {_ms(m['search_many_ms_per_query'])} | {first} |")
+        half = q.get("keyword_half")
+        if half:
+            fp = half["first_pass"]
+            lines.append(f"| {q['passages']:,} | {q['queries']} × {q['rounds']} | keyword half only¹ | "
+                         f"{_ms(half['p50_ms'])} | {_ms(half['p95_ms'])} | – | {fp['p50']:.1f} / {fp['p95']:.1f} |")
+        enc = q.get("encode_only")
+        if enc:
+            lines.append(f"| {q['passages']:,} | {q['queries']} × {q['rounds']} | query encoding only² | "
+                         f"{_ms(enc['p50_ms'])} | {_ms(enc['p95_ms'])} | – | – |")
+    if any(e["query"].get("keyword_half") for e in sp.values()):
+        lines += ["", "¹ The keyword retrieval alone, as bm25s's figure below: question analysis (jieba, synonyms) "
+                  "and the top 50 BM25F candidates, without fusion, folding, the answer sentence and highlighting "
+                  "that *keyword* mode adds."]
+    if any(e["query"].get("encode_only") for e in sp.values()):
+        lines += ["", "² `encoder.encode_queries([question])` alone in the same rounds: the floor under *semantic* "
+                  "and *hybrid*, which on a busy machine moves with the load (its two OpenMP threads wait for "
+                  "each other at every layer)."]
     lines.append("")
     if any("baselines" in e for e in sp.values()):
         lines += ["### Query latency (baselines, same passages)", "",
@@ -502,6 +523,7 @@ def section_speed(data: dict[str, Any]) -> list[str]:
                 lines.append(f"| {bl['passages']:,} | {bl['queries']} × {bl['rounds']} | {name} | {_ms(m['p50_ms'])} "
                              f"| {_ms(m['p95_ms'])} | {build:.1f} |")
         lines.append("")
+    lines += _ann_lines(sp) + _concurrency_lines(data.get("concurrency"))
     st = data.get("startup")
     if st:
         lines += ["### Start-up", "",
@@ -510,6 +532,59 @@ def section_speed(data: dict[str, Any]) -> list[str]:
                   f"(this loads the embedding model): **{_secs(st['seconds'])} s** (median of "
                   f"{len(st['seconds']['runs'])} runs: {', '.join(f'{x:.2f}' for x in st['seconds']['runs'])} s).", ""]
     return lines
+
+
+def _ann_lines(sp: dict[str, Any]) -> list[str]:
+    """The approximate vector index: recall against exact search per share of lists searched, latency, memory."""
+    rows = [(label, e["ann"]) for label, e in sp.items() if e.get("ann")]
+    if not rows:
+        return []
+    lines = ["### Approximate vector search (faiss IVF-SQ8)", "",
+             "From `PARTYQA_ANN_THRESHOLD` passages on, the local backend searches a faiss IVF index of 8-bit codes "
+             "and re-scores its candidates exactly (`indexer/ann.py`). Recall@k = share of the approximate top k "
+             "scoring at least the exact k-th best (tie-aware: the replica corpora hold identical passages), over "
+             "the dev and held-out questions (`python -m bench.speed ann --index <index>`); latency = the vector "
+             "search alone, query already encoded. The default share of lists searched (`PARTYQA_ANN_PROBE`) is marked ★.", "",
+             "| passages | lists | lists searched | recall@10 | recall@50 | worst question recall@10 | ms p50 / p95 | "
+             "exact search ms p50 / p95 | IVF bytes/passage (float32 rows: 1536) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, a in rows:
+        default = str(a["settings"]["probe"])
+        for probe, r in a["probe"].items():
+            mark = " ★" if probe == default else ""
+            lines.append(f"| {a['passages']:,} | {a['nlist']} | {float(probe):.0%} ({r['nprobe']}){mark} | "
+                         f"{r['recall@10']:.4f} | "
+                         f"{r['recall@50']:.4f} | {r['min_recall@10']:.1f} | {r['latency_ms']['p50']:.1f} / "
+                         f"{r['latency_ms']['p95']:.1f} | {a['exact']['p50']:.1f} / {a['exact']['p95']:.1f} | "
+                         f"{a['ann_bytes_per_passage']:.0f} |")
+    return lines + [""]
+
+
+def _concurrency_lines(conc: dict[str, Any] | None) -> list[str]:
+    """Several clients at once on the largest index."""
+    if not conc:
+        return []
+    lines = ["### Concurrent clients", "",
+             f"{conc['passages']:,} passages, k = 5, {conc['queries']} questions, {conc['seconds_per_phase']:g} s a "
+             "phase after one warm pass (`python -m bench.concurrency`). *threads*: client threads calling "
+             "`Engine.search` on one Engine; *http*: clients calling `/api/search` of `partyqa serve` (waitress, "
+             "8 threads) on loopback, the clients' own Python sharing the 2 cores.", "",
+             "| way | mode | clients | searches/s | p50 ms | p95 ms | errors | server RSS |", "|---|---|---|---|---|---|---|---|"]
+    for way in ("threads", "http"):
+        for mode, by_n in (conc.get(way) or {}).items():
+            if not isinstance(by_n, dict) or mode.startswith("server"):
+                continue
+            for n, r in by_n.items():
+                rss = f"{r['server_rss_mb']:.0f} MB" if r.get("server_rss_mb") else "–"
+                if r.get("server_rss_anon_mb") is not None:
+                    rss += f" ({r['server_rss_anon_mb']:.0f} private + {r['server_rss_file_mb']:.0f} mapped files)"
+                lines.append(f"| {way} | {mode} | {n} | {r['throughput_rps']:.1f} | {r['p50_ms']:.1f} | "
+                             f"{r['p95_ms']:.1f} | {r['errors']} | {rss} |")
+    http = conc.get("http") or {}
+    if http.get("server_peak_rss_mb"):
+        lines += ["", f"Peak RSS of the serving process (model, index, every phase): "
+                      f"**{http['server_peak_rss_mb']:.0f} MB**."]
+    return lines + [""]
 
 
 def section_diagnostics(data: dict[str, Any]) -> list[str]:

@@ -89,7 +89,7 @@ def run_full(work: Path, out_dir: Path, only: set[str], sizes: Sequence[int]) ->
     if "speed" in only:
         t0 = time.perf_counter()
         speed.run_all(sizes, work, out_dir, queries=200, rounds=3, baseline_queries=100, startup_runs=3,
-                      components=True)
+                      components=True, concurrency_seconds=15)
         seconds["speed"] = round(time.perf_counter() - t0, 1)
     if "diagnose" in only:
         from . import diagnose

@@ -31,13 +31,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
-from .common import (PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_in, current_rss_mb, dir_bytes,
+import numpy as np
+
+from .common import (BENCH, PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_in, current_rss_mb, dir_bytes,
                      fresh_engine, latency_summary, loadavg, machine, median_runs, peak_rss_mb, read_json,
                      setup_logging, skip_without_shared, stable_key, symlink_corpus, write_json)
 
 logger = logging.getLogger("bench.speed")
 
 MODES = ("keyword", "semantic", "hybrid")
+KEYWORD_HALF = "keyword_half"  # the keyword retrieval alone (bench_query), beside the three search modes
+ENCODE_ONLY = "encode_only"  # the query encoder alone: the floor of semantic and hybrid during the same run
 GROUP_ORDER = ["partymate", "xtjeyvc-dangfa", "xtjeyvc-8gui", "xtjeyvc-6ji", "xtjeyvc-4feng", "congress-report",
                "xtjeyvc-yewutantao"]
 
@@ -202,7 +206,8 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
     from indexer import Config, Engine
 
     questions = query_set(n_queries)
-    first_pass = {mode: latency_summary(_first_pass(index_dir, questions, mode, k)) for mode in ("keyword", "hybrid")}
+    first_pass = {mode: latency_summary(_first_pass(index_dir, questions, mode, k))
+                  for mode in ("keyword", "hybrid", KEYWORD_HALF)}
     t0 = time.perf_counter()
     eng = Engine.open(index_dir, Config.from_env(reranker=""))
     open_s = time.perf_counter() - t0
@@ -212,7 +217,7 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
                 eng.search(q, k=k, mode=mode)
         rss_ready = current_rss_mb()
         load0 = loadavg()
-        single: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+        single: dict[str, list[dict[str, float]]] = {m: [] for m in (*MODES, KEYWORD_HALF, ENCODE_ONLY)}
         many: dict[str, list[float]] = {m: [] for m in MODES}
         for r in range(rounds):
             for mode in MODES:
@@ -226,7 +231,19 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
                 for start in range(0, len(questions), batch):
                     eng.search_many(questions[start:start + batch], k=k, mode=mode)
                 many[mode].append((time.perf_counter() - t) * 1000 / len(questions))
-            logger.info("round %d: %s", r + 1, {m: single[m][-1]["p50"] for m in MODES})
+            times = []
+            for q in questions:
+                t = time.perf_counter()
+                keyword_half(eng, q)
+                times.append(time.perf_counter() - t)
+            single[KEYWORD_HALF].append(latency_summary(times))
+            times = []
+            for q in questions:
+                t = time.perf_counter()
+                eng.encoder.encode_queries([q])
+                times.append(time.perf_counter() - t)
+            single[ENCODE_ONLY].append(latency_summary(times))
+            logger.info("round %d: %s", r + 1, {m: single[m][-1]["p50"] for m in single})
         passages = eng.stats()["passages"]
     finally:
         eng.close()
@@ -241,6 +258,11 @@ def bench_query(index_dir: Path, n_queries: int, rounds: int, batch: int = 32, k
         }
         if mode in first_pass:
             out["modes"][mode]["first_pass"] = first_pass[mode]
+    out[KEYWORD_HALF] = {"p50_ms": median_runs([s["p50"] for s in single[KEYWORD_HALF]]),
+                         "p95_ms": median_runs([s["p95"] for s in single[KEYWORD_HALF]]),
+                         "first_pass": first_pass[KEYWORD_HALF]}
+    out[ENCODE_ONLY] = {"p50_ms": median_runs([s["p50"] for s in single[ENCODE_ONLY]]),
+                        "p95_ms": median_runs([s["p95"] for s in single[ENCODE_ONLY]])}
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
@@ -255,9 +277,112 @@ def _first_pass(index_dir: Path, questions: Sequence[str], mode: str, k: int) ->
         times = []
         for q in questions:
             t = time.perf_counter()
-            eng.search(q, k=k, mode=mode)
+            if mode == KEYWORD_HALF:
+                keyword_half(eng, q)
+            else:
+                eng.search(q, k=k, mode=mode)
             times.append(time.perf_counter() - t)
     return times
+
+
+def keyword_half(eng: Any, question: str, depth: int = 50) -> None:
+    """The keyword half alone, as the engine runs it for a question: analysis (jieba, synonyms) and the top
+    ``depth`` BM25F candidates -- what bm25s's figure covers; no fusion, folding or highlighting."""
+    from indexer.query import analyse
+
+    eng._state().reader.keyword_search_many([analyse(question, keyword=True).terms], depth)
+
+
+def ann_threshold() -> int:
+    """The passage count from which the engine searches an approximate vector index (PARTYQA_ANN_THRESHOLD)."""
+    from indexer import Config
+
+    threshold = Config.from_env().ann_threshold
+    return threshold if threshold > 0 else sys.maxsize
+
+
+def ann_questions() -> list[str]:
+    """The questions recall is measured on: bench/dev_questions.jsonl and bench/heldout_questions.jsonl."""
+    from . import devset
+
+    heldout = BENCH / "heldout_questions.jsonl"
+    rows = devset.load_questions() + (devset.load_questions(heldout) if heldout.is_file() else [])
+    return list(dict.fromkeys(r["question"] for r in rows))
+
+
+def recall_at(approx: Sequence[tuple[str, float]], exact: Sequence[tuple[str, float]], k: int) -> float:
+    """Share of the approximate top k scoring at least the exact k-th best (tie-aware: the replicas of the larger
+    corpora hold identical passages, so which of equal-scored rows comes first is arbitrary)."""
+    if len(exact) < k:
+        return 1.0
+    return sum(score >= exact[k - 1][1] - 1e-6 for _, score in approx[:k]) / k
+
+
+def bench_ann(index_dir: Path, probes: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.4), depth: int = 50) -> dict[str, Any]:
+    """Recall@10/@50 of the approximate vector index against exact search, its latency per share of lists searched,
+    and memory.
+
+    Uses the IVF index the generation was saved with; an index below the threshold gets one built in memory
+    (timed) so that the figures exist for any size.
+    """
+    from indexer import Config, Engine
+    from indexer.ann import ANN_FILE, AnnIndex
+    from indexer.vectors import NumpyVectorIndex
+
+    questions = ann_questions()
+    with Engine.open(index_dir, Config.from_env(reranker="")) as eng:
+        gen_dir = eng._state().path
+        matrix = eng.encoder.encode_queries(questions)
+    vec = NumpyVectorIndex.open(gen_dir / "vectors", mmap=True)
+    out: dict[str, Any] = {"passages": vec.count(), "questions": len(questions), "depth": depth,
+                           "settings": vars(vec.ann_settings)}
+    ann = vec._saved_ann()
+    if ann is None:
+        t0 = time.perf_counter()
+        ann = AnnIndex.build(np.asarray(vec._buf[: vec.count()]), vec._labels)
+        out["built_in_memory_seconds"] = round(time.perf_counter() - t0, 2)
+        vec._ann, vec._ann_checked = ann, True
+        out["ann_bytes"] = len(ann.to_bytes())
+    else:
+        out["ann_bytes"] = (gen_dir / "vectors" / ANN_FILE).stat().st_size
+    out["nlist"] = int(ann.index.nlist)
+    out["ann_bytes_per_passage"] = round(out["ann_bytes"] / max(vec.count(), 1), 1)
+    out["vectors_bytes_per_passage"] = vec.dim * 4
+    times = []
+    exact = []
+    for q in matrix:
+        t0 = time.perf_counter()
+        exact.append(vec.search_many(q.reshape(1, -1), depth, exact=True)[0])
+        times.append(time.perf_counter() - t0)
+    out["exact"] = latency_summary(times)
+    out["probe"] = ann_sweep(vec, matrix, exact, probes, depth)
+    return out
+
+
+def ann_sweep(vec: Any, matrix: np.ndarray, exact: Sequence[Sequence[tuple[str, float]]], probes: Sequence[float],
+              depth: int) -> dict[str, Any]:
+    """Per share of lists searched: recall@10/@depth of ``vec``'s approximate search against ``exact`` (the
+    results of the first len(exact) rows of ``matrix``), and its latency over every row."""
+    from indexer.ann import AnnSettings
+
+    out: dict[str, Any] = {}
+    rerank = vec.ann_settings.rerank
+    nlist = int(vec._saved_ann().index.nlist)
+    for probe in probes:
+        vec._ann_settings = AnnSettings(threshold=1, probe=probe, rerank=rerank)
+        times, approx = [], []
+        for q in matrix:
+            t0 = time.perf_counter()
+            approx.append(vec.search_many(q.reshape(1, -1), depth)[0])
+            times.append(time.perf_counter() - t0)
+        pairs = list(zip(approx, exact))
+        out[str(probe)] = {"nprobe": vec._ann_settings.nprobe(nlist),
+            "recall@10": round(float(np.mean([recall_at(a, e, 10) for a, e in pairs])), 4),
+            "recall@50": round(float(np.mean([recall_at(a, e, depth) for a, e in pairs])), 4),
+            "min_recall@10": min(recall_at(a, e, 10) for a, e in pairs),
+            "latency_ms": latency_summary(times)}
+        logger.info("probe %g: %s", probe, out[str(probe)])
+    return out
 
 
 def bench_baselines(index_dir: Path, n_queries: int, rounds: int, k: int = 5) -> dict[str, Any]:
@@ -364,8 +489,9 @@ def _child(args: list[str], out: Path) -> dict[str, Any]:
 
 def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, rounds: int, baseline_queries: int,
             startup_runs: int, components: bool, components_size: int | None = None,
-            startup_size: int | None = None) -> dict[str, Any]:
-    """Every speed step for every size; writes speed-<label>.json (+ speed-components.json, speed-startup.json)."""
+            startup_size: int | None = None, concurrency_seconds: float = 0) -> dict[str, Any]:
+    """Every speed step for every size; writes speed-<label>.json (+ speed-components.json, speed-startup.json and,
+    with ``concurrency_seconds``, concurrency.json on the largest size)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "steps"
     result: dict[str, Any] = {"sizes": {}}
@@ -377,6 +503,8 @@ def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, round
         query = _child(["query", "--index", index_dir, "--queries", str(n_q), "--rounds", str(rounds)],
                        tmp / f"query-{label}.json")
         entry: dict[str, Any] = {"build": build, "query": query}
+        if size >= min(ann_threshold(), 10000):  # 10k: recall on distinct passages (IVF built in memory)
+            entry["ann"] = _child(["ann", "--index", index_dir], tmp / f"ann-{label}.json")
         if baseline_queries:
             n_b = baseline_queries if size <= 20000 else max(baseline_queries // 4, 10)
             entry["baselines"] = _child(["baselines", "--index", index_dir, "--queries", str(n_b),
@@ -385,6 +513,13 @@ def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, round
         write_json(out_dir / f"speed-{label}.json", {**entry, "machine": machine()})
         result["sizes"][label] = entry
     built = {size_label(s): result["sizes"][size_label(s)]["build"]["index_dir"] for s in sizes}
+    if concurrency_seconds:
+        label = size_label(max(sizes))
+        cmd = [sys.executable, "-m", "bench.concurrency", "--index", built[label], "--clients", "1,8",
+               "--seconds", str(concurrency_seconds), "--out", str(out_dir / "concurrency.json")]
+        logger.info("$ %s", " ".join(cmd[1:]))
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        result["concurrency"] = read_json(out_dir / "concurrency.json")
     if components:
         label = size_label(components_size or min(sizes, key=lambda s: abs(s - 10000)))
         result["components"] = _child(["components", "--index", built[label]], tmp / "components.json")
@@ -410,6 +545,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--index", type=Path, required=True)
         p.add_argument("--queries", type=int, default=200)
         p.add_argument("--rounds", type=int, default=3)
+    n = sub.add_parser("ann")
+    n.add_argument("--index", type=Path, required=True)
+    n.add_argument("--probes", default="0.05,0.1,0.2,0.3,0.4", help="shares of the IVF lists searched")
     c = sub.add_parser("components")
     c.add_argument("--index", type=Path, required=True)
     c.add_argument("--runs", type=int, default=3)
@@ -425,7 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--baseline-queries", type=int, default=100)
     a.add_argument("--startup-runs", type=int, default=3)
     a.add_argument("--no-components", action="store_true")
-    for p in (b, c, s, a, *[sub.choices[n] for n in ("query", "baselines")]):
+    a.add_argument("--concurrency-seconds", type=float, default=15.0, help="0 = skip bench.concurrency")
+    for p in (b, c, s, a, n, *[sub.choices[x] for x in ("query", "baselines")]):
         p.add_argument("--out", type=Path, required=(p is not a), default=None if p is not a else RESULTS / "full")
     args = ap.parse_args(argv)
     setup_logging()
@@ -438,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = bench_query(args.index, args.queries, args.rounds)
     elif args.step == "baselines":
         res = bench_baselines(args.index, args.queries, args.rounds)
+    elif args.step == "ann":
+        res = bench_ann(args.index, [float(x) for x in args.probes.split(",") if x.strip()])
     elif args.step == "components":
         res = bench_components(args.index, args.runs, args.embed_sample)
     elif args.step == "startup":
@@ -447,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
         run_all(sizes, args.work, args.out, args.queries, args.rounds, args.baseline_queries, args.startup_runs,
-                not args.no_components)
+                not args.no_components, concurrency_seconds=args.concurrency_seconds)
         return 0
     write_json(args.out, res)
     return 0

@@ -32,6 +32,11 @@ class Config:
     keyword_weight: float = 1.0  # fusion="rrf" only
     semantic_weight: float = 1.0  # fusion="rrf" only
     candidates: int = 50  # per-half candidate depth before fusion
+    # Approximate vector search (indexer/ann.py): from this many passages the local backend keeps a faiss IVF index
+    # and searches it (0 = always exact). Above the 13k-passage quality corpus, so the quality figures stay exact.
+    ann_threshold: int = 50_000
+    ann_probe: float = 0.4  # share of the IVF lists searched per question (recall@10 vs exact: docs/BENCHMARKS.md)
+    ann_rerank: int = 4  # IVF candidates per wanted hit (at least 200), re-scored exactly with the float32 vectors
     expand_semantic: bool = False  # also append synonym expansions to the text the embedding model sees
     max_query_chars: int = 500
     lock_timeout: float = 30.0

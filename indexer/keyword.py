@@ -1,14 +1,18 @@
 """Keyword half of the index: a whoosh BM25F index over passages, with jieba analysis and safe term queries."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
 import time
+from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
-from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -21,7 +25,7 @@ from whoosh.index import LockError
 from whoosh.query import Or, Term
 
 from .analyzer import ChineseAnalyzer, segmenter, weighted_query_terms
-from .postings import PostingsCache
+from .postings import ArrayLRU, PostingsCache
 from .store import KeywordHit
 from .types import IndexLockedError, Passage
 
@@ -53,6 +57,15 @@ ANALYSED_FIELDS = ("text", "section", "title")
 TOKENIZE_CHUNK = 200  # texts per worker call (50: +30 % pool overhead, measured on 1,558 passages)
 _pool: Executor | None = None
 _pool_lock = threading.Lock()
+# Per-term BM25F score arrays kept per searcher, counted in postings (16 bytes each: doc number + score): ~64 MB.
+TERM_CACHE_POSTINGS = 4_000_000
+# Share of that cache that WhooshKeywordIndex.warm_up fills with the most frequent terms (at 100k passages: the
+# ~600 most frequent, ~4 s of one core; the first-pass figures in docs/BENCHMARKS.md are with it).
+WARM_SHARE = 0.6
+# ... but only terms with at least this many postings (over the three fields): a term of one or two posting blocks
+# decodes in well under a millisecond when a question needs it, and warming every such term of a small index kept
+# a restarting server's two cores busy for seconds.
+WARM_MIN_POSTINGS = 256
 
 
 def make_schema() -> Schema:
@@ -86,8 +99,10 @@ class WhooshKeywordIndex:
     """A :class:`indexer.store.KeywordStore` backed by a whoosh index directory.
 
     One searcher stays open and is reused; it is reopened only when another commit changed the index (checked
-    before each search unless ``watch`` is off, and after this instance's own writes). Decoded postings of
-    recent terms are cached per searcher (:class:`indexer.postings.PostingsCache`).
+    before each search unless ``watch`` is off, and after this instance's own writes). Each term's BM25F scores
+    (over all three fields, query weight 1) are computed once per searcher and cached (:class:`_SearchState`), so
+    a question on warm terms is a few numpy additions, and concurrent questions wait on each other only while
+    whoosh decodes postings not seen before.
     Writers take whoosh's file lock with ``lock_timeout`` seconds of patience.
     """
 
@@ -97,9 +112,12 @@ class WhooshKeywordIndex:
         self.lock_timeout = float(lock_timeout)
         self.watch = watch
         self._lock = threading.RLock()
-        self._searcher: Any = ix.searcher(weighting=make_weighting())
-        self._cache = PostingsCache(self._searcher.reader())
+        self._state = _SearchState(ix.searcher(weighting=make_weighting()))
         self._closed = False
+
+    @property
+    def _searcher(self) -> Any:
+        return self._state.searcher
 
     @classmethod
     def create(cls, path: str | Path, lock_timeout: float = 30.0) -> "WhooshKeywordIndex":
@@ -183,14 +201,14 @@ class WhooshKeywordIndex:
         """Reopen the searcher if the index changed since it was opened; True if it did."""
         self._check_open()
         with self._lock:
-            old = self._searcher
-            if old.up_to_date():
-                return False
-            # Not old.refresh(): in whoosh-reloaded 2.7.5 reader reuse keeps segments that were merged away
+            old = self._state
+            with old.lock:
+                if old.searcher.up_to_date():
+                    return False
+            # Not searcher.refresh(): in whoosh-reloaded 2.7.5 reader reuse keeps segments that were merged away
             # and ignores new deletions (duplicate and deleted passages came back), and it crashes on an
             # empty index. A fresh searcher only costs reopening the segment files.
-            self._searcher = self._ix.searcher(weighting=make_weighting())
-            self._cache = PostingsCache(self._searcher.reader())
+            self._state = _SearchState(self._ix.searcher(weighting=make_weighting()))
             old.close()
             return True
 
@@ -208,84 +226,98 @@ class WhooshKeywordIndex:
         """
         self._check_open()
         weighted = list(weighted)
-        terms = [t for t, _ in weighted]
-        if not terms or limit <= 0:
+        if not weighted or limit <= 0:
             return []
-        with self._lock:  # whoosh readers share file handles: one search at a time per index
+        for _ in range(3):
             if self.watch:
                 self.refresh()
-            searcher = self._searcher
-            scores, postings = self._accumulate(searcher, self._cache, weighted)
-            reader = searcher.reader()
-            if docs is not None:
-                allowed = np.zeros(len(scores), dtype=bool)
-                for doc_id in docs:
-                    if ("doc_id", doc_id) in reader:
-                        allowed[np.fromiter(reader.postings("doc_id", doc_id).all_ids(), dtype=np.int64)] = True
-                scores[~allowed] = 0.0
-            hit = np.flatnonzero(scores)
-            if not len(hit):
-                return []
-            if len(hit) > limit:
-                # the limit best by score, ties to the lower doc number (as heapq.nlargest on (score, -docnum))
-                cut = np.partition(scores[hit], len(hit) - limit)[len(hit) - limit]
-                hit = hit[scores[hit] >= cut]
-            top = hit[np.lexsort((hit, -scores[hit]))][:limit]
-            stored = [reader.stored_fields(int(d))["pid"] for d in top]
-        contains = [np.isin(top, ids) for ids in postings]
+            state = self._state
+            try:
+                return self._search(state, weighted, limit, docs)
+            except _StaleSearcher:  # a refresh closed that searcher mid-question: ask the new one
+                continue
+        raise RuntimeError(f"{self.path}: the keyword index kept changing during a search; try again")
+
+    def _search(self, state: "_SearchState", weighted: Sequence[tuple[str, float]], limit: int,
+                docs: Iterable[str] | None) -> list[KeywordHit]:
+        scores, having = self._accumulate(state, weighted)
+        if docs is not None:
+            allowed = np.zeros(len(scores), dtype=bool)
+            for doc_id in docs:
+                allowed[state.doc_numbers(doc_id)] = True
+            scores[~allowed] = 0.0
+        hit = np.flatnonzero(scores)
+        if not len(hit):
+            return []
+        if len(hit) > limit:
+            # the limit best by score, ties to the lower doc number (as heapq.nlargest on (score, -docnum))
+            cut = np.partition(scores[hit], len(hit) - limit)[len(hit) - limit]
+            hit = hit[scores[hit] >= cut]
+        top = hit[np.lexsort((hit, -scores[hit]))][:limit]
+        pids = state.pids(top)
+        terms = [t for t, _ in weighted]
+        contains = [_members(ids, top) for ids in having]
         return [
             KeywordHit(pid=pid, score=float(scores[d]), terms=[t for t, inside in zip(terms, contains) if inside[j]])
-            for j, (pid, d) in enumerate(zip(stored, top))
+            for j, (pid, d) in enumerate(zip(pids, top))
         ]
 
-    def _accumulate(self, searcher: Any, cache: PostingsCache,
-                    terms: Sequence[tuple[str, float]]) -> tuple[np.ndarray, list]:
+    @staticmethod
+    def _accumulate(state: "_SearchState", terms: Sequence[tuple[str, float]]) -> tuple[np.ndarray, list]:
         """Term-at-a-time BM25F: the exact scores whoosh gives ``build_query(terms)``, without its matcher tree.
 
-        Scores use whoosh's BM25F scorer statistics (idf, average length, per-field B, K1) and the same formula
-        as ``whoosh.scoring.bm25``, over numpy postings (see :mod:`indexer.postings`); whoosh's own search of a
-        wide OR walks a tree of union matchers one posting at a time and was 3-5x slower even before that.
-        Returns dense scores by doc number and, per term, the doc numbers containing it in any field.
+        Each term's score over the three fields (weight 1) comes from :meth:`_SearchState.term`; a question adds
+        them up, weighted. whoosh's own search of a wide OR walks a tree of union matchers one posting at a time
+        and was 3-5x slower. Returns dense scores by doc number and, per term, the sorted doc numbers containing it.
         """
-        weighting = searcher.weighting
-        scores = np.zeros(cache.doc_count_all, dtype=np.float64)
+        scores = np.zeros(state.doc_count_all, dtype=np.float64)
         having: list[np.ndarray] = []
         for term, weight in terms:
-            docs = []
-            for field, boost in FIELD_BOOSTS.items():
-                ids, tf = cache.postings(field, term)
-                if not len(ids):
-                    continue
-                scorer = weighting.scorer(searcher, field, term)
-                idf, avgfl, b, k1 = scorer.idf, scorer.avgfl, scorer.B, scorer.K1
-                # bm25 = idf * tf * (k1 + 1) / (tf + k1 * ((1 - b) + b * length / avgfl)), times the field boost
-                c_num, c_base, c_len = weight * boost * idf * (k1 + 1), k1 * (1 - b), k1 * b / avgfl
-                tf64 = tf.astype(np.float64)
-                scores[ids] += c_num * tf64 / (tf64 + c_base + c_len * cache.lengths(field)[ids])
-                docs.append(ids)
-            having.append(np.concatenate(docs) if docs else np.zeros(0, dtype=np.int64))
+            ids, partial = state.term(term)
+            if len(ids):
+                scores[ids] += weight * partial
+            having.append(ids)
         return scores, having
+
+    def warm_up(self, share: float = WARM_SHARE, min_postings: int = WARM_MIN_POSTINGS,
+                persist: Path | None = None) -> threading.Thread:
+        """Score the most frequent terms in a background thread, filling ``share`` of the term cache.
+
+        A question's cost on a freshly opened index is whoosh decoding its terms' postings (pickled,
+        zlib-compressed blocks: ~70 % of a first pass at 100k passages, profiled), and the frequent terms are most
+        of it. Decoding them from the open on means the first users of a restarted server rarely pay for them; a
+        question that comes first pays for its own terms, as before. With ``persist`` (a folder), the warmed
+        scores are saved there, keyed by the exact segments and deletions of this index, and the next open of the
+        same index (a restart) loads them memory-mapped instead of decoding. Returns the (daemon) thread.
+        """
+        state = self._state
+        thread = threading.Thread(target=state.warm, args=(share, min_postings, persist),
+                                  name="partyqa-keyword-warm", daemon=True)
+        thread.start()
+        return thread
 
     def count(self) -> int:
         """Number of passages indexed (as of the latest commit)."""
         self._check_open()
         with self._lock:
             self.refresh()
-            return int(self._searcher.doc_count())
+            with self._state.lock:
+                return int(self._state.searcher.doc_count())
 
     def doc_ids(self) -> set[str]:
         """The ids of all documents that have passages in the index."""
         self._check_open()
         with self._lock:
             self.refresh()
-            return {fields["doc_id"] for fields in self._searcher.reader().all_stored_fields()}
+            with self._state.lock:
+                return {fields["doc_id"] for fields in self._state.reader.all_stored_fields()}
 
     def close(self) -> None:
         """Close the searcher; the instance cannot be used afterwards."""
         if self._closed:
             return
         with self._lock:
-            self._searcher.close()
+            self._state.close()
             self._closed = True
 
     def _check_open(self) -> None:
@@ -432,3 +464,205 @@ def _analysed(passages: list[Passage], parallel: bool) -> Iterator[dict[str, Any
 
 def _text(term: Any) -> str:
     return term.decode("utf-8") if isinstance(term, bytes) else str(term)
+
+
+def _members(sorted_ids: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """For each of ``docs``, whether it is in ``sorted_ids`` (a binary search: cheaper than np.isin for few docs)."""
+    if not len(sorted_ids):
+        return np.zeros(len(docs), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_ids, docs), len(sorted_ids) - 1)
+    return sorted_ids[pos] == docs
+
+
+class _StaleSearcher(Exception):
+    """The search state was closed by a refresh while a question still used it."""
+
+
+class _SearchState:
+    """One open whoosh searcher and what the keyword half derives from it, computed on first use and cached.
+
+    Per term: the sorted doc numbers that contain it in any field and its BM25F score there at query weight 1
+    (whoosh's idf, average field length, per-field B, K1 and field boost -- the same formula as
+    ``whoosh.scoring.bm25``), least recently used dropped beyond ``max_postings``; per doc number its pid; per
+    doc id its doc numbers. whoosh's readers share file handles, so every whoosh read holds ``lock``; cached
+    entries are read without it.
+    """
+
+    def __init__(self, searcher: Any, max_postings: int = TERM_CACHE_POSTINGS):
+        self.searcher = searcher
+        self.reader = searcher.reader()
+        self.postings = PostingsCache(self.reader)
+        self.doc_count_all = self.postings.doc_count_all
+        self.lock = threading.Lock()  # whoosh reads
+        self._cache_lock = threading.Lock()  # the dicts below
+        self._terms = ArrayLRU(max_postings)
+        self._pids: dict[int, str] = {}
+        self._docs: dict[str, np.ndarray] = {}
+        self.closed = False
+
+    def term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted doc numbers, BM25F score at weight 1) of ``term`` over text, section and title."""
+        hit = self._terms.get(term)
+        if hit is None:
+            with self.lock:
+                if self.closed:
+                    raise _StaleSearcher
+                hit = self._score(term)
+            self._terms.put(term, hit)
+        return hit
+
+    def _score(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        weighting = self.searcher.weighting
+        id_parts, score_parts = [], []
+        for field, boost in FIELD_BOOSTS.items():
+            ids, tf = self.postings.read(field, term)
+            if not len(ids):
+                continue
+            scorer = weighting.scorer(self.searcher, field, term)
+            idf, avgfl, b, k1 = scorer.idf, scorer.avgfl, scorer.B, scorer.K1
+            # bm25 = idf * tf * (k1 + 1) / (tf + k1 * ((1 - b) + b * length / avgfl)), times the field boost
+            tf64 = tf.astype(np.float64)
+            length = self.postings.lengths(field)[ids]
+            id_parts.append(ids)
+            score_parts.append(boost * idf * (k1 + 1) * tf64 / (tf64 + k1 * (1 - b) + k1 * b / avgfl * length))
+        if not id_parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        if len(id_parts) == 1:
+            return id_parts[0], score_parts[0]
+        ids, where = np.unique(np.concatenate(id_parts), return_inverse=True)
+        return ids, np.bincount(where, weights=np.concatenate(score_parts), minlength=len(ids))
+
+    def warm(self, share: float, min_postings: int = WARM_MIN_POSTINGS, persist: Path | None = None) -> int:
+        """Score terms by falling document frequency (all fields) until ``share`` of the cache is used, the terms
+        have fewer than ``min_postings`` postings, or the searcher is closed; returns how many were scored.
+
+        With ``persist``: load the scores saved for exactly this index instead, or save them after scoring."""
+        key = self.identity() if persist is not None else None
+        saved = persist / key if persist is not None and key else None
+        if saved is not None:
+            loaded = self._load_warm(saved)
+            if loaded:
+                return loaded
+        try:
+            with self.lock:
+                if self.closed:
+                    return 0
+                freq: dict[str, int] = {}
+                for field in FIELD_BOOSTS:
+                    if field in self.reader.schema:
+                        for raw, info in self.reader.iter_field(field):
+                            term = _text(raw)
+                            freq[term] = freq.get(term, 0) + info.doc_frequency()
+            budget = share * self._terms.max_items
+            done = 0
+            for term in sorted(freq, key=freq.__getitem__, reverse=True):
+                if freq[term] < min_postings or self._terms.size + freq[term] > budget:
+                    break
+                self.term(term)
+                done += 1
+            logger.debug("keyword warm-up: %d terms, %d postings", done, self._terms.size)
+            if saved is not None and done and not self.closed:
+                self._save_warm(saved, sorted(freq, key=freq.__getitem__, reverse=True)[:done])
+            return done
+        except _StaleSearcher:
+            return 0
+        except Exception:  # a warm-up is an optimisation: never let it take a reader down
+            logger.warning("keyword warm-up stopped", exc_info=True)
+            return 0
+
+    def identity(self) -> str:
+        """A digest of what the scores depend on: every segment (id, size, deletions) and the BM25F parameters;
+        "" when the reader does not say (an empty index, another codec)."""
+        try:
+            segs = [(seg._segment.segment_id(), int(seg.doc_count_all()), int(seg._segment.deleted_count()))
+                    for seg, _ in self.reader.leaf_readers()]
+        except (AttributeError, TypeError):
+            return ""
+        key = json.dumps([segs, FIELD_BOOSTS, FIELD_B, K1], sort_keys=True)
+        return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+
+    def _save_warm(self, folder: Path, terms: list[str]) -> None:
+        """Write the cached scores of ``terms`` to ``folder`` (a temp folder renamed into place; best effort)."""
+        if folder.exists():
+            return
+        entries = [(t, v) for t, v in ((t, self._terms.get(t)) for t in terms) if v is not None]
+        if not entries:
+            return
+        tmp: Path | None = None
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".warm-", dir=folder.parent))
+            blob = [t.encode("utf-8") for t, _ in entries]
+            np.save(tmp / "terms.npy", np.frombuffer(b"".join(blob), dtype=np.uint8))
+            np.save(tmp / "term_ends.npy", np.cumsum([len(b) for b in blob]).astype(np.int64))
+            np.save(tmp / "ends.npy", np.cumsum([len(v[0]) for _, v in entries]).astype(np.int64))
+            np.save(tmp / "ids.npy", np.concatenate([v[0] for _, v in entries]).astype(np.int32))
+            np.save(tmp / "scores.npy", np.concatenate([v[1] for _, v in entries]).astype(np.float64))
+            os.replace(tmp, folder)  # atomic; if another process's identical folder won the race, this fails
+            tmp = None
+            for old in folder.parent.iterdir():  # scores of earlier states of the index are of no use any more,
+                # nor temp folders of a process that exited mid-save (an hour old: no save takes that long)
+                stale = not old.name.startswith(".") or time.time() - old.stat().st_mtime > 3600
+                if old.name != folder.name and stale and old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            logger.debug("keyword warm-up not saved in %s: %s", folder, exc)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _load_warm(self, folder: Path) -> int:
+        """Fill the cache from scores saved for this index (memory-mapped); the number of terms, 0 if none."""
+        try:
+            if not (folder / "scores.npy").is_file():
+                return 0
+            terms_raw = np.load(folder / "terms.npy").tobytes()
+            term_ends = np.load(folder / "term_ends.npy")
+            ends = np.load(folder / "ends.npy")
+            ids = np.load(folder / "ids.npy", mmap_mode="r")
+            scores = np.load(folder / "scores.npy", mmap_mode="r")
+            if len(term_ends) != len(ends) or (len(ends) and (ends[-1] != len(ids) or len(ids) != len(scores))):
+                raise ValueError("inconsistent arrays")
+        except (OSError, ValueError) as exc:
+            logger.debug("keyword warm-up in %s unreadable: %s", folder, exc)
+            return 0
+        start, t_start = 0, 0
+        for t_end, end in zip(term_ends.tolist(), ends.tolist()):
+            self._terms.put(terms_raw[t_start:t_end].decode("utf-8"), (ids[start:end], scores[start:end]))
+            start, t_start = end, t_end
+        return len(ends)
+
+    def pids(self, docs: np.ndarray) -> list[str]:
+        """The pid stored for each doc number."""
+        with self._cache_lock:
+            known = [self._pids.get(int(d)) for d in docs]
+        if any(p is None for p in known):
+            with self.lock:
+                if self.closed:
+                    raise _StaleSearcher
+                fresh = {int(d): self.reader.stored_fields(int(d))["pid"] for d, p in zip(docs, known) if p is None}
+            with self._cache_lock:
+                self._pids.update(fresh)
+            known = [p if p is not None else fresh[int(d)] for d, p in zip(docs, known)]
+        return known  # type: ignore[return-value]
+
+    def doc_numbers(self, doc_id: str) -> np.ndarray:
+        """Doc numbers of the passages of document ``doc_id`` (empty if unknown)."""
+        with self._cache_lock:
+            hit = self._docs.get(doc_id)
+        if hit is not None:
+            return hit
+        with self.lock:
+            if self.closed:
+                raise _StaleSearcher
+            found = (np.fromiter(self.reader.postings("doc_id", doc_id).all_ids(), dtype=np.int64)
+                     if ("doc_id", doc_id) in self.reader else np.zeros(0, dtype=np.int64))
+        with self._cache_lock:
+            self._docs[doc_id] = found
+        return found
+
+    def close(self) -> None:
+        """Close the searcher (a question still using this state then raises _StaleSearcher and retries)."""
+        with self.lock:
+            self.closed = True
+            self.searcher.close()

@@ -70,6 +70,36 @@ def _read_matcher(m: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(ids_list, dtype=np.int64), np.asarray(tf_list, dtype=np.float32)
 
 
+class ArrayLRU:
+    """Tuples of arrays by key, least recently used dropped once the first arrays' lengths pass ``max_items`` in
+    total (the last entry always stays). Safe across threads."""
+
+    def __init__(self, max_items: int):
+        self.max_items = int(max_items)
+        self.entries: OrderedDict[Any, tuple[np.ndarray, ...]] = OrderedDict()
+        self.size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        """The cached value (now most recently used), or None."""
+        with self._lock:
+            hit = self.entries.get(key)
+            if hit is not None:
+                self.entries.move_to_end(key)
+            return hit
+
+    def put(self, key: Any, value: tuple[np.ndarray, ...]) -> None:
+        """Keep ``value`` (unless another thread already did), dropping the least recently used beyond the bound."""
+        with self._lock:
+            if key in self.entries:
+                return
+            self.entries[key] = value
+            self.size += len(value[0])
+            while self.size > self.max_items and len(self.entries) > 1:
+                _, old = self.entries.popitem(last=False)
+                self.size -= len(old[0])
+
+
 class PostingsCache:
     """Postings of (field, term) over all segments of one whoosh reader, as global doc numbers and tfs.
 
@@ -83,29 +113,21 @@ class PostingsCache:
         self._deleted = [np.array(sorted(seg.deleted_docs_set), dtype=np.int64) if seg.has_deletions() else None
                          for seg, _ in self._leaves]
         self.doc_count_all = int(reader.doc_count_all())
-        self.max_postings = int(max_postings)
-        self._terms: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._size = 0
+        self.cache = ArrayLRU(max_postings)
         self._lengths: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     def postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(sorted global doc numbers, term frequencies) of ``term`` in ``field``; empty arrays if absent."""
-        key = (field, term)
-        with self._lock:
-            hit = self._terms.get(key)
-            if hit is not None:
-                self._terms.move_to_end(key)
-                return hit
-        value = self._read(field, term)
-        with self._lock:
-            if key not in self._terms:
-                self._terms[key] = value
-                self._size += len(value[0])
-                while self._size > self.max_postings and len(self._terms) > 1:
-                    _, (old, _) = self._terms.popitem(last=False)
-                    self._size -= len(old)
-        return value
+        hit = self.cache.get((field, term))
+        if hit is None:
+            hit = self._read(field, term)
+            self.cache.put((field, term), hit)
+        return hit
+
+    def read(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`postings` without keeping the arrays (for a caller that caches what it derives from them)."""
+        return self._read(field, term)
 
     def _read(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         id_parts, tf_parts = [], []

@@ -268,8 +268,8 @@ def test_postings_cache_stays_within_its_bound(tmp_path):
     terms = [t.decode() for t in reader.lexicon("text")]
     for term in terms:
         cache.postings("text", term)
-        assert cache._size <= 50 or len(cache._terms) == 1
-    assert 0 < len(cache._terms) < len(terms)
+        assert cache.cache.size <= 50 or len(cache.cache.entries) == 1
+    assert 0 < len(cache.cache.entries) < len(terms)
     reader.close()
 
 
@@ -426,3 +426,111 @@ def test_reader_keeps_working_while_another_instance_commits(tmp_path):
     assert writer.count() == len(base) * 6
     reader.close()
     writer.close()
+
+
+def _real_passages() -> list[Passage]:
+    """The seed essay, the party rules and six regulation files of party-docs, split as the engine splits them."""
+    from indexer import ingest
+    from indexer.prepare import prepare
+
+    from conftest import require_party_docs
+
+    docs = require_party_docs()
+    files = [(SEED, SEED.name), (docs / "partymate" / "party_rules.md", "partymate/party_rules.md")]
+    files += [(p, f"xtjeyvc-dangfa/{p.name}") for p in sorted((docs / "xtjeyvc-dangfa").glob("dangfa00*.md"))[:6]]
+    return [p for path, doc_id in files for raw in ingest.load_file(path, doc_id=doc_id) for p in prepare(raw)[1]]
+
+
+def test_fast_scores_equal_whoosh_on_real_documents(tmp_path):
+    """On real documents (seed + party docs, two commits and a deleted document), the cached per-term scores give
+    exactly the passages, scores and matched terms of whoosh's own BM25F search -- warmed or not."""
+    import json
+
+    passages = _real_passages()
+    half = len(passages) // 2
+    path = tmp_path / "kw"
+    with WhooshKeywordIndex.create(path) as ix:
+        ix.add(passages[:half])
+        ix.add(passages[half:])  # a second segment
+        ix.delete_docs(["partymate/party_rules.md"])
+    warm, cold = WhooshKeywordIndex.open(path, watch=False), WhooshKeywordIndex.open(path, watch=False)
+    warm.warm_up(share=1.0, min_postings=1).join()
+    assert warm._state._terms.size > 0
+    raw = whoosh.index.open_dir(str(path))
+    lines = (ROOT / "bench" / "dev_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line)["question"] for line in lines[::6]]
+    with raw.searcher(weighting=make_weighting()) as s:
+        for q in questions:
+            terms = weighted_query_terms(q, SUBWORD_WEIGHT)
+            theirs = s.search(build_query(terms), limit=None, terms=True)
+            expected = {h["pid"]: (h.score, {t.decode() for _, t in h.matched_terms()}) for h in theirs}
+            ours = cold.search(q, 5000)
+            assert len(ours) == len(expected) > 0, q
+            for h in ours:
+                score, matched = expected[h.pid]
+                assert h.score == pytest.approx(score, rel=1e-9), (q, h.pid)
+                assert set(h.terms) == matched, (q, h.pid)
+            assert warm.search(q, 5000) == ours
+            assert not any(h.pid.startswith("partymate/") for h in ours)
+    raw.close()
+    warm.close()
+    cold.close()
+
+
+def test_concurrent_searches_agree_with_serial_ones(tmp_path):
+    """Questions from several threads at once (no lock around the whole search) return what one thread gets."""
+    raw = _multi_segment_index(tmp_path / "kw")
+    raw.close()
+    questions = ["基层党支部如何做好监督者", "职工群众反映问题的渠道", "党支部会议学习", "民主集中制", "第二部分 文章"]
+    expected = {q: WhooshKeywordIndex.open(tmp_path / "kw").search(q, 20) for q in questions}
+    ix = WhooshKeywordIndex.open(tmp_path / "kw", watch=False)
+    errors, results = [], []
+
+    def client(i: int) -> None:
+        try:
+            for n in range(40):
+                q = questions[(i + n) % len(questions)]
+                results.append((q, ix.search(q, 20)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 240
+    assert all(hits == expected[q] for q, hits in results)
+    ix.close()
+
+
+def test_warmed_scores_are_saved_and_loaded_by_a_restart(tmp_path, monkeypatch):
+    """Warm-up with a folder saves the scores of exactly this index; reopening the unchanged index loads them
+    (no decoding, same results); after a commit the index's identity changes and old scores are never used."""
+    path, saved = tmp_path / "kw", tmp_path / "warm"
+    _multi_segment_index(path).close()
+    questions = ["基层党支部如何做好监督者", "党支部会议学习", "第二部分 文章"]
+    cold = WhooshKeywordIndex.open(path, watch=False)
+    expected = {q: cold.search(q, 30) for q in questions}
+    first = WhooshKeywordIndex.open(path, watch=False)
+    first.warm_up(share=1.0, min_postings=2, persist=saved).join()
+    key = first._state.identity()
+    assert (saved / key / "scores.npy").is_file()
+    restarted = WhooshKeywordIndex.open(path, watch=False)
+    def no_decoding(*args):
+        raise AssertionError("loading saved scores must not decode postings")
+
+    monkeypatch.setattr(PostingsCache, "read", no_decoding)
+    assert restarted._state.warm(1.0, 2, saved) == first._state.warm(1.0, 2, saved) > 0
+    monkeypatch.undo()
+    assert {q: restarted.search(q, 30) for q in questions} == expected
+    with WhooshKeywordIndex.open(path) as writer:
+        writer.add([Passage("z", "党史", "", "党支部会议学习红旗渠精神", 0, 11, 0)])
+    changed = WhooshKeywordIndex.open(path, watch=False)
+    assert changed._state.identity() != key
+    changed.warm_up(share=1.0, min_postings=2, persist=saved).join()
+    assert [p.name for p in saved.iterdir() if not p.name.startswith(".")] == [changed._state.identity()]
+    fresh = WhooshKeywordIndex.open(path, watch=False)
+    assert {q: changed.search(q, 30) for q in questions} == {q: fresh.search(q, 30) for q in questions}
+    for ix in (cold, first, restarted, changed, fresh):
+        ix.close()

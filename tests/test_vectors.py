@@ -10,6 +10,7 @@ import pytest
 
 from indexer.encoders import E5Encoder, Encoder, passage_context
 from indexer.types import PartyQAError, Passage
+from indexer.ann import ANN_FILE, ANN_META, AnnSettings
 from indexer.vectors import EmbeddingCache, NumpyVectorIndex, embed_passages
 
 DIM = 24
@@ -169,6 +170,123 @@ def test_exact_search_at_10k(tmp_path: Path, rng: np.random.Generator) -> None:
     assert [p for p, _ in hits] == _brute_force(ids, vecs, q, 20)
 
 
+# --------------------------------------------------------------------------------------------- approximate (IVF)
+
+ANN = AnnSettings(threshold=2_000, probe=0.2)
+
+
+def _clustered(rng: np.random.Generator, n: int, dim: int = 32, centres: int = 60) -> np.ndarray:
+    """Unit vectors around a few dozen topics, as passage embeddings are (uniform noise has no neighbours)."""
+    c = rng.standard_normal((centres, dim)).astype(np.float32)
+    v = c[rng.integers(0, centres, n)] + 0.6 * rng.standard_normal((n, dim)).astype(np.float32)
+    return _unit(v)
+
+
+def _saved_ann_index(tmp_path: Path, rng: np.random.Generator, n: int, name: str = "vec"):
+    """(folder, saved index with an IVF, ids d<i//10>#<i%10>, clustered vectors) of ``n`` rows."""
+    vecs = _clustered(rng, n)
+    ids = [f"d{i // 10}#{i % 10}" for i in range(len(vecs))]
+    index = NumpyVectorIndex.create(tmp_path / name, "m", 32, ann=ANN)
+    index.add(ids, vecs)
+    index.save()
+    return tmp_path / name, index, ids, vecs
+
+
+def _recall_at_10(approx: list[tuple[str, float]], exact: list[tuple[str, float]]) -> float:
+    """Share of the approximate top 10 that scores at least the exact 10th best (tie-aware)."""
+    tenth = exact[9][1]
+    return sum(score >= tenth - 1e-6 for _, score in approx[:10]) / 10
+
+
+def test_ann_above_threshold_keeps_exact_recall_and_true_scores(tmp_path: Path, rng: np.random.Generator) -> None:
+    vecs = _clustered(rng, 4_000)
+    ids = [f"d{i // 8}#{i % 8}" for i in range(len(vecs))]
+    index = NumpyVectorIndex.create(tmp_path / "vec", "m", 32, ann=ANN)
+    index.add(ids, vecs)
+    assert not index.approximate()  # unsaved rows: exact until the IVF matches them
+    index.save()
+    assert (tmp_path / "vec" / ANN_FILE).is_file() and (tmp_path / "vec" / ANN_META).is_file()
+    reopened = NumpyVectorIndex.open(tmp_path / "vec", ann=ANN, mmap=True)
+    assert reopened.approximate()
+    queries = _unit(vecs[rng.integers(0, len(vecs), 100)] + 0.3 * rng.standard_normal((100, 32)).astype(np.float32))
+    approx = reopened.search_many(queries, 50)
+    exact = reopened.search_many(queries, 50, exact=True)
+    recall = np.mean([_recall_at_10(a, e) for a, e in zip(approx, exact)])
+    assert recall >= 0.99, recall
+    for q, hits in zip(queries[:10], approx[:10]):
+        assert len(hits) == 50 and all(a[1] >= b[1] for a, b in zip(hits, hits[1:]))
+        for pid, score in hits:  # candidates are re-scored with the float32 rows: true cosines
+            assert score == pytest.approx(float(vecs[ids.index(pid)] @ q), abs=1e-5)
+
+
+def test_ann_follows_adds_replacements_and_deletes(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder, _, ids, vecs = _saved_ann_index(tmp_path, rng, 3_000)
+    trained = json.loads((folder / ANN_META).read_text())["trained_rows"]
+    # a small commit: new rows, one replaced vector, one deleted document (as a write batch does)
+    batch = NumpyVectorIndex.open(folder, ann=ANN)
+    new = _clustered(rng, 200)
+    batch.delete_docs(["d5"])
+    batch.add([f"new{i // 10}#{i % 10}" for i in range(200)] + ["d7#3"], np.vstack([new, vecs[:1]]))
+    batch.save()
+    meta = json.loads((folder / ANN_META).read_text())
+    assert meta["count"] == 3_000 - 10 + 200 and meta["trained_rows"] == trained  # updated in place, not retrained
+    reader = NumpyVectorIndex.open(folder, ann=ANN, mmap=True)
+    assert reader.approximate()
+    for i in (0, 77, 199):  # new rows are found by their own vector
+        assert reader.search(new[i], 1)[0] == (f"new{i // 10}#{i % 10}", pytest.approx(1.0, abs=1e-5))
+    assert all(not pid.startswith("d5#") for pid, _ in reader.search(vecs[55], 50))
+    top = dict(reader.search(vecs[0], 5))  # d7#3 now holds vecs[0]: it ties with d0#0
+    assert top["d0#0"] == pytest.approx(1.0, abs=1e-5) and top["d7#3"] == pytest.approx(1.0, abs=1e-5)
+    assert dict(reader.search(vecs[73], 50)).get("d7#3", 0.0) < 0.999  # its old vector is gone from the IVF
+
+
+def test_ann_files_only_at_or_above_threshold(tmp_path: Path, rng: np.random.Generator) -> None:
+    vecs = _clustered(rng, 2_100)
+    ids = [f"d{i // 10}#{i % 10}" for i in range(len(vecs))]
+    folder = tmp_path / "vec"
+    index = NumpyVectorIndex.create(folder, "m", 32, ann=ANN)
+    index.add(ids[:1_500], vecs[:1_500])
+    index.save()
+    assert not (folder / ANN_FILE).exists() and not index.approximate()
+    index.add(ids[1_500:], vecs[1_500:])
+    index.save()
+    assert (folder / ANN_FILE).exists() and index.approximate()
+    index.delete_docs([f"d{d}" for d in range(30)])  # 1,800 rows: below the threshold again
+    index.save()
+    assert not (folder / ANN_FILE).exists() and not (folder / ANN_META).exists()
+    assert not NumpyVectorIndex.open(folder, ann=ANN).approximate()
+    off = NumpyVectorIndex.open(folder, ann=AnnSettings(threshold=0))
+    off.add(ids[:300], vecs[:300])
+    off.save()
+    assert not (folder / ANN_FILE).exists()  # threshold 0 = always exact
+
+
+def test_stale_ann_files_are_ignored(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder, index, ids, vecs = _saved_ann_index(tmp_path, rng, 2_500)
+    stale = (folder / ANN_FILE).read_bytes(), (folder / ANN_META).read_bytes()
+    index.delete_docs(["d0", "d1"])
+    index.add(["x#0"], vecs[:1])
+    index.save()
+    (folder / ANN_FILE).write_bytes(stale[0])  # an ANN of other rows (e.g. a torn copy)
+    (folder / ANN_META).write_bytes(stale[1])
+    reader = NumpyVectorIndex.open(folder, ann=ANN)
+    assert not reader.approximate()
+    q = vecs[123]
+    assert reader.search(q, 20) == reader.search_many(q.reshape(1, -1), 20, exact=True)[0]
+    reader.add(["y#0"], vecs[1:2])
+    reader.save()  # the next write rebuilds it
+    assert NumpyVectorIndex.open(folder, ann=ANN).approximate()
+
+
+def test_search_pids_is_exact_and_fills_limit(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder, index, ids, vecs = _saved_ann_index(tmp_path, rng, 2_200)
+    wanted = [p for p in ids if p.startswith(("d3#", "d150#"))] + ["unknown#1"]
+    q = vecs[900]
+    hits = index.search_pids(q, wanted, 15)[0]
+    assert len(hits) == 15
+    assert [p for p, _ in hits] == _brute_force(wanted[:-1], vecs[[ids.index(p) for p in wanted[:-1]]], q, 15)
+
+
 # --------------------------------------------------------------------------------------------- cache
 
 
@@ -318,3 +436,76 @@ def test_vector_search_runs_on_one_blas_thread_and_restores_it(tmp_path: Path, r
     assert [len(h) for h in hits] == [3, 3]
     assert seen and all(n == 1 for counts in seen for n in counts)
     assert numpy_blas() == before
+
+
+def test_local_reader_searches_the_ivf_and_filters_exactly(tmp_path: Path, rng: np.random.Generator,
+                                                          monkeypatch) -> None:
+    """The local backend's reader (settings from PARTYQA_ANN_*) uses the saved IVF; a doc filter still fills k."""
+    from indexer.backends.local import LocalReader
+    from indexer.keyword import WhooshKeywordIndex
+
+    monkeypatch.setenv("PARTYQA_ANN_THRESHOLD", "2000")
+    monkeypatch.setenv("PARTYQA_ANN_PROBE", "0.25")
+    WhooshKeywordIndex.create(tmp_path / "keyword").close()
+    _, _, ids, vecs = _saved_ann_index(tmp_path, rng, 2_400, name="vectors")
+    by_doc: dict[str, list[str]] = {}
+    for pid in ids:
+        by_doc.setdefault(pid.rpartition("#")[0], []).append(pid)
+    reader = LocalReader(tmp_path, 5.0, by_doc)
+    try:
+        assert reader.vectors.approximate() and reader.vectors.ann_settings.probe == 0.25
+        queries = vecs[[5, 500, 1500]]
+        for q, hits in zip(queries, reader.vector_search_many(queries, 10)):
+            assert hits[0][1] == pytest.approx(1.0, abs=1e-5) and len(hits) == 10
+        only = reader.vector_search_many(queries[:1], 12, docs={"d7", "d100"})[0]
+        assert len(only) == 12 and {p.rpartition("#")[0] for p, _ in only} == {"d7", "d100"}
+    finally:
+        reader.close()
+
+
+def test_failed_save_with_ann_keeps_old_files(tmp_path: Path, rng: np.random.Generator, monkeypatch) -> None:
+    """A save that fails while writing the IVF leaves every old file (IVF included) and a usable index."""
+    from indexer.ann import AnnIndex
+
+    folder, index, ids, vecs = _saved_ann_index(tmp_path, rng, 2_300)
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    index.delete_docs(["d1"])
+    index.add(["x#0"], vecs[:1])
+
+    def broken(self):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(AnnIndex, "to_bytes", broken)
+    with pytest.raises(OSError, match="disk full"):
+        index.save()
+    monkeypatch.undo()
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    reopened = NumpyVectorIndex.open(folder, ann=ANN)
+    assert reopened.approximate() and reopened.ids() == ids
+    index.save()  # the same instance saves fine afterwards, its IVF rebuilt or updated from the files
+    again = NumpyVectorIndex.open(folder, ann=ANN)
+    assert again.approximate() and "x#0" in again.ids() and not any(p.startswith("d1#") for p in again.ids())
+    assert again.search(vecs[0], 2)[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_local_reader_warms_the_keyword_half_only_at_a_start(tmp_path: Path, rng: np.random.Generator) -> None:
+    """The first reader of an index in a process warms its keyword half; the next generation's reader, opened while
+    the previous one is still open (a write), does not; once all are closed, a new one (a restart) warms again."""
+    from indexer.backends.local import LocalReader
+    from indexer.keyword import WhooshKeywordIndex
+
+    for gen in ("gen-1", "gen-2"):
+        with WhooshKeywordIndex.create(tmp_path / gen / "keyword") as kw:
+            kw.add([Passage("d", "标题", "", "党支部 学习 党章" * 50, 0, 10, i) for i in range(300)])
+        NumpyVectorIndex.create(tmp_path / gen / "vectors", "m", DIM).save()
+    first = LocalReader(tmp_path / "gen-1", 5.0, {})
+    second = LocalReader(tmp_path / "gen-2", 5.0, {})
+    assert first.warming is not None and second.warming is None
+    first.warming.join()
+    assert first.keyword._state._terms.size >= 300  # 党支部 etc.: 300 postings each
+    first.close()
+    second.close()
+    third = LocalReader(tmp_path / "gen-2", 5.0, {})
+    assert third.warming is not None
+    third.warming.join()
+    third.close()

@@ -16,57 +16,67 @@ import numpy as np
 from ..keyword import WhooshKeywordIndex, warm_tokenizers
 from ..store import KeywordHit
 from ..types import Passage
-from ..vectors import NumpyVectorIndex, one_blas_thread
+from ..ann import AnnSettings
+from ..vectors import NumpyVectorIndex
 from .base import Backend, Reader, Terms, WriteBatch
 
 logger = logging.getLogger(__name__)
 
 KEYWORD_DIR, VECTORS_DIR = "keyword", "vectors"
+# Beside the generations: the keyword half's warmed term scores of the last index state seen, so a restart loads
+# them (memory-mapped) instead of decoding whoosh's postings again; keyed by segments and deletions, never stale.
+WARM_DIR = "keyword-warm"
 
 
 class LocalReader(Reader):
     """Opened whoosh + numpy indexes of one committed generation."""
 
-    def __init__(self, gen_dir: Path, lock_timeout: float, by_doc: Mapping[str, Sequence[str]]):
+    # Readers open per index directory in this process. Only a reader opened with none beside it (a starting
+    # server or CLI) warms the keyword half up in the background: after a write, the engine opens the next
+    # generation while the previous one is still open, and re-warming ~600 terms (4 s of a core at 100k passages)
+    # after every small commit of an upload would compete with the questions.
+    _open: dict[Path, int] = {}
+    _open_lock = threading.Lock()
+
+    def __init__(self, gen_dir: Path, lock_timeout: float, by_doc: Mapping[str, Sequence[str]],
+                 ann: AnnSettings | None = None):
         # watch=False: a committed generation is never written again, so skip whoosh's per-search commit check.
         self.keyword = WhooshKeywordIndex.open(gen_dir / KEYWORD_DIR, lock_timeout=lock_timeout, watch=False)
+        self._root = Path(gen_dir).resolve().parent
+        with LocalReader._open_lock:
+            first = not LocalReader._open.get(self._root)
+            LocalReader._open[self._root] = LocalReader._open.get(self._root, 0) + 1
+        # the most frequent terms' scores, in the background (the thread, or None when not warming)
+        self.warming = self.keyword.warm_up(persist=self._root / WARM_DIR) if first else None
         try:
-            self.vectors = NumpyVectorIndex.open(gen_dir / VECTORS_DIR)
+            # mmap: above the ANN threshold a search touches only the rows it re-scores, so the float32 rows
+            # need not all be resident (serving RSS at 100k, docs/BENCHMARKS.md); below it the page cache holds them.
+            self.vectors = NumpyVectorIndex.open(gen_dir / VECTORS_DIR, ann=ann, mmap=True)
         except BaseException:
+            self._release()
             self.keyword.close()
             raise
         self._by_doc = by_doc
-        self.search_lock = threading.Lock()
+
+    def _release(self) -> None:
+        with LocalReader._open_lock:
+            if not getattr(self, "_released", False) and LocalReader._open.get(self._root):
+                LocalReader._open[self._root] -= 1
+            self._released = True
 
     def keyword_search_many(self, queries: Sequence[Terms], limit: int,
                             docs: Collection[str] | None = None) -> list[list[KeywordHit]]:
-        """BM25F top ``limit`` per query (:meth:`WhooshKeywordIndex.search_terms`)."""
-        with self.search_lock:
-            return [self.keyword.search_terms(q, limit, docs) for q in queries]
+        """BM25F top ``limit`` per query (:meth:`WhooshKeywordIndex.search_terms`; no lock here: the keyword index
+        serialises only its whoosh reads, so concurrent questions on warm terms do not wait on each other)."""
+        return [self.keyword.search_terms(q, limit, docs) for q in queries]
 
     def vector_search_many(self, matrix: np.ndarray, limit: int,
                            docs: Collection[str] | None = None) -> list[list[tuple[str, float]]]:
-        """Exact cosine top ``limit`` per query row; with ``docs``, only those documents' rows are scored."""
+        """Cosine top ``limit`` per query row (approximate above the ANN threshold, :mod:`indexer.ann`); with
+        ``docs``, an exact search over only those documents' rows, so a small filter still fills ``limit``."""
         if docs is None:
             return self.vectors.search_many(matrix, limit)
-        pids, rows = [], []
-        for pid in (pid for d in docs for pid in self._by_doc.get(d, ())):
-            vec = self.vectors.get(pid)
-            if vec is not None:
-                pids.append(pid)
-                rows.append(vec)
-        qs = np.asarray(matrix, dtype=np.float32).reshape(-1, self.vectors.dim)
-        if not rows or limit <= 0:
-            return [[] for _ in range(qs.shape[0])]
-        norms = np.linalg.norm(qs, axis=1, keepdims=True)
-        qs = qs / np.where(norms < 1e-12, 1.0, norms)
-        with one_blas_thread():
-            scores = qs @ np.vstack(rows).T  # stored rows are unit length: this is the cosine
-        out = []
-        for row in scores:
-            order = np.argsort(-row, kind="stable")[:limit]
-            out.append([(pids[i], float(row[i])) for i in order])
-        return out
+        return self.vectors.search_pids(matrix, [pid for d in docs for pid in self._by_doc.get(d, ())], limit)
 
     def keyword_count(self) -> int:
         """Passages in the whoosh index."""
@@ -83,6 +93,7 @@ class LocalReader(Reader):
 
     def close(self) -> None:
         """Release the keyword index's files."""
+        self._release()
         try:
             self.keyword.close()
         except Exception:  # pragma: no cover - closing is best effort
@@ -92,10 +103,12 @@ class LocalReader(Reader):
 class LocalBatch(WriteBatch):
     """Edits the whoosh and numpy folders of the generation copy in ``tmp_dir``."""
 
-    def __init__(self, tmp_dir: Path, lock_timeout: float, keyword_workers: bool = False):
+    def __init__(self, tmp_dir: Path, lock_timeout: float, keyword_workers: bool = False,
+                 ann: AnnSettings | None = None):
         self.tmp = tmp_dir
         self.lock_timeout = lock_timeout
         self.keyword_workers = keyword_workers
+        self.ann = ann  # the engine's Config decides when the approximate index is kept (None: PARTYQA_ANN_*)
 
     def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False) -> None:
         """Delete then add in the whoosh copy (a fresh whoosh index when ``rebuild``)."""
@@ -118,9 +131,10 @@ class LocalBatch(WriteBatch):
                 rebuild: bool = False) -> None:
         """Delete then add in the numpy copy (a new index of the vectors' dimension when ``rebuild``)."""
         if rebuild:
-            vec = NumpyVectorIndex.create(self.tmp / VECTORS_DIR, model_id=model_id, dim=int(vectors.shape[1]))
+            vec = NumpyVectorIndex.create(self.tmp / VECTORS_DIR, model_id=model_id, dim=int(vectors.shape[1]),
+                                          ann=self.ann)
         else:
-            vec = NumpyVectorIndex.open(self.tmp / VECTORS_DIR)
+            vec = NumpyVectorIndex.open(self.tmp / VECTORS_DIR, ann=self.ann)
             if drop_docs:
                 vec.delete_docs(sorted(drop_docs))
         if len(pids):
@@ -156,7 +170,7 @@ class LocalBackend(Backend):
 
     def open_reader(self, gen_dir: Path, number: int, by_doc: Mapping[str, Sequence[str]]) -> LocalReader:
         """Open generation ``number``'s whoosh and numpy indexes."""
-        return LocalReader(gen_dir, self.config.lock_timeout, by_doc)
+        return LocalReader(gen_dir, self.config.lock_timeout, by_doc, AnnSettings.from_config(self.config))
 
     def warm(self) -> None:
         """Start the keyword tokenizer workers when they are on (``PARTYQA_KEYWORD_WORKERS``)."""
@@ -165,4 +179,5 @@ class LocalBackend(Backend):
 
     def begin(self, base: Path, tmp_dir: Path, number: int) -> LocalBatch:
         """A batch over the copied folders in ``tmp_dir``."""
-        return LocalBatch(tmp_dir, self.config.lock_timeout, self.config.keyword_workers)
+        return LocalBatch(tmp_dir, self.config.lock_timeout, self.config.keyword_workers,
+                          AnnSettings.from_config(self.config))
