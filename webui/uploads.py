@@ -1,11 +1,11 @@
-"""Upload rules: allowed extensions, file-name sanitising (keeps Chinese), and per-file results from a SyncReport."""
+"""Upload rules: allowed extensions, file-name sanitising (keeps Chinese), and bilingual reasons for ingest errors."""
 from __future__ import annotations
 
 import logging
 import re
 import unicodedata
 from pathlib import PurePosixPath
-from typing import Any, Iterable
+from typing import Iterable
 
 logger = logging.getLogger(__name__)
 
@@ -117,50 +117,8 @@ def bilingual_reason(reason: str) -> str:
     return "；".join(parts) + " / " + text
 
 
-def _owns(name: str, doc_id: str) -> bool:
-    """True when ``doc_id`` came from the uploaded file ``name`` (the file itself, or a record of a jsonl file)."""
-    return doc_id == name or doc_id.startswith(name)
-
-
 def uploaded_name(path: str) -> str:
     """The uploaded file name an engine error path refers to (a corpus-relative name, a temp path, a staged copy)."""
     base = PurePosixPath(path.replace("\\", "/")).name
     staged = re.match(r"^\.partyqa-staged-\d+-\d+-(.+)$", base)
     return staged.group(1) if staged else base
-
-
-def file_results(saved: dict[str, str], report: dict[str, Any],
-                 sources: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Per uploaded file: status (added / updated / unchanged / error), its doc ids and an error reason.
-
-    ``saved`` maps the sanitised name to the client's original name; ``report`` is ``SyncReport.to_dict()``;
-    ``sources`` maps doc ids to the file they were read from (``Engine.documents()`` "source"), which is how
-    the records of a .jsonl file (whose ids are their own) are traced back to the upload.
-    """
-    results = []
-    single = len(saved) == 1
-    sources = sources or {}
-
-    def belongs(name: str, doc_id: str) -> bool:
-        src = sources.get(doc_id)
-        if src:
-            return PurePosixPath(src.replace("\\", "/")).name == name
-        return single or _owns(name, doc_id)
-
-    for name, original in saved.items():
-        errors = [e for e in report.get("errors", []) if uploaded_name(str(e.get("path", ""))) == name]
-        entry: dict[str, Any] = {"filename": original, "saved_as": name, "status": "error", "doc_ids": [],
-                                 "reason": None}
-        if errors:
-            # Whole-file failures, or skipped lines of a bulk .jsonl whose valid lines were still indexed.
-            entry["reason"] = "；".join(bilingual_reason(str(e.get("reason", ""))) for e in errors)
-        for status in ("added", "updated", "unchanged"):
-            ids = [d for d in report.get(status, []) if belongs(name, d)]
-            if ids:
-                entry["doc_ids"].extend(i for i in ids if i not in entry["doc_ids"])
-                if entry["status"] == "error":
-                    entry["status"] = status
-        if entry["status"] == "error" and not entry["reason"]:
-            entry["reason"] = "文件中没有可索引的文本 / no indexable text in the file"
-        results.append(entry)
-    return results
