@@ -349,7 +349,6 @@
   }
 
   function fileStateLabel(f) {
-    if (f.state === "failed") return "失败：" + (f.reason || "未知原因");
     if (f.state === "embedding") return "语义索引中 " + percent(f.embedded, f.passages) + "%";
     return JOB_STATE_LABELS[f.state] || f.state;
   }
@@ -402,14 +401,14 @@
       files.slice(0, FILES_SHOWN).forEach(function (f) {
         var item = el("li", "job-file file-" + f.state);
         item.appendChild(el("span", "job-file-name", f.name));
-        item.appendChild(el("span", "badge badge-file badge-file-" + f.state,
-                            f.state === "failed" ? "失败" : fileStateLabel(f)));
+        item.appendChild(el("span", "badge badge-file badge-file-" + f.state, fileStateLabel(f)));
         if (f.state === "done" && STATUS_LABELS[f.status] && f.status !== "error") {
           item.appendChild(el("span", "job-file-outcome", STATUS_LABELS[f.status]));
         }
         if (f.passages) item.appendChild(el("span", "job-file-count", f.passages + " 段"));
+        // A failed file: the badge says 失败, this line says why (Chinese first). Skipped .jsonl lines likewise.
         if (f.state === "failed" || (f.reason && f.state !== "unchanged")) {
-          item.appendChild(el("span", "upload-reason", (f.state === "failed" ? "失败：" : "") + (f.reason || "未知原因")));
+          item.appendChild(el("span", "upload-reason", f.reason || "未知原因"));
         }
         list.appendChild(item);
       });
