@@ -61,14 +61,8 @@ def _browser() -> tuple[str, str]:
     return chromium, driver
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    """The real app served by waitress on a free 127.0.0.1 port, over a real index of the seed essay and a regulation."""
-    base = tmp_path_factory.mktemp("browser")
-    corpus = make_corpus(base / "corpus")
-    eng = Engine.open(base / "index", Config())
-    report = eng.index(corpus)
-    assert sorted(report.added) == sorted([SEED.name, REGULATION_ID]), report.to_dict()
+def _serve(eng):
+    """Serve ``eng`` with waitress on a free port in a thread; (base URL, the server)."""
     servers: list = []
     ready = threading.Event()
 
@@ -80,8 +74,19 @@ def live_server(tmp_path_factory):
                               kwargs={"threads": 4, "warm_up": True, "on_ready": on_ready}, daemon=True)
     thread.start()
     assert ready.wait(60), "the server did not start"
-    server = servers[0]
-    yield f"http://127.0.0.1:{server.effective_port}", eng, base
+    return f"http://127.0.0.1:{servers[0].effective_port}", servers[0], thread
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """The real app served by waitress on a free 127.0.0.1 port, over a real index of the seed essay and a regulation."""
+    base = tmp_path_factory.mktemp("browser")
+    corpus = make_corpus(base / "corpus")
+    eng = Engine.open(base / "index", Config())
+    report = eng.index(corpus)
+    assert sorted(report.added) == sorted([SEED.name, REGULATION_ID]), report.to_dict()
+    url, server, thread = _serve(eng)
+    yield url, eng, base
     server.close()
     thread.join(10)
     eng.close()
@@ -486,22 +491,6 @@ def test_upload_of_a_broken_file_says_why_in_its_job(live_server, driver, tmp_pa
 
 
 # ---------------------------------------------------------------------------- issue 12: uploads as jobs
-def _serve(eng):
-    """Serve ``eng`` with waitress on a free port in a thread; (base URL, the server)."""
-    servers: list = []
-    ready = threading.Event()
-
-    def on_ready(server):
-        servers.append(server)
-        ready.set()
-
-    thread = threading.Thread(target=serve, args=(eng, "127.0.0.1", 0),
-                              kwargs={"threads": 6, "warm_up": True, "on_ready": on_ready}, daemon=True)
-    thread.start()
-    assert ready.wait(60), "the server did not start"
-    return f"http://127.0.0.1:{servers[0].effective_port}", servers[0], thread
-
-
 def _get_json(url: str):
     with urllib.request.urlopen(url, timeout=30) as r:
         return json.loads(r.read())
