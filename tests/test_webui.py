@@ -53,6 +53,7 @@ XSS_TXT = """安全测试<script>alert('title')</script>文档
 """
 
 FINAL = ("done", "failed")
+ACTIVE = ("queued", "reading", "keyword-ready", "embedding")
 JOB_STATES = ("queued", "reading", "keyword-ready", "embedding", "done", "failed")
 JOB_KEYS = {"id", "kind", "state", "created_at", "started_at", "finished_at", "files", "passages_total",
             "passages_embedded", "rate", "eta_seconds", "queue_position", "report", "error", "summary"}
@@ -147,7 +148,7 @@ def _delete_done(client, doc_id: str, headers: dict | None = None) -> list[str]:
         assert resp.headers["Location"] == f"/api/jobs/{body['job']['id']}"
         job, _ = _wait_job(client, body["job"]["id"])
         assert job["state"] == "done", job
-        return job["report"]["removed"]
+        return [d for f in job["files"] if f["state"] == "done" for d in f["doc_ids"]]
     return body["removed"]
 
 
@@ -758,45 +759,51 @@ def test_second_upload_while_one_embeds_is_queued_and_both_finish(gated):
     assert re.search(r'data-state="(keyword|embedding)">(可检索|语义索引中 \d+%)<', html), "no per-document state"
     assert 'id="job-indicator"' in html and 'id="jobs-panel"' in html
 
-    # A second upload while the first embeds: accepted at once and queued, never refused.
+    # A second upload while the first embeds: accepted at once, never refused; searchable by keyword at once,
+    # its vectors queued behind the first job's (one shared backlog, embedded in order).
     resp = _upload(c, [("第二次上传：古田会议精神学习记录。".encode("utf-8"), "古田会议.txt")])
     assert resp.status_code == 202, resp.get_data(as_text=True)
     two = resp.get_json()["job"]
-    assert two["state"] == "queued" and two["queue_position"] == 1, two
+    assert two["state"] in ACTIVE, two
+    two, _ = _wait_job(c, two["id"], ("keyword-ready", "embedding", "done", "failed"), timeout=60)
+    assert two["state"] in ("keyword-ready", "embedding") and two["passages_embedded"] == 0, two
+    hits = c.get("/api/search", query_string={"q": "古田会议精神", "mode": "keyword"}).get_json()["results"]
+    assert hits and hits[0]["doc_id"] == "古田会议.txt"
     active = c.get("/api/jobs?active=1").get_json()
     assert [j["id"] for j in active["jobs"]] == [two["id"], one] and active["active"] == 2
     assert all(j["active"] for j in active["jobs"])
+    # Deleting while the jobs embed is not held up by them: the removal writes no vectors.
+    resp = c.delete(f"/api/documents/{quote(XSS_ID)}")
+    assert resp.status_code == 200 and resp.get_json()["removed"] == [XSS_ID], resp.get_data(as_text=True)
+    assert c.get(f"/api/jobs/{one}").get_json()["state"] in ("keyword-ready", "embedding")
 
     encoder.gate.set()
     done_one, _ = _wait_job(c, one)
-    done_two, seen = _wait_job(c, two["id"])
+    done_two, _ = _wait_job(c, two["id"])
     assert (done_one["state"], done_two["state"]) == ("done", "done"), (done_one, done_two)
-    assert seen[0] == "queued"
     assert done_one["passages_embedded"] == done_one["passages_total"] > 20
+    assert done_two["finished_at"] >= done_one["finished_at"]
     assert c.get("/api/jobs?active=1").get_json()["jobs"] == []
     states = _doc_states(c)
     assert all(s == "done" and e == p for s, e, p in states.values()), states
     health = c.get("/api/health").get_json()
-    assert health["pending_vectors"] == 0 and health["documents"] == len(states) == 5
+    assert health["pending_vectors"] == 0 and health["documents"] == len(states) == 4
+    assert health["passages"] == sum(p for _, _, p in states.values())
 
 
-def test_delete_queued_behind_an_embedding_job_answers_202(gated):
-    eng, encoder = gated
-    c = create_app(eng, Config()).test_client()
-    encoder.gate.clear()
-    resp = _upload(c, [("\n\n".join(f"第{i}段：遵义会议学习。" for i in range(20)).encode("utf-8"), "遵义.txt")])
-    add = resp.get_json()["job"]["id"]
-    _wait_job(c, add, ("keyword-ready", "embedding", "done", "failed"), timeout=60)
-    resp = c.delete(f"/api/documents/{quote(XSS_ID)}")
-    assert resp.status_code == 202, resp.get_data(as_text=True)  # behind the held job: not done within the wait
+def test_delete_with_wait_0_answers_202_with_the_job(wclient, writable):
+    _upload_done(wclient, [("待删除文档二：南湖红船精神。".encode("utf-8"), "待删除二.txt")])
+    resp = wclient.delete(f"/api/documents/{quote('待删除二.txt')}?wait=0")
+    assert resp.status_code == 202, resp.get_data(as_text=True)
     job = resp.get_json()["job"]
-    assert job["kind"] == "remove" and job["state"] == "queued"
+    assert job["kind"] == "remove" and job["state"] in ACTIVE + FINAL
     assert resp.headers["Location"] == f"/api/jobs/{job['id']}"
-    assert XSS_ID in _doc_states(c)
-    encoder.gate.set()
-    done, _ = _wait_job(c, job["id"])
-    assert done["state"] == "done" and done["report"]["removed"] == [XSS_ID]
-    assert XSS_ID not in _doc_states(c)
+    done, _ = _wait_job(wclient, job["id"])
+    assert done["state"] == "done" and [(f["name"], f["state"]) for f in done["files"]] == [("待删除二.txt", "done")]
+    assert "待删除二.txt" not in {d["doc_id"] for d in writable.documents()}
+    assert "删除 1 篇" in done["summary"]
+    _assert_json_error(wclient.delete(f"/api/documents/{quote(SEED_ID)}?wait=soon"), 400, "bad_wait")
+    assert SEED_ID in {d["doc_id"] for d in writable.documents()}
 
 
 # ---------------------------------------------------------------------------- serving

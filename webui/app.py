@@ -46,7 +46,8 @@ MAX_K = K_MAX
 MAX_BATCH = 100
 MAX_BATCH_PAGE = 500  # questions per batch-page upload (searched 32 at a time)
 FORMATS = ("json", "csv", "docx")
-DELETE_WAIT_S = 2.0  # DELETE answers 200 when its job ends within this, else 202 with the job to poll
+DELETE_WAIT_S = 2.0  # DELETE answers 200 when its job ends within this (?wait=), else 202 with the job to poll
+MAX_WAIT_S = 30.0
 DEFAULT_JOBS, MAX_JOBS = 20, 100  # GET /api/jobs: newest first
 COUNT_DEPTH = 100  # candidates counted per document when the engine gives no doc_counts
 EXAMPLE_DOCS = 12  # documents read to derive example questions
@@ -676,18 +677,24 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
         require_admin()
         if doc_id not in {d["doc_id"] for d in engine.documents()}:
             raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}", code="unknown_document")
+        wait = _parse_wait(request.args.get("wait"))
         job = engine.jobs.submit_remove([doc_id])
         logger.info("delete via web: %s (job %s)", doc_id, job.id)
-        try:  # a removal writes no vectors: it is usually done well within DELETE_WAIT_S, unless queued
-            job = engine.jobs.wait(job.id, "done", timeout=DELETE_WAIT_S)
+        try:  # a removal writes no vectors: it ends within the wait unless queued behind another job's reading
+            if not wait:
+                raise TimeoutError
+            job = engine.jobs.wait(job.id, "done", timeout=wait)
         except TimeoutError:
             return _job_response(engine.jobs.get(job.id) or job, {"removed": []})
         view = public_job(job.to_dict())
-        if view["state"] == "failed":
+        removed = [d for f in view["files"] if f["state"] == "done" for d in f.get("doc_ids") or [f["name"]]]
+        if view["state"] == "failed" or not removed:
+            if doc_id not in {d["doc_id"] for d in engine.documents()}:  # removed by another request meanwhile
+                raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}",
+                               code="unknown_document", extra={"job": view})
             zh, en = split_bilingual(view.get("error") or next(
                 (f["reason"] for f in view["files"] if f.get("reason")), "删除失败 / the removal failed"))
             raise ApiError(500, zh, en, code="remove_failed", extra={"job": view})
-        removed = list((view.get("report") or {}).get("removed") or [doc_id])
         return jsonify({"removed": removed, "job": view})
 
     @app.post("/api/documents")
@@ -716,6 +723,20 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
         return jsonify(public_job(job.to_dict()))
 
     return app
+
+
+def _parse_wait(value: Any) -> float:
+    """Seconds a DELETE waits for its job (``?wait=``, 0 to MAX_WAIT_S; DELETE_WAIT_S when absent)."""
+    if value is None or str(value).strip() == "":
+        return DELETE_WAIT_S
+    try:
+        wait = float(str(value).strip())
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= MAX_WAIT_S:
+        raise ApiError(400, f"wait 必须是 0 到 {MAX_WAIT_S:g} 之间的秒数。", f"wait must be 0 to {MAX_WAIT_S:g} seconds",
+                       code="bad_wait")
+    return wait
 
 
 def _job_response(job: Any, extra: dict[str, Any]) -> Response:

@@ -341,14 +341,25 @@
     return h + " 小时" + (m ? " " + m + " 分" : "");
   }
 
-  function jobStateLabel(job) {
+  // Vectors are one shared backlog, embedded in order: a later job's passages wait for an earlier job's.
+  function waitsForEarlier(job, list) {
+    if ((job.state !== "keyword-ready" && job.state !== "embedding") || job.passages_embedded) return false;
+    var at = list.indexOf(job);
+    return list.some(function (other, i) {
+      return i > at && (other.state === "keyword-ready" || other.state === "embedding"); // newest first: i > at is earlier
+    });
+  }
+
+  function jobStateLabel(job, waiting) {
+    if (waiting) return "可检索 · 排队等待语义索引";
     if (job.state === "queued") return "排队中" + (job.queue_position ? "（第 " + job.queue_position + " 位）" : "");
     if (job.state === "embedding") return "语义索引中 " + percent(job.passages_embedded, job.passages_total) + "%";
     if (job.state === "keyword-ready") return "可检索 · 等待语义索引";
     return JOB_STATE_LABELS[job.state] || job.state;
   }
 
-  function fileStateLabel(f) {
+  function fileStateLabel(f, waiting) {
+    if (waiting && (f.state === "embedding" || f.state === "keyword-ready")) return "可检索";
     if (f.state === "embedding") return "语义索引中 " + percent(f.embedded, f.passages) + "%";
     return JOB_STATE_LABELS[f.state] || f.state;
   }
@@ -376,13 +387,13 @@
     return bar;
   }
 
-  function renderJob(job) {
+  function renderJob(job, waiting) {
     var li = el("li", "job job-" + job.state);
     li.setAttribute("data-job-id", job.id);
     li.setAttribute("data-state", job.state);
     var head = el("div", "job-head");
     head.appendChild(el("span", "job-kind", JOB_KIND_LABELS[job.kind] || job.kind));
-    head.appendChild(el("span", "badge badge-job badge-job-" + job.state, jobStateLabel(job)));
+    head.appendChild(el("span", "badge badge-job badge-job-" + job.state, jobStateLabel(job, waiting)));
     var when = job.finished_at || job.started_at || job.created_at;
     head.appendChild(el("span", "job-time", (job.finished_at ? "结束于 " : job.started_at ? "开始于 " : "提交于 ") +
                                             formatDate(when)));
@@ -401,7 +412,7 @@
       files.slice(0, FILES_SHOWN).forEach(function (f) {
         var item = el("li", "job-file file-" + f.state);
         item.appendChild(el("span", "job-file-name", f.name));
-        item.appendChild(el("span", "badge badge-file badge-file-" + f.state, fileStateLabel(f)));
+        item.appendChild(el("span", "badge badge-file badge-file-" + f.state, fileStateLabel(f, waiting)));
         if (f.state === "done" && STATUS_LABELS[f.status] && f.status !== "error") {
           item.appendChild(el("span", "job-file-outcome", STATUS_LABELS[f.status]));
         }
@@ -422,7 +433,7 @@
     var ol = document.getElementById("job-list");
     if (!ol) return;
     while (ol.firstChild) ol.removeChild(ol.firstChild);
-    list.forEach(function (job) { ol.appendChild(renderJob(job)); });
+    list.forEach(function (job) { ol.appendChild(renderJob(job, waitsForEarlier(job, list))); });
     var empty = document.getElementById("jobs-empty");
     if (empty) empty.hidden = list.length > 0;
   }
