@@ -479,19 +479,35 @@ def test_upload_of_a_broken_file_says_why_in_its_job(live_server, driver, tmp_pa
     driver.find_element(By.ID, "upload-btn").click()
     wait.until(EC.text_to_be_present_in_element((By.ID, "upload-status"), "已提交 1 个文件"))
     assert not driver.find_element(By.ID, "upload-fill").is_displayed()  # no bar standing for the indexing
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#job-list .job").get_attribute("data-state") in FINAL)
-    failed = driver.find_element(By.CSS_SELECTOR, "#job-list .job .job-file.file-failed")
-    assert "损坏的文件.docx" in failed.text and "失败" in failed.find_element(By.CSS_SELECTOR, ".badge").text
-    reason = failed.find_element(By.CSS_SELECTOR, ".upload-reason").text
-    assert reason.startswith("文件已损坏，或不是 Word .docx 文件"), reason
-    summary = driver.find_element(By.CSS_SELECTOR, "#job-list .job .job-summary").text
-    assert "1 个文件失败" in summary, summary
+    job = wait.until(lambda d: (lambda j: j if j and j["state"] in FINAL else None)(_job_row(d)))
+    assert job["names"] == ["损坏的文件.docx"] and job["files"] == ["失败"], job
+    assert job["reasons"][0].startswith("文件已损坏，或不是 Word .docx 文件"), job
+    assert "1 个文件失败" in job["summary"], job
     assert len(engine.documents()) == n
     _assert_contrast(driver, "documents after a failed upload")
     _shot(driver, "15-upload-failed-file.png")
 
 
 # ---------------------------------------------------------------------------- issue 12: uploads as jobs
+JOB_ROW_JS = r"""
+const row = document.querySelector(arguments[0] ? '#job-list .job[data-job-id="' + arguments[0] + '"]' : "#job-list .job");
+if (!row) return null;
+const text = sel => { const e = row.querySelector(sel); return e ? e.textContent : ""; };
+const bar = row.querySelector('[role="progressbar"]');
+return {state: row.getAttribute("data-state"), badge: text(".badge-job"), line: text(".job-progress-text"),
+        pct: bar ? Number(bar.getAttribute("aria-valuenow")) : null, summary: text(".job-summary"),
+        files: Array.from(row.querySelectorAll(".job-file .badge")).map(b => b.textContent),
+        names: Array.from(row.querySelectorAll(".job-file-name")).map(b => b.textContent),
+        reasons: Array.from(row.querySelectorAll(".job-file .upload-reason")).map(b => b.textContent)};
+"""
+
+
+def _job_row(drv, job_id: str | None = None) -> dict | None:
+    """One job's row (the newest without an id) on the documents page, read in one script: the list is redrawn
+    at every poll, so element handles would go stale."""
+    return drv.execute_script(JOB_ROW_JS, job_id)
+
+
 def _get_json(url: str):
     with urllib.request.urlopen(url, timeout=30) as r:
         return json.loads(r.read())
@@ -585,24 +601,21 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
 
         # 3. the documents page in this second tab shows the job's progress, per file and per document
         driver.get(base + "/documents")
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, f'#job-list .job[data-job-id="{job_id}"]')))
-        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'.job[data-job-id="{job_id}"]')
-                   .get_attribute("data-state") == "embedding")
-        bar = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'.job[data-job-id="{job_id}"] [role="progressbar"]'))
-        start_pct = int(bar.get_attribute("aria-valuenow"))
-        line = driver.find_element(By.CSS_SELECTOR, f'.job[data-job-id="{job_id}"] .job-progress-text').text
-        assert f"/ {passages} 段" in line, line
-        wait.until(lambda d: "预计剩余" in d.find_element(By.CSS_SELECTOR, f'.job[data-job-id="{job_id}"] .job-progress-text').text)
-        wait.until(lambda d: int(d.find_element(By.CSS_SELECTOR, f'.job[data-job-id="{job_id}"] [role="progressbar"]')
-                                 .get_attribute("aria-valuenow")) > start_pct)  # live: it moves without a reload
-        row = driver.find_element(By.CSS_SELECTOR, f'.job[data-job-id="{job_id}"]')
-        assert "语义索引中" in row.find_element(By.CSS_SELECTOR, ".badge-job").text
-        states = [e.text for e in row.find_elements(By.CSS_SELECTOR, ".job-file .badge")]
-        assert len(states) == len(files) and all(t in ("可检索", "完成") or t.startswith("语义索引中") for t in states), states
+        info = wait.until(lambda d: (lambda j: j if j and j["state"] == "embedding" and j["pct"] is not None else None)
+                          (_job_row(d, job_id)))
+        assert f"/ {passages} 段" in info["line"] and info["badge"].startswith("语义索引中"), info
+        info = wait.until(lambda d: (lambda j: j if j and "预计剩余" in j["line"] else None)(_job_row(d, job_id)))
+        start = info["pct"]
+        wait.until(lambda d: (_job_row(d, job_id) or {}).get("pct", -1) > start)  # live: it moves without a reload
+        info = _job_row(driver, job_id)
+        assert len(info["files"]) == len(files), info
+        assert all(t in ("可检索", "完成") or t.startswith("语义索引中") for t in info["files"]), info
         indicator = driver.find_element(By.ID, "job-indicator-link")
         assert indicator.text.startswith("正在更新索引：1 个任务 · 语义索引 "), indicator.text
         assert indicator.get_attribute("href").endswith("/documents#jobs-panel")
-        doc_state = driver.find_element(By.CSS_SELECTOR, f'tr[data-doc-id="{phrase_file}"] .state .badge').text
+        doc_state = driver.execute_script(
+            "const b = document.querySelector(arguments[0]); return b && b.textContent;",
+            f'tr[data-doc-id="{phrase_file}"] .state .badge')
         assert doc_state in ("可检索", "完成") or doc_state.startswith("语义索引中"), doc_state
         _assert_contrast(driver, "documents page during a job")
         _shot(driver, "21-job-progress-second-tab.png")
@@ -616,8 +629,7 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
         jobs = _get_json(base + "/api/jobs?active=1")["jobs"]
         assert [j["id"] for j in jobs][1:] == [job_id] and jobs[0]["state"] in ACTIVE, jobs
         second_id = jobs[0]["id"]
-        badge = f'.job[data-job-id="{second_id}"] .badge-job'
-        wait.until(lambda d: "排队等待语义索引" in d.find_element(By.CSS_SELECTOR, badge).text)
+        wait.until(lambda d: "排队等待语义索引" in (_job_row(d, second_id) or {}).get("badge", ""))
         assert _get_json(base + f"/api/jobs/{job_id}")["state"] == "embedding"
         _shot(driver, "23-second-upload-queued.png")
 
@@ -637,13 +649,14 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
         assert f"新增 {len(files)} 篇" in big["summary"] and "新增 1 篇" in small["summary"]
         timings["rate"] = big["rate"] or 0.0
         driver.switch_to.window(search_tab)
-        WebDriverWait(driver, 30).until(lambda d: all(
-            e.get_attribute("data-state") == "done" for e in d.find_elements(By.CSS_SELECTOR, "#job-list .job")))
-        text = driver.find_element(By.ID, "job-list").text
-        assert f"新增 {len(files)} 篇" in text and "新增 1 篇" in text
-        WebDriverWait(driver, 30).until(lambda d: all(
-            e.text == "完成" for e in d.find_elements(By.CSS_SELECTOR, "#doc-rows .state .badge[data-state]")))
-        assert len(driver.find_elements(By.CSS_SELECTOR, "#doc-rows tr[data-doc-id]")) == before["documents"] + len(files) + 1
+        for jid, job in ((job_id, big), (second_id, small)):
+            row = WebDriverWait(driver, 30).until(lambda d: (lambda j: j if j and j["state"] == "done" else None)
+                                                  (_job_row(d, jid)))
+            assert row["summary"] == job["summary"] and row["badge"] == "完成", row
+        states = WebDriverWait(driver, 30).until(lambda d: (lambda t: t if t and set(t) == {"完成"} else None)(
+            d.execute_script("return Array.from(document.querySelectorAll('#doc-rows .state .badge[data-state]'))"
+                             ".map(b => b.textContent)")))
+        assert len(states) == before["documents"] + len(files) + 1
         _shot(driver, "22-both-jobs-done.png")
 
         # 6. the index is consistent: counts, every passage has its vector, the semantic half finds the upload

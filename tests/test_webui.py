@@ -500,31 +500,31 @@ def test_sanitize_filename_limits_length():
 
 def test_upload_answers_202_with_a_job_that_progresses_to_done(wclient, writable):
     before = writable.stats()
-    text = "# 红旗渠精神学习会\n\n红旗渠精神学习会在三号会议室召开，全体党员参加，自力更生、艰苦创业。\n"
-    resp = _upload(wclient, [(text.encode("utf-8"), "红旗渠学习.md")])
+    text = "# 焦裕禄精神学习会\n\n焦裕禄精神学习会在兰考召开，全体党员参加，亲民爱民、艰苦奋斗。\n"
+    resp = _upload(wclient, [(text.encode("utf-8"), "焦裕禄学习.md")])
     assert resp.status_code == 202, resp.get_data(as_text=True)
     body = resp.get_json()
     job = body["job"]
     assert JOB_KEYS <= set(job) and job["kind"] == "add" and job["state"] in JOB_STATES
     assert resp.headers["Location"] == f"/api/jobs/{job['id']}" and re.fullmatch(r"[\w.-]+", job["id"])
-    assert [f["name"] for f in job["files"]] == ["红旗渠学习.md"]
-    assert body["files"] == [{"filename": "红旗渠学习.md", "saved_as": "红旗渠学习.md", "status": "queued",
+    assert [f["name"] for f in job["files"]] == ["焦裕禄学习.md"]
+    assert body["files"] == [{"filename": "焦裕禄学习.md", "saved_as": "焦裕禄学习.md", "status": "queued",
                               "doc_ids": [], "reason": None}]
     done, seen = _wait_job(wclient, job["id"])
     assert done["state"] == "done" and seen[-1] == "done", seen
     assert all(JOB_STATES.index(a) < JOB_STATES.index(b) for a, b in zip(seen, seen[1:])), seen  # only forward
     f = done["files"][0]
-    assert (f["state"], f["status"], f["doc_ids"]) == ("done", "added", ["红旗渠学习.md"])
+    assert (f["state"], f["status"], f["doc_ids"]) == ("done", "added", ["焦裕禄学习.md"])
     assert done["passages_total"] == done["passages_embedded"] == f["passages"] == f["embedded"] > 0
-    assert done["report"]["added"] == ["红旗渠学习.md"] and "新增 1 篇" in done["summary"]
+    assert done["report"]["added"] == ["焦裕禄学习.md"] and "新增 1 篇" in done["summary"]
     assert done["finished_at"] and done["active"] is False
     after = writable.stats()
     assert after["passages"] == before["passages"] + f["passages"] and after.get("pending_vectors", 0) == 0
-    doc = next(d for d in wclient.get("/api/documents").get_json()["documents"] if d["doc_id"] == "红旗渠学习.md")
+    doc = next(d for d in wclient.get("/api/documents").get_json()["documents"] if d["doc_id"] == "焦裕禄学习.md")
     assert (doc["state"], doc["embedded"]) == ("done", doc["passages"])
     # Embedded: the semantic half finds it too, not only the keyword half.
-    hits = wclient.get("/api/search", query_string={"q": "红旗渠精神", "mode": "semantic", "k": 3}).get_json()
-    assert hits["results"][0]["doc_id"] == "红旗渠学习.md"
+    hits = wclient.get("/api/search", query_string={"q": "焦裕禄精神", "mode": "semantic", "k": 3}).get_json()
+    assert hits["results"][0]["doc_id"] == "焦裕禄学习.md"
     listed = wclient.get("/api/jobs").get_json()
     assert listed["jobs"][0]["id"] == job["id"] and listed["count"] == len(listed["jobs"])
     assert job["id"] not in {j["id"] for j in wclient.get("/api/jobs?active=1").get_json()["jobs"]}
