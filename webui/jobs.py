@@ -74,6 +74,8 @@ def doc_state(doc: dict[str, Any]) -> tuple[str, str]:
             passages, embedded = int(doc.get("passages") or 0), int(doc.get("embedded") or 0)
         except (TypeError, ValueError):
             passages, embedded = 0, 0
+        if not embedded:  # the encoder has not reached this document yet: searchable by keyword
+            return state, DOC_STATE_LABELS["keyword"]
         if passages:
             label += f" {min(99, embedded * 100 // passages)}%"
     return state, label

@@ -136,6 +136,7 @@
   }
 
   function docStateLabel(d) {
+    if (d.state === "embedding" && !d.embedded) return DOC_STATE_LABELS.keyword; // its turn has not come yet
     var label = DOC_STATE_LABELS[d.state] || DOC_STATE_LABELS.done;
     if (d.state === "embedding" && d.passages) label += " " + Math.min(99, percent(d.embedded, d.passages)) + "%";
     return label;
@@ -359,7 +360,8 @@
   }
 
   function fileStateLabel(f, waiting) {
-    if (waiting && (f.state === "embedding" || f.state === "keyword-ready")) return "可检索";
+    // Searchable by keyword; "语义索引中" only once the encoder has reached this file's passages.
+    if ((waiting || !f.embedded) && (f.state === "embedding" || f.state === "keyword-ready")) return "可检索";
     if (f.state === "embedding") return "语义索引中 " + percent(f.embedded, f.passages) + "%";
     return JOB_STATE_LABELS[f.state] || f.state;
   }
