@@ -68,13 +68,31 @@ def _print_report(report, as_json: bool) -> int:
               f"错误 errors: {len(d['errors'])}")
         if d.get("passages_retokenized"):
             print(f"重新分词 re-tokenized: {d['passages_retokenized']} passages (the analyzer changed)")
+        if d.get("passages_pending"):
+            print(f"待语义索引 pending embeddings: {d['passages_pending']} passages (searchable by keyword now; "
+                  f"finished by a running server or the next `partyqa index`)")
         for e in d["errors"]:
             print(f"  ! {e['path']}: {e['reason']}", file=sys.stderr)
     return 1 if d["errors"] and not (d["added"] or d["updated"] or d["unchanged"]) else 0
 
 
+STAGE_TEXT = {"reading": "读取文档 reading …", "keyword-ready": "可检索 keyword-ready: searchable by keyword",
+              "embedding": "语义索引 embedding (semantic search catches up) …", "done": "完成 done"}
+
+
+def _stages(args: argparse.Namespace):
+    """A callback printing the write's stages to stderr (none with -q or --json)."""
+    if args.quiet or getattr(args, "json", False):
+        return None
+    return lambda stage: print(STAGE_TEXT.get(stage, stage), file=sys.stderr, flush=True)
+
+
+def _write_opts(args: argparse.Namespace) -> dict[str, Any]:
+    return {"progress": not args.quiet, "wait": not args.no_wait, "stages": _stages(args)}
+
+
 def cmd_index(args: argparse.Namespace) -> int:
-    """Sync the index with a corpus directory."""
+    """Sync the index with a corpus directory (then encode every pending passage, unless --no-wait)."""
     if args.rebuild:
         from .engine import Engine
 
@@ -85,18 +103,18 @@ def cmd_index(args: argparse.Namespace) -> int:
         if args.corpus_dir:
             raise PartyQAError("--import 与 CORPUS_DIR 只能给一个 / give either --import DIR or CORPUS_DIR, not both")
         with _engine(args, create=True) as eng:
-            return _print_report(eng.import_dir(args.import_dir, progress=not args.quiet), args.json)
+            return _print_report(eng.import_dir(args.import_dir, **_write_opts(args)), args.json)
     if not args.corpus_dir:
         raise PartyQAError("give the corpus directory to index: partyqa index CORPUS_DIR (or --import DIR)")
     with _engine(args, create=True) as eng:
-        report = eng.index(args.corpus_dir, progress=not args.quiet)
+        report = eng.index(args.corpus_dir, **_write_opts(args))
         return _print_report(report, args.json)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    """Copy files into the corpus and index them."""
+    """Copy files into the corpus and index them (keyword first; waits for the vectors unless --no-wait)."""
     with _engine(args, create=True) as eng:
-        report = eng.add(args.paths, progress=not args.quiet)
+        report = eng.add(args.paths, **_write_opts(args))
         code = _print_report(report, args.json)
         return 1 if report.errors else code
 
@@ -319,10 +337,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     eng = _engine(args, create=True)
     try:
+        eng.jobs  # resume spooled jobs and pending embeddings (of a killed server or `add --no-wait`) now
         serve(eng, host=args.host, port=args.port, threads=args.threads)
     finally:
         eng.close()
     return 0
+
+
+NO_WAIT_HELP = ("return once the documents are searchable by keyword; their embeddings are then finished by a "
+                "running `partyqa serve` or the next `partyqa index`")
 
 
 # ------------------------------------------------------------------ parser
@@ -356,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_split)
 
-    p = sub.add_parser("index", help="sync the index with a corpus directory")
+    p = sub.add_parser("index", help="sync the index with a corpus directory (and finish pending embeddings)")
     p.add_argument("corpus_dir", nargs="?", help="the corpus directory (with --rebuild: default the remembered one)")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
     p.add_argument("--rebuild", action="store_true", help="discard the index (e.g. a damaged one) and build it "
                    "again from the corpus; cached embeddings are reused")
     p.add_argument("--import", dest="import_dir", metavar="DIR", help="copy the files of DIR not imported before "
@@ -369,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("add", help="copy files into the corpus and index them")
     p.add_argument("paths", nargs="+")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("remove", help="remove documents by doc id")

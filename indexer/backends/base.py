@@ -70,8 +70,9 @@ class WriteBatch(ABC):
         """Drop these documents' vectors and add ``vectors`` for ``pids``; ``rebuild`` starts empty (new model)."""
 
     @abstractmethod
-    def prepare_commit(self, n_passages: int) -> None:
-        """Make the batch durable and check that both halves hold ``n_passages``; raise if they do not."""
+    def prepare_commit(self, n_passages: int, n_vectors: int | None = None) -> None:
+        """Make the batch durable and check that the keyword half holds ``n_passages`` and the vector half
+        ``n_vectors`` (default: ``n_passages``; fewer while passages wait for their vectors); raise if not."""
 
     @abstractmethod
     def abort(self) -> None:
@@ -82,6 +83,10 @@ class Backend(ABC):
     """A search backend for one index directory: opens readers of committed generations and write batches."""
 
     name = "base"
+    # Keyword first: a write may commit passages to the keyword half before their vectors exist (listed as pending
+    # in the manifest), and commit the vectors in later generations. A backend whose rows hold both halves of a
+    # passage together (milvus) sets this False: its writes embed before the commit, as before.
+    keyword_first = True
 
     def __init__(self, root: Path, config: Config):
         self.root = Path(root)

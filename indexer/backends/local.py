@@ -98,6 +98,8 @@ class LocalBatch(WriteBatch):
 
     def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False) -> None:
         """Delete then add in the whoosh copy (a fresh whoosh index when ``rebuild``)."""
+        if not drop_docs and not passages and not rebuild:
+            return
         if rebuild:
             shutil.rmtree(self.tmp / KEYWORD_DIR)
             kw = WhooshKeywordIndex.create(self.tmp / KEYWORD_DIR, lock_timeout=self.lock_timeout)
@@ -124,7 +126,7 @@ class LocalBatch(WriteBatch):
             vec.add(list(pids), vectors)
         vec.save()
 
-    def prepare_commit(self, n_passages: int) -> None:
+    def prepare_commit(self, n_passages: int, n_vectors: int | None = None) -> None:
         """Refuse to commit when the keyword index, the vectors and the passage list disagree."""
         kw = WhooshKeywordIndex.open(self.tmp / KEYWORD_DIR)
         try:
@@ -132,8 +134,10 @@ class LocalBatch(WriteBatch):
         finally:
             kw.close()
         n_vec = NumpyVectorIndex.open(self.tmp / VECTORS_DIR).count()
-        if not (n_kw == n_vec == n_passages):
-            raise RuntimeError(f"inconsistent index build: {n_kw} keyword docs, {n_vec} vectors, {n_passages} passages")
+        want_vec = n_passages if n_vectors is None else n_vectors
+        if not (n_kw == n_passages and n_vec == want_vec):
+            raise RuntimeError(f"inconsistent index build: {n_kw} keyword docs, {n_vec} vectors ({want_vec} expected), "
+                               f"{n_passages} passages")
 
     def abort(self) -> None:
         """Nothing to undo: the caller deletes the generation copy."""

@@ -1,0 +1,527 @@
+"""Jobs: every add / remove / index is queued, run by one worker, and reports its progress until its vectors land.
+
+A job's keyword phase (reading the files, committing them to the passage store and the keyword half) runs in the
+queue's one worker thread, in submission order; the embedding of the new passages is a shared backlog (the
+``pending_vectors`` of the index) that the engine's background thread encodes. So a queued job's keyword phase
+runs while an earlier job is still embedding, and each job reports the progress of its own passages.
+
+States: queued -> reading -> keyword-ready -> embedding -> done, or failed. Submitted files are spooled under
+``<index>/jobs/<id>/`` with the job's record (``job.json``), so a restarted server resumes queued jobs; the records
+of finished jobs (the last 50) are kept in ``<index>/jobs.json``.
+"""
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import json
+import logging
+import secrets
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from .generations import write_json
+from .sync import bilingual_reason
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+logger = logging.getLogger(__name__)
+
+JOB_STATES = ("queued", "reading", "keyword-ready", "embedding", "done", "failed")
+FINAL_STATES = ("done", "failed")
+KEEP_FINISHED = 50
+JOBS_DIR = "jobs"  # <index>/jobs/<id>/: spooled files and job.json of jobs not finished yet
+RECORDS_FILE = "jobs.json"  # <index>/jobs.json: records of the last KEEP_FINISHED finished jobs
+
+
+# --------------------------------------------------------------------------------------------- the shared backlog
+class Backlog:
+    """Progress of the engine's embedding backlog: passages encoded but not committed yet, and the recent rate."""
+
+    def __init__(self, window: float = 60.0):
+        self._lock = threading.Lock()
+        self._window = window
+        self._events: collections.deque[tuple[float, int]] = collections.deque()
+        self._uncommitted: set[str] = set()
+        self.active = False
+        self.error: str | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` (no arguments, quickly) whenever passages were encoded or committed."""
+        with self._lock:
+            self._listeners.append(fn)
+
+    def unlisten(self, fn: Callable[[], None]) -> None:
+        """Stop calling ``fn``."""
+        with self._lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+
+    def _notify(self) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn()
+            except Exception:  # pragma: no cover - a listener must not stop the embedding
+                logger.exception("backlog listener failed")
+
+    def started(self, pending: int) -> None:
+        """An encoder starts a chunk of a backlog of ``pending`` passages."""
+        with self._lock:
+            self.active = True
+        self._notify()
+
+    def encoded(self, pids: Sequence[str], n_encoded: int) -> None:
+        """``pids`` have vectors now (``n_encoded`` of them were encoded, the rest came from the cache)."""
+        with self._lock:
+            self._uncommitted.update(pids)
+            self._events.append((time.monotonic(), len(pids)))
+        self._notify()
+
+    def committed(self, pids: Iterable[str]) -> None:
+        """Vectors of ``pids`` were committed (or are no longer wanted)."""
+        with self._lock:
+            self._uncommitted.difference_update(pids)
+        self._notify()
+
+    def idle(self) -> None:
+        """The encoder stopped (backlog empty, stopped, or failed)."""
+        with self._lock:
+            self.active = False
+            self._uncommitted.clear()
+        self._notify()
+
+    def uncommitted(self) -> set[str]:
+        """Passages encoded whose vectors are not committed yet (they count as embedded for progress)."""
+        with self._lock:
+            return set(self._uncommitted)
+
+    def rate(self) -> float | None:
+        """Passages per second over the recent window, None before two batches were encoded in it."""
+        with self._lock:
+            now = time.monotonic()
+            while self._events and now - self._events[0][0] > self._window:
+                self._events.popleft()
+            if not self._events:
+                return None
+            if len(self._events) < 2 or self._events[-1][0] <= self._events[0][0]:
+                return None
+            # Passages encoded after the first event, over the time since it.
+            done = sum(n for _, n in self._events) - self._events[0][1]
+            return done / (self._events[-1][0] - self._events[0][0])
+
+
+# --------------------------------------------------------------------------------------------- jobs
+@dataclass
+class JobFile:
+    """One file (or document id, for a removal) of a job."""
+
+    name: str  # the name the user gave (upload name, path given to add, doc id to remove)
+    path: str = ""  # the spooled copy
+    state: str = "queued"  # a job state, or "unchanged"
+    doc_ids: list[str] = field(default_factory=list)
+    passages: int = 0
+    embedded: int = 0
+    reason: str | None = None
+
+
+@dataclass
+class Job:
+    """One queued write; read it through :meth:`to_dict` (a consistent snapshot)."""
+
+    id: str
+    kind: str  # "add" | "remove" | "index"
+    state: str = "queued"
+    created_at: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    files: list[JobFile] = field(default_factory=list)
+    target: str = ""  # index: the corpus dir
+    pids: list[str] = field(default_factory=list)  # this job's passages in the embedding backlog
+    passages_total: int = 0
+    passages_embedded: int = 0
+    rate: float | None = None
+    eta_seconds: float | None = None
+    queue_position: int | None = None
+    report: dict[str, Any] | None = None
+    error: str | None = None
+    summary: str = ""
+    _guard: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as JSON-ready data (the contract in docs: id, kind, state, files, progress, report, summary)."""
+        guard = self._guard or threading.Lock()
+        with guard:
+            return {"id": self.id, "kind": self.kind, "state": self.state, "created_at": self.created_at,
+                    "started_at": self.started_at, "finished_at": self.finished_at,
+                    "files": [{k: v for k, v in asdict(f).items() if k != "path"} for f in self.files],
+                    "passages_total": self.passages_total, "passages_embedded": self.passages_embedded,
+                    "rate": None if self.rate is None else round(self.rate, 2),
+                    "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
+                    "queue_position": self.queue_position, "report": self.report, "error": self.error,
+                    "summary": self.summary}
+
+    def _record(self) -> dict[str, Any]:
+        return {**self.to_dict(), "target": self.target, "pids": self.pids,
+                "paths": [f.path for f in self.files]}
+
+    @classmethod
+    def _from_record(cls, rec: dict[str, Any], guard: Any) -> "Job":
+        files = [JobFile(**{k: v for k, v in f.items() if k in JobFile.__dataclass_fields__})
+                 for f in rec.get("files", [])]
+        for f, path in zip(files, rec.get("paths", [])):
+            f.path = path
+        known = {k: v for k, v in rec.items() if k in cls.__dataclass_fields__ and k not in ("files", "_guard")}
+        return cls(**known, files=files, _guard=guard)
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _new_id() -> str:
+    return f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+class JobQueue:
+    """The jobs of one Engine (``Engine.jobs``): submit, list, wait; one worker runs keyword phases in order."""
+
+    def __init__(self, engine: "Engine"):
+        self.engine = engine
+        self.dir = engine.root / JOBS_DIR
+        self._cv = threading.Condition(threading.RLock())
+        self._jobs: dict[str, Job] = {}
+        self._queue: collections.deque[str] = collections.deque()
+        self._closed = False
+        self._load()
+        engine.backlog.listen(self._on_progress)
+        self._worker = threading.Thread(target=self._run, name="partyqa-jobs", daemon=True)
+        self._worker.start()
+        engine.start_background()  # pending vectors (of earlier jobs, other processes) resume now
+
+    # ------------------------------------------------------------------ submitting
+    def submit_add(self, paths: Sequence[str | Path], names: dict[str, str] | None = None,
+                   owned_dir: Path | None = None) -> Job:
+        """Queue files for adding; returns at once. The files are copied into the job's spool under the index dir
+        first (so the caller may delete its temp files; ``owned_dir`` is deleted here once they are copied).
+        ``names`` maps path -> display name (upload name)."""
+        names = {str(k): v for k, v in (names or {}).items()}
+        job = self._new("add")
+        spool = self.dir / job.id / "files"
+        for i, raw in enumerate(paths):
+            path = Path(raw)
+            name = names.get(str(raw)) or names.get(str(path)) or path.name
+            entry = JobFile(name=name)
+            target = spool / str(i) / Path(name).name
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+                entry.path = str(target)
+            except OSError as exc:
+                entry.state = "failed"
+                entry.reason = f"无法读取上传的文件 / cannot read the submitted file: {exc.strerror or exc}"
+            job.files.append(entry)
+        if owned_dir is not None:
+            shutil.rmtree(owned_dir, ignore_errors=True)
+        return self._enqueue(job)
+
+    def submit_remove(self, doc_ids: Sequence[str]) -> Job:
+        """Queue the removal of documents (by doc id)."""
+        job = self._new("remove")
+        job.files = [JobFile(name=str(d), doc_ids=[str(d)]) for d in dict.fromkeys(doc_ids)]
+        return self._enqueue(job)
+
+    def submit_index(self, corpus_dir: str | Path) -> Job:
+        """Queue a sync of the index with a corpus directory."""
+        job = self._new("index")
+        job.target = str(Path(corpus_dir).resolve())
+        return self._enqueue(job)
+
+    def _new(self, kind: str) -> Job:
+        if self._closed:
+            raise RuntimeError("the job queue is closed")
+        return Job(id=_new_id(), kind=kind, created_at=_now(), _guard=self._cv)
+
+    def _enqueue(self, job: Job) -> Job:
+        with self._cv:
+            self._jobs[job.id] = job
+            self._queue.append(job.id)
+            self._save_active(job)
+            self._positions()
+            self._cv.notify_all()
+        logger.info("job %s (%s) queued", job.id, job.kind)
+        return job
+
+    # ------------------------------------------------------------------ reading
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id (running, queued or one of the last finished), else None."""
+        self._refresh()
+        with self._cv:
+            return self._jobs.get(job_id)
+
+    def list(self, active_only: bool = False, limit: int = 50) -> list[Job]:
+        """Jobs, newest first; ``active_only`` leaves out finished ones."""
+        self._refresh()
+        with self._cv:
+            jobs = [j for j in self._jobs.values() if not active_only or j.state not in FINAL_STATES]
+        jobs.sort(key=lambda j: (j.created_at, j.id), reverse=True)
+        return jobs[:limit]
+
+    def wait(self, job_id: str, state: str = "done", timeout: float | None = None) -> Job:
+        """Block until the job reaches ``state`` or a later one (failed counts as final); TimeoutError otherwise."""
+        if state not in JOB_STATES:
+            raise ValueError(f"unknown job state {state!r}; one of {', '.join(JOB_STATES)}")
+        want = JOB_STATES.index(state)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._refresh()
+            with self._cv:
+                job = self._jobs.get(job_id)
+                if job is None:
+                    raise KeyError(job_id)
+                if job.state in FINAL_STATES or JOB_STATES.index(job.state) >= want:
+                    return job
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"job {job_id} is {job.state}, not {state}, after {timeout} s")
+                self._cv.wait(0.5 if left is None else min(0.5, left))
+
+    # ------------------------------------------------------------------ the worker
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                job = self._jobs[self._queue.popleft()]
+                job.state, job.started_at = "reading", _now()
+                for f in job.files:
+                    if f.state == "queued":
+                        f.state = "reading"
+                self._positions()
+                self._save_active(job)
+                self._cv.notify_all()
+            try:
+                if job.kind == "add":
+                    self._run_add(job)
+                elif job.kind == "remove":
+                    self._run_remove(job)
+                else:
+                    self._run_index(job)
+            except Exception as exc:
+                logger.exception("job %s failed", job.id)
+                with self._cv:
+                    job.error = str(exc) if "/" in str(exc) else f"任务失败 / job failed: {exc}"
+                    for f in job.files:
+                        if f.state not in FINAL_STATES + ("unchanged",):
+                            f.state, f.reason = "failed", f.reason or job.error
+                    self._finish(job, "failed")
+            self._refresh()
+
+    def _run_add(self, job: Job) -> None:
+        todo = [f for f in job.files if f.path and f.state != "failed"]
+        by_path = {f.path: f for f in todo}
+        report = self.engine.add([f.path for f in todo], wait=False) if todo else None
+        gen = self.engine._state()
+        with self._cv:
+            if report is not None:
+                for err in report.errors:
+                    f = by_path.get(err.get("path", "")) or next(
+                        (f for f in todo if Path(f.path).name == Path(err.get("path", "")).name), None)
+                    if f is not None:
+                        f.state, f.reason = "failed", bilingual_reason(err.get("reason", ""))
+                        err["path"] = f.name  # the name the user gave, not the spooled copy
+                files = gen.manifest.get("files", {})
+                changed = set(report.added) | set(report.updated)
+                for f in todo:
+                    if f.state == "failed":
+                        continue
+                    f.doc_ids = list(files.get(Path(f.path).name, {}).get("doc_ids", []))
+                    f.passages = sum(len(gen.by_doc.get(d, ())) for d in f.doc_ids)
+                    f.state = "keyword-ready" if set(f.doc_ids) & changed else "unchanged"
+                    if not f.doc_ids:
+                        f.state, f.reason = "failed", "文件中没有可索引的文本 / no indexable text in the file"
+            self._keyword_ready(job, report)
+
+    def _run_remove(self, job: Job) -> None:
+        removed = set(self.engine.remove([f.name for f in job.files]))
+        with self._cv:
+            for f in job.files:
+                if f.name in removed:
+                    f.state = "done"
+                else:
+                    f.state, f.reason = "failed", f"未找到文档 / unknown document id: {f.name}"
+            job.summary = _summary({"removed": sorted(removed)}, sum(f.state == "failed" for f in job.files))
+            self._finish(job, "failed" if not removed and job.files else "done")
+
+    def _run_index(self, job: Job) -> None:
+        report = self.engine.index(job.target, wait=False)
+        gen = self.engine._state()
+        with self._cv:
+            for doc_id in report.added + report.updated:
+                job.files.append(JobFile(name=doc_id, state="keyword-ready", doc_ids=[doc_id],
+                                         passages=len(gen.by_doc.get(doc_id, ()))))
+            for err in report.errors:
+                job.files.append(JobFile(name=err.get("path", ""), state="failed",
+                                         reason=bilingual_reason(err.get("reason", ""))))
+            self._keyword_ready(job, report)
+
+    def _keyword_ready(self, job: Job, report: Any) -> None:
+        """The job's keyword commit landed: list its pending passages; the backlog embeds them."""
+        gen = self.engine._state()
+        docs = {d for f in job.files if f.state == "keyword-ready" for d in f.doc_ids}
+        job.pids = [pid for pid in gen.manifest.get("pending_vectors") or [] if gen.passages[pid].doc_id in docs]
+        job.passages_total = sum(f.passages for f in job.files if f.state == "keyword-ready")
+        failed = sum(f.state == "failed" for f in job.files)
+        if report is not None:
+            job.report = report.to_dict()
+            job.summary = _summary(job.report, failed)
+        else:
+            job.summary = _summary({}, failed)
+        shutil.rmtree(self.dir / job.id / "files", ignore_errors=True)  # the corpus holds the files now
+        if not docs:
+            self._finish(job, "failed" if failed and not any(f.state == "unchanged" for f in job.files) else "done")
+            return
+        job.state = "keyword-ready"
+        self._save_active(job)
+        self._cv.notify_all()
+        self.engine.start_background()
+
+    # ------------------------------------------------------------------ progress
+    def _on_progress(self) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompute embedding progress of keyword-ready / embedding jobs; finish those whose vectors all landed."""
+        with self._cv:
+            active = [j for j in self._jobs.values() if j.state in ("keyword-ready", "embedding")]
+            if not active:
+                return
+        try:
+            gen = self.engine._state()
+        except Exception:  # pragma: no cover - a broken index is reported by the searches
+            return
+        order = gen.manifest.get("pending_vectors") or []
+        pending = set(order)
+        encoded = self.engine.backlog.uncommitted()
+        rate = self.engine.backlog.rate()
+        position = {pid: i for i, pid in enumerate(p for p in order if p not in encoded)}
+        with self._cv:
+            for job in active:
+                left = [pid for pid in job.pids if pid in pending and pid not in encoded]
+                left_by_doc: dict[str, int] = {}
+                for pid in left:
+                    d = pid.rpartition("#")[0]
+                    left_by_doc[d] = left_by_doc.get(d, 0) + 1
+                committed = not any(pid in pending for pid in job.pids)
+                job.passages_embedded = len(job.pids) - len(left)
+                for f in job.files:
+                    if f.state in ("keyword-ready", "embedding", "done"):
+                        f.embedded = f.passages - sum(left_by_doc.get(d, 0) for d in f.doc_ids)
+                job.rate = rate
+                ahead = max((position[pid] for pid in left), default=-1) + 1
+                job.eta_seconds = ahead / rate if rate and left else (0.0 if not left else None)
+                job.error = self.engine.backlog.error
+                if committed:
+                    for f in job.files:
+                        if f.state in ("keyword-ready", "embedding"):
+                            f.state = "done"
+                    job.passages_embedded = len(job.pids)
+                    self._finish(job, "done")
+                elif job.passages_embedded or self.engine.backlog.active:
+                    if job.state != "embedding":
+                        job.state = "embedding"
+                        for f in job.files:
+                            if f.state == "keyword-ready":
+                                f.state = "embedding"
+                        self._save_active(job)
+            self._cv.notify_all()
+
+    def _positions(self) -> None:
+        for j in self._jobs.values():
+            j.queue_position = None
+        for i, job_id in enumerate(self._queue, start=1):
+            self._jobs[job_id].queue_position = i
+
+    # ------------------------------------------------------------------ records
+    def _finish(self, job: Job, state: str) -> None:
+        """Mark a job final, move its record to jobs.json (last KEEP_FINISHED) and delete its spool."""
+        job.state, job.finished_at = state, _now()
+        job.eta_seconds = 0.0 if state == "done" else None
+        finished = sorted((j for j in self._jobs.values() if j.state in FINAL_STATES),
+                          key=lambda j: (j.finished_at or "", j.id), reverse=True)
+        for old in finished[KEEP_FINISHED:]:
+            self._jobs.pop(old.id, None)
+        try:
+            write_json(self.engine.root / RECORDS_FILE,
+                       {"jobs": [j._record() for j in finished[:KEEP_FINISHED]]})
+        except OSError:
+            logger.warning("could not write %s", RECORDS_FILE, exc_info=True)
+        shutil.rmtree(self.dir / job.id, ignore_errors=True)
+        logger.info("job %s %s: %s", job.id, state, job.summary)
+        self._cv.notify_all()
+
+    def _save_active(self, job: Job) -> None:
+        try:
+            (self.dir / job.id).mkdir(parents=True, exist_ok=True)
+            write_json(self.dir / job.id / "job.json", job._record())
+        except OSError:
+            logger.warning("could not save the record of job %s", job.id, exc_info=True)
+
+    def _load(self) -> None:
+        """Finished records from jobs.json; unfinished jobs from their spool: queued ones run again, jobs whose
+        keyword phase was committed wait for their pending vectors (the background embedder resumes them)."""
+        try:
+            records = json.loads((self.engine.root / RECORDS_FILE).read_text("utf-8")).get("jobs", [])
+        except (OSError, ValueError, AttributeError):
+            records = []
+        for rec in records:
+            try:
+                job = Job._from_record(rec, self._cv)
+                self._jobs[job.id] = job
+            except (TypeError, KeyError):
+                continue
+        for path in sorted(self.dir.glob("*/job.json")):
+            try:
+                job = Job._from_record(json.loads(path.read_text("utf-8")), self._cv)
+            except (OSError, ValueError, TypeError, KeyError):
+                logger.warning("unreadable job record %s: dropped", path)
+                shutil.rmtree(path.parent, ignore_errors=True)
+                continue
+            self._jobs[job.id] = job
+            if job.state in ("queued", "reading"):
+                missing = [f for f in job.files if f.path and not Path(f.path).is_file() and f.state != "failed"]
+                if job.kind == "add" and missing:
+                    job.error = "服务重启时任务的文件已丢失 / the job's files were lost when the server restarted"
+                    self._finish(job, "failed")
+                    continue
+                logger.warning("resuming job %s (%s) interrupted by a restart", job.id, job.kind)
+                job.state = "queued"
+                for f in job.files:
+                    if f.state == "reading":
+                        f.state = "queued"
+                self._queue.append(job.id)
+        self._positions()
+
+    def close(self) -> None:
+        """Stop the worker after the job it is running (queued jobs stay spooled for the next start)."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self.engine.backlog.unlisten(self._on_progress)
+        if self._worker is not threading.current_thread():
+            self._worker.join()
+
+
+def _summary(report: dict[str, Any], failed: int) -> str:
+    """A Chinese one-liner of what a job changed, e.g. "新增 3 篇，更新 1 篇，删除 0 篇；1 个文件失败"."""
+    parts = f"新增 {len(report.get('added', []))} 篇，更新 {len(report.get('updated', []))} 篇，" \
+            f"删除 {len(report.get('removed', []))} 篇"
+    if report.get("unchanged"):
+        parts += f"，未变 {len(report['unchanged'])} 篇"
+    return parts + (f"；{failed} 个文件失败" if failed else "")
