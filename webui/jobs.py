@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .uploads import bilingual_reason, uploaded_name
+from indexer.sync import bilingual_reason
+
+from .uploads import uploaded_name
 
 ACTIVE_STATES = ("queued", "reading", "keyword-ready", "embedding")
 DOC_STATE_LABELS = {"keyword": "可检索", "embedding": "语义索引中", "done": "完成"}
