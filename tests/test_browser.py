@@ -549,6 +549,8 @@ def _unique_phrase(files: list[Path], others: list[str]) -> tuple[str, str]:
     raise AssertionError("no phrase unique to one uploaded file")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # ~2-3 min on an idle machine (e5 at ~10 passages/s); 15 min seen under a load of 8
 def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues_a_second(driver, tmp_path):
     """Issue 12's "done when": ≥ 1,000 passages uploaded from the page are keyword-searchable within 15 s; the
     documents page in a second tab shows the job's progress; a second upload during it is queued; both finish;
@@ -634,7 +636,7 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
         _shot(driver, "23-second-upload-queued.png")
 
         # 5. both finish (minutes: the model embeds ~10 passages/s); the second tab follows without a reload
-        deadline = time.monotonic() + 1800
+        deadline = time.monotonic() + 2100
         while True:
             states = {j["id"]: j for j in _get_json(base + "/api/jobs")["jobs"] if j["id"] in (job_id, second_id)}
             if all(j["state"] in FINAL for j in states.values()):
@@ -670,6 +672,9 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
         assert phrase_file in [h["doc_id"] for h in sem], [h["doc_id"] for h in sem]
         assert not _console_errors(driver), _console_errors(driver)
     finally:
+        for handle in driver.window_handles:  # stop the pages' polling before the server goes away
+            driver.switch_to.window(handle)
+            driver.get("about:blank")
         server.close()
         thread.join(10)
         eng.close()
