@@ -718,8 +718,8 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     def api_job(job_id: str) -> Response:
         job = engine.jobs.get(job_id)
         if job is None:
-            raise ApiError(404, f"找不到任务“{job_id}”（服务重启后，已结束的任务不再保留）。",
-                           f"unknown job {job_id!r} (finished jobs are not kept across restarts)", code="unknown_job")
+            raise ApiError(404, f"找不到任务“{job_id}”（只保留最近结束的任务）。",
+                           f"unknown job {job_id!r} (only the most recent finished jobs are kept)", code="unknown_job")
         return jsonify(public_job(job.to_dict()))
 
     return app
@@ -790,7 +790,7 @@ def _upload(state: _State) -> tuple[Any, list[dict[str, Any]]]:
             raise ApiError(status, zh, en, code="unsupported_type" if status == 415 else "bad_upload",
                            extra={"files": results})
         paths = [tmp / name for name in saved]
-        # The queue moves the files into its spool and deletes ``tmp`` when the job ends.
+        # The queue copies the files into its spool under the index and deletes ``tmp``.
         job = state.engine.jobs.submit_add(paths, names={str(p): p.name for p in paths}, owned_dir=tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
