@@ -637,8 +637,8 @@ def test_unknown_job_is_404_bilingual_and_bad_limit_400(wclient):
 def test_delete_document_goes_through_a_job(wclient, writable):
     _upload_done(wclient, [("待删除文档：红色家书诵读活动。".encode("utf-8"), "待删除.txt")])
     assert wclient.get(f"/api/documents/{quote('待删除.txt')}").status_code == 200
-    resp = wclient.delete(f"/api/documents/{quote('待删除.txt')}")
-    # Nothing else queued: the removal job ends within the DELETE's short wait, so the answer is the result.
+    resp = wclient.delete(f"/api/documents/{quote('待删除.txt')}?wait=30")
+    # Nothing else queued: the removal job ends within the DELETE's wait, so the answer is the result.
     assert resp.status_code == 200, resp.get_data(as_text=True)
     body = resp.get_json()
     assert body["removed"] == ["待删除.txt"]
