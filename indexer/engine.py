@@ -21,15 +21,20 @@ On-disk layout of an index directory (every file readable without this library):
     corpus/                 the data folder (default): files copied in by ``add``, uploads and ``import_dir``
     imports.json            files ``import_dir`` copied in before: {"files": {rel: [sha1, ...]}}
     removed/                copies of files removed from the corpus with ``remove``
-    write.lock              one writer at a time
+    jobs/<id>/  jobs.json   spooled files and records of queued jobs; records of the last 50 finished ones
+    write.lock              one writer at a time (held only around a commit)
+    embed.lock              one encoder of the pending passages at a time (it appends to cache/)
 
-A write builds the next generation aside (copy, apply, save) and only then replaces CURRENT, so an exception or a
-kill at any point leaves the previous generation searchable and consistent. Readers re-check CURRENT before each
+A write builds the next generation aside (hard-linked copy, apply, save) and only then replaces CURRENT, so an
+exception or a kill at any point leaves the previous generation searchable and consistent. Keyword first: a write
+commits the passage store and the keyword half at once and lists the new passages in the manifest's
+``pending_vectors``; :meth:`Engine.embed_pending` (the caller, a server's background thread, or the next
+``index``) encodes them and commits their vectors in further generations, so documents are searchable by keyword
+in seconds and by meaning as their vectors land. Readers re-check CURRENT before each
 search and switch to a new generation when a writer has committed one.
 """
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import json
 import logging
@@ -104,7 +109,7 @@ class Engine:
         # The embedding backlog: one encoder of pending passages per process (mutex) and per index (file lock).
         self._embed_mutex = threading.Lock()
         self._embed_file_lock = filelock.FileLock(str(self.root / EMBED_LOCK), is_singleton=False, thread_local=False)
-        self.backlog = Backlog()
+        self.backlog = Backlog(RATE_WINDOW_SECONDS)
         self._bg_thread: threading.Thread | None = None
         self._bg_stop = threading.Event()
         self._bg_wake = threading.Event()
@@ -596,7 +601,8 @@ class Engine:
 
     def _encode_chunk(self, mine: set[str] | None, stop: threading.Event | None,
                       bar: Any) -> tuple[list[str], list[str], np.ndarray, int] | None:
-        """Encode up to EMBED_CHUNK pending passages (or EMBED_COMMIT_SECONDS' worth) into the embedding cache.
+        """Encode up to EMBED_CHUNK pending passages (or EMBED_COMMIT_SECONDS' worth; cached ones are free) into
+        the embedding cache.
 
         Called with the embed lock held. Returns (pids, content hashes, vectors, passages encoded) or None.
         """
@@ -614,7 +620,7 @@ class Engine:
         started = time.monotonic()
         step = max(1, int(self.config.encode_batch))
         self.backlog.started(len(pending))
-        for start in range(0, min(len(order), EMBED_CHUNK), step):
+        for start in range(0, len(order), step):
             batch = [gen.passages[pid] for pid in order[start:start + step]]
             items = [(p.content_hash(), passage_context(p.title, p.section, p.text)) for p in batch]
             missing = len({h for h, _ in items} - set(cache.get_many([h for h, _ in items])))
@@ -628,7 +634,9 @@ class Engine:
                 bar.update(len(batch))
             if start == 0:
                 checkpoint(self.root, "embedding")  # kill test: part of the backlog is in the cache, not committed
-            if time.monotonic() - started > EMBED_COMMIT_SECONDS or (stop is not None and stop.is_set()):
+            # Cached vectors cost nothing to fetch: only encoded passages and time count toward a commit.
+            if (encoded >= EMBED_CHUNK or time.monotonic() - started > EMBED_COMMIT_SECONDS
+                    or (stop is not None and stop.is_set())):
                 break
         return pids, hashes, np.concatenate(vectors), encoded
 

@@ -266,9 +266,8 @@ class JobQueue:
     def list(self, active_only: bool = False, limit: int = 50) -> list[Job]:
         """Jobs, newest first; ``active_only`` leaves out finished ones."""
         self._refresh()
-        with self._cv:
-            jobs = [j for j in self._jobs.values() if not active_only or j.state not in FINAL_STATES]
-        jobs.sort(key=lambda j: (j.created_at, j.id), reverse=True)
+        with self._cv:  # insertion order: finished records first (as kept), then submissions in order
+            jobs = [j for j in reversed(self._jobs.values()) if not active_only or j.state not in FINAL_STATES]
         return jobs[:limit]
 
     def wait(self, job_id: str, state: str = "done", timeout: float | None = None) -> Job:

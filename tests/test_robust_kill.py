@@ -146,10 +146,12 @@ def snapshot(index: Path) -> dict:
 
 
 def assert_consistent(eng: Engine) -> None:
-    """Keyword entries, vectors, passages and the document list agree."""
+    """Keyword entries, vectors, passages and the document list agree (passages pending vectors have none yet)."""
     gen = eng._state()
-    assert gen.keyword.count() == gen.vectors.count() == len(gen.passages)
-    assert set(gen.vectors.ids()) == set(gen.passages)
+    assert gen.keyword.count() == len(gen.passages)
+    assert gen.pending <= set(gen.passages)
+    assert gen.vectors.count() == len(gen.passages) - len(gen.pending)
+    assert set(gen.vectors.ids()) == set(gen.passages) - gen.pending
     assert sum(d["passages"] for d in eng.documents()) == len(gen.passages)
     assert {p.doc_id for p in gen.passages.values()} == {d["doc_id"] for d in eng.documents()}
 
@@ -163,6 +165,12 @@ def finds(index: Path, term: str) -> list[str]:
     """Doc ids of the keyword hits for ``term``."""
     with Engine.open(index, Config()) as eng:
         return [h["doc_id"] for h in eng.search(term, k=5, mode="keyword")]
+
+
+def pending(index: Path) -> int:
+    """Passages searchable by keyword that still wait for their vectors."""
+    with Engine.open(index, Config()) as eng:
+        return eng.stats()["pending_vectors"]
 
 
 def cache_entries(index: Path) -> int:
@@ -208,6 +216,9 @@ INDEX_POINTS = ["read", "keyword", "embedding", "before_switch", "after_switch"]
 
 @pytest.mark.parametrize("point", INDEX_POINTS)
 def test_kill_during_index(fresh, tmp_path, point):
+    """Keyword first: up to the first commit's switch a kill leaves the previous state; from its switch on (the
+    `embedding` point lies in the vector stage after it) the documents are searchable by keyword and their vectors
+    pending, and the next `index` encodes what is pending."""
     index, corpus = fresh
     before = snapshot(index)
     cached_before = cache_entries(index)
@@ -218,33 +229,37 @@ def test_kill_during_index(fresh, tmp_path, point):
     kill_at(index, point, tmp_path / "kill.log", "index", str(corpus))
 
     cached_after_kill = cache_entries(index)
-    if point == "after_switch":
-        # CURRENT was switched: the sync happened, completely.
+    keyword_committed = point in ("after_switch", "embedding")
+    if keyword_committed:
+        # CURRENT was switched: the sync happened, completely, for the keyword half.
         after = snapshot(index)
         assert after["generation"] == before["generation"] + 1
         assert {d["doc_id"] for d in after["documents"]} == {SEED_DOC, REG_DOC, NEW_DOC}
         assert finds(index, NEW_TERM)[0] == NEW_DOC and finds(index, REG_TERM)[0] == REG_DOC
+        assert pending(index) > 0
+        assert not list(index.glob("gen-*.tmp")), "the vector stage builds no generation until its commit"
     else:
         assert snapshot(index) == before, "a killed sync must leave exactly the previous state"
         assert NEW_DOC not in finds(index, NEW_TERM) and REG_DOC not in finds(index, REG_TERM)
-        if point in ("keyword", "embedding"):
+        if point == "keyword":
             assert list(index.glob("gen-*.tmp")), "the kill landed while the next generation was being built"
         if point == "before_switch":
             assert (index / f"gen-{before['generation'] + 1:08d}").is_dir()
-    if point in ("read", "keyword"):
-        assert cached_after_kill == cached_before
-    else:
+    if point == "embedding":
         assert cached_after_kill > cached_before, "passages embedded before the kill stay in the cache"
+    else:
+        assert cached_after_kill == cached_before, "nothing is encoded before the keyword commit"
 
     # Re-running the same command completes the work, without waiting for any lock.
     rep = report_of(run(index, "index", str(corpus), "--json", PARTYQA_LOCK_TIMEOUT="0"))
     encoded_in_total = cache_entries(index) - cached_before
-    if point == "after_switch":
-        assert rep["added"] == rep["updated"] == [] and rep["passages_encoded"] == 0
+    if keyword_committed:
+        assert rep["added"] == rep["updated"] == [] and rep["passages_encoded"] > 0
     else:
         assert rep["added"] == [NEW_DOC] and rep["updated"] == [REG_DOC]
-        # Work done before the kill is not redone: the re-run encodes only what the cache does not hold yet.
-        assert rep["passages_encoded"] == encoded_in_total - (cached_after_kill - cached_before)
+    # Work done before the kill is not redone: the re-run encodes only what the cache does not hold yet.
+    assert rep["passages_encoded"] == encoded_in_total - (cached_after_kill - cached_before)
+    assert rep["passages_pending"] == 0 and pending(index) == 0
     after = snapshot(index)
     assert {d["doc_id"] for d in after["documents"]} == {SEED_DOC, REG_DOC, NEW_DOC}
     assert finds(index, NEW_TERM)[0] == NEW_DOC and finds(index, REG_TERM)[0] == REG_DOC
@@ -265,22 +280,28 @@ def test_kill_during_add(fresh, tmp_path, point):
     kill_at(index, point, tmp_path / "kill.log", "add", str(outside))
 
     staged = list(corpus.glob(".partyqa-staged-*"))
-    assert staged, "the killed add left its staged copy"
-    assert not (corpus / NEW_DOC).exists(), "the copy is renamed into the corpus only after the commit"
-    assert all(p.name in (SEED_DOC, REG_DOC) for p in iter_corpus_files(corpus)), "a staged copy is no document"
+    assert all(p.name in (SEED_DOC, REG_DOC, NEW_DOC) for p in iter_corpus_files(corpus)), "a staged copy is no document"
+    if point == "embedding":  # after the keyword commit: the copy is in the corpus, the vectors pending
+        assert not staged and (corpus / NEW_DOC).read_bytes() == outside.read_bytes()
+        assert finds(index, NEW_TERM)[0] == NEW_DOC and pending(index) > 0
+    else:
+        assert staged, "the killed add left its staged copy"
+        assert not (corpus / NEW_DOC).exists(), "the copy is renamed into the corpus only after the commit"
     if point == "after_switch":
         after = snapshot(index)
         assert {d["doc_id"] for d in after["documents"]} == {SEED_DOC, REG_DOC, NEW_DOC}
         assert finds(index, NEW_TERM)[0] == NEW_DOC
-    else:
+    elif point != "embedding":
         assert snapshot(index) == before
         assert NEW_DOC not in finds(index, NEW_TERM)
 
     rep = report_of(run(index, "add", str(outside), "--json", PARTYQA_LOCK_TIMEOUT="0"))
-    if point == "after_switch":
-        assert rep["unchanged"] == [NEW_DOC] and rep["added"] == []  # indexed already; the corpus copy is repaired
+    if point in ("after_switch", "embedding"):
+        # Indexed already (the corpus copy is repaired); the re-run waits for the file's pending vectors.
+        assert rep["unchanged"] == [NEW_DOC] and rep["added"] == [] and rep["passages_pending"] == 0
     else:
         assert rep["added"] == [NEW_DOC]
+    assert pending(index) == 0
     assert (corpus / NEW_DOC).read_bytes() == outside.read_bytes()
     assert not list(corpus.glob(".partyqa-staged-*"))
     assert not list(index.glob("gen-*.tmp"))
@@ -297,7 +318,7 @@ def test_staged_copy_of_a_killed_add_is_not_indexed_by_a_sync(fresh, tmp_path):
     before = snapshot(index)
     outside = tmp_path / NEW_DOC
     outside.write_text(NEW_TEXT, "utf-8")
-    kill_at(index, "embedding", tmp_path / "kill.log", "add", str(outside))
+    kill_at(index, "keyword", tmp_path / "kill.log", "add", str(outside))
     assert list(corpus.glob(".partyqa-staged-*"))
     rep = report_of(run(index, "index", str(corpus), "--json", PARTYQA_LOCK_TIMEOUT="0"))
     assert rep["added"] == [] and sorted(rep["unchanged"]) == sorted([SEED_DOC, REG_DOC])
@@ -434,10 +455,10 @@ def test_concurrent_adds_one_fails_clearly_one_waits(fresh, tmp_path):
         files[name] = tmp_path / name
         files[name].write_text(f"{name[0]}材料\n\n{term}每月开展一次集中学习，党员轮流领学，"
                                f"支部书记点评，学习记录报党委备案。", "utf-8")
-    # First writer: holds the index lock while paused (12 s) after embedding half of its passages.
-    first = start(index, tmp_path / "first.log", "add", str(files["甲.txt"]), PARTYQA_PAUSE_AT="embedding",
+    # First writer: holds the index lock while paused (12 s) building its keyword half.
+    first = start(index, tmp_path / "first.log", "add", str(files["甲.txt"]), PARTYQA_PAUSE_AT="keyword",
                   PARTYQA_PAUSE_SECONDS="12")
-    wait_paused(index, "embedding", first, tmp_path / "first.log")
+    wait_paused(index, "keyword", first, tmp_path / "first.log")
     # Third writer: patient (30 s), waits for the lock and then adds on top of the first one's commit.
     third = start(index, tmp_path / "third.log", "add", str(files["丙.txt"]), "--json", PARTYQA_LOCK_TIMEOUT="30")
     # Second writer: impatient (1 s): fails clearly, exit 2, no traceback, nothing changed by it.
@@ -457,6 +478,95 @@ def test_concurrent_adds_one_fails_clearly_one_waits(fresh, tmp_path):
         assert eng.search("丙字号学习小组", k=1, mode="keyword")[0]["doc_id"] == "丙.txt"
     # The one that failed succeeds when retried.
     assert report_of(run(index, "add", str(files["乙.txt"]), "--json"))["added"] == ["乙.txt"]
+
+
+def test_an_embedding_writer_does_not_block_the_next_add(fresh, tmp_path):
+    """The write lock is held only around commits: while one `add` encodes its vectors (paused there, holding the
+    embedding backlog), an impatient second `add` commits its keyword half, then both finish their vectors."""
+    index, corpus = fresh
+    first_doc, second_doc = tmp_path / "甲.txt", tmp_path / "乙.txt"
+    first_doc.write_text(NEW_TEXT.replace("鸿雁驿站", "甲字号驿站"), "utf-8")
+    second_doc.write_text("乙材料\n\n乙字号学习小组每月开展一次集中学习，党员轮流领学，支部书记点评。", "utf-8")
+    first = start(index, tmp_path / "first.log", "add", str(first_doc), "--json", PARTYQA_PAUSE_AT="embedding",
+                  PARTYQA_PAUSE_SECONDS="15")
+    wait_paused(index, "embedding", first, tmp_path / "first.log")
+    assert finds(index, "甲字号驿站")[0] == "甲.txt", "keyword-ready before its vectors"
+    second = start(index, tmp_path / "second.log", "add", str(second_doc), "--json", PARTYQA_LOCK_TIMEOUT="1")
+    deadline = time.monotonic() + MARKER_WAIT
+    while "乙.txt" not in finds(index, "乙字号学习小组"):
+        assert second.poll() in (None, 0), output(tmp_path / "second.log")
+        assert time.monotonic() < deadline, "the second add's keyword phase waited for the first one's embedding"
+        time.sleep(0.2)
+    assert first.poll() is None, "the second add became searchable while the first was still embedding"
+    assert first.wait(timeout=300) == 0, output(tmp_path / "first.log")
+    assert second.wait(timeout=300) == 0, output(tmp_path / "second.log")
+    assert last_json(tmp_path / "first.log")["added"] == ["甲.txt"]
+    assert last_json(tmp_path / "second.log")["added"] == ["乙.txt"]
+    assert pending(index) == 0
+    with Engine.open(index, Config()) as eng:
+        assert_consistent(eng)
+        assert eng.search("甲字号驿站的借阅登记", k=1, mode="hybrid")[0]["doc_id"] == "甲.txt"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, what: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_server_killed_while_embedding_resumes_after_restart(fresh, tmp_path):
+    """`add --no-wait` leaves vectors pending; a server picks them up, is SIGKILLed in the middle of encoding them,
+    and the restarted server finishes them: consistent at every step, searchable by keyword throughout."""
+    index, corpus = fresh
+    long_text = NEW_TEXT + "\n".join(
+        f"七、补充第{i}条\n鸿雁驿站第{i}次交流会上，党员结合学习体会发言，支部书记作总结，要求把学习成果转化为推动工作的"
+        f"实际行动，并在下次组织生活会上交流落实情况。" for i in range(1, 30))
+    outside = tmp_path / NEW_DOC
+    outside.write_text(long_text, "utf-8")
+    rep = report_of(run(index, "add", str(outside), "--no-wait", "--json"))
+    assert rep["added"] == [NEW_DOC] and rep["passages_encoded"] == 0
+    total = rep["passages_pending"]
+    assert total > 20 and pending(index) == total
+    cached_before = cache_entries(index)
+
+    log = tmp_path / "serve1.log"
+    server = start(index, log, "serve", "--port", str(_free_port()), PARTYQA_PAUSE_AT="embedding",
+                   PARTYQA_PAUSE_SECONDS="300")
+    try:
+        wait_paused(index, "embedding", server, log)
+    finally:
+        sigkill(server)
+    assert cache_entries(index) > cached_before, "the server had started encoding the backlog"
+    with Engine.open(index, Config()) as eng:
+        assert_consistent(eng)
+        assert eng.stats()["pending_vectors"] == total  # the chunk was encoded, not committed
+        assert eng.search(NEW_TERM, k=1, mode="hybrid")[0]["doc_id"] == NEW_DOC
+
+    log = tmp_path / "serve2.log"
+    server = start(index, log, "serve", "--port", str(_free_port()))
+    try:
+        wait_for(lambda: server.poll() is not None or pending(index) == 0, "the restarted server's embeddings")
+        assert server.poll() is None, output(log)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    with Engine.open(index, Config()) as eng:
+        assert_consistent(eng)
+        assert eng.stats()["pending_vectors"] == 0
+        assert {d["doc_id"] for d in eng.documents()} == {SEED_DOC, REG_DOC, NEW_DOC}
+        assert all(d["state"] == "done" for d in eng.documents())
+        assert eng.search("鸿雁驿站第7次交流会", k=1, mode="semantic")[0]["doc_id"] == NEW_DOC
+    rep = report_of(run(index, "index", str(corpus), "--json"))
+    assert rep["passages_encoded"] == 0 and not rep["added"], "nothing was left to do"
 
 
 def test_concurrent_adds_of_the_same_file(fresh, tmp_path):
