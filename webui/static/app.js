@@ -472,11 +472,16 @@
       // Announced once per change of the running set, not at every percent (polite, not chatty).
       announce("正在更新索引：" + active.length + " 个任务");
     } else if (finished.length) {
-      var last = finished[finished.length - 1];
-      var failed = last.state === "failed";
+      var last = finished[0]; // newest first
+      var failed = finished.filter(function (j) { return j.state === "failed"; }).length;
       box.hidden = false;
       box.className = "job-indicator " + (failed ? "job-indicator-failed" : "job-indicator-done");
-      text.textContent = (failed ? "索引任务失败：" + (last.error || last.summary || "") : "索引已更新：" + (last.summary || "完成"));
+      if (finished.length > 1) {
+        text.textContent = "索引已更新：" + finished.length + " 个任务结束" + (failed ? "，其中 " + failed + " 个失败" : "") +
+                           "，详见文档管理";
+      } else {
+        text.textContent = failed ? "索引任务失败：" + (last.error || last.summary || "") : "索引已更新：" + (last.summary || "完成");
+      }
       announce(text.textContent);
       jobs.flashUntil = Date.now() + 10000;
     } else if (Date.now() > jobs.flashUntil) {
