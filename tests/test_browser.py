@@ -599,10 +599,19 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
         assert found, f"{phrase!r} not found in {phrase_file} after {timings['searchable_s']:.1f} s"
         assert timings["searchable_s"] <= KEYWORD_READY_S, timings
         wait.until(EC.text_to_be_present_in_element((By.ID, "job-indicator"), "正在更新索引"))  # on every page
+        assert driver.find_element(By.ID, "job-indicator-live").get_attribute("textContent") == "正在更新索引：1 个任务"
         _shot(driver, "20-searchable-while-embedding.png")
 
-        # 3. the documents page in this second tab shows the job's progress, per file and per document
-        driver.get(base + "/documents")
+        # 3. the indicator is reached with the keyboard and leads to the documents page, which shows the job's
+        #    progress in this second tab, per file and per document
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        driver.execute_script("document.querySelector('.nav a:last-child').focus()")
+        ActionChains(driver).send_keys(Keys.TAB).perform()  # next in the tab order after the navigation
+        assert driver.switch_to.active_element.get_attribute("id") == "job-indicator-link", "not reachable by Tab"
+        ActionChains(driver).send_keys(Keys.ENTER).perform()
+        wait.until(lambda d: urlsplit(d.current_url).path == "/documents" and urlsplit(d.current_url).fragment == "jobs-panel")
         info = wait.until(lambda d: (lambda j: j if j and j["state"] == "embedding" and j["pct"] is not None else None)
                           (_job_row(d, job_id)))
         assert f"/ {passages} 段" in info["line"] and info["badge"].startswith("语义索引中"), info
