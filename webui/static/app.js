@@ -511,10 +511,14 @@
     // Jobs that left the active list (other pages poll ?active=1): fetch each once for its summary.
     missing.forEach(function (id) {
       delete jobs.seen[id];
-      changed = true;
       fetch(jobsApi() + "/" + encodeURIComponent(id), { headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (job) { if (job && !active.length) renderIndicator([], [job]); })
+        .then(function (job) {
+          if (!job) return;
+          if (job.active) { jobs.seen[id] = job.state; return; } // only beyond the list's limit
+          if (!active.length) renderIndicator([], [job]);
+          if (document.getElementById("doc-rows")) refreshDocuments();
+        })
         .catch(function () { /* the next poll will tell */ });
     });
     renderIndicator(active, finished);
