@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("commit: %s", result["commit"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "ingest_speed.json"
+    if args.only and out.exists():  # a partial run updates its part of the last full run's file
+        result = {**json.loads(out.read_text("utf-8")), **result}
     out.write_text(json.dumps(result, ensure_ascii=False, indent=1), "utf-8")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, ensure_ascii=False, indent=1))
     return 0

@@ -197,7 +197,12 @@ class JobQueue:
         self._jobs: dict[str, Job] = {}
         self._queue: collections.deque[str] = collections.deque()
         self._closed = False
-        self._load()
+        with self._cv:
+            self._load()
+        try:
+            engine.backend.warm()  # before this queue's threads start: the tokenizer workers are forked
+        except Exception:  # pragma: no cover - big writes then tokenize in-process
+            logger.warning("could not start helper processes", exc_info=True)
         engine.backlog.listen(self._on_progress)
         self._worker = threading.Thread(target=self._run, name="partyqa-jobs", daemon=True)
         self._worker.start()

@@ -105,6 +105,9 @@ class Backend(ABC):
         """Start generation ``number`` from the committed generation in ``base``; ``tmp_dir`` is a copy of it
         that becomes ``gen-<number>/`` at the commit."""
 
+    def warm(self) -> None:
+        """Prepare for large writes in a long-lived process (e.g. start helper processes while it has few threads)."""
+
     def committed(self, gen_dir: Path, number: int) -> None:
         """Called after CURRENT names generation ``number``: clean up what the batch left for after the switch."""
 

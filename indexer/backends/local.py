@@ -13,7 +13,7 @@ from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
-from ..keyword import WhooshKeywordIndex
+from ..keyword import WhooshKeywordIndex, warm_tokenizers
 from ..store import KeywordHit
 from ..types import Passage
 from ..vectors import NumpyVectorIndex, one_blas_thread
@@ -156,6 +156,10 @@ class LocalBackend(Backend):
     def open_reader(self, gen_dir: Path, number: int, by_doc: Mapping[str, Sequence[str]]) -> LocalReader:
         """Open generation ``number``'s whoosh and numpy indexes."""
         return LocalReader(gen_dir, self.config.lock_timeout, by_doc)
+
+    def warm(self) -> None:
+        """Start the keyword tokenizer workers (see :func:`indexer.keyword.tokenizer_pool`)."""
+        warm_tokenizers()
 
     def begin(self, base: Path, tmp_dir: Path, number: int) -> LocalBatch:
         """A batch over the copied folders in ``tmp_dir``."""
