@@ -38,6 +38,7 @@ class Config:
     encode_batch: int = 16
     threads: int = 0  # threads for query-time encoding; 0 = all cores (max 4)
     index_threads: int = 0  # threads for passage encoding; 0 = all cores
+    keyword_workers: bool = False  # tokenize big keyword batches in worker processes (see indexer/keyword.py)
     host: str = "127.0.0.1"
     port: int = 8000
     admin_token: str = ""

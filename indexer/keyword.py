@@ -45,6 +45,9 @@ SUBWORD_WEIGHT = 0.3
 # return each field's tokens, and during the write the fields' analyzer replays them (:class:`_Replay`), so the
 # index is identical to a one-process build (tests/test_jobs.py compares every term's postings and positions).
 # Below PARALLEL_MIN_PASSAGES, shipping the texts costs more than it saves.
+# Off by default: on the shared 2-core bench machine (other processes on both cores) the workers got no spare core
+# and a 1,558-passage build took 3.9 s with them against 2.5 s without (docs/BENCHMARKS.md, "Adding documents"),
+# although the writing process's own CPU fell from 2.4 s to 1.35 s. PARTYQA_KEYWORD_WORKERS=1 turns it on.
 PARALLEL_MIN_PASSAGES = 200
 ANALYSED_FIELDS = ("text", "section", "title")
 TOKENIZE_CHUNK = 200  # texts per worker call (50: +30 % pool overhead, measured on 1,558 passages)
@@ -133,17 +136,16 @@ class WhooshKeywordIndex:
                 "wait for the other indexing run to finish, or raise lock_timeout"
             ) from exc
 
-    def add(self, passages: Sequence[Passage], parallel: bool | None = None) -> None:
+    def add(self, passages: Sequence[Passage], parallel: bool = False) -> None:
         """Index passages; a passage whose pid is already indexed (or repeated in the batch) replaces it.
 
-        ``parallel`` (default: for PARALLEL_MIN_PASSAGES or more) tokenizes in worker processes.
+        ``parallel`` tokenizes a batch of PARALLEL_MIN_PASSAGES or more in worker processes.
         """
         self._check_open()
         batch = {p.pid: p for p in passages}  # last one of a repeated pid wins
         if not batch:
             return
-        if parallel is None:
-            parallel = len(batch) >= PARALLEL_MIN_PASSAGES and (os.cpu_count() or 1) > 1
+        parallel = parallel and len(batch) >= PARALLEL_MIN_PASSAGES and (os.cpu_count() or 1) > 1
         replace = not self._ix.is_empty()
         writer = self._writer()
         try:

@@ -92,9 +92,10 @@ class LocalReader(Reader):
 class LocalBatch(WriteBatch):
     """Edits the whoosh and numpy folders of the generation copy in ``tmp_dir``."""
 
-    def __init__(self, tmp_dir: Path, lock_timeout: float):
+    def __init__(self, tmp_dir: Path, lock_timeout: float, keyword_workers: bool = False):
         self.tmp = tmp_dir
         self.lock_timeout = lock_timeout
+        self.keyword_workers = keyword_workers
 
     def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False) -> None:
         """Delete then add in the whoosh copy (a fresh whoosh index when ``rebuild``)."""
@@ -109,7 +110,7 @@ class LocalBatch(WriteBatch):
             if drop_docs and not rebuild:
                 kw.delete_docs(sorted(drop_docs))
             if passages:
-                kw.add(passages)
+                kw.add(passages, parallel=self.keyword_workers)
         finally:
             kw.close()
 
@@ -158,9 +159,10 @@ class LocalBackend(Backend):
         return LocalReader(gen_dir, self.config.lock_timeout, by_doc)
 
     def warm(self) -> None:
-        """Start the keyword tokenizer workers (see :func:`indexer.keyword.tokenizer_pool`)."""
-        warm_tokenizers()
+        """Start the keyword tokenizer workers when they are on (``PARTYQA_KEYWORD_WORKERS``)."""
+        if self.config.keyword_workers:
+            warm_tokenizers()
 
     def begin(self, base: Path, tmp_dir: Path, number: int) -> LocalBatch:
         """A batch over the copied folders in ``tmp_dir``."""
-        return LocalBatch(tmp_dir, self.config.lock_timeout)
+        return LocalBatch(tmp_dir, self.config.lock_timeout, self.config.keyword_workers)
