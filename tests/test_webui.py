@@ -5,20 +5,27 @@ import io
 import json
 import re
 import shutil
+import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
 
-from indexer import Config, Engine
-from webui import create_app, serve
-from webui.render import document_blocks, highlight_html
-from webui.uploads import UploadNameError, sanitize_filename
 from markupsafe import escape
 
-from conftest import SEED
+from conftest import ROOT, SEED
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import HashEncoder  # noqa: E402
+from indexer import Config, Engine  # noqa: E402
+from webui import create_app, serve  # noqa: E402
+from webui.render import document_blocks, highlight_html  # noqa: E402
+from webui.uploads import UploadNameError, sanitize_filename  # noqa: E402
+
 SEED_ID = SEED.name
 RULES_ID = "规章/支部工作规则.md"  # a doc id with "/" and Chinese
 XSS_ID = "安全测试.txt"
@@ -45,6 +52,11 @@ XSS_TXT = """安全测试<script>alert('title')</script>文档
 第二段说明：任何文档内容都必须作为文本显示。
 """
 
+FINAL = ("done", "failed")
+ACTIVE = ("queued", "reading", "keyword-ready", "embedding")
+JOB_STATES = ("queued", "reading", "keyword-ready", "embedding", "done", "failed")
+JOB_KEYS = {"id", "kind", "state", "created_at", "started_at", "finished_at", "files", "passages_total",
+            "passages_embedded", "rate", "eta_seconds", "queue_position", "report", "error", "summary"}
 REQUIRED_HIT_FIELDS = {"rank", "pid", "doc_id", "title", "section", "text", "score", "keyword_rank", "semantic_rank",
                        "terms", "best_sentence", "best_span", "highlights", "start", "end", "ordinal"}
 
@@ -99,6 +111,45 @@ def wclient(writable):
 def _upload(client, files: list[tuple[bytes, str]], headers: dict | None = None):
     data = {"files": [(io.BytesIO(content), name) for content, name in files]}
     return client.post("/api/documents", data=data, content_type="multipart/form-data", headers=headers or {})
+
+
+def _wait_job(client, job_id: str, states: tuple[str, ...] = FINAL, timeout: float = 180) -> tuple[dict, list[str]]:
+    """Poll GET /api/jobs/<id> until the job is in one of ``states``; (job, the states seen on the way)."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while True:
+        resp = client.get(f"/api/jobs/{job_id}")
+        assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+        job = resp.get_json()
+        if not seen or seen[-1] != job["state"]:
+            seen.append(job["state"])
+        if job["state"] in states:
+            return job, seen
+        assert time.monotonic() < deadline, f"job {job_id} still {job['state']} after {timeout} s: {seen}"
+        time.sleep(0.05)
+
+
+def _upload_done(client, files: list[tuple[bytes, str]], headers: dict | None = None) -> tuple[dict, dict]:
+    """Upload, expect 202 with a job, and wait for it to end; (the 202 body, the finished job)."""
+    resp = _upload(client, files, headers)
+    assert resp.status_code == 202, resp.get_data(as_text=True)[:500]
+    body = resp.get_json()
+    job, _ = _wait_job(client, body["job"]["id"])
+    return body, job
+
+
+def _delete_done(client, doc_id: str, headers: dict | None = None) -> list[str]:
+    """DELETE a document: 200 with the result, or 202 with a job (queued behind another) polled until it ends."""
+    resp = client.delete(f"/api/documents/{quote(doc_id)}", headers=headers or {})
+    assert resp.status_code in (200, 202), resp.get_data(as_text=True)[:500]
+    body = resp.get_json()
+    assert body["job"]["kind"] == "remove"
+    if resp.status_code == 202:
+        assert resp.headers["Location"] == f"/api/jobs/{body['job']['id']}"
+        job, _ = _wait_job(client, body["job"]["id"])
+        assert job["state"] == "done", job
+        return [d for f in job["files"] if f["state"] == "done" for d in f["doc_ids"]]
+    return body["removed"]
 
 
 def _assert_json_error(resp, status: int, code: str | None = None) -> dict:
@@ -358,6 +409,11 @@ def test_documents_page_lists_documents(client, built):
     assert 'id="upload-form"' in html and "multiple" in html and 'name="files"' in html
     assert f'data-url="/api/documents/{quote(RULES_ID)}"' in html
     assert 'id="admin-token"' not in html  # no token configured: no token field
+    # Every document's index state (all embedded here), the jobs panel and the every-page indicator.
+    assert html.count('data-state="done">完成<') == len(built.documents())
+    assert 'id="jobs-panel"' in html and "较大的文件需要几分钟" not in html
+    home = client.get("/").get_data(as_text=True)
+    assert 'id="job-indicator"' in home and 'aria-live="polite"' in home and 'data-api="/api/jobs"' in home
 
 
 # ---------------------------------------------------------------------------- XSS
@@ -442,66 +498,101 @@ def test_sanitize_filename_limits_length():
     assert name.endswith(".txt") and len(name.encode("utf-8")) <= 200
 
 
+def test_upload_answers_202_with_a_job_that_progresses_to_done(wclient, writable):
+    before = writable.stats()
+    text = "# 焦裕禄精神学习会\n\n焦裕禄精神学习会在兰考召开，全体党员参加，亲民爱民、艰苦奋斗。\n"
+    resp = _upload(wclient, [(text.encode("utf-8"), "焦裕禄学习.md")])
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    body = resp.get_json()
+    job = body["job"]
+    assert JOB_KEYS <= set(job) and job["kind"] == "add" and job["state"] in JOB_STATES
+    assert resp.headers["Location"] == f"/api/jobs/{job['id']}" and re.fullmatch(r"[\w.-]+", job["id"])
+    assert [f["name"] for f in job["files"]] == ["焦裕禄学习.md"]
+    assert body["files"] == [{"filename": "焦裕禄学习.md", "saved_as": "焦裕禄学习.md", "status": "queued",
+                              "doc_ids": [], "reason": None}]
+    done, seen = _wait_job(wclient, job["id"])
+    assert done["state"] == "done" and seen[-1] == "done", seen
+    assert all(JOB_STATES.index(a) < JOB_STATES.index(b) for a, b in zip(seen, seen[1:])), seen  # only forward
+    f = done["files"][0]
+    assert (f["state"], f["status"], f["doc_ids"]) == ("done", "added", ["焦裕禄学习.md"])
+    assert done["passages_total"] == done["passages_embedded"] == f["passages"] == f["embedded"] > 0
+    assert done["report"]["added"] == ["焦裕禄学习.md"] and "新增 1 篇" in done["summary"]
+    assert done["finished_at"] and done["active"] is False
+    after = writable.stats()
+    assert after["passages"] == before["passages"] + f["passages"] and after.get("pending_vectors", 0) == 0
+    doc = next(d for d in wclient.get("/api/documents").get_json()["documents"] if d["doc_id"] == "焦裕禄学习.md")
+    assert (doc["state"], doc["embedded"]) == ("done", doc["passages"])
+    # Embedded: the semantic half finds it too, not only the keyword half.
+    hits = wclient.get("/api/search", query_string={"q": "焦裕禄精神", "mode": "semantic", "k": 3}).get_json()
+    assert hits["results"][0]["doc_id"] == "焦裕禄学习.md"
+    listed = wclient.get("/api/jobs").get_json()
+    assert listed["jobs"][0]["id"] == job["id"] and listed["count"] == len(listed["jobs"])
+    assert job["id"] not in {j["id"] for j in wclient.get("/api/jobs?active=1").get_json()["jobs"]}
+
+
 def test_upload_several_files_then_search_and_reupload(wclient, writable):
-    before = writable.stats()["passages"]
     files = [("红旗渠精神学习会在三号会议室召开，全体党员参加。".encode("utf-8"), "红旗渠学习.txt"),
              ("# 志愿服务记录\n\n支部组织党员到敬老院开展志愿服务，共计二十人次。\n".encode("utf-8"), "志愿服务.md")]
-    resp = _upload(wclient, files)
-    assert resp.status_code == 200, resp.get_data(as_text=True)
-    body = resp.get_json()
-    assert [f["status"] for f in body["files"]] == ["added", "added"]
+    body, job = _upload_done(wclient, files)
     assert [f["saved_as"] for f in body["files"]] == ["红旗渠学习.txt", "志愿服务.md"]
-    assert body["files"][0]["doc_ids"] == ["红旗渠学习.txt"]
-    assert writable.stats()["passages"] > before
+    assert [(f["name"], f["status"]) for f in job["files"]] == [("红旗渠学习.txt", "added"), ("志愿服务.md", "added")]
+    assert job["files"][0]["doc_ids"] == ["红旗渠学习.txt"]
     ids = {d["doc_id"] for d in wclient.get("/api/documents").get_json()["documents"]}
     assert {"红旗渠学习.txt", "志愿服务.md"} <= ids
     hits = wclient.get("/api/search", query_string={"q": "红旗渠精神", "mode": "keyword"}).get_json()["results"]
     assert hits[0]["doc_id"] == "红旗渠学习.txt"
     assert (writable.corpus_dir / "红旗渠学习.txt").is_file()
-    again = _upload(wclient, files[:1]).get_json()
-    assert again["files"][0]["status"] == "unchanged"
+    _, again = _upload_done(wclient, files[:1])
+    assert again["files"][0]["status"] == "unchanged" and again["state"] == "done"
 
 
 def test_upload_path_traversal_lands_in_corpus(wclient, writable):
     content = "路径穿越测试文件：井冈山精神专题学习。".encode("utf-8")
-    resp = _upload(wclient, [(content, "../../穿越.txt")])
-    body = resp.get_json()
-    assert resp.status_code == 200 and body["files"][0]["saved_as"] == "穿越.txt"
+    body, job = _upload_done(wclient, [(content, "../../穿越.txt")])
+    assert body["files"][0]["saved_as"] == "穿越.txt" and job["files"][0]["status"] == "added"
     corpus = writable.corpus_dir
     assert (corpus / "穿越.txt").read_bytes() == content
     assert not (corpus.parent.parent / "穿越.txt").exists() and not (corpus.parent / "穿越.txt").exists()
-    assert "/tmp/" not in json.dumps(body)
+    for raw in (json.dumps(body), json.dumps(job)):
+        assert "/tmp/" not in raw and str(writable.root) not in raw
 
 
 def test_upload_bad_extension_is_415_and_mixed_is_per_file(wclient, writable):
     n = len(writable.documents())
     body = _assert_json_error(_upload(wclient, [(b"MZ\x90\x00", "病毒.exe")]), 415, "unsupported_type")
     assert body["files"][0]["status"] == "error" and ".exe" in body["files"][0]["reason"]
+    assert body["error"]["message_zh"].startswith("不支持的文件类型")
     assert len(writable.documents()) == n
-    resp = _upload(wclient, [(b"x", "a.exe"), ("延安精神学习材料。".encode("utf-8"), "延安.txt")])
-    assert resp.status_code == 200
-    assert [f["status"] for f in resp.get_json()["files"]] == ["error", "added"]
+    body, job = _upload_done(wclient, [(b"x", "a.exe"), ("延安精神学习材料。".encode("utf-8"), "延安.txt")])
+    assert [f["status"] for f in body["files"]] == ["error", "queued"]
+    assert body["files"][0]["reason"].startswith("不支持的文件类型")
+    assert [(f["name"], f["status"]) for f in job["files"]] == [("延安.txt", "added")]
     assert not (writable.corpus_dir / "a.exe").exists()
 
 
 def test_upload_refuses_missing_empty_and_nameless(wclient):
     _assert_json_error(wclient.post("/api/documents", data={}, content_type="multipart/form-data"), 400, "no_files")
-    _assert_json_error(_upload(wclient, [(b"", "空文件.txt")]), 400, "bad_upload")
+    body = _assert_json_error(_upload(wclient, [(b"", "空文件.txt")]), 400, "bad_upload")
+    assert body["error"]["message_zh"] == "文件为空。" and body["files"][0]["reason"].startswith("文件为空。 / ")
     _assert_json_error(_upload(wclient, [(b"abc", "../..")]), 400, "bad_upload")
+    body, job = _upload_done(wclient, [("同名文件一：党史学习。".encode("utf-8"), "同名.txt"), (b"b", "同名.txt")])
+    assert [f["status"] for f in body["files"]] == ["queued", "error"]
+    assert body["files"][1]["reason"].startswith("同一次上传中文件名重复")
 
 
 def test_upload_failed_parse_leaves_nothing(wclient, writable):
     stats = writable.stats()
     files = [(b"%PDF-1.4 this is not really a pdf", "损坏.pdf"), (b"PK\x03\x04 broken", "损坏.docx"),
              ('{"id": "ok-1"}\nnot json at all\n'.encode("utf-8"), "全坏.jsonl")]
-    resp = _upload(wclient, files)
-    assert resp.status_code == 200
-    results = resp.get_json()["files"]
-    assert [f["status"] for f in results] == ["error", "error", "error"]
-    assert all(f["reason"] for f in results)
+    body, job = _upload_done(wclient, files)
+    assert [f["status"] for f in body["files"]] == ["queued", "queued", "queued"]
+    results = job["files"]
+    assert [(f["name"], f["state"], f["status"]) for f in results] == [
+        ("损坏.pdf", "failed", "error"), ("损坏.docx", "failed", "error"), ("全坏.jsonl", "failed", "error")]
     for f in results:  # Chinese first, then the engine's English
         assert " / " in f["reason"] and re.search(r"[\u4e00-\u9fff]", f["reason"].split(" / ")[0]), f["reason"]
     assert results[1]["reason"].startswith("文件已损坏，或不是 Word .docx 文件 / corrupt or not a Word .docx file")
+    assert re.search(r"[\u4e00-\u9fff]", job["summary"]) and "失败" in job["summary"]
     after = writable.stats()
     assert (after["documents"], after["passages"]) == (stats["documents"], stats["passages"])
     ids = {d["doc_id"] for d in writable.documents()}
@@ -510,13 +601,15 @@ def test_upload_failed_parse_leaves_nothing(wclient, writable):
         assert not (writable.corpus_dir / name).exists()
 
 
+@pytest.mark.xfail(strict=True, reason="indexer/jobs.py (issue12-engine) fails a .jsonl file whose bad line was only "
+                                       "skipped (doc_ids [], job failed) though its good record is indexed: "
+                                       "/work/briefs/jobs-contract.md, Changes, B item 2")
 def test_upload_jsonl_keeps_valid_lines_and_reports_bad_ones(wclient, writable):
     body = '{"id": "半坏-1", "text": "党小组会一般每月召开一次。"}\n{"id": "半坏-2"}\n'.encode("utf-8")
-    resp = _upload(wclient, [(body, "半坏.jsonl")])
-    assert resp.status_code == 200
-    result = resp.get_json()["files"][0]
-    assert result["doc_ids"] == ["半坏-1"]
-    assert "line 2" in json.dumps(resp.get_json(), ensure_ascii=False)
+    _, job = _upload_done(wclient, [(body, "半坏.jsonl")])
+    result = job["files"][0]
+    assert result["doc_ids"] == ["半坏-1"] and result["status"] == "added"
+    assert "line 2" in json.dumps(job, ensure_ascii=False)
     assert "半坏-1" in {d["doc_id"] for d in writable.documents()}
     assert "半坏-2" not in {d["doc_id"] for d in writable.documents()}
 
@@ -524,9 +617,9 @@ def test_upload_jsonl_keeps_valid_lines_and_reports_bad_ones(wclient, writable):
 def test_upload_jsonl_records_are_reported(wclient):
     lines = ['{"id": "纪要-1", "title": "支委会纪要", "text": "支委会研究了发展党员计划。"}',
              '{"id": "纪要-2", "title": "党员大会纪要", "text": "党员大会选举产生新一届支部委员会。"}']
-    resp = _upload(wclient, [("\n".join(lines).encode("utf-8"), "会议纪要.jsonl"),
-                             ("单独文件：廉政教育。".encode("utf-8"), "廉政.txt")])
-    files = resp.get_json()["files"]
+    _, job = _upload_done(wclient, [("\n".join(lines).encode("utf-8"), "会议纪要.jsonl"),
+                                    ("单独文件：廉政教育。".encode("utf-8"), "廉政.txt")])
+    files = job["files"]
     assert files[0]["status"] == "added" and sorted(files[0]["doc_ids"]) == ["纪要-1", "纪要-2"]
     assert files[1]["doc_ids"] == ["廉政.txt"]
 
@@ -538,11 +631,22 @@ def test_upload_too_large_is_413(writable):
     assert len(writable.documents()) == n
 
 
-def test_delete_document(wclient, writable):
-    _upload(wclient, [("待删除文档：红色家书诵读活动。".encode("utf-8"), "待删除.txt")])
+def test_unknown_job_is_404_bilingual_and_bad_limit_400(wclient):
+    body = _assert_json_error(wclient.get("/api/jobs/20990101-000000-dead"), 404, "unknown_job")
+    assert body["error"]["message_zh"].startswith("找不到任务")
+    _assert_json_error(wclient.get("/api/jobs?limit=abc"), 400, "bad_limit")
+
+
+def test_delete_document_goes_through_a_job(wclient, writable):
+    _upload_done(wclient, [("待删除文档：红色家书诵读活动。".encode("utf-8"), "待删除.txt")])
     assert wclient.get(f"/api/documents/{quote('待删除.txt')}").status_code == 200
-    resp = wclient.delete(f"/api/documents/{quote('待删除.txt')}")
-    assert resp.status_code == 200 and resp.get_json()["removed"] == ["待删除.txt"]
+    resp = wclient.delete(f"/api/documents/{quote('待删除.txt')}?wait=30")
+    # Nothing else queued: the removal job ends within the DELETE's wait, so the answer is the result.
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["removed"] == ["待删除.txt"]
+    assert (body["job"]["kind"], body["job"]["state"]) == ("remove", "done")
+    assert wclient.get(f"/api/jobs/{body['job']['id']}").get_json()["state"] == "done"
     _assert_json_error(wclient.get(f"/api/documents/{quote('待删除.txt')}"), 404)
     hits = wclient.get("/api/search", query_string={"q": "红色家书", "mode": "keyword"}).get_json()["results"]
     assert all(h["doc_id"] != "待删除.txt" for h in hits)
@@ -557,13 +661,14 @@ def test_token_protects_writes(writable):
     _assert_json_error(_upload(c, [doc], {"X-Admin-Token": "wrong"}), 403, "bad_token")
     assert "令牌测试.txt" not in {d["doc_id"] for d in writable.documents()}
     assert c.get("/api/search?q=两学一做&mode=keyword").status_code == 200  # reads need no token
+    assert c.get("/api/jobs").status_code == 200  # job progress is a read
     token = "s3cret-令牌".encode("utf-8").decode("latin-1")  # HTTP headers travel as bytes
-    resp = _upload(c, [doc], {"X-Admin-Token": token})
-    assert resp.status_code == 200 and resp.get_json()["files"][0]["status"] == "added"
+    _, job = _upload_done(c, [doc], {"X-Admin-Token": token})
+    assert job["files"][0]["status"] == "added"
     url = f"/api/documents/{quote('令牌测试.txt')}"
     _assert_json_error(c.delete(url), 401)
     _assert_json_error(c.delete(url, headers={"Authorization": "Bearer nope"}), 403)
-    assert c.delete(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert _delete_done(c, "令牌测试.txt", {"Authorization": f"Bearer {token}"}) == ["令牌测试.txt"]
     assert 'id="admin-token"' in c.get("/documents").get_data(as_text=True)
 
 
@@ -581,27 +686,127 @@ def test_cross_site_write_is_refused(wclient, writable):
     _assert_json_error(wclient.delete(f"/api/documents/{quote(SEED_ID)}", headers={"Origin": "http://evil.example"}),
                        403, "cross_site")
     assert len(writable.documents()) == n
-    ok = _upload(wclient, [("同源上传：遵义会议精神。".encode("utf-8"), "同源.txt")], {"Origin": "http://localhost"})
-    assert ok.status_code == 200
+    _, job = _upload_done(wclient, [("同源上传：遵义会议精神。".encode("utf-8"), "同源.txt")],
+                          {"Origin": "http://localhost"})
+    assert job["state"] == "done"
 
 
 def test_searches_keep_working_during_upload(writable):
     app = create_app(writable, Config())
     big = "\n".join(f"第{i}段：基层党组织标准化建设的第{i}项措施，要求党员发挥先锋模范作用。" for i in range(1, 40))
-    result: dict = {}
-
-    def uploader():
-        result["resp"] = _upload(app.test_client(), [(big.encode("utf-8"), "标准化建设.txt")])
-
-    t = threading.Thread(target=uploader)
-    t.start()
     c = app.test_client()
+    resp = _upload(c, [(big.encode("utf-8"), "标准化建设.txt")])
+    assert resp.status_code == 202
+    job_id = resp.get_json()["job"]["id"]
     statuses = []
-    while t.is_alive() or not statuses:
-        statuses.append(c.get("/api/search", query_string={"q": "党支部监督", "mode": "keyword"}).status_code)
-    t.join()
+    while True:
+        job = c.get(f"/api/jobs/{job_id}").get_json()
+        statuses.append(c.get("/api/search", query_string={"q": "党支部监督", "mode": "hybrid"}).status_code)
+        if job["state"] in FINAL:
+            break
     assert set(statuses) == {200}
-    assert result["resp"].status_code == 200 and result["resp"].get_json()["files"][0]["status"] == "added"
+    assert job["state"] == "done" and job["files"][0]["status"] == "added"
+
+
+# ---------------------------------------------------------------------------- jobs with a held embedding stage
+class GatedEncoder(HashEncoder):
+    """The hash stand-in whose passage encoding waits while ``gate`` is closed: holds a job in its embedding
+    stage for as long as a test needs (questions are encoded at once)."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def encode_passages(self, texts, batch_size: int = 16, progress: bool = False):
+        assert self.gate.wait(120), "the test never opened the gate"
+        return super().encode_passages(texts, batch_size, progress)
+
+
+@pytest.fixture()
+def gated(tmp_path, monkeypatch):
+    """A real Engine (hash vectors) over the small corpus, whose passage embedding the test can hold."""
+    import indexer.engine as engine_mod
+
+    encoder = GatedEncoder()
+    monkeypatch.setattr(engine_mod, "load_encoder", lambda cfg: encoder)
+    eng = Engine.open(tmp_path / "index", Config())
+    assert not eng.index(_write_corpus(tmp_path / "corpus")).errors
+    yield eng, encoder
+    encoder.gate.set()
+    eng.close()
+
+
+def _doc_states(client) -> dict[str, tuple[str, int, int]]:
+    return {d["doc_id"]: (d["state"], d["embedded"], d["passages"])
+            for d in client.get("/api/documents").get_json()["documents"]}
+
+
+def test_second_upload_while_one_embeds_is_queued_and_both_finish(gated):
+    eng, encoder = gated
+    c = create_app(eng, Config()).test_client()
+    first = "\n\n".join(f"第{i}条 延安整风学习第{i}项要求：理论联系实际，密切联系群众。" for i in range(1, 30))
+    encoder.gate.clear()
+    resp = _upload(c, [(first.encode("utf-8"), "延安整风.txt")])
+    assert resp.status_code == 202
+    one = resp.get_json()["job"]["id"]
+    job, _ = _wait_job(c, one, ("keyword-ready", "embedding", "done", "failed"), timeout=60)
+    assert job["state"] in ("keyword-ready", "embedding"), job  # held before its vectors
+    # Keyword-ready: searchable now, and the documents list says so.
+    hits = c.get("/api/search", query_string={"q": "延安整风学习", "mode": "keyword"}).get_json()["results"]
+    assert hits and hits[0]["doc_id"] == "延安整风.txt"
+    hybrid = c.get("/api/search", query_string={"q": "延安整风学习", "mode": "hybrid"}).get_json()["results"]
+    assert hybrid and hybrid[0]["doc_id"] == "延安整风.txt"
+    state, embedded, passages = _doc_states(c)["延安整风.txt"]
+    assert state in ("keyword", "embedding") and embedded < passages
+    html = c.get("/documents").get_data(as_text=True)
+    assert re.search(r'data-state="(keyword|embedding)">(可检索|语义索引中 \d+%)<', html), "no per-document state"
+    assert 'id="job-indicator"' in html and 'id="jobs-panel"' in html
+
+    # A second upload while the first embeds: accepted at once, never refused; searchable by keyword at once,
+    # its vectors queued behind the first job's (one shared backlog, embedded in order).
+    resp = _upload(c, [("第二次上传：古田会议精神学习记录。".encode("utf-8"), "古田会议.txt")])
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    two = resp.get_json()["job"]
+    assert two["state"] in ACTIVE, two
+    two, _ = _wait_job(c, two["id"], ("keyword-ready", "embedding", "done", "failed"), timeout=60)
+    assert two["state"] in ("keyword-ready", "embedding") and two["passages_embedded"] == 0, two
+    hits = c.get("/api/search", query_string={"q": "古田会议精神", "mode": "keyword"}).get_json()["results"]
+    assert hits and hits[0]["doc_id"] == "古田会议.txt"
+    active = c.get("/api/jobs?active=1").get_json()
+    assert [j["id"] for j in active["jobs"]] == [two["id"], one] and active["active"] == 2
+    assert all(j["active"] for j in active["jobs"])
+    # Deleting while the jobs embed is not held up by them: the removal writes no vectors.
+    resp = c.delete(f"/api/documents/{quote(XSS_ID)}")
+    assert resp.status_code == 200 and resp.get_json()["removed"] == [XSS_ID], resp.get_data(as_text=True)
+    assert c.get(f"/api/jobs/{one}").get_json()["state"] in ("keyword-ready", "embedding")
+
+    encoder.gate.set()
+    done_one, _ = _wait_job(c, one)
+    done_two, _ = _wait_job(c, two["id"])
+    assert (done_one["state"], done_two["state"]) == ("done", "done"), (done_one, done_two)
+    assert done_one["passages_embedded"] == done_one["passages_total"] > 20
+    assert done_two["finished_at"] >= done_one["finished_at"]
+    assert c.get("/api/jobs?active=1").get_json()["jobs"] == []
+    states = _doc_states(c)
+    assert all(s == "done" and e == p for s, e, p in states.values()), states
+    health = c.get("/api/health").get_json()
+    assert health["pending_vectors"] == 0 and health["documents"] == len(states) == 4
+    assert health["passages"] == sum(p for _, _, p in states.values())
+
+
+def test_delete_with_wait_0_answers_202_with_the_job(wclient, writable):
+    _upload_done(wclient, [("待删除文档二：南湖红船精神。".encode("utf-8"), "待删除二.txt")])
+    resp = wclient.delete(f"/api/documents/{quote('待删除二.txt')}?wait=0")
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    job = resp.get_json()["job"]
+    assert job["kind"] == "remove" and job["state"] in ACTIVE + FINAL
+    assert resp.headers["Location"] == f"/api/jobs/{job['id']}"
+    done, _ = _wait_job(wclient, job["id"])
+    assert done["state"] == "done" and [(f["name"], f["state"]) for f in done["files"]] == [("待删除二.txt", "done")]
+    assert "待删除二.txt" not in {d["doc_id"] for d in writable.documents()}
+    assert "删除 1 篇" in done["summary"]
+    _assert_json_error(wclient.delete(f"/api/documents/{quote(SEED_ID)}?wait=soon"), 400, "bad_wait")
+    assert SEED_ID in {d["doc_id"] for d in writable.documents()}
 
 
 # ---------------------------------------------------------------------------- serving
@@ -862,7 +1067,7 @@ def test_documents_api_has_no_server_paths(client, built):
 
 def test_documents_sorted_naturally_with_size_and_dates(wclient):
     for n in (10, 2, 1):
-        _upload(wclient, [(f"第{n}号党纪学习材料：遵守党的纪律。".encode("utf-8"), f"dangfa{n}.txt")])
+        _upload_done(wclient, [(f"第{n}号党纪学习材料：遵守党的纪律。".encode("utf-8"), f"dangfa{n}.txt")])
     ids = [d["doc_id"] for d in wclient.get("/api/documents").get_json()["documents"]]
     ordered = [i for i in ids if i.startswith("dangfa")]
     assert ordered == ["dangfa1.txt", "dangfa2.txt", "dangfa10.txt"]

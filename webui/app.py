@@ -30,8 +30,8 @@ from .errors import ApiError, split_bilingual
 from .export import MIME, answer_items, export
 from .render import document_blocks, document_outline, example_questions, highlight_html
 from .server import serve
-from .uploads import (UploadNameError, uploaded_name, allowed_extensions, check_extension, file_results,
-                      sanitize_filename)
+from .jobs import doc_state, public_job
+from .uploads import UploadNameError, allowed_extensions, check_extension, sanitize_filename
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ MAX_K = K_MAX
 MAX_BATCH = 100
 MAX_BATCH_PAGE = 500  # questions per batch-page upload (searched 32 at a time)
 FORMATS = ("json", "csv", "docx")
+DELETE_WAIT_S = 2.0  # DELETE answers 200 when its job ends within this (?wait=), else 202 with the job to poll
+MAX_WAIT_S = 30.0
+DEFAULT_JOBS, MAX_JOBS = 20, 100  # GET /api/jobs: newest first
 COUNT_DEPTH = 100  # candidates counted per document when the engine gives no doc_counts
 EXAMPLE_DOCS = 12  # documents read to derive example questions
 
@@ -415,7 +418,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     app.extensions["partyqa"] = state
     app.jinja_env.filters["date"] = _format_date
     app.jinja_env.globals.update(doc_url=_doc_url, modes=MODES, k_choices=K_CHOICES, crumbs=_section_crumbs,
-                                 size_label=_size_label)
+                                 size_label=_size_label, doc_state=doc_state)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
@@ -592,7 +595,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     def api_health() -> Response:
         s = state.engine.stats()
         return jsonify({"status": "ok", "documents": s.get("documents", 0), "passages": s.get("passages", 0),
-                        "model": s.get("model", "")})
+                        "pending_vectors": s.get("pending_vectors", 0), "model": s.get("model", "")})
 
     @app.route("/api/search", methods=["GET", "POST"])
     def api_search() -> Response:
@@ -672,22 +675,84 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     @app.delete("/api/documents/<path:doc_id>")
     def api_delete(doc_id: str) -> Response:
         require_admin()
-        removed = engine.remove([doc_id])
-        if not removed:
+        if doc_id not in {d["doc_id"] for d in engine.documents()}:
             raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}", code="unknown_document")
-        logger.info("deleted via web: %s", ", ".join(removed))
-        return jsonify({"removed": removed})
+        wait = _parse_wait(request.args.get("wait"))
+        job = engine.jobs.submit_remove([doc_id])
+        logger.info("delete via web: %s (job %s)", doc_id, job.id)
+        try:  # a removal writes no vectors: it ends within the wait unless queued behind another job's reading
+            if not wait:
+                raise TimeoutError
+            job = engine.jobs.wait(job.id, "done", timeout=wait)
+        except TimeoutError:
+            return _job_response(engine.jobs.get(job.id) or job, {"removed": []})
+        view = public_job(job.to_dict())
+        removed = [d for f in view["files"] if f["state"] == "done" for d in f.get("doc_ids") or [f["name"]]]
+        if view["state"] == "failed" or not removed:
+            if doc_id not in {d["doc_id"] for d in engine.documents()}:  # removed by another request meanwhile
+                raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}",
+                               code="unknown_document", extra={"job": view})
+            zh, en = split_bilingual(view.get("error") or next(
+                (f["reason"] for f in view["files"] if f.get("reason")), "删除失败 / the removal failed"))
+            raise ApiError(500, zh, en, code="remove_failed", extra={"job": view})
+        return jsonify({"removed": removed, "job": view})
 
     @app.post("/api/documents")
     def api_upload() -> Response:
         require_admin()
-        return jsonify(_upload(state))
+        job, files = _upload(state)
+        return _job_response(job, {"files": files})
+
+    @app.get("/api/jobs")
+    def api_jobs() -> Response:
+        active = request.args.get("active", "").strip().lower() in ("1", "true", "yes")
+        try:
+            limit = max(1, min(MAX_JOBS, int(request.args.get("limit", "") or DEFAULT_JOBS)))
+        except ValueError:
+            raise ApiError(400, f"limit 必须是 1 到 {MAX_JOBS} 之间的整数。",
+                           f"limit must be an integer between 1 and {MAX_JOBS}", code="bad_limit") from None
+        jobs = [public_job(j.to_dict()) for j in engine.jobs.list(active_only=active, limit=limit)]
+        return jsonify({"count": len(jobs), "active": sum(1 for j in jobs if j["active"]), "jobs": jobs})
+
+    @app.get("/api/jobs/<job_id>")
+    def api_job(job_id: str) -> Response:
+        job = engine.jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, f"找不到任务“{job_id}”（只保留最近结束的任务）。",
+                           f"unknown job {job_id!r} (only the most recent finished jobs are kept)", code="unknown_job")
+        return jsonify(public_job(job.to_dict()))
 
     return app
 
 
-def _upload(state: _State) -> dict[str, Any]:
-    """Save the uploaded files to a temp dir, then ``engine.add`` them in one atomic write; per-file results."""
+def _parse_wait(value: Any) -> float:
+    """Seconds a DELETE waits for its job (``?wait=``, 0 to MAX_WAIT_S; DELETE_WAIT_S when absent)."""
+    if value is None or str(value).strip() == "":
+        return DELETE_WAIT_S
+    try:
+        wait = float(str(value).strip())
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= MAX_WAIT_S:
+        raise ApiError(400, f"wait 必须是 0 到 {MAX_WAIT_S:g} 之间的秒数。", f"wait must be 0 to {MAX_WAIT_S:g} seconds",
+                       code="bad_wait")
+    return wait
+
+
+def _job_response(job: Any, extra: dict[str, Any]) -> Response:
+    """202 Accepted with the job and ``Location: /api/jobs/<id>`` (where its progress is polled)."""
+    resp = jsonify({**extra, "job": public_job(job.to_dict())})
+    resp.status_code = 202
+    resp.headers["Location"] = url_for("api_job", job_id=job.id)
+    return resp
+
+
+def _upload(state: _State) -> tuple[Any, list[dict[str, Any]]]:
+    """Check and save the uploaded files to a temp dir handed to a queued add job; (job, per-file entries).
+
+    Names, types and empty files are refused here at once (a 4xx when no file is left); what the files contain is
+    read by the job, whose per-file outcome ``GET /api/jobs/<id>`` reports.
+    """
     files = request.files.getlist("files") + request.files.getlist("file")
     files = [f for f in files if f is not None and (f.filename or f.content_length)]
     if not files:
@@ -696,11 +761,10 @@ def _upload(state: _State) -> dict[str, Any]:
     allowed = allowed_extensions()
     tmp = Path(tempfile.mkdtemp(prefix="partyqa-upload-"))
     try:
-        order: list[tuple[str, str | None]] = []  # (original name, saved name or None)
-        rejected: dict[int, dict[str, Any]] = {}
-        saved: dict[str, str] = {}
+        results: list[dict[str, Any]] = []
+        saved: dict[str, str] = {}  # sanitised name -> the client's name
         codes: set[str] = set()
-        for i, storage in enumerate(files):
+        for storage in files:
             original = storage.filename or ""
             try:
                 name = sanitize_filename(original)
@@ -714,25 +778,23 @@ def _upload(state: _State) -> dict[str, Any]:
                     raise UploadNameError("empty_file", "文件为空。", "the file is empty")
             except UploadNameError as err:
                 codes.add(err.code)
-                rejected[i] = {"filename": original, "saved_as": None, "status": "error", "doc_ids": [],
-                               "reason": f"{err.message_zh} / {err.message_en}"}
-                order.append((original, None))
+                results.append({"filename": original, "saved_as": None, "status": "error", "doc_ids": [],
+                                "reason": f"{err.message_zh} / {err.message_en}"})
                 continue
             saved[name] = original
-            order.append((original, name))
+            results.append({"filename": original, "saved_as": name, "status": "queued", "doc_ids": [],
+                            "reason": None})
         if not saved:
             status = 415 if "unsupported_type" in codes else 400
-            first = next(iter(rejected.values()))
-            zh, en = first["reason"].split(" / ", 1)
+            zh, en = results[0]["reason"].split(" / ", 1)
             raise ApiError(status, zh, en, code="unsupported_type" if status == 415 else "bad_upload",
-                           extra={"files": [rejected[i] for i in sorted(rejected)]})
-        report = state.engine.add([tmp / name for name in saved]).to_dict()
-        for err in report.get("errors", []):  # name the upload, not the server's temp path
-            err["path"] = uploaded_name(str(err.get("path", "")))
-        sources = {d["doc_id"]: str(d.get("source") or "") for d in state.engine.documents()}
-        by_name = {r["saved_as"]: r for r in file_results(saved, report, sources)}
-        results = [rejected[i] if name is None else by_name[name] for i, (_, name) in enumerate(order)]
-        logger.info("upload: %s", ", ".join(f"{r['saved_as'] or r['filename']}={r['status']}" for r in results))
-        return {"files": results, "report": report, "documents": len(sources)}
-    finally:
+                           extra={"files": results})
+        paths = [tmp / name for name in saved]
+        # The queue copies the files into its spool under the index and deletes ``tmp``.
+        job = state.engine.jobs.submit_add(paths, names={str(p): p.name for p in paths}, owned_dir=tmp)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("upload queued as job %s: %s", job.id,
+                ", ".join(f"{r['saved_as'] or r['filename']}={r['status']}" for r in results))
+    return job, results

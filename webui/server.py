@@ -29,6 +29,9 @@ def serve(engine: Any, host: str = "127.0.0.1", port: int = 8000, threads: int =
     from .app import _state, create_app
 
     app = create_app(engine)
+    jobs = getattr(engine, "jobs", None)  # start the job queue now: jobs a restart interrupted resume at once
+    if jobs is not None:
+        logger.info("job queue ready: %d active job(s)", len(jobs.list(active_only=True)))
     server = create_server(app, host=host, port=port, threads=threads, ident="PartyQA")
     url_host = f"[{host}]" if ":" in host else host
     url = f"http://{url_host}:{server.effective_port}/"

@@ -1,11 +1,11 @@
-"""Upload rules: allowed extensions, file-name sanitising (keeps Chinese), and per-file results from a SyncReport."""
+"""Upload rules: allowed extensions, file-name sanitising (keeps Chinese), and the upload name behind an engine path."""
 from __future__ import annotations
 
 import logging
 import re
 import unicodedata
 from pathlib import PurePosixPath
-from typing import Any, Iterable
+from typing import Iterable
 
 logger = logging.getLogger(__name__)
 
@@ -73,94 +73,8 @@ def check_extension(name: str, allowed: Iterable[str]) -> None:
         )
 
 
-# Chinese for the ingest layer's English reasons (matched by phrase), so every upload error reads "中文 / English".
-_REASONS_ZH: tuple[tuple[str, str], ...] = (
-    ("legacy Word .doc", "不支持旧版 Word .doc 文件，请在 Word/WPS 中另存为 .docx 后再上传"),
-    ("unsupported file type", "不支持的文件类型"),
-    ("corrupt or not a Word .docx", "文件已损坏，或不是 Word .docx 文件"),
-    ("the Word file contains no text", "Word 文件中没有文字"),
-    ("password", "PDF 设有密码，请去掉密码后再上传"),
-    ("encrypted", "PDF 已加密，无法打开"),
-    ("no text layer", "PDF 没有文字层（可能是扫描件），请先做文字识别（OCR）"),
-    ("corrupt or not a PDF", "文件已损坏，或不是 PDF 文件"),
-    ("corrupt PDF", "PDF 文件已损坏"),
-    ("over the", "文件超过大小上限"),
-    ("only NUL bytes", "文件内容全是空字节（可能没有下载完整）"),
-    ("file is empty", "文件为空"),
-    ("empty document", "文档中没有可索引的文字"),
-    ("cannot decode", "无法识别文字编码（可能是二进制文件）"),
-    ("byte-order mark", "文件编码标记与内容不符，无法解码"),
-    ("not enough memory", "内存不足，无法读取该文件"),
-    ("nested too deeply", "文档嵌套层级过深，无法读取"),
-    ("no valid line", "文件中没有有效的记录行"),
-    ("no documents", "文件中没有文档（每行都是空的）"),
-    ("invalid JSON", "不是有效的 JSON"),
-    ("repeats", "文档编号与前面的行重复"),
-    ("text", "缺少非空的 text 文本字段"),
-    ("already used by", "文档编号与已有文档重复"),
-    ("no indexable text", "文件中没有可索引的文本"),
-)
-_HAN = re.compile(r"[\u4e00-\u9fff]")
-
-
-def bilingual_reason(reason: str) -> str:
-    """An ingest error reason in the "中文 / English" form (reasons that already start in Chinese are kept)."""
-    text = str(reason or "").strip()
-    if not text or (" / " in text and _HAN.search(text.split(" / ")[0])):
-        return text
-    parts = []
-    for piece in text.split("; line "):  # a .jsonl's skipped lines are joined into one reason
-        line = re.match(r"^(?:line )?(\d+): ", piece) if parts or piece.startswith("line ") else None
-        prefix = f"第 {line.group(1)} 行：" if line else ""
-        zh = next((z for key, z in _REASONS_ZH if key in piece), "该行无效，已跳过" if prefix else "无法读取该文件")
-        parts.append(prefix + zh)
-    return "；".join(parts) + " / " + text
-
-
-def _owns(name: str, doc_id: str) -> bool:
-    """True when ``doc_id`` came from the uploaded file ``name`` (the file itself, or a record of a jsonl file)."""
-    return doc_id == name or doc_id.startswith(name)
-
-
 def uploaded_name(path: str) -> str:
     """The uploaded file name an engine error path refers to (a corpus-relative name, a temp path, a staged copy)."""
     base = PurePosixPath(path.replace("\\", "/")).name
     staged = re.match(r"^\.partyqa-staged-\d+-\d+-(.+)$", base)
     return staged.group(1) if staged else base
-
-
-def file_results(saved: dict[str, str], report: dict[str, Any],
-                 sources: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Per uploaded file: status (added / updated / unchanged / error), its doc ids and an error reason.
-
-    ``saved`` maps the sanitised name to the client's original name; ``report`` is ``SyncReport.to_dict()``;
-    ``sources`` maps doc ids to the file they were read from (``Engine.documents()`` "source"), which is how
-    the records of a .jsonl file (whose ids are their own) are traced back to the upload.
-    """
-    results = []
-    single = len(saved) == 1
-    sources = sources or {}
-
-    def belongs(name: str, doc_id: str) -> bool:
-        src = sources.get(doc_id)
-        if src:
-            return PurePosixPath(src.replace("\\", "/")).name == name
-        return single or _owns(name, doc_id)
-
-    for name, original in saved.items():
-        errors = [e for e in report.get("errors", []) if uploaded_name(str(e.get("path", ""))) == name]
-        entry: dict[str, Any] = {"filename": original, "saved_as": name, "status": "error", "doc_ids": [],
-                                 "reason": None}
-        if errors:
-            # Whole-file failures, or skipped lines of a bulk .jsonl whose valid lines were still indexed.
-            entry["reason"] = "；".join(bilingual_reason(str(e.get("reason", ""))) for e in errors)
-        for status in ("added", "updated", "unchanged"):
-            ids = [d for d in report.get(status, []) if belongs(name, d)]
-            if ids:
-                entry["doc_ids"].extend(i for i in ids if i not in entry["doc_ids"])
-                if entry["status"] == "error":
-                    entry["status"] = status
-        if entry["status"] == "error" and not entry["reason"]:
-            entry["reason"] = "文件中没有可索引的文本 / no indexable text in the file"
-        results.append(entry)
-    return results

@@ -1,10 +1,13 @@
-/* PartyQA web UI: search options, copy citation, recent questions, document outline and find, upload, delete.
+/* PartyQA web UI: search options, copy citation, recent questions, document outline and find, upload, delete,
+   and live index jobs (an indicator on every page, progress on the documents page).
    No external code; data is only ever set as text (never innerHTML). */
 (function () {
   "use strict";
 
   var TOKEN_KEY = "partyqa-admin-token";
-  var STATUS_LABELS = { added: "已添加", updated: "已更新", unchanged: "未变化", error: "失败" };
+  var STATUS_LABELS = { added: "已添加", updated: "已更新", unchanged: "未变化", removed: "已删除", error: "失败",
+                        queued: "已排队" };
+  var DOC_STATE_LABELS = { keyword: "可检索", embedding: "语义索引中", done: "完成" };
 
   function root() {
     return document.body.getAttribute("data-root") || "/";
@@ -102,9 +105,13 @@
       tr.appendChild(el("td", "num", String(d.passages)));
       tr.appendChild(el("td", "num size", sizeLabel(d.chars)));
       var state = el("td", "state");
-      var states = { current: ["badge badge-current", "现行"], historical: ["badge badge-historical", "历史版本"] };
-      var st = states[d.version_status] || ["badge badge-added", "已索引"];
-      state.appendChild(el("span", st[0], st[1]));
+      var ds = DOC_STATE_LABELS[d.state] ? d.state : "done";
+      var badge = el("span", "badge badge-index-" + ds, docStateLabel(d));
+      badge.setAttribute("data-state", ds);
+      state.appendChild(badge);
+      var versions = { current: ["badge badge-current", "现行"], historical: ["badge badge-historical", "历史版本"] };
+      var st = versions[d.version_status];
+      if (st) { state.appendChild(document.createTextNode(" ")); state.appendChild(el("span", st[0], st[1])); }
       if (d.version_label) state.appendChild(el("span", "version-label", " " + d.version_label));
       tr.appendChild(state);
       var date = el("td", "date", formatDate(d.added_at));
@@ -128,6 +135,13 @@
     }
   }
 
+  function docStateLabel(d) {
+    if (d.state === "embedding" && !d.embedded) return DOC_STATE_LABELS.keyword; // its turn has not come yet
+    var label = DOC_STATE_LABELS[d.state] || DOC_STATE_LABELS.done;
+    if (d.state === "embedding" && d.passages) label += " " + Math.min(99, percent(d.embedded, d.passages)) + "%";
+    return label;
+  }
+
   function refreshDocuments() {
     return fetch(root() + "api/documents", { headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
@@ -146,9 +160,17 @@
     btn.disabled = true;
     fetch(btn.getAttribute("data-url"), { method: "DELETE", headers: headers })
       .then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (data) { return { ok: r.ok, data: data }; });
+        return r.json().catch(function () { return {}; }).then(function (data) {
+          return { ok: r.ok, status: r.status, data: data };
+        });
       })
       .then(function (res) {
+        if (res.status === 202) {
+          // Queued behind another job: the job list shows it, and the table refreshes when it is done.
+          setStatus("删除《" + title + "》已排入索引任务，完成后列表会自动更新。", "ok");
+          pollJobsNow();
+          return null;
+        }
         if (res.ok) {
           setStatus("已删除《" + title + "》。", "ok");
           return refreshDocuments();
@@ -183,6 +205,7 @@
     var button = document.getElementById("upload-btn");
     var progress = document.getElementById("upload-progress");
     var fill = document.getElementById("upload-fill");
+    var bar = fill.parentNode;
     var statusText = document.getElementById("upload-status");
     var results = document.getElementById("upload-results");
     var label = form.querySelector(".file-drop-text");
@@ -201,7 +224,6 @@
 
     function done(message, kind) {
       button.disabled = false;
-      progress.classList.remove("indexing");
       statusText.textContent = message;
       statusText.className = "progress-text " + (kind || "");
     }
@@ -211,7 +233,7 @@
       var files = input.files;
       if (!files || !files.length) {
         progress.hidden = false;
-        fill.style.width = "0%";
+        bar.hidden = true;
         done("请先选择要上传的文件。", "error");
         return;
       }
@@ -220,13 +242,14 @@
       Array.prototype.forEach.call(files, function (f) { total += f.size; data.append("files", f, f.name); });
       if (maxBytes && total > maxBytes) {
         progress.hidden = false;
-        fill.style.width = "0%";
+        bar.hidden = true;
         done("文件总大小超过上限（" + Math.round(maxBytes / 1048576) + " MB），请分批上传。", "error");
         return;
       }
       renderResults(results, []);
       button.disabled = true;
       progress.hidden = false;
+      bar.hidden = false;
       fill.style.width = "0%";
       statusText.className = "progress-text";
       statusText.textContent = "正在上传 0%";
@@ -242,35 +265,30 @@
         fill.style.width = pct + "%";
         statusText.textContent = "正在上传 " + pct + "%";
       };
-      xhr.upload.onload = function () {
-        fill.style.width = "100%";
-        progress.classList.add("indexing");
-        statusText.textContent = "上传完成，正在建立索引（较大的文件需要几分钟）…";
-      };
       xhr.onload = function () {
         var body = null;
         try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
-        if (xhr.status >= 200 && xhr.status < 300 && body) {
-          renderResults(results, body.files);
-          var ok = (body.files || []).filter(function (f) { return f.status !== "error"; }).length;
-          var failed = (body.files || []).length - ok;
-          if (!ok) {
-            // Nothing was indexed: an empty bar, not a full one that reads as success.
-            fill.style.width = "0%";
-            done("全部失败：" + failed + " 个文件都没有建立索引，原因见下方。", "error");
-          } else {
-            done("处理完成：成功 " + ok + " 个" + (failed ? "，失败 " + failed + " 个" : "") + "。", failed ? "warn" : "ok");
-          }
+        // The bar only ever showed the transfer; indexing progress is the job's, in the list below.
+        bar.hidden = true;
+        fill.style.width = "0%";
+        if (xhr.status === 202 && body && body.job) {
+          var refused = (body.files || []).filter(function (f) { return f.status === "error"; });
+          renderResults(results, refused);
+          var queued = (body.files || []).length - refused.length;
+          done("已提交 " + queued + " 个文件" + (refused.length ? "（" + refused.length + " 个未接受，原因见下方）" : "") +
+               "，正在后台建立索引，进度见“索引任务”。", refused.length ? "warn" : "ok");
           form.reset();
           label.textContent = "选择文件（可多选）";
-          refreshDocuments();
+          pollJobsNow();
         } else {
           if (body && body.files) renderResults(results, body.files);
-          fill.style.width = "0%";
           done("上传失败：" + errorMessage(body, "服务器返回 " + xhr.status), "error");
         }
       };
-      xhr.onerror = function () { fill.style.width = "0%"; done("上传失败：无法连接服务器，或文件过大。", "error"); };
+      xhr.onerror = function () {
+        bar.hidden = true;
+        done("上传失败：无法连接服务器，或文件过大。", "error");
+      };
       xhr.send(data);
     });
   }
@@ -296,6 +314,266 @@
     var filter = document.getElementById("doc-filter");
     if (filter) filter.addEventListener("input", applyDocFilter);
     initUpload();
+  }
+
+  /* ---------------------------------------------------------------- index jobs */
+  // Polled from /api/jobs: every 1.5 s while a job runs, every 15 s when idle, not at all while the tab is hidden.
+  var POLL_ACTIVE_MS = 1500;
+  var POLL_IDLE_MS = 15000;
+  var DOCS_REFRESH_MS = 5000; // the documents table (per-document 语义索引中 n%) while a job embeds
+  var FILES_SHOWN = 50;
+  var JOB_KIND_LABELS = { add: "添加文档", remove: "删除文档", index: "同步文档目录" };
+  var JOB_STATE_LABELS = { queued: "排队中", reading: "读取中", "keyword-ready": "可检索", embedding: "语义索引中",
+                           done: "完成", failed: "失败", unchanged: "未变化" };
+  var jobs = { timer: null, busy: false, again: false, seen: {}, first: true, docsAt: 0, flashUntil: 0 };
+
+  function percent(done, total) {
+    return total ? Math.max(0, Math.min(100, Math.floor((done || 0) * 100 / total))) : 0;
+  }
+
+  function durationLabel(seconds) {
+    var s = Math.max(1, Math.round(seconds));
+    if (s < 60) return s + " 秒";
+    var m = Math.floor(s / 60);
+    s %= 60;
+    if (m < 60) return m + " 分" + (s ? " " + s + " 秒" : "");
+    var h = Math.floor(m / 60);
+    m %= 60;
+    return h + " 小时" + (m ? " " + m + " 分" : "");
+  }
+
+  // Vectors are one shared backlog, embedded in order: a later job's passages wait for an earlier job's.
+  function waitsForEarlier(job, list) {
+    if ((job.state !== "keyword-ready" && job.state !== "embedding") || job.passages_embedded) return false;
+    var at = list.indexOf(job);
+    return list.some(function (other, i) {
+      return i > at && (other.state === "keyword-ready" || other.state === "embedding"); // newest first: i > at is earlier
+    });
+  }
+
+  function jobStateLabel(job, waiting) {
+    if (waiting) return "可检索 · 排队等待语义索引";
+    if (job.state === "queued") return "排队中" + (job.queue_position ? "（第 " + job.queue_position + " 位）" : "");
+    if (job.state === "embedding") return "语义索引中 " + percent(job.passages_embedded, job.passages_total) + "%";
+    if (job.state === "keyword-ready") return "可检索 · 等待语义索引";
+    return JOB_STATE_LABELS[job.state] || job.state;
+  }
+
+  function fileStateLabel(f, waiting) {
+    // Searchable by keyword; "语义索引中" only once the encoder has reached this file's passages.
+    if ((waiting || !f.embedded) && (f.state === "embedding" || f.state === "keyword-ready")) return "可检索";
+    if (f.state === "embedding") return "语义索引中 " + percent(f.embedded, f.passages) + "%";
+    return JOB_STATE_LABELS[f.state] || f.state;
+  }
+
+  function progressLine(job) {
+    var parts = [];
+    if (job.passages_total) parts.push("语义索引 " + (job.passages_embedded || 0) + " / " + job.passages_total + " 段");
+    if (job.rate) parts.push("速度 " + job.rate.toFixed(1) + " 段/秒");
+    if (job.eta_seconds !== null && job.eta_seconds !== undefined && job.state !== "done") {
+      parts.push("预计剩余 " + durationLabel(job.eta_seconds));
+    }
+    return parts.join(" · ");
+  }
+
+  function progressBar(value, label) {
+    var bar = el("div", "progress-bar");
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    bar.setAttribute("aria-valuenow", String(value));
+    bar.setAttribute("aria-label", label);
+    var fill = el("div", "progress-fill");
+    fill.style.width = value + "%";
+    bar.appendChild(fill);
+    return bar;
+  }
+
+  function renderJob(job, waiting) {
+    var li = el("li", "job job-" + job.state);
+    li.setAttribute("data-job-id", job.id);
+    li.setAttribute("data-state", job.state);
+    var head = el("div", "job-head");
+    head.appendChild(el("span", "job-kind", JOB_KIND_LABELS[job.kind] || job.kind));
+    head.appendChild(el("span", "badge badge-job badge-job-" + job.state, jobStateLabel(job, waiting)));
+    var when = job.finished_at || job.started_at || job.created_at;
+    head.appendChild(el("span", "job-time", (job.finished_at ? "结束于 " : job.started_at ? "开始于 " : "提交于 ") +
+                                            formatDate(when)));
+    li.appendChild(head);
+    if (job.active && job.passages_total) {
+      var row = el("div", "progress job-progress");
+      row.appendChild(progressBar(percent(job.passages_embedded, job.passages_total), "语义索引进度"));
+      row.appendChild(el("span", "progress-text job-progress-text", progressLine(job)));
+      li.appendChild(row);
+    }
+    if (!job.active && job.summary) li.appendChild(el("p", "job-summary", job.summary));
+    if (job.error) li.appendChild(el("p", "job-error", "失败：" + job.error));
+    var files = job.files || [];
+    if (files.length) {
+      var list = el("ul", "job-files");
+      files.slice(0, FILES_SHOWN).forEach(function (f) {
+        var item = el("li", "job-file file-" + f.state);
+        item.appendChild(el("span", "job-file-name", f.name));
+        item.appendChild(el("span", "badge badge-file badge-file-" + f.state, fileStateLabel(f, waiting)));
+        if (f.state === "done" && STATUS_LABELS[f.status] && f.status !== "error") {
+          item.appendChild(el("span", "job-file-outcome", STATUS_LABELS[f.status]));
+        }
+        if (f.passages) item.appendChild(el("span", "job-file-count", f.passages + " 段"));
+        // A failed file: the badge says 失败, this line says why (Chinese first). Skipped .jsonl lines likewise.
+        if (f.state === "failed" || (f.reason && f.state !== "unchanged")) {
+          item.appendChild(el("span", "upload-reason", f.reason || "未知原因"));
+        }
+        list.appendChild(item);
+      });
+      if (files.length > FILES_SHOWN) list.appendChild(el("li", "job-file more", "另有 " + (files.length - FILES_SHOWN) + " 个文件"));
+      li.appendChild(list);
+    }
+    return li;
+  }
+
+  function renderJobList(list) {
+    var ol = document.getElementById("job-list");
+    if (!ol) return;
+    while (ol.firstChild) ol.removeChild(ol.firstChild);
+    list.forEach(function (job) { ol.appendChild(renderJob(job, waitsForEarlier(job, list))); });
+    var empty = document.getElementById("jobs-empty");
+    if (empty) empty.hidden = list.length > 0;
+  }
+
+  function indicatorText(active) {
+    var total = 0;
+    var embedded = 0;
+    active.forEach(function (j) {
+      if (j.state === "embedding" || j.state === "keyword-ready") {
+        total += j.passages_total || 0;
+        embedded += j.passages_embedded || 0;
+      }
+    });
+    var text = "正在更新索引：" + active.length + " 个任务";
+    if (total) return text + " · 语义索引 " + percent(embedded, total) + "%";
+    var states = active.map(function (j) { return j.state; });
+    if (states.indexOf("reading") >= 0) return text + " · 读取中";
+    return text + " · 排队中";
+  }
+
+  function announce(text) {
+    var live = document.getElementById("job-indicator-live");
+    if (live && live.textContent !== text) live.textContent = text;
+  }
+
+  function renderIndicator(active, finished) {
+    var box = document.getElementById("job-indicator");
+    var text = document.getElementById("job-indicator-text");
+    if (!box || !text) return;
+    if (active.length) {
+      box.hidden = false;
+      box.className = "job-indicator";
+      text.textContent = indicatorText(active);
+      // Announced once per change of the running set, not at every percent (polite, not chatty).
+      announce("正在更新索引：" + active.length + " 个任务");
+    } else if (finished.length) {
+      var last = finished[0]; // newest first
+      var failed = finished.filter(function (j) { return j.state === "failed"; }).length;
+      box.hidden = false;
+      box.className = "job-indicator " + (failed ? "job-indicator-failed" : "job-indicator-done");
+      if (finished.length > 1) {
+        text.textContent = "索引已更新：" + finished.length + " 个任务结束" + (failed ? "，其中 " + failed + " 个失败" : "") +
+                           "，详见文档管理";
+      } else {
+        text.textContent = failed ? "索引任务失败：" + (last.error || last.summary || "") : "索引已更新：" + (last.summary || "完成");
+      }
+      announce(text.textContent);
+      jobs.flashUntil = Date.now() + 10000;
+    } else if (Date.now() > jobs.flashUntil) {
+      box.hidden = true;
+    }
+  }
+
+  function onJobs(list) {
+    var active = list.filter(function (j) { return j.active; });
+    var byId = {};
+    list.forEach(function (j) { byId[j.id] = j; });
+    var finished = [];
+    var changed = false;
+    var missing = [];
+    Object.keys(jobs.seen).forEach(function (id) {
+      if (!byId[id] && jobs.seen[id] !== "done" && jobs.seen[id] !== "failed") missing.push(id);
+    });
+    list.forEach(function (j) {
+      var before = jobs.seen[j.id];
+      if (before !== j.state) {
+        if (!jobs.first && j.state !== "queued" && j.state !== "reading") changed = true;
+        if (before && !j.active) finished.push(j);
+      }
+      jobs.seen[j.id] = j.state;
+    });
+    jobs.first = false;
+    // Jobs that left the active list (other pages poll ?active=1): fetch each once for its summary.
+    missing.forEach(function (id) {
+      delete jobs.seen[id];
+      fetch(jobsApi() + "/" + encodeURIComponent(id), { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (job) {
+          if (!job) return;
+          if (job.active) { jobs.seen[id] = job.state; return; } // only beyond the list's limit
+          if (!active.length) renderIndicator([], [job]);
+          if (document.getElementById("doc-rows")) refreshDocuments();
+        })
+        .catch(function () { /* the next poll will tell */ });
+    });
+    renderIndicator(active, finished);
+    renderJobList(list);
+    var embedding = active.some(function (j) { return j.state === "embedding" || j.state === "keyword-ready"; });
+    if (document.getElementById("doc-rows") && (changed || (embedding && Date.now() - jobs.docsAt > DOCS_REFRESH_MS))) {
+      jobs.docsAt = Date.now();
+      refreshDocuments();
+    }
+    return active.length > 0;
+  }
+
+  function jobsApi() {
+    var box = document.getElementById("job-indicator");
+    return (box && box.getAttribute("data-api")) || root() + "api/jobs";
+  }
+
+  function scheduleJobs(ms) {
+    window.clearTimeout(jobs.timer);
+    jobs.timer = null;
+    if (document.visibilityState === "hidden") return; // resumed by visibilitychange
+    jobs.timer = window.setTimeout(pollJobs, ms);
+  }
+
+  function pollJobs() {
+    if (jobs.busy) { jobs.again = true; return; }
+    jobs.busy = true;
+    // The documents page lists recent finished jobs too; other pages only need the running ones.
+    var url = jobsApi() + (document.getElementById("job-list") ? "?limit=8" : "?active=1");
+    fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status)); })
+      .then(function (data) {
+        jobs.busy = false;
+        var running = onJobs(data.jobs || []);
+        if (jobs.again) { jobs.again = false; pollJobs(); return; }
+        scheduleJobs(running ? POLL_ACTIVE_MS : POLL_IDLE_MS);
+      })
+      .catch(function () {
+        jobs.busy = false;
+        scheduleJobs(POLL_IDLE_MS);
+      });
+  }
+
+  function pollJobsNow() {
+    window.clearTimeout(jobs.timer);
+    pollJobs();
+  }
+
+  function initJobs() {
+    if (!document.getElementById("job-indicator")) return;
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") pollJobsNow();
+      else { window.clearTimeout(jobs.timer); jobs.timer = null; }
+    });
+    pollJobs();
   }
 
   /* ---------------------------------------------------------------- in-document find */
@@ -476,6 +754,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     initDocument();
     initDocuments();
+    initJobs();
     initSearchOptions();
     initRecent();
     initCopy();
