@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .generations import write_json
-from .sync import bilingual_reason
+from .sync import SKIPPED_LINE, bilingual_reason
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -338,7 +338,12 @@ class JobQueue:
                     f = by_path.get(err.get("path", "")) or next(
                         (f for f in todo if Path(f.path).name == Path(err.get("path", "")).name), None)
                     if f is not None:
-                        f.state, f.reason = "failed", bilingual_reason(err.get("reason", ""))
+                        reason = bilingual_reason(err.get("reason", ""))
+                        if str(err.get("reason", "")).endswith(SKIPPED_LINE):
+                            # a bad line of a bulk .jsonl: the file's valid records are indexed, the line is named
+                            f.reason = f"{f.reason}; {reason}" if f.reason else reason
+                        else:
+                            f.state, f.reason = "failed", reason
                         err["path"] = f.name  # the name the user gave, not the spooled copy
                 files = gen.manifest.get("files", {})
                 changed = set(report.added) | set(report.updated)

@@ -20,6 +20,7 @@ from .types import Document, IngestError, Passage
 logger = logging.getLogger(__name__)
 
 STAGED_PREFIX = ".partyqa-staged-"
+SKIPPED_LINE = "(line skipped)"  # ends the reason of a bad line of a bulk .jsonl whose other records were indexed
 
 # rel path -> (content sha1, [(document, its passages)])
 Loaded = dict[str, tuple[str, list[tuple[Document, list[Passage]]]]]
@@ -213,7 +214,7 @@ def load_changed(corpus: Path, changed: dict[str, tuple[Path, str]], excluded: d
         try:
             raws, problems = ingest.load_file_checked(path, doc_id=rel, max_bytes=int(config.max_file_mb * 1024 * 1024))
             for problem in problems:  # bad lines of a bulk jsonl: reported, the valid lines are kept
-                report.errors.append({"path": display.get(rel, str(corpus / rel)), "reason": f"{problem} (line skipped)"})
+                report.errors.append({"path": display.get(rel, str(corpus / rel)), "reason": f"{problem} {SKIPPED_LINE}"})
             for raw in raws:
                 raw.source = str(corpus / rel)
             skip = set(excluded.get(rel, []))

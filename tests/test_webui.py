@@ -601,9 +601,6 @@ def test_upload_failed_parse_leaves_nothing(wclient, writable):
         assert not (writable.corpus_dir / name).exists()
 
 
-@pytest.mark.xfail(strict=True, reason="indexer/jobs.py (issue12-engine) fails a .jsonl file whose bad line was only "
-                                       "skipped (doc_ids [], job failed) though its good record is indexed: "
-                                       "/work/briefs/jobs-contract.md, Changes, B item 2")
 def test_upload_jsonl_keeps_valid_lines_and_reports_bad_ones(wclient, writable):
     body = '{"id": "半坏-1", "text": "党小组会一般每月召开一次。"}\n{"id": "半坏-2"}\n'.encode("utf-8")
     _, job = _upload_done(wclient, [(body, "半坏.jsonl")])
