@@ -49,6 +49,24 @@ def upload(base: str, name: str, data: bytes, timeout: float = 600) -> tuple[int
                 timeout=timeout)
 
 
+def upload_and_wait(base: str, name: str, data: bytes, timeout: float = 900) -> tuple[int, dict, dict]:
+    """Upload one file (answered 202 with a job), then poll GET /api/jobs/<id> until the job is done or failed.
+
+    Returns (the upload's status, the finished job, the 202 body); the job is the 202 body's when it was refused.
+    """
+    status, body, _ = upload(base, name, data, timeout=timeout)
+    if status != 202:
+        return status, body.get("job") or {}, body
+    deadline = time.monotonic() + timeout
+    job = body["job"]
+    while job.get("state") not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        code, job, _ = http("GET", f"{base}api/jobs/{job['id']}")
+        if code != 200:
+            raise RuntimeError(f"job {body['job']['id']}: GET /api/jobs answered {code}: {job}")
+    return status, job, body
+
+
 class Server:
     """`partyqa serve --port 0` on 127.0.0.1; ``url`` is read from the line it prints when ready, then checked
     with /api/health. RuntimeError (with the server's log) if it does not come up within ``start_timeout``."""

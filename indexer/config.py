@@ -43,7 +43,9 @@ class Config:
     encode_batch: int = 16
     threads: int = 0  # threads for query-time encoding; 0 = all cores (max 4)
     index_threads: int = 0  # threads for passage encoding; 0 = all cores
-    keyword_workers: bool = False  # tokenize big keyword batches in worker processes (see indexer/keyword.py)
+    # tokenize big keyword batches in worker processes (indexer/keyword.py): 990 passages/s against 613 in one
+    # process on the idle 2-core machine (docs/BENCHMARKS.md, "Adding documents"); 0 turns them off
+    keyword_workers: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
     admin_token: str = ""

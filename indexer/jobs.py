@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .generations import write_json
 from .sync import SKIPPED_LINE, bilingual_reason
+from .types import IndexLockedError
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -35,6 +36,9 @@ JOB_STATES = ("queued", "reading", "keyword-ready", "embedding", "done", "failed
 FINAL_STATES = ("done", "failed")
 KEEP_FINISHED = 50
 JOBS_DIR = "jobs"  # <index>/jobs/<id>/: spooled files and job.json of jobs not finished yet
+# Another process (a CLI `partyqa index`, a rebuild) may hold the write lock for minutes: a job waits for it, in
+# steps of PARTYQA_LOCK_TIMEOUT, before it fails saying the index is busy. Nothing is written before the lock.
+LOCKED_PATIENCE_S = 900.0
 RECORDS_FILE = "jobs.json"  # <index>/jobs.json: records of the last KEEP_FINISHED finished jobs
 
 
@@ -311,12 +315,15 @@ class JobQueue:
                 self._save_active(job)
                 self._cv.notify_all()
             try:
-                if job.kind == "add":
-                    self._run_add(job)
-                elif job.kind == "remove":
-                    self._run_remove(job)
-                else:
-                    self._run_index(job)
+                self._run_waiting_for_lock(job)
+            except IndexLockedError as exc:
+                logger.warning("job %s: %s", job.id, exc)
+                with self._cv:
+                    job.error = f"索引正被另一个进程更新，等待 {LOCKED_PATIENCE_S / 60:.0f} 分钟后仍未释放，请稍后重新提交 / {exc}"
+                    for f in job.files:
+                        if f.state not in FINAL_STATES + ("unchanged",):
+                            f.state, f.reason = "failed", job.error
+                    self._finish(job, "failed")
             except Exception as exc:
                 logger.exception("job %s failed", job.id)
                 with self._cv:
@@ -326,6 +333,19 @@ class JobQueue:
                             f.state, f.reason = "failed", f.reason or job.error
                     self._finish(job, "failed")
             self._refresh()
+
+    def _run_waiting_for_lock(self, job: Job) -> None:
+        """Run the job; while another process holds the write lock, wait (up to LOCKED_PATIENCE_S) and retry."""
+        run = {"add": self._run_add, "remove": self._run_remove}.get(job.kind, self._run_index)
+        deadline = time.monotonic() + LOCKED_PATIENCE_S
+        while True:
+            try:
+                return run(job)
+            except IndexLockedError:
+                if time.monotonic() >= deadline or self._closed:
+                    raise
+                logger.info("job %s waits for the index's write lock (another writer)", job.id)
+                time.sleep(1.0)
 
     def _run_add(self, job: Job) -> None:
         todo = [f for f in job.files if f.path and f.state != "failed"]
