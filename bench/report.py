@@ -626,6 +626,16 @@ def section_diagnostics(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def section_adding() -> list[str]:
+    """Adding documents (issue 12): measured with bench/ingest_speed.py, written up in bench/ADDING.md."""
+    adding = BENCH / "ADDING.md"
+    if not adding.exists():
+        return []
+    text = adding.read_text(encoding="utf-8")
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("<!--")).strip()
+    return ["## Adding documents", "", text, ""]
+
+
 def section_notes() -> list[str]:
     notes = BENCH / "NOTES.md"
     if not notes.exists():
@@ -638,7 +648,8 @@ def section_notes() -> list[str]:
 def render(data: dict[str, Any]) -> str:
     """The whole page as markdown."""
     parts = (section_header(data) + section_commands() + section_machine(data) + section_summary(data)
-             + section_quality(data) + section_speed(data) + section_diagnostics(data) + section_notes())
+             + section_quality(data) + section_speed(data) + section_adding() + section_diagnostics(data)
+             + section_notes())
     return "\n".join(parts).rstrip() + "\n"
 
 
