@@ -146,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     clients = [int(c) for c in args.clients.split(",") if c.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     ways = {w.strip() for w in args.ways.split(",")}
+    if "both" in ways:
+        ways = {"threads", "http"}
+    if not ways <= {"threads", "http"}:
+        ap.error(f"--ways: threads, http or both, not {args.ways!r}")
     from indexer import Config, Engine
 
     with Engine.open(args.index, Config.from_env(reranker="")) as eng:
