@@ -43,8 +43,8 @@ class Config:
     encode_batch: int = 16
     threads: int = 0  # threads for query-time encoding; 0 = all cores (max 4)
     index_threads: int = 0  # threads for passage encoding; 0 = all cores
-    # tokenize big keyword batches in worker processes (indexer/keyword.py): median 990 passages/s against 770 in
-    # one process over five runs on the idle 2-core machine (docs/BENCHMARKS.md, "Adding documents"); 0: off
+    # tokenize big keyword batches in worker processes (indexer/keyword.py): median 1,008 passages/s against 755 in
+    # one process over seven runs on the idle 2-core machine (docs/BENCHMARKS.md, "Adding documents"); 0: off
     keyword_workers: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
