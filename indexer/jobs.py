@@ -318,21 +318,20 @@ class JobQueue:
                 self._run_waiting_for_lock(job)
             except IndexLockedError as exc:
                 logger.warning("job %s: %s", job.id, exc)
-                with self._cv:
-                    job.error = f"索引正被另一个进程更新，等待 {LOCKED_PATIENCE_S / 60:.0f} 分钟后仍未释放，请稍后重新提交 / {exc}"
-                    for f in job.files:
-                        if f.state not in FINAL_STATES + ("unchanged",):
-                            f.state, f.reason = "failed", job.error
-                    self._finish(job, "failed")
+                self._fail(job, f"索引正被另一个进程更新，等待 {LOCKED_PATIENCE_S / 60:.0f} 分钟后仍未释放，请稍后重新提交 / {exc}")
             except Exception as exc:
                 logger.exception("job %s failed", job.id)
-                with self._cv:
-                    job.error = str(exc) if "/" in str(exc) else f"任务失败 / job failed: {exc}"
-                    for f in job.files:
-                        if f.state not in FINAL_STATES + ("unchanged",):
-                            f.state, f.reason = "failed", f.reason or job.error
-                    self._finish(job, "failed")
+                self._fail(job, str(exc) if "/" in str(exc) else f"任务失败 / job failed: {exc}")
             self._refresh()
+
+    def _fail(self, job: Job, error: str) -> None:
+        """End a job that could not run: every file not yet finished fails with ``error`` (unless it has a reason)."""
+        with self._cv:
+            job.error = error
+            for f in job.files:
+                if f.state not in FINAL_STATES + ("unchanged",):
+                    f.state, f.reason = "failed", f.reason or error
+            self._finish(job, "failed")
 
     def _run_waiting_for_lock(self, job: Job) -> None:
         """Run the job; while another process holds the write lock, wait (up to LOCKED_PATIENCE_S) and retry."""
@@ -445,7 +444,7 @@ class JobQueue:
                 left = [pid for pid in job.pids if pid in pending and pid not in encoded]
                 left_by_doc: dict[str, int] = {}
                 for pid in left:
-                    d = pid.rpartition("#")[0]
+                    d = gen.passages[pid].doc_id
                     left_by_doc[d] = left_by_doc.get(d, 0) + 1
                 committed = not any(pid in pending for pid in job.pids)
                 job.passages_embedded = len(job.pids) - len(left)
