@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
@@ -106,13 +107,14 @@ class WhooshKeywordIndex:
     Writers take whoosh's file lock with ``lock_timeout`` seconds of patience.
     """
 
-    def __init__(self, ix: Any, path: Path, lock_timeout: float = 30.0, watch: bool = True):
+    def __init__(self, ix: Any, path: Path, lock_timeout: float = 30.0, watch: bool = True, share: bool = True):
         self._ix = ix
         self.path = path
         self.lock_timeout = float(lock_timeout)
         self.watch = watch
+        self.share = share
         self._lock = threading.RLock()
-        self._state = _SearchState(ix.searcher(weighting=make_weighting()))
+        self._state = _SearchState(ix.searcher(weighting=make_weighting()), share=share)
         self._closed = False
 
     @property
@@ -132,16 +134,19 @@ class WhooshKeywordIndex:
         return cls(ix, path, lock_timeout)
 
     @classmethod
-    def open(cls, path: str | Path, lock_timeout: float = 30.0, watch: bool = True) -> "WhooshKeywordIndex":
+    def open(cls, path: str | Path, lock_timeout: float = 30.0, watch: bool = True,
+             share: bool = True) -> "WhooshKeywordIndex":
         """Open an existing index in ``path``; FileNotFoundError if there is none.
 
         ``watch=False`` is for a directory nobody else writes to (a committed engine generation): searches then
-        skip whoosh's check for newer commits, a directory listing per question.
+        skip whoosh's check for newer commits, a directory listing per question. ``share=False`` keeps this
+        searcher's caches its own (a cold reader, as a new process has), instead of sharing the scores and
+        decoded postings of readers of the same index state in this process.
         """
         path = Path(path)
         if not path.is_dir() or not whoosh.index.exists_in(str(path)):
             raise FileNotFoundError(f"{path}: no keyword index here (build the index first)")
-        return cls(whoosh.index.open_dir(str(path)), path, lock_timeout, watch)
+        return cls(whoosh.index.open_dir(str(path)), path, lock_timeout, watch, share)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -208,7 +213,7 @@ class WhooshKeywordIndex:
             # Not searcher.refresh(): in whoosh-reloaded 2.7.5 reader reuse keeps segments that were merged away
             # and ignores new deletions (duplicate and deleted passages came back), and it crashes on an
             # empty index. A fresh searcher only costs reopening the segment files.
-            self._state = _SearchState(self._ix.searcher(weighting=make_weighting()))
+            self._state = _SearchState(self._ix.searcher(weighting=make_weighting()), share=self.share)
             old.close()
             return True
 
@@ -293,6 +298,23 @@ class WhooshKeywordIndex:
         state = self._state
         thread = threading.Thread(target=state.warm, args=(share, min_postings, persist),
                                   name="partyqa-keyword-warm", daemon=True)
+        thread.start()
+        return thread
+
+    def hot_terms(self) -> list[str]:
+        """The terms whose scores this index's searcher holds, most recently used first."""
+        return self._state.cached_terms()
+
+    def warm_terms(self, terms: Sequence[str]) -> threading.Thread:
+        """Score ``terms`` (most wanted first) in a background thread, up to the share of the cache warm_up fills.
+
+        For the next generation after a write: its searcher starts with no scores, but the terms the previous one
+        had cached are what the next questions will ask, and their postings in the segments the write left alone
+        come decoded from :func:`indexer.postings.segment_postings`, so re-scoring them is numpy work, not whoosh
+        decoding. Returns the (daemon) thread."""
+        state = self._state
+        thread = threading.Thread(target=state.rewarm, args=(list(terms),), name="partyqa-keyword-rewarm",
+                                  daemon=True)
         thread.start()
         return thread
 
@@ -478,6 +500,34 @@ class _StaleSearcher(Exception):
     """The search state was closed by a refresh while a question still used it."""
 
 
+class _Tables:
+    """What a searcher derives from one state of a keyword index: per-term scores, pid by doc number, doc numbers
+    by doc id. Shared by every searcher of the process that opens the same state (:meth:`_SearchState.identity`):
+    a commit that leaves the keyword index alone (a vector commit of an upload, every 256 passages) opens a
+    generation whose whoosh files are hard links of the same segments, and its searcher keeps the warm scores."""
+
+    def __init__(self, max_postings: int):
+        self.terms = ArrayLRU(max_postings)
+        self.pids: dict[int, str] = {}
+        self.docs: dict[str, np.ndarray] = {}
+        self.lock = threading.Lock()  # pids and docs
+
+
+_tables_lock = threading.Lock()
+_tables: "weakref.WeakValueDictionary[tuple[str, int], _Tables]" = weakref.WeakValueDictionary()
+
+
+def _tables_for(identity: str, max_postings: int) -> _Tables:
+    """The tables of the index state ``identity`` if a live searcher has them, else new ones ("" is never shared)."""
+    if not identity:
+        return _Tables(max_postings)
+    with _tables_lock:
+        found = _tables.get((identity, max_postings))
+        if found is None:
+            found = _tables[(identity, max_postings)] = _Tables(max_postings)
+        return found
+
+
 class _SearchState:
     """One open whoosh searcher and what the keyword half derives from it, computed on first use and cached.
 
@@ -488,16 +538,17 @@ class _SearchState:
     entries are read without it.
     """
 
-    def __init__(self, searcher: Any, max_postings: int = TERM_CACHE_POSTINGS):
+    def __init__(self, searcher: Any, max_postings: int = TERM_CACHE_POSTINGS, share: bool = True):
         self.searcher = searcher
         self.reader = searcher.reader()
-        self.postings = PostingsCache(self.reader)
+        self.postings = PostingsCache(self.reader, shared=share)
         self.doc_count_all = self.postings.doc_count_all
         self.lock = threading.Lock()  # whoosh reads
-        self._cache_lock = threading.Lock()  # the dicts below
-        self._terms = ArrayLRU(max_postings)
-        self._pids: dict[int, str] = {}
-        self._docs: dict[str, np.ndarray] = {}
+        self.tables = _tables_for(self.identity(), max_postings) if share else _Tables(max_postings)
+        self._cache_lock = self.tables.lock  # the dicts below
+        self._terms = self.tables.terms
+        self._pids = self.tables.pids
+        self._docs = self.tables.docs
         self.closed = False
 
     def term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
@@ -569,6 +620,28 @@ class _SearchState:
         except Exception:  # a warm-up is an optimisation: never let it take a reader down
             logger.warning("keyword warm-up stopped", exc_info=True)
             return 0
+
+    def cached_terms(self) -> list[str]:
+        """Terms with cached scores, most recently used first."""
+        return self._terms.keys_recent_first()
+
+    def rewarm(self, terms: Sequence[str], share: float = WARM_SHARE) -> int:
+        """Score ``terms`` in order until ``share`` of the cache is used or the searcher closes; how many were."""
+        budget = share * self._terms.max_items
+        done = 0
+        try:
+            for term in terms:
+                if self.closed or self._terms.size >= budget:
+                    break
+                self.term(term)
+                done += 1
+                time.sleep(0)  # let a question's thread in between terms
+        except _StaleSearcher:
+            pass
+        except Exception:  # an optimisation: never let it take a reader down
+            logger.warning("keyword re-warm stopped", exc_info=True)
+        logger.debug("keyword re-warm: %d of %d terms", done, len(terms))
+        return done
 
     def identity(self) -> str:
         """A digest of what the scores depend on: every segment (id, size, deletions) and the BM25F parameters;

@@ -453,7 +453,7 @@ def test_fast_scores_equal_whoosh_on_real_documents(tmp_path):
         ix.add(passages[:half])
         ix.add(passages[half:])  # a second segment
         ix.delete_docs(["partymate/party_rules.md"])
-    warm, cold = WhooshKeywordIndex.open(path, watch=False), WhooshKeywordIndex.open(path, watch=False)
+    warm, cold = WhooshKeywordIndex.open(path, watch=False), WhooshKeywordIndex.open(path, watch=False, share=False)
     warm.warm_up(share=1.0, min_postings=1).join()
     assert warm._state._terms.size > 0
     raw = whoosh.index.open_dir(str(path))
@@ -510,13 +510,13 @@ def test_warmed_scores_are_saved_and_loaded_by_a_restart(tmp_path, monkeypatch):
     path, saved = tmp_path / "kw", tmp_path / "warm"
     _multi_segment_index(path).close()
     questions = ["基层党支部如何做好监督者", "党支部会议学习", "第二部分 文章"]
-    cold = WhooshKeywordIndex.open(path, watch=False)
+    cold = WhooshKeywordIndex.open(path, watch=False, share=False)
     expected = {q: cold.search(q, 30) for q in questions}
     first = WhooshKeywordIndex.open(path, watch=False)
     first.warm_up(share=1.0, min_postings=2, persist=saved).join()
     key = first._state.identity()
     assert (saved / key / "scores.npy").is_file()
-    restarted = WhooshKeywordIndex.open(path, watch=False)
+    restarted = WhooshKeywordIndex.open(path, watch=False, share=False)  # as in a new process
     def no_decoding(*args):
         raise AssertionError("loading saved scores must not decode postings")
 
@@ -530,7 +530,73 @@ def test_warmed_scores_are_saved_and_loaded_by_a_restart(tmp_path, monkeypatch):
     assert changed._state.identity() != key
     changed.warm_up(share=1.0, min_postings=2, persist=saved).join()
     assert [p.name for p in saved.iterdir() if not p.name.startswith(".")] == [changed._state.identity()]
-    fresh = WhooshKeywordIndex.open(path, watch=False)
+    fresh = WhooshKeywordIndex.open(path, watch=False, share=False)
     assert {q: changed.search(q, 30) for q in questions} == {q: fresh.search(q, 30) for q in questions}
     for ix in (cold, first, restarted, changed, fresh):
+        ix.close()
+
+
+def test_readers_of_one_index_state_share_scores(tmp_path, monkeypatch):
+    """A second reader of the same, unchanged index (the next generation after a commit that only wrote vectors)
+    answers from the first reader's scores without decoding anything; a cold reader gets the same hits."""
+    import shutil
+
+    path = tmp_path / "kw"
+    _multi_segment_index(path).close()
+    questions = ["基层党支部如何做好监督者", "党支部会议学习", "第二部分 文章"]
+    first = WhooshKeywordIndex.open(path, watch=False)
+    expected = {q: first.search(q, 30) for q in questions}
+    copy = tmp_path / "gen-next"
+    shutil.copytree(path, copy)  # what a vector-only commit's generation holds: the same whoosh files
+    monkeypatch.setattr(PostingsCache, "read", lambda *a: (_ for _ in ()).throw(AssertionError("decoded")))
+    second = WhooshKeywordIndex.open(copy, watch=False)
+    assert second._state.identity() == first._state.identity()
+    assert {q: second.search(q, 30) for q in questions} == expected
+    monkeypatch.undo()
+    cold = WhooshKeywordIndex.open(copy, watch=False, share=False)
+    assert {q: cold.search(q, 30) for q in questions} == expected
+    for ix in (first, second, cold):
+        ix.close()
+
+
+def test_after_a_write_only_new_segments_are_decoded_and_scores_stay_exact(tmp_path, monkeypatch):
+    """After a commit that adds a segment and deletes a passage, the next reader re-scores the previous reader's
+    terms (in the background) decoding only the new segment; its hits equal a cold reader's, exactly."""
+    import indexer.postings as postings_mod
+
+    path = tmp_path / "kw"
+    _multi_segment_index(path).close()
+    questions = ["基层党支部如何做好监督者", "党支部会议学习", "第二部分 文章", "职工群众反映问题的渠道"]
+    before = WhooshKeywordIndex.open(path, watch=False)
+    for q in questions:
+        before.search(q, 30)
+    hot = before.hot_terms()
+    assert hot and set(weighted_query_terms(questions[-1], SUBWORD_WEIGHT)[0][:1]) <= set(hot)
+    old_segments = {seg._segment.segment_id() for seg, _ in before._state.reader.leaf_readers()}
+    with WhooshKeywordIndex.open(path) as writer:
+        writer.add([Passage("z", "新增", "", "党支部会议学习红旗渠精神，职工群众反映问题", 0, 20, 0)])
+        writer.delete_docs(["c"])
+    decoded: list[str] = []
+    real = postings_mod._read_matcher
+
+    def counting(m):
+        decoded.append(m.__class__.__name__)
+        return real(m)
+
+    monkeypatch.setattr(postings_mod, "_read_matcher", counting)
+    after = WhooshKeywordIndex.open(path, watch=False)
+    new_segments = {seg._segment.segment_id() for seg, _ in after._state.reader.leaf_readers()} - old_segments
+    assert new_segments, "the write made a segment"
+    assert after.warm_terms(hot).join(30) is None and after._state.cached_terms()
+    assert set(after._state.cached_terms()) == set(hot)
+    # each hot term decoded at most once per field, and only in the new segment(s)
+    assert 0 < len(decoded) <= 3 * len(hot) * len(new_segments)
+    monkeypatch.undo()
+    cold = WhooshKeywordIndex.open(path, watch=False, share=False)
+    for q in questions:
+        ours = after.search(q, 50)
+        assert ours == cold.search(q, 50), q
+        assert not any(h.pid.startswith("c#") for h in ours)
+    assert any(h.pid == "z#0" for h in after.search("红旗渠精神", 5))
+    for ix in (before, after, cold):
         ix.close()

@@ -489,23 +489,30 @@ def test_failed_save_with_ann_keeps_old_files(tmp_path: Path, rng: np.random.Gen
 
 
 def test_local_reader_warms_the_keyword_half_only_at_a_start(tmp_path: Path, rng: np.random.Generator) -> None:
-    """The first reader of an index in a process warms its keyword half; the next generation's reader, opened while
-    the previous one is still open (a write), does not; once all are closed, a new one (a restart) warms again."""
-    from indexer.backends.local import LocalReader
+    """The first reader of an index in a process warms its keyword half (and saves the scores); the next
+    generation's reader, opened while the previous one is still open (a write), only re-scores the terms the
+    previous reader held; once all are closed, a new one (a restart) warms again."""
+    from indexer.backends.local import WARM_DIR, LocalReader
     from indexer.keyword import WhooshKeywordIndex
 
-    for gen in ("gen-1", "gen-2"):
+    for gen, extra in (("gen-1", 0), ("gen-2", 1)):
         with WhooshKeywordIndex.create(tmp_path / gen / "keyword") as kw:
-            kw.add([Passage("d", "标题", "", "党支部 学习 党章" * 50, 0, 10, i) for i in range(300)])
+            kw.add([Passage("d", "标题", "", "党支部 学习 党章" * 50, 0, 10, i) for i in range(300 + extra)])
         NumpyVectorIndex.create(tmp_path / gen / "vectors", "m", DIM).save()
     first = LocalReader(tmp_path / "gen-1", 5.0, {})
-    second = LocalReader(tmp_path / "gen-2", 5.0, {})
-    assert first.warming is not None and second.warming is None
+    assert first.warming is not None
     first.warming.join()
-    assert first.keyword._state._terms.size >= 300  # 党支部 etc.: 300 postings each
+    hot = first.keyword.hot_terms()
+    assert first.keyword._state._terms.size >= 300 and hot  # 党支部 etc.: 300 postings each
+    saved = {p.name for p in (tmp_path / WARM_DIR).iterdir()}
+    second = LocalReader(tmp_path / "gen-2", 5.0, {})
+    assert second.warming is not None and second.warming.name == "partyqa-keyword-rewarm"
+    second.warming.join()
+    assert set(second.keyword.hot_terms()) == set(hot)
+    assert {p.name for p in (tmp_path / WARM_DIR).iterdir()} == saved  # a re-warm saves nothing
     first.close()
     second.close()
     third = LocalReader(tmp_path / "gen-2", 5.0, {})
-    assert third.warming is not None
+    assert third.warming is not None and third.warming.name == "partyqa-keyword-warm"
     third.warming.join()
     third.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import weakref
 from pathlib import Path
 from typing import Collection, Mapping, Sequence
 
@@ -32,10 +33,13 @@ class LocalReader(Reader):
     """Opened whoosh + numpy indexes of one committed generation."""
 
     # Readers open per index directory in this process. Only a reader opened with none beside it (a starting
-    # server or CLI) warms the keyword half up in the background: after a write, the engine opens the next
-    # generation while the previous one is still open, and re-warming ~600 terms (4 s of a core at 100k passages)
-    # after every small commit of an upload would compete with the questions.
+    # server or CLI) warms the keyword half up in the background (decoding ~600 frequent terms: 4 s of a core at
+    # 100k passages, or loading the scores saved by the last start).
+    # After a write, the reader of the new generation re-scores the terms the previous reader had cached (in the
+    # background, from the decoded postings of the segments the write left alone: indexer.postings), so the first
+    # questions after an upload do not pay for whoosh decoding again.
     _open: dict[Path, int] = {}
+    _latest: dict[Path, "weakref.ref[LocalReader]"] = {}
     _open_lock = threading.Lock()
 
     def __init__(self, gen_dir: Path, lock_timeout: float, by_doc: Mapping[str, Sequence[str]],
@@ -46,8 +50,16 @@ class LocalReader(Reader):
         with LocalReader._open_lock:
             first = not LocalReader._open.get(self._root)
             LocalReader._open[self._root] = LocalReader._open.get(self._root, 0) + 1
+            ref = LocalReader._latest.get(self._root)
+            previous = ref() if ref is not None and not first else None
+            LocalReader._latest[self._root] = weakref.ref(self)
         # the most frequent terms' scores, in the background (the thread, or None when not warming)
-        self.warming = self.keyword.warm_up(persist=self._root / WARM_DIR) if first else None
+        self.warming: threading.Thread | None = None
+        if first:
+            self.warming = self.keyword.warm_up(persist=self._root / WARM_DIR)
+        elif previous is not None:
+            hot = previous.keyword.hot_terms()
+            self.warming = self.keyword.warm_terms(hot) if hot else None
         try:
             # mmap: above the ANN threshold a search touches only the rows it re-scores, so the float32 rows
             # need not all be resident (serving RSS at 100k, docs/BENCHMARKS.md); below it the page cache holds them.
