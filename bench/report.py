@@ -496,6 +496,19 @@ def section_speed(data: dict[str, Any]) -> list[str]:
         if enc:
             lines.append(f"| {q['passages']:,} | {q['queries']} × {q['rounds']} | query encoding only² | "
                          f"{_ms(enc['p50_ms'])} | {_ms(enc['p95_ms'])} | – | – |")
+    after = [(e["query"]["passages"], e["query"]["first_pass_after_write"]) for e in sp.values()
+             if e["query"].get("first_pass_after_write")]
+    if after:
+        lines += ["", "*First pass after an upload* (`bench.speed.first_pass_after_write`): a copy of the index is "
+                  "opened as a server starts it, answers a third of the questions, then one document is added "
+                  "(keyword commit, then its vectors); the next third is timed in hybrid mode and the last third "
+                  "on the keyword half alone, on the generation the upload made.", "",
+                  "| passages | add (s) | re-warm still running after the add (s) | hybrid p50 / p95 ms | "
+                  "keyword half p50 / p95 ms |", "|---|---|---|---|---|"]
+        for n, a in after:
+            lines.append(f"| {n:,} | {a['add_seconds']:.1f} | {a['rewarm_wait_seconds']:.2f} | "
+                         f"{a['hybrid']['p50']:.1f} / {a['hybrid']['p95']:.1f} | "
+                         f"{a['keyword_half']['p50']:.1f} / {a['keyword_half']['p95']:.1f} |")
     if any(e["query"].get("keyword_half") for e in sp.values()):
         lines += ["", "¹ The keyword retrieval alone, as bm25s's figure below: question analysis (jieba, synonyms) "
                   "and the top 50 BM25F candidates, without fusion, folding, the answer sentence and highlighting "

@@ -280,23 +280,29 @@ def _first_pass(index_dir: Path, questions: Sequence[str], mode: str, k: int) ->
     forget_segment_postings()  # as cold as a new process: decoded postings are shared process-wide
     with Engine.open(index_dir, Config.from_env(reranker="")) as eng:
         eng.encoder.encode_queries(["预热用的问题"])
-        times = []
-        for q in questions:
-            t = time.perf_counter()
-            if mode == KEYWORD_HALF:
-                keyword_half(eng, q)
-            else:
-                eng.search(q, k=k, mode=mode)
-            times.append(time.perf_counter() - t)
+        return _timed_pass(eng, questions, mode, k)
+
+
+def _timed_pass(eng: Any, questions: Sequence[str], mode: str, k: int) -> list[float]:
+    """Seconds per question of one pass in ``mode`` (or the keyword half alone)."""
+    times = []
+    for q in questions:
+        t = time.perf_counter()
+        if mode == KEYWORD_HALF:
+            keyword_half(eng, q)
+        else:
+            eng.search(q, k=k, mode=mode)
+        times.append(time.perf_counter() - t)
     return times
 
 
 def first_pass_after_write(index_dir: Path, questions: Sequence[str], k: int = 5,
                            work: Path | None = None) -> dict[str, Any]:
-    """What the users of a running server see right after an upload: on a copy of the index, answer half of the
-    questions (traffic before the write), add one document (keyword commit, then its vectors), then time one
-    pass of the other half per mode on the generation the write made. The copy's corpus is a copy too, so the
-    bench index is left as it was."""
+    """What the users of a running server see right after an upload: on a copy of the index, answer a third of
+    the questions (traffic before the write), add one document (keyword commit, then its vectors), then time one
+    hybrid pass over the next third and one pass of the keyword half over the last third (distinct questions, so
+    neither pass warms the other's terms) on the generation the write made. The copy's corpus is a copy too, so
+    the bench index is left as it was."""
     from indexer import Config, Engine
 
     work = work or index_dir.parent.parent
@@ -316,8 +322,8 @@ def first_pass_after_write(index_dir: Path, questions: Sequence[str], k: int = 5
     source = next((p for p in sorted((corpus).rglob("*.md")) if "dangfa" in p.as_posix()), None)
     new_doc.write_text((source.read_text(encoding="utf-8") if source else "") + "\n\n附：本文件为测试上传。",
                        encoding="utf-8")
-    before, after = list(questions[::2]), list(questions[1::2])
-    out: dict[str, Any] = {"questions_before": len(before), "questions_timed": len(after)}
+    before, timed = list(questions[::3]), {"hybrid": list(questions[1::3]), KEYWORD_HALF: list(questions[2::3])}
+    out: dict[str, Any] = {"questions_before": len(before), "questions_timed": len(timed["hybrid"])}
     forget_segment_postings()  # a server started on this index (its saved warm-up loads, nothing decoded yet)
     try:
         with Engine.open(tmp / "index", Config.from_env(reranker="")) as eng:
@@ -334,16 +340,8 @@ def first_pass_after_write(index_dir: Path, questions: Sequence[str], k: int = 5
             if warming is not None:
                 warming.join()
             out["rewarm_wait_seconds"] = round(time.perf_counter() - t0, 3)
-            for mode in (KEYWORD_HALF, "hybrid"):
-                times = []
-                for q in after:
-                    t = time.perf_counter()
-                    if mode == KEYWORD_HALF:
-                        keyword_half(eng, q)
-                    else:
-                        eng.search(q, k=k, mode=mode)
-                    times.append(time.perf_counter() - t)
-                out[mode] = latency_summary(times)
+            for mode, qs in timed.items():
+                out[mode] = latency_summary(_timed_pass(eng, qs, mode, k))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("first pass after a write: %s", out)

@@ -463,7 +463,10 @@ class Engine:
                 report.passages_retokenized = len(passages)
                 batch.keyword(drop, passages, rebuild=True)
             else:
-                batch.keyword(drop, fresh)
+                # Every fresh pid is of a new document or of one dropped here: the keyword half need not look each
+                # up to replace it (checked, as a document without a recorded file would slip past the plan).
+                new_pids = not any(pid in gen.passages and gen.passages[pid].doc_id not in drop for pid in fresh_ids)
+                batch.keyword(drop, fresh, new_pids=new_pids)
             checkpoint(self.root, "keyword")
 
             if keyword_first:
@@ -489,7 +492,9 @@ class Engine:
                 batch.vectors(drop, [], np.zeros((0, 1), dtype=np.float32), manifest.get("model_id") or "")
             manifest[PENDING_KEY] = pending
             manifest["backend"] = self.backend.name
-            write_gen_files(tmp, manifest, texts, passages)
+            # Nothing dropped: the previous store's lines stay as they are and the new passages are appended.
+            appended = len(fresh) if len(passages) - len(fresh) == len(gen.passages) else None
+            write_gen_files(tmp, manifest, texts, passages, appended=appended)
             return len(passages) - len(pending)
 
         self._commit(gen, len(passages), build)

@@ -16,9 +16,10 @@ import os
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator, Sequence
 
 import filelock
 
@@ -69,7 +70,7 @@ def write_json(path: Path, obj: Any) -> None:
     """Write JSON via a temp file, fsync, then os.replace over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, ensure_ascii=False)
+        fh.write(json.dumps(obj, ensure_ascii=False))  # not json.dump: that one always encodes in Python (5x slower)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -86,17 +87,90 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_gen_files(gen_dir: Path, manifest: dict, texts: dict[str, str], passages: Iterable[Passage]) -> None:
-    """Write a generation's passage store: manifest, cleaned texts, one passage per line."""
+def _passage_line(p: Passage) -> str:
+    return json.dumps({"pid": p.pid, **p.to_dict()}, ensure_ascii=False) + "\n"
+
+
+def write_gen_files(gen_dir: Path, manifest: dict, texts: dict[str, str], passages: Sequence[Passage],
+                    appended: int | None = None) -> None:
+    """Write a generation's passage store: manifest, cleaned texts, one passage per line.
+
+    ``appended``: the folder's ``passages.jsonl`` (a hard link of the previous generation's) already holds the
+    first ``len(passages) - appended`` passages, in order; it is copied and the rest appended instead of
+    serialising every passage again (an upload into a large index: 1.9 s instead of 4.8 s at 100k passages).
+    The store written is remembered for the reader of this generation (:func:`load_store`).
+    """
     write_json(gen_dir / "manifest.json", manifest)
     write_json(gen_dir / "texts.json", texts)
     tmp = gen_dir / "passages.jsonl.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for p in passages:
-            fh.write(json.dumps({"pid": p.pid, **p.to_dict()}, ensure_ascii=False) + "\n")
+    final = gen_dir / "passages.jsonl"
+    if appended is not None and final.is_file():
+        shutil.copyfile(final, tmp)  # never append to the shared inode: the previous generation reads it
+        new = passages[len(passages) - appended:] if appended else []
+    else:
+        new = passages
+    with open(tmp, "a", encoding="utf-8") as fh:
+        fh.writelines(_passage_line(p) for p in new)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, gen_dir / "passages.jsonl")
+    os.replace(tmp, final)
+    by_pid = {p.pid: p for p in passages}
+    by_doc: dict[str, list[str]] = {}
+    for p in passages:
+        by_doc.setdefault(p.doc_id, []).append(p.pid)
+    _remember_store(gen_dir, texts, by_pid, by_doc)
+
+
+# The passage stores (texts, passages by pid, pids by document) this process last loaded or wrote, by the identity
+# of their two files. Files are replaced, never changed in place, so the same inode, size and mtime mean the same
+# content: a generation whose store is a hard link of the previous one's (a vector commit) and the generation this
+# process just wrote reuse the objects instead of parsing the files again (2.4 s per commit at 100k passages).
+# The objects are shared by snapshots and never modified.
+_STORE_KEEP = 3
+_stores: "OrderedDict[tuple, tuple[dict[str, str], dict[str, Passage], dict[str, list[str]]]]" = OrderedDict()
+_stores_lock = threading.Lock()
+
+
+def _store_key(gen_dir: Path) -> tuple | None:
+    try:
+        st = [os.stat(gen_dir / name) for name in ("texts.json", "passages.jsonl")]
+    except OSError:
+        return None
+    return tuple((s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns) for s in st)
+
+
+def _remember_store(gen_dir: Path, texts: dict[str, str], passages: dict[str, Passage],
+                    by_doc: dict[str, list[str]]) -> None:
+    key = _store_key(gen_dir)
+    if key is None:
+        return
+    with _stores_lock:
+        _stores[key] = (texts, passages, by_doc)
+        _stores.move_to_end(key)
+        while len(_stores) > _STORE_KEEP:
+            _stores.popitem(last=False)
+
+
+def load_store(gen_dir: Path) -> tuple[dict[str, str], dict[str, Passage], dict[str, list[str]]]:
+    """(texts, passages by pid, pids by document) of a generation folder: remembered, or parsed from its files."""
+    key = _store_key(gen_dir)
+    with _stores_lock:
+        known = _stores.get(key) if key is not None else None
+        if known is not None:
+            _stores.move_to_end(key)
+            return known
+    texts: dict[str, str] = json.loads((gen_dir / "texts.json").read_text("utf-8"))
+    passages: dict[str, Passage] = {}
+    by_doc: dict[str, list[str]] = {}
+    with open(gen_dir / "passages.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                p = Passage.from_dict(json.loads(line))
+                passages[p.pid] = p
+                by_doc.setdefault(p.doc_id, []).append(p.pid)
+    if key is not None and _store_key(gen_dir) == key:
+        _remember_store(gen_dir, texts, passages, by_doc)
+    return texts, passages, by_doc
 
 
 def empty_manifest() -> dict[str, Any]:
@@ -133,15 +207,7 @@ class Snapshot:
 
     def _load(self, backend: Backend) -> None:
         self.manifest: dict[str, Any] = json.loads((self.path / "manifest.json").read_text("utf-8"))
-        self.texts: dict[str, str] = json.loads((self.path / "texts.json").read_text("utf-8"))
-        self.passages: dict[str, Passage] = {}
-        self.by_doc: dict[str, list[str]] = {}
-        with open(self.path / "passages.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    p = Passage.from_dict(json.loads(line))
-                    self.passages[p.pid] = p
-                    self.by_doc.setdefault(p.doc_id, []).append(p.pid)
+        self.texts, self.passages, self.by_doc = load_store(self.path)
         built = self.manifest.get("backend", "local")  # indexes from before the seam are local
         if built != backend.name:
             raise BackendMismatchError(

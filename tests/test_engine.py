@@ -11,7 +11,6 @@ import pytest
 
 from conftest import PARTY_DOCS, SEED, make_corpus, require_party_docs
 from indexer import Config, Engine, QueryError
-from indexer.vectors import NumpyVectorIndex
 
 REAL_DOCS = ["xtjeyvc-dangfa/dangfa005.md", "xtjeyvc-8gui/00.md", "xtjeyvc-dangfa/dangfa0015.md"]
 
@@ -246,7 +245,12 @@ def test_jsonl_bulk_members_can_be_removed(built, tmp_path):
     assert "rule-1" not in {d["doc_id"] for d in eng.documents()}
 
 
-def test_failed_add_leaves_previous_state(built, tmp_path, monkeypatch):
+@pytest.mark.parametrize("failing", ["keyword", "store"])
+def test_failed_add_leaves_previous_state(built, tmp_path, monkeypatch, failing):
+    """A write that fails in its keyword commit -- whoosh's add, or writing the passage store -- changes nothing."""
+    import indexer.generations as generations
+    from indexer.keyword import WhooshKeywordIndex
+
     eng, corpus = _fresh(built, tmp_path)
     before_docs = eng.documents()
     before_gen = eng.stats()["generation"]
@@ -254,10 +258,13 @@ def test_failed_add_leaves_previous_state(built, tmp_path, monkeypatch):
     new = tmp_path / "中途失败.txt"
     new.write_text("中途失败\n\n这是一篇在写入向量时会失败的文档，用来检验原子提交。党支部的制度建设需要持续推进。", "utf-8")
 
-    def boom(self):
+    def boom(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(NumpyVectorIndex, "save", boom)
+    if failing == "keyword":
+        monkeypatch.setattr(WhooshKeywordIndex, "add", boom)
+    else:
+        monkeypatch.setattr(generations, "_passage_line", boom)
     with pytest.raises(OSError, match="simulated"):
         eng.add([new])
     monkeypatch.undo()
@@ -270,6 +277,59 @@ def test_failed_add_leaves_previous_state(built, tmp_path, monkeypatch):
     other = Engine.open(eng.root, Config())
     assert other.documents() == before_docs
     assert other.add([new]).added == ["中途失败.txt"]
+
+
+def test_failed_vector_commit_keeps_the_keyword_commit_and_retries(built, tmp_path, monkeypatch):
+    """Keyword first: when committing an add's vectors fails, the document stays searchable by keyword with its
+    passages pending, nothing else changes, and the next embedding pass commits them."""
+    from indexer.vectors import NumpyVectorIndex
+
+    eng, corpus = _fresh(built, tmp_path)
+    before_gen = eng.stats()["generation"]
+    new = tmp_path / "向量失败.txt"
+    new.write_text("向量失败\n\n红旗渠精神是自力更生、艰苦创业、团结协作、无私奉献的精神。", "utf-8")
+
+    def boom(self):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(NumpyVectorIndex, "save", boom)
+    with pytest.raises(OSError, match="simulated"):
+        eng.add([new])
+    monkeypatch.undo()
+    assert eng.stats()["generation"] == before_gen + 1 and eng.stats()["pending_vectors"] == 1
+    assert eng.search("红旗渠精神", k=1, mode="keyword")[0]["doc_id"] == "向量失败.txt"
+    assert not list(eng.root.glob("gen-*.tmp")), "the failed vector commit cleans its temporary generation"
+    eng.embed_pending()  # the vector was encoded (and cached) before the failed commit: only committed now
+    assert eng.stats()["pending_vectors"] == 0 and eng.stats()["generation"] == before_gen + 2
+    assert eng.search("自力更生艰苦创业的精神", k=1, mode="semantic")[0]["doc_id"] == "向量失败.txt"
+
+
+def test_passage_store_appended_and_reused_equals_a_fresh_read(built, tmp_path):
+    """An add into an index appends to a copy of the passage store (nothing dropped) and the engine reuses what it
+    wrote; a vector commit shares the store unparsed. Both equal what a new process parses from the files."""
+    import indexer.generations as generations
+
+    eng, corpus = _fresh(built, tmp_path)
+    old = eng._state()
+    new = tmp_path / "追加.txt"
+    new.write_text("追加\n\n第一条 党员应当按期交纳党费。\n\n第二条 党支部应当定期召开组织生活会。", "utf-8")
+    eng.add([new], wait=False)
+    gen = eng._state()
+    assert gen.number == old.number + 1 and gen.pending
+    lines = (gen.path / "passages.jsonl").read_text("utf-8")
+    assert lines == "".join(generations._passage_line(p) for p in gen.passages.values())
+    assert lines.startswith((old.path / "passages.jsonl").read_text("utf-8"))
+    eng.embed_pending()
+    after = eng._state()
+    assert after.number == gen.number + 1 and not after.pending
+    assert after.passages is gen.passages and after.texts is gen.texts  # a vector commit: nothing re-read
+    generations._stores.clear()  # what a new process has
+    texts, passages, by_doc = generations.load_store(after.path)
+    assert texts == after.texts and passages == after.passages and by_doc == after.by_doc
+    assert list(passages) == list(after.passages)
+    assert eng.remove(["追加.txt"]) == ["追加.txt"]  # a drop rewrites the store in full
+    generations._stores.clear()
+    assert generations.load_store(eng._state().path)[1] == old.passages
 
 
 def test_killed_writer_leaves_previous_state(built, tmp_path):

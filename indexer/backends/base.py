@@ -60,9 +60,11 @@ class WriteBatch(ABC):
     """
 
     @abstractmethod
-    def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False) -> None:
+    def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False,
+                new_pids: bool = False) -> None:
         """Drop these documents' passages from the keyword half and index ``passages``; ``rebuild`` starts it
-        empty (the analyzer changed: ``passages`` are then every passage of the generation)."""
+        empty (the analyzer changed: ``passages`` are then every passage of the generation). ``new_pids``: none
+        of ``passages`` is in the keyword half once ``drop_docs`` are gone (a backend may skip replacing)."""
 
     @abstractmethod
     def vectors(self, drop_docs: Collection[str], pids: Sequence[str], vectors: np.ndarray, model_id: str,

@@ -122,7 +122,8 @@ class LocalBatch(WriteBatch):
         self.keyword_workers = keyword_workers
         self.ann = ann  # the engine's Config decides when the approximate index is kept (None: PARTYQA_ANN_*)
 
-    def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False) -> None:
+    def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False,
+                new_pids: bool = False) -> None:
         """Delete then add in the whoosh copy (a fresh whoosh index when ``rebuild``)."""
         if not drop_docs and not passages and not rebuild:
             return
@@ -135,13 +136,15 @@ class LocalBatch(WriteBatch):
             if drop_docs and not rebuild:
                 kw.delete_docs(sorted(drop_docs))
             if passages:
-                kw.add(passages, parallel=self.keyword_workers)
+                kw.add(passages, parallel=self.keyword_workers, fresh=new_pids or rebuild)
         finally:
             kw.close()
 
     def vectors(self, drop_docs: Collection[str], pids: Sequence[str], vectors: np.ndarray, model_id: str,
                 rebuild: bool = False) -> None:
         """Delete then add in the numpy copy (a new index of the vectors' dimension when ``rebuild``)."""
+        if not rebuild and not drop_docs and not len(pids):
+            return  # nothing changes: the copy's files stay hard links (rewriting them took 1.1 s at 100k)
         if rebuild:
             vec = NumpyVectorIndex.create(self.tmp / VECTORS_DIR, model_id=model_id, dim=int(vectors.shape[1]),
                                           ann=self.ann)
@@ -155,12 +158,8 @@ class LocalBatch(WriteBatch):
 
     def prepare_commit(self, n_passages: int, n_vectors: int | None = None) -> None:
         """Refuse to commit when the keyword index, the vectors and the passage list disagree."""
-        kw = WhooshKeywordIndex.open(self.tmp / KEYWORD_DIR)
-        try:
-            n_kw = kw.count()
-        finally:
-            kw.close()
-        n_vec = NumpyVectorIndex.open(self.tmp / VECTORS_DIR).count()
+        n_kw = WhooshKeywordIndex.count_at(self.tmp / KEYWORD_DIR)
+        n_vec = NumpyVectorIndex.open(self.tmp / VECTORS_DIR, mmap=True).count()  # mmap: counting reads no rows
         want_vec = n_passages if n_vectors is None else n_vectors
         if not (n_kw == n_passages and n_vec == want_vec):
             raise RuntimeError(f"inconsistent index build: {n_kw} keyword docs, {n_vec} vectors ({want_vec} expected), "

@@ -394,8 +394,10 @@ class MilvusBatch(WriteBatch):
                             self._base_passages[p.pid] = p
         return self._base_passages
 
-    def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False) -> None:
-        """Update the term statistics and compute the new rows' term counts (rows are written with vectors)."""
+    def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False,
+                new_pids: bool = False) -> None:
+        """Update the term statistics and compute the new rows' term counts (rows are written with vectors;
+        ``new_pids`` changes nothing here: rows are upserted by pid)."""
         self.drop |= set(drop_docs)
         if rebuild:
             self.model = KeywordModel({})
