@@ -715,6 +715,10 @@ class Engine:
             return self._jobs
 
     # ------------------------------------------------------------------ reading
+    def doc_ids(self) -> list[str]:
+        """The ids of the indexed documents (what a document filter may name; cheap, unlike :meth:`documents`)."""
+        return list(self._state().manifest["documents"])
+
     def documents(self) -> list[dict[str, Any]]:
         """Indexed documents with title, kind, source, passage count, size and dates."""
         gen = self._state()

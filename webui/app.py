@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, render_template, request, send_file, url_for
@@ -136,13 +136,16 @@ def parse_format(value: Any, allowed: Sequence[str] = FORMATS) -> str:
     return fmt
 
 
-def parse_docs(values: Any, known: Iterable[str]) -> list[str] | None:
+def parse_docs(values: Any, known: Iterable[str] | Callable[[], Iterable[str]]) -> list[str] | None:
     """The document filter: doc ids, where a folder (``规章/`` or ``规章``) selects every document under it.
 
-    None means no filter; an id that matches nothing is ApiError 400 naming it.
+    None means no filter; an id that matches nothing is ApiError 400 naming it. ``known`` may be a function
+    giving the ids, called only when there is a filter.
     """
-    if values is None or values == "":
+    if values is None or values == "" or values == []:
         return None
+    if callable(known):
+        known = known()
     if isinstance(values, str):
         values = [values]
     if not isinstance(values, (list, tuple)):
@@ -615,7 +618,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
         k = parse_k(args.get("k"), cfg.k)
         fmt = parse_format(args.get("format"))
         raw_docs = request.args.getlist("doc") if request.method == "GET" else args.get("doc", args.get("docs"))
-        docs = parse_docs(raw_docs, [d["doc_id"] for d in engine.documents()])
+        docs = parse_docs(raw_docs, engine.doc_ids)
         q = check_question(question, cfg.max_query_chars)
         t0 = time.perf_counter()
         hits = engine.search(q, k=k, mode=mode, docs=docs)
@@ -647,7 +650,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
         k = parse_k(opts.get("k"), cfg.k)
         fmt = parse_format(opts.get("format") or request.args.get("format"))
         raw_docs = opts.get("doc", opts.get("docs")) if opts else request.args.getlist("doc")
-        docs = parse_docs(raw_docs, [d["doc_id"] for d in engine.documents()])
+        docs = parse_docs(raw_docs, engine.doc_ids)
         qs = [check_question(q, cfg.max_query_chars, label=f"第 {i} 个") for i, q in enumerate(questions, start=1)]
         t0 = time.perf_counter()
         results = engine.search_many(qs, k=k, mode=mode, docs=docs)
