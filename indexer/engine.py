@@ -79,6 +79,10 @@ logger = logging.getLogger(__name__)
 # commit every ~20 s makes semantic search catch up visibly while a commit stays a small share of the time).
 EMBED_CHUNK = 256
 EMBED_COMMIT_SECONDS = 20.0
+# ... but never more often than every COMMIT_COST_SPACING times the last vector commit took: a commit rewrites the
+# vector files (vectors.npy and the IVF index: ~2 s at 100k passages, far more at 1M), which must stay a small
+# share of the backlog's time however large the index.
+COMMIT_COST_SPACING = 10.0
 BACKGROUND_POLL_SECONDS = 2.0  # how soon a server notices pending passages another process committed
 RATE_WINDOW_SECONDS = 60.0  # the embedding rate is measured over this recent window
 EMBED_LOCK = "embed.lock"  # one process encodes the backlog (the embedding cache is appended by one writer)
@@ -110,6 +114,7 @@ class Engine:
         self._embed_mutex = threading.Lock()
         self._embed_file_lock = filelock.FileLock(str(self.root / EMBED_LOCK), is_singleton=False, thread_local=False)
         self.backlog = Backlog(RATE_WINDOW_SECONDS)
+        self._last_vector_commit_s = 0.0  # how long the last commit of backlog vectors took (spaces them)
         self._bg_thread: threading.Thread | None = None
         self._bg_stop = threading.Event()
         self._bg_wake = threading.Event()
@@ -597,7 +602,9 @@ class Engine:
                 if chunk is None:
                     continue
                 encoded += chunk[3]
+                t0 = time.monotonic()
                 self._commit_vectors(*chunk[:3])
+                self._last_vector_commit_s = time.monotonic() - t0
         finally:
             if bar is not None:
                 bar.close()
@@ -640,8 +647,10 @@ class Engine:
             if start == 0:
                 checkpoint(self.root, "embedding")  # kill test: part of the backlog is in the cache, not committed
             # Cached vectors cost nothing to fetch: only encoded passages and time count toward a commit.
-            if (encoded >= EMBED_CHUNK or time.monotonic() - started > EMBED_COMMIT_SECONDS
-                    or (stop is not None and stop.is_set())):
+            elapsed = time.monotonic() - started
+            if ((encoded >= EMBED_CHUNK or elapsed > EMBED_COMMIT_SECONDS)
+                    and elapsed >= COMMIT_COST_SPACING * self._last_vector_commit_s) \
+                    or (stop is not None and stop.is_set()):
                 break
         return pids, hashes, np.concatenate(vectors), encoded
 

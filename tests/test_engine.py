@@ -332,6 +332,29 @@ def test_passage_store_appended_and_reused_equals_a_fresh_read(built, tmp_path):
     assert generations.load_store(eng._state().path)[1] == old.passages
 
 
+def test_vector_commits_are_spaced_by_what_the_last_one_cost(built, tmp_path, monkeypatch):
+    """The backlog commits after EMBED_CHUNK newly encoded passages, but not sooner than COMMIT_COST_SPACING times
+    the last commit's duration: when commits are dear (a large index), fewer, larger ones."""
+    import indexer.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "EMBED_CHUNK", 2)
+    eng, corpus = _fresh(built, tmp_path)
+    eng.config.encode_batch = 2  # batches of two, so that a chunk can end after any two passages
+    counts = []
+    for cost, name in ((0.0, "廉价"), (60.0, "昂贵")):
+        new = tmp_path / f"{name}.txt"
+        new.write_text(f"{name}提交\n\n" + "\n\n".join(
+            f"第{i}条 {name}测试段落：党支部第{i}次组织生活会围绕主题教育开展批评与自我批评。" for i in range(1, 7)), "utf-8")
+        eng.add([new], wait=False)
+        assert eng.stats()["pending_vectors"] >= 4  # new texts: not in the embedding cache
+        before = eng.stats()["generation"]
+        eng._last_vector_commit_s = cost
+        eng.embed_pending()
+        assert eng.stats()["pending_vectors"] == 0
+        counts.append(eng.stats()["generation"] - before)
+    assert counts[0] >= 2 and counts[1] == 1, counts
+
+
 def test_killed_writer_leaves_previous_state(built, tmp_path):
     """A writer killed after building its generation aside, before switching CURRENT, changes nothing."""
     eng, corpus = _fresh(built, tmp_path)
