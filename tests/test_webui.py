@@ -856,7 +856,7 @@ def test_empty_index_pages(tmp_path):
         assert c.get("/api/search?q=党支部&mode=keyword").get_json()["results"] == []
         assert "没有找到" in c.get("/?q=党支部&mode=keyword").get_data(as_text=True)
         assert "还没有文档" in c.get("/documents").get_data(as_text=True)
-        assert c.get("/api/documents").get_json() == {"count": 0, "documents": []}
+        assert c.get("/api/documents").get_json() == {"count": 0, "total": 0, "documents": []}
     finally:
         eng.close()
 

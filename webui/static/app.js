@@ -85,7 +85,8 @@
     while (tbody.firstChild) tbody.removeChild(tbody.firstChild);
     if (!docs.length) {
       var empty = el("tr", "empty-row");
-      var cell = el("td", null, "还没有文档，请先上传。");
+      var q = docTable().q;
+      var cell = el("td", null, q ? "没有名称含“" + q + "”的文档。" : "还没有文档，请先上传。");
       cell.colSpan = 7;
       empty.appendChild(cell);
       tbody.appendChild(empty);
@@ -126,13 +127,6 @@
       tr.appendChild(action);
       tbody.appendChild(tr);
     });
-    var count = document.getElementById("doc-count");
-    if (count) count.textContent = String(docs.length);
-    applyDocFilter();
-    var passages = document.getElementById("passage-count");
-    if (passages) {
-      passages.textContent = String(docs.reduce(function (sum, d) { return sum + (d.passages || 0); }, 0));
-    }
   }
 
   function docStateLabel(d) {
@@ -142,11 +136,91 @@
     return label;
   }
 
+  // The table shows one page (data-offset, data-limit) of the documents whose name contains data-q: a refresh
+  // fetches just that page, so polling costs the same at 70 documents or 70,000.
+  function docTable() {
+    var table = document.getElementById("doc-table");
+    if (!table) return null;
+    return { node: table, q: table.getAttribute("data-q") || "",
+             offset: parseInt(table.getAttribute("data-offset"), 10) || 0,
+             limit: parseInt(table.getAttribute("data-limit"), 10) || 100 };
+  }
+
+  function docsPageUrl(q, page) {
+    var params = new URLSearchParams();
+    if (q) params.set("q", q);
+    if (page > 1) params.set("page", String(page));
+    var query = params.toString();
+    return root() + "documents" + (query ? "?" + query : "");
+  }
+
+  function renderPager(total, offset, limit, q, shown) {
+    var pages = Math.max(1, Math.ceil(total / limit));
+    var page = Math.floor(offset / limit) + 1;
+    var counter = document.getElementById("doc-filter-count");
+    if (counter) {
+      var parts = [];
+      if (q) parts.push("找到 " + total + " 篇");
+      if (pages > 1) parts.push("第 " + (offset + 1) + "–" + (offset + shown) + " 篇");
+      counter.textContent = parts.join("，");
+    }
+    var nav = document.getElementById("doc-pager");
+    if (!nav) return;
+    nav.hidden = pages <= 1;
+    var prev = document.getElementById("doc-page-prev");
+    var next = document.getElementById("doc-page-next");
+    var info = document.getElementById("doc-page-info");
+    if (info) info.textContent = "第 " + page + " / " + pages + " 页";
+    if (prev) { prev.hidden = page <= 1; prev.href = docsPageUrl(q, page - 1); }
+    if (next) { next.hidden = page >= pages; next.href = docsPageUrl(q, page + 1); }
+  }
+
+  function refreshCounts() {
+    return fetch(root() + "api/health", { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (h) {
+        if (!h) return;
+        var count = document.getElementById("doc-count");
+        if (count) count.textContent = String(h.documents);
+        var passages = document.getElementById("passage-count");
+        if (passages) passages.textContent = String(h.passages);
+      })
+      .catch(function () { /* the next refresh will tell */ });
+  }
+
+  var docsRequest = 0;
+
   function refreshDocuments() {
-    return fetch(root() + "api/documents", { headers: { Accept: "application/json" } })
-      .then(function (r) { return r.json(); })
-      .then(function (data) { renderRows(data.documents || []); })
+    var t = docTable();
+    if (!t) return Promise.resolve();
+    var mine = ++docsRequest;
+    var url = root() + "api/documents?offset=" + t.offset + "&limit=" + t.limit + (t.q ? "&q=" + encodeURIComponent(t.q) : "");
+    refreshCounts();
+    return fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status)); })
+      .then(function (data) {
+        if (mine !== docsRequest) return null; // a newer filter or refresh is on its way
+        var docs = data.documents || [];
+        if (!docs.length && data.total > 0 && t.offset > 0) {
+          // The page emptied (its last documents were deleted): show the new last page.
+          t.node.setAttribute("data-offset", String(Math.floor((data.total - 1) / t.limit) * t.limit));
+          return refreshDocuments();
+        }
+        t.node.setAttribute("data-total", String(data.total));
+        renderRows(docs);
+        renderPager(data.total, t.offset, t.limit, t.q, docs.length);
+        return null;
+      })
       .catch(function () { setStatus("刷新文档列表失败，请刷新页面。", "error"); });
+  }
+
+  function filterDocuments(q) {
+    var t = docTable();
+    if (!t) return;
+    t.node.setAttribute("data-q", q);
+    t.node.setAttribute("data-offset", "0");
+    try { history.replaceState(null, "", docsPageUrl(q, 1)); } catch (e) { /* the URL just stays */ }
+    refreshDocuments();
   }
 
   function onDelete(event) {
@@ -293,26 +367,26 @@
     });
   }
 
-  function applyDocFilter() {
-    var input = document.getElementById("doc-filter");
-    var rows = document.querySelectorAll("#doc-rows tr[data-doc-id]");
-    if (!input) return;
-    var needle = input.value.trim().toLowerCase();
-    var shown = 0;
-    Array.prototype.forEach.call(rows, function (tr) {
-      var hit = !needle || tr.textContent.toLowerCase().indexOf(needle) >= 0;
-      tr.hidden = !hit;
-      if (hit) shown += 1;
-    });
-    var counter = document.getElementById("doc-filter-count");
-    if (counter) counter.textContent = needle ? "显示 " + shown + " / " + rows.length + " 篇" : "";
-  }
-
   function initDocuments() {
     var table = document.getElementById("doc-table");
     if (table) table.addEventListener("click", onDelete);
     var filter = document.getElementById("doc-filter");
-    if (filter) filter.addEventListener("input", applyDocFilter);
+    var form = document.getElementById("doc-filter-form");
+    if (filter && form && table) {
+      // Typing filters every document on the server (debounced); without script the form does the same.
+      var timer = null;
+      var run = function () {
+        window.clearTimeout(timer);
+        timer = null;
+        var q = filter.value.trim();
+        if (q !== (table.getAttribute("data-q") || "")) filterDocuments(q);
+      };
+      filter.addEventListener("input", function () {
+        window.clearTimeout(timer);
+        timer = window.setTimeout(run, FILTER_DELAY_MS);
+      });
+      form.addEventListener("submit", function (event) { event.preventDefault(); run(); });
+    }
     initUpload();
   }
 
@@ -701,20 +775,141 @@
     Array.prototype.forEach.call(form.querySelectorAll('input[name="mode"], select[name="k"]'), function (input) {
       input.addEventListener("change", rerun);
     });
+    initDocPicker(form);
+  }
+
+  /* The search box's document picker lists at most ~200 documents (selected, then those with hits for the
+     question); when the list is cut, its filter also asks the server for every document whose name matches and
+     adds them as options. Ticked options stay (hidden when they do not match) and submit with the form. */
+  var FILTER_DELAY_MS = 250;
+  var FOUND_LIMIT = 50;
+
+  function foldName(text) {
+    text = text || "";
+    return (text.normalize ? text.normalize("NFKC") : text).toLowerCase();
+  }
+
+  function initDocPicker(form) {
     var filter = document.getElementById("doc-picker-filter");
-    if (filter) {
-      filter.addEventListener("input", function () {
-        var needle = filter.value.trim().toLowerCase();
-        Array.prototype.forEach.call(document.querySelectorAll("#doc-picker-list .doc-option"), function (li) {
-          li.hidden = needle && li.textContent.toLowerCase().indexOf(needle) < 0;
-        });
-      });
-      filter.addEventListener("keydown", function (e) { if (e.key === "Enter") e.preventDefault(); });
+    var list = document.getElementById("doc-picker-list");
+    if (!filter || !list) return;
+    var status = document.getElementById("doc-picker-status");
+    var note = status ? status.getAttribute("data-note") || "" : "";
+    var cut = list.getAttribute("data-cut") === "1";
+    var counted = list.getAttribute("data-counted") === "1";
+    var timer = null;
+    var asked = 0;
+
+    function say(text) { if (status && status.textContent !== text) status.textContent = text; }
+    function options() { return Array.prototype.slice.call(list.querySelectorAll(".doc-option")); }
+    function boxOf(li) { return li.querySelector('input[name="doc"]'); }
+    function optionFor(docId) {
+      return options().filter(function (li) { return boxOf(li).value === docId; })[0] || null;
     }
+    function folderOf(docId) {
+      var found = "";
+      Array.prototype.forEach.call(list.querySelectorAll("input[data-folder]:checked"), function (f) {
+        if (docId.indexOf(f.value) === 0) found = f.value;
+      });
+      return found;
+    }
+    function showMatching(needle) {
+      var shown = 0;
+      options().forEach(function (li) {
+        var hit = !needle || foldName(li.textContent).indexOf(needle) >= 0;
+        li.hidden = !hit;
+        if (hit) shown += 1;
+      });
+      return shown;
+    }
+    function dropUnticked() {
+      options().forEach(function (li) {
+        if (li.classList.contains("doc-option-found") && !boxOf(li).checked) list.removeChild(li);
+      });
+    }
+    function addOption(d) {
+      var li = el("li", "doc-option doc-option-found");
+      var label = el("label");
+      var box = el("input");
+      box.type = "checkbox";
+      box.name = "doc";
+      box.value = d.doc_id;
+      var folder = folderOf(d.doc_id);
+      if (folder) {
+        box.checked = box.disabled = true;
+        box.setAttribute("data-in-folder", folder);
+        label.title = "已随文件夹 " + folder + " 选中";
+      }
+      label.appendChild(box);
+      label.appendChild(document.createTextNode(" "));
+      label.appendChild(el("span", "doc-option-title", d.title));
+      label.appendChild(document.createTextNode(" "));
+      label.appendChild(el("span", "doc-option-id", d.doc_id));
+      if (counted) { // every document with a hit is listed already: this one has none
+        var count = el("span", "doc-count", "0 条");
+        count.setAttribute("data-doc-count", "0");
+        count.title = "本问题在该文档中的候选段落数";
+        label.appendChild(document.createTextNode(" "));
+        label.appendChild(count);
+      }
+      li.appendChild(label);
+      list.appendChild(li);
+    }
+    function ask(raw, needle) {
+      var mine = ++asked;
+      var url = list.getAttribute("data-api") + "?q=" + encodeURIComponent(raw) + "&limit=" + FOUND_LIMIT;
+      fetch(url, { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status)); })
+        .then(function (data) {
+          if (mine !== asked) return; // the filter changed meanwhile
+          dropUnticked();
+          showMatching(needle);
+          (data.documents || []).forEach(function (d) {
+            var li = optionFor(d.doc_id);
+            if (li) li.hidden = false; // matched on the server's folding (繁体, full-width) but not here
+            else addOption(d);
+          });
+          var found = data.total || 0;
+          var listed = (data.documents || []).length;
+          say(found ? "找到 " + found + " 篇" + (found > listed ? "，列出前 " + listed + " 篇，输入更多字缩小范围" : "")
+                    : "没有名称含“" + raw + "”的文档");
+        })
+        .catch(function () { if (mine === asked) say("查找文档失败，请稍后重试。"); });
+    }
+
+    filter.addEventListener("input", function () {
+      var raw = filter.value.trim();
+      var needle = foldName(raw);
+      window.clearTimeout(timer);
+      var shown = showMatching(needle);
+      if (!needle) {
+        asked += 1; // an answer still on its way is stale
+        dropUnticked();
+        say(note);
+        return;
+      }
+      if (!cut) { say("显示 " + shown + " 篇"); return; }
+      say("正在查找全部文档…");
+      timer = window.setTimeout(function () { ask(raw, needle); }, FILTER_DELAY_MS);
+    });
+    filter.addEventListener("keydown", function (e) { if (e.key === "Enter") e.preventDefault(); });
+    // A ticked folder ticks (and locks) the listed documents under it; unticking frees them.
+    list.addEventListener("change", function (e) {
+      var folder = e.target.getAttribute && e.target.getAttribute("data-folder");
+      if (!folder) return;
+      options().forEach(function (li) {
+        var box = boxOf(li);
+        if (box === e.target || box.value.indexOf(folder) !== 0) return;
+        box.checked = box.disabled = e.target.checked;
+      });
+    });
     var clearBtn = document.getElementById("doc-picker-clear");
     if (clearBtn) {
       clearBtn.addEventListener("click", function () {
-        Array.prototype.forEach.call(form.querySelectorAll('input[name="doc"]'), function (c) { c.checked = false; });
+        Array.prototype.forEach.call(form.querySelectorAll('input[name="doc"]'), function (c) {
+          c.checked = false;
+          c.disabled = false;
+        });
       });
     }
   }
