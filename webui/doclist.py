@@ -16,14 +16,38 @@ DOCS_PAGE = 100  # rows per page of the documents page
 MAX_DOC_LIMIT = 1000  # most documents one GET /api/documents?limit= may ask for
 
 
-def natural_key(text: str) -> list[Any]:
-    """Sort key that orders embedded numbers by value: dangfa2 before dangfa10."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", text or "") if t]
+def natural_key(text: str) -> str:
+    """Sort key that orders embedded numbers by value: dangfa2 before dangfa10, case-insensitively.
+
+    A string, not a list of parts, so a catalogue can keep one per document (~100 bytes, not ~500): a number run
+    becomes ``\x01`` + its digit count + its digits, a text run ``\x02`` + the text in lower case; both markers
+    sort below any character, so a number sorts before text and a shorter run before a longer one."""
+    parts = []
+    for t in _RUNS.split(text or ""):
+        if not t:
+            continue
+        if t.isdigit():
+            n = str(int(t))
+            parts.append(f"\x01{chr(len(n))}{n}")
+        else:
+            parts.append("\x02" + t.lower())
+    return "".join(parts)
+
+
+_RUNS = re.compile(r"(\d+)")
+_SEP = "\x00"  # joins names for one fold() call (fold keeps lengths and maps no phrase across it)
 
 
 def fold_name(text: str) -> str:
     """A name as the filters compare it: simplified, half-width, lower case (so 黨章 and ＡＢ find 党章 and ab)."""
     return fold(text or "").lower()
+
+
+def _fold_names(texts: list[str]) -> list[str]:
+    """:func:`fold_name` of each text, in one call (~30 % less than one call per name)."""
+    if not texts or any(_SEP in t for t in texts):
+        return [fold_name(t) for t in texts]
+    return fold(_SEP.join(texts)).lower().split(_SEP)
 
 
 @dataclass
@@ -35,6 +59,7 @@ class Catalog:
     names: list[str]  # fold_name(id + title), aligned with ``ids``
     plain: list[str] = field(default_factory=list)  # code-point order: a folder's documents are one run (bisect)
     key: Any = None
+    sort_keys: dict[str, str] = field(default_factory=dict, repr=False)  # natural_key of each id, kept for the next
 
     @classmethod
     def build(cls, docs: Iterable[Mapping[str, Any]], key: Any = None, previous: Catalog | None = None) -> Catalog:
@@ -42,14 +67,18 @@ class Catalog:
         names where the ids and titles did not change (a natural sort of 7,104 ids costs ~18 ms, 10x that at 1M
         passages, and a vector-only commit changes no id)."""
         titles = {str(d["doc_id"]): str(d.get("title") or "") for d in docs}
-        if previous is not None and len(previous.titles) == len(titles) and previous.titles.keys() == titles.keys():
-            ids = previous.ids
-        else:
-            ids = sorted(titles, key=natural_key)
+        old_keys = previous.sort_keys if previous is not None else {}
+        if previous is not None and previous.titles.keys() == titles.keys():
+            ids, sort_keys = previous.ids, old_keys
+        else:  # natural_key costs ~2.7 µs an id; sorting by kept keys ~0.2 µs
+            sort_keys = {d: old_keys.get(d) or natural_key(d) for d in titles}
+            ids = sorted(titles, key=sort_keys.__getitem__)
+        old_titles = previous.titles if previous is not None else {}
         known = dict(zip(previous.ids, previous.names)) if previous is not None else {}
-        names = [known[d] if d in known and previous is not None and previous.titles.get(d) == titles[d]
-                 else fold_name(f"{d}\n{titles[d]}") for d in ids]
-        return cls(ids=ids, titles=titles, names=names, plain=sorted(titles), key=key)
+        fresh = [d for d in ids if d not in known or old_titles.get(d) != titles[d]]
+        known.update(zip(fresh, _fold_names([f"{d}\n{titles[d]}" for d in fresh])))
+        return cls(ids=ids, titles=titles, names=[known[d] for d in ids], plain=sorted(titles), key=key,
+                   sort_keys=sort_keys)
 
     def __len__(self) -> int:
         return len(self.ids)
