@@ -1179,3 +1179,178 @@ def test_csv_export_neutralises_formulas():
     assert row[col["question"]] == "'@SUM(A1)" and row[col["title"]].startswith("'=")
     assert row[col["text"]] == "'--- 表格47 ---" and row[col["best_sentence"]] == "'+1"
     assert row[col["citation"]] == "《甲》" and row[col["score"]] == "1.0"
+
+
+# ---------------------------------------------------------------------------- many documents: picker, paging, API
+MANY = 30  # doc1.txt .. doc30.txt, plus 规章/条例1..4.md and one traditional-titled file: 35 documents
+MANY_TERM = "廉政谈话"  # only in doc3 (one passage), doc17 (three) and doc24 (two)
+
+
+def _many_corpus(dest: Path) -> Path:
+    (dest / "规章").mkdir(parents=True)
+    fillers = ("支部组织党员认真学习", "党小组按月交流心得", "书记带头讲授专题党课")
+
+    def paragraphs(n: int, times: int) -> str:  # ~230 different characters each: one passage each
+        return "".join(f"\n\n第{n}号材料第{i}段{MANY_TERM}，" + f"{fillers[i]}，" * 20 for i in range(times))
+
+    for n in range(1, MANY + 1):
+        extra = paragraphs(n, {3: 1, 17: 3, 24: 2}.get(n, 0))
+        (dest / f"doc{n}.txt").write_text(f"第{n}号学习材料\n\n党员学习第{n}号材料，按时参加组织生活。{extra}\n",
+                                          encoding="utf-8")
+    for n in range(1, 5):
+        (dest / "规章" / f"条例{n}.md").write_text(f"# 支部条例第{n}部分\n\n第一条 党员应当遵守纪律。\n",
+                                                 encoding="utf-8")
+    (dest / "zhangcheng.txt").write_text("黨章學習筆記\n\n學習黨章，党员要增强党性。\n", encoding="utf-8")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory) -> Engine:
+    """A real index of 35 tiny documents (hash vectors: semantic quality is irrelevant to listing them)."""
+    base = tmp_path_factory.mktemp("webui-many")
+    eng = Engine.open(base / "index", Config())
+    eng._encoder = HashEncoder()
+    report = eng.index(_many_corpus(base / "corpus"))
+    assert not report.errors, report.errors
+    yield eng
+    eng.close()
+
+
+def _many_client(eng: Engine, cap: int = 8, page: int = 10):
+    """A client whose picker lists at most ``cap`` documents and whose documents page shows ``page`` rows, so
+    35 documents behave like 7,000 do with the defaults."""
+    app = create_app(eng, Config())
+    app.config.update(PICKER_CAP=cap, DOCS_PAGE=page)
+    return app.test_client()
+
+
+def _picker(html: str) -> tuple[str, list[tuple[str, str]]]:
+    """(the picker's HTML, its options as (value, the input's attributes after the value))."""
+    start = html.index('id="doc-picker"')
+    picker = html[start:html.index("</details>", start)]
+    return picker, re.findall(r'<input type="checkbox" name="doc" value="([^"]+)"([^>]*)>', picker)
+
+
+def _natural(ids):
+    from webui.app import natural_key
+
+    return sorted(ids, key=natural_key)
+
+
+def test_picker_lists_at_most_the_cap_selected_and_hit_documents_first(many):
+    docs = many.documents()
+    assert len(docs) == 35
+    c = _many_client(many)
+    picker, options = _picker(c.get("/").get_data(as_text=True))
+    natural = _natural(d["doc_id"] for d in docs)
+    assert [v for v, _ in options] == natural[:8] == [f"doc{n}.txt" for n in range(1, 9)]
+    assert "共 35 篇文档，列出 8 篇（已选的优先）；输入名称查找其余" in picker
+    assert 'data-cut="1"' in picker and 'data-api="/api/documents"' in picker and 'role="status"' in picker
+
+    # A question: the selected document first, then those with hits (most first), then natural order to the cap.
+    q = MANY_TERM
+    html = c.get("/", query_string=[("q", q), ("mode", "keyword"), ("doc", "doc30.txt")]).get_data(as_text=True)
+    picker, options = _picker(html)
+    values = [v for v, _ in options]
+    assert len(values) == 8 and values[0] == "doc30.txt" and "checked" in options[0][1]
+    counts = many.search(q, k=1, mode="keyword").doc_counts
+    hits = sorted((d for d, n in counts.items() if n), key=lambda d: -counts[d])
+    assert counts["doc17.txt"] > counts["doc24.txt"] > counts["doc3.txt"] > 0 and len(hits) == 3, counts
+    assert values[1:4] == ["doc17.txt", "doc24.txt", "doc3.txt"]
+    assert values[4:] == [d for d in natural if d not in values[:4]][:4]
+    assert all("checked" not in attrs for _, attrs in options[1:])
+    shown = dict(re.findall(r'value="([^"]+)"[^>]*>.*?data-doc-count="(\d+)"', picker, re.S))
+    assert {d: int(n) for d, n in shown.items() if int(n)} == {d: counts[d] for d in hits}
+    assert "已选及与本问题相关的优先" in picker and 'data-counted="1"' in picker
+    assert 'id="no-results"' in html  # restricted to doc30, which lacks the term three other documents have
+
+    # A folder: one ticked option for it, its listed documents ticked through it (disabled: the folder submits).
+    html = c.get("/", query_string=[("q", "党员"), ("mode", "keyword"), ("doc", "规章")]).get_data(as_text=True)
+    picker, options = _picker(html)
+    assert options[0] == ("规章/", ' data-folder="规章/" checked') and "整个文件夹 规章/" in picker
+    assert "限定 4 篇文档" in html and len(options) <= 9
+    for value, attrs in options[1:]:
+        assert ("disabled" in attrs and "checked" in attrs) == value.startswith("规章/"), (value, attrs)
+
+    # An index within the cap lists every document in natural order, as before, with no note.
+    picker, options = _picker(_many_client(many, cap=200).get("/").get_data(as_text=True))
+    assert [v for v, _ in options] == natural and "data-cut" not in picker and "列出" not in picker
+
+
+def test_documents_api_filters_pages_and_counts(many):
+    c = _many_client(many)
+    natural = _natural(d["doc_id"] for d in many.documents())
+    full = c.get("/api/documents").get_json()
+    assert set(full) == {"count", "total", "documents"} and full["count"] == full["total"] == 35
+    assert [d["doc_id"] for d in full["documents"]] == natural
+
+    page = c.get("/api/documents?offset=5&limit=10").get_json()
+    assert (page["count"], page["total"], page["offset"], page["limit"]) == (10, 35, 5, 10)
+    assert [d["doc_id"] for d in page["documents"]] == natural[5:15]
+    assert {"title", "state", "passages", "source"} <= set(page["documents"][0])
+    tail = c.get("/api/documents?offset=30").get_json()
+    assert [d["doc_id"] for d in tail["documents"]] == natural[30:] and tail["limit"] is None
+
+    found = c.get("/api/documents", query_string={"q": "DOC1", "limit": 3}).get_json()
+    expected = [d for d in natural if "doc1" in d]  # doc1, doc10 .. doc19
+    assert found["total"] == len(expected) == 11 and [d["doc_id"] for d in found["documents"]] == expected[:3]
+    by_title = c.get("/api/documents", query_string={"q": "第17号学习"}).get_json()
+    assert [d["doc_id"] for d in by_title["documents"]] == ["doc17.txt"] and by_title["total"] == 1
+    folded = c.get("/api/documents", query_string={"q": "党章学习"}).get_json()  # the title is 黨章學習筆記
+    assert [d["doc_id"] for d in folded["documents"]] == ["zhangcheng.txt"]
+    assert c.get("/api/documents", query_string={"q": "没有这个名字"}).get_json() == {"count": 0, "total": 0,
+                                                                                  "documents": []}
+
+    for params, code in [({"limit": "0"}, "bad_limit"), ({"limit": "abc"}, "bad_limit"), ({"limit": "1001"}, "bad_limit"),
+                         ({"offset": "-1"}, "bad_offset"), ({"offset": "1.5"}, "bad_offset"), ({"q": "党" * 201}, "bad_q")]:
+        body = _assert_json_error(c.get("/api/documents", query_string=params), 400, code)
+        assert re.search(r"[\u4e00-\u9fff]", body["error"]["message_zh"]), body
+
+
+def test_documents_page_is_paged_and_filtered_on_the_server(many):
+    c = _many_client(many)
+    natural = _natural(d["doc_id"] for d in many.documents())
+
+    def rows(html: str) -> list[str]:
+        return re.findall(r'<tr data-doc-id="([^"]+)"', html)
+
+    first = c.get("/documents").get_data(as_text=True)
+    assert rows(first) == natural[:10] and "第 1 / 4 页" in first and 'href="/documents?page=2"' in first
+    assert first.count('data-state="done">完成<') == 10 and first.count('class="btn btn-small btn-danger delete-btn"') == 10
+    assert 'id="jobs-panel"' in first and '已收录 <span id="doc-count">35</span> 篇文档' in first
+    last = c.get("/documents?page=4").get_data(as_text=True)
+    assert rows(last) == natural[30:] and "第 4 / 4 页" in last and "第 31–35 篇" in last
+    assert rows(c.get("/documents?page=99").get_data(as_text=True)) == natural[30:]  # past the end: the last page
+    bad = c.get("/documents?page=abc").get_data(as_text=True)
+    assert rows(bad) == natural[:10] and 'class="notice"' in bad and "page" in bad
+    folder = c.get("/documents", query_string={"q": "规章/"}).get_data(as_text=True)
+    assert rows(folder) == [f"规章/条例{n}.md" for n in range(1, 5)] and "找到 4 篇" in folder
+    assert 'id="doc-pager"' in folder and re.search(r'id="doc-pager"[^>]*hidden', folder)
+    none = c.get("/documents", query_string={"q": "没有这个名字"}).get_data(as_text=True)
+    assert rows(none) == [] and "没有名称含“没有这个名字”的文档" in none
+
+
+def test_listings_follow_index_writes(tmp_path):
+    """The catalogue is kept per index generation: a document added or removed shows at once in every listing."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n in (1, 2, 10):
+        (corpus / f"dangfa{n}.txt").write_text(f"第{n}号材料\n\n党员学习第{n}号材料。\n", encoding="utf-8")
+    eng = Engine.open(tmp_path / "index", Config())
+    eng._encoder = HashEncoder()
+    try:
+        assert not eng.index(corpus).errors
+        c = _many_client(eng, cap=2, page=2)
+        ids = lambda: [d["doc_id"] for d in c.get("/api/documents").get_json()["documents"]]  # noqa: E731
+        assert ids() == ["dangfa1.txt", "dangfa2.txt", "dangfa10.txt"]
+        (corpus / "dangfa3.txt").write_text("第3号材料\n\n新增的材料。\n", encoding="utf-8")
+        (corpus / "dangfa1.txt").unlink()
+        assert not eng.index(corpus).errors
+        assert ids() == ["dangfa2.txt", "dangfa3.txt", "dangfa10.txt"]
+        assert c.get("/api/documents?q=第3号").get_json()["total"] == 1
+        _, options = _picker(c.get("/").get_data(as_text=True))
+        assert [v for v, _ in options] == ["dangfa2.txt", "dangfa3.txt"]
+        assert re.findall(r'<tr data-doc-id="([^"]+)"', c.get("/documents?page=2").get_data(as_text=True)) == \
+            ["dangfa10.txt"]
+    finally:
+        eng.close()
