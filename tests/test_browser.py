@@ -697,3 +697,72 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
             (health["documents"], health["passages"], 0)
     finally:
         reopened.close()
+
+
+def test_document_picker_finds_a_document_beyond_the_cap(driver, tmp_path, monkeypatch):
+    """An index with more documents than the picker lists: its filter asks the server, a document beyond the cap
+    appears, stays ticked through further filtering, and the search is restricted to it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from bench.common import HashEncoder
+
+    monkeypatch.setattr("webui.app.PICKER_CAP", 8)  # 30 documents then behave as 7,000 do with the default 200
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n in range(1, 31):
+        (corpus / f"doc{n}.txt").write_text(f"第{n}号学习材料\n\n党员学习第{n}号材料，按时参加组织生活。\n", encoding="utf-8")
+    eng = Engine.open(tmp_path / "index", Config())
+    eng._encoder = HashEncoder()  # listing documents needs no semantic quality
+    assert not eng.index(corpus).errors
+    base, server, thread = _serve(eng)
+    try:
+        wait = WebDriverWait(driver, 60)
+        driver.get(base + "/")
+        wait.until(EC.presence_of_element_located((By.ID, "doc-picker")))
+        driver.find_element(By.CSS_SELECTOR, "#doc-picker summary").click()
+        boxes = driver.find_elements(By.CSS_SELECTOR, '#doc-picker-list input[name="doc"]')
+        assert [b.get_attribute("value") for b in boxes] == [f"doc{n}.txt" for n in range(1, 9)]
+        status = driver.find_element(By.ID, "doc-picker-status")
+        assert status.get_attribute("aria-live") == "polite" and "共 30 篇文档，列出 8 篇" in status.text
+
+        # 1. typing asks the server: doc27, beyond the cap, appears as an option with its label
+        filt = driver.find_element(By.ID, "doc-picker-filter")
+        filt.send_keys("doc27")
+        target = '#doc-picker-list input[value="doc27.txt"]'
+        wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, target)))
+        wait.until(lambda d: "找到 1 篇" in d.find_element(By.ID, "doc-picker-status").text)
+        visible = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#doc-picker-list .doc-option") if li.is_displayed()]
+        assert len(visible) == 1 and "第27号学习材料" in visible[0], visible
+        driver.find_element(By.CSS_SELECTOR, target).click()
+        assert driver.find_element(By.ID, "doc-picker-summary").text == "（已选 1 篇）"
+
+        # 2. further filtering hides it but keeps it ticked; another search's unticked finds are dropped
+        filt.clear()
+        filt.send_keys("doc29")
+        wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, '#doc-picker-list input[value="doc29.txt"]')))
+        kept = driver.find_element(By.CSS_SELECTOR, target)
+        assert kept.is_selected() and not kept.is_displayed()
+        filt.clear()
+        filt.send_keys("doc5")
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#doc-picker-list input[value="doc29.txt"]'))
+        assert driver.find_element(By.CSS_SELECTOR, target).is_selected()
+        _shot(driver, "20-picker-found-beyond-cap.png")
+
+        # 3. search: the form submits the ticked document and the results come from it alone
+        box = driver.find_element(By.ID, "q")
+        box.send_keys("党员学习材料")
+        box.send_keys(Keys.ENTER)
+        wait.until(EC.presence_of_element_located((By.ID, "results")))
+        assert parse_qs(urlsplit(driver.current_url).query)["doc"] == ["doc27.txt"]
+        titles = {e.text for e in driver.find_elements(By.CSS_SELECTOR, ".result-title")}
+        assert titles == {"第27号学习材料"}, titles
+        first = driver.find_elements(By.CSS_SELECTOR, '#doc-picker-list input[name="doc"]')[0]
+        assert first.get_attribute("value") == "doc27.txt" and first.is_selected()  # the selected one comes first
+        assert not _console_errors(driver), _console_errors(driver)
+    finally:
+        server.close()
+        thread.join(10)
+        eng.close()

@@ -1267,7 +1267,7 @@ def test_picker_lists_at_most_the_cap_selected_and_hit_documents_first(many):
     # A folder: one ticked option for it, its listed documents ticked through it (disabled: the folder submits).
     html = c.get("/", query_string=[("q", "党员"), ("mode", "keyword"), ("doc", "规章")]).get_data(as_text=True)
     picker, options = _picker(html)
-    assert options[0] == ("规章/", ' data-folder="规章/" checked') and "整个文件夹 规章/" in picker
+    assert options[0] == ("规章/", ' data-folder="规章/" data-count="4" checked') and "整个文件夹 规章/" in picker
     assert "限定 4 篇文档" in html and len(options) <= 9
     for value, attrs in options[1:]:
         assert ("disabled" in attrs and "checked" in attrs) == value.startswith("规章/"), (value, attrs)

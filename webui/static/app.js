@@ -893,15 +893,28 @@
       timer = window.setTimeout(function () { ask(raw, needle); }, FILTER_DELAY_MS);
     });
     filter.addEventListener("keydown", function (e) { if (e.key === "Enter") e.preventDefault(); });
+    // The summary counts what will be submitted: ticked documents, and a ticked folder's documents.
+    function countSelected() {
+      var summary = document.getElementById("doc-picker-summary");
+      if (!summary) return;
+      var n = 0;
+      options().forEach(function (li) {
+        var box = boxOf(li);
+        if (box.checked && !box.disabled) n += parseInt(box.getAttribute("data-count") || "1", 10) || 1;
+      });
+      summary.textContent = n ? "（已选 " + n + " 篇）" : "（全部文档）";
+    }
     // A ticked folder ticks (and locks) the listed documents under it; unticking frees them.
     list.addEventListener("change", function (e) {
       var folder = e.target.getAttribute && e.target.getAttribute("data-folder");
-      if (!folder) return;
-      options().forEach(function (li) {
-        var box = boxOf(li);
-        if (box === e.target || box.value.indexOf(folder) !== 0) return;
-        box.checked = box.disabled = e.target.checked;
-      });
+      if (folder) {
+        options().forEach(function (li) {
+          var box = boxOf(li);
+          if (box === e.target || box.value.indexOf(folder) !== 0) return;
+          box.checked = box.disabled = e.target.checked;
+        });
+      }
+      countSelected();
     });
     var clearBtn = document.getElementById("doc-picker-clear");
     if (clearBtn) {
@@ -910,6 +923,7 @@
           c.checked = false;
           c.disabled = false;
         });
+        countSelected();
       });
     }
   }
