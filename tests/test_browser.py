@@ -710,6 +710,7 @@ def test_document_picker_finds_a_document_beyond_the_cap(driver, tmp_path, monke
     from bench.common import HashEncoder
 
     monkeypatch.setattr("webui.app.PICKER_CAP", 8)  # 30 documents then behave as 7,000 do with the default 200
+    monkeypatch.setattr("webui.app.DOCS_PAGE", 10)  # ... and the documents page has 3 pages
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for n in range(1, 31):
@@ -761,6 +762,33 @@ def test_document_picker_finds_a_document_beyond_the_cap(driver, tmp_path, monke
         assert titles == {"第27号学习材料"}, titles
         first = driver.find_elements(By.CSS_SELECTOR, '#doc-picker-list input[name="doc"]')[0]
         assert first.get_attribute("value") == "doc27.txt" and first.is_selected()  # the selected one comes first
+
+        # 4. the documents page: one page of rows; typing filters all documents on the server; paging; deleting
+        #    the only row of the last page shows the new last page
+        def rows() -> list[str]:
+            return [r.get_attribute("data-doc-id") for r in driver.find_elements(By.CSS_SELECTOR, "#doc-rows tr[data-doc-id]")]
+
+        driver.get(base + "/documents")
+        wait.until(EC.presence_of_element_located((By.ID, "doc-table")))
+        assert rows() == [f"doc{n}.txt" for n in range(1, 11)]
+        assert driver.find_element(By.ID, "doc-page-info").text == "第 1 / 3 页"
+        driver.find_element(By.ID, "doc-filter").send_keys("doc2")
+        in_filter = ["doc2.txt"] + [f"doc{n}.txt" for n in range(20, 30)]  # 11 documents: two pages of 10
+        wait.until(lambda d: rows() == in_filter[:10])
+        assert "找到 11 篇" in driver.find_element(By.ID, "doc-filter-count").text
+        assert parse_qs(urlsplit(driver.current_url).query)["q"] == ["doc2"]
+        assert driver.find_element(By.ID, "doc-page-info").text == "第 1 / 2 页"
+        driver.find_element(By.ID, "doc-page-next").click()
+        wait.until(lambda d: rows() == ["doc29.txt"])
+        assert driver.find_element(By.ID, "doc-filter").get_attribute("value") == "doc2"
+        driver.find_element(By.CSS_SELECTOR, 'tr[data-doc-id="doc29.txt"] .delete-btn').click()
+        wait.until(EC.alert_is_present())
+        driver.switch_to.alert.accept()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "doc-status"), "已删除"))
+        wait.until(lambda d: rows() == in_filter[:10])
+        assert not driver.find_element(By.ID, "doc-pager").is_displayed()  # 10 left: one page
+        assert driver.find_element(By.ID, "doc-count").text == "29"
+        _shot(driver, "21-documents-filtered-paged.png")
         assert not _console_errors(driver), _console_errors(driver)
     finally:
         server.close()
