@@ -31,7 +31,7 @@ from .export import MIME, answer_items, export
 from .render import document_blocks, document_outline, example_questions, highlight_html
 from .server import serve
 from .doclist import (DOCS_PAGE, MAX_DOC_LIMIT, PICKER_CAP, Catalog, CatalogCache, build_picker,
-                      natural_key, page_bounds, resolve_docs)  # noqa: F401 (natural_key re-exported)
+                      natural_key, page_bounds, records, resolve_docs)  # noqa: F401 (natural_key re-exported)
 from .jobs import doc_state, public_job
 from .uploads import UploadNameError, allowed_extensions, check_extension, sanitize_filename
 
@@ -265,14 +265,6 @@ def _public(doc: dict[str, Any], root: Path | None) -> dict[str, Any]:
                     rel = None
         out["source"] = rel or path.name
     return out
-
-
-def _records(engine: Any, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The ``engine.documents()`` records of ``ids``, in that order (ids removed meanwhile are skipped)."""
-    if not ids:
-        return []
-    by_id = {d["doc_id"]: d for d in engine.documents()}
-    return [by_id[d] for d in ids if d in by_id]
 
 
 def _section_crumbs(section: str) -> list[str]:
@@ -604,10 +596,11 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
             wanted = parse_count(request.args.get("page"), "page", 1) or 1
         except ApiError as err:
             wanted, notice = 1, err.message_zh
-        ids = state.catalog.get(engine).matching(q)
+        catalog = state.catalog.get(engine)
+        ids = catalog.matching(q)
         size = app.config["DOCS_PAGE"]
         page, pages, offset = page_bounds(len(ids), wanted, size)
-        return render_template("documents.html", documents=_records(engine, ids[offset:offset + size]),
+        return render_template("documents.html", documents=records(engine, catalog, ids[offset:offset + size]),
                                stats=_stats(state), extensions=exts, max_upload_mb=int(cfg.max_upload_mb), q=q,
                                notice=notice, total=len(ids), page=page, pages=pages, offset=offset, page_size=size)
 
@@ -727,11 +720,12 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
                            f"q is too long ({len(q)} characters, max {MAX_NAME_QUERY})", code="bad_q")
         limit = parse_count(request.args.get("limit"), "limit", 1, MAX_DOC_LIMIT)
         offset = parse_count(request.args.get("offset"), "offset", 0)
-        ids = state.catalog.get(engine).matching(q)
+        catalog = state.catalog.get(engine)
+        ids = catalog.matching(q)
         start = offset or 0
         shown = ids[start:] if limit is None else ids[start:start + limit]
         root = _corpus_root(_stats(state).get("corpus_dir"))
-        docs = [_public(d, root) for d in _records(engine, shown)]
+        docs = [_public(d, root) for d in records(engine, catalog, shown)]
         body: dict[str, Any] = {"count": len(docs), "total": len(ids), "documents": docs}
         if limit is not None or offset is not None:
             body.update(offset=start, limit=limit)

@@ -60,6 +60,7 @@ class Catalog:
     plain: list[str] = field(default_factory=list)  # code-point order: a folder's documents are one run (bisect)
     key: Any = None
     sort_keys: dict[str, str] = field(default_factory=dict, repr=False)  # natural_key of each id, kept for the next
+    records: dict[str, dict[str, Any]] | None = field(default=None, repr=False)  # see CatalogCache.get
 
     @classmethod
     def build(cls, docs: Iterable[Mapping[str, Any]], key: Any = None, previous: Catalog | None = None) -> Catalog:
@@ -151,19 +152,37 @@ class CatalogCache:
 
     def get(self, engine: Any) -> Catalog:
         """The catalogue of ``engine``'s current generation: built from ``engine.documents()`` only when the
-        generation (or index, or document count) changed since the last call, so a page costs no O(documents)
-        work while the index stands still."""
+        generation (or index, or counts) changed since the last call, so a page costs no O(documents) work while
+        the index stands still.
+
+        With no passage waiting for its vector, the records themselves are kept too: a document's state is then
+        ``done`` whatever the embedding worker does, and everything else in a record is the generation's. While
+        vectors are pending, states move without a new generation, so :func:`records` asks the engine."""
         stats = engine.stats()
-        key = (stats.get("index_dir"), stats.get("generation"), stats.get("documents"))
+        key = (stats.get("index_dir"), stats.get("generation"), stats.get("documents"), stats.get("pending_vectors"))
         if key[1] is None:  # an engine that numbers no generations: nothing tells when to rebuild
             return Catalog.build(engine.documents())
         with self._lock:  # one build at a time: concurrent requests after a commit wait for it, not redo it
             current = self._current
             if current is not None and current.key == key:
                 return current
-            built = Catalog.build(engine.documents(), key=key, previous=current)
+            docs = engine.documents()
+            built = Catalog.build(docs, key=key, previous=current)
+            if key[3] == 0:
+                built.records = {d["doc_id"]: d for d in docs}
             self._current = built
             return built
+
+
+def records(engine: Any, catalog: Catalog, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The ``engine.documents()`` records of ``ids``, in that order (copies; ids removed meanwhile are skipped):
+    from the catalogue when it keeps them (O(len(ids))), else from one ``engine.documents()`` call."""
+    if not ids:
+        return []
+    by_id = catalog.records
+    if by_id is None:
+        by_id = {d["doc_id"]: d for d in engine.documents()}
+    return [dict(by_id[d]) for d in ids if d in by_id]
 
 
 def page_bounds(total: int, page: int, size: int = DOCS_PAGE) -> tuple[int, int, int]:
