@@ -346,6 +346,7 @@ def first_pass_after_write(index_dir: Path, questions: Sequence[str], k: int = 5
             out["rewarm_wait_seconds"] = round(time.perf_counter() - t0, 3)
             for mode, qs in timed.items():
                 out[mode] = latency_summary(_timed_pass(eng, qs, mode, k))
+            out["rss_after_mb"] = current_rss_mb()  # two generations' keyword tables and the segment cache
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("first pass after a write: %s", out)

@@ -58,8 +58,18 @@ ANALYSED_FIELDS = ("text", "section", "title")
 TOKENIZE_CHUNK = 200  # texts per worker call (50: +30 % pool overhead, measured on 1,558 passages)
 _pool: Executor | None = None
 _pool_lock = threading.Lock()
-# Per-term BM25F score arrays kept per searcher, counted in postings (16 bytes each: doc number + score): ~64 MB.
+# Per-term BM25F score arrays kept per searcher, counted in postings (16 bytes each: doc number + score): ~64 MB,
+# or TERM_CACHE_PER_DOC postings a passage in a larger index. A fixed 4M held only ~160 terms at 1M passages (a
+# frequent term there has ~500k postings): the 200 bench questions then cycled through it, evicting every term
+# before its next use: the keyword half took 97 / 471 ms p50 / p95 on the 1M bench index (loaded machine); with
+# 40 a passage a second pass over the same questions took 9.0 / 26 ms (21 / 90 ms with 4M; docs/SCALING.md).
 TERM_CACHE_POSTINGS = 4_000_000
+TERM_CACHE_PER_DOC = 40  # ~40 % of an index's postings (~83 a passage over the three fields); 640 MB at 1M
+
+
+def term_cache_postings(doc_count: int) -> int:
+    """How many postings the term-score cache of a searcher over ``doc_count`` passages holds."""
+    return max(TERM_CACHE_POSTINGS, TERM_CACHE_PER_DOC * int(doc_count))
 # Share of that cache that WhooshKeywordIndex.warm_up fills with the most frequent terms (at 100k passages: the
 # ~600 most frequent, ~4 s of one core; the first-pass figures in docs/BENCHMARKS.md are with it).
 WARM_SHARE = 0.6
@@ -560,11 +570,14 @@ class _SearchState:
     entries are read without it.
     """
 
-    def __init__(self, searcher: Any, max_postings: int = TERM_CACHE_POSTINGS, share: bool = True):
+    def __init__(self, searcher: Any, max_postings: int | None = None, share: bool = True):
         self.searcher = searcher
         self.reader = searcher.reader()
         self.postings = PostingsCache(self.reader, shared=share)
         self.doc_count_all = self.postings.doc_count_all
+        if max_postings is None:
+            max_postings = term_cache_postings(self.doc_count_all)
+        self.postings._segment_bound = max_postings
         self.lock = threading.Lock()  # whoosh reads
         self.tables = _tables_for(self.identity(), max_postings) if share else _Tables(max_postings)
         self._cache_lock = self.tables.lock  # the dicts below

@@ -115,12 +115,15 @@ _segment_postings: "ArrayLRU | None" = None
 _segment_lock = threading.Lock()
 
 
-def segment_postings() -> "ArrayLRU":
-    """The process-wide cache of decoded postings by (segment id, field, term) (made on first use)."""
+def segment_postings(at_least: int = 0) -> "ArrayLRU":
+    """The process-wide cache of decoded postings by (segment id, field, term) (made on first use), holding at
+    least ``at_least`` postings (a reader of a large index raises the bound to its term cache's)."""
     global _segment_postings
     with _segment_lock:
         if _segment_postings is None:
-            _segment_postings = ArrayLRU(SEGMENT_CACHE_POSTINGS)
+            _segment_postings = ArrayLRU(max(SEGMENT_CACHE_POSTINGS, at_least))
+        elif _segment_postings.max_items < at_least:
+            _segment_postings.max_items = int(at_least)
         return _segment_postings
 
 
@@ -151,6 +154,7 @@ class PostingsCache:
         self._reader = reader
         self._leaves = list(reader.leaf_readers())
         self._shared = shared  # use (and fill) the process-wide per-segment cache
+        self._segment_bound = 0  # what this reader needs the shared cache to hold (set by the keyword half)
         self._deleted = [np.array(sorted(seg.deleted_docs_set), dtype=np.int64) if seg.has_deletions() else None
                          for seg, _ in self._leaves]
         self._segkeys = [_segment_key(seg) if shared else None for seg, _ in self._leaves]
@@ -173,7 +177,7 @@ class PostingsCache:
 
     def _read(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         id_parts, tf_parts = [], []
-        shared = segment_postings() if self._shared else None
+        shared = segment_postings(self._segment_bound) if self._shared else None
         for (seg, offset), deleted, segkey in zip(self._leaves, self._deleted, self._segkeys):
             key = (segkey, field, term) if shared is not None and segkey is not None else None
             hit = shared.get(key) if key is not None else None

@@ -600,3 +600,23 @@ def test_after_a_write_only_new_segments_are_decoded_and_scores_stay_exact(tmp_p
     assert any(h.pid == "z#0" for h in after.search("红旗渠精神", 5))
     for ix in (before, after, cold):
         ix.close()
+
+
+def test_term_cache_grows_with_the_index(tmp_path, monkeypatch):
+    """The score cache (and the shared segment cache) hold a number of postings proportional to the index, so the
+    frequent terms of a large index do not evict each other (at 1M passages a fixed 4M-posting cache held ~160)."""
+    import indexer.keyword as keyword
+    from indexer.postings import segment_postings
+
+    _multi_segment_index(tmp_path / "kw").close()
+    ix = WhooshKeywordIndex.open(tmp_path / "kw", watch=False, share=False)
+    n = ix._state.doc_count_all
+    assert ix._state._terms.max_items == keyword.TERM_CACHE_POSTINGS  # a small index: the floor
+    ix.close()
+    monkeypatch.setattr(keyword, "TERM_CACHE_PER_DOC", 2 * keyword.TERM_CACHE_POSTINGS // n + 1)
+    big = WhooshKeywordIndex.open(tmp_path / "kw", watch=False)
+    bound = big._state._terms.max_items
+    assert bound > 2 * keyword.TERM_CACHE_POSTINGS
+    big.search("党支部会议学习", 5)
+    assert segment_postings().max_items >= bound
+    big.close()
