@@ -273,7 +273,7 @@ def weighted_query_terms(text: str, subword_weight: float = 1.0) -> list[tuple[s
 def _weighted_query_terms(text: str, subword_weight: float, stops: frozenset[str]) -> tuple[tuple[str, float], ...]:
     weights: dict[str, float] = {}
     top = (-1, -1)
-    for word, start, end in word_spans(text):
+    for word, start, end in _query_spans(text):
         term = word.lower()
         inner = top[0] <= start and end <= top[1] and (start, end) != top
         if not inner:
@@ -283,6 +283,14 @@ def _weighted_query_terms(text: str, subword_weight: float, stops: frozenset[str
         w = subword_weight if inner else 1.0
         weights[term] = max(weights.get(term, 0.0), w)
     return tuple(weights.items())
+
+
+@lru_cache(maxsize=256)
+def _query_spans(text: str) -> tuple[tuple[str, int, int], ...]:
+    """:func:`word_spans` of a question, kept: the keyword half weighs the expanded question's terms at the
+    sub-word weight, ranking at 1 and the confidence signals the plain question's -- one jieba pass serves all
+    (three passes were ~0.6 ms of ranking a question)."""
+    return tuple(word_spans(text))
 
 
 @lru_cache(maxsize=1)

@@ -56,8 +56,11 @@ def best_sentence(text: str, question: str, terms: Sequence[str]) -> tuple[int, 
     q_bigrams = _bigrams(_units(fold(question)))
     lowered_terms = [t.lower() for t in dict.fromkeys(terms) if t.strip()]
     best, best_score = spans[0], float("-inf")
+    # Folded once: fold keeps lengths, and its same-length phrases are all Han characters, so they never span
+    # the punctuation or newline between two sentences -- a slice of the folded text is the folded slice.
+    folded = fold(text)
     for start, end in spans:
-        sentence = fold(text[start:end])
+        sentence = folded[start:end]
         low = sentence.lower()
         term_score = sum(math.log1p(len(t)) * 2.0 for t in lowered_terms if t in low)
         units = _units(sentence)

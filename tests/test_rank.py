@@ -71,6 +71,27 @@ def test_best_sentence_never_picks_a_table_row() -> None:
     assert text[b0:b1].startswith("年满十八岁")
 
 
+def test_folding_a_whole_passage_equals_folding_each_sentence() -> None:
+    """best_sentence folds a passage once and slices it per sentence: on real traditional-script and simplified
+    text (the t2s phrase table's phrases inside sentences) that must equal folding each sentence on its own."""
+    from indexer.analyzer import _t2s_data, fold
+    from indexer.split import sentence_spans
+
+    party_docs = require_party_docs()
+    phrases = list(_t2s_data()[1])
+    texts = [(party_docs / "partymate" / "party_rules.md").read_text("utf-8")[:20000],
+             # traditional text with table phrases at sentence ends and starts, and across a line break
+             "。".join(f"{p}後，黨員瞭解{p}\n{p}" for p in phrases[:60])]
+    checked = 0
+    for text in texts:
+        folded = fold(text)
+        assert len(folded) == len(text)
+        for start, end in sentence_spans(text):
+            assert folded[start:end] == fold(text[start:end]), text[start:end]
+            checked += 1
+    assert checked > 200
+
+
 # ------------------------------------------------------------------------------------------------ versions
 def test_version_families_of_the_real_discipline_regulations() -> None:
     party_docs = require_party_docs()
