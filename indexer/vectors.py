@@ -1,6 +1,7 @@
 """Dense vector index (numpy files on disk; exact, or approximate above a size) and a cache of passage embeddings."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -9,6 +10,7 @@ import re
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -83,6 +85,29 @@ def _write_atomic(path: Path, write) -> None:
         except OSError:
             pass
         raise
+
+
+# Read-only vector indexes this process opened, by the identity of their files (NumpyVectorIndex.open_reader).
+_READERS_KEEP = 2
+_readers: "OrderedDict[tuple, NumpyVectorIndex]" = OrderedDict()
+_readers_lock = threading.Lock()
+
+
+def _files_key(path: Path, ann: AnnSettings | None) -> tuple | None:
+    """(dev, inode, size, mtime) of each vector file (None for an absent optional one) plus the ANN settings."""
+    parts: list[Any] = [None if ann is None else (ann.threshold, ann.probe, ann.rerank, ann.retrain_growth)]
+    for name in (META_FILE, IDS_FILE, VECTORS_FILE, LABELS_FILE, ANN_FILE, ANN_META):
+        try:
+            st = os.stat(path / name)
+        except FileNotFoundError:
+            if name in (META_FILE, IDS_FILE, VECTORS_FILE):
+                return None
+            parts.append(None)
+            continue
+        except OSError:
+            return None
+        parts.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(parts)
 
 
 def _top_k(scores: np.ndarray, limit: int) -> np.ndarray:
@@ -163,6 +188,38 @@ class NumpyVectorIndex:
                 last = exc
                 time.sleep(0.05 * (attempt + 1))
         raise PartyQAError(f"{p}: vector index files are unreadable or inconsistent ({last}); re-index to rebuild them")
+
+    @staticmethod
+    def count_at(path: str | Path) -> int:
+        """The row count ``meta.json`` records (what a commit checks: no ids or rows are read)."""
+        return int(json.loads((Path(path) / META_FILE).read_text(encoding="utf-8"))["count"])
+
+    @classmethod
+    def open_reader(cls, path: str | Path, ann: AnnSettings | None = None) -> "NumpyVectorIndex":
+        """:meth:`open` memory-mapped, for searching only; reuses the index this process last opened from the same
+        files (same inodes, sizes and mtimes: files are replaced, never changed in place), so a generation whose
+        vector files are hard links of the previous one's -- every keyword-only commit -- does not parse
+        ``ids.json`` and load the IVF again (3-4 s per commit at 1M passages)."""
+        p = Path(path)
+        key = _files_key(p, ann)
+        with _readers_lock:
+            known = _readers.get(key) if key is not None else None
+            if known is not None:
+                _readers.move_to_end(key)
+        if known is not None:
+            twin = copy.copy(known)  # the same rows, ids and (already loaded) IVF, under this generation's folder
+            twin.path = p
+            with _readers_lock:
+                _readers[key] = twin  # the newest folder: an older one may be garbage-collected
+            return twin
+        index = cls.open(p, ann=ann, mmap=True)
+        index._saved_ann()  # now, not at the first search: copies share it and older folders may go away
+        if key is not None and _files_key(p, ann) == key:
+            with _readers_lock:
+                _readers[key] = index
+                while len(_readers) > _READERS_KEEP:
+                    _readers.popitem(last=False)
+        return index
 
     @classmethod
     def _load(cls, p: Path, ann: AnnSettings | None, mmap: bool) -> "NumpyVectorIndex":

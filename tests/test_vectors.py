@@ -516,3 +516,29 @@ def test_local_reader_warms_the_keyword_half_only_at_a_start(tmp_path: Path, rng
     assert third.warming is not None and third.warming.name == "partyqa-keyword-warm"
     third.warming.join()
     third.close()
+
+
+def test_open_reader_shares_an_unchanged_index_across_generations(tmp_path: Path, rng: np.random.Generator) -> None:
+    """A generation whose vector files are hard links of the previous one's (a keyword-only commit) gets the same
+    rows, ids and IVF without reading them again, and keeps searching approximately after the older folder is
+    deleted; a generation with rewritten files is read afresh."""
+    import os
+    import shutil
+
+    folder, index, ids, vecs = _saved_ann_index(tmp_path, rng, 2_300)
+    first = NumpyVectorIndex.open_reader(folder, ann=ANN)
+    linked = tmp_path / "gen-next"
+    shutil.copytree(folder, linked, copy_function=os.link)
+    second = NumpyVectorIndex.open_reader(linked, ann=ANN)
+    assert second._ids is first._ids and second._saved_ann() is first._saved_ann() is not None
+    shutil.rmtree(folder)  # the older generation is garbage-collected
+    third = NumpyVectorIndex.open_reader(shutil.copytree(linked, tmp_path / "gen-3", copy_function=os.link), ann=ANN)
+    for reader in (second, third):
+        assert reader.approximate()
+        assert reader.search(vecs[7], 1)[0] == (ids[7], pytest.approx(1.0, abs=1e-5))
+    changed = NumpyVectorIndex.open(linked, ann=ANN)
+    changed.delete_docs(["d0"])
+    changed.save()  # new files (temp + rename): new inodes
+    fresh = NumpyVectorIndex.open_reader(linked, ann=ANN)
+    assert fresh._ids is not first._ids and not any(p.startswith("d0#") for p in fresh.ids())
+    assert fresh.approximate() and NumpyVectorIndex.count_at(linked) == fresh.count() == len(ids) - 10

@@ -63,7 +63,7 @@ class LocalReader(Reader):
         try:
             # mmap: above the ANN threshold a search touches only the rows it re-scores, so the float32 rows
             # need not all be resident (serving RSS at 100k, docs/BENCHMARKS.md); below it the page cache holds them.
-            self.vectors = NumpyVectorIndex.open(gen_dir / VECTORS_DIR, ann=ann, mmap=True)
+            self.vectors = NumpyVectorIndex.open_reader(gen_dir / VECTORS_DIR, ann=ann)
         except BaseException:
             self._release()
             self.keyword.close()
@@ -159,7 +159,7 @@ class LocalBatch(WriteBatch):
     def prepare_commit(self, n_passages: int, n_vectors: int | None = None) -> None:
         """Refuse to commit when the keyword index, the vectors and the passage list disagree."""
         n_kw = WhooshKeywordIndex.count_at(self.tmp / KEYWORD_DIR)
-        n_vec = NumpyVectorIndex.open(self.tmp / VECTORS_DIR, mmap=True).count()  # mmap: counting reads no rows
+        n_vec = NumpyVectorIndex.count_at(self.tmp / VECTORS_DIR)  # the reader checks ids against rows
         want_vec = n_passages if n_vectors is None else n_vectors
         if not (n_kw == n_passages and n_vec == want_vec):
             raise RuntimeError(f"inconsistent index build: {n_kw} keyword docs, {n_vec} vectors ({want_vec} expected), "
