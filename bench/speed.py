@@ -303,28 +303,18 @@ def first_pass_after_write(index_dir: Path, questions: Sequence[str], k: int = 5
     the bench index is left as it was."""
     from indexer import Config, Engine
 
+    from .upload_speed import copy_index, upload_document
+
     work = work or index_dir.parent.parent
     tmp = work / "after-write"
-    shutil.rmtree(tmp, ignore_errors=True)
-    with Engine.open(index_dir, Config.from_env(reranker="")) as eng:
-        corpus = eng.corpus_dir
-        gen_dir = eng._state().path
-    shutil.copytree(index_dir, tmp / "index", symlinks=True)
-    shutil.copytree(corpus, tmp / "corpus", symlinks=True)
-    manifest = tmp / "index" / gen_dir.name / "manifest.json"
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    data["corpus_dir"] = str((tmp / "corpus").resolve())
-    manifest.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    new_doc = tmp / "upload" / "新增-中国共产党纪律处分条例.md"
-    new_doc.parent.mkdir(parents=True)
-    source = next((p for p in sorted((corpus).rglob("*.md")) if "dangfa" in p.as_posix()), None)
-    new_doc.write_text((source.read_text(encoding="utf-8") if source else "") + "\n\n附：本文件为测试上传。",
-                       encoding="utf-8")
+    copy = copy_index(index_dir, tmp)
+    with Engine.open(copy, Config.from_env(reranker="")) as eng:
+        new_doc = upload_document(Path(eng.corpus_dir), tmp, "")
     before, timed = list(questions[::3]), {"hybrid": list(questions[1::3]), KEYWORD_HALF: list(questions[2::3])}
     out: dict[str, Any] = {"questions_before": len(before), "questions_timed": len(timed["hybrid"])}
     forget_segment_postings()  # a server started on this index (its saved warm-up loads, nothing decoded yet)
     try:
-        with Engine.open(tmp / "index", Config.from_env(reranker="")) as eng:
+        with Engine.open(copy, Config.from_env(reranker="")) as eng:
             eng.encoder.encode_queries(["预热用的问题"])
             for q in before:
                 eng.search(q, k=k, mode="hybrid")

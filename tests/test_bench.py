@@ -191,3 +191,33 @@ def test_fusion_tuning_split_is_stable_and_scores_folded_hits() -> None:
     table = fusion.table(qs, res, tuning=False)
     assert table["dev"] == {"n": 2, "R@5": 0.5, "MRR@10": 0.5, "answer_found": 0.5}
     assert table["offtopic"] == {"n": 1, "false_answer_rate": 1.0}
+
+
+def test_upload_speed_times_an_upload_into_a_copy_and_leaves_the_index_alone(tmp_path: Path) -> None:
+    """bench/upload_speed.py (and bench.speed's first pass after an upload) add a document to a copy of a bench
+    index: both phases are timed, the copy searches the new document, and the source index and corpus are
+    untouched."""
+    from conftest import make_corpus
+
+    from bench import upload_speed
+    from indexer import Config, Engine
+
+    corpus = make_corpus(tmp_path / "corpus")
+    with Engine.open(tmp_path / "index", Config()) as eng:
+        eng.index(corpus)
+
+    def state() -> dict[str, tuple[int, int]]:
+        return {str(f.relative_to(tmp_path)): (f.stat().st_size, f.stat().st_mtime_ns)
+                for f in sorted(tmp_path.rglob("*")) if f.is_file() and "work" not in f.parts}
+
+    before = state()
+    out = upload_speed.run(tmp_path / "index", 1, tmp_path / "work")
+    assert out["keyword_commit_s"][0] > 0 and out["vector_commit_s"][0] > 0
+    assert state() == before and not (tmp_path / "work").exists()
+    copy = upload_speed.copy_index(tmp_path / "index", tmp_path / "work")
+    with Engine.open(copy, Config()) as eng:
+        doc = upload_speed.upload_document(Path(eng.corpus_dir), tmp_path / "work", "x")
+        eng.add([doc], wait=False)
+        hits = eng.search("本文件为测试上传", k=1, mode="keyword")
+        assert hits and hits[0]["doc_id"].startswith("新增-")
+    assert state() == before
