@@ -8,13 +8,21 @@ from typing import Any, Callable
 logger = logging.getLogger(__name__)
 
 
-def _warm_up(engine: Any) -> None:
-    """Load the embedding model before the first user waits for it (failures are only logged)."""
+def _warm_up(engine: Any, app: Any = None) -> None:
+    """Load the embedding model and build the document catalogue before the first user waits for them (failures
+    are only logged; the catalogue took ~0.7 s at 72k documents)."""
     try:
         engine.search("党支部", k=1, mode="hybrid")
         logger.info("model warmed up")
     except Exception as exc:  # the model may be missing; keyword search still works
         logger.warning("warm-up search failed: %s", exc)
+    if app is not None:
+        try:
+            from .app import _state
+
+            _state(app).catalog.get(engine)
+        except Exception as exc:  # an optimisation: the first page builds it otherwise
+            logger.warning("document catalogue warm-up failed: %s", exc)
 
 
 def serve(engine: Any, host: str = "127.0.0.1", port: int = 8000, threads: int = 4, *, warm_up: bool = True,
@@ -40,7 +48,7 @@ def serve(engine: Any, host: str = "127.0.0.1", port: int = 8000, threads: int =
                        host)
         print("警告: 未设置 PARTYQA_ADMIN_TOKEN，网络中任何人都可以上传和删除文档。", flush=True)
     if warm_up:
-        threading.Thread(target=_warm_up, args=(engine,), name="partyqa-warmup", daemon=True).start()
+        threading.Thread(target=_warm_up, args=(engine, app), name="partyqa-warmup", daemon=True).start()
     print(f"PartyQA 已启动: {url}", flush=True)
     logger.info("PartyQA serving on %s with %d threads", url, threads)
     if on_ready is not None:
