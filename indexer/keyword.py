@@ -528,6 +528,17 @@ def _members(sorted_ids: np.ndarray, docs: np.ndarray) -> np.ndarray:
     return sorted_ids[pos] == docs
 
 
+WARM_BUDGET_FILE = "budget.json"  # beside a saved warm-up: the postings budget it was warmed under
+
+
+def _saved_budget(folder: Path) -> float:
+    """The postings budget a saved warm-up folder was made under (0 when unrecorded or unreadable)."""
+    try:
+        return float(json.loads((folder / WARM_BUDGET_FILE).read_text(encoding="utf-8"))["postings_budget"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 class _StaleSearcher(Exception):
     """The search state was closed by a refresh while a question still used it."""
 
@@ -625,10 +636,12 @@ class _SearchState:
         With ``persist``: load the scores saved for exactly this index instead, or save them after scoring."""
         key = self.identity() if persist is not None else None
         saved = persist / key if persist is not None and key else None
+        budget = share * self._terms.max_items
         if saved is not None:
             loaded = self._load_warm(saved)
-            if loaded:
+            if loaded and _saved_budget(saved) >= budget:
                 return loaded
+            # else saved by a smaller cache (or none): warm on from what loaded, and save the larger set
         try:
             with self.lock:
                 if self.closed:
@@ -639,16 +652,18 @@ class _SearchState:
                         for raw, info in self.reader.iter_field(field):
                             term = _text(raw)
                             freq[term] = freq.get(term, 0) + info.doc_frequency()
-            budget = share * self._terms.max_items
             done = 0
             for term in sorted(freq, key=freq.__getitem__, reverse=True):
-                if freq[term] < min_postings or self._terms.size + freq[term] > budget:
+                if freq[term] < min_postings:
                     break
-                self.term(term)
+                if self._terms.get(term) is None:  # loaded from a saved set: already counted in the size
+                    if self._terms.size + freq[term] > budget:
+                        break
+                    self.term(term)
                 done += 1
             logger.debug("keyword warm-up: %d terms, %d postings", done, self._terms.size)
             if saved is not None and done and not self.closed:
-                self._save_warm(saved, sorted(freq, key=freq.__getitem__, reverse=True)[:done])
+                self._save_warm(saved, sorted(freq, key=freq.__getitem__, reverse=True)[:done], budget)
             return done
         except _StaleSearcher:
             return 0
@@ -689,9 +704,13 @@ class _SearchState:
         key = json.dumps([segs, FIELD_BOOSTS, FIELD_B, K1], sort_keys=True)
         return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
 
-    def _save_warm(self, folder: Path, terms: list[str]) -> None:
-        """Write the cached scores of ``terms`` to ``folder`` (a temp folder renamed into place; best effort)."""
-        if folder.exists():
+    def _save_warm(self, folder: Path, terms: list[str], budget: float = 0.0) -> None:
+        """Write the cached scores of ``terms`` to ``folder`` (a temp folder renamed into place; best effort).
+
+        ``budget``: the postings the warm-up was allowed (recorded). A folder already there is kept unless it was
+        saved under a smaller budget (a smaller cache: when the cache grew with the index at 1M passages, the old
+        small set was otherwise loaded at every start and nothing more was warmed)."""
+        if folder.exists() and _saved_budget(folder) >= budget:
             return
         entries = [(t, v) for t, v in ((t, self._terms.get(t)) for t in terms) if v is not None]
         if not entries:
@@ -706,6 +725,11 @@ class _SearchState:
             np.save(tmp / "ends.npy", np.cumsum([len(v[0]) for _, v in entries]).astype(np.int64))
             np.save(tmp / "ids.npy", np.concatenate([v[0] for _, v in entries]).astype(np.int32))
             np.save(tmp / "scores.npy", np.concatenate([v[1] for _, v in entries]).astype(np.float64))
+            (tmp / WARM_BUDGET_FILE).write_text(json.dumps({"postings_budget": budget}), encoding="utf-8")
+            if folder.exists():  # a smaller set: moved aside, then replaced (a reader meanwhile decodes instead)
+                aside = Path(tempfile.mkdtemp(prefix=".old-", dir=folder.parent))
+                os.replace(folder, aside / "warm")
+                shutil.rmtree(aside, ignore_errors=True)
             os.replace(tmp, folder)  # atomic; if another process's identical folder won the race, this fails
             tmp = None
             for old in folder.parent.iterdir():  # scores of earlier states of the index are of no use any more,

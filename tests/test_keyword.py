@@ -620,3 +620,24 @@ def test_term_cache_grows_with_the_index(tmp_path, monkeypatch):
     big.search("党支部会议学习", 5)
     assert segment_postings().max_items >= bound
     big.close()
+
+
+def test_a_warm_up_saved_under_a_smaller_cache_is_extended_and_replaced(tmp_path):
+    """A saved warm-up made with a smaller budget (before the cache grew with the index) is loaded, the warm-up
+    goes on from it, and the larger set replaces it; a set saved under the same budget is only loaded."""
+    from indexer.keyword import _saved_budget
+
+    path, saved = tmp_path / "kw", tmp_path / "warm"
+    _multi_segment_index(path).close()
+    small = WhooshKeywordIndex.open(path, watch=False, share=False)
+    n_small = small._state.warm(0.0005, 2, saved)  # a budget of 2,000 postings: a few terms
+    key = small._state.identity()
+    assert n_small > 0 and _saved_budget(saved / key) == pytest.approx(0.0005 * small._state._terms.max_items)
+    big = WhooshKeywordIndex.open(path, watch=False, share=False)
+    n_big = big._state.warm(1.0, 2, saved)
+    assert n_big > n_small and _saved_budget(saved / key) == big._state._terms.max_items
+    again = WhooshKeywordIndex.open(path, watch=False, share=False)
+    assert again._state.warm(1.0, 2, saved) == n_big  # loaded, nothing more to do
+    assert [p.name for p in saved.iterdir() if not p.name.startswith(".")] == [key]
+    for ix in (small, big, again):
+        ix.close()
