@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import filelock
 
@@ -97,7 +97,8 @@ def write_gen_files(gen_dir: Path, manifest: dict, texts: dict[str, str], passag
 
     ``appended``: the folder's ``passages.jsonl`` (a hard link of the previous generation's) already holds the
     first ``len(passages) - appended`` passages, in order; it is copied and the rest appended instead of
-    serialising every passage again (an upload into a large index: 1.9 s instead of 4.8 s at 100k passages).
+    serialising every passage again (with Passage.to_dict spelled out, writing the store of a 100k-passage index
+    for an upload took 0.75 s instead of 4.8 s, profiled on a busy machine).
     The store written is remembered for the reader of this generation (:func:`load_store`).
     """
     write_json(gen_dir / "manifest.json", manifest)
@@ -114,11 +115,17 @@ def write_gen_files(gen_dir: Path, manifest: dict, texts: dict[str, str], passag
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, final)
-    by_pid = {p.pid: p for p in passages}
+    _remember_store(gen_dir, texts, *_by_pid_and_doc(passages))
+
+
+def _by_pid_and_doc(passages: Iterable[Passage]) -> tuple[dict[str, Passage], dict[str, list[str]]]:
+    """Passages by pid, and each document's pids, in the order given (the store's line order)."""
+    by_pid: dict[str, Passage] = {}
     by_doc: dict[str, list[str]] = {}
     for p in passages:
+        by_pid[p.pid] = p
         by_doc.setdefault(p.doc_id, []).append(p.pid)
-    _remember_store(gen_dir, texts, by_pid, by_doc)
+    return by_pid, by_doc
 
 
 # The passage stores (texts, passages by pid, pids by document) this process last loaded or wrote, by the identity
@@ -160,14 +167,8 @@ def load_store(gen_dir: Path) -> tuple[dict[str, str], dict[str, Passage], dict[
             _stores.move_to_end(key)
             return known
     texts: dict[str, str] = json.loads((gen_dir / "texts.json").read_text("utf-8"))
-    passages: dict[str, Passage] = {}
-    by_doc: dict[str, list[str]] = {}
     with open(gen_dir / "passages.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                p = Passage.from_dict(json.loads(line))
-                passages[p.pid] = p
-                by_doc.setdefault(p.doc_id, []).append(p.pid)
+        passages, by_doc = _by_pid_and_doc(Passage.from_dict(json.loads(line)) for line in fh if line.strip())
     if key is not None and _store_key(gen_dir) == key:
         _remember_store(gen_dir, texts, passages, by_doc)
     return texts, passages, by_doc

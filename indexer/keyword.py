@@ -15,7 +15,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import whoosh.index
@@ -320,15 +320,13 @@ class WhooshKeywordIndex:
         scores are saved there, keyed by the exact segments and deletions of this index, and the next open of the
         same index (a restart) loads them memory-mapped instead of decoding. Returns the (daemon) thread.
         """
-        state = self._state
-        thread = threading.Thread(target=state.warm, args=(share, min_postings, persist),
-                                  name="partyqa-keyword-warm", daemon=True)
-        thread.start()
-        return thread
+        return self._in_background(self._state.warm, (share, min_postings, persist), "partyqa-keyword-warm")
 
     def hot_terms(self) -> list[str]:
-        """The terms whose scores this index's searcher holds, most recently used first."""
-        return self._state.cached_terms()
+        """The terms whose scores this index's searcher holds, most recently used first (none, and no searcher
+        opened, when it never searched)."""
+        st = self._st
+        return st.cached_terms() if st is not None else []
 
     def warm_terms(self, terms: Sequence[str]) -> threading.Thread:
         """Score ``terms`` (most wanted first) in a background thread, up to the share of the cache warm_up fills.
@@ -337,9 +335,12 @@ class WhooshKeywordIndex:
         had cached are what the next questions will ask, and their postings in the segments the write left alone
         come decoded from :func:`indexer.postings.segment_postings`, so re-scoring them is numpy work, not whoosh
         decoding. Returns the (daemon) thread."""
-        state = self._state
-        thread = threading.Thread(target=state.rewarm, args=(list(terms),), name="partyqa-keyword-rewarm",
-                                  daemon=True)
+        return self._in_background(self._state.rewarm, (list(terms),), "partyqa-keyword-rewarm")
+
+    @staticmethod
+    def _in_background(work: Callable[..., Any], args: tuple, name: str) -> threading.Thread:
+        """Start ``work(*args)`` in a daemon thread named ``name``; returns the thread."""
+        thread = threading.Thread(target=work, args=args, name=name, daemon=True)
         thread.start()
         return thread
 
@@ -584,11 +585,10 @@ class _SearchState:
     def __init__(self, searcher: Any, max_postings: int | None = None, share: bool = True):
         self.searcher = searcher
         self.reader = searcher.reader()
-        self.postings = PostingsCache(self.reader, shared=share)
-        self.doc_count_all = self.postings.doc_count_all
         if max_postings is None:
-            max_postings = term_cache_postings(self.doc_count_all)
-        self.postings._segment_bound = max_postings
+            max_postings = term_cache_postings(self.reader.doc_count_all())
+        self.postings = PostingsCache(self.reader, shared=share, segment_bound=max_postings)
+        self.doc_count_all = self.postings.doc_count_all
         self.lock = threading.Lock()  # whoosh reads
         self.tables = _tables_for(self.identity(), max_postings) if share else _Tables(max_postings)
         self._cache_lock = self.tables.lock  # the dicts below

@@ -150,11 +150,12 @@ class PostingsCache:
     (least recently used dropped first); field lengths are decoded once per field. Safe across threads.
     """
 
-    def __init__(self, reader: Any, max_postings: int = DEFAULT_CACHE_POSTINGS, shared: bool = True):
+    def __init__(self, reader: Any, max_postings: int = DEFAULT_CACHE_POSTINGS, shared: bool = True,
+                 segment_bound: int = 0):
         self._reader = reader
         self._leaves = list(reader.leaf_readers())
         self._shared = shared  # use (and fill) the process-wide per-segment cache
-        self._segment_bound = 0  # what this reader needs the shared cache to hold (set by the keyword half)
+        self._segment_bound = int(segment_bound)  # postings this reader needs the shared cache to hold at least
         self._deleted = [np.array(sorted(seg.deleted_docs_set), dtype=np.int64) if seg.has_deletions() else None
                          for seg, _ in self._leaves]
         self._segkeys = [_segment_key(seg) if shared else None for seg, _ in self._leaves]

@@ -568,6 +568,7 @@ def test_after_a_write_only_new_segments_are_decoded_and_scores_stay_exact(tmp_p
     _multi_segment_index(path).close()
     questions = ["基层党支部如何做好监督者", "党支部会议学习", "第二部分 文章", "职工群众反映问题的渠道"]
     before = WhooshKeywordIndex.open(path, watch=False)
+    assert before.hot_terms() == [] and before._st is None  # asking opens no searcher
     for q in questions:
         before.search(q, 30)
     hot = before.hot_terms()
