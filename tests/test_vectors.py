@@ -219,6 +219,16 @@ def test_ann_above_threshold_keeps_exact_recall_and_true_scores(tmp_path: Path, 
             assert score == pytest.approx(float(vecs[ids.index(pid)] @ q), abs=1e-5)
 
 
+def test_ann_probe_share_falls_with_the_square_root_of_the_lists() -> None:
+    settings = AnnSettings(probe=0.4)
+    assert [settings.nprobe(n) for n in (16, 100, 400)] == [7, 40, 160]  # a plain share up to 400 lists
+    sizes = [400, 894, 1265, 4000, 16000]
+    probes = [settings.nprobe(n) for n in sizes]
+    assert probes == sorted(probes) and probes[-1] < 0.4 * sizes[-1]  # more lists searched, a smaller share
+    assert settings.nprobe(1600) == 320  # 0.4 x sqrt(400 x 1600): 4x the lists, 2x the searched ones
+    assert AnnSettings(probe=1.0).nprobe(1265) == 712 and AnnSettings(probe=5.0).nprobe(1265) == 1265
+
+
 def test_ann_follows_adds_replacements_and_deletes(tmp_path: Path, rng: np.random.Generator) -> None:
     folder, _, ids, vecs = _saved_ann_index(tmp_path, rng, 3_000)
     trained = json.loads((folder / ANN_META).read_text())["trained_rows"]
