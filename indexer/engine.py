@@ -42,7 +42,6 @@ import os
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
@@ -109,7 +108,6 @@ class Engine:
         self._reranker: Any = None
         self._reranker_loaded = False
         self._versions_cache: tuple[int, dict[str, VersionInfo]] | None = None
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="partyqa-encode")
         # The embedding backlog: one encoder of pending passages per process (mutex) and per index (file lock).
         self._embed_mutex = threading.Lock()
         self._embed_file_lock = filelock.FileLock(str(self.root / EMBED_LOCK), is_singleton=False, thread_local=False)
@@ -795,22 +793,17 @@ class Engine:
         if mode in ("hybrid", "semantic") and gen.passages:
             gen = self._ensure_model(gen)
         reader = gen.reader
-        semantic_job = None
         if mode in ("hybrid", "semantic") and reader.vector_count():
-            # Encode alone, then search the vectors beside the keyword half. The encoder's OpenMP team wants every
-            # core: with the keyword half searching beside it (as until Nov 2026) a question's encoding took 21 ms
-            # p50 instead of 11 on the first pass at 100k passages (2 cores, bench/NOTES.md). The vector search
-            # (faiss or numpy, one thread, outside the GIL) and the keyword half (Python) share the two cores well.
+            # One step after the other, on the calling thread. The encoder's OpenMP team wants both cores: with the
+            # keyword half searching beside it a question's encoding took 21 ms p50 instead of 11 (first pass at
+            # 100k passages, 2 cores). Nor does the vector search gain from running beside the keyword half: both
+            # need the GIL between their C calls, and the hand-offs cost more than the ~1.5 ms overlap saved
+            # (hybrid p50 / p95 17.3 / 31.1 ms one after the other, 18.4 / 35.8 side by side; medians of 6
+            # alternating rounds of the 200 bench questions at 100k, bench/NOTES.md).
             texts = [q.expanded if self.config.expand_semantic else q.text for q in queries]
-            matrix = self.encoder.encode_queries(texts)
-            if mode == "hybrid":
-                semantic_job = self._pool.submit(reader.vector_search_many, matrix, depth, allowed)
-            else:
-                semantic_lists = reader.vector_search_many(matrix, depth, allowed)
+            semantic_lists = reader.vector_search_many(self.encoder.encode_queries(texts), depth, allowed)
         if mode in ("hybrid", "keyword"):
             keyword_lists = reader.keyword_search_many([q.terms for q in queries], depth, allowed)
-        if semantic_job is not None:
-            semantic_lists = semantic_job.result()
         reranker = self._reranker_for_search()
         versions = self._versions(gen)
         pending = gen.pending if mode == "hybrid" else frozenset()
@@ -885,8 +878,6 @@ class Engine:
         if self._bg_thread is not None:
             self._bg_thread.join()
             self._bg_thread = None
-        self._pool.shutdown(wait=True)
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="partyqa-encode")
         with self._state_lock:
             for g in self._old:
                 g.close()
