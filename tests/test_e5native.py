@@ -135,3 +135,15 @@ def test_failed_build_leaves_the_previous_engine(built: Path, tmp_path: Path, mo
     with pytest.raises(e5native.NativeBuildError, match="^自检未通过"):
         e5native.build(dest, force=True)
     assert e5native.find(dest) == before
+
+
+def test_unwritable_folder_is_a_clear_error_and_make_install_goes_on(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _need_compiler()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(e5native.NativeBuildError, match="^无法写入"):
+        e5native.build(blocker / "native")
+    monkeypatch.setenv("PARTYQA_NATIVE_DIR", str(blocker / "native"))
+    assert e5native.main(["build"]) == 0  # make install warns and keeps the wheel's binary
+    assert e5native.main(["build", "--strict"]) == 1
