@@ -28,16 +28,15 @@ def folded_lower(text: str) -> str:
 def term_spans(text: str, terms: Sequence[str]) -> list[list[int]]:
     """Non-overlapping, sorted [start, end] spans in ``text`` where any of ``terms`` occurs (longest term wins)."""
     lowered = folded_lower(text)  # same length as text: traditional / full-width text still gets its spans
-    taken = [False] * len(text)
+    taken = bytearray(len(text))  # 1 where a span already covers the character
     spans: list[list[int]] = []
     for term in sorted({t.lower() for t in terms if t.strip()}, key=len, reverse=True):
         pos = lowered.find(term)
         while pos != -1:
             end = pos + len(term)
-            if not any(taken[pos:end]):
+            if taken.find(1, pos, end) == -1:
                 spans.append([pos, end])
-                for i in range(pos, end):
-                    taken[i] = True
+                taken[pos:end] = b"\x01" * (end - pos)
             pos = lowered.find(term, end)
     return sorted(spans)
 

@@ -155,8 +155,9 @@ def semantic_share(config: Config, sig: Signals | None) -> float:
 
 
 @lru_cache(maxsize=100_000)
-def _noise(text: str) -> float:
-    return noise_share(text)
+def _noise_keep(text: str) -> float:
+    # The share of its fused score a passage keeps (by its noise share), computed once per text.
+    return 1.0 - (1.0 - NOISE_KEEP) * noise_share(text)
 
 
 @lru_cache(maxsize=100_000)
@@ -179,7 +180,7 @@ def near_duplicate(a: str, b: str) -> bool:
 
 def demote_noise(fused: Fused, passages: Mapping[str, Passage]) -> Fused:
     """Scale each candidate's score by how much of it is prose, then reorder (stable for equal scores)."""
-    out = [(pid, s * (1.0 - (1.0 - NOISE_KEEP) * _noise(passages[pid].text)), r) for pid, s, r in fused]
+    out = [(pid, s * _noise_keep(passages[pid].text), r) for pid, s, r in fused]
     out.sort(key=lambda x: -x[1])
     return out
 
@@ -216,7 +217,8 @@ def fold_duplicates(fused: Fused, passages: Mapping[str, Passage], k: int,
             if shingles(text):
                 fate[text] = len(groups) - 1
     for group in groups:
-        lead = max(range(len(group)), key=lambda i: (_is_current(versions, passages[group[i][0]].doc_id), -i))
+        # the first member from a current version, else the best-ranked (the first)
+        lead = next((i for i, (pid, _, _) in enumerate(group) if _is_current(versions, passages[pid].doc_id)), 0)
         if lead:
             best_score = group[0][1]
             group.insert(0, group.pop(lead))
@@ -296,6 +298,7 @@ def rank(passages: Mapping[str, Passage], question: str, kw_hits: Sequence[Keywo
     confidence = answer_confidence(sig, mode) if hits else 0.0
     counts: dict[str, int] = {}
     for pid, _, _ in fused:
-        counts[passages[pid].doc_id] = counts.get(passages[pid].doc_id, 0) + 1
+        doc_id = passages[pid].doc_id
+        counts[doc_id] = counts.get(doc_id, 0) + 1
     return Results(hits, answer_found=bool(hits) and confidence >= config.min_confidence, confidence=confidence,
                    doc_counts=counts, signals=sig)
