@@ -61,13 +61,15 @@ def best_sentence(text: str, question: str, terms: Sequence[str]) -> tuple[int, 
     sentences, all_low, all_units = _sentences(text)
     if not sentences:
         return 0, len(text)
+    if len(sentences) == 1:  # the only sentence is the best whatever it scores
+        return sentences[0][0], sentences[0][1]
     # Only terms and question bigrams found somewhere in the passage can match one of its sentences: test those
     # per sentence (the joined texts keep a separator between sentences, so nothing matches across two). The
     # terms keep their order, so the sum below adds the same numbers in the same order as over all terms.
     lowered_terms = [t.lower() for t in dict.fromkeys(terms) if t.strip()]  # "AB" and "ab" both count, as before
     weighted = [(t, math.log1p(len(t)) * 2.0) for t in lowered_terms if t in all_low]
-    q_keys = _question_bigrams(question)
-    present = [key for key in q_keys if key in all_units]
+    # pre-filtered on "a\0b" (a rare first character searches fast; a match inside a longer unit only costs a test)
+    present = [key for inner, key in _question_bigrams(question) if inner in all_units]
     best, best_score = (sentences[0][0], sentences[0][1]), float("-inf")
     for start, end, low, units, length_weight, noise in sentences:
         term_score = sum(w for t, w in weighted if t in low)
@@ -83,10 +85,11 @@ def best_sentence(text: str, question: str, terms: Sequence[str]) -> tuple[int, 
 
 
 @lru_cache(maxsize=256)
-def _question_bigrams(question: str) -> tuple[str, ...]:
-    """The question's distinct unit bigrams, each as ``\\0a\\0b\\0`` (a substring test against joined units)."""
+def _question_bigrams(question: str) -> tuple[tuple[str, str], ...]:
+    """The question's distinct unit bigrams, each as ``a\\0b`` and as ``\\0a\\0b\\0`` (a substring test against
+    joined units: the first may match inside longer units, the second only whole units)."""
     units = _units(fold(question))
-    return tuple(f"{_SEP}{a}{_SEP}{b}{_SEP}" for a, b in dict.fromkeys(zip(units, units[1:])))
+    return tuple((f"{a}{_SEP}{b}", f"{_SEP}{a}{_SEP}{b}{_SEP}") for a, b in dict.fromkeys(zip(units, units[1:])))
 
 
 @lru_cache(maxsize=PASSAGE_CACHE)

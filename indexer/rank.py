@@ -8,6 +8,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Collection, Mapping, Sequence
 
 from .analyzer import expand_query, fold, query_terms, weighted_query_terms
@@ -181,7 +182,7 @@ def near_duplicate(a: str, b: str) -> bool:
 def demote_noise(fused: Fused, passages: Mapping[str, Passage]) -> Fused:
     """Scale each candidate's score by how much of it is prose, then reorder (stable for equal scores)."""
     out = [(pid, s * _noise_keep(passages[pid].text), r) for pid, s, r in fused]
-    out.sort(key=lambda x: -x[1])
+    out.sort(key=itemgetter(1), reverse=True)  # reverse keeps equal scores in order, as sorting on -score did
     return out
 
 
@@ -264,6 +265,13 @@ def _citation(title: str, section: str) -> str:
     return citation({"title": title, "section": section})
 
 
+def _also_in(pid: str, p: Passage, versions: Mapping[str, VersionInfo]) -> dict[str, Any]:
+    # Spelled out (one versions lookup, no ** merge): a replicated corpus folds ~6 copies into each hit.
+    info = versions.get(p.doc_id)
+    return {"pid": pid, "doc_id": p.doc_id, "title": p.title, "section": p.section,
+            "version_status": info.status if info else None, "version_label": info.label if info else None}
+
+
 def _version_fields(versions: Mapping[str, VersionInfo], doc_id: str) -> dict[str, Any]:
     info = versions.get(doc_id)
     return {"version_status": info.status if info else None, "version_label": info.label if info else None}
@@ -307,9 +315,7 @@ def rank(passages: Mapping[str, Passage], question: str, kw_hits: Sequence[Keywo
         pid, score, ranks = group[0]
         hit = build_hit(i, passages[pid], question, q_terms, kw_terms.get(pid), score, ranks)
         hit.update(_version_fields(versions, hit["doc_id"]))
-        hit["also_in"] = [{"pid": other, "doc_id": passages[other].doc_id, "title": passages[other].title,
-                           "section": passages[other].section, **_version_fields(versions, passages[other].doc_id)}
-                          for other, _, _ in group[1:]]
+        hit["also_in"] = [_also_in(other, passages[other], versions) for other, _, _ in group[1:]]
         hits.append(hit)
     confidence = answer_confidence(sig, mode) if hits else 0.0
     counts: dict[str, int] = {}
