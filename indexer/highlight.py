@@ -31,7 +31,10 @@ def term_spans(text: str, terms: Sequence[str]) -> list[list[int]]:
     lowered = folded_lower(text)  # same length as text: traditional / full-width text still gets its spans
     taken = bytearray(len(text))  # 1 where a span already covers the character
     spans: list[list[int]] = []
-    for term in sorted({t.lower() for t in terms if t.strip()}, key=len, reverse=True):
+    # Longest term first; among terms of one length the one found earliest, then by text: a set's order follows
+    # the per-process string hash, so two overlapping equal-length terms were highlighted differently by two runs.
+    wanted = {t.lower() for t in terms if t.strip()}
+    for term in sorted(wanted, key=lambda t: (-len(t), lowered.find(t), t)):
         pos = lowered.find(term)
         while pos != -1:
             end = pos + len(term)

@@ -218,3 +218,16 @@ def test_front_matter_version_orders_two_copies_of_a_regulation(tmp_path: Path, 
     assert len(hits) == 1 and hits[0]["doc_id"] == "new.md", [h["pid"] for h in hits]
     assert hits[0]["version_status"] == "current" and hits[0]["version_label"] == "2017年版"
     assert [(a["doc_id"], a["version_status"]) for a in hits[0]["also_in"]] == [("old.md", "historical")]
+
+
+def test_highlight_spans_do_not_depend_on_the_string_hash() -> None:
+    """Two overlapping terms of one length: the earlier in the text wins, in every process (a set's order follows
+    PYTHONHASHSEED, and two runs of the same search highlighted different words)."""
+    import subprocess
+
+    code = ("from indexer.highlight import term_spans;"
+            "print(term_spans('党员领导干部带头遵守党章党规', ['领导干部', '干部带头', '党章', '党规', '遵守党章']))")
+    outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin"}).stdout
+            for seed in range(8)}
+    assert outs == {"[[2, 6], [8, 12], [12, 14]]\n"}
