@@ -108,6 +108,8 @@ def load_results(results: Path) -> dict[str, Any]:
         out["concurrency"] = read_json(results / "concurrency.json")
     if (results / "encoder-engines.json").exists():
         out["encoder_engines"] = read_json(results / "encoder-engines.json")
+    if (results / "two-processes.json").exists():
+        out["two_processes"] = read_json(results / "two-processes.json")
     for name in ("tokens", "overlap", "threads"):
         p = results / f"diagnose-{name}.json"
         if p.exists():
@@ -540,7 +542,7 @@ def section_speed(data: dict[str, Any]) -> list[str]:
                 lines.append(f"| {bl['passages']:,} | {bl['queries']} × {bl['rounds']} | {name} | {_ms(m['p50_ms'])} "
                              f"| {_ms(m['p95_ms'])} | {build:.1f} |")
         lines.append("")
-    lines += _engine_lines(data.get("encoder_engines")) + _ann_lines(sp) + _concurrency_lines(data.get("concurrency"))
+    lines += _engine_lines(data.get("encoder_engines")) + _two_process_lines(data.get("two_processes")) + _ann_lines(sp) + _concurrency_lines(data.get("concurrency"))
     st = data.get("startup")
     if st:
         lines += ["### Start-up", "",
@@ -570,6 +572,25 @@ def _engine_lines(eng: dict[str, Any] | None) -> list[str]:
     return lines + ["", f"Vectors of the two engines: cosine ≥ {ag['min_cosine']:.5f} (mean {ag['mean_cosine']:.6f}); "
                         f"the same best passage for {ag['same_best_passage']:.0%} of the questions. The quality tables "
                         "above were measured with the rebuilt engine encoding the questions.", ""]
+
+
+def _two_process_lines(two: dict[str, Any] | None) -> list[str]:
+    """Two processes using the encoder at once, with and without the machine-wide model lock."""
+    if not two:
+        return []
+    def q(r: dict[str, Any]) -> str:
+        return f"{r['p50']:.1f} / {r['p95']:.1f}"
+
+    lines = ["### Two processes encoding at once", "",
+             f"One process asks the bench questions nonstop, another embeds passages two at a time (as `partyqa add` "
+             f"beside `partyqa serve`), {two['seconds']:g} s a phase (`python -m bench.two_processes`). The lock: "
+             "`MachineModelLock` in `indexer/encoders.py`.", "",
+             "| phase | question ms p50 / p95 | passages/s |", "|---|---|---|",
+             f"| each alone | {q(two['alone_questions'])} | {two['alone_passages']['passages_per_second']:.1f} |"]
+    for key, label in (("together_unlocked", "together, no lock"), ("together_locked", "together, with the lock")):
+        r = two[key]
+        lines.append(f"| {label} | {q(r['questions'])} | {r['passages']['passages_per_second']:.1f} |")
+    return lines + [""]
 
 
 def _ann_lines(sp: dict[str, Any]) -> list[str]:

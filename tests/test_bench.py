@@ -240,3 +240,18 @@ def test_encoder_engines_bench_times_both_engines_and_their_vectors_agree() -> N
         assert engine["query_p50_ms"]["median"] > 0 and engine["passages_per_second"]["median"] > 0
     assert out["agreement"]["min_cosine"] >= MIN_COSINE
     assert out["agreement"]["same_best_passage"] >= 0.95
+
+
+def test_two_process_bench_runs_both_children_in_every_phase() -> None:
+    """bench/two_processes.py: each child loads the model, waits for the start, works and reports; every phase has
+    its questions and passages."""
+    from bench import two_processes
+    from bench.common import shared_missing
+
+    if shared_missing():
+        pytest.skip(shared_missing())
+    out = two_processes.run(seconds=1)
+    assert out["alone_questions"]["questions"] > 0 and out["alone_passages"]["passages"] > 0
+    for phase in ("together_unlocked", "together_locked"):
+        assert out[phase]["questions"]["n"] == out[phase]["questions"]["questions"] > 0
+        assert out[phase]["passages"]["passages"] >= 2
