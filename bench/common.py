@@ -99,11 +99,11 @@ def apply_stand_in() -> bool:
     """Swap the engine's model loader for :class:`HashEncoder` when $BENCH_STAND_IN=1; returns whether it did."""
     if not stand_in_requested():
         return False
-    import indexer.encoders
+    import indexer.embed.encoders
     import indexer.engine
 
     indexer.engine.load_encoder = lambda cfg: HashEncoder()  # type: ignore[assignment]
-    indexer.encoders.load_encoder = lambda cfg: HashEncoder()  # type: ignore[assignment]
+    indexer.embed.encoders.load_encoder = lambda cfg: HashEncoder()  # type: ignore[assignment]
     logger.warning("BENCH_STAND_IN=1: hashing stand-in instead of the embedding model; quality figures are meaningless")
     return True
 

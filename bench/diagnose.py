@@ -2,7 +2,7 @@
 
 * ``tokens``  -- the same BM25Okapi scorer (rank_bm25) over the party-docs index's passages with three
   tokenizations: jieba ``lcut_for_search`` (the rank_bm25 baseline), plain ``jieba.lcut``, and PartyQA's own
-  analyzer (index: ``indexer.analyzer.tokenize``; query: ``query_terms(expand_query(q))``, as the keyword half
+  analyzer (index: ``indexer.text.analyzer.tokenize``; query: ``query_terms(expand_query(q))``, as the keyword half
   searches). Scored on the quiz and dev sets. It separates what PartyQA's tokenization costs or gains from what
   its whoosh BM25F set-up (fields, boosts, k1) does.
 * ``overlap`` -- on the 10k speed index: the keyword half alone, the query encoder alone, and the keyword half
@@ -49,7 +49,7 @@ def _bm25_rankings(corpus: baselines.PassageCorpus, doc_tok: Callable[[str], lis
 def tokens(index_dir: Path) -> dict[str, Any]:
     """BM25Okapi with jieba search-mode, plain jieba and PartyQA analyzer tokens, on the quiz and dev sets."""
     from indexer import Config, Engine
-    from indexer.analyzer import expand_query, query_terms, tokenize
+    from indexer.text.analyzer import expand_query, query_terms, tokenize
 
     eng = Engine.open(index_dir, Config.from_env(reranker=""))
     try:
@@ -82,7 +82,7 @@ def tokens(index_dir: Path) -> dict[str, Any]:
 def overlap(index_dir: Path, n_queries: int = 100, rounds: int = 3) -> dict[str, Any]:
     """Per-query ms of the keyword half alone, the encoder alone, and the keyword half beside a running encoder."""
     from indexer import Config, Engine
-    from indexer.analyzer import expand_query
+    from indexer.text.analyzer import expand_query
 
     from .speed import query_set
 

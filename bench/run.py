@@ -91,7 +91,7 @@ def run_full(work: Path, out_dir: Path, only: set[str], sizes: Sequence[int]) ->
         speed.run_all(sizes, work, out_dir, queries=200, rounds=3, baseline_queries=100, startup_runs=3,
                       components=True, concurrency_seconds=15)
         from . import encoder_engines, two_processes
-        from indexer.e5native import find
+        from indexer.embed.e5native import find
 
         if find() is not None:  # the wheel's binary against the engine `make install` built
             write_json(out_dir / "encoder-engines.json", encoder_engines.run(rounds=5, n_passages=40))

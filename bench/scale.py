@@ -25,7 +25,7 @@ def build(source: Path, rows: int, dest: Path) -> dict[str, Any]:
     """Replicate the vectors of ``source`` (an index directory, or a ``vectors`` folder) to ``rows`` rows (sNN/
     prefixes, as the replica corpora) and save them as the write path does (faiss IVF built at the save); timed."""
     from indexer import Config, Engine
-    from indexer.vectors import NumpyVectorIndex
+    from indexer.backends.local.vectors import NumpyVectorIndex
 
     if not NumpyVectorIndex.exists(source):
         with Engine.open(source, Config.from_env(reranker="")) as eng:
@@ -49,8 +49,8 @@ def build(source: Path, rows: int, dest: Path) -> dict[str, Any]:
 def query(vectors: Path, probes: Sequence[float], exact_sample: int = 40, depth: int = 50) -> dict[str, Any]:
     """RSS of a reader (mmap, as LocalReader opens it), then ANN vs exact latency and recall on the dev questions."""
     from indexer import Config
-    from indexer.encoders import load_encoder
-    from indexer.vectors import NumpyVectorIndex
+    from indexer.embed.encoders import load_encoder
+    from indexer.backends.local.vectors import NumpyVectorIndex
 
     from .speed import ann_questions, ann_sweep
 

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from indexer.postings import forget_segment_postings
+from indexer.backends.local.postings import forget_segment_postings
 
 from .common import (BENCH, PARTY_DOCS, QUIZ, RESULTS, ROOT, WORK, apply_stand_in, current_rss_mb, dir_bytes,
                      fresh_engine, latency_summary, loadavg, machine, median_runs, peak_rss_mb, read_json,
@@ -70,7 +70,7 @@ def candidate_files(party_docs: Path = PARTY_DOCS) -> list[str]:
 
 def passage_counts(files: Sequence[str], party_docs: Path = PARTY_DOCS) -> dict[str, int]:
     """How many passages the engine's own read + clean + split makes of each file."""
-    from indexer import ingest
+    from indexer.ingest import files as ingest
     from indexer.engine import prepare
 
     return {rel: sum(len(prepare(raw)[1]) for raw in ingest.load_file(party_docs / rel, doc_id=rel)) for rel in files}
@@ -154,10 +154,11 @@ def bench_build(size: int, work: Path, reindex_runs: int = 3) -> dict[str, Any]:
 
 def bench_components(index_dir: Path, runs: int = 3, embed_sample: int = 96) -> dict[str, Any]:
     """Throughput of read+clean+split, of the whoosh keyword index alone, and of the embedding model alone."""
-    from indexer import Config, Engine, ingest
-    from indexer.encoders import load_encoder, passage_context
+    from indexer import Config, Engine
+    from indexer.ingest import files as ingest
+    from indexer.embed.encoders import load_encoder, passage_context
     from indexer.engine import prepare
-    from indexer.keyword import WhooshKeywordIndex
+    from indexer.backends.local.keyword import WhooshKeywordIndex
 
     with Engine.open(index_dir, Config.from_env(reranker="")) as eng:
         corpus = eng.corpus_dir
@@ -343,7 +344,7 @@ def first_pass_after_write(index_dir: Path, questions: Sequence[str], k: int = 5
 def keyword_half(eng: Any, question: str, depth: int = 50) -> None:
     """The keyword half alone, as the engine runs it for a question: analysis (jieba, synonyms) and the top
     ``depth`` BM25F candidates -- what bm25s's figure covers; no fusion, folding or highlighting."""
-    from indexer.query import analyse
+    from indexer.search.query import analyse
 
     eng._state().reader.keyword_search_many([analyse(question, keyword=True).terms], depth)
 
@@ -381,8 +382,8 @@ def bench_ann(index_dir: Path, probes: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0
     (timed) so that the figures exist for any size.
     """
     from indexer import Config, Engine
-    from indexer.ann import ANN_FILE, AnnIndex
-    from indexer.vectors import NumpyVectorIndex
+    from indexer.backends.local.ann import ANN_FILE, AnnIndex
+    from indexer.backends.local.vectors import NumpyVectorIndex
 
     questions = ann_questions()
     with Engine.open(index_dir, Config.from_env(reranker="")) as eng:
@@ -418,7 +419,7 @@ def ann_sweep(vec: Any, matrix: np.ndarray, exact: Sequence[Sequence[tuple[str, 
               depth: int) -> dict[str, Any]:
     """Per share of lists searched: recall@10/@depth of ``vec``'s approximate search against ``exact`` (the
     results of the first len(exact) rows of ``matrix``), and its latency over every row."""
-    from indexer.ann import AnnSettings
+    from indexer.backends.local.ann import AnnSettings
 
     out: dict[str, Any] = {}
     rerank = vec.ann_settings.rerank

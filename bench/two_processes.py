@@ -1,6 +1,6 @@
 """Two processes using the query encoder at once (a server answering while `partyqa add` embeds in a shell):
 question latency in one, passages a second in the other, with and without the machine-wide model lock
-(:class:`indexer.encoders.MachineModelLock`), and each alone for reference.
+(:class:`indexer.embed.threads.MachineModelLock`), and each alone for reference.
 
     .venv/bin/python -m bench.two_processes --seconds 20 --out bench/results/full/two-processes.json
 
@@ -24,14 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _child(role: str, seconds: float, lock: bool) -> dict[str, Any]:
     """Run in a child process: ask questions or embed passages for ``seconds``; report what was done."""
-    from indexer import encoders
-    from indexer.encoders import E5Encoder
+    from indexer.embed import threads
+    from indexer.embed.encoders import E5Encoder
 
     from .encoder_engines import passage_sample
     from .speed import query_set
 
     if not lock:
-        encoders.MachineModelLock.wanted = staticmethod(lambda threads: False)  # type: ignore[method-assign]
+        threads.MachineModelLock.wanted = staticmethod(lambda n: False)  # type: ignore[method-assign]
     enc = E5Encoder()
     enc.encode_queries(["预热用的问题"])
     print("ready", flush=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import logging
 import os
@@ -11,9 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .config import Config
-from .query import MODES
-from .types import PartyQAError
+from indexer.config import Config
+from indexer.questions import read_questions
+from indexer.search.query import MODES
+from indexer.types import PartyQAError
 
 logger = logging.getLogger("partyqa")
 
@@ -26,7 +26,7 @@ def _json(obj: Any) -> str:
 
 
 def _engine(args: argparse.Namespace, create: bool = False):
-    from .engine import Engine
+    from indexer.engine import Engine
 
     index_dir = Path(args.config.index_dir)
     if not create and not (index_dir / "CURRENT").exists() and not any(index_dir.glob("gen-*")):
@@ -38,8 +38,8 @@ def _engine(args: argparse.Namespace, create: bool = False):
 # ------------------------------------------------------------------ commands
 def cmd_split(args: argparse.Namespace) -> int:
     """Print the cleaned passages of one file, without building any index."""
-    from .ingest import load_file_checked
-    from .prepare import prepare
+    from indexer.ingest.files import load_file_checked
+    from indexer.ingest.prepare import prepare
 
     out = []
     raws, problems = load_file_checked(args.file, max_bytes=int(args.config.max_file_mb * 1024 * 1024))
@@ -94,7 +94,7 @@ def _write_opts(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_index(args: argparse.Namespace) -> int:
     """Sync the index with a corpus directory (then encode every pending passage, unless --no-wait)."""
     if args.rebuild:
-        from .engine import Engine
+        from indexer.engine import Engine
 
         eng, report = Engine.rebuild(args.config.index_dir, args.corpus_dir, args.config, progress=not args.quiet)
         eng.close()
@@ -179,42 +179,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_questions(path: str | Path) -> list[dict[str, Any]]:
-    """Questions from txt (one per line), csv (a `question` column) or jsonl (`question` or `q`); keeps other fields."""
-    from .ingest import decode_bytes
-
-    p = Path(path)
-    text = decode_bytes(p.read_bytes(), str(p))
-    suffix = p.suffix.lower()
-    rows: list[dict[str, Any]] = []
-    if suffix == ".jsonl":
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PartyQAError(f"{p}：第 {n} 行不是有效的 JSON / {p}: line {n}: invalid JSON ({exc.msg})") from None
-            q = obj.get("question") if isinstance(obj, dict) else None
-            q = q if q is not None else (obj.get("q") if isinstance(obj, dict) else None)
-            if not isinstance(q, str) or not q.strip():
-                raise PartyQAError(f"{p}：第 {n} 行缺少 question（或 q）文本字段 / {p}: line {n}: needs a 'question' "
-                                  f"or 'q' text field")
-            rows.append({**obj, "question": q})
-    elif suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "question" not in [f.strip().lower() for f in reader.fieldnames]:
-            raise PartyQAError(f"{p}：CSV 文件需要 question 列 / {p}: CSV needs a 'question' column "
-                              f"(found: {reader.fieldnames})")
-        key = next(f for f in reader.fieldnames if f.strip().lower() == "question")
-        for row in reader:
-            if (row.get(key) or "").strip():
-                rows.append({**row, "question": row[key].strip()})
-    else:
-        rows = [{"question": line.strip()} for line in text.splitlines() if line.strip()]
-    return rows
-
-
 def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int = 32,
                       docs: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Search in batches; a bad question (empty, too long) gets an error entry instead of stopping the batch.
@@ -222,7 +186,7 @@ def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int =
     Each entry is ``{"question", "answer_found", "confidence", "results"}``. Unknown ``docs`` stop the batch (a
     QueryError from the engine's own check, raised before any question is searched).
     """
-    from .types import QueryError
+    from indexer.types import QueryError
 
     if docs:
         eng.search_many([], k=k, mode=mode, docs=docs)  # validates the filter once, searches nothing

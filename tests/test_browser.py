@@ -516,8 +516,8 @@ def _get_json(url: str):
 def _party_doc_files(dest: Path, target: int) -> tuple[list[Path], int, Path]:
     """Whole documents of ../shared/bench/party-docs (the 党纪 regulations set) written as .md files until they
     make ``target`` passages (counted with the indexer's own prepare stage); (files, passages, one more file)."""
-    from indexer.ingest import load_file
-    from indexer.prepare import prepare
+    from indexer.ingest.files import load_file
+    from indexer.ingest.prepare import prepare
 
     rows = [json.loads(line) for line in (require_party_docs() / "corpus.jsonl").open(encoding="utf-8")]
     dest.mkdir(parents=True, exist_ok=True)

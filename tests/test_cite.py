@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.cite import citation, is_document_name
 from indexer.engine import prepare
-from indexer.ingest import load_file_checked
+from indexer.ingest.files import load_file_checked
+from indexer.text.cite import citation, is_document_name
 
 from conftest import PARTY_DOCS, ROOT, SEED
 

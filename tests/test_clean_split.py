@@ -1,4 +1,4 @@
-"""Tests for indexer.clean and indexer.split on the seed essay, a regulation fixture and (if present) ../shared/bench."""
+"""Tests for indexer.ingest.clean and indexer.ingest.split on the seed essay, a regulation fixture and (if present) ../shared/bench."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.clean import clean_text
-from indexer.split import article_label, heading_level, sentence_spans, split_document
+from indexer.ingest.clean import clean_text
+from indexer.ingest.split import split_document
+from indexer.text.structure import article_label, heading_level, sentence_spans
 from indexer.types import Document
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -41,7 +41,7 @@ def test_split_seed_json_contract():
     assert 80 <= statistics.median(len(p["text"]) for p in out) <= 350
     # Offsets point into the cleaned document text: rebuild it from the in-process pipeline and compare.
     from indexer.engine import prepare
-    from indexer.ingest import load_file
+    from indexer.ingest.files import load_file
 
     doc, _ = prepare(load_file(SEED)[0])
     assert all(doc.text[p["start"]:p["end"]] == p["text"] for p in out)

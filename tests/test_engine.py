@@ -248,8 +248,8 @@ def test_jsonl_bulk_members_can_be_removed(built, tmp_path):
 @pytest.mark.parametrize("failing", ["keyword", "store"])
 def test_failed_add_leaves_previous_state(built, tmp_path, monkeypatch, failing):
     """A write that fails in its keyword commit -- whoosh's add, or writing the passage store -- changes nothing."""
-    import indexer.generations as generations
-    from indexer.keyword import WhooshKeywordIndex
+    import indexer.index.generations as generations
+    from indexer.backends.local.keyword import WhooshKeywordIndex
 
     eng, corpus = _fresh(built, tmp_path)
     before_docs = eng.documents()
@@ -282,7 +282,7 @@ def test_failed_add_leaves_previous_state(built, tmp_path, monkeypatch, failing)
 def test_failed_vector_commit_keeps_the_keyword_commit_and_retries(built, tmp_path, monkeypatch):
     """Keyword first: when committing an add's vectors fails, the document stays searchable by keyword with its
     passages pending, nothing else changes, and the next embedding pass commits them."""
-    from indexer.vectors import NumpyVectorIndex
+    from indexer.backends.local.vectors import NumpyVectorIndex
 
     eng, corpus = _fresh(built, tmp_path)
     before_gen = eng.stats()["generation"]
@@ -307,7 +307,7 @@ def test_failed_vector_commit_keeps_the_keyword_commit_and_retries(built, tmp_pa
 def test_passage_store_appended_and_reused_equals_a_fresh_read(built, tmp_path):
     """An add into an index appends to a copy of the passage store (nothing dropped) and the engine reuses what it
     wrote; a vector commit shares the store unparsed. Both equal what a new process parses from the files."""
-    import indexer.generations as generations
+    import indexer.index.generations as generations
 
     eng, corpus = _fresh(built, tmp_path)
     old = eng._state()
@@ -417,7 +417,7 @@ def test_model_change_reembeds_instead_of_mixing(built, tmp_path):
 def test_analyzer_change_retokenizes_keyword_half_on_next_sync(built, tmp_path, monkeypatch, caplog):
     """A changed stopword list (or dictionary, or analyzer code) is noticed; `index` re-tokenizes the stored
     passages into a fresh keyword index without re-reading files or re-embedding, and search agrees again."""
-    from indexer import analyzer
+    from indexer.text import analyzer
 
     eng, corpus = _fresh(built, tmp_path)
     assert eng.stats()["analyzer_current"] and eng.stats()["analyzer"] == analyzer.analyzer_fingerprint()

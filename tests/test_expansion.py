@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT
 from indexer import Config, Engine
-from indexer.analyzer import expand_query, synonyms, tokenize
+from indexer.text.analyzer import expand_query, synonyms, tokenize
 
 
 def test_synonym_table_is_real_and_parsed():

@@ -12,15 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.ingest import (
-    SUPPORTED_EXTENSIONS,
-    decode_bytes,
-    html_to_text,
-    iter_corpus_files,
-    load_directory,
-    load_file,
-    load_file_checked,
-)
+from indexer.ingest.decode import decode_bytes
+from indexer.ingest.files import SUPPORTED_EXTENSIONS, iter_corpus_files, load_directory, load_file, load_file_checked
+from indexer.ingest.html import html_to_text
 from indexer.types import IngestError, RawDocument
 
 from conftest import SEED, SHARED_BENCH as BENCH
@@ -436,7 +430,7 @@ def test_pdf_warnings_are_logged_at_debug(tmp_path: Path) -> None:
         root.setLevel(old_level)
     assert PAGE1 in d.text
     assert not [r for r in handler.records if r.levelno >= logging.WARNING]
-    assert any(r.name == "indexer.ingest" and "pypdf: incorrect startxref" in r.getMessage() for r in handler.records)
+    assert any(r.name == "indexer.ingest.pdf" and "pypdf: incorrect startxref" in r.getMessage() for r in handler.records)
 
 
 # --------------------------------------------------------------------------- html

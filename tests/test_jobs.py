@@ -194,9 +194,9 @@ def test_parallel_tokenization_builds_the_same_keyword_index(tmp_path, seed_path
     """Big batches are tokenized in worker processes; every term's postings, the field lengths, the stored fields
     and the search results must equal a one-process build (seed essay + real regulations)."""
     from conftest import require_party_docs
-    from indexer import ingest
-    from indexer.keyword import PARALLEL_MIN_PASSAGES, WhooshKeywordIndex
-    from indexer.prepare import prepare
+    from indexer.ingest import files as ingest
+    from indexer.backends.local.keyword import PARALLEL_MIN_PASSAGES, WhooshKeywordIndex
+    from indexer.ingest.prepare import prepare
 
     passages = []
     files = [seed_path] + sorted((require_party_docs() / "xtjeyvc-8gui").glob("*.md"))[:12]

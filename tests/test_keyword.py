@@ -9,7 +9,9 @@ import threading
 import pytest
 import whoosh.index
 
-from indexer.analyzer import (
+from indexer.backends.local.keyword import SUBWORD_WEIGHT, WhooshKeywordIndex, build_query, make_weighting
+from indexer.backends.local.postings import PostingsCache
+from indexer.text.analyzer import (
     STOPWORDS_PATH,
     USERDICT_PATH,
     ChineseAnalyzer,
@@ -18,8 +20,6 @@ from indexer.analyzer import (
     tokenize,
     weighted_query_terms,
 )
-from indexer.keyword import SUBWORD_WEIGHT, WhooshKeywordIndex, build_query, make_weighting
-from indexer.postings import PostingsCache
 from indexer.types import IndexLockedError, Passage
 
 from conftest import ROOT, SEED
@@ -158,8 +158,8 @@ def test_query_terms_unique_in_order():
 def test_no_jieba_analyse_import():
     code = (
         "import sys\n"
-        "from indexer.keyword import WhooshKeywordIndex\n"
-        "from indexer.analyzer import tokenize\n"
+        "from indexer.backends.local.keyword import WhooshKeywordIndex\n"
+        "from indexer.text.analyzer import tokenize\n"
         "tokenize('三会一课')\n"
         "assert 'jieba.analyse' not in sys.modules, 'jieba.analyse was imported'\n"
     )
@@ -430,8 +430,8 @@ def test_reader_keeps_working_while_another_instance_commits(tmp_path):
 
 def _real_passages() -> list[Passage]:
     """The seed essay, the party rules and six regulation files of party-docs, split as the engine splits them."""
-    from indexer import ingest
-    from indexer.prepare import prepare
+    from indexer.ingest import files as ingest
+    from indexer.ingest.prepare import prepare
 
     from conftest import require_party_docs
 
@@ -562,7 +562,7 @@ def test_readers_of_one_index_state_share_scores(tmp_path, monkeypatch):
 def test_after_a_write_only_new_segments_are_decoded_and_scores_stay_exact(tmp_path, monkeypatch):
     """After a commit that adds a segment and deletes a passage, the next reader re-scores the previous reader's
     terms (in the background) decoding only the new segment; its hits equal a cold reader's, exactly."""
-    import indexer.postings as postings_mod
+    import indexer.backends.local.postings as postings_mod
 
     path = tmp_path / "kw"
     _multi_segment_index(path).close()
@@ -606,8 +606,8 @@ def test_after_a_write_only_new_segments_are_decoded_and_scores_stay_exact(tmp_p
 def test_term_cache_grows_with_the_index(tmp_path, monkeypatch):
     """The score cache (and the shared segment cache) hold a number of postings proportional to the index, so the
     frequent terms of a large index do not evict each other (at 1M passages a fixed 4M-posting cache held ~160)."""
-    import indexer.keyword as keyword
-    from indexer.postings import segment_postings
+    import indexer.backends.local.keyword as keyword
+    from indexer.backends.local.postings import segment_postings
 
     _multi_segment_index(tmp_path / "kw").close()
     ix = WhooshKeywordIndex.open(tmp_path / "kw", watch=False, share=False)
@@ -626,7 +626,7 @@ def test_term_cache_grows_with_the_index(tmp_path, monkeypatch):
 def test_a_warm_up_saved_under_a_smaller_cache_is_extended_and_replaced(tmp_path):
     """A saved warm-up made with a smaller budget (before the cache grew with the index) is loaded, the warm-up
     goes on from it, and the larger set replaces it; a set saved under the same budget is only loaded."""
-    from indexer.keyword import _saved_budget
+    from indexer.backends.local.keyword import _saved_budget
 
     path, saved = tmp_path / "kw", tmp_path / "warm"
     _multi_segment_index(path).close()

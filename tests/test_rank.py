@@ -14,10 +14,10 @@ if str(ROOT) not in sys.path:
 
 from bench.common import HashEncoder  # noqa: E402
 from indexer.config import Config  # noqa: E402
-from indexer.fuse import convex, normalise, rrf  # noqa: E402
-from indexer.noise import is_noise_line, noise_share  # noqa: E402
-from indexer.rank import near_duplicate  # noqa: E402
-from indexer.versions import document_year, family_key, version_families  # noqa: E402
+from indexer.search.fuse import convex, normalise, rrf  # noqa: E402
+from indexer.search.rank import near_duplicate  # noqa: E402
+from indexer.text.noise import is_noise_line, noise_share  # noqa: E402
+from indexer.text.versions import document_year, family_key, version_families  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ fusion
@@ -63,7 +63,7 @@ def test_noise_lines_on_real_handbook_tables() -> None:
 
 
 def test_best_sentence_never_picks_a_table_row() -> None:
-    from indexer.highlight import best_sentence
+    from indexer.search.highlight import best_sentence
 
     text = ("申请人 | 入党申请书 | 递交时间 | 谈话人 |\n"
             "年满十八岁的中国公民，承认党的纲领和章程，可以向党组织递交入党申请书。")
@@ -74,8 +74,8 @@ def test_best_sentence_never_picks_a_table_row() -> None:
 def test_folding_a_whole_passage_equals_folding_each_sentence() -> None:
     """best_sentence folds a passage once and slices it per sentence: on real traditional-script and simplified
     text (the t2s phrase table's phrases inside sentences) that must equal folding each sentence on its own."""
-    from indexer.analyzer import _t2s_data, fold
-    from indexer.split import sentence_spans
+    from indexer.text.analyzer import _t2s_data, fold
+    from indexer.text.structure import sentence_spans
 
     party_docs = require_party_docs()
     phrases = list(_t2s_data()[1])
@@ -95,7 +95,7 @@ def test_folding_a_whole_passage_equals_folding_each_sentence() -> None:
 # ------------------------------------------------------------------------------------------------ versions
 def test_version_families_of_the_real_discipline_regulations() -> None:
     party_docs = require_party_docs()
-    from indexer import ingest
+    from indexer.ingest import files as ingest
     from indexer.engine import prepare
 
     docs = {}
@@ -225,7 +225,7 @@ def test_highlight_spans_do_not_depend_on_the_string_hash() -> None:
     PYTHONHASHSEED, and two runs of the same search highlighted different words)."""
     import subprocess
 
-    code = ("from indexer.highlight import term_spans;"
+    code = ("from indexer.search.highlight import term_spans;"
             "print(term_spans('党员领导干部带头遵守党章党规', ['领导干部', '干部带头', '党章', '党规', '遵守党章']))")
     outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin"}).stdout

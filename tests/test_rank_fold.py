@@ -14,17 +14,17 @@ from conftest import ROOT, SEED
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from indexer import ingest  # noqa: E402
-from indexer.analyzer import fold, query_terms  # noqa: E402
 from indexer.config import Config  # noqa: E402
-from indexer.highlight import _CJK_OR_WORD, best_sentence  # noqa: E402
-from indexer.noise import is_noise_line  # noqa: E402
-from indexer.prepare import prepare  # noqa: E402
-from indexer.rank import FOLD_SCAN, near_duplicate, rank  # noqa: E402
-from indexer.split import sentence_spans  # noqa: E402
-from indexer.store import KeywordHit  # noqa: E402
+from indexer.ingest import files as ingest  # noqa: E402
+from indexer.ingest.prepare import prepare  # noqa: E402
+from indexer.search.highlight import _CJK_OR_WORD, best_sentence  # noqa: E402
+from indexer.search.rank import FOLD_SCAN, near_duplicate, rank  # noqa: E402
+from indexer.text.analyzer import fold, query_terms  # noqa: E402
+from indexer.text.noise import is_noise_line  # noqa: E402
+from indexer.text.structure import sentence_spans  # noqa: E402
+from indexer.text.versions import VersionInfo  # noqa: E402
+from indexer.types import KeywordHit  # noqa: E402
 from indexer.types import Passage  # noqa: E402
-from indexer.versions import VersionInfo  # noqa: E402
 
 NO_LETTERS = "……——！！"  # no letter or digit: no shingles, so it is nobody's near duplicate, not even its own copy's
 

@@ -11,24 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from indexer.analyzer import (
-    ChineseAnalyzer,
-    expand_query,
-    fold,
-    has_searchable_text,
-    query_terms,
-    to_simplified,
-)
-from indexer.ingest import (
+from indexer.backends.local.keyword import WhooshKeywordIndex
+from indexer.ingest.decode import strip_invisible
+from indexer.ingest.files import (
     MAX_FILE_BYTES,
-    MAX_LINE_PROBLEMS,
     load_directory,
     load_file,
     load_file_checked,
     max_file_bytes,
-    strip_invisible,
 )
-from indexer.keyword import WhooshKeywordIndex
+from indexer.ingest.jsonl import MAX_LINE_PROBLEMS
+from indexer.text.analyzer import ChineseAnalyzer, expand_query, fold, has_searchable_text, query_terms, to_simplified
 from indexer.types import IngestError, Passage
 
 from conftest import SEED

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import make_corpus
 from indexer import Config, Engine
-from indexer.ingest import iter_corpus_files
+from indexer.ingest.files import iter_corpus_files
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.encoders import E5Encoder, Encoder, passage_context
+from indexer.backends.local.ann import ANN_FILE, ANN_META, AnnSettings
+from indexer.backends.local.vectors import NumpyVectorIndex
+from indexer.embed.cache import EmbeddingCache, embed_passages
+from indexer.embed.encoders import E5Encoder, Encoder, passage_context
 from indexer.types import PartyQAError, Passage
-from indexer.ann import ANN_FILE, ANN_META, AnnSettings
-from indexer.vectors import EmbeddingCache, NumpyVectorIndex, embed_passages
 
 DIM = 24
 
@@ -451,8 +452,8 @@ def test_vector_search_runs_on_one_blas_thread_and_restores_it(tmp_path: Path, r
 def test_local_reader_searches_the_ivf_and_filters_exactly(tmp_path: Path, rng: np.random.Generator,
                                                           monkeypatch) -> None:
     """The local backend's reader (settings from PARTYQA_ANN_*) uses the saved IVF; a doc filter still fills k."""
-    from indexer.backends.local import LocalReader
-    from indexer.keyword import WhooshKeywordIndex
+    from indexer.backends.local.backend import LocalReader
+    from indexer.backends.local.keyword import WhooshKeywordIndex
 
     monkeypatch.setenv("PARTYQA_ANN_THRESHOLD", "2000")
     monkeypatch.setenv("PARTYQA_ANN_PROBE", "0.25")
@@ -475,7 +476,7 @@ def test_local_reader_searches_the_ivf_and_filters_exactly(tmp_path: Path, rng: 
 
 def test_failed_save_with_ann_keeps_old_files(tmp_path: Path, rng: np.random.Generator, monkeypatch) -> None:
     """A save that fails while writing the IVF leaves every old file (IVF included) and a usable index."""
-    from indexer.ann import AnnIndex
+    from indexer.backends.local.ann import AnnIndex
 
     folder, index, ids, vecs = _saved_ann_index(tmp_path, rng, 2_300)
     before = {f.name: f.read_bytes() for f in folder.iterdir()}
@@ -502,8 +503,8 @@ def test_local_reader_warms_the_keyword_half_only_at_a_start(tmp_path: Path, rng
     """The first reader of an index in a process warms its keyword half (and saves the scores); the next
     generation's reader, opened while the previous one is still open (a write), only re-scores the terms the
     previous reader held; once all are closed, a new one (a restart) warms again."""
-    from indexer.backends.local import WARM_DIR, LocalReader
-    from indexer.keyword import WhooshKeywordIndex
+    from indexer.backends.local.backend import WARM_DIR, LocalReader
+    from indexer.backends.local.keyword import WhooshKeywordIndex
 
     for gen, extra in (("gen-1", 0), ("gen-2", 1)):
         with WhooshKeywordIndex.create(tmp_path / gen / "keyword") as kw:

@@ -947,7 +947,7 @@ class _VersionedResults:
         return getattr(self._engine, name)
 
     def search(self, question, k=5, mode="hybrid", docs=None):
-        from indexer.rank import Results
+        from indexer.search.rank import Results
 
         hits = self._engine.search(question, k=k, mode=mode, docs=docs)
         other = self._engine.document(RULES_ID)["passages"][1]

@@ -19,11 +19,11 @@ from flask import Flask, Response, jsonify, render_template, request, send_file,
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from indexer.cite import citation
 from indexer.config import Config
 from indexer.engine import IndexCorruptError
-from indexer.query import K_MAX, K_MIN
-from indexer.query import MODES as SEARCH_MODES
+from indexer.search.query import K_MAX, K_MIN
+from indexer.search.query import MODES as SEARCH_MODES
+from indexer.text.cite import citation
 from indexer.types import IndexLockedError, ModelError, PartyQAError, QueryError
 
 from .doclist import (DOCS_PAGE, MAX_DOC_LIMIT, PICKER_CAP, Catalog, CatalogCache, build_picker,
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["create_app", "serve"]
 
 MODE_LABELS = {"hybrid": "综合", "keyword": "关键词", "semantic": "语义"}
-MODES = {m: MODE_LABELS[m] for m in SEARCH_MODES}  # the modes are defined in indexer.query; labels here
+MODES = {m: MODE_LABELS[m] for m in SEARCH_MODES}  # the modes are defined in indexer.search.query; labels here
 MODE_ALIASES = {"综合": "hybrid", "关键词": "keyword", "语义": "semantic", "mixed": "hybrid", "bm25": "keyword",
                 "vector": "semantic", "dense": "semantic"}
 K_CHOICES = (3, 5, 10, 20)
@@ -420,7 +420,7 @@ def _download(items: list[dict[str, Any]], fmt: str, name: str) -> Response:
 
 def _batch_questions(text: str, upload: Any) -> list[str]:
     """Questions pasted one per line, plus those of an uploaded txt / csv / jsonl file."""
-    from indexer.cli import read_questions
+    from indexer.questions import read_questions
 
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     if upload is not None and upload.filename:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Container, Iterable, Mapping, Sequence
 
-from indexer.analyzer import fold
+from indexer.text.analyzer import fold
 
 PICKER_CAP = 200  # options the search box's document picker renders (3.7 MB of HTML for 7,104 documents before)
 DOCS_PAGE = 100  # rows per page of the documents page

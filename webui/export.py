@@ -6,7 +6,7 @@ import datetime as _dt
 import io
 from typing import Any, Sequence
 
-from indexer.cite import citation
+from indexer.text.cite import citation
 
 CSV_FIELDS = ["question", "answer_found", "confidence", "rank", "citation", "title", "section", "doc_id",
               "best_sentence", "text", "score", "also_in"]

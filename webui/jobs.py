@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from indexer.sync import bilingual_reason
+from indexer.index.sync import bilingual_reason
 
 from .uploads import uploaded_name
 

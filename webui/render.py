@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 from markupsafe import Markup, escape
 
-from indexer.cite import is_document_name
+from indexer.text.cite import is_document_name
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ _NUMBERING_RE = re.compile(
 
 
 def _fallback_heading_level(line: str) -> int:
-    """A rough heading detector used only when ``indexer.split.heading_level`` is unavailable."""
+    """A rough heading detector used only when ``indexer.text.structure.heading_level`` is unavailable."""
     s = line.strip()
     if not s or len(s) > 60 or not _HEADING_RE.match(s):
         return 0
@@ -48,11 +48,11 @@ def _fallback_heading_level(line: str) -> int:
 
 def _load_split_helpers() -> tuple[Callable[[str], Any], Callable[[str], Any]]:
     try:
-        from indexer.split import article_label, heading_level  # type: ignore[attr-defined]
+        from indexer.text.structure import article_label, heading_level  # type: ignore[attr-defined]
 
         return heading_level, article_label
     except Exception:  # ImportError while the splitter is being written, or a broken import
-        logger.debug("indexer.split helpers unavailable; using the fallback", exc_info=True)
+        logger.debug("indexer.text.structure helpers unavailable; using the fallback", exc_info=True)
         return _fallback_heading_level, lambda line: None
 
 
@@ -64,7 +64,7 @@ def heading_info(line: str) -> tuple[int, str]:
         logger.debug("heading_level failed on %r", line[:40], exc_info=True)
         return 0, line
     text = line.strip()
-    if isinstance(result, tuple):  # indexer.split returns (level, heading text) or None
+    if isinstance(result, tuple):  # indexer.text.structure returns (level, heading text) or None
         result, text = (result[0], str(result[1] or text)) if result else (0, text)
     elif text.startswith("#"):
         text = text.lstrip("#").strip()

@@ -17,7 +17,7 @@ _FORBIDDEN = set('<>:"|?*\\/')
 def allowed_extensions() -> frozenset[str]:
     """Lower-case extensions (with the dot) that the ingest layer can read."""
     try:
-        from indexer.ingest import SUPPORTED_EXTENSIONS  # type: ignore[attr-defined]
+        from indexer.ingest.files import SUPPORTED_EXTENSIONS  # type: ignore[attr-defined]
 
         exts = frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in SUPPORTED_EXTENSIONS)
         return exts or FALLBACK_EXTENSIONS

@@ -3,7 +3,7 @@
 A backend owns the two search structures of a committed index state -- the keyword half (weighted terms in,
 ``KeywordHit`` out) and the vector half (query matrix in, ``(pid, score)`` out). The passage store (manifest,
 cleaned texts, passages.jsonl under ``gen-N/`` with the atomic ``CURRENT`` switch, see
-:mod:`indexer.generations`) stays in PartyQA for every backend and is committed last, so it is the source of
+:mod:`indexer.index.generations`) stays in PartyQA for every backend and is committed last, so it is the source of
 truth: a backend row that the committed passage store does not list is never shown.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
-from ..config import Config
-from ..store import KeywordHit
-from ..types import Passage
+from indexer.config import Config
+from indexer.types import KeywordHit
+from indexer.types import Passage
 
 Terms = Sequence[tuple[str, float]]
 

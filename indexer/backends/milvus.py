@@ -30,10 +30,10 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..config import Config
-from ..store import KeywordHit
-from ..types import PartyQAError, Passage
-from .base import Backend, Reader, Terms, WriteBatch
+from indexer.backends.base import Backend, Reader, Terms, WriteBatch
+from indexer.config import Config
+from indexer.types import KeywordHit
+from indexer.types import PartyQAError, Passage
 
 try:
     from pymilvus import DataType, MilvusClient
@@ -137,7 +137,7 @@ def _read_json(path: Path, default: Any) -> Any:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from ..generations import write_json
+    from indexer.fsutil import write_json
 
     write_json(path, obj)
 
@@ -157,7 +157,7 @@ class KeywordModel:
     """BM25F as sparse vectors: the (field, term) dimensions, document frequencies and field lengths of a corpus."""
 
     def __init__(self, state: Mapping[str, Any] | None = None):
-        from .. import keyword as kw
+        from indexer.backends.local import keyword as kw
 
         self.k1 = kw.K1
         self.field_b = dict(kw.FIELD_B)
@@ -180,7 +180,7 @@ class KeywordModel:
 
     @staticmethod
     def _fields(p: Passage) -> dict[str, Counter]:
-        from ..analyzer import tokenize
+        from indexer.text.analyzer import tokenize
 
         return {"text": Counter(tokenize(p.text or "")), "section": Counter(tokenize(p.section or "")),
                 "title": Counter(tokenize(p.title or ""))}

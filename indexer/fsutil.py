@@ -1,0 +1,65 @@
+"""Crash-safe file writes: atomic JSON, directory fsync, and the named checkpoints the kill tests pause at."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+
+logger = logging.getLogger(__name__)
+
+
+def checkpoint(root: Path, name: str) -> None:
+    """Test hook: when PARTYQA_PAUSE_AT names this point, mark it in the index dir and wait to be killed.
+
+    Lets the robustness tests SIGKILL a real writer at a known step (reading, keyword, embedding, before/after
+    the CURRENT switch). Does nothing unless the variable is set.
+    """
+    if os.environ.get("PARTYQA_PAUSE_AT") != name:
+        return
+    (root / f".paused-{name}").write_text(str(os.getpid()), "utf-8")
+    logger.warning("PARTYQA_PAUSE_AT=%s: pausing for a test", name)
+    time.sleep(float(os.environ.get("PARTYQA_PAUSE_SECONDS", "120")))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON via a temp file, fsync, then os.replace over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(obj, ensure_ascii=False))  # not json.dump: that one always encodes in Python (5x slower)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, write) -> None:
+    """Write a file via a temp file in the same folder, fsync, then os.replace over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

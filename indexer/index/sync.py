@@ -1,0 +1,270 @@
+"""Corpus sync: which files of a corpus directory changed since the index last saw it, and what that means for
+the documents (added, updated, removed). Reading happens here; writing a generation is the storage layer's job.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from indexer.config import Config
+from indexer.ingest.files import SUPPORTED_EXTENSIONS, iter_corpus_files, load_file_checked
+from indexer.ingest.prepare import prepare
+from indexer.types import Document, IngestError, Passage
+
+logger = logging.getLogger(__name__)
+
+STAGED_PREFIX = ".partyqa-staged-"
+SKIPPED_LINE = "(line skipped)"  # ends the reason of a bad line of a bulk .jsonl whose other records were indexed
+
+# rel path -> (content sha1, [(document, its passages)])
+Loaded = dict[str, tuple[str, list[tuple[Document, list[Passage]]]]]
+
+
+@dataclass
+class SyncReport:
+    """What a write did: doc ids added / updated / removed / unchanged, and per-file errors."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    passages_encoded: int = 0
+    passages_retokenized: int = 0  # keyword half rebuilt from stored passages after an analyzer change
+    passages_pending: int = 0  # passages of this write searchable by keyword, still waiting for their vectors
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+    @property
+    def changed(self) -> bool:
+        """True when the index content changed."""
+        return bool(self.added or self.updated or self.removed or self.passages_retokenized)
+
+
+@dataclass
+class Plan:
+    """The document-level change one write makes: doc ids that leave, documents that come in."""
+
+    drop_docs: set[str] = field(default_factory=set)
+    new_docs: list[tuple[str, Document, list[Passage]]] = field(default_factory=list)  # (file rel, doc, passages)
+
+
+# Chinese for the ingest layer's English reasons (matched by phrase), so every per-file error of a write reads "中文 / English".
+_REASONS_ZH: tuple[tuple[str, str], ...] = (
+    ("legacy Word .doc", "不支持旧版 Word .doc 文件，请在 Word/WPS 中另存为 .docx 后再上传"),
+    ("unsupported file type", "不支持的文件类型"),
+    ("corrupt or not a Word .docx", "文件已损坏，或不是 Word .docx 文件"),
+    ("the Word file contains no text", "Word 文件中没有文字"),
+    ("password", "PDF 设有密码，请去掉密码后再上传"),
+    ("encrypted", "PDF 已加密，无法打开"),
+    ("no text layer", "PDF 没有文字层（可能是扫描件），请先做文字识别（OCR）"),
+    ("corrupt or not a PDF", "文件已损坏，或不是 PDF 文件"),
+    ("corrupt PDF", "PDF 文件已损坏"),
+    ("over the", "文件超过大小上限"),
+    ("only NUL bytes", "文件内容全是空字节（可能没有下载完整）"),
+    ("file is empty", "文件为空"),
+    ("empty document", "文档中没有可索引的文字"),
+    ("cannot decode", "无法识别文字编码（可能是二进制文件）"),
+    ("byte-order mark", "文件编码标记与内容不符，无法解码"),
+    ("not enough memory", "内存不足，无法读取该文件"),
+    ("nested too deeply", "文档嵌套层级过深，无法读取"),
+    ("no valid line", "文件中没有有效的记录行"),
+    ("no documents", "文件中没有文档（每行都是空的）"),
+    ("invalid JSON", "不是有效的 JSON"),
+    ("repeats", "文档编号与前面的行重复"),
+    ("text", "缺少非空的 text 文本字段"),
+    ("already used by", "文档编号与已有文档重复"),
+    ("no indexable text", "文件中没有可索引的文本"),
+)
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def bilingual_reason(reason: str) -> str:
+    """An ingest error reason in the "中文 / English" form (reasons that already start in Chinese are kept)."""
+    text = str(reason or "").strip()
+    if not text or (" / " in text and _HAN.search(text.split(" / ")[0])):
+        return text
+    parts = []
+    for piece in text.split("; line "):  # a .jsonl's skipped lines are joined into one reason
+        line = re.match(r"^(?:line )?(\d+): ", piece) if parts or piece.startswith("line ") else None
+        prefix = f"第 {line.group(1)} 行：" if line else ""
+        zh = next((z for key, z in _REASONS_ZH if key in piece), "该行无效，已跳过" if prefix else "无法读取该文件")
+        parts.append(prefix + zh)
+    return "；".join(parts) + " / " + text
+
+
+def file_sha1(path: Path) -> str:
+    """SHA-1 of a file's bytes (streamed)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def scan(corpus: Path, manifest: dict[str, Any], report: SyncReport) -> tuple[dict[str, tuple[Path, str]], list[str]]:
+    """Files of ``corpus`` that are new or changed (rel -> (path, sha1)) and indexed files that are gone.
+
+    Unchanged files' doc ids go to ``report.unchanged``. A different corpus directory replaces the whole content.
+    """
+    same_corpus = manifest.get("corpus_dir") == str(corpus)
+    old_files: dict[str, dict] = manifest["files"] if same_corpus else {}
+    current: dict[str, Path] = {}
+    for path in iter_corpus_files(corpus):
+        current[path.relative_to(corpus).as_posix()] = path
+    changed: dict[str, tuple[Path, str]] = {}
+    for rel, path in current.items():
+        digest = file_sha1(path)
+        old = old_files.get(rel)
+        if old and old["sha1"] == digest:
+            report.unchanged.extend(old["doc_ids"])
+        else:
+            changed[rel] = (path, digest)
+    gone = [rel for rel in old_files if rel not in current] if same_corpus else list(manifest["files"])
+    return changed, gone
+
+
+def recover_staged(manifest: dict[str, Any], corpus: Path) -> None:
+    """Finish or discard copies staged by an ``add`` that was killed.
+
+    A staged copy whose content the index already holds (the kill came after the commit) is renamed into the
+    corpus, where it belongs; any other staged copy never made it into the index and is deleted.
+    """
+    files = manifest["files"] if manifest.get("corpus_dir") == str(corpus) else {}
+    for stage in corpus.glob(f"{STAGED_PREFIX}*"):
+        match = re.match(rf"^{re.escape(STAGED_PREFIX)}\d+-\d+-(.+)$", stage.name)
+        rel = match.group(1) if match else None
+        target = corpus / rel if rel else None
+        if (rel and rel in files and stage.is_file() and files[rel]["sha1"] == file_sha1(stage)
+                and (not target.is_file() or file_sha1(target) != files[rel]["sha1"])):
+            logger.warning("finishing an interrupted add: %s", rel)
+            os.replace(stage, target)
+        else:
+            stage.unlink(missing_ok=True)
+
+
+def stage_files(paths: Iterable[str | Path], corpus: Path, manifest: dict[str, Any], report: SyncReport,
+                staged: dict[str, Path]) -> tuple[dict[str, tuple[Path, str]], dict[str, str]]:
+    """Which of ``paths`` (files to ``add``) need indexing: rel -> (path to read, sha1), and rel -> the name given.
+
+    Files already in the corpus are read in place. Copies of outside files are staged beside their final name
+    (recorded in ``staged`` as they are made, so the caller can delete them whatever happens) and renamed into
+    place by :func:`finish_staged` only after the commit. Missing, unsupported and unchanged files go to the report.
+    """
+    changed: dict[str, tuple[Path, str]] = {}
+    display: dict[str, str] = {}
+    same_corpus = manifest.get("corpus_dir") == str(corpus)
+    for raw_path in paths:
+        path = Path(raw_path)
+        if not path.is_file():
+            report.errors.append({"path": str(path), "reason": "file not found"})
+            continue
+        if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+            report.errors.append({"path": str(path), "reason": f"unsupported file type '{path.suffix}'; "
+                                  f"supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}"})
+            continue
+        resolved = path.resolve()
+        inside = resolved.is_relative_to(corpus)
+        rel = resolved.relative_to(corpus).as_posix() if inside else path.name
+        digest = file_sha1(path)
+        display[rel] = str(path)
+        old = manifest["files"].get(rel) if same_corpus else None
+        if old and old["sha1"] == digest:
+            report.unchanged.extend(old["doc_ids"])
+            target = corpus / rel
+            if not inside and (not target.is_file() or file_sha1(target) != digest):
+                # Indexed, but a writer was killed before the copy reached the corpus: finish it now.
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+            continue
+        if inside:
+            changed[rel] = (resolved, digest)
+            continue
+        stage = corpus / f"{STAGED_PREFIX}{os.getpid()}-{len(staged)}-{path.name}"
+        shutil.copy2(path, stage)
+        staged[rel] = stage
+        changed[rel] = (stage, digest)
+    return changed, display
+
+
+def finish_staged(staged: dict[str, Path], changed: dict[str, tuple[Path, str]], manifest: dict[str, Any],
+                  corpus: Path) -> None:
+    """Rename the staged copies whose content the committed ``manifest`` holds into the corpus."""
+    files = manifest["files"]
+    for rel, stage in staged.items():
+        if files.get(rel, {}).get("sha1") == changed[rel][1]:
+            (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage, corpus / rel)
+
+
+def load_changed(corpus: Path, changed: dict[str, tuple[Path, str]], excluded: dict[str, list[str]],
+                 report: SyncReport, config: Config, progress: bool, display: dict[str, str]) -> Loaded:
+    """Read, clean and split changed files; per-file errors go to the report and the file is skipped whole."""
+    loaded: Loaded = {}
+    items = sorted(changed.items())
+    for rel, (path, digest) in _progress(items, "读取文档 reading", progress):
+        try:
+            raws, problems = load_file_checked(path, doc_id=rel, max_bytes=int(config.max_file_mb * 1024 * 1024))
+            for problem in problems:  # bad lines of a bulk jsonl: reported, the valid lines are kept
+                report.errors.append({"path": display.get(rel, str(corpus / rel)), "reason": f"{problem} {SKIPPED_LINE}"})
+            for raw in raws:
+                raw.source = str(corpus / rel)
+            skip = set(excluded.get(rel, []))
+            docs = [prepare(raw) for raw in raws if raw.doc_id not in skip]
+        except IngestError as exc:
+            report.errors.append({"path": display.get(rel, str(corpus / rel)), "reason": exc.reason})
+            logger.warning("skipped %s: %s", rel, exc.reason)
+            continue
+        except Exception as exc:  # a loader bug must not abort the other files
+            report.errors.append({"path": display.get(rel, rel), "reason": f"{type(exc).__name__}: {exc}"})
+            logger.exception("failed to read %s", rel)
+            continue
+        loaded[rel] = (digest, docs)
+    return loaded
+
+
+def plan_changes(manifest: dict[str, Any], loaded: Loaded, gone: list[str], report: SyncReport) -> Plan:
+    """Which doc ids leave and which documents come in; updates ``manifest["files"]`` and the report."""
+    plan = Plan()
+    for rel in gone:
+        entry = manifest["files"].pop(rel, None)
+        manifest.get("excluded", {}).pop(rel, None)
+        if entry:
+            plan.drop_docs.update(entry["doc_ids"])
+            report.removed.extend(entry["doc_ids"])
+    owner = {d: meta.get("file") for d, meta in manifest["documents"].items()}
+    for rel, (digest, docs) in loaded.items():
+        old_entry = manifest["files"].get(rel)
+        old_ids = set(old_entry["doc_ids"]) if old_entry else set()
+        clash = [d.doc_id for d, _ in docs
+                 if owner.get(d.doc_id) not in (None, rel) and d.doc_id not in plan.drop_docs]
+        if clash:
+            report.errors.append({"path": rel, "reason": f"document id(s) already used by another file: "
+                                  f"{', '.join(clash[:5])}"})
+            continue
+        new_ids = [d.doc_id for d, _ in docs]
+        plan.drop_docs.update(old_ids)
+        for doc, passages in docs:
+            plan.new_docs.append((rel, doc, passages))
+            (report.updated if doc.doc_id in old_ids else report.added).append(doc.doc_id)
+        report.removed.extend(sorted(old_ids - set(new_ids)))
+        manifest["files"][rel] = {"sha1": digest, "doc_ids": new_ids}
+    return plan
+
+
+def _progress(items: list, desc: str, enabled: bool) -> Iterable:
+    if not enabled or len(items) < 2:
+        return items
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file", file=sys.stderr)

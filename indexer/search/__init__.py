@@ -1,0 +1,1 @@
+"""Question -> Results: query (request checks, analysis), rank (fusion, folding, highlights), fuse, highlight, rerank."""

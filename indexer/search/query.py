@@ -1,0 +1,77 @@
+"""Question analysis: validate a question once and analyse it once into a :class:`Query` both halves use.
+
+The search modes and the k limit are defined here only; the engine, the CLI and the web UI import them. The
+analyzer (jieba, whoosh) is imported on first use, so that importing the rules stays light (`partyqa split`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from indexer.types import QueryError
+
+MODES: tuple[str, ...] = ("hybrid", "keyword", "semantic")
+K_MIN, K_MAX = 1, 100
+
+
+@dataclass(frozen=True)
+class Query:
+    """One analysed question: the cleaned text, its synonym expansion and its weighted keyword terms."""
+
+    text: str  # whitespace collapsed; what hits are built and best sentences chosen against
+    expanded: str  # text plus the regulation wording of abbreviations it contains
+    terms: tuple[tuple[str, float], ...]  # weighted keyword terms of ``expanded``
+
+    @property
+    def words(self) -> list[str]:
+        """The keyword terms without weights."""
+        return [t for t, _ in self.terms]
+
+
+def check_mode(mode: Any) -> str:
+    """The mode if it is one of MODES; QueryError otherwise."""
+    if mode not in MODES:
+        raise QueryError(f"未知的检索方式 {mode!r}，可选：{'、'.join(MODES)} / unknown mode {mode!r}; "
+                         f"use one of {', '.join(MODES)}")
+    return mode
+
+
+def check_k(k: Any) -> int:
+    """k if it is a whole number from K_MIN to K_MAX; QueryError otherwise."""
+    if isinstance(k, bool) or not isinstance(k, int) or not K_MIN <= k <= K_MAX:
+        raise QueryError(f"结果数 k 必须是 {K_MIN} 到 {K_MAX} 的整数 / k must be a whole number from {K_MIN} to "
+                         f"{K_MAX} (got {k!r})")
+    return k
+
+
+def check_question(question: Any, max_chars: int) -> str:
+    """The question with whitespace collapsed; QueryError when it is not text, empty, symbols only or too long."""
+    from indexer.text.analyzer import has_searchable_text
+
+    if not isinstance(question, str):
+        raise QueryError("问题必须是文本 / question must be text")
+    q = " ".join(question.split())
+    if not q:
+        raise QueryError("问题为空，请输入问题 / the question is empty")
+    if not has_searchable_text(q):
+        raise QueryError("问题中没有可检索的文字（只有标点或符号） / the question has no searchable words "
+                         "(only punctuation or symbols)")
+    if len(q) > max_chars:
+        raise QueryError(f"问题过长（{len(q)} 字，最多 {max_chars} 字） / the question is too long "
+                         f"({len(q)} chars, max {max_chars})")
+    return q
+
+
+def analyse(question: str, keyword: bool = True) -> Query:
+    """Analyse an already checked question: expand synonyms, then weight its terms (once per question).
+
+    ``keyword=False`` (semantic-only searches) skips the term analysis, a jieba pass of ~0.2 ms.
+    """
+    from indexer.backends.local import keyword as _keyword
+    from indexer.text.analyzer import expand_query, weighted_query_terms
+
+    expanded = expand_query(question)
+    # The sub-word weight and the term cap are the keyword index's (indexer.backends.local.keyword), read at call time, so the
+    # keyword half weighs terms exactly as WhooshKeywordIndex.search does for the same text.
+    terms = tuple(weighted_query_terms(expanded, _keyword.SUBWORD_WEIGHT)[:_keyword.MAX_QUERY_TERMS]) if keyword else ()
+    return Query(text=question, expanded=expanded, terms=terms)
