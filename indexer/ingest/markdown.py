@@ -1,4 +1,4 @@
-"""Plain text and Markdown files (YAML front matter: title, version fields)."""
+"""Plain text and Markdown files (YAML front matter: title, version fields, issuer, dates, status, category)."""
 from __future__ import annotations
 
 import logging
@@ -27,23 +27,39 @@ def load_text(data: bytes, name: str, doc_id: str, p: Path, problems: list[str])
 
 def load_markdown(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) -> list[RawDocument]:
     text, enc = decode_text(data, name)
-    meta: dict[str, Any] = {"encoding": enc, **front_matter_versions(text)}
+    meta: dict[str, Any] = {"encoding": enc, **front_matter_fields(text)}
     text, title = split_front_matter(text)
     if not text.strip():
         raise IngestError(name, "empty document: only whitespace or front matter")
     return [RawDocument(doc_id=doc_id, text=text, title=title, source=name, kind="md", meta=meta)]
 
 
-def front_matter_versions(text: str) -> dict[str, str]:
-    """The ``version`` / ``effective`` fields of a leading YAML front matter block (they order regulation versions)."""
+# Front-matter keys kept in a document's metadata (``title`` is read by split_front_matter): the version fields
+# order regulation versions; the others are shown in the document list and in hits (indexer/index/metadata.py).
+FRONT_MATTER_KEYS = ("version", "effective", "effective_date", "published", "issuer", "status", "category",
+                     "official_title", "superseded_by", "source")
+
+
+def front_matter_fields(text: str) -> dict[str, str]:
+    """The scalar :data:`FRONT_MATTER_KEYS` of a leading YAML front matter block (empty values left out)."""
     m = _FRONT_MATTER_RE.match(text)
     if not m:
         return {}
+    lines = m.group(1).split("\n")
+    if not all(_YAML_LINE_RE.match(ln) for ln in lines if ln.strip()):
+        return {}  # a horizontal rule, not front matter
     out = {}
-    for ln in m.group(1).split("\n"):
-        km = re.match(r"^(version|effective|effective_date)\s*:\s*['\"]?([^'\"#]*?)['\"]?\s*$", ln, re.I)
-        if km and km.group(2):
-            out[km.group(1).lower()] = km.group(2)
+    for ln in lines:
+        km = re.match(r"^([A-Za-z_]+)\s*:\s*(.*?)\s*$", ln)
+        if not km or km.group(1).lower() not in FRONT_MATTER_KEYS:
+            continue
+        value = km.group(2)
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()  # a YAML comment after a plain value
+        if value and value not in ("|", ">", "|-", ">-", "~", "null"):
+            out[km.group(1).lower()] = value.strip()
     return out
 
 

@@ -1,8 +1,9 @@
 """Versions of one regulation: documents whose titles differ only by a year or a 修订/修正/试行 marker.
 
-The newest of a family is 现行 (current), the others 历史版本 (historical). The year comes, in this order, from a
-``version``/``effective`` metadata field (jsonl fields or front matter), a year in the title, or the latest year in
-the document's preamble (the dated lines between the title and the first chapter or article, e.g.
+The newest of a family is 现行 (current), the others 历史版本 (historical); a version whose metadata says 已修订
+or 已废止 (front matter, or a person's correction laid over it) is never the current one. The year comes, in this
+order, from a ``version``/``effective`` metadata field (jsonl fields or front matter), a year in the title, or the
+latest year in the document's preamble (the dated lines between the title and the first chapter or article, e.g.
 "（2003年12月23日…发布 2023年12月19日…修订）").
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ _MARKERS = re.compile(r"[（(]?\s*(?:19|20)[0-9]{2}\s*(?:年)?\s*(?:版|修订|�
                       r"|[（(]?\s*(?:试行|修订|修正|修订版|暂行|草案)\s*[）)]?|[《》\s·\-—_]")
 _PREAMBLE_END = re.compile(r"第[一二三四五六七八九十百零〇]+[编章条]|^\s*[一二三四五六七八九十]+、", re.M)
 _MIN_FAMILY_CHARS = 4
+OUTDATED = frozenset({"已修订", "已废止"})  # statuses that rule a version out of being 现行
 # A family must be named like a regulation: scraped articles share headers such as 【典型案例】 or 基本案情 and
 # copies share whole titles, and neither are versions of anything.
 _REGULATION = re.compile(r"(条例|规定|准则|细则|办法|章程|规则|决定|意见|通知|制度|纲要|规划|法)$")
@@ -83,7 +85,9 @@ def version_families(docs: Mapping[str, Mapping[str, Any]]) -> dict[str, Version
             continue  # one document, or copies we cannot order: not versions
         if key not in declared and (len(titles[key]) < 2 or not _REGULATION.search(key)):
             continue  # same header on different articles, or plain copies
-        newest = max(years)
+        # A version declared 已修订 / 已废止 (front matter or a person's correction) is never the current one.
+        live = {y for d, y in members if y and str((docs[d].get("meta") or {}).get("status") or "") not in OUTDATED}
+        newest = max(live) if live else None
         for doc_id, year in members:
             status = "current" if year == newest else "historical"
             out[doc_id] = VersionInfo(family=key, year=year, status=status,
