@@ -326,9 +326,9 @@ def test_results_page_shows_highlighted_hits(client, built):
     html = resp.get_data(as_text=True)
     hits = built.search(q, k=3, mode="keyword")
     assert f'value="{q}"' in html  # the question stays in the box
-    assert html.count('class="result"') == len(hits)
+    assert len(re.findall(r'<li class="result[ "]', html)) == len(hits)
     assert "基层党支部工作论文" in html
-    assert "<mark>" in html and '<strong class="answer">' in html
+    assert "<mark>" in html and html.count('<strong class="answer">') <= 1  # the strong mark: the top card only
     top = hits[0]
     for part in [s.strip() for s in top["section"].split(">") if s.strip()]:
         assert part in html
@@ -756,7 +756,7 @@ def test_second_upload_while_one_embeds_is_queued_and_both_finish(gated):
     state, embedded, passages = _doc_states(c)["延安整风.txt"]
     assert state in ("keyword", "embedding") and embedded < passages
     html = c.get("/documents").get_data(as_text=True)
-    assert re.search(r'data-state="(keyword|embedding)">(可检索|语义索引中 \d+%)<', html), "no per-document state"
+    assert re.search(r'data-state="(keyword|embedding)">(可检索 · 等待语义索引|语义索引中 \d+%)<', html), "no per-document state"
     assert 'id="job-indicator"' in html and 'id="jobs-panel"' in html
 
     # A second upload while the first embeds: accepted at once, never refused; searchable by keyword at once,
@@ -913,15 +913,38 @@ def test_results_page_document_picker_counts_and_filter(client, built):
     titles = re.findall(r'class="result-title" href="[^"]*">([^<]+)</a>', filtered)
     assert titles and set(titles) == {str(escape(built.document(XSS_ID)["title"]))}
     bad = client.get("/", query_string={"q": "党费", "doc": "没有.txt"}).get_data(as_text=True)
-    assert 'class="notice"' in bad and "未找到文档" in bad and 'class="result"' in bad
+    assert 'class="notice"' in bad and "未找到文档" in bad and re.search(r'<li class="result[ "]', bad)
+    assert "含问题词语" in picker and 'id="doc-picker-legend"' in html  # the page says what it counts
+
+
+@pytest.mark.parametrize("q", ["党费", "党支部委员会会议", "监督者"])
+def test_picker_counts_equal_what_selecting_the_document_returns(client, built, q):
+    """Each document's count in 限定文档 is the number of results a keyword search restricted to it returns
+    (counted here from the document's own text: the passages that contain one of the question's words)."""
+    html = client.get("/", query_string={"q": q, "mode": "keyword", "k": 20}).get_data(as_text=True)
+    picker = html[html.index('id="doc-picker"'):html.index("</details>", html.index('id="doc-picker"'))]
+    counts = {d: int(n) for d, n in re.findall(r'name="doc" value="([^"]+)"\s*>.*?data-doc-count="(\d+)"', picker, re.S)}
+    assert set(counts) == {d["doc_id"] for d in built.documents()}
+    for doc_id, n in counts.items():
+        page = client.get("/", query_string=[("q", q), ("mode", "keyword"), ("k", 20), ("doc", doc_id)])
+        shown = len(re.findall(r'<li class="result[ "]', page.get_data(as_text=True)))
+        assert shown == n, (doc_id, n, shown)
+    assert sum(counts.values()) > 0
 
 
 def test_answer_sentence_in_results_and_document_view(client, built):
     q = "党支部书记每年至少讲几次党课"
     html = client.get("/", query_string={"q": q, "mode": "keyword", "k": 3}).get_data(as_text=True)
     top = built.search(q, k=3, mode="keyword")[0]
+    box = html[html.index('id="answer-box"'):html.index("</section>", html.index('id="answer-box"'))]
+    label = re.match(r"第[一二三四五六七八九十百]+条\s*", top["best_sentence"])  # the citation names the article
+    sentence = top["best_sentence"][label.end() if label else 0:]
+    assert f'<span id="answer-sentence">{escape(sentence)}</span>' in box
+    assert f'<span id="answer-citation">{escape(top["citation"])}</span>' in box
     answers = re.findall(r'<strong class="answer">(.*?)</strong>', html)
-    assert re.sub(r"</?mark>", "", answers[0]) == top["best_sentence"]
+    assert len(answers) <= 1  # the top card only (none when the sentence is the whole passage)
+    if answers:
+        assert re.sub(r"</?mark>", "", answers[0]) == top["best_sentence"]
     a, b = top["start"] + top["best_span"][0], top["start"] + top["best_span"][1]
     link = re.search(r'class="result-title" href="([^"]+)"', html).group(1).replace("&amp;", "&")
     assert f"hl={a}-{b}" in link and link.endswith(f"#p-{top['ordinal']}")
@@ -1000,8 +1023,11 @@ def test_export_csv_and_docx(client, built):
     doc = Docx(io.BytesIO(docx_resp.get_data()))
     paras = [p.text for p in doc.paragraphs]
     assert any(q in p for p in paras)
+    assert "检索方式：关键词 · 每题 3 条 · 文档范围：全部文档" in paras
     for h in hits:
-        assert any(h["citation"] in p for p in paras) and h["text"] in paras
+        assert any(h["citation"] in p for p in paras)
+        # the passage once, after "原文：" (left out when the answer sentence is the whole passage)
+        assert sum(h["text"] in p for p in paras) == 1 or h["best_sentence"].strip() == h["text"].strip()
     batch = client.post("/api/batch", json={"questions": [q, "党小组会多久召开一次"], "mode": "keyword", "k": 2,
                                             "format": "csv"})
     assert batch.mimetype == "text/csv"
@@ -1155,7 +1181,7 @@ def test_handbook_citations_name_the_regulation_on_every_interface(handbook):
     assert f'<p class="citation" title="引用">{rule_hits[0]["citation"]}</p>' in html
     page = c.get(f"/doc/{quote(doc_id)}").get_data(as_text=True)
     outline = page[page.index('id="outline"'):page.index("</nav>", page.index('id="outline"'))]
-    tops = re.findall(r'class="outline-item depth-1"><a href="#(h-\d+)">([^<]+)</a>', outline)
+    tops = re.findall(r'<summary><a href="#(h-\d+)"[^>]*>([^<]+)</a>', outline)  # grouped under each regulation
     names = [t for _, t in tops]
     assert names[:2] == ["中国共产党支部工作条例（试行）", "中国共产党党员教育管理工作条例"], names
     assert "特此通知" not in names and not any(n.endswith("审批意见") for n in names)
@@ -1354,3 +1380,256 @@ def test_listings_follow_index_writes(tmp_path):
             ["dangfa10.txt"]
     finally:
         eng.close()
+
+
+
+# ---------------------------------------------------------------------------- round 3 (issue 25)
+def test_answer_box_on_top_only_when_an_answer_is_found(client, built):
+    q = "党支部每月召开几次支部委员会会议"
+    res = built.search(q, k=5, mode="hybrid")
+    assert res.answer_found, "the regulation answers this question"
+    html = client.get("/", query_string={"q": q}).get_data(as_text=True)
+    assert html.index('id="answer-box"') < html.index('id="results"')  # above the cards
+    box = html[html.index('id="answer-box"'):html.index("</section>", html.index('id="answer-box"'))]
+    assert "答：" in box and 'id="answer-copy"' in box and "复制" in box and "查看原文" in box
+    copy = re.search(r'data-copy="([^"]+)"', box).group(1)
+    assert copy.endswith(f"（{escape(res[0]['citation'])}）")
+    assert re.search(r'id="answer-source" href="/doc/[^"]+hl=\d+-\d+', box)
+    assert html.count('<strong class="answer">') <= 1 and 'class="answer-hint"' in html  # lighter below the top
+    off = client.get("/", query_string={"q": "今天天气怎么样"}).get_data(as_text=True)
+    assert built.search("今天天气怎么样", k=5).answer_found is False
+    assert 'id="answer-box"' not in off and 'id="no-answer"' in off and "未找到直接回答" in off
+    assert '<strong class="answer">' not in off and 'class="answer-hint"' not in off
+
+
+def test_no_answer_names_the_documents_that_would_answer_and_links_to_documents(client):
+    html = client.get("/", query_string={"q": "违反八项规定精神给予什么处分"}).get_data(as_text=True)
+    note = html[html.index('id="no-answer"'):html.index("</div>", html.index('id="no-answer"'))]
+    assert "纪律处分条例" in note and "尚未收录" in note and 'href="/documents"' in note and "文档管理" in note
+    general = client.get("/", query_string={"q": "今天天气怎么样"}).get_data(as_text=True)
+    note = general[general.index('id="no-answer"'):general.index("</div>", general.index('id="no-answer"'))]
+    assert "党章" in note and 'href="/documents"' in note
+
+
+def test_whole_passage_answer_is_not_painted_and_enumeration_is_whole():
+    from webui.render import covers_passage, enumeration_span, informative_highlights
+
+    text = "党员交纳党费的比例为：每月工资收入在3000元以下者，交纳0.5%；3000元以上至5000元者，交纳1%；5000元以上者，交纳2%。其他说明。"
+    first = text.index("每月")
+    tier = (first, text.index("；") + 1)
+    a, b = enumeration_span(text, tier, "党费按什么比例交纳")
+    assert text[a:b] == text[:text.index("。") + 1]  # every tier, with its lead-in
+    assert enumeration_span(text, tier, "党费交给谁") == tier  # not a list question: unchanged
+    assert covers_passage("第九条 党支部委员会一般每月召开1次会议。", (0, 23))
+    assert not covers_passage(text, tier)
+    texts = ["党支部委员会会议每月召开", "党支部委员会由党员大会选举", "党支部书记讲党课"]
+    spans = informative_highlights(texts, [[(0, 3), (8, 10)], [(0, 3)], [(0, 3), (5, 7)]])
+    assert spans == [[(8, 10)], [], [(5, 7)]]  # 党支部 is in every passage: no underline
+
+
+def test_batch_page_forgives_symbols_numbering_and_keeps_the_form(client):
+    pasted = "1. 党支部怎样当好监督者\n？？？\n（2）党小组会多久召开一次\n——\n"
+    resp = client.post("/batch", data={"questions": pasted, "mode": "keyword", "k": "3", "format": "html"},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert "共 2 个问题" in html
+    assert "1. 党支部怎样当好监督者" in html and "2. 党小组会多久召开一次" in html  # numbering stripped, renumbered
+    skipped = html[html.index('id="batch-skipped"'):html.index("</div>", html.index('id="batch-skipped"'))]
+    for n in (2, 4):  # the reason is the search's own check, as a search of that line would say
+        assert f"第 {n} 行已跳过：问题中没有可检索的文字（只有标点或符号）" in skipped
+    assert f">{escape(pasted)}</textarea>" in html  # the pasted list stays in the form
+    only = client.post("/batch", data={"questions": "？？？\n——", "format": "html"}, content_type="multipart/form-data")
+    page = only.get_data(as_text=True)
+    assert only.status_code == 400 and "没有可检索的问题" in page and ">？？？\n——</textarea>" in page
+    assert not re.search(r"[A-Za-z]{4,} [a-z]{3,}", re.sub(r"<[^>]+>|\{[^}]*\}", " ", page.split("<main", 1)[1]))
+
+
+def _xlsx(rows: list[list]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_xlsx_question_list_round_trips_to_an_xlsx_answer_file(client, built):
+    from openpyxl import load_workbook
+
+    data = _xlsx([["序号", "问题", "备注"], [1, "党支部怎样当好监督者", "甲"], [2, "？？？", ""],
+                  [3, "党小组会多久召开一次", "乙"]])
+    resp = client.post("/batch", data={"questions": "", "mode": "keyword", "k": "2", "format": "xlsx",
+                                       "file": (io.BytesIO(data), "问题清单.xlsx")}, content_type="multipart/form-data")
+    assert resp.status_code == 200 and resp.mimetype.endswith("spreadsheetml.sheet")
+    assert ".xlsx" in resp.headers["Content-Disposition"]
+    book = load_workbook(io.BytesIO(resp.get_data()))
+    sheet = book["问答结果"]
+    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    col = {str(name).split(" ")[-1]: i for i, name in enumerate(rows[0])}
+    questions = [r[col["question"]] for r in rows[1:]]
+    assert questions == ["党支部怎样当好监督者"] * 2 + ["党小组会多久召开一次"] * 2
+    expected = built.search("党小组会多久召开一次", k=2, mode="keyword")
+    assert [r[col["citation"]] for r in rows[3:]] == [h["citation"] for h in expected]
+    settings = dict(book["检索设置"].iter_rows(values_only=True))
+    assert settings["检索方式"] == "关键词" and settings["文档范围"] == "全部文档"
+    # the answer file is a question list again (its 问题 column; one question per run of rows)
+    again = client.post("/batch", data={"questions": "", "mode": "keyword", "k": "2", "format": "html",
+                                        "file": (io.BytesIO(resp.get_data()), "答案.xlsx")},
+                        content_type="multipart/form-data").get_data(as_text=True)
+    assert "共 2 个问题" in again
+    # a CSV with a 问题 header, and the app's own CSV export, are question lists too
+    csv_resp = client.post("/batch", data={"questions": "党支部怎样当好监督者\n党小组会多久召开一次", "mode": "keyword",
+                                           "k": "2", "format": "csv"}, content_type="multipart/form-data")
+    for name, raw in (("问题.csv", "问题\n党支部怎样当好监督者\n党小组会多久召开一次\n".encode("utf-8")),
+                      ("导出.csv", csv_resp.get_data())):
+        html = client.post("/batch", data={"questions": "", "mode": "keyword", "file": (io.BytesIO(raw), name)},
+                           content_type="multipart/form-data").get_data(as_text=True)
+        assert "共 2 个问题" in html, name
+    search = client.get("/api/search", query_string={"q": "党小组会多久召开一次", "mode": "keyword", "k": 2,
+                                                      "format": "xlsx", "doc": RULES_ID})
+    assert search.status_code == 200 and search.mimetype.endswith("spreadsheetml.sheet")
+    settings = dict(load_workbook(io.BytesIO(search.get_data()))["检索设置"].iter_rows(values_only=True))
+    assert settings["文档范围"] == RULES_ID
+    page = client.get("/", query_string={"q": "党小组会多久召开一次"}).get_data(as_text=True)
+    assert 'id="export-xlsx"' in page and "format=xlsx" in page
+
+
+def test_question_lines_strip_numbering_and_read_tables():
+    from indexer.questions import file_lines, screen, strip_numbering
+
+    assert strip_numbering("1. 党费怎么交") == "党费怎么交"
+    assert strip_numbering("（12）党费怎么交") == "党费怎么交"
+    assert strip_numbering("三、党费怎么交") == "党费怎么交"
+    assert strip_numbering("① 党费怎么交") == "党费怎么交"
+    assert strip_numbering("1.5倍工资怎么算") == "1.5倍工资怎么算"
+    assert strip_numbering("2023年党费怎么交") == "2023年党费怎么交"
+    kept, skipped = screen(file_lines("题目\n入党誓词是什么\n……\n".encode("utf-8"), "q.csv"), 100)
+    assert [q.text for q in kept] == ["入党誓词是什么"]
+    assert [s.message_zh for s in skipped] == ["q.csv 第 3 行已跳过：问题中没有可检索的文字（只有标点或符号）"]
+    single = file_lines(_xlsx([["入党誓词是什么"], ["预备期多长"]]), "单列.xlsx")
+    assert [q.text for q in single] == ["入党誓词是什么", "预备期多长"]
+    from indexer.types import PartyQAError
+
+    with pytest.raises(PartyQAError, match="找不到问题列"):
+        file_lines(_xlsx([["甲", "乙"], ["一", "二"]]), "两列.xlsx")
+    with pytest.raises(PartyQAError, match="不是有效的 Excel"):
+        file_lines(b"PK\x03\x04 broken", "坏.xlsx")
+
+
+def test_html_pages_speak_chinese_only(client):
+    def visible(html: str) -> str:
+        body = html.split("<main", 1)[1].split("</main>", 1)[0]
+        return re.sub(r"<[^>]+>", " ", body)
+
+    english = re.compile(r"\b[A-Za-z]{3,}(?: [A-Za-z]{2,}){2,}")  # an English phrase of three words or more
+    for path, status in (("/nowhere", 404), ("/doc/none.txt", 404), ("/?q=？？？", 200), ("/?q=" + "党" * 600, 200)):
+        resp = client.get(path)
+        assert resp.status_code == status, path
+        text = visible(resp.get_data(as_text=True))
+        assert not english.search(text), (path, english.search(text))
+        assert re.search(r"[\u4e00-\u9fff]", text)
+    err = client.get("/doc/none.txt").get_data(as_text=True)
+    assert "找不到该文档" in err and "unknown document" not in err
+    status = client.get("/status")
+    assert status.status_code == 200 and status.mimetype == "text/html"
+    page = status.get_data(as_text=True)
+    assert "已收录文档" in page and "3 篇" in page and 'href="/api/health"' in page
+    assert 'href="/status"' in client.get("/").get_data(as_text=True)  # the footer's 服务状态 opens this page
+
+
+def test_outline_keeps_the_essays_fourth_heading_and_marks_the_current_section(client, built):
+    page = client.get(f"/doc/{quote(SEED_ID)}").get_data(as_text=True)
+    outline = page[page.index('id="outline"'):page.index("</nav>", page.index('id="outline"'))]
+    fourth = next(line for line in built.document(SEED_ID)["text"].splitlines() if line.startswith("四、"))
+    assert fourth.endswith("。") and fourth.strip()[:40] in outline
+    doc = built.document(RULES_ID)
+    passage = doc["passages"][-1]
+    page = client.get(f"/doc/{quote(RULES_ID)}", query_string={"p": passage["ordinal"]}).get_data(as_text=True)
+    current = re.findall(r'<a href="#h-\d+" aria-current="location">([^<]+)</a>', page)
+    assert current and current[-1] in passage["text"], (current, passage["section"])
+
+
+def test_recycle_bin_lists_and_restores_a_deleted_document(wclient, writable):
+    body, job = _upload_done(wclient, [("回收站测试文档\n\n支部回收站恢复功能测试段落，包含独特词语青松翠柏。\n".encode("utf-8"),
+                                         "回收站测试.txt")])
+    assert job["state"] == "done"
+    assert _delete_done(wclient, "回收站测试.txt") == ["回收站测试.txt"]
+    page = wclient.get("/documents").get_data(as_text=True)
+    trash = page[page.index('id="trash-panel"'):page.index("</section>", page.index('id="trash-panel"'))]
+    url = re.search(r'data-url="([^"]+)" data-name="回收站测试.txt"', trash).group(1)
+    assert wclient.post("/api/removed/../../etc/passwd").status_code == 404
+    resp = wclient.post(url)
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    restored, _ = _wait_job(wclient, resp.get_json()["job"]["id"])
+    assert restored["state"] == "done", restored
+    assert "回收站测试.txt" in {d["doc_id"] for d in writable.documents()}
+    hits = wclient.get("/api/search", query_string={"q": "青松翠柏", "mode": "keyword"}).get_json()["results"]
+    assert hits and hits[0]["doc_id"] == "回收站测试.txt"
+    page = wclient.get("/documents").get_data(as_text=True)
+    assert 'data-name="回收站测试.txt"' not in page  # indexed again: no longer offered for restoring
+    _delete_done(wclient, "回收站测试.txt")
+
+
+class _Embedding:
+    """The real engine reporting two documents still waiting for their vectors."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def stats(self):
+        return {**self._engine.stats(), "pending_vectors": 7}
+
+    def documents(self):
+        docs = self._engine.documents()
+        return [{**d, "state": "embedding", "embedded": 0} if i < 2 else d for i, d in enumerate(docs)]
+
+
+def test_semantic_results_say_how_many_documents_are_not_embedded_yet(built):
+    c = create_app(_Embedding(built), Config()).test_client()
+    html = c.get("/", query_string={"q": "党支部怎样当好监督者", "mode": "semantic"}).get_data(as_text=True)
+    assert "2 篇文档的语义索引尚未完成" in html
+    keyword = c.get("/", query_string={"q": "党支部怎样当好监督者", "mode": "keyword"}).get_data(as_text=True)
+    assert "语义索引尚未完成" not in keyword
+    plain = create_app(built, Config()).test_client()
+    assert "语义索引尚未完成" not in plain.get("/", query_string={"q": "党支部", "mode": "semantic"}).get_data(as_text=True)
+
+
+def test_home_page_shows_the_library_with_curated_examples(tmp_path, built):
+    """corpus/examples.json gives the home page its example questions, grouped by category, with the library."""
+    corpus = Path(built.stats()["corpus_dir"])
+    examples = [{"question": "党支部委员会多久开一次会", "doc": RULES_ID, "article": "第二条", "category": "党内法规"},
+                {"question": "支委会怎样当好监督者", "doc": SEED_ID, "article": "", "category": "学习材料"},
+                {"question": "未收录的文件问什么", "doc": "没有这个文件.md", "article": "", "category": "党内法规"}]
+    (corpus / "examples.json").write_text(json.dumps(examples, ensure_ascii=False), encoding="utf-8")
+    try:
+        html = create_app(built, Config()).test_client().get("/").get_data(as_text=True)
+    finally:
+        (corpus / "examples.json").unlink()
+    ex = html[html.index('id="examples"'):html.index("</section>", html.index('id="examples"'))]
+    assert "党支部委员会多久开一次会" in ex and "支委会怎样当好监督者" in ex and "未收录的文件问什么" not in ex
+    assert ex.index("党内法规") < ex.index("学习材料")
+    lib = html[html.index('id="library"'):]
+    assert "党内法规" in lib and "支部工作规则" in lib and "1 篇" in lib
+    assert "已收录 3 篇文档" in lib
+
+
+
+def test_identical_upload_under_another_name_asks_first(wclient, writable):
+    same = (Path(writable.stats()["corpus_dir"]) / RULES_ID).read_bytes()
+    resp = _upload(wclient, [(same, "规则副本.md")])
+    body = _assert_json_error(resp, 409, "duplicate_upload")
+    assert "规则副本.md" in body["error"]["message_zh"] and "支部工作规则" in body["error"]["message_zh"]
+    assert body["duplicates"] == [{"filename": "规则副本.md", "doc_id": RULES_ID, "title": "支部工作规则"}]
+    assert "规则副本.md" not in {d["doc_id"] for d in writable.documents()}
+    data = {"files": [(io.BytesIO(same), "规则副本.md")], "allow_duplicate": "1"}
+    resp = wclient.post("/api/documents", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    job, _ = _wait_job(wclient, resp.get_json()["job"]["id"])
+    assert job["state"] == "done" and "规则副本.md" in {d["doc_id"] for d in writable.documents()}
+    _delete_done(wclient, "规则副本.md")

@@ -1,4 +1,5 @@
-"""Answers as downloadable files: CSV (UTF-8 with BOM, so Excel reads the Chinese) and Word .docx, with citations."""
+"""Answers as downloadable files: CSV (UTF-8 with BOM, so Excel reads the Chinese), Excel .xlsx and Word .docx, with
+citations; each records the search settings (mode, document filter) it was made with."""
 from __future__ import annotations
 
 import csv
@@ -15,7 +16,9 @@ CSV_HEADER = {"question": "问题 question", "answer_found": "找到直接回答
               "doc_id": "文档编号 doc_id", "best_sentence": "回答句 best_sentence", "text": "原文段落 text",
               "score": "得分 score", "also_in": "另见 also_in"}
 MIME = {"csv": "text/csv; charset=utf-8",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+MODE_NAMES = {"hybrid": "综合", "keyword": "关键词", "semantic": "语义"}
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -44,11 +47,22 @@ def _also_in(hit: dict[str, Any]) -> str:
     return "；".join(_cite(a) + (f"（{a['doc_id']}）" if a.get("doc_id") else "") for a in hit.get("also_in") or [])
 
 
-def to_csv(items: Sequence[dict[str, Any]]) -> bytes:
+def settings_line(meta: dict[str, Any] | None) -> str:
+    """``检索方式：综合 · 每题 5 条 · 文档范围：全部文档`` for the head of an export."""
+    meta = meta or {}
+    parts = []
+    if meta.get("mode"):
+        parts.append(f"检索方式：{MODE_NAMES.get(str(meta['mode']), meta['mode'])}")
+    if meta.get("k"):
+        parts.append(f"每题 {meta['k']} 条")
+    docs = list(meta.get("docs") or [])
+    parts.append("文档范围：" + ("、".join(str(d) for d in docs[:20]) + (f" 等 {len(docs)} 篇" if len(docs) > 20 else "")
+                               if docs else "全部文档"))
+    return " · ".join(parts)
+
+
+def _rows(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per hit (a question without hits gets one row saying so)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    writer.writerow(CSV_HEADER)
     rows: list[dict[str, Any]] = []
     for item in items:
         base = {"question": item["question"], "answer_found": "是" if item.get("answer_found") else "否",
@@ -60,18 +74,77 @@ def to_csv(items: Sequence[dict[str, Any]]) -> bytes:
                          "section": h.get("section"), "doc_id": h.get("doc_id"),
                          "best_sentence": h.get("best_sentence") if item.get("answer_found") else "",
                          "text": h.get("text"), "score": h.get("score"), "also_in": _also_in(h)})
-    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    return rows
+
+
+def to_csv(items: Sequence[dict[str, Any]]) -> bytes:
+    """One row per hit (a question without hits gets one row saying so), under a bilingual header."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writerow(CSV_HEADER)
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in _rows(items))
     return buf.getvalue().encode("utf-8-sig")
 
 
-def to_docx(items: Sequence[dict[str, Any]], title: str = "党建问答检索结果") -> bytes:
-    """A Word document: per question a heading, then each hit's citation, answer sentence and passage."""
+def to_xlsx(items: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> bytes:
+    """An Excel workbook: sheet 问答结果 with the CSV's columns (one row per hit; its 问题 column makes the file a
+    question list again), and sheet 检索设置 with the mode, the document filter and the export time."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "问答结果"
+    sheet.append([CSV_HEADER[f] for f in CSV_FIELDS])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def xl(value: Any) -> Any:
+        # No formulas (a text starting with = would be one) and no control characters (openpyxl refuses them).
+        return ILLEGAL_CHARACTERS_RE.sub("", _cell(value)) if isinstance(value, str) else value
+
+    for row in _rows(items):
+        sheet.append([xl(row.get(f)) for f in CSV_FIELDS])
+    widths = {"question": 28, "citation": 36, "title": 24, "section": 24, "best_sentence": 48, "text": 60,
+              "also_in": 30}
+    for i, field in enumerate(CSV_FIELDS, start=1):
+        sheet.column_dimensions[sheet.cell(1, i).column_letter].width = widths.get(field, 12)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for row in sheet.iter_rows(min_row=2):
+        for cell in row:
+            cell.alignment = wrap
+    sheet.freeze_panes = "A2"
+    info = book.create_sheet("检索设置")
+    info.append(["导出时间", _dt.datetime.now().strftime("%Y-%m-%d %H:%M")])
+    info.append(["问题数", len(items)])
+    meta = meta or {}
+    info.append(["检索方式", MODE_NAMES.get(str(meta.get("mode") or ""), meta.get("mode") or "")])
+    if meta.get("k"):
+        info.append(["每题结果数", meta["k"]])
+    info.append(["文档范围", "、".join(str(d) for d in meta.get("docs") or []) or "全部文档"])
+    info.column_dimensions["A"].width = 14
+    info.column_dimensions["B"].width = 60
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _same_text(a: Any, b: Any) -> bool:
+    """True when two texts differ only in whitespace (the answer sentence is the whole passage)."""
+    return "".join(str(a or "").split()) == "".join(str(b or "").split())
+
+
+def to_docx(items: Sequence[dict[str, Any]], title: str = "党建问答检索结果", meta: dict[str, Any] | None = None) -> bytes:
+    """A Word document: the search settings, then per question a heading and each hit's citation, answer sentence
+    and passage (the passage is left out when the answer sentence is all of it)."""
     from docx import Document
     from docx.shared import Pt, RGBColor
 
     doc = Document()
     doc.add_heading(title, level=0)
     doc.add_paragraph(f"导出时间：{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} · 共 {len(items)} 个问题")
+    doc.add_paragraph(settings_line(meta))
     for n, item in enumerate(items, start=1):
         doc.add_heading(f"{n}. {item['question']}", level=1)
         if not item["hits"]:
@@ -83,13 +156,18 @@ def to_docx(items: Sequence[dict[str, Any]], title: str = "党建问答检索结
             head = doc.add_paragraph()
             run = head.add_run(f"[{h.get('rank')}] {_cite(h)}")
             run.bold = True
-            if item.get("answer_found") and h.get("best_sentence"):
+            answered = bool(item.get("answer_found") and h.get("best_sentence"))
+            if answered:
                 p = doc.add_paragraph()
                 p.add_run("回答：").bold = True
                 p.add_run(str(h["best_sentence"]))
-            body = doc.add_paragraph(str(h.get("text", "")))
-            for r in body.runs:
-                r.font.size = Pt(10.5)
+            if not (answered and _same_text(h["best_sentence"], h.get("text"))):
+                body = doc.add_paragraph()
+                if answered:
+                    body.add_run("原文：").bold = True
+                body.add_run(str(h.get("text", "")))
+                for r in body.runs:
+                    r.font.size = Pt(10.5)
             if h.get("also_in"):
                 note = doc.add_paragraph().add_run("另见：" + _also_in(h))
                 note.font.size = Pt(9)
@@ -99,6 +177,10 @@ def to_docx(items: Sequence[dict[str, Any]], title: str = "党建问答检索结
     return out.getvalue()
 
 
-def export(items: Sequence[dict[str, Any]], fmt: str) -> bytes:
-    """The answers as ``csv`` or ``docx`` bytes."""
-    return to_csv(items) if fmt == "csv" else to_docx(items)
+def export(items: Sequence[dict[str, Any]], fmt: str, meta: dict[str, Any] | None = None) -> bytes:
+    """The answers as ``csv``, ``xlsx`` or ``docx`` bytes; ``meta`` (mode, k, docs) is recorded in xlsx and docx."""
+    if fmt == "csv":
+        return to_csv(items)
+    if fmt == "xlsx":
+        return to_xlsx(items, meta)
+    return to_docx(items, meta=meta)

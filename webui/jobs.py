@@ -76,8 +76,10 @@ def doc_state(doc: dict[str, Any]) -> tuple[str, str]:
             passages, embedded = int(doc.get("passages") or 0), int(doc.get("embedded") or 0)
         except (TypeError, ValueError):
             passages, embedded = 0, 0
+        if passages and embedded >= passages:  # all its vectors are in: done, whatever the rest of the job does
+            return "done", DOC_STATE_LABELS["done"]
         if not embedded:  # the encoder has not reached this document yet: searchable by keyword
-            return state, DOC_STATE_LABELS["keyword"]
+            return state, DOC_STATE_LABELS["keyword"] + " · 等待语义索引"
         if passages:
             label += f" {min(99, embedded * 100 // passages)}%"
     return state, label

@@ -104,8 +104,9 @@ def _valid_spans(spans: Any, n: int) -> list[tuple[int, int]]:
 
 
 def highlight_html(text: str, highlights: Sequence[Sequence[int]] | None = None,
-                   best_span: Sequence[int] | None = None) -> Markup:
-    """Escaped ``text`` with matched-term spans in <mark> and the best answering sentence in <strong class=answer>."""
+                   best_span: Sequence[int] | None = None, answer_class: str = "answer") -> Markup:
+    """Escaped ``text`` with matched-term spans in <mark> and the best answering sentence in
+    ``<strong class=answer>`` (``answer_class`` ``answer-hint``: a lighter ``<span>`` for the cards below the top)."""
     text = text or ""
     n = len(text)
     marks = _valid_spans(highlights, n)
@@ -120,6 +121,7 @@ def highlight_html(text: str, highlights: Sequence[Sequence[int]] | None = None,
         marked = any(x <= a and b <= y for x, y in marks)
         answer = any(x <= a and b <= y for x, y in best)
         segments.append((text[a:b], marked, answer))
+    tag = "strong" if answer_class == "answer" else "span"
     parts: list[str] = []
     i = 0
     while i < len(segments):
@@ -132,9 +134,74 @@ def highlight_html(text: str, highlights: Sequence[Sequence[int]] | None = None,
             piece = str(escape(seg))  # escape BEFORE any tag is added
             inner.append(f"<mark>{piece}</mark>" if marked else piece)
         joined = "".join(inner).replace("</mark><mark>", "")
-        parts.append(f'<strong class="answer">{joined}</strong>' if answer else joined)
+        parts.append(f'<{tag} class="{answer_class}">{joined}</{tag}>' if answer else joined)
         i = j
     return Markup("".join(parts))
+
+
+WHOLE_PASSAGE = 0.85  # an answer sentence covering this share of a passage's letters is the passage itself
+FREQUENT_TERM = 0.6  # a term found in this share of the listed passages (3 or more) informs nothing
+_LETTERS = re.compile(r"[^\W_]")
+_ENUMERATION_Q = re.compile(r"哪些|哪几|几种|几类|几个|比例|标准|条件|程序|步骤|内容|包括|分别|各|多少")
+
+
+def covers_passage(text: str, span: Sequence[int] | None) -> bool:
+    """True when the answer span holds nearly all of the passage's letters (painting it all would mark nothing)."""
+    if not span or not text:
+        return False
+    try:
+        a, b = int(span[0]), int(span[1])
+    except (TypeError, ValueError, IndexError):
+        return False
+    total = len(_LETTERS.findall(text))
+    return bool(total) and len(_LETTERS.findall(text[max(0, a):b])) >= WHOLE_PASSAGE * total
+
+
+def informative_highlights(texts: Sequence[str], highlights: Sequence[Sequence[Sequence[int]] | None]
+                           ) -> list[list[tuple[int, int]]]:
+    """Each passage's highlight spans without single characters and without terms that occur in most of the
+    listed passages (党支部, 委员 in a list about 党支部委员会): those stripe whole paragraphs and tell nothing."""
+    spans = [_valid_spans(h, len(t or "")) for t, h in zip(texts, highlights)]
+    folded = [(t or "").lower() for t in texts]
+    counted = len([t for t in texts if t])
+    out = []
+    for text, own in zip(texts, spans):
+        keep = []
+        for a, b in own:
+            term = (text or "")[a:b].lower()
+            if len(term.strip()) < 2:
+                continue
+            if counted >= 3 and sum(term in f for f in folded) >= FREQUENT_TERM * counted:
+                continue
+            keep.append((a, b))
+        out.append(keep)
+    return out
+
+
+def enumeration_span(text: str, span: Sequence[int] | None, question: str) -> tuple[int, int] | None:
+    """The answer span widened to its whole enumeration (clauses joined by ；up to the 。, with the lead-in before a
+    ：) when the question asks for a list or a scale (哪些, 比例, 标准…); the span unchanged otherwise."""
+    if not span:
+        return None
+    try:
+        a, b = max(0, int(span[0])), min(len(text or ""), int(span[1]))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if a >= b or not _ENUMERATION_Q.search(question or ""):
+        return (a, b)
+    stops = "。！？\n"
+    start = a
+    while start > 0 and text[start - 1] not in stops:
+        start -= 1
+    end = b
+    while end < len(text) and text[end - 1] not in stops:
+        end += 1
+    whole = text[start:end]
+    if "；" not in whole and ";" not in whole:
+        return (a, b)
+    while start < end and text[start].isspace():
+        start += 1
+    return (start, end)
 
 
 def _line_html(line: str, offset: int, highlight: tuple[int, int] | None) -> tuple[Markup, bool]:
@@ -160,6 +227,8 @@ def _lines_html(chunk: str, base: int = 0, highlight: tuple[int, int] | None = N
         if not line:
             continue
         level, shown = heading_info(line)
+        if level and _list_item(shown):  # "（五）对……做好经常性的发展党员工作。": a list item, shown as text
+            level, shown = 0, line
         label = None if level else article_label(line)
         if not level and not label and len(line) <= 50 and is_document_name(line):
             level = DOC_NAME_LEVEL  # a regulation's name on its own line inside a compiled handbook
@@ -220,20 +289,76 @@ def document_blocks(text: str, passages: Sequence[dict[str, Any]],
     return blocks
 
 
-def document_outline(blocks: Sequence[dict[str, Any]], max_text: int = 40) -> list[dict[str, Any]]:
-    """The headings (编/章/节, 一、…) and articles (第X条) of a document as outline entries with anchors."""
-    out = []
+_TOP_HEADING = re.compile(r"^(?:第[一二三四五六七八九十百千零〇两\d]+[编章节]|[一二三四五六七八九十]+、)")
+
+
+def _list_item(text: str) -> bool:
+    """True for a numbered list item the splitter took for a heading: over 60 characters, ending in ；, or ending
+    in 。 unless it is a single-sentence 第X章 / 一、 heading (the essay's "四、……做好服务者。" is a heading)."""
+    text = text.strip()
+    if len(text) > 60 or text.endswith(("；", ";")):
+        return True
+    if text.endswith("。"):
+        return not (_TOP_HEADING.match(text) and "。" not in text[:-1])
+    return False
+
+
+def document_outline(blocks: Sequence[dict[str, Any]], max_text: int = 40,
+                     chosen: int | None = None) -> list[dict[str, Any]]:
+    """The headings (编/章/节, 一、…) and articles (第X条) of a document as outline entries with anchors; the entry
+    of the passage ``chosen`` (a passage ordinal), and the headings above it, are marked ``current``."""
+    out: list[dict[str, Any]] = []
+    current: int | None = None
     for b in blocks:
+        here = b.get("kind") == "passage" and chosen is not None and b.get("ordinal") == chosen
+        before = len(out)
         for line in b["lines"]:
             if not line.get("anchor"):
                 continue
-            if not line["article"] and (len(line["text"]) > 60 or line["text"].endswith(("。", "；", ";"))):
+            if not line["article"] and _list_item(line["text"]):
                 continue  # a numbered list item the splitter took for a heading, not a real heading
             text = line["article"] or line["text"]
             out.append({"anchor": line["anchor"], "depth": min(int(line["depth"]), 4),
                         "text": text if len(text) <= max_text else text[:max_text] + "…",
-                        "article": bool(line["article"])})
+                        "article": bool(line["article"]), "current": False})
+        if here and current is None:
+            # the passage's own first heading or article, else the last entry above it
+            current = before if len(out) > before else (before - 1 if before else None)
+    if current is not None and current < len(out):
+        out[current]["current"] = True
+        depth = out[current]["depth"]
+        for entry in reversed(out[:current]):  # the headings above it
+            if not entry["article"] and entry["depth"] < depth:
+                entry["current"] = True
+                depth = entry["depth"]
     return out
+
+
+def outline_groups(outline: Sequence[dict[str, Any]], min_articles: int = 12,
+                   collapse_above: int = 60) -> list[dict[str, Any]]:
+    """The outline grouped under its top headings (编 / 章) when it lists at least ``min_articles`` articles:
+    ``[{"head": entry or None, "entries": [...], "span": "第一条–第五条", "current": bool, "open": bool}]``; one
+    group otherwise. Above ``collapse_above`` articles only the current group starts open."""
+    articles = sum(1 for e in outline if e["article"])
+    heads = [e for e in outline if not e["article"]]
+    if articles < min_articles or not heads:
+        return [{"head": None, "entries": list(outline), "span": "", "current": False}]
+    top = min(e["depth"] for e in heads)
+    groups: list[dict[str, Any]] = []
+    for e in outline:
+        if not e["article"] and e["depth"] == top:
+            groups.append({"head": e, "entries": [], "span": "", "current": e["current"]})
+        elif groups:
+            groups[-1]["entries"].append(e)
+        else:
+            groups.append({"head": None, "entries": [e], "span": "", "current": e["current"]})
+        if e["current"] and groups:
+            groups[-1]["current"] = True
+    for g in groups:
+        g["open"] = g["current"] or articles <= collapse_above
+        arts = [e["text"] for e in g["entries"] if e["article"]]
+        g["span"] = (arts[0] if len(arts) == 1 else f"{arts[0]}–{arts[-1]}") if arts else ""
+    return groups
 
 
 _VERB_PREFIXES = ("做好", "当好", "加强", "坚持", "推进", "发挥", "落实", "提高", "建立", "健全", "严格", "开展", "抓好",

@@ -34,6 +34,13 @@
     return value;
   }
 
+  // Reasons arrive as "中文 / English" (the API keeps both); the page shows the Chinese half.
+  function zh(text) {
+    text = text || "";
+    var cut = text.indexOf(" / ");
+    return cut > 0 ? text.slice(0, cut) : text;
+  }
+
   function errorMessage(data, fallback) {
     if (data && data.error) return data.error.message_zh || data.error.message_en || fallback;
     return fallback;
@@ -130,7 +137,8 @@
   }
 
   function docStateLabel(d) {
-    if (d.state === "embedding" && !d.embedded) return DOC_STATE_LABELS.keyword; // its turn has not come yet
+    if (d.state === "embedding" && d.passages && d.embedded >= d.passages) return DOC_STATE_LABELS.done;
+    if (d.state === "embedding" && !d.embedded) return "可检索 · 等待语义索引"; // its turn has not come yet
     var label = DOC_STATE_LABELS[d.state] || DOC_STATE_LABELS.done;
     if (d.state === "embedding" && d.passages) label += " " + Math.min(99, percent(d.embedded, d.passages)) + "%";
     return label;
@@ -267,7 +275,7 @@
       if (f.saved_as && f.filename && f.saved_as !== f.filename) {
         li.appendChild(el("span", "upload-note", "保存为 " + f.saved_as));
       }
-      if (f.reason) li.appendChild(el("span", "upload-reason", f.reason));
+      if (f.reason) li.appendChild(el("span", "upload-reason", zh(f.reason)));
       list.appendChild(li);
     });
   }
@@ -328,6 +336,10 @@
       statusText.className = "progress-text";
       statusText.textContent = "正在上传 0%";
 
+      send(data, total);
+    });
+
+    function send(data, total) {
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.getAttribute("action"));
       xhr.setRequestHeader("Accept", "application/json");
@@ -351,9 +363,18 @@
           var queued = (body.files || []).length - refused.length;
           done("已提交 " + queued + " 个文件" + (refused.length ? "（" + refused.length + " 个未接受，原因见下方）" : "") +
                "，正在后台建立索引，进度见“索引任务”。", refused.length ? "warn" : "ok");
+          jobs.uploadJob = body.job.id;
           form.reset();
           label.textContent = "选择文件（可多选）";
           pollJobsNow();
+        } else if (xhr.status === 409 && body && body.error && body.error.code === "duplicate_upload") {
+          // The same file is indexed under another name: ask before adding a copy.
+          if (window.confirm(errorMessage(body, "文件与已收录的文档相同。确定要再添加一份吗？"))) {
+            data.set("allow_duplicate", "1");
+            send(data, total);
+          } else {
+            done("未上传：文件与已收录的文档内容相同。", "warn");
+          }
         } else {
           if (body && body.files) renderResults(results, body.files);
           done("上传失败：" + errorMessage(body, "服务器返回 " + xhr.status), "error");
@@ -364,7 +385,7 @@
         done("上传失败：无法连接服务器，或文件过大。", "error");
       };
       xhr.send(data);
-    });
+    }
   }
 
   function initDocuments() {
@@ -394,12 +415,12 @@
   // Polled from /api/jobs: every 1.5 s while a job runs, every 15 s when idle, not at all while the tab is hidden.
   var POLL_ACTIVE_MS = 1500;
   var POLL_IDLE_MS = 15000;
-  var DOCS_REFRESH_MS = 5000; // the documents table (per-document 语义索引中 n%) while a job embeds
+  var DOCS_REFRESH_MS = 1400; // the documents table (per-document 语义索引中 n%) follows every poll while a job embeds
   var FILES_SHOWN = 50;
   var JOB_KIND_LABELS = { add: "添加文档", remove: "删除文档", index: "同步文档目录" };
   var JOB_STATE_LABELS = { queued: "排队中", reading: "读取中", "keyword-ready": "可检索", embedding: "语义索引中",
                            done: "完成", failed: "失败", unchanged: "未变化" };
-  var jobs = { timer: null, busy: false, again: false, seen: {}, first: true, docsAt: 0, flashUntil: 0 };
+  var jobs = { timer: null, busy: false, again: false, seen: {}, first: true, docsAt: 0, flashUntil: 0, uploadJob: null };
 
   function percent(done, total) {
     return total ? Math.max(0, Math.min(100, Math.floor((done || 0) * 100 / total))) : 0;
@@ -434,9 +455,12 @@
   }
 
   function fileStateLabel(f, waiting) {
-    // Searchable by keyword; "语义索引中" only once the encoder has reached this file's passages.
-    if ((waiting || !f.embedded) && (f.state === "embedding" || f.state === "keyword-ready")) return "可检索";
-    if (f.state === "embedding") return "语义索引中 " + percent(f.embedded, f.passages) + "%";
+    var embedding = f.state === "embedding" || f.state === "keyword-ready";
+    // A file whose passages all have their vectors is done, whatever the rest of the job still does.
+    if (embedding && f.passages && f.embedded >= f.passages) return "完成";
+    // Searchable by keyword, its turn for the encoder not come yet.
+    if (embedding && (waiting || !f.embedded)) return "可检索 · 等待语义索引";
+    if (f.state === "embedding") return "语义索引中 " + Math.min(99, percent(f.embedded, f.passages)) + "%";
     return JOB_STATE_LABELS[f.state] || f.state;
   }
 
@@ -481,7 +505,7 @@
       li.appendChild(row);
     }
     if (!job.active && job.summary) li.appendChild(el("p", "job-summary", job.summary));
-    if (job.error) li.appendChild(el("p", "job-error", "失败：" + job.error));
+    if (job.error) li.appendChild(el("p", "job-error", "失败：" + zh(job.error)));
     var files = job.files || [];
     if (files.length) {
       var list = el("ul", "job-files");
@@ -495,7 +519,7 @@
         if (f.passages) item.appendChild(el("span", "job-file-count", f.passages + " 段"));
         // A failed file: the badge says 失败, this line says why (Chinese first). Skipped .jsonl lines likewise.
         if (f.state === "failed" || (f.reason && f.state !== "unchanged")) {
-          item.appendChild(el("span", "upload-reason", f.reason || "未知原因"));
+          item.appendChild(el("span", "upload-reason", zh(f.reason) || "未知原因"));
         }
         list.appendChild(item);
       });
@@ -554,7 +578,7 @@
         text.textContent = "索引已更新：" + finished.length + " 个任务结束" + (failed ? "，其中 " + failed + " 个失败" : "") +
                            "，详见文档管理";
       } else {
-        text.textContent = failed ? "索引任务失败：" + (last.error || last.summary || "") : "索引已更新：" + (last.summary || "完成");
+        text.textContent = failed ? "索引任务失败：" + zh(last.error || last.summary || "") : "索引已更新：" + (last.summary || "完成");
       }
       announce(text.textContent);
       jobs.flashUntil = Date.now() + 10000;
@@ -563,7 +587,21 @@
     }
   }
 
+  // The upload form's "已提交 … 正在后台建立索引" line gives way to the job's outcome once it ends.
+  function followUpload(list) {
+    if (!jobs.uploadJob) return;
+    var job = list.filter(function (j) { return j.id === jobs.uploadJob; })[0];
+    var status = document.getElementById("upload-status");
+    if (!job || job.active || !status) return;
+    jobs.uploadJob = null;
+    var failed = job.state === "failed";
+    var fileFailed = (job.files || []).some(function (f) { return f.state === "failed" || f.status === "error"; });
+    status.textContent = failed ? "索引失败：" + zh(job.error || job.summary || "") : "索引完成：" + (job.summary || "已完成");
+    status.className = "progress-text " + (failed ? "error" : fileFailed ? "warn" : "ok");
+  }
+
   function onJobs(list) {
+    followUpload(list);
     var active = list.filter(function (j) { return j.active; });
     var byId = {};
     list.forEach(function (j) { byId[j.id] = j; });
@@ -772,7 +810,29 @@
       // Only when there is a question: on the empty home page a mode change just sets the option.
       if (box && box.value.trim()) form.submit();
     }
-    Array.prototype.forEach.call(form.querySelectorAll('input[name="mode"], select[name="k"]'), function (input) {
+    // A click on a mode searches again at once; arrow keys only move the choice (each press would reload the
+    // page), and Enter or Space then searches.
+    var byKey = false;
+    var hint = null;
+    Array.prototype.forEach.call(form.querySelectorAll('input[name="mode"]'), function (input) {
+      input.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); byKey = false; rerun(); return; }
+        byKey = /^Arrow/.test(e.key);
+      });
+      input.addEventListener("change", function () {
+        if (!byKey) { rerun(); return; }
+        byKey = false;
+        if (!box || !box.value.trim()) return;
+        if (!hint) {
+          hint = el("span", "mode-hint", "按回车键用新的检索方式搜索");
+          hint.id = "mode-hint";
+          hint.setAttribute("role", "status");
+          var modes = form.querySelector(".modes");
+          if (modes && modes.parentNode) modes.parentNode.insertBefore(hint, modes.nextSibling);
+        }
+      });
+    });
+    Array.prototype.forEach.call(form.querySelectorAll('select[name="k"]'), function (input) {
       input.addEventListener("change", rerun);
     });
     initDocPicker(form);
@@ -846,9 +906,9 @@
       label.appendChild(document.createTextNode(" "));
       label.appendChild(el("span", "doc-option-id", d.doc_id));
       if (counted) { // every document with a hit is listed already: this one has none
-        var count = el("span", "doc-count", "0 条");
+        var count = el("span", "doc-count", "0 段含问题词语");
         count.setAttribute("data-doc-count", "0");
-        count.title = "本问题在该文档中的候选段落数";
+        count.title = "该文档中含问题词语的段落数（按关键词检索限定该文档时的结果数）";
         label.appendChild(document.createTextNode(" "));
         label.appendChild(count);
       }
@@ -949,7 +1009,7 @@
     document.addEventListener("click", function (event) {
       var btn = event.target.closest ? event.target.closest(".copy-cite") : null;
       if (!btn) return;
-      var label = "复制引用";
+      var label = btn.getAttribute("data-label") || "复制引用";
       copyText(btn.getAttribute("data-copy") || "").then(function () {
         btn.textContent = "已复制";
         btn.classList.add("copied");
@@ -960,7 +1020,66 @@
     });
   }
 
+  /* After a results page loads, the keyboard starts at the answer (or the first result, or the no-answer note). */
+  function initFocus() {
+    if (!document.getElementById("results")) return;
+    var target = document.getElementById("answer-box") || document.getElementById("no-answer") ||
+                 document.querySelector("#results .result");
+    if (!target) return;
+    if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+    try { target.focus({ preventScroll: true }); } catch (e) { target.focus(); }
+  }
+
+  function initBatch() {
+    var input = document.getElementById("batch-file");
+    if (!input) return;
+    var label = input.parentNode.querySelector(".file-drop-text");
+    input.addEventListener("change", function () {
+      var f = input.files && input.files[0];
+      label.textContent = f ? "已选择：" + f.name : (label.getAttribute("data-empty") || "选择问题文件");
+    });
+  }
+
+  function initTrash() {
+    var list = document.getElementById("trash-list");
+    if (!list) return;
+    var status = document.getElementById("trash-status");
+    function say(text, kind) {
+      status.textContent = text;
+      status.className = "doc-status" + (kind ? " " + kind : "");
+      status.hidden = !text;
+    }
+    list.addEventListener("click", function (event) {
+      var btn = event.target.closest ? event.target.closest(".restore-btn") : null;
+      if (!btn) return;
+      var name = btn.getAttribute("data-name") || "";
+      var headers = { Accept: "application/json" };
+      var token = adminToken();
+      if (token) headers["X-Admin-Token"] = token;
+      btn.disabled = true;
+      fetch(btn.getAttribute("data-url"), { method: "POST", headers: headers })
+        .then(function (r) {
+          return r.json().catch(function () { return {}; }).then(function (data) { return { ok: r.ok, data: data }; });
+        })
+        .then(function (res) {
+          if (!res.ok) {
+            btn.disabled = false;
+            say("恢复失败：" + errorMessage(res.data, "未知错误"), "error");
+            return;
+          }
+          var item = btn.closest(".trash-item");
+          if (item) item.parentNode.removeChild(item);
+          say("正在恢复“" + name + "”，进度见“索引任务”，完成后出现在文档列表中。", "ok");
+          pollJobsNow();
+        })
+        .catch(function () { btn.disabled = false; say("恢复失败：无法连接服务器。", "error"); });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    initFocus();
+    initBatch();
+    initTrash();
     initDocument();
     initDocuments();
     initJobs();
