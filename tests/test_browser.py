@@ -363,6 +363,8 @@ def test_answer_citation_filter_mode_outline_and_contrast(live_server, driver):
 
     # 3. the document filter: only the seed essay, with per-document counts shown
     driver.find_element(By.CSS_SELECTOR, "#doc-picker summary").click()
+    # the counts arrive when the picker opens (GET /api/doc_counts): the page itself ran one search
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#doc-picker-list[data-counts-ready]")))
     counts = {e.find_element(By.XPATH, "./ancestor::label//input").get_attribute("value"): int(e.get_attribute("data-doc-count"))
               for e in driver.find_elements(By.CSS_SELECTOR, "#doc-picker .doc-count")}
     assert counts[REGULATION_ID] >= 1, counts
@@ -913,6 +915,8 @@ def test_answer_box_badges_counts_keyboard_and_status(live_server, driver):
     driver.get(base + "/?q=" + quote("党支部委员会会议") + "&mode=keyword&k=20")
     wait.until(EC.presence_of_element_located((By.ID, "results")))
     driver.find_element(By.CSS_SELECTOR, "#doc-picker summary").click()
+    # the counts arrive when the picker opens (GET /api/doc_counts): the page itself ran one search
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#doc-picker-list[data-counts-ready]")))
     counts = {e.find_element(By.XPATH, "./ancestor::label//input").get_attribute("value"): int(e.get_attribute("data-doc-count"))
               for e in driver.find_elements(By.CSS_SELECTOR, "#doc-picker .doc-count")}
     assert set(counts) == {d["doc_id"] for d in engine.documents()} and sum(counts.values()) > 0, counts

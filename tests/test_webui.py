@@ -903,33 +903,56 @@ def test_results_page_document_picker_counts_and_filter(client, built):
     picker = html[html.index('id="doc-picker"'):html.index("</details>", html.index('id="doc-picker"'))]
     for d in built.documents():
         assert f'value="{d["doc_id"]}"' in picker
-    counts = dict(re.findall(r'name="doc" value="([^"]+)"\s*>.*?data-doc-count="(\d+)"', picker, re.S))
-    assert int(counts[RULES_ID]) >= 1 and int(counts[XSS_ID]) >= 1
+    url = re.search(r'data-counts="([^"]+)"', picker).group(1).replace("&amp;", "&")
+    assert url.startswith("/api/doc_counts?q=") and 'id="doc-picker-legend" hidden' in picker
+    counts = client.get(url).get_json()["counts"]  # the picker fetches them when opened
+    assert counts[RULES_ID] >= 1 and counts[XSS_ID] >= 1
     filtered = client.get("/", query_string=[("q", "党费"), ("mode", "keyword"), ("doc", XSS_ID)]).get_data(as_text=True)
     assert re.search(rf'value="{XSS_ID}"\s+checked', filtered)
-    kept = dict(re.findall(r'name="doc" value="([^"]+)"[^>]*>.*?data-doc-count="(\d+)"', filtered, re.S))
-    assert kept == counts  # the counts still cover every document while the filter is on
+    assert re.search(r'data-counts="/api/doc_counts\?q=', filtered)  # every document's count, filter or not
     assert "限定 1 篇文档" in filtered
     titles = re.findall(r'class="result-title" href="[^"]*">([^<]+)</a>', filtered)
     assert titles and set(titles) == {str(escape(built.document(XSS_ID)["title"]))}
     bad = client.get("/", query_string={"q": "党费", "doc": "没有.txt"}).get_data(as_text=True)
     assert 'class="notice"' in bad and "未找到文档" in bad and re.search(r'<li class="result[ "]', bad)
-    assert "含问题词语" in picker and 'id="doc-picker-legend"' in html  # the page says what it counts
+    assert "含问题词语" in picker  # the page says what it counts
+    _assert_json_error(client.get("/api/doc_counts"), 400, "missing_question")
+    _assert_json_error(client.get("/api/doc_counts", query_string={"q": "？？？"}), 400, "bad_question")
 
 
 @pytest.mark.parametrize("q", ["党费", "党支部委员会会议", "监督者"])
 def test_picker_counts_equal_what_selecting_the_document_returns(client, built, q):
-    """Each document's count in 限定文档 is the number of results a keyword search restricted to it returns
-    (counted here from the document's own text: the passages that contain one of the question's words)."""
-    html = client.get("/", query_string={"q": q, "mode": "keyword", "k": 20}).get_data(as_text=True)
-    picker = html[html.index('id="doc-picker"'):html.index("</details>", html.index('id="doc-picker"'))]
-    counts = {d: int(n) for d, n in re.findall(r'name="doc" value="([^"]+)"\s*>.*?data-doc-count="(\d+)"', picker, re.S)}
-    assert set(counts) == {d["doc_id"] for d in built.documents()}
-    for doc_id, n in counts.items():
+    """Each document's count in 限定文档 (GET /api/doc_counts, which the picker shows) is the number of results
+    the search page shows when that document alone is selected (keyword mode, k large enough)."""
+    counts = client.get("/api/doc_counts", query_string={"q": q}).get_json()["counts"]
+    assert set(counts) <= {d["doc_id"] for d in built.documents()} and sum(counts.values()) > 0
+    for doc_id in [d["doc_id"] for d in built.documents()]:
         page = client.get("/", query_string=[("q", q), ("mode", "keyword"), ("k", 20), ("doc", doc_id)])
         shown = len(re.findall(r'<li class="result[ "]', page.get_data(as_text=True)))
-        assert shown == n, (doc_id, n, shown)
-    assert sum(counts.values()) > 0
+        assert shown == counts.get(doc_id, 0), (doc_id, counts, shown)
+
+
+class _CountingSearches:
+    """The real engine, counting the searches a page runs."""
+
+    def __init__(self, engine):
+        self._engine, self.calls = engine, []
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def search(self, question, **kw):
+        self.calls.append(kw)
+        return self._engine.search(question, **kw)
+
+
+def test_a_filtered_search_page_runs_one_search(built):
+    eng = _CountingSearches(built)
+    c = create_app(eng, Config()).test_client()
+    html = c.get("/", query_string=[("q", "党费"), ("mode", "hybrid"), ("doc", RULES_ID)]).get_data(as_text=True)
+    assert re.search(r'<li class="result[ "]', html)
+    assert len(eng.calls) == 1 and {k: eng.calls[0][k] for k in ("k", "mode", "docs")} == \
+        {"k": 5, "mode": "hybrid", "docs": [RULES_ID]}
 
 
 def test_answer_sentence_in_results_and_document_view(client, built):
@@ -1285,9 +1308,7 @@ def test_picker_lists_at_most_the_cap_selected_and_hit_documents_first(many):
     assert values[1:4] == ["doc17.txt", "doc24.txt", "doc3.txt"]
     assert values[4:] == [d for d in natural if d not in values[:4]][:4]
     assert all("checked" not in attrs for _, attrs in options[1:])
-    shown = dict(re.findall(r'value="([^"]+)"[^>]*>.*?data-doc-count="(\d+)"', picker, re.S))
-    assert {d: int(n) for d, n in shown.items() if int(n)} == {d: counts[d] for d in hits}
-    assert "已选及与本问题相关的优先" in picker and 'data-counted="1"' in picker
+    assert "已选及与本问题相关的优先" in picker and 'data-counts="/api/doc_counts?q=' in picker
     assert 'id="no-results"' in html  # restricted to doc30, which lacks the term three other documents have
 
     # A folder: one ticked option for it, its listed documents ticked through it (disabled: the folder submits).

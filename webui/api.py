@@ -13,6 +13,8 @@ from typing import Any, Sequence
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from indexer.index.sync import file_sha1
+from indexer.search.query import K_MAX
+from indexer.types import PartyQAError
 
 from .common import State, corpus_root, download, public_doc, require_admin, state as _state, stats as _stats
 from .doclist import MAX_DOC_LIMIT, records
@@ -29,6 +31,23 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_JOBS, MAX_JOBS = 20, 100  # GET /api/jobs: newest first
+
+
+def doc_counts(engine: Any, q: str) -> dict[str, int]:
+    """Passages per document that contain the question's words: what a keyword search filtered to that document
+    finds (up to K_MAX); the document picker shows them as "N 段含问题词语"."""
+    try:
+        hits = engine.search(q, k=K_MAX, mode="keyword")
+    except PartyQAError:
+        return {}
+    out: dict[str, int] = {}
+    for h in hits:
+        # A copy folded into a hit of another document is a result of its own when its document is selected; a
+        # copy folded within one document is not.
+        docs = {str(h.get("doc_id") or "")} | {str(a.get("doc_id") or "") for a in h.get("also_in") or []}
+        for d in docs - {""}:
+            out[d] = out.get(d, 0) + 1
+    return out
 
 
 @bp.get("/health")
@@ -74,6 +93,21 @@ def api_search() -> Response:
     if getattr(hits, "doc_counts", None) is not None:
         body["doc_counts"] = hits.doc_counts
     return jsonify(body)
+
+
+@bp.get("/doc_counts")
+def api_doc_counts() -> Response:
+    """Per document, the passages that contain the question's words (?q=): what a keyword search restricted to
+    that document returns; the search page's 限定文档 list shows them."""
+    state = _state()
+    engine, cfg = state.engine, state.config
+    question = request.args.get("q", request.args.get("question"))
+    if question is None:
+        raise ApiError(400, "缺少问题参数 q（或 question）。", "missing the question (q or question)",
+                       code="missing_question")
+    q = check_question(question, cfg.max_query_chars)
+    return jsonify({"question": q, "counts": doc_counts(engine, q),
+                    "counted": "passages containing the question's words (a keyword search per document)"})
 
 
 @bp.post("/batch")

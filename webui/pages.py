@@ -1,6 +1,7 @@
 """The HTML pages: search (home and results), a document, the documents page, 服务状态 and the batch page."""
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
@@ -11,7 +12,6 @@ from flask import Blueprint, current_app, render_template, request
 
 from indexer.text.cite import citation
 from indexer.questions import QUESTION_SUFFIXES, QuestionLine, SkippedLine, file_lines, pasted_lines, screen
-from indexer.search.query import K_MAX
 from indexer.types import ModelError, PartyQAError, QueryError
 
 from .common import State, doc_url, download, ordinal_of, state as _state, stats as _stats
@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
 
-COUNT_DEPTH = K_MAX  # keyword matches counted per document for the document picker
 EXAMPLE_DOCS = 12  # documents read to derive example questions
 MAX_JOBS = 100
 
@@ -115,21 +114,12 @@ def _library(state: State, catalog: Catalog) -> dict[str, Any]:
         return {"categories": [], "documents": 0, "pending": 0, "curated": False, "examples": []}
 
 
-def _doc_counts(engine: Any, q: str) -> dict[str, int]:
-    """Passages per document that contain the question's words: what a keyword search filtered to that document
-    finds (up to K_MAX); the document picker shows them as "N 段含问题词语"."""
+def _counts_all(engine: Any) -> bool:
+    """True when ``engine.search`` takes ``count_all`` (doc_counts of every document under a filter)."""
     try:
-        hits = engine.search(q, k=COUNT_DEPTH, mode="keyword")
-    except PartyQAError:
-        return {}
-    out: dict[str, int] = {}
-    for h in hits:
-        # A copy folded into a hit of another document is a result of its own when its document is selected; a
-        # copy folded within one document is not.
-        docs = {str(h.get("doc_id") or "")} | {str(a.get("doc_id") or "") for a in h.get("also_in") or []}
-        for d in docs - {""}:
-            out[d] = out.get(d, 0) + 1
-    return out
+        return "count_all" in inspect.signature(engine.search).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _pending_docs(state: State) -> int:
@@ -216,8 +206,14 @@ def search_page() -> str:
                            "doc_counts": {}, "answer_found": True}
 
     def page() -> str:
-        ctx["picker"] = build_picker(catalog, docs or [], folders, ctx["doc_counts"] or None,
-                                     cap=current_app.config["PICKER_CAP"])
+        # The search's own candidate counts only order a cut list (documents with hits first); the counts shown
+        # are fetched when the picker is opened (GET /api/doc_counts): the page runs one search.
+        picker = build_picker(catalog, docs or [], folders, ctx["doc_counts"] or None,
+                              cap=current_app.config["PICKER_CAP"])
+        for option in picker.options:
+            option.count = None
+        picker.counted = False
+        ctx["picker"] = picker
         return render_template("search.html", **ctx)
 
     if "q" not in request.args:
@@ -227,7 +223,10 @@ def search_page() -> str:
     try:
         q = check_question(q_raw, cfg.max_query_chars)
         t0 = time.perf_counter()
-        hits = engine.search(q, k=k, mode=mode, docs=docs)
+        # One search; under a document filter it still counts every document's candidates (count_all), which
+        # order a cut picker list.
+        hits = (engine.search(q, k=k, mode=mode, docs=docs, count_all=True) if docs and _counts_all(engine)
+                else engine.search(q, k=k, mode=mode, docs=docs))
         ctx["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         answer_found = bool(hits.answer_found) and bool(hits)
         ctx["answer"] = _decorate_all(hits, q, answer_found)
@@ -236,7 +235,7 @@ def search_page() -> str:
             ctx["kinds"] = answer_kinds(q, catalog.titles.values())
         if mode != "keyword":
             ctx["pending_docs"] = _pending_docs(state)
-        ctx["doc_counts"] = _doc_counts(engine, q)
+        ctx["doc_counts"] = dict(getattr(hits, "doc_counts", None) or {})
         ctx["export_args"] = {"q": q, "mode": mode, "k": k, "doc": docs or []}
         if not hits:
             ctx["examples"] = _examples(state)

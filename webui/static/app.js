@@ -856,7 +856,8 @@
     var status = document.getElementById("doc-picker-status");
     var note = status ? status.getAttribute("data-note") || "" : "";
     var cut = list.getAttribute("data-cut") === "1";
-    var counted = list.getAttribute("data-counted") === "1";
+    var countsUrl = list.getAttribute("data-counts");
+    var counts = null; // document id -> passages with the question's words, fetched when the picker opens
     var timer = null;
     var asked = 0;
 
@@ -905,15 +906,47 @@
       label.appendChild(el("span", "doc-option-title", d.title));
       label.appendChild(document.createTextNode(" "));
       label.appendChild(el("span", "doc-option-id", d.doc_id));
-      if (counted) { // every document with a hit is listed already: this one has none
-        var count = el("span", "doc-count", "0 段含问题词语");
-        count.setAttribute("data-doc-count", "0");
-        count.title = "该文档中含问题词语的段落数（按关键词检索限定该文档时的结果数）";
-        label.appendChild(document.createTextNode(" "));
-        label.appendChild(count);
-      }
       li.appendChild(label);
       list.appendChild(li);
+      showCount(li);
+    }
+    // Each listed document's count: the passages that contain the question's words, which is what a keyword
+    // search restricted to that document returns. Fetched once, when the picker is first opened.
+    function showCount(li) {
+      var box = boxOf(li);
+      if (!counts || !box || box.getAttribute("data-folder")) return;
+      var n = counts[box.value] || 0;
+      var span = li.querySelector(".doc-count");
+      if (!span) {
+        span = el("span", "doc-count");
+        span.title = "该文档中含问题词语的段落数（按关键词检索限定该文档时的结果数）";
+        var label = li.querySelector("label");
+        label.appendChild(document.createTextNode(" "));
+        label.appendChild(span);
+      }
+      span.textContent = n + " 段含问题词语";
+      span.setAttribute("data-doc-count", String(n));
+      if (n > 0) li.classList.add("has-hits"); else li.classList.remove("has-hits");
+    }
+    function loadCounts() {
+      if (!countsUrl || counts) return;
+      var url = countsUrl;
+      countsUrl = null; // once
+      fetch(url, { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status)); })
+        .then(function (data) {
+          counts = data.counts || {};
+          options().forEach(showCount);
+          var legend = document.getElementById("doc-picker-legend");
+          if (legend) legend.hidden = false;
+          list.setAttribute("data-counts-ready", "1");
+        })
+        .catch(function () { /* no counts: the list still works */ });
+    }
+    var details = document.getElementById("doc-picker");
+    if (details) {
+      details.addEventListener("toggle", function () { if (details.open) loadCounts(); });
+      if (details.open) loadCounts();
     }
     function ask(raw, needle) {
       var mine = ++asked;
