@@ -14,17 +14,25 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+_PAUSED: set[str] = set()
+
+
 def checkpoint(root: Path, name: str) -> None:
-    """Test hook: when PARTYQA_PAUSE_AT names this point, mark it in the index dir and wait to be killed.
+    """Test hook: when PARTYQA_PAUSE_AT names this point, mark it in the index dir and wait to be killed or released.
 
     Lets the robustness tests SIGKILL a real writer at a known step (reading, keyword, embedding, before/after
-    the CURRENT switch). Does nothing unless the variable is set.
+    the CURRENT switch), or let it go on by deleting the marker. Pauses once per process, for at most
+    PARTYQA_PAUSE_SECONDS. Does nothing unless the variable is set.
     """
-    if os.environ.get("PARTYQA_PAUSE_AT") != name:
+    if os.environ.get("PARTYQA_PAUSE_AT") != name or name in _PAUSED:
         return
-    (root / f".paused-{name}").write_text(str(os.getpid()), "utf-8")
+    _PAUSED.add(name)
+    marker = root / f".paused-{name}"
+    marker.write_text(str(os.getpid()), "utf-8")
     logger.warning("PARTYQA_PAUSE_AT=%s: pausing for a test", name)
-    time.sleep(float(os.environ.get("PARTYQA_PAUSE_SECONDS", "120")))
+    deadline = time.monotonic() + float(os.environ.get("PARTYQA_PAUSE_SECONDS", "120"))
+    while marker.exists() and time.monotonic() < deadline:  # the test deletes the marker to release the writer
+        time.sleep(0.05)
 
 
 def write_json(path: Path, obj: Any) -> None:

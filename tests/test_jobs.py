@@ -15,7 +15,9 @@ from pathlib import Path
 import filelock
 import pytest
 
-from conftest import make_corpus
+from conftest import make_corpus, with_seed_cache
+
+pytestmark = pytest.mark.slow  # an engine with the real model in every test
 from indexer import Config, Engine
 
 NEW_DOC = "鸿雁驿站.txt"
@@ -36,11 +38,11 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> tuple[Path, Path]:
+def base(tmp_path_factory, seed_cache) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("jobs")
     corpus = make_corpus(root / "corpus")
-    with Engine.open(root / "index", Config()) as eng:
-        eng.index(corpus)
+    with Engine.open(with_seed_cache(seed_cache, root / "index"), Config()) as eng:
+        assert eng.index(corpus).passages_encoded == 0
     return root / "index", corpus
 
 
@@ -62,7 +64,7 @@ def eng(base, tmp_path):
 def held(eng: Engine, name: str):
     """Hold one of the index's lock files the way another process would."""
     lock = filelock.FileLock(str(eng.root / name), is_singleton=False)
-    lock.acquire(timeout=30)
+    lock.acquire(timeout=300)
     try:
         yield
     finally:
@@ -87,7 +89,7 @@ def test_searchable_by_keyword_and_hybrid_before_the_vectors_then_embedded(eng, 
     path = upload(tmp_path, "a.txt", NEW_TEXT)
     with held(eng, "embed.lock"):  # another process is encoding the backlog: this job's vectors must wait
         job = eng.jobs.submit_add([path], names={str(path): NEW_DOC})
-        assert eng.jobs.wait(job.id, "keyword-ready", timeout=60).state in ("keyword-ready", "embedding")
+        assert eng.jobs.wait(job.id, "keyword-ready", timeout=300).state in ("keyword-ready", "embedding")
         d = job.to_dict()
         assert d["files"][0]["name"] == NEW_DOC and d["files"][0]["doc_ids"] == [NEW_DOC]
         n_new = d["files"][0]["passages"]
@@ -126,7 +128,7 @@ def test_second_job_is_queued_and_a_bad_file_fails_alone(eng, tmp_path):
     with held(eng, "write.lock"):  # a writer holds the index: the first job waits in its reading phase
         first = eng.jobs.submit_add([good, bad, empty])
         second = eng.jobs.submit_add([other])
-        assert eng.jobs.wait(first.id, "reading", timeout=30).state == "reading"
+        assert eng.jobs.wait(first.id, "reading", timeout=300).state == "reading"
         assert second.to_dict()["state"] == "queued" and second.to_dict()["queue_position"] == 1
         assert [j.id for j in eng.jobs.list(active_only=True)] == [second.id, first.id]
     a = eng.jobs.wait(first.id, "done", timeout=300).to_dict()
@@ -156,7 +158,7 @@ def test_second_job_is_queued_and_a_bad_file_fails_alone(eng, tmp_path):
 def test_remove_as_a_job(eng, tmp_path):
     before = {d["doc_id"] for d in eng.documents()}
     job = eng.jobs.submit_remove(["支部工作条例示例.txt", "没有这篇.txt"])
-    d = eng.jobs.wait(job.id, timeout=60).to_dict()
+    d = eng.jobs.wait(job.id, timeout=300).to_dict()
     assert d["kind"] == "remove" and d["state"] == "done"
     assert [(f["name"], f["state"]) for f in d["files"]] == [("支部工作条例示例.txt", "done"), ("没有这篇.txt", "failed")]
     assert _HAN.search(d["files"][1]["reason"].split(" / ")[0])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_corpus
+from conftest import make_corpus, with_seed_cache
 from indexer import Config, Engine
 from indexer.ingest.files import iter_corpus_files
 
@@ -133,6 +133,12 @@ def kill_at(index: Path, point: str, log: Path, *args: str) -> None:
     (index / f".paused-{point}").unlink()
 
 
+def release(index: Path, point: str, proc: subprocess.Popen) -> None:
+    """Let a writer paused at ``point`` go on (the checkpoint waits while its marker exists)."""
+    assert proc.poll() is None, f"the writer paused at {point} had already exited ({proc.returncode})"
+    (index / f".paused-{point}").unlink()
+
+
 def snapshot(index: Path) -> dict:
     """What a user sees of an index: its documents and the full hits of a few searches in each mode."""
     with Engine.open(index, Config()) as eng:
@@ -186,11 +192,11 @@ def report_of(proc: subprocess.CompletedProcess) -> dict:
 
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> tuple[Path, Path]:
-    """One index over the seed essay and the regulation fixture, built once (its embedding cache is reused)."""
+def base(tmp_path_factory, seed_cache) -> tuple[Path, Path]:
+    """One index over the seed essay and the regulation fixture, built once from the run's embedding cache."""
     root = tmp_path_factory.mktemp("robust-kill")
     corpus = make_corpus(root / "corpus")
-    with Engine.open(root / "index", Config()) as eng:
+    with Engine.open(with_seed_cache(seed_cache, root / "index"), Config()) as eng:
         report = eng.index(corpus)
         assert sorted(report.added) == sorted([SEED_DOC, REG_DOC]) and not report.errors
     return root / "index", corpus
@@ -241,6 +247,8 @@ def test_kill_during_index(fresh, tmp_path, point):
     else:
         assert snapshot(index) == before, "a killed sync must leave exactly the previous state"
         assert NEW_DOC not in finds(index, NEW_TERM) and REG_DOC not in finds(index, REG_TERM)
+        if point == "read":
+            assert not list(index.glob("gen-*.tmp")), "the kill landed before the next generation was started"
         if point == "keyword":
             assert list(index.glob("gen-*.tmp")), "the kill landed while the next generation was being built"
         if point == "before_switch":
@@ -369,35 +377,101 @@ def test_kill_during_remove(fresh, tmp_path, point):
     assert rep["unchanged"] == [SEED_DOC] and not rep["added"] and not rep["removed"]
 
 
-# ---------------------------------------------------------------------------- kills at arbitrary moments
-def test_kill_at_arbitrary_moments_then_resume(fresh, tmp_path):
-    """SIGKILL a sync at increasing delays (wherever it happens to be), check the index each time, then finish."""
+# ---------------------------------------------------------------------------- kills between the checkpoints
+LONG_DOC = "长篇学习材料.txt"
+LONG_TEXT = "长篇学习材料\n\n" + "\n\n".join(
+    f"第{i}部分 鸿雁驿站第{i}次学习活动\n第{i}次活动中，党支部组织党员学习党章第{i}条的内容，结合本单位实际开展讨论，"
+    f"每名党员都结合自身工作谈了体会，支部书记作了总结，要求大家把学习成果转化为推动工作的实际行动，"
+    f"并在下次组织生活会上交流落实情况。" for i in range(1, 25))
+STAGE_TRIES = 5  # runs tried per stage; a run that got past the stage before it was stopped is not counted
+
+
+def _generation(index: Path) -> int | None:
+    """The generation CURRENT names (None while it cannot be read)."""
+    try:
+        return json.loads((index / "CURRENT").read_text("utf-8"))["generation"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def stage_of(index: Path, gen0: int, cached0: int) -> str:
+    """Where a stopped `index` run is, read from the index folder: ``keyword`` (the next generation is being written,
+    CURRENT unchanged), ``embedding`` (keyword half committed, passages being encoded, no generation being
+    written), or ``other``."""
+    gen, building = _generation(index), bool(list(index.glob("gen-*.tmp")))
+    if gen == gen0 and building:
+        return "keyword"
+    if gen == gen0 + 1 and not building and cache_entries(index) > cached0:
+        return "embedding"
+    return "other"
+
+
+def stop_in_stage(index: Path, proc: subprocess.Popen, stage: str, gen0: int, cached0: int, log: Path) -> str:
+    """SIGSTOP ``proc`` as soon as the index folder shows ``stage``; return the stage it was really stopped in."""
+    deadline = time.monotonic() + MARKER_WAIT
+    while stage_of(index, gen0, cached0) != stage:
+        if proc.poll() is not None:
+            return "finished"
+        assert time.monotonic() < deadline, f"the sync did not reach its {stage} stage in {MARKER_WAIT:.0f}s:\n" \
+                                            f"{output(log)}"
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGSTOP)
+    return stage_of(index, gen0, cached0)  # the folder no longer changes: this is where the kill lands
+
+
+@pytest.mark.parametrize("stage", ["keyword", "embedding"])
+def test_kill_between_checkpoints_lands_in_its_stage(fresh, tmp_path, stage):
+    """SIGKILL a sync in the middle of a stage, away from the checkpoints: the writer is stopped as soon as the index
+    folder shows the stage, the folder is read again to confirm where it stopped, and only then is it killed. The
+    index then shows the state that stage promises, and the same command finishes the work."""
     index, corpus = fresh
-    before_ids = doc_ids(index)
-    long_text = "长篇学习材料\n\n" + "\n\n".join(
-        f"第{i}部分 鸿雁驿站第{i}次学习活动\n第{i}次活动中，党支部组织党员学习党章第{i}条的内容，结合本单位实际开展讨论，"
-        f"每名党员都结合自身工作谈了体会，支部书记作了总结，要求大家把学习成果转化为推动工作的实际行动，"
-        f"并在下次组织生活会上交流落实情况。" for i in range(1, 25))
-    (corpus / "长篇学习材料.txt").write_text(long_text, "utf-8")
-    outcomes = []
-    for delay in (0.8, 1.6, 2.4, 3.5, 5.0):
-        proc = start(index, tmp_path / f"kill-{delay}.log", "index", str(corpus))
+    (corpus / LONG_DOC).write_text(LONG_TEXT, "utf-8")
+    before = snapshot(index)
+    gen0, cached0 = before["generation"], cache_entries(index)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(index, pristine)
+    seen = []
+    for attempt in range(STAGE_TRIES):
+        if attempt:  # the last run got past the stage: start again from the same index
+            shutil.rmtree(index)
+            shutil.copytree(pristine, index)
+        log = tmp_path / f"kill-{attempt}.log"
+        proc = start(index, log, "index", str(corpus))
         try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            sigkill(proc)
-        outcomes.append(proc.returncode)
-        with Engine.open(index, Config()) as eng:  # opens after every kill, consistent, old or new state
+            seen.append(stop_in_stage(index, proc, stage, gen0, cached0, log))
+        finally:
+            if proc.poll() is None:
+                sigkill(proc)
+        if seen[-1] == stage:
+            break
+    assert seen[-1] == stage, f"{STAGE_TRIES} runs got past the {stage} stage before they were stopped: {seen}"
+
+    cached_after_kill = cache_entries(index)
+    if stage == "keyword":
+        assert snapshot(index) == before, "killed while writing the next generation: the previous state, exactly"
+        assert LONG_DOC not in finds(index, "鸿雁驿站第7次学习活动")
+        assert cached_after_kill == cached0, "nothing is encoded before the keyword commit"
+    else:
+        with Engine.open(index, Config()) as eng:
             assert_consistent(eng)
-            ids = {d["doc_id"] for d in eng.documents()}
-            assert ids in (before_ids, before_ids | {"长篇学习材料.txt"})
-            assert eng.search("基层党支部做好监督者", k=1)[0]["doc_id"] == SEED_DOC
-    assert -signal.SIGKILL in outcomes, "at least one run was really killed"
+            assert {d["doc_id"] for d in eng.documents()} == before_ids(before) | {LONG_DOC}
+            assert eng.stats()["pending_vectors"] > 0, "killed while encoding: vectors are still pending"
+        assert finds(index, "鸿雁驿站第7次学习活动")[0] == LONG_DOC, "keyword-searchable before its vectors"
+        assert cached_after_kill > cached0
+
     rep = report_of(run(index, "index", str(corpus), "--json", PARTYQA_LOCK_TIMEOUT="0"))
-    assert rep["added"] in ([], ["长篇学习材料.txt"])
-    assert doc_ids(index) == before_ids | {"长篇学习材料.txt"}
-    assert finds(index, "鸿雁驿站第7次学习活动")[0] == "长篇学习材料.txt"
-    assert not list(index.glob("gen-*.tmp"))
+    assert rep["added"] == ([LONG_DOC] if stage == "keyword" else [])
+    # what was encoded before the kill is not encoded again
+    assert rep["passages_encoded"] == cache_entries(index) - cached_after_kill > 0
+    assert rep["passages_pending"] == 0 and pending(index) == 0
+    assert doc_ids(index) == before_ids(before) | {LONG_DOC}
+    assert finds(index, "鸿雁驿站第7次学习活动")[0] == LONG_DOC
+    assert not list(index.glob("gen-*.tmp")), "leftovers of the killed writer are cleaned by the next write"
+
+
+def before_ids(snap: dict) -> set[str]:
+    """The document ids of a snapshot."""
+    return {d["doc_id"] for d in snap["documents"]}
 
 
 # ---------------------------------------------------------------------------- stale whoosh locks
@@ -455,20 +529,22 @@ def test_concurrent_adds_one_fails_clearly_one_waits(fresh, tmp_path):
         files[name] = tmp_path / name
         files[name].write_text(f"{name[0]}材料\n\n{term}每月开展一次集中学习，党员轮流领学，"
                                f"支部书记点评，学习记录报党委备案。", "utf-8")
-    # First writer: holds the index lock while paused (12 s) building its keyword half.
+    # First writer: holds the index lock while paused building its keyword half, until the test releases it.
     first = start(index, tmp_path / "first.log", "add", str(files["甲.txt"]), PARTYQA_PAUSE_AT="keyword",
-                  PARTYQA_PAUSE_SECONDS="12")
+                  PARTYQA_PAUSE_SECONDS="600")
     wait_paused(index, "keyword", first, tmp_path / "first.log")
-    # Third writer: patient (30 s), waits for the lock and then adds on top of the first one's commit.
-    third = start(index, tmp_path / "third.log", "add", str(files["丙.txt"]), "--json", PARTYQA_LOCK_TIMEOUT="30")
+    # Third writer: patient, waits for the lock and then adds on top of the first one's commit.
+    third = start(index, tmp_path / "third.log", "add", str(files["丙.txt"]), "--json", PARTYQA_LOCK_TIMEOUT="600")
     # Second writer: impatient (1 s): fails clearly, exit 2, no traceback, nothing changed by it.
     second = run(index, "add", str(files["乙.txt"]), PARTYQA_LOCK_TIMEOUT="1")
-    assert first.poll() is None, "the test needs the first writer still holding the lock"
-    assert second.returncode == 2
+    assert second.returncode == 2, (second.stdout, second.stderr)
     assert "错误 error:" in second.stderr and "locked by another process" in second.stderr
     assert "PARTYQA_LOCK_TIMEOUT" in second.stderr and "Traceback" not in second.stderr
-    assert first.wait(timeout=120) == 0, output(tmp_path / "first.log")
-    assert third.wait(timeout=120) == 0, output(tmp_path / "third.log")
+    assert third.poll() is None, f"the patient writer finished while the lock was held:\n{output(tmp_path / 'third.log')}"
+    assert "丙.txt" not in doc_ids(index)
+    release(index, "keyword", first)
+    assert first.wait(timeout=300) == 0, output(tmp_path / "first.log")
+    assert third.wait(timeout=300) == 0, output(tmp_path / "third.log")
     assert last_json(tmp_path / "third.log")["added"] == ["丙.txt"]
     assert doc_ids(index) == {SEED_DOC, REG_DOC, "甲.txt", "丙.txt"}
     assert not (corpus / "乙.txt").exists() and not list(corpus.glob(".partyqa-staged-*"))
@@ -488,16 +564,19 @@ def test_an_embedding_writer_does_not_block_the_next_add(fresh, tmp_path):
     first_doc.write_text(NEW_TEXT.replace("鸿雁驿站", "甲字号驿站"), "utf-8")
     second_doc.write_text("乙材料\n\n乙字号学习小组每月开展一次集中学习，党员轮流领学，支部书记点评。", "utf-8")
     first = start(index, tmp_path / "first.log", "add", str(first_doc), "--json", PARTYQA_PAUSE_AT="embedding",
-                  PARTYQA_PAUSE_SECONDS="15")
+                  PARTYQA_PAUSE_SECONDS="600")
     wait_paused(index, "embedding", first, tmp_path / "first.log")
     assert finds(index, "甲字号驿站")[0] == "甲.txt", "keyword-ready before its vectors"
     second = start(index, tmp_path / "second.log", "add", str(second_doc), "--json", PARTYQA_LOCK_TIMEOUT="1")
-    deadline = time.monotonic() + MARKER_WAIT
+    deadline = time.monotonic() + 300
     while "乙.txt" not in finds(index, "乙字号学习小组"):
         assert second.poll() in (None, 0), output(tmp_path / "second.log")
-        assert time.monotonic() < deadline, "the second add's keyword phase waited for the first one's embedding"
+        assert time.monotonic() < deadline, "300 s and the second add's keyword half is not searchable: it waited " \
+                                            "for the first one's embedding?\n" + output(tmp_path / "second.log")
         time.sleep(0.2)
-    assert first.poll() is None, "the second add became searchable while the first was still embedding"
+    # the first writer is still paused in its embedding stage (it goes on only when released)
+    assert (index / ".paused-embedding").read_text("utf-8") == str(first.pid)
+    release(index, "embedding", first)
     assert first.wait(timeout=300) == 0, output(tmp_path / "first.log")
     assert second.wait(timeout=300) == 0, output(tmp_path / "second.log")
     assert last_json(tmp_path / "first.log")["added"] == ["甲.txt"]

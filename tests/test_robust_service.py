@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import ROOT, make_corpus
+from conftest import ROOT, make_corpus, with_seed_cache
 from indexer import Config, Engine
 
 if str(ROOT) not in sys.path:
@@ -53,11 +53,11 @@ def _env(**extra: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> tuple[Path, Path]:
-    """The seed essay + regulation fixture, indexed once (its embedding cache is reused by every test)."""
+def base(tmp_path_factory, seed_cache) -> tuple[Path, Path]:
+    """The seed essay + regulation fixture, indexed once from the run's embedding cache (reused by every test)."""
     root = tmp_path_factory.mktemp("robust-service")
     corpus = make_corpus(root / "corpus")
-    with Engine.open(root / "index", Config()) as eng:
+    with Engine.open(with_seed_cache(seed_cache, root / "index"), Config()) as eng:
         assert not eng.index(corpus).errors
     return root / "index", corpus
 
