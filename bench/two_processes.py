@@ -50,7 +50,8 @@ def _child(role: str, seconds: float, lock: bool) -> dict[str, Any]:
     while time.monotonic() < end:
         enc.encode_passages(passages[done % 40: done % 40 + 2])
         done += 2
-    return {"passages": done, "passages_per_second": round(done / (time.perf_counter() - t0), 2)}
+    elapsed = time.perf_counter() - t0
+    return {"passages": done, "passages_per_second": round(done / elapsed, 2), "seconds": round(elapsed, 3)}
 
 
 def _spawn(role: str, seconds: float, lock: bool) -> subprocess.Popen:

@@ -265,8 +265,10 @@ def test_two_process_bench_runs_both_children_in_every_phase() -> None:
         assert 0.5 * seconds <= q["n"] * q["mean"] / 1000, q
 
     def passages_ok(p: dict) -> None:
-        """Passages go in slices of two, and the rate is the count over at least the phase's length."""
-        assert p["passages"] % 2 == 0 and p["passages"] / p["passages_per_second"] >= 0.95 * seconds, p
+        """Passages go in slices of two; the rate is the count over the time the child embedded (the phase's length
+        at least)."""
+        assert p["passages"] % 2 == 0 and p["seconds"] >= seconds, p
+        assert p["passages"] / p["passages_per_second"] == pytest.approx(p["seconds"], rel=0.02), p
 
     questions_ok(out["alone_questions"])
     passages_ok(out["alone_passages"])
