@@ -95,12 +95,13 @@ def collect(eng: Any, questions: Sequence[Question]) -> list[tuple[list, list]]:
 def run_variant(eng: Any, questions: Sequence[Question], cands: Sequence[tuple[list, list]], mode: str,
                 k: int = 10, **overrides: Any) -> list[Any]:
     """Rank every question with one configuration; returns the Results."""
+    from indexer.search.query import analyse
     from indexer.search.rank import rank
 
     cfg = dataclasses.replace(eng.config, **overrides)
     gen = eng._state()
-    versions = eng._versions(gen)
-    return [rank(gen.passages, q.text, kw, sem, k, mode, cfg, versions=versions)
+    versions = eng._searcher.versions(gen)
+    return [rank(gen.passages, analyse(" ".join(q.text.split())), kw, sem, k, mode, cfg, versions=versions)
             for q, (kw, sem) in zip(questions, cands)]
 
 

@@ -135,16 +135,16 @@ def bench_upload(files: list[Path], phrase: str, cached: bool, interval: float) 
     eng.index(root / "seed")
     assert not [h for h in eng.search(phrase, k=3, mode="keyword") if phrase in h["text"]], "phrase not unique"
     commits: list[float] = []
-    commit = eng._commit_vectors
+    commit = eng._writer.commit_vectors
 
-    def timed_commit(*args: Any) -> int:
+    def timed_commit(*args: Any) -> list[str]:
         t0 = time.perf_counter()
         try:
             return commit(*args)
         finally:
             commits.append(time.perf_counter() - t0)
 
-    eng._commit_vectors = timed_commit  # type: ignore[method-assign]
+    eng._writer.commit_vectors = timed_commit  # type: ignore[method-assign]
     eng.jobs  # the server's queue and background embedder, started before the upload (as at server start)
     asker = Asker(eng, _questions(), interval)
     asker.start()

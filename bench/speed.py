@@ -71,7 +71,7 @@ def candidate_files(party_docs: Path = PARTY_DOCS) -> list[str]:
 def passage_counts(files: Sequence[str], party_docs: Path = PARTY_DOCS) -> dict[str, int]:
     """How many passages the engine's own read + clean + split makes of each file."""
     from indexer.ingest import files as ingest
-    from indexer.engine import prepare
+    from indexer.ingest.prepare import prepare
 
     return {rel: sum(len(prepare(raw)[1]) for raw in ingest.load_file(party_docs / rel, doc_id=rel)) for rel in files}
 
@@ -157,7 +157,7 @@ def bench_components(index_dir: Path, runs: int = 3, embed_sample: int = 96) -> 
     from indexer import Config, Engine
     from indexer.ingest import files as ingest
     from indexer.embed.encoders import load_encoder, passage_context
-    from indexer.engine import prepare
+    from indexer.ingest.prepare import prepare
     from indexer.backends.local.keyword import WhooshKeywordIndex
 
     with Engine.open(index_dir, Config.from_env(reranker="")) as eng:

@@ -297,7 +297,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the web UI and HTTP API with waitress."""
-    from webui.app import serve
+    from webui.server import serve
 
     eng = _engine(args, create=True)
     try:

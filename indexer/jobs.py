@@ -21,14 +21,13 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import Any, Collection, Protocol, Sequence
 
 from indexer.fsutil import write_json
-from indexer.index.sync import SKIPPED_LINE, bilingual_reason
+from indexer.index.backlog import Backlog
+from indexer.index.sync import SKIPPED_LINE, SyncReport, bilingual_reason
 from indexer.types import IndexLockedError
 
-if TYPE_CHECKING:
-    from indexer.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -42,84 +41,33 @@ LOCKED_PATIENCE_S = 900.0
 RECORDS_FILE = "jobs.json"  # <index>/jobs.json: records of the last KEEP_FINISHED finished jobs
 
 
-# --------------------------------------------------------------------------------------------- the shared backlog
-class Backlog:
-    """Progress of the engine's embedding backlog: passages encoded but not committed yet, and the recent rate."""
-
-    def __init__(self, window: float = 60.0):
-        self._lock = threading.Lock()
-        self._window = window
-        self._events: collections.deque[tuple[float, int]] = collections.deque()
-        self._uncommitted: set[str] = set()
-        self.active = False
-        self.error: str | None = None
-        self._listeners: list[Callable[[], None]] = []
-
-    def listen(self, fn: Callable[[], None]) -> None:
-        """Call ``fn`` (no arguments, quickly) whenever passages were encoded or committed."""
-        with self._lock:
-            self._listeners.append(fn)
-
-    def unlisten(self, fn: Callable[[], None]) -> None:
-        """Stop calling ``fn``."""
-        with self._lock:
-            if fn in self._listeners:
-                self._listeners.remove(fn)
-
-    def _notify(self) -> None:
-        for fn in list(self._listeners):
-            try:
-                fn()
-            except Exception:  # pragma: no cover - a listener must not stop the embedding
-                logger.exception("backlog listener failed")
-
-    def started(self, pending: int) -> None:
-        """An encoder starts a chunk of a backlog of ``pending`` passages."""
-        with self._lock:
-            self.active = True
-        self._notify()
-
-    def encoded(self, pids: Sequence[str], n_encoded: int) -> None:
-        """``pids`` have vectors now (``n_encoded`` of them were encoded, the rest came from the cache)."""
-        with self._lock:
-            self._uncommitted.update(pids)
-            self._events.append((time.monotonic(), len(pids)))
-        self._notify()
-
-    def committed(self, pids: Iterable[str]) -> None:
-        """Vectors of ``pids`` were committed (or are no longer wanted)."""
-        with self._lock:
-            self._uncommitted.difference_update(pids)
-        self._notify()
-
-    def idle(self) -> None:
-        """The encoder stopped (backlog empty, stopped, or failed)."""
-        with self._lock:
-            self.active = False
-            self._uncommitted.clear()
-        self._notify()
-
-    def uncommitted(self) -> set[str]:
-        """Passages encoded whose vectors are not committed yet (they count as embedded for progress)."""
-        with self._lock:
-            return set(self._uncommitted)
-
-    def rate(self) -> float | None:
-        """Passages per second over the recent window, None before two batches were encoded in it."""
-        with self._lock:
-            now = time.monotonic()
-            while self._events and now - self._events[0][0] > self._window:
-                self._events.popleft()
-            if not self._events:
-                return None
-            if len(self._events) < 2 or self._events[-1][0] <= self._events[0][0]:
-                return None
-            # Passages encoded after the first event, over the time since it.
-            done = sum(n for _, n in self._events) - self._events[0][1]
-            return done / (self._events[-1][0] - self._events[0][0])
-
-
 # --------------------------------------------------------------------------------------------- jobs
+class JobEngine(Protocol):
+    """The public :class:`indexer.engine.Engine` API the queue runs jobs with (nothing private)."""
+
+    root: Path
+    backend: Any  # warmed before the queue's threads start
+    backlog: Backlog
+
+    def add(self, paths: Sequence[str | Path], progress: bool = False, wait: bool = True) -> SyncReport:
+        """Index files, copied into the corpus folder."""
+
+    def remove(self, doc_ids: Sequence[str]) -> list[str]:
+        """Remove documents."""
+
+    def index(self, corpus_dir: str | Path, progress: bool = False, wait: bool = True) -> SyncReport:
+        """Sync with a corpus folder."""
+
+    def pending_vectors(self, docs: Collection[str] | None = None) -> list[str]:
+        """Passages waiting for their vectors."""
+
+    def pending_passages(self) -> list[tuple[str, str]]:
+        """(passage id, document id) of the passages waiting for their vectors."""
+
+    def start_background(self) -> None:
+        """Start encoding the backlog in the background."""
+
+
 @dataclass
 class JobFile:
     """One file (or document id, for a removal) of a job."""
@@ -194,7 +142,7 @@ def _new_id() -> str:
 class JobQueue:
     """The jobs of one Engine (``Engine.jobs``): submit, list, wait; one worker runs keyword phases in order."""
 
-    def __init__(self, engine: "Engine"):
+    def __init__(self, engine: JobEngine):
         self.engine = engine
         self.dir = engine.root / JOBS_DIR
         self._cv = threading.Condition(threading.RLock())
@@ -350,12 +298,10 @@ class JobQueue:
         todo = [f for f in job.files if f.path and f.state != "failed"]
         by_path = {f.path: f for f in todo}
         report = self.engine.add([f.path for f in todo], wait=False) if todo else None
-        gen = self.engine._state()
         with self._cv:
             if report is not None:
                 for err in report.errors:
-                    f = by_path.get(err.get("path", "")) or next(
-                        (f for f in todo if Path(f.path).name == Path(err.get("path", "")).name), None)
+                    f = by_path.get(err.get("path", ""))
                     if f is not None:
                         reason = bilingual_reason(err.get("reason", ""))
                         if str(err.get("reason", "")).endswith(SKIPPED_LINE):
@@ -364,14 +310,13 @@ class JobQueue:
                         else:
                             f.state, f.reason = "failed", reason
                         err["path"] = f.name  # the name the user gave, not the spooled copy
-                files = gen.manifest.get("files", {})
-                changed = set(report.added) | set(report.updated)
                 for f in todo:
                     if f.state == "failed":
                         continue
-                    f.doc_ids = list(files.get(Path(f.path).name, {}).get("doc_ids", []))
-                    f.passages = sum(len(gen.by_doc.get(d, ())) for d in f.doc_ids)
-                    f.state = "keyword-ready" if set(f.doc_ids) & changed else "unchanged"
+                    produced = report.files.get(str(Path(f.path)))  # what the add made of this file
+                    f.doc_ids = produced.doc_ids if produced is not None else []
+                    f.passages = sum(produced.passages.values()) if produced is not None else 0
+                    f.state = "keyword-ready" if produced is not None and produced.changed else "unchanged"
                     if not f.doc_ids:
                         f.state, f.reason = "failed", "文件中没有可索引的文本 / no indexable text in the file"
             self._keyword_ready(job, report)
@@ -389,11 +334,11 @@ class JobQueue:
 
     def _run_index(self, job: Job) -> None:
         report = self.engine.index(job.target, wait=False)
-        gen = self.engine._state()
+        passages = {d: n for produced in report.files.values() for d, n in produced.passages.items()}
         with self._cv:
             for doc_id in report.added + report.updated:
                 job.files.append(JobFile(name=doc_id, state="keyword-ready", doc_ids=[doc_id],
-                                         passages=len(gen.by_doc.get(doc_id, ()))))
+                                         passages=passages.get(doc_id, 0)))
             for err in report.errors:
                 job.files.append(JobFile(name=err.get("path", ""), state="failed",
                                          reason=bilingual_reason(err.get("reason", ""))))
@@ -401,9 +346,8 @@ class JobQueue:
 
     def _keyword_ready(self, job: Job, report: Any) -> None:
         """The job's keyword commit landed: list its pending passages; the backlog embeds them."""
-        gen = self.engine._state()
         docs = {d for f in job.files if f.state == "keyword-ready" for d in f.doc_ids}
-        job.pids = [pid for pid in gen.manifest.get("pending_vectors") or [] if gen.passages[pid].doc_id in docs]
+        job.pids = self.engine.pending_vectors(docs)
         job.passages_total = sum(f.passages for f in job.files if f.state == "keyword-ready")
         failed = sum(f.state == "failed" for f in job.files)
         if report is not None:
@@ -431,10 +375,11 @@ class JobQueue:
             if not active:
                 return
         try:
-            gen = self.engine._state()
+            waiting = self.engine.pending_passages()
         except Exception:  # pragma: no cover - a broken index is reported by the searches
             return
-        order = gen.manifest.get("pending_vectors") or []
+        order = [pid for pid, _ in waiting]
+        doc_of = dict(waiting)
         pending = set(order)
         encoded = self.engine.backlog.uncommitted()
         rate = self.engine.backlog.rate()
@@ -444,7 +389,7 @@ class JobQueue:
                 left = [pid for pid in job.pids if pid in pending and pid not in encoded]
                 left_by_doc: dict[str, int] = {}
                 for pid in left:
-                    d = gen.passages[pid].doc_id
+                    d = doc_of[pid]
                     left_by_doc[d] = left_by_doc.get(d, 0) + 1
                 committed = not any(pid in pending for pid in job.pids)
                 job.passages_embedded = len(job.pids) - len(left)

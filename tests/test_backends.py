@@ -20,6 +20,7 @@ import pytest
 
 from conftest import ROOT, SEED, make_corpus
 from indexer import Config, Engine, PartyQAError, QueryError
+from indexer.types import ModelError
 
 REG_DOC = "支部工作条例示例.txt"
 SEED_DOC = SEED.name
@@ -346,7 +347,13 @@ def test_model_change_and_analyzer_change_rewrite_both_halves(tmp_path, corpus, 
     monkeypatch.setattr(indexer.engine, "load_encoder", lambda cfg: Wider())
     eng = Engine.open(tmp_path / "index", _config(backend))
     try:
-        eng.search("党支部委员会", k=3, mode="hybrid")  # notices the other model and re-embeds
+        before = eng._state()
+        # A search never writes: it answers keyword first (the other model's vectors are not used) ...
+        assert eng.search("党支部委员会", k=3, mode="hybrid")
+        with pytest.raises(ModelError):
+            eng.search("党支部委员会", k=3, mode="semantic")
+        assert eng._state().number == before.number and eng._state().manifest["model_id"] != "hash-wider"
+        eng.embed_pending()  # ... and the backlog re-embeds every passage with the configured model
         gen = eng._state()
         assert gen.manifest["model_id"] == "hash-wider" and gen.reader.model_id == "hash-wider"
         assert gen.reader.vector_count() == n

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.engine import prepare
+from indexer.ingest.prepare import prepare
 from indexer.ingest.files import load_file_checked
 from indexer.text.cite import citation, is_document_name
 

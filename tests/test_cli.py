@@ -40,7 +40,7 @@ def test_split_seed_json_contract():
     assert {"一、", "二、", "三、", "四、"} <= heads
     assert 80 <= statistics.median(len(p["text"]) for p in out) <= 350
     # Offsets point into the cleaned document text: rebuild it from the in-process pipeline and compare.
-    from indexer.engine import prepare
+    from indexer.ingest.prepare import prepare
     from indexer.ingest.files import load_file
 
     doc, _ = prepare(load_file(SEED)[0])

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import PARTY_DOCS, SEED, make_corpus, require_party_docs
 from indexer import Config, Engine, QueryError
+from indexer.types import ModelError
 
 REAL_DOCS = ["xtjeyvc-dangfa/dangfa005.md", "xtjeyvc-8gui/00.md", "xtjeyvc-dangfa/dangfa0015.md"]
 
@@ -335,9 +336,9 @@ def test_passage_store_appended_and_reused_equals_a_fresh_read(built, tmp_path):
 def test_vector_commits_are_spaced_by_what_the_last_one_cost(built, tmp_path, monkeypatch):
     """The backlog commits after EMBED_CHUNK newly encoded passages, but not sooner than COMMIT_COST_SPACING times
     the last commit's duration: when commits are dear (a large index), fewer, larger ones."""
-    import indexer.engine as engine_mod
+    import indexer.index.backlog as backlog_mod
 
-    monkeypatch.setattr(engine_mod, "EMBED_CHUNK", 2)
+    monkeypatch.setattr(backlog_mod, "EMBED_CHUNK", 2)
     eng, corpus = _fresh(built, tmp_path)
     eng.config.encode_batch = 2  # batches of two, so that a chunk can end after any two passages
     counts = []
@@ -348,7 +349,7 @@ def test_vector_commits_are_spaced_by_what_the_last_one_cost(built, tmp_path, mo
         eng.add([new], wait=False)
         assert eng.stats()["pending_vectors"] >= 4  # new texts: not in the embedding cache
         before = eng.stats()["generation"]
-        eng._last_vector_commit_s = cost
+        eng._embedder.last_commit_s = cost
         eng.embed_pending()
         assert eng.stats()["pending_vectors"] == 0
         counts.append(eng.stats()["generation"] - before)
@@ -406,6 +407,12 @@ def test_model_change_reembeds_instead_of_mixing(built, tmp_path):
     e5_id = eng.stats()["model"]
     eng.close()
     other = Engine.open(eng.root, Config(model=str(model_dir)))
+    generation = other.stats()["generation"]
+    with pytest.raises(ModelError):  # a search never writes: the e5 vectors are not compared with the new model's
+        other.search("党支部 监督", k=3, mode="semantic")
+    assert other.search("党支部 监督", k=3, mode="hybrid")  # keyword first meanwhile
+    assert other.stats()["generation"] == generation
+    other.embed_pending()  # the backlog (a server's background thread, or `partyqa index`) re-embeds
     hits = other.search("党支部 监督", k=3, mode="semantic")
     assert hits
     assert other.stats()["model"] != e5_id

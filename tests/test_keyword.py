@@ -9,10 +9,11 @@ import threading
 import pytest
 import whoosh.index
 
-from indexer.backends.local.keyword import SUBWORD_WEIGHT, WhooshKeywordIndex, build_query, make_weighting
+from indexer.backends.local.keyword import WhooshKeywordIndex, build_query, make_weighting
 from indexer.backends.local.postings import PostingsCache
 from indexer.text.analyzer import (
     STOPWORDS_PATH,
+    SUBWORD_WEIGHT,
     USERDICT_PATH,
     ChineseAnalyzer,
     query_terms,

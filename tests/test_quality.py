@@ -76,7 +76,7 @@ def test_regulation_gold_texts_are_verbatim_in_party_docs() -> None:
 
 def test_every_gold_text_lies_inside_one_passage_after_clean_and_split() -> None:
     from indexer.ingest import files as ingest
-    from indexer.engine import prepare
+    from indexer.ingest.prepare import prepare
 
     rows = _rows()
     if not (PARTY_DOCS / "corpus.jsonl").exists():
@@ -178,7 +178,7 @@ def test_quiz_keyword_quality_and_subword_weighting(regs_engine, monkeypatch: py
     from bench import quiz
     from bench.metrics import score
 
-    import indexer.backends.local.keyword as keyword_mod
+    import indexer.text.analyzer as keyword_mod
 
     if not quiz.QUIZ.is_file():
         pytest.skip(f"{quiz.QUIZ} absent")

@@ -96,7 +96,7 @@ def test_folding_a_whole_passage_equals_folding_each_sentence() -> None:
 def test_version_families_of_the_real_discipline_regulations() -> None:
     party_docs = require_party_docs()
     from indexer.ingest import files as ingest
-    from indexer.engine import prepare
+    from indexer.ingest.prepare import prepare
 
     docs = {}
     for name in ("dangfa008.md", "dangfa009.md", "dangfa0010.md", "dangfa0011.md", "dangfa0012.md", "dangfa002.md",

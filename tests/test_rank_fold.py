@@ -18,6 +18,7 @@ from indexer.config import Config  # noqa: E402
 from indexer.ingest import files as ingest  # noqa: E402
 from indexer.ingest.prepare import prepare  # noqa: E402
 from indexer.search.highlight import _CJK_OR_WORD, best_sentence  # noqa: E402
+from indexer.search.query import analyse  # noqa: E402
 from indexer.search.rank import FOLD_SCAN, near_duplicate, rank  # noqa: E402
 from indexer.text.analyzer import fold, query_terms  # noqa: E402
 from indexer.text.noise import is_noise_line  # noqa: E402
@@ -87,7 +88,7 @@ def test_folding_of_replicas_follows_the_definition(seed_passages: list[Passage]
     hits = [KeywordHit(pid, float(len(pids) - i), []) for i, pid in enumerate(pids)]
     led = 0
     for k in (2, 3, 5, 10):
-        res = rank(passages, "党支部如何加强党员教育管理", hits, [], k, "keyword", Config(), versions=versions)
+        res = rank(passages, analyse("党支部如何加强党员教育管理"), hits, [], k, "keyword", Config(), versions=versions)
         got = [[h["pid"]] + [a["pid"] for a in h["also_in"]] for h in res]
         assert got == reference_groups(pids, passages, k, versions)
         assert res.doc_counts == Counter(passages[p].doc_id for p in pids)
@@ -95,7 +96,7 @@ def test_folding_of_replicas_follows_the_definition(seed_passages: list[Passage]
         assert not any(f"a.txt#{n}" in g and f"b.txt#{n}" in g for g in got)
         # without version information the best-ranked copy leads; a current version taking the lead keeps the
         # group's score and its place
-        plain = rank(passages, "党支部如何加强党员教育管理", hits, [], k, "keyword", Config())
+        plain = rank(passages, analyse("党支部如何加强党员教育管理"), hits, [], k, "keyword", Config())
         assert [h["score"] for h in plain] == [h["score"] for h in res]
         assert [set(g) for g in got] == [{h["pid"]} | {a["pid"] for a in h["also_in"]} for h in plain]
         for h, g in zip(res, got):
@@ -104,7 +105,7 @@ def test_folding_of_replicas_follows_the_definition(seed_passages: list[Passage]
                 led += 1
     assert led
     # with room for them, the three identical copies of an essay passage form one hit
-    res = rank(passages, "党支部如何加强党员教育管理", hits, [], 10, "keyword", Config())
+    res = rank(passages, analyse("党支部如何加强党员教育管理"), hits, [], 10, "keyword", Config())
     full = [h for h in res if len(h["also_in"]) == 2]
     assert full and all({a["doc_id"] for a in h["also_in"]} | {h["doc_id"]} == {"a.txt", "b.txt", "c.txt"} for h in full)
 

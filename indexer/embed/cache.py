@@ -6,9 +6,12 @@ import json
 import logging
 import os
 import re
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
+import filelock
 import numpy as np
 
 from indexer.fsutil import write_atomic
@@ -17,6 +20,36 @@ if TYPE_CHECKING:
     from indexer.embed.encoders import Encoder
 
 logger = logging.getLogger(__name__)
+
+
+CACHE_LOCK = "embed.lock"  # beside the index: one process appends to its embedding cache at a time
+
+
+class CacheLock:
+    """The right to append to an index's embedding cache: one thread of this process, one process of the machine."""
+
+    def __init__(self, path: Path):
+        self._mutex = threading.Lock()
+        self._file_lock = filelock.FileLock(str(path), is_singleton=False, thread_local=False)
+
+    @contextmanager
+    def __call__(self, timeout: float = -1) -> Iterator[bool]:
+        """Hold the lock; yields False when it could not be taken within ``timeout`` seconds (-1: wait)."""
+        if not self._mutex.acquire(timeout=timeout):
+            yield False
+            return
+        try:
+            try:
+                self._file_lock.acquire(timeout=timeout, poll_interval=0.1)
+            except filelock.Timeout:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                self._file_lock.release()
+        finally:
+            self._mutex.release()
 
 
 def _safe_name(model_id: str) -> str:

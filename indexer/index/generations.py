@@ -211,6 +211,68 @@ class Snapshot:
             logger.debug("closing generation %s failed", self.number, exc_info=True)
 
 
+class CurrentGeneration:
+    """The committed generation this process searches: re-opened when a writer (of any process) switched CURRENT.
+
+    The previous snapshot stays open for searches already running on it and is closed at the next switch.
+    """
+
+    def __init__(self, root: Path, store: "Generations", backend: Backend):
+        self.root = root
+        self._store = store
+        self._backend = backend
+        self._lock = threading.RLock()
+        self._gen: Snapshot | None = None
+        self._old: list[Snapshot] = []
+        self._sig: tuple[int, int] | None = None
+
+    def reload(self, force: bool = False) -> None:
+        """Switch to the newest committed generation if a writer has committed one (``force``: check CURRENT)."""
+        try:
+            st = os.stat(self.root / "CURRENT")
+        except FileNotFoundError:
+            return
+        sig = (st.st_mtime_ns, st.st_size)
+        if not force and sig == self._sig:
+            return
+        with self._lock:
+            number = self._store.read_current()
+            if self._gen is not None and self._gen.number == number:
+                self._sig = sig
+                return
+            gen = Snapshot(self.root, number, self._backend)
+            if self._gen is not None:
+                self._old.append(self._gen)
+                # Keep the previous generation open for searches already running on it.
+                while len(self._old) > 1:
+                    self._old.pop(0).close()
+            self._gen = gen
+            self._sig = sig
+            logger.debug("opened generation %d (%d passages)", number, len(gen.passages))
+            if not gen.tokenized_with_current_analyzer():
+                logger.warning("index %s was tokenized with another analyzer (user dictionary, stopwords or PartyQA "
+                               "version changed); keyword results may miss words until `partyqa index` re-tokenizes "
+                               "it (quick: no re-reading, no re-embedding)", self.root)
+
+    def get(self, force: bool = False) -> Snapshot:
+        """The newest committed generation (reloaded first)."""
+        self.reload(force)
+        gen = self._gen
+        assert gen is not None
+        return gen
+
+    def close(self) -> None:
+        """Release every open snapshot (the next :meth:`get` opens the current one again)."""
+        with self._lock:
+            for g in self._old:
+                g.close()
+            self._old.clear()
+            if self._gen is not None:
+                self._gen.close()
+                self._gen = None
+                self._sig = None
+
+
 class Generations:
     """The gen-N folders and CURRENT of one index directory: create, copy for a write, commit, garbage-collect."""
 

@@ -16,11 +16,13 @@ K_MIN, K_MAX = 1, 100
 
 @dataclass(frozen=True)
 class Query:
-    """One analysed question: the cleaned text, its synonym expansion and its weighted keyword terms."""
+    """One analysed question: the cleaned text, its synonym expansion and the terms every search step uses."""
 
     text: str  # whitespace collapsed; what hits are built and best sentences chosen against
     expanded: str  # text plus the regulation wording of abbreviations it contains
-    terms: tuple[tuple[str, float], ...]  # weighted keyword terms of ``expanded``
+    terms: tuple[tuple[str, float], ...]  # weighted keyword terms of ``expanded`` (the keyword half's query)
+    hit_terms: tuple[str, ...] = ()  # every term of ``expanded``: what a hit's matched terms are looked up from
+    signal_terms: tuple[tuple[str, float], ...] = ()  # weighted terms of ``text``: the answer-confidence coverage
 
     @property
     def words(self) -> list[str]:
@@ -65,13 +67,15 @@ def check_question(question: Any, max_chars: int) -> str:
 def analyse(question: str, keyword: bool = True) -> Query:
     """Analyse an already checked question: expand synonyms, then weight its terms (once per question).
 
-    ``keyword=False`` (semantic-only searches) skips the term analysis, a jieba pass of ~0.2 ms.
+    ``keyword=False`` (semantic-only searches) leaves out the keyword half's terms. Ranking takes the Query as it
+    is: nothing analyses the question again.
     """
-    from indexer.backends.local import keyword as _keyword
-    from indexer.text.analyzer import expand_query, weighted_query_terms
+    from indexer.text import analyzer
 
-    expanded = expand_query(question)
-    # The sub-word weight and the term cap are the keyword index's (indexer.backends.local.keyword), read at call time, so the
-    # keyword half weighs terms exactly as WhooshKeywordIndex.search does for the same text.
-    terms = tuple(weighted_query_terms(expanded, _keyword.SUBWORD_WEIGHT)[:_keyword.MAX_QUERY_TERMS]) if keyword else ()
-    return Query(text=question, expanded=expanded, terms=terms)
+    expanded = analyzer.expand_query(question)
+    # The sub-word weight and the term cap are read at call time, so the keyword half weighs terms exactly as
+    # WhooshKeywordIndex.search does for the same text.
+    weight = analyzer.SUBWORD_WEIGHT
+    terms = tuple(analyzer.weighted_query_terms(expanded, weight)[:analyzer.MAX_QUERY_TERMS]) if keyword else ()
+    return Query(text=question, expanded=expanded, terms=terms, hit_terms=tuple(analyzer.query_terms(expanded)),
+                 signal_terms=tuple(analyzer.weighted_query_terms(question, weight)))

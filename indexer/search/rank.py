@@ -15,19 +15,16 @@ from typing import Any, Collection, Mapping, Sequence
 from indexer.config import Config
 from indexer.search.fuse import Fused, convex, normalise, rrf
 from indexer.search.highlight import best_sentence, folded_lower, matched_terms, term_spans
-from indexer.text.analyzer import expand_query, fold, query_terms, weighted_query_terms
+from indexer.search.query import Query
+from indexer.text.analyzer import fold
 from indexer.text.cite import citation
 from indexer.text.noise import noise_share
 from indexer.text.versions import VersionInfo
-from indexer.types import KeywordHit
-from indexer.types import Passage
+from indexer.types import KeywordHit, Passage
 
 # A passage that is all table rows / form lines keeps this share of its fused score (prose keeps all of it): low
 # enough that answering prose passes a form repeating the question's words; a table that alone matches still shows.
 NOISE_KEEP = 0.3
-# Sub-words of a longer query word count this much toward coverage (indexer.backends.local.keyword.SUBWORD_WEIGHT's value; not
-# imported, so that ranking does not load whoosh).
-SUBWORD_WEIGHT = 0.3
 # Near-duplicate test: character 4-gram shingles; two passages are one answer when this share of the smaller
 # one's shingles occurs in the other (article text repeated across versions, an abstract repeating a paragraph).
 SHINGLE = 4
@@ -61,11 +58,11 @@ class Signals:
     agree: bool  # the best passage of each half is among the other half's first five
 
 
-def question_signals(question: str, passages: Mapping[str, Passage], kw: Sequence[tuple[str, float]],
+def question_signals(query: Query, passages: Mapping[str, Passage], kw: Sequence[tuple[str, float]],
                      sem: Sequence[tuple[str, float]]) -> Signals:
     """Signals of one question from its candidate lists (already restricted to known passages)."""
     coverage = 0.0
-    weighted = weighted_query_terms(question, SUBWORD_WEIGHT)
+    weighted = query.signal_terms
     total = sum(w * len(t) for t, w in weighted)
     if total:
         for pid in {lst[0][0] for lst in (kw, sem) if lst}:
@@ -277,13 +274,14 @@ def _version_fields(versions: Mapping[str, VersionInfo], doc_id: str) -> dict[st
     return {"version_status": info.status if info else None, "version_label": info.label if info else None}
 
 
-def rank(passages: Mapping[str, Passage], question: str, kw_hits: Sequence[KeywordHit],
+def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[KeywordHit],
          sem_hits: Sequence[tuple[str, float]], k: int, mode: str, config: Config, reranker: Any = None,
          versions: Mapping[str, VersionInfo] | None = None, pending: Collection[str] = ()) -> Results:
     """The top-k hits of one question from both halves' candidates (a document filter is applied by the backends).
 
     Candidates the committed passage store does not list (a backend row of an uncommitted write) are dropped.
-    ``pending``: passages still waiting for their vectors, ranked keyword-only in hybrid mode.
+    ``pending``: passages still waiting for their vectors, ranked keyword-only in hybrid mode. ``query`` is the
+    question as :func:`indexer.search.query.analyse` analysed it, once for both halves and this ranking.
     """
     versions = versions or {}
     # The candidates' passages, each looked up once in the store: below, fusion, noise, folding, hits and counts
@@ -304,11 +302,12 @@ def rank(passages: Mapping[str, Passage], question: str, kw_hits: Sequence[Keywo
                 known[pid] = p
                 sem.append((pid, s))
     passages = known
-    sig = question_signals(question, passages, kw, sem)
+    question = query.text
+    sig = question_signals(query, passages, kw, sem)
     fused = demote_noise(fuse(kw, sem, mode, config, sig, pending), passages)
     fused = rerank(reranker, passages, question, fused, k)
     groups = fold_duplicates(fused, passages, k, versions)
-    q_terms = query_terms(expand_query(question))
+    q_terms = query.hit_terms
     kw_terms = {h.pid: h.terms for h in kw_hits}
     hits = []
     for i, group in enumerate(groups, start=1):

@@ -26,7 +26,7 @@ from whoosh.index import LockError
 from whoosh.query import Or, Term
 
 from indexer.backends.local.postings import ArrayLRU, PostingsCache
-from indexer.text.analyzer import ChineseAnalyzer, segmenter, weighted_query_terms
+from indexer.text.analyzer import MAX_QUERY_TERMS, SUBWORD_WEIGHT, ChineseAnalyzer, segmenter, weighted_query_terms
 from indexer.types import KeywordHit
 from indexer.types import IndexLockedError, Passage
 
@@ -38,13 +38,6 @@ FIELD_BOOSTS: dict[str, float] = {"text": 1.0, "section": 0.6, "title": 0.4}
 # BM25F length normalisation per field: full for text, weaker for the short heading fields.
 FIELD_B: dict[str, float] = {"text": 0.75, "section": 0.5, "title": 0.3}
 K1 = 1.2
-# A pasted paragraph can give hundreds of terms; beyond this many, extra terms only cost time.
-MAX_QUERY_TERMS = 100
-# Weight of a query token that is only a dictionary sub-word of a longer query word (see weighted_query_terms).
-# At 1.0 a long compound (中国特色社会主义: 8 tokens) outweighed the rarer words that single out the answer.
-# Passage R@5 over the whole party-docs corpus, keyword / hybrid: quiz 0.895 / 0.881 -> 0.938 / 0.890 and
-# dev questions 0.485 / 0.621 -> 0.495 / 0.631 at 0.3 (0.2-0.5 within one question of it).
-SUBWORD_WEIGHT = 0.3
 # Indexing throughput: jieba takes ~60 % of keyword indexing (profiled on the 8gui regulations), so large batches
 # are tokenized in worker processes while this process writes the postings: the workers run ChineseAnalyzer and
 # return each field's tokens, and during the write the fields' analyzer replays them (:class:`_Replay`), so the

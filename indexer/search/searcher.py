@@ -1,0 +1,150 @@
+"""Questions -> Results over one committed generation: each question checked and analysed once, both halves
+searched with the :class:`~indexer.search.query.Query`, and that same Query handed to :func:`~indexer.search.rank.rank`.
+
+A search only reads: an index embedded with another model is not re-embedded here (that is a write, done by the
+embedding backlog); until it is, hybrid searches rank keyword-first and semantic searches say so.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+from indexer.config import Config
+from indexer.embed.encoders import Encoder
+from indexer.index.generations import CurrentGeneration, Snapshot
+from indexer.search.query import Query, analyse, check_k, check_mode, check_question
+from indexer.search.rank import Results, rank
+from indexer.text.versions import VersionInfo, version_families
+from indexer.types import KeywordHit, ModelError, QueryError
+
+logger = logging.getLogger(__name__)
+
+Candidates = tuple[list[list[KeywordHit]], list[list[tuple[str, float]]]]  # per question: keyword, semantic lists
+
+
+class Searcher:
+    """Searches the current generation of one index (many threads at once; it never writes)."""
+
+    def __init__(self, config: Config, current: CurrentGeneration, encoder: Callable[[], Encoder],
+                 stale_model: Callable[[], None] = lambda: None):
+        self.config = config
+        self.current = current
+        self._encoder = encoder
+        self._stale_model = stale_model  # told when the index was embedded with another model
+        self._reranker: Any = None
+        self._reranker_loaded = False
+        self._versions_cache: tuple[int, dict[str, VersionInfo]] | None = None
+
+    def search_many(self, questions: Sequence[str], k: int = 5, mode: str = "hybrid",
+                    docs: Sequence[str] | None = None, count_all: bool = False) -> list[Results]:
+        """Check the request (the one set of request rules), analyse each question once, search and rank.
+
+        ``docs`` restricts both halves to those documents; ``count_all`` then makes each Results' ``doc_counts``
+        count every document's candidates, as an unfiltered search would (the question is encoded once).
+        """
+        check_mode(mode)
+        qs = [check_question(q, self.config.max_query_chars) for q in questions]
+        check_k(k)
+        gen = self.current.get()
+        allowed = validate_docs(gen, docs)
+        if not qs:
+            return []
+        queries = [analyse(q, keyword=mode != "semantic") for q in qs]
+        return self.search_queries(gen, queries, k, mode, allowed, count_all=count_all and allowed is not None)
+
+    def search_queries(self, gen: Snapshot, queries: Sequence[Query], k: int, mode: str,
+                       allowed: set[str] | None = None, count_all: bool = False) -> list[Results]:
+        """The search hook: build both halves' candidates for analysed questions, then rank each with its Query."""
+        depth = max(self.config.candidates, k)
+        semantic = mode in ("hybrid", "semantic") and self._vectors_usable(gen, mode)
+        vectors = self._encode(queries) if semantic and gen.reader.vector_count() else None
+        candidates = self.candidates(gen, queries, mode, depth, allowed, vectors)
+        reranker = self._reranker_for_search()
+        versions = self.versions(gen)
+        # Hybrid: passages without a vector yet rank keyword first -- every passage, while the vectors are another
+        # model's (until the backlog has re-embedded them).
+        pending = (gen.pending if semantic else frozenset(gen.passages)) if mode == "hybrid" else frozenset()
+        results = [rank(gen.passages, q, kw_hits, sem_hits, k, mode, self.config, reranker, versions=versions,
+                        pending=pending)
+                   for q, kw_hits, sem_hits in zip(queries, *candidates)]
+        if count_all:
+            every = self.candidates(gen, queries, mode, depth, None, vectors)
+            for res, q, kw_hits, sem_hits in zip(results, queries, *every):
+                res.doc_counts = rank(gen.passages, q, kw_hits, sem_hits, 1, mode, self.config, reranker,
+                                      versions=versions, pending=pending).doc_counts
+        return results
+
+    def candidates(self, gen: Snapshot, queries: Sequence[Query], mode: str, depth: int, allowed: set[str] | None,
+                   vectors: Any = None) -> Candidates:
+        """Both halves' candidate lists (``depth`` each) of every question; ``vectors``: the encoded questions."""
+        keyword_lists: list[list[KeywordHit]] = [[] for _ in queries]
+        semantic_lists: list[list[tuple[str, float]]] = [[] for _ in queries]
+        reader = gen.reader
+        if vectors is not None:
+            # One step after the other, on the calling thread. The encoder's OpenMP team wants both cores: with the
+            # keyword half searching beside it a question's encoding took 21 ms p50 instead of 11 (first pass at
+            # 100k passages, 2 cores). Nor does the vector search gain from running beside the keyword half: both
+            # need the GIL between their C calls, and the hand-offs cost more than the ~1.5 ms overlap saved
+            # (hybrid p50 / p95 17.3 / 31.1 ms one after the other, 18.4 / 35.8 side by side; medians of 6
+            # alternating rounds of the 200 bench questions at 100k, bench/NOTES.md).
+            semantic_lists = reader.vector_search_many(vectors, depth, allowed)
+        if mode in ("hybrid", "keyword"):
+            keyword_lists = reader.keyword_search_many([q.terms for q in queries], depth, allowed)
+        return keyword_lists, semantic_lists
+
+    def _encode(self, queries: Sequence[Query]) -> Any:
+        texts = [q.expanded if self.config.expand_semantic else q.text for q in queries]
+        return self._encoder().encode_queries(texts)
+
+    def _vectors_usable(self, gen: Snapshot, mode: str) -> bool:
+        """False when the index's vectors come from another model than the configured one (semantic: an error)."""
+        built_with = gen.manifest.get("model_id")
+        if not gen.passages or not built_with or built_with == self._encoder().model_id:
+            return True
+        self._stale_model()
+        if mode == "semantic":
+            raise ModelError(f"索引的向量由模型 {built_with} 生成，当前模型为 {self._encoder().model_id}，正在重新生成；"
+                             f"请稍后再试，或运行 partyqa index / the index was embedded with {built_with}, the "
+                             f"configured model is {self._encoder().model_id}: it is being re-embedded; try again "
+                             f"later or run `partyqa index`")
+        logger.warning("index embedded with %s, configured model %s: keyword-only until it is re-embedded",
+                       built_with, self._encoder().model_id)
+        return False
+
+    def versions(self, gen: Snapshot) -> dict[str, VersionInfo]:
+        """Which documents are versions of one regulation, and which is current (computed once per generation)."""
+        cached = self._versions_cache
+        if cached is not None and cached[0] == gen.number:
+            return cached[1]
+        docs = {d: {"title": m.get("title", ""), "text": gen.texts.get(d, ""), "meta": m.get("meta")}
+                for d, m in gen.manifest["documents"].items()}
+        found = version_families(docs)
+        self._versions_cache = (gen.number, found)
+        return found
+
+    def _reranker_for_search(self) -> Any:
+        """The cross-encoder, loaded on first use when one is configured; None otherwise."""
+        if not self.config.reranker:
+            return None
+        if not self._reranker_loaded:
+            from indexer.search.rerank import load_reranker
+
+            self._reranker = load_reranker(self.config)
+            self._reranker_loaded = True
+        return self._reranker
+
+
+def validate_docs(gen: Snapshot, docs: Sequence[str] | None) -> set[str] | None:
+    """The doc-id filter as a set (None = every document); unknown ids are refused with their names."""
+    if docs is None:
+        return None
+    if isinstance(docs, str):
+        docs = [docs]
+    wanted = {str(d) for d in docs if str(d).strip()}
+    if not wanted:
+        return None
+    unknown = sorted(wanted - set(gen.manifest["documents"]))
+    if unknown:
+        raise QueryError(f"未找到文档：{'、'.join(unknown[:5])}（见文档列表） / unknown document id(s): "
+                         f"{', '.join(unknown[:5])} (see the document list)")
+    return wanted
