@@ -46,6 +46,7 @@ import filelock
 
 from indexer.backends import make_backend
 from indexer.config import Config
+from indexer.curator import Curator
 from indexer.embed.cache import CACHE_LOCK, CacheLock
 from indexer.embed.encoders import Encoder, load_encoder
 from indexer.fsutil import write_json
@@ -88,6 +89,7 @@ class Engine:
         self._writer = Writer(self.root, self.config, self.backend, self._store, self._current, encoder, cache_lock)
         self._embedder = BacklogEncoder(self.config, self._current, self._writer, encoder, cache_lock, self.backlog)
         self._searcher = Searcher(self.config, self._current, encoder, stale_model=self._embedder.reembed_soon)
+        self.curator = Curator(self.root, self._writer, self._state, encoder)  # issue 26: passages, feedback, audit
         try:
             if not (self.root / "CURRENT").exists():
                 self._store.create_empty()
@@ -297,6 +299,15 @@ class Engine:
         passages.sort(key=lambda p: p["ordinal"])
         return {"doc_id": doc_id, "title": meta["title"], "kind": meta["kind"], "source": meta["source"],
                 "added_at": meta["added_at"], "text": gen.texts[doc_id], "passages": passages}
+
+    def passages(self, doc_id: str) -> list[dict[str, Any]]:
+        """A document's passages with section, citation and state (enabled / disabled); KeyError if unknown."""
+        return self.curator.passages(doc_id)
+
+    def set_passage_enabled(self, pids: Sequence[str], enabled: bool) -> dict[str, list[str]]:
+        """Disable or enable passages (kept by content, so re-indexing keeps the state); a disabled passage is never
+        a hit. Returns ``{"changed", "unchanged"}`` pids; audited."""
+        return self.curator.set_passage_enabled(pids, enabled)
 
     def stats(self) -> dict[str, Any]:
         """Counts (with passages still waiting for their vectors), the model the index was built with, the backend."""

@@ -140,4 +140,6 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
         return error_response(ApiError(500))
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    from .curation import bp as curation_bp  # issue 26: passages, standard questions, feedback, audit
+    app.register_blueprint(curation_bp)
     return app

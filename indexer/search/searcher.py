@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 from indexer.config import Config
 from indexer.embed.encoders import Encoder
+from indexer.index.curation import standard_answers, visible_candidates
 from indexer.index.generations import CurrentGeneration, Snapshot
 from indexer.search.query import Query, analyse, check_k, check_mode, check_question
 from indexer.search.rank import Results, rank
@@ -67,6 +68,7 @@ class Searcher:
         results = [rank(gen.passages, q, kw_hits, sem_hits, k, mode, self.config, reranker, versions=versions,
                         pending=pending)
                    for q, kw_hits, sem_hits in zip(queries, *candidates)]
+        standard_answers(gen, queries, results, vectors, k, versions)  # issue 26: a linked question's passage first
         if count_all:
             every = self.candidates(gen, queries, mode, depth, None, vectors)
             for res, q, kw_hits, sem_hits in zip(results, queries, *every):
@@ -90,7 +92,7 @@ class Searcher:
             semantic_lists = reader.vector_search_many(vectors, depth, allowed)
         if mode in ("hybrid", "keyword"):
             keyword_lists = reader.keyword_search_many([q.terms for q in queries], depth, allowed)
-        return keyword_lists, semantic_lists
+        return visible_candidates(gen, keyword_lists, semantic_lists)  # issue 26: disabled passages never rank
 
     def _encode(self, queries: Sequence[Query]) -> Any:
         texts = [q.expanded if self.config.expand_semantic else q.text for q in queries]

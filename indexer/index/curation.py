@@ -1,0 +1,380 @@
+"""Curation of the knowledge base (issue 26): disabled passages and standard questions (标准问题), kept by content
+in the manifest and written as a generation, like a person's metadata corrections (:mod:`indexer.index.metadata`).
+
+A passage is named by a content key, a hash of its document id and its (whitespace-normalised) text, not by its
+pid (``doc_id#ordinal`` shifts when a paragraph is inserted above it): a state set on a passage stays on it when
+the file is re-read, edited elsewhere or re-indexed, and is lost only when its own text changes.
+
+Manifest keys::
+
+    disabled_passages   content key -> {doc_id, title, section, text (its opening), at, by}
+    standard_questions  normalised question -> {question, key, doc_id, title, section, text, vector, model_id, at, by}
+
+A change is a new generation whose only changed file is ``manifest.json`` (every other file stays a hard link of
+the previous generation's), committed through the one commit path (:meth:`indexer.index.writer.Writer.commit`):
+a kill at any point leaves the previous state. The kill tests pause at the ``curation`` checkpoint (before the
+generation is built) and at ``before_switch`` / ``after_switch``.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from indexer.fsutil import checkpoint, write_json
+from indexer.index.generations import PENDING_KEY, Snapshot, now
+from indexer.text.cite import citation
+from indexer.types import KeywordHit, Passage, PartyQAError
+
+if TYPE_CHECKING:
+    from indexer.index.writer import Writer
+
+logger = logging.getLogger(__name__)
+
+DISABLED_KEY = "disabled_passages"
+STANDARD_KEY = "standard_questions"
+OPENING_CHARS = 60  # how much of a passage's text a curation record keeps (to show it when the passage is gone)
+# A search whose question's e5 vector has at least this cosine with a linked question's is a paraphrase of it
+# (measured with bench/curation_threshold.py; see docs/BENCHMARKS.md "Standard questions").
+PARAPHRASE_COSINE = 0.93
+MAX_QUESTION_CHARS = 200
+
+
+class CurationError(PartyQAError):
+    """A curation request that cannot be carried out (unknown passage, empty question); bilingual message."""
+
+
+def passage_key(doc_id: str, text: str) -> str:
+    """The content key of a passage: sha1 of its document id and its whitespace-normalised text (20 hex digits)."""
+    body = " ".join(text.split())
+    return hashlib.sha1(f"{doc_id}\x1f{body}".encode("utf-8")).hexdigest()[:20]
+
+
+def key_of(p: Passage) -> str:
+    """:func:`passage_key` of a stored passage."""
+    return passage_key(p.doc_id, p.text)
+
+
+_PUNCT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+def normalise_question(question: str) -> str:
+    """A question as standard questions are matched: NFKC, lower case, without spaces and punctuation
+    (so 支委会多久开一次会？ and ``支委会 多久开一次会?`` are the same question)."""
+    return _PUNCT_RE.sub("", unicodedata.normalize("NFKC", question).lower())
+
+
+# ------------------------------------------------------------------ reading the state of a generation
+def disabled_pids(gen: Snapshot) -> frozenset[str]:
+    """The pids of a generation's passages that are disabled (computed once per snapshot, only over the documents
+    that have a disabled passage)."""
+    cached = gen.__dict__.get("_disabled_pids")
+    if cached is not None:
+        return cached
+    disabled = gen.manifest.get(DISABLED_KEY) or {}
+    out: set[str] = set()
+    if disabled:
+        docs = {rec.get("doc_id") for rec in disabled.values()}
+        for doc_id in docs:
+            for pid in gen.by_doc.get(doc_id, ()):
+                if key_of(gen.passages[pid]) in disabled:
+                    out.add(pid)
+    result = frozenset(out)
+    gen.__dict__["_disabled_pids"] = result
+    return result
+
+
+def visible_candidates(gen: Snapshot, keyword_lists: list[list[KeywordHit]],
+                       semantic_lists: list[list[tuple[str, float]]]
+                       ) -> tuple[list[list[KeywordHit]], list[list[tuple[str, float]]]]:
+    """Both halves' candidate lists without disabled passages: the searcher's hook, before fusion and folding, so
+    a disabled passage is never a hit, an answer sentence, nor folded into another hit's ``also_in``."""
+    off = disabled_pids(gen)
+    if not off:
+        return keyword_lists, semantic_lists
+    return ([[h for h in hits if h.pid not in off] for hits in keyword_lists],
+            [[(pid, s) for pid, s in hits if pid not in off] for hits in semantic_lists])
+
+
+def pid_of_key(gen: Snapshot, doc_id: str, key: str) -> str | None:
+    """The pid a content key names in a generation (None when its document or its text is gone)."""
+    for pid in gen.by_doc.get(doc_id, ()):
+        if key_of(gen.passages[pid]) == key:
+            return pid
+    return None
+
+
+def document_passages(gen: Snapshot, doc_id: str) -> list[dict[str, Any]]:
+    """A document's passages in order with section, citation, content key and state (``enabled`` / ``disabled``)
+    and the standard questions linked to each; KeyError for an unknown document."""
+    if doc_id not in gen.manifest["documents"]:
+        raise KeyError(doc_id)
+    off = disabled_pids(gen)
+    linked: dict[str, list[str]] = {}
+    for rec in (gen.manifest.get(STANDARD_KEY) or {}).values():
+        if rec.get("doc_id") == doc_id:
+            linked.setdefault(rec["key"], []).append(rec["question"])
+    out = []
+    for pid in gen.by_doc.get(doc_id, ()):
+        p = gen.passages[pid]
+        key = key_of(p)
+        out.append({"pid": pid, "ordinal": p.ordinal, "section": p.section,
+                    "citation": citation({"title": p.title, "section": p.section}), "text": p.text,
+                    "start": p.start, "end": p.end, "key": key,
+                    "state": "disabled" if pid in off else "enabled", "enabled": pid not in off,
+                    "standard_questions": linked.get(key, [])})
+    out.sort(key=lambda r: r["ordinal"])
+    return out
+
+
+def disabled_list(gen: Snapshot) -> list[dict[str, Any]]:
+    """Every disabled-passage record, with the pid it names now (None when the passage is not in the index)."""
+    out = []
+    for key, rec in (gen.manifest.get(DISABLED_KEY) or {}).items():
+        out.append({"key": key, **rec, "pid": pid_of_key(gen, rec.get("doc_id", ""), key)})
+    return sorted(out, key=lambda r: (r.get("doc_id", ""), r.get("at", "")))
+
+
+def standard_list(gen: Snapshot) -> list[dict[str, Any]]:
+    """Every standard question with the pid its passage has now (None when the passage is gone), vectors left out."""
+    out = []
+    for norm, rec in (gen.manifest.get(STANDARD_KEY) or {}).items():
+        shown = {k: v for k, v in rec.items() if k not in ("vector",)}
+        out.append({**shown, "normalised": norm, "pid": pid_of_key(gen, rec.get("doc_id", ""), rec["key"]),
+                    "paraphrases": rec.get("vector") is not None})
+    return sorted(out, key=lambda r: r.get("at", ""))
+
+
+# ------------------------------------------------------------------ standard answers at search time
+def _standard_matrix(gen: Snapshot) -> tuple[list[str], np.ndarray | None]:
+    """The linked questions that have vectors, and those vectors as a unit-row matrix (cached per snapshot)."""
+    cached = gen.__dict__.get("_standard_matrix")
+    if cached is not None:
+        return cached
+    names: list[str] = []
+    rows: list[list[float]] = []
+    model = gen.manifest.get("model_id")
+    for norm, rec in (gen.manifest.get(STANDARD_KEY) or {}).items():
+        if rec.get("vector") is not None and (model is None or rec.get("model_id") == model):
+            names.append(norm)
+            rows.append(rec["vector"])
+    matrix = None
+    if rows:
+        matrix = np.asarray(rows, dtype=np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    gen.__dict__["_standard_matrix"] = (names, matrix)
+    return names, matrix
+
+
+def match_standard(gen: Snapshot, question: str, vector: Any = None,
+                   threshold: float = PARAPHRASE_COSINE) -> tuple[dict[str, Any], float] | None:
+    """The standard question a search matches -- the same normalised text, else the linked question whose vector
+    is closest to ``vector`` (the question's e5 query vector) at ``threshold`` or above -- with its similarity
+    (1.0 for the same text); None when none matches or the linked passage is gone or disabled."""
+    linked = gen.manifest.get(STANDARD_KEY) or {}
+    if not linked:
+        return None
+    rec = linked.get(normalise_question(question))
+    sim = 1.0
+    if rec is None and vector is not None:
+        names, matrix = _standard_matrix(gen)
+        if matrix is not None:
+            v = np.asarray(vector, dtype=np.float32).reshape(-1)
+            v = v / max(float(np.linalg.norm(v)), 1e-12)
+            if v.shape[0] == matrix.shape[1]:
+                sims = matrix @ v
+                best = int(np.argmax(sims))
+                if float(sims[best]) >= threshold:
+                    rec, sim = linked[names[best]], float(sims[best])
+    if rec is None:
+        return None
+    pid = pid_of_key(gen, rec.get("doc_id", ""), rec["key"])
+    if pid is None or pid in disabled_pids(gen):
+        return None
+    return {**{k: v for k, v in rec.items() if k != "vector"}, "pid": pid}, sim
+
+
+def put_standard_first(results: list[dict[str, Any]], gen: Snapshot, match: tuple[dict[str, Any], float],
+                       k: int, make_hit: Callable[[Passage], dict[str, Any]]) -> None:
+    """Put the standard answer's hit first (moved up when ranked, else built by ``make_hit``), marked
+    ``standard_answer: true`` with the linked question; the list keeps at most ``k`` hits, ranks renumbered."""
+    rec, sim = match
+    pid = rec["pid"]
+    at = next((i for i, h in enumerate(results) if h.get("pid") == pid), None)
+    if at is None:
+        # folded into another hit's also_in? take it out there, it leads now
+        for h in results:
+            h["also_in"] = [o for o in h.get("also_in") or [] if o.get("pid") != pid]
+        hit = make_hit(gen.passages[pid])
+    else:
+        hit = results.pop(at)
+    hit["standard_answer"] = True
+    hit["standard_question"] = rec["question"]
+    hit["standard_similarity"] = round(sim, 4)
+    results.insert(0, hit)
+    del results[k:]
+    for i, h in enumerate(results, start=1):
+        h["rank"] = i
+
+
+def standard_answers(gen: Snapshot, queries: Sequence[Any], results: Sequence[list[dict[str, Any]]],
+                     vectors: Any, k: int, versions: Mapping[str, Any] | None = None) -> None:
+    """The searcher's second hook, after ranking: drops disabled passages a later hook put in (the 第X条 look-up
+    reads the passage store, not the candidates), then gives a question that matches a standard question its
+    passage first (:func:`match_standard`, :func:`put_standard_first`). ``vectors``: the questions' e5 vectors
+    (None in keyword mode: then only the same question matches)."""
+    off = disabled_pids(gen)
+    if off:
+        for res in results:
+            kept = [h for h in res if h.get("pid") not in off]
+            for h in kept:
+                if h.get("also_in"):
+                    h["also_in"] = [o for o in h["also_in"] if o.get("pid") not in off]
+            if len(kept) != len(res):
+                res[:] = kept
+                for i, h in enumerate(res, start=1):
+                    h["rank"] = i
+    if not gen.manifest.get(STANDARD_KEY):
+        return
+    from indexer.search.rank import build_hit
+
+    for i, (q, res) in enumerate(zip(queries, results)):
+        found = match_standard(gen, q.text, None if vectors is None else vectors[i])
+        if found is None:
+            continue
+
+        def make_hit(p: Passage, q: Any = q) -> dict[str, Any]:
+            hit = build_hit(1, p, q.text, q.hit_terms, None, 1.0, {})
+            info = (versions or {}).get(p.doc_id)
+            hit.update(version_status=getattr(info, "status", None), version_label=getattr(info, "label", None),
+                       also_in=[])
+            return hit
+
+        put_standard_first(res, gen, found, k, make_hit)
+        if hasattr(res, "answer_found"):
+            res.answer_found = True
+
+
+# ------------------------------------------------------------------ writing
+def commit_manifest(writer: "Writer", change: Callable[[Snapshot, dict[str, Any]], Any]) -> Any:
+    """Run ``change(gen, manifest_copy)`` under the write lock; when it returns a truthy result, commit the
+    changed manifest as the next generation (other files shared) and return that result."""
+    from indexer.index.writer import manifest_copy
+
+    with writer.writing() as gen:
+        manifest = manifest_copy(gen)
+        result = change(gen, manifest)
+        if not result:
+            return result
+        checkpoint(writer.root, "curation")
+        n_vectors = len(gen.passages) - len(manifest.get(PENDING_KEY) or [])
+
+        def build(tmp: Any, batch: Any) -> int:
+            write_json(tmp / "manifest.json", manifest)  # texts, passages, keyword, vectors: unchanged (shared)
+            return n_vectors
+
+        writer.commit(gen, len(gen.passages), build)
+        return result
+
+
+def _passage(gen: Snapshot, pid: str) -> Passage:
+    p = gen.passages.get(pid)
+    if p is None:
+        raise CurationError(f"找不到段落 {pid}（用 partyqa passages 文档 查看段落编号） / unknown passage id {pid!r} "
+                            f"(list a document's passages with `partyqa passages DOC`)")
+    return p
+
+
+def _record(p: Passage, who: str) -> dict[str, Any]:
+    return {"doc_id": p.doc_id, "title": p.title, "section": p.section, "text": p.text[:OPENING_CHARS],
+            "at": now(), "by": who}
+
+
+def set_enabled(writer: "Writer", pids: Sequence[str], enabled: bool, who: str = "local") -> dict[str, list[str]]:
+    """Disable (``enabled=False``) or enable passages by pid; ``{"changed": [...], "unchanged": [...]}``. An unknown
+    pid refuses the whole request (CurationError) and nothing is written."""
+    pids = list(dict.fromkeys(str(p) for p in pids))
+    if not pids:
+        raise CurationError("没有给出段落编号 / no passage id given")
+    out: dict[str, list[str]] = {"changed": [], "unchanged": []}
+
+    def change(gen: Snapshot, manifest: dict[str, Any]) -> bool:
+        disabled = manifest.setdefault(DISABLED_KEY, {})
+        for pid in pids:
+            p = _passage(gen, pid)
+            key = key_of(p)
+            if enabled and key in disabled:
+                del disabled[key]
+                out["changed"].append(pid)
+            elif not enabled and key not in disabled:
+                disabled[key] = _record(p, who)
+                out["changed"].append(pid)
+            else:
+                out["unchanged"].append(pid)
+        if not disabled:
+            manifest.pop(DISABLED_KEY, None)
+        return bool(out["changed"])
+
+    commit_manifest(writer, change)
+    return out
+
+
+def check_question(question: Any) -> str:
+    """A standard question as stored: a non-empty string of at most :data:`MAX_QUESTION_CHARS`, spaces tidied."""
+    if not isinstance(question, str) or not normalise_question(question):
+        raise CurationError("问题不能为空 / the question is empty")
+    question = " ".join(question.split())
+    if len(question) > MAX_QUESTION_CHARS:
+        raise CurationError(f"问题过长（最多 {MAX_QUESTION_CHARS} 字） / the question is too long (at most "
+                            f"{MAX_QUESTION_CHARS} characters)")
+    return question
+
+
+def link(writer: "Writer", question: str, pid: str, who: str = "local", vector: Iterable[float] | None = None,
+         model_id: str | None = None) -> dict[str, Any]:
+    """Link a standard question to a passage (replacing the question's earlier link); ``vector``: the question's
+    e5 query vector, for paraphrases. Returns the stored record (without the vector)."""
+    question = check_question(question)
+    norm = normalise_question(question)
+    vec = None if vector is None else [round(float(x), 6) for x in vector]
+    stored: dict[str, Any] = {}
+
+    def change(gen: Snapshot, manifest: dict[str, Any]) -> bool:
+        p = _passage(gen, pid)
+        if p.pid in disabled_pids(gen):
+            raise CurationError(f"段落 {pid} 已停用，不能作为标准答案 / passage {pid} is disabled and cannot be a "
+                                f"standard answer")
+        rec = {"question": question, "key": key_of(p), **_record(p, who), "vector": vec, "model_id": model_id}
+        manifest.setdefault(STANDARD_KEY, {})[norm] = rec
+        stored.update({k: v for k, v in rec.items() if k != "vector"}, pid=p.pid)
+        return True
+
+    commit_manifest(writer, change)
+    return stored
+
+
+def unlink(writer: "Writer", question: str) -> bool:
+    """Remove a standard question; False when it was not linked."""
+    norm = normalise_question(question or "")
+
+    def change(gen: Snapshot, manifest: dict[str, Any]) -> bool:
+        linked = manifest.get(STANDARD_KEY) or {}
+        if norm not in linked:
+            return False
+        del linked[norm]
+        if not linked:
+            manifest.pop(STANDARD_KEY, None)
+        return True
+
+    return bool(commit_manifest(writer, change))
+
+
+def state_summary(manifest: Mapping[str, Any]) -> dict[str, int]:
+    """How much is curated: disabled passages and standard questions."""
+    return {"disabled": len(manifest.get(DISABLED_KEY) or {}), "standard_questions": len(manifest.get(STANDARD_KEY)
+                                                                                       or {})}
+
