@@ -55,6 +55,7 @@ from indexer.index.generations import (PENDING_KEY, REBUILD_MARKER, CurrentGener
                                        Snapshot, committed_generations, now, remembered_corpus)
 from indexer.index.sync import SyncReport, import_files
 from indexer.index.writer import Writer
+from indexer.search import lookup
 from indexer.search.rank import Results
 from indexer.search.searcher import Searcher
 from indexer.types import PartyQAError
@@ -289,6 +290,7 @@ class Engine:
                         "passages": meta["passages"], "chars": meta["chars"], "added_at": meta["added_at"],
                         "updated_at": meta.get("updated_at", meta["added_at"]), "state": state,
                         "embedded": embedded})
+        lookup.annotate_documents(self._searcher, gen, out)  # issue 23: version status, year, other versions
         return sorted(out, key=lambda d: d["doc_id"])
 
     def document(self, doc_id: str) -> dict[str, Any]:
@@ -297,8 +299,9 @@ class Engine:
         meta = gen.manifest["documents"][doc_id]
         passages = [gen.passages[pid].to_dict() for pid in gen.by_doc.get(doc_id, [])]
         passages.sort(key=lambda p: p["ordinal"])
-        return {"doc_id": doc_id, "title": meta["title"], "kind": meta["kind"], "source": meta["source"],
-                "added_at": meta["added_at"], "text": gen.texts[doc_id], "passages": passages}
+        return lookup.annotate_document(self._searcher, gen, {  # issue 23: versions, passages' references
+            "doc_id": doc_id, "title": meta["title"], "kind": meta["kind"], "source": meta["source"],
+            "added_at": meta["added_at"], "text": gen.texts[doc_id], "passages": passages})
 
     def passages(self, doc_id: str) -> list[dict[str, Any]]:
         """A document's passages with section, citation and state (enabled / disabled); KeyError if unknown."""

@@ -13,6 +13,7 @@ from indexer.config import Config
 from indexer.embed.encoders import Encoder
 from indexer.index.curation import standard_answers, visible_candidates
 from indexer.index.generations import CurrentGeneration, Snapshot
+from indexer.search import lookup
 from indexer.search.query import Query, analyse, check_k, check_mode, check_question
 from indexer.search.rank import Results, rank
 from indexer.text.versions import VersionInfo, version_families
@@ -68,6 +69,7 @@ class Searcher:
         results = [rank(gen.passages, q, kw_hits, sem_hits, k, mode, self.config, reranker, versions=versions,
                         pending=pending)
                    for q, kw_hits, sem_hits in zip(queries, *candidates)]
+        results = lookup.apply_to_results(self, gen, queries, results, k, allowed, versions)  # issue 23: 第X条 first
         standard_answers(gen, queries, results, vectors, k, versions)  # issue 26: a linked question's passage first
         if count_all:
             every = self.candidates(gen, queries, mode, depth, None, vectors)

@@ -1,0 +1,588 @@
+"""Article look-up: a question naming a regulation and an article gets that article first, in every mode.
+
+"纪律处分条例第二十七条", "2018年版党章第8条", "发展党员工作细则第十条" (a sub-regulation of a compiled handbook),
+"党章第四条规定了党员哪些权利": the regulation is matched against the names of the indexed regulations (document
+titles and the sub-regulations citations name, see :mod:`indexer.text.cite`, plus short names from
+:data:`indexer.text.articles.ALIASES`), the version by a year or 版本 word (else the current one), and the article's
+passages are put before the ranked hits. An article past the regulation's last one gives no hits and a message
+("该条例共一百五十八条"). A question that names no known regulation, or no article, is left as ranked.
+
+The same catalog resolves the cross-references inside passages ("本条例第二十七条", "《中国共产党章程》第八条",
+"依照前款规定") into ``references`` on hits.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+import threading
+import weakref
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Collection, Mapping, Sequence
+
+from indexer.search.rank import Results
+from indexer.text.articles import (ArticleRef, YearRequest, article_number, chapter_number, cn_to_int,
+                                   find_cross_refs, find_refs, int_to_cn, mention_score, name_keys, normalise_name,
+                                   regulation_core, year_request)
+from indexer.text.cite import citation, cited_document, is_document_name
+from indexer.text.versions import VersionInfo, document_year
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Unit", "Catalog", "Found", "build_catalog", "lookup", "pin", "references", "LookupResults",
+           "ArticleLookup"]
+
+PIN_MAX = 3  # at most this many passages of one article go before the ranked hits
+LOOKUP_CONFIDENCE = 0.95  # an exact article look-up answers the question
+_RULE_NAME = re.compile(r"(条例|规定|细则|准则|办法|规则|章程|守则|规程)$")
+_TRAIL = "的中里之内"
+
+
+@dataclass
+class Unit:
+    """One regulation inside one document: a whole document, or a sub-regulation of a compiled handbook."""
+
+    doc_id: str
+    name: str  # as citations name it, e.g. 中国共产党支部工作条例（试行）
+    standalone: bool  # the regulation is the whole document
+    year: int | None
+    family: str  # regulation_core(name): equal families are versions (or copies) of one regulation
+    keys: frozenset[str]
+    articles: dict[int, list[str]] = field(default_factory=dict)  # article number -> its passages, in order
+    chapters: dict[int, list[str]] = field(default_factory=dict)
+
+    @property
+    def last_article(self) -> int:
+        """The highest article number (0 when the regulation has no articles)."""
+        return max(self.articles, default=0)
+
+    @property
+    def label(self) -> str:
+        """``2023年版`` (or empty when the year is unknown)."""
+        return f"{self.year}年版" if self.year else ""
+
+
+@dataclass
+class Catalog:
+    """The regulations of one index generation with their articles, and where each passage belongs."""
+
+    units: list[Unit]
+    unit_of: dict[str, Unit]  # pid -> the unit whose article it is (or inside whose chapter it is)
+    article_of: dict[str, int]  # pid -> its article number
+
+    def named(self, mention: str, exact: bool = False) -> list[Unit]:
+        """The units the end of ``mention`` (normalised text right before an article label) names best
+        (``exact``: only a whole name or alias counts, not a partial one)."""
+        def score(u: Unit) -> int:
+            if exact and not any(mention.endswith(k) for k in u.keys):
+                return 0
+            return max((mention_score(mention, k) for k in u.keys), default=0)
+
+        return self._best(score)
+
+    def anywhere(self, text: str) -> list[Unit]:
+        """The units whose longest name or alias stands anywhere in ``text`` (normalised)."""
+        return self._best(lambda u: max((len(k) for k in u.keys if k in text), default=0))
+
+    def _best(self, score: Callable[[Unit], int]) -> list[Unit]:
+        """The units with the highest positive score (all of them on a tie)."""
+        best, out = 0, []
+        for u in self.units:
+            s = score(u)
+            if s > best:
+                best, out = s, [u]
+            elif s == best and s:
+                out.append(u)
+        return out
+
+    def family(self, unit: Unit) -> list[Unit]:
+        """Every version and copy of ``unit``'s regulation, newest first, whole documents before handbook parts."""
+        return sorted((u for u in self.units if u.family == unit.family),
+                      key=lambda u: (-(u.year or 0), not u.standalone, u.doc_id))
+
+
+@lru_cache(maxsize=65536)
+def _cited(title: str, section: str) -> tuple[str, tuple[str, ...]]:
+    name, parts = cited_document({"title": title, "section": section})
+    return name, tuple(parts)
+
+
+def build_catalog(passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str]], texts: Mapping[str, str],
+                  docs: Mapping[str, Mapping[str, Any]], versions: Mapping[str, VersionInfo] | None = None,
+                  cache: dict[str, tuple[Any, "_DocPart"]] | None = None) -> Catalog:
+    """The regulations with numbered articles or chapters among the indexed documents.
+
+    ``cache`` (doc_id -> (key, part)) keeps each document's part between generations: a generation that only
+    added vectors, or changed a few documents, re-reads only those (``versions`` is accepted for symmetry; a
+    unit's year comes from the document itself, as :mod:`indexer.versions` takes it)."""
+    units: list[Unit] = []
+    unit_of: dict[str, Unit] = {}
+    article_of: dict[str, int] = {}
+    fresh: dict[str, tuple[Any, _DocPart]] = {}
+    for doc_id, pids in by_doc.items():
+        meta = docs.get(doc_id) or {}
+        key = (meta.get("title"), meta.get("updated_at"), meta.get("passages"), meta.get("chars"), len(pids))
+        known = cache.get(doc_id) if cache is not None else None
+        part = known[1] if known is not None and known[0] == key else _doc_part(
+            doc_id, pids, passages, texts.get(doc_id, ""), meta)
+        fresh[doc_id] = (key, part)
+        units.extend(part.units)
+        unit_of.update(part.unit_of)
+        article_of.update(part.article_of)
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
+    logger.debug("article catalog: %d regulations, %d article passages", len(units), len(article_of))
+    return Catalog(units, unit_of, article_of)
+
+
+@dataclass
+class _DocPart:
+    """One document's share of the catalog."""
+
+    units: list[Unit]
+    unit_of: dict[str, Unit]
+    article_of: dict[str, int]
+
+
+def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], text: str,
+              meta: Mapping[str, Any]) -> _DocPart:
+    """The regulations inside one document (the whole document, or each sub-regulation of a handbook)."""
+    title = str(meta.get("title") or "")
+    units: list[Unit] = []
+    unit_of: dict[str, Unit] = {}
+    article_of: dict[str, int] = {}
+    mine: dict[str, Unit] = {}
+    last: dict[str, tuple[int | None, int | None]] = {}
+    for pid in sorted(pids, key=lambda x: passages[x].ordinal):
+        p = passages[pid]
+        name, parts = _cited(p.title, p.section)
+        art = next((n for n in map(article_number, reversed(parts)) if n), None)
+        chap = next((n for n in map(chapter_number, parts) if n), None)
+        if art is None and chap is None:
+            continue
+        unit = mine.get(name)
+        if unit is None:
+            if not (_RULE_NAME.search(regulation_core(name)) or is_document_name(name)):
+                continue
+            standalone = normalise_name(name) == normalise_name(title)
+            if standalone:
+                year = document_year(title, text, meta.get("meta"))
+            else:
+                year = document_year(name, text[p.start - 1:p.start + 600] if p.start else text[:600])
+                year = year or _year_in_name(name)
+            unit = mine[name] = Unit(doc_id, name, standalone, year, regulation_core(name),
+                                     frozenset(name_keys(name)))
+            units.append(unit)
+        prev_art, prev_chap = last.get(name, (None, None))
+        if art is not None and (art not in unit.articles or art == prev_art):
+            unit.articles.setdefault(art, []).append(pid)
+            unit_of[pid], article_of[pid] = unit, art
+        if chap is not None and (chap not in unit.chapters or chap == prev_chap):
+            unit.chapters.setdefault(chap, []).append(pid)
+            unit_of.setdefault(pid, unit)
+        last[name] = (art if art is not None else prev_art, chap if chap is not None else prev_chap)
+    return _DocPart([u for u in units if u.articles or u.chapters], unit_of, article_of)
+
+
+def _year_in_name(name: str) -> int | None:
+    m = re.search(r"(19|20)[0-9]{2}", name)
+    return int(m.group()) if m else None
+
+
+@dataclass
+class Found:
+    """What a question's article reference resolved to."""
+
+    unit: Unit
+    ref: ArticleRef
+    pids: list[str]  # passages to put first (empty when the article does not exist)
+    message_zh: str = ""
+    message_en: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """The look-up facts the JSON envelope carries."""
+        return {"regulation": self.unit.name, "doc_id": self.unit.doc_id, "version": self.unit.label or None,
+                "year": self.unit.year, "article": self.ref.label, "found": bool(self.pids)}
+
+
+def _mention(masked: str, end: int) -> str:
+    m = normalise_name(masked[:end].replace("\x00", ""))
+    while m and m[-1] in _TRAIL:
+        m = m[:-1]
+    return m
+
+
+def _choose(catalog: Catalog, units: list[Unit], req: YearRequest) -> tuple[list[Unit], str, str]:
+    """The units of the requested version first (then the rest of the family), with a note when the requested
+    year is not indexed."""
+    family = catalog.family(units[0])
+    named = {id(u) for u in units}
+    family = [u for u in family if id(u) in named] + [u for u in family if id(u) not in named]
+    years = sorted({u.year for u in family if u.year}, reverse=True)
+    want: int | None = None
+    note_zh = note_en = ""
+    if req.year and years:
+        if req.year in years:
+            want = req.year
+        else:
+            older = [y for y in years if y <= req.year]
+            want = older[0] if older else years[-1]
+            note_zh = f"未收录{req.year}年版，以下为{want}年版。"
+            note_en = f"The {req.year} version is not indexed; showing the {want} version. "
+    elif req.older and len(years) > 1:
+        want = years[1]
+    if want is None:
+        return family, note_zh, note_en
+    first = [u for u in family if u.year == want]
+    return first + [u for u in family if u.year != want], note_zh, note_en
+
+
+def _clause_first(pids: list[str], ref: ArticleRef, passages: Mapping[str, Any], text: str) -> list[str]:
+    """The article's passages with the one holding the asked 款 / 项 first."""
+    if not (ref.clause or ref.item) or not text:
+        return pids
+    ps = [passages[p] for p in pids]
+    start, end = ps[0].start, ps[-1].end
+    lines, pos = [], start
+    for line in text[start:end].split("\n"):
+        if line.strip():
+            lines.append((pos, line.strip()))
+        pos += len(line) + 1
+    at = None
+    if ref.clause and ref.clause <= len(lines):
+        at = lines[ref.clause - 1][0]
+    if ref.item:
+        lo = at if at is not None else start
+        mark = f"（{int_to_cn(ref.item)}）"
+        for off, line in lines:
+            if off >= lo and line.startswith(mark):
+                at = off
+                break
+    if at is None:
+        return pids
+    lead = next((pid for pid, p in zip(pids, ps) if p.start <= at < p.end + 1), None)
+    return pids if lead is None else [lead] + [p for p in pids if p != lead]
+
+
+def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: Mapping[str, str],
+           allowed: Collection[str] | None = None) -> Found | None:
+    """The article a question names, or None when it names no article of a known regulation."""
+    if ("条" not in question and "章" not in question) or not catalog.units:
+        return None
+    refs = [r for r in find_refs(question) if r.article or r.chapter]
+    loose = not refs
+    if loose:
+        refs = _loose_refs(question)
+        if not refs:
+            return None
+    req = year_request(question)
+    masked = list(question)
+    for s, e in req.spans:
+        masked[s:e] = ["\x00"] * (e - s)
+    masked_s = "".join(masked)
+    units = [u for u in catalog.units if allowed is None or u.doc_id in allowed]
+    if not units:
+        return None
+    cat = catalog if allowed is None else Catalog(units, catalog.unit_of, catalog.article_of)
+    for ref in refs:
+        named = cat.named(_mention(masked_s, ref.start), exact=loose)
+        if named:
+            return _resolve(cat, named, ref, req, passages, texts)
+    if loose:
+        return None
+    # A regulation named elsewhere in the question ("第五十条在纪律处分条例里…", "纪律处分条例中关于…的第五十条")
+    named = cat.anywhere(normalise_name(masked_s.replace("\x00", "")))
+    if not named and allowed is not None and len({u.family for u in units}) == 1:
+        named = units  # 第十九条 asked of one regulation picked by the document filter
+    if named:
+        return _resolve(cat, named, refs[0], req, passages, texts)
+    return None
+
+
+def _loose_refs(question: str) -> list[ArticleRef]:
+    """``纪律处分条例二十七条`` (no 第): article labels right after something, kept only when a name precedes."""
+    out = []
+    for m in _LOOSE.finditer(question):
+        n = cn_to_int(m.group(1))
+        if n:
+            out.append(ArticleRef(m.start(), m.end(), article=n))
+    return out
+
+
+_LOOSE = re.compile(r"(?<![第0-9零〇一二两三四五六七八九十百千])([零〇一二两三四五六七八九十百千0-9]+)\s*条(?!例)")
+
+
+def _resolve(cat: Catalog, named: list[Unit], ref: ArticleRef, req: YearRequest, passages: Mapping[str, Any],
+             texts: Mapping[str, str]) -> Found | None:
+    """The passages of ``ref`` in the right version of the named regulation, or a message that it has none."""
+    ordered, note_zh, note_en = _choose(cat, named, req)
+    unit = ordered[0]
+    if ref.article:
+        pids = unit.articles.get(ref.article)
+        if pids:
+            pids = _clause_first(pids, ref, passages, texts.get(unit.doc_id, ""))
+            return Found(unit, ref, pids[:PIN_MAX], note_zh, note_en)
+        last = unit.last_article
+        if last and ref.article > last:
+            where = f"《{unit.name}》" + (f"（{unit.label}）" if unit.label and str(unit.year) not in unit.name else "")
+            others = [u.label for u in ordered[1:] if u.family == unit.family and ref.article in u.articles
+                      and u.label]
+            also_zh = f"（{'、'.join(dict.fromkeys(others))}有此条）" if others else ""
+            also_en = f" ({', '.join(dict.fromkeys(others))} has it)" if others else ""
+            return Found(unit, ref, [],
+                         f"{note_zh}未找到该条：{where}共{int_to_cn(last)}条，没有第{int_to_cn(ref.article)}条"
+                         f"{also_zh}。",
+                         f"{note_en}No such article: {unit.name}{' (' + unit.label + ')' if unit.label else ''} "
+                         f"has {last} articles, there is no article {ref.article}{also_en}.")
+        return None  # a gap in the numbering as split: let ranking answer
+    pids = unit.chapters.get(ref.chapter or 0)
+    if pids:
+        return Found(unit, ref, pids[:PIN_MAX], note_zh, note_en)
+    last_ch = max(unit.chapters, default=0)
+    if last_ch and (ref.chapter or 0) > last_ch:
+        return Found(unit, ref, [], f"{note_zh}未找到该章：《{unit.name}》共{int_to_cn(last_ch)}章。",
+                     f"{note_en}No such chapter: {unit.name} has {last_ch} chapters.")
+    return None
+
+
+class LookupResults(Results):
+    """Ranked results with the article look-up applied: the ranking's Results (every attribute kept) with the
+    article's passages first, plus ``found`` (what the reference resolved to) and ``message`` (why there are no
+    hits); the JSON envelope gains ``lookup`` and, when there is one, ``message``."""
+
+    def __init__(self, base: Any, hits: Sequence[dict[str, Any]], found: Found):
+        super().__init__(hits)
+        self.__dict__.update(getattr(base, "__dict__", {}))
+        self.found = found
+        if hits:
+            self.answer_found = True
+            self.confidence = max(float(getattr(base, "confidence", 0.0)), LOOKUP_CONFIDENCE)
+        else:
+            self.answer_found, self.confidence = False, 0.0
+        self.message = found.message_zh + (" / " + found.message_en if found.message_en else "") or None
+
+    def envelope(self) -> dict[str, Any]:
+        """The per-question JSON fields of the ranking plus ``lookup`` and (when there is one) ``message``."""
+        out = super().envelope()
+        out["lookup"] = self.found.describe()
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+def pin(results: Any, found: Found, k: int, make_hit: Callable[[int, str], dict[str, Any]]) -> LookupResults:
+    """The results with the found article's passages first (hits the ranking already had keep their fields),
+    renumbered and cut to k; no hits at all when the article does not exist."""
+    if not found.pids:
+        return LookupResults(results, [], found)
+    have = {h["pid"]: h for h in results}
+    first = [have.get(pid) or make_hit(0, pid) for pid in found.pids]
+    top = first[0]["score"] if not results else max(results[0]["score"], first[0]["score"])
+    for h in first:
+        h["score"] = top
+    rest = [h for h in results if h["pid"] not in set(found.pids)]
+    hits = (first + rest)[:k]
+    for i, h in enumerate(hits, start=1):
+        h["rank"] = i
+    return LookupResults(results, hits, found)
+
+
+def references(pid: str, catalog: Catalog, passages: Mapping[str, Any], texts: Mapping[str, str]
+               ) -> list[dict[str, Any]]:
+    """The cross-references in one passage resolved to articles: ``{text, start, end, doc_id, pid, citation}``
+    (``start``/``end`` are offsets into the passage text)."""
+    p = passages[pid]
+    here = catalog.unit_of.get(pid)
+    out: list[dict[str, Any]] = []
+    for c in find_cross_refs(p.text):
+        target: Unit | None = None
+        article = c.ref.article
+        clause = c.ref.clause
+        if c.kind in ("same", "bare"):
+            target = here if here is not None and here.doc_id == p.doc_id else None
+        elif c.kind == "named":
+            named = catalog.named(normalise_name(c.name), exact=True)
+            if named:
+                target = _in_force(catalog, named, here)
+        else:  # 前款 / 本条第N款: a clause of this very article
+            target, article = here, catalog.article_of.get(pid)
+            if target is None or article is None:
+                continue
+            clause = _clause_back(pid, c.start, c.back, target, article, passages, texts) if c.back else clause
+        if target is None or not article or article not in target.articles:
+            continue
+        pids = target.articles[article]
+        if clause:
+            lead = _clause_first(pids, ArticleRef(0, 0, article=article, clause=clause), passages,
+                                 texts.get(target.doc_id, ""))
+            if lead is pids and clause > 1:
+                continue  # no such clause
+            pids = lead
+        tp = passages[pids[0]]
+        name, _ = _cited(tp.title, tp.section)
+        cite = citation({"title": tp.title, "section": tp.section})
+        if clause:
+            cite += f"第{int_to_cn(clause)}款"
+        out.append({"text": c.text, "start": c.start, "end": c.end, "doc_id": tp.doc_id, "pid": pids[0],
+                    "citation": cite})
+    return out
+
+
+def _in_force(catalog: Catalog, named: list[Unit], here: Unit | None) -> Unit:
+    """The version of a named regulation a citing regulation means: its own when it is one of them, else the
+    newest not newer than the citing one (the current one when the citing year is unknown)."""
+    if here is not None and any(u is here for u in named):
+        return here
+    family = catalog.family(named[0])
+    if here is not None and here.year:
+        older = [u for u in family if u.year and u.year <= here.year]
+        if older:
+            return older[0]
+    return family[0]
+
+
+def _clause_back(pid: str, offset: int, back: int, unit: Unit, article: int, passages: Mapping[str, Any],
+                 texts: Mapping[str, str]) -> int | None:
+    """The 款 number ``back`` paragraphs before the one holding ``offset`` (a 前款 in passage ``pid``)."""
+    text = texts.get(unit.doc_id, "")
+    ps = [passages[x] for x in unit.articles[article]]
+    if not text or not ps:
+        return None
+    at = passages[pid].start + offset
+    starts, pos = [], ps[0].start
+    for line in text[ps[0].start:ps[-1].end].split("\n"):
+        if line.strip():
+            starts.append(pos)
+        pos += len(line) + 1
+    idx = bisect.bisect_right(starts, at)  # 1-based number of the clause holding the reference
+    target = idx - back
+    return target if target >= 1 and idx >= 2 else None
+
+
+class ArticleLookup:
+    """Per-engine look-up state: the catalog of the generation searched last, built on first need."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: Any = None
+        self._catalog: Catalog | None = None
+        self._parts: dict[str, tuple[Any, _DocPart]] = {}
+
+    def catalog(self, key: Any, passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str]],
+                texts: Mapping[str, str], docs: Mapping[str, Mapping[str, Any]],
+                versions: Mapping[str, VersionInfo]) -> Catalog:
+        """The catalog of generation ``key`` (built once, then reused until the generation changes)."""
+        with self._lock:
+            if self._catalog is None or self._key != key:
+                self._catalog = build_catalog(passages, by_doc, texts, docs, versions, self._parts)
+                self._key = key
+            return self._catalog
+
+
+def _make_hit(question: str, terms: Sequence[str] | None, pid: str, passages: Mapping[str, Any],
+              versions: Mapping[str, VersionInfo]) -> dict[str, Any]:
+    """A hit record for a looked-up passage the ranking did not return (same fields as ranked hits)."""
+    from indexer.search.rank import build_hit
+    from indexer.text.analyzer import expand_query, query_terms
+
+    q_terms = list(terms) if terms is not None else query_terms(expand_query(question))
+    hit = build_hit(0, passages[pid], question, q_terms, None, 0.0, {})
+    info = versions.get(hit["doc_id"])
+    hit.update({"version_status": info.status if info else None, "version_label": info.label if info else None,
+                "also_in": []})
+    return hit
+
+
+def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Sequence[Any], k: int,
+          passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str]], texts: Mapping[str, str],
+          docs: Mapping[str, Mapping[str, Any]], versions: Mapping[str, VersionInfo],
+          allowed: Collection[str] | None = None) -> list[Any]:
+    """Each question's results with its named article first, and ``references`` on every hit. ``questions``:
+    analysed :class:`~indexer.search.query.Query` objects (or plain strings)."""
+    if not passages:
+        return list(results)
+    catalog = state.catalog(key, passages, by_doc, texts, docs, versions)
+    out = []
+    for q, res in zip(questions, results):
+        text = getattr(q, "text", q)
+        terms = getattr(q, "hit_terms", None)
+        found = lookup(_fold(text), catalog, passages, texts, allowed)
+        if found is not None:
+            res = pin(res, found, k, lambda _i, pid, text=text, terms=terms: _make_hit(text, terms, pid, passages,
+                                                                                        versions))
+        for hit in res:
+            hit["references"] = references(hit["pid"], catalog, passages, texts)
+        out.append(res)
+    return out
+
+
+_STATES: "weakref.WeakKeyDictionary[Any, ArticleLookup]" = weakref.WeakKeyDictionary()
+_EDITIONS: "weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]]" = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def state_of(owner: Any) -> ArticleLookup:
+    """The look-up state (catalog cache) kept for one searcher."""
+    with _STATES_LOCK:
+        state = _STATES.get(owner)
+        if state is None:
+            state = _STATES[owner] = ArticleLookup()
+        return state
+
+
+def _docs_of(gen: Any) -> Mapping[str, Mapping[str, Any]]:
+    return gen.manifest["documents"]
+
+
+def catalog_of(owner: Any, gen: Any, versions: Mapping[str, VersionInfo]) -> Catalog:
+    """The article catalog of a searcher's generation ``gen`` (a Snapshot)."""
+    return state_of(owner).catalog(gen.number, gen.passages, gen.by_doc, gen.texts, _docs_of(gen), versions)
+
+
+def apply_to_results(owner: Any, gen: Any, queries: Sequence[Any], results: Sequence[Any], k: int,
+                     allowed: Collection[str] | None, versions: Mapping[str, VersionInfo]) -> list[Any]:
+    """The search hook (:meth:`indexer.search.searcher.Searcher.search_queries`): :func:`apply` over a Snapshot."""
+    return apply(state_of(owner), gen.number, queries, results, k, gen.passages, gen.by_doc, gen.texts,
+                 _docs_of(gen), versions, allowed)
+
+
+def editions_of(gen: Any, versions: Mapping[str, VersionInfo]) -> dict[str, dict[str, Any]]:
+    """Every document's version fields in generation ``gen`` (computed once per Snapshot)."""
+    from indexer.text.editions import version_fields
+
+    with _STATES_LOCK:
+        found = _EDITIONS.get(gen)
+    if found is None:
+        docs = {d: {"title": m.get("title", ""), "text": gen.texts.get(d, ""), "meta": m.get("meta")}
+                for d, m in _docs_of(gen).items()}
+        found = version_fields(docs, versions)
+        with _STATES_LOCK:
+            _EDITIONS[gen] = found
+    return found
+
+
+def annotate_documents(owner: Any, gen: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The documents-list hook (``Engine.documents``): version status, year and other versions on each record."""
+    editions = editions_of(gen, owner.versions(gen))
+    for d in records:
+        d.update(editions.get(d["doc_id"], {}))
+    return records
+
+
+def annotate_document(owner: Any, gen: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """The document-view hook (``Engine.document``): version fields on the document, ``references`` on each
+    of its passages."""
+    versions = owner.versions(gen)
+    record.update(editions_of(gen, versions).get(record["doc_id"], {}))
+    catalog = catalog_of(owner, gen, versions)
+    for p in record.get("passages", []):
+        p["references"] = references(f"{record['doc_id']}#{p['ordinal']}", catalog, gen.passages, gen.texts)
+    return record
+
+
+def _fold(question: str) -> str:
+    from indexer.text.analyzer import fold
+
+    return fold(question)

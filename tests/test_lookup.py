@@ -1,0 +1,272 @@
+"""Article look-up, cross-references and version facts (issue 23): the rules on their own, the regulation fixture
+(always), and real regulations from ../shared/bench/party-docs (skipped with a message when absent)."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PARTY_DOCS, ROOT, make_corpus, require_party_docs
+
+sys.path.insert(0, str(ROOT))
+from bench.common import HashEncoder  # noqa: E402
+from indexer import Config, Engine  # noqa: E402
+from indexer.search import lookup as lookup_mod  # noqa: E402
+from indexer.text.articles import (cn_to_int, find_cross_refs, find_refs, int_to_cn,  # noqa: E402
+                                   mention_score, name_keys, year_request)
+
+MODES = ("keyword", "hybrid", "semantic")
+FIXTURE_DOC = "支部工作条例示例.txt"
+
+
+def _article(hit: dict) -> str:
+    """The last article label of a hit's section path."""
+    parts = [p for p in hit["section"].split(" > ") if p.startswith("第") and p.endswith("条")]
+    return parts[-1] if parts else ""
+
+
+def _engine(index: Path, corpus: Path) -> Engine:
+    eng = Engine.open(index, Config())
+    eng._encoder = HashEncoder()  # the look-up does not depend on the model; the semantic half is noise here
+    eng.index(corpus)
+    return eng
+
+
+def _without_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lookup_mod, "lookup", lambda *a, **kw: None)
+
+
+# ------------------------------------------------------------------------------------------------ the rules
+@pytest.mark.parametrize("text,n", [("十", 10), ("十一", 11), ("二十", 20), ("二十七", 27), ("一百", 100),
+                                    ("一百零一", 101), ("一百一十", 110), ("一百五十八", 158), ("三百零五", 305),
+                                    ("27", 27), ("２７", 27), ("两百", 200)])
+def test_chinese_and_arabic_numerals(text, n):
+    assert cn_to_int(text) == n
+    assert cn_to_int(int_to_cn(n)) == n
+
+
+def test_numerals_round_trip_and_reject_words():
+    assert [int_to_cn(n) for n in (10, 15, 20, 101, 110, 158)] == ["十", "十五", "二十", "一百零一", "一百一十", "一百五十八"]
+    assert all(cn_to_int(int_to_cn(n)) == n for n in range(1, 1000))
+    assert cn_to_int("条例") is None and cn_to_int("") is None
+
+
+def test_article_chains_and_separate_refs():
+    refs = find_refs("纪律处分条例第二十七条第二款第（三）项和第7条；第五章第十九条")
+    assert [(r.article, r.clause, r.item, r.chapter) for r in refs] == [(27, 2, 3, None), (7, None, None, None),
+                                                                       (19, None, None, 5)]
+    assert refs[0].label == "第二十七条第二款第三项"
+    assert find_refs("党章规定党员有哪些权利") == []
+
+
+def test_year_and_version_words():
+    assert year_request("2018年版纪律处分条例第七条").year == 2018
+    assert year_request("二〇一五年处分条例第八条").year == 2015
+    assert year_request("纪律处分条例（2015年修订）第27条").year == 2015
+    assert year_request("十九大党章第四十条").year == 2017
+    assert year_request("旧版纪律处分条例第七条").older
+    assert year_request("纪律处分条例第二十七条").year is None
+
+
+def test_names_and_short_names():
+    assert {"党章", "中国共产党章程"} <= name_keys("中国共产党章程")
+    assert "章程" not in name_keys("中国共产党章程")  # any organisation's charter
+    assert {"处分条例", "党纪处分条例", "纪律处分条例"} <= name_keys("中国共产党纪律处分条例2018")
+    assert "支部工作条例" in name_keys("中国共产党支部工作条例（试行）")
+    assert mention_score("根据处分条例", "纪律处分条例") > 0
+    assert mention_score("组织工作条例", "巡视工作条例") == 0  # another regulation that shares 工作条例
+    assert mention_score("八项规定实施细则", "节庆活动管理办法实施细则") == 0
+
+
+def test_cross_reference_forms():
+    text = "依照本条例第二十七条规定，并按《中国共产党章程》第八条和第九条处理。\n有前款行为的，依照前两款规定；本条第二款另有规定。"
+    got = [(c.kind, c.text, c.name, c.ref.article, c.ref.clause, c.back) for c in find_cross_refs(text)]
+    assert got == [("same", "本条例第二十七条", "", 27, None, 0),
+                   ("named", "《中国共产党章程》第八条", "中国共产党章程", 8, None, 0),
+                   ("named", "第九条", "中国共产党章程", 9, None, 0),
+                   ("clause", "前款", "", None, None, 1), ("clause", "前两款", "", None, None, 2),
+                   ("clause", "本条第二款", "", None, 2, 0)]
+    for c in find_cross_refs(text):
+        assert text[c.start:c.end] == c.text
+    assert find_cross_refs("第三条 党支部工作应当遵循以下原则") == []  # an article's own label is no reference
+
+
+# ------------------------------------------------------------------------------------------------ fixture index
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """The seed essay and the regulation fixture (党支部工作示范条例（试行）, eighteen articles)."""
+    base = tmp_path_factory.mktemp("lookup-small")
+    eng = _engine(base / "index", make_corpus(base / "corpus"))
+    yield eng
+    eng.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fixture_article_first_in_every_mode(small, mode):
+    for q, label in [("党支部工作示范条例第五条是怎么规定的", "第五条"), ("党支部工作示范条例第7条", "第七条"),
+                     ("党支部工作示范条例第十六条", "第十六条")]:
+        hits = small.search(q, k=5, mode=mode)
+        assert hits[0]["doc_id"] == FIXTURE_DOC and _article(hits[0]) == label, (q, mode, hits[0]["section"])
+        env = hits.envelope()
+        assert env["answer_found"] is True and env["lookup"]["article"] == label and "message" not in env
+
+
+def test_fixture_missing_article_says_so(small):
+    hits = small.search("党支部工作示范条例第九十九条", k=5)
+    assert list(hits) == [] and hits.answer_found is False
+    assert "共十八条" in hits.message and "18 articles" in hits.message
+    env = hits.envelope()
+    assert env["message"] == hits.message and env["lookup"]["found"] is False
+
+
+def test_fixture_ordinary_question_is_left_as_ranked(small, monkeypatch):
+    q = "党支部的基本任务是什么"
+    with_lookup = small.search(q, k=5, mode="keyword")
+    assert "lookup" not in with_lookup.envelope()
+    _without_lookup(monkeypatch)
+    alone = small.search(q, k=5, mode="keyword")
+    assert [h["pid"] for h in with_lookup] == [h["pid"] for h in alone]
+
+
+def test_fixture_unknown_regulation_is_not_looked_up(small):
+    hits = small.search("党章第五条", k=5, mode="keyword")  # no 党章 in this index
+    assert "lookup" not in hits.envelope()
+
+
+def test_fixture_document_filter_names_the_regulation(small):
+    hits = small.search("第七条讲了什么", k=3, mode="keyword", docs=[FIXTURE_DOC])
+    assert _article(hits[0]) == "第七条"
+
+
+def test_fixture_hits_carry_references_field(small):
+    hits = small.search("党支部委员会怎么设立", k=5, mode="keyword")
+    assert hits and all(isinstance(h["references"], list) for h in hits)
+
+
+# ------------------------------------------------------------------------------------------------ real regulations
+REAL = ["xtjeyvc-dangfa/dangfa008.md", "xtjeyvc-dangfa/dangfa009.md", "xtjeyvc-dangfa/dangfa0010.md",
+        "xtjeyvc-dangfa/dangfa002.md", "xtjeyvc-dangfa/dangfa0024.md", "xtjeyvc-dangfa/dangfa0034.md",
+        "xtjeyvc-dangfa/dangfa0015.md", "partymate/party_rules.md"]
+D23, D18, D15, DZ = REAL[0], REAL[1], REAL[2], REAL[3]
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """纪律处分条例 2023/2018/2015, 党章, three other regulations with rival article numbers, the handbook."""
+    require_party_docs()
+    base = tmp_path_factory.mktemp("lookup-real")
+    corpus = base / "corpus"
+    for rel in REAL:
+        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PARTY_DOCS / rel, corpus / rel)
+    eng = _engine(base / "index", corpus)
+    yield eng
+    eng.close()
+
+
+@pytest.mark.parametrize("question,doc,label,name", [
+    ("2018年版纪律处分条例第七条", D18, "第七条", ""),
+    ("纪律处分条例第七条", D23, "第七条", ""),
+    ("2015年纪律处分条例第二十七条", D15, "第二十七条", ""),
+    ("党章第八条", DZ, "第八条", ""),  # 案件检查工作条例 and 问责条例 have a 第八条 too
+    ("党章第二十三条", DZ, "第二十三条", ""),
+    ("党纪处分条例第一百零一条", D23, "第一百零一条", ""),
+    ("党章第四条规定了党员哪些权利", DZ, "第四条", ""),
+    ("处分条例第17条讲的是什么", D23, "第十七条", ""),
+    ("发展党员工作细则第十条", "partymate/party_rules.md", "第十条", "发展党员工作细则"),
+    ("支部工作条例第十九条", "partymate/party_rules.md", "第十九条", "支部工作条例"),
+])
+def test_real_named_article_first(real, question, doc, label, name):
+    for mode in MODES:
+        hit = real.search(question, k=5, mode=mode)[0]
+        assert (hit["doc_id"], _article(hit)) == (doc, label), (question, mode, hit["citation"])
+        assert name in hit["citation"]
+
+
+def test_real_lookup_beats_ranking_alone(real, monkeypatch):
+    q = "2018年版纪律处分条例第七条"
+    _without_lookup(monkeypatch)
+    alone = real.search(q, k=5, mode="keyword")
+    assert (alone[0]["doc_id"], _article(alone[0])) != (D18, "第七条")  # what the look-up is for
+
+
+def test_real_missing_article(real):
+    hits = real.search("纪律处分条例第三百条", k=5)
+    assert list(hits) == [] and hits.answer_found is False
+    assert "共一百五十八条" in hits.message and "158 articles" in hits.message
+    hits = real.search("2018年版纪律处分条例第一百五十条", k=5)
+    assert "共一百四十二条" in hits.message  # the 2018 version's count, not the current one's
+
+
+def test_real_version_not_indexed_takes_the_one_in_force(real):
+    hits = real.search("2016年纪律处分条例第七条", k=5, mode="keyword")
+    assert hits[0]["doc_id"] == D15  # the 2015 version was in force in 2016
+
+
+def test_real_references_resolve_to_articles(real):
+    # 第三十条: "…依照前款规定处理" points at its first clause
+    hit = real.search("纪律处分条例第三十条", k=3, mode="keyword")[0]
+    refs = [r for r in hit["references"] if r["text"] == "前款"]
+    assert refs and refs[0]["doc_id"] == D23 and refs[0]["citation"].endswith("第三十条第一款")
+    assert hit["text"][refs[0]["start"]:refs[0]["end"]] == "前款"
+    # 第十九条 cites 本条例第十七条 of the same version
+    hit = real.search("纪律处分条例第十九条", k=3, mode="keyword")[0]
+    ref = next(r for r in hit["references"] if r["text"] == "本条例第十七条")
+    target = real.document(D23)["passages"]
+    first17 = next(p for p in target if p["section"].endswith("第十七条"))
+    assert ref["pid"] == f"{D23}#{first17['ordinal']}"
+    # another document: 《中国共产党章程》第四十二条 in the 党组 procedure rules
+    hit = real.search("党组讨论和决定党员处分事项工作程序规定第六条", k=3, mode="keyword")[0]
+    ref = next(r for r in hit["references"] if r["text"].startswith("《中国共产党章程》"))
+    assert ref["doc_id"] == DZ and ref["citation"].endswith("第四十二条")
+
+
+def test_real_documents_list_versions(real):
+    docs = {d["doc_id"]: d for d in real.documents()}
+    assert docs[D23]["version_status"] == "current" and docs[D23]["version_year"] == 2023
+    assert docs[D18]["version_status"] == "historical" and docs[D18]["version_label"] == "2018年版"
+    assert [v["doc_id"] for v in docs[D23]["versions"]] == [D18, D15]
+    assert docs[DZ]["version_status"] is None and docs[DZ]["version_year"] == 2017 and docs[DZ]["versions"] == []
+    assert real.document(D15)["versions"][0]["doc_id"] == D23
+
+
+def test_real_compare_pairs_articles_by_content(real):
+    from indexer.search.compare import compare_article
+    from indexer.search.lookup import build_catalog
+
+    gen = real._state()
+    cat = build_catalog(gen.passages, gen.by_doc, gen.texts, gen.manifest["documents"])
+    got = compare_article(cat, gen.passages, gen.texts, D23, 101, real._searcher.versions(gen))
+    rows = {r["doc_id"]: r for r in got["versions"]}
+    assert [r["doc_id"] for r in got["versions"]] == [D23, D18, D15]  # newest first
+    assert rows[D18]["article"] == "第九十二条" and rows[D15]["article"] == "第八十六条"  # numbers shifted
+    base = rows[D23]["text"]
+    for r in (rows[D18], rows[D15]):
+        segs = r["segments"]
+        assert "".join(s["text"] for s in segs if s["kind"] != "removed") == r["text"]
+        assert "".join(s["text"] for s in segs if s["kind"] != "added") == base
+        assert any(s["kind"] != "same" for s in segs)
+    assert compare_article(cat, gen.passages, gen.texts, D23, 300) is None
+
+
+def test_real_compare_on_an_engine(real):
+    from indexer.search.compare import article_versions
+
+    got = article_versions(real, D18, "第九十二条")
+    assert [v["article"] for v in got["versions"]] == ["第一百零一条", "第九十二条", "第八十六条"]
+    assert [v["asked"] for v in got["versions"]] == [False, True, False]
+    assert article_versions(real, D18, "92") == got
+    assert article_versions(real, D23, "第三百条") is None
+    with pytest.raises(KeyError):
+        article_versions(real, "nope.md", "1")
+
+
+def test_real_document_view_has_versions_and_references(real):
+    doc = real.document(D23)
+    assert doc["version_status"] == "current" and [v["doc_id"] for v in doc["versions"]] == [D18, D15]
+    p30 = next(p for p in doc["passages"] if p["section"].endswith("第三十条"))
+    refs = [r for r in p30["references"] if r["text"] == "前款"]
+    assert refs and refs[0]["citation"].endswith("第三十条第一款")
+    assert p30["text"][refs[0]["start"]:refs[0]["end"]] == "前款"
