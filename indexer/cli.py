@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from indexer.cli_curation import add_commands as add_curation_commands
 from indexer.config import Config
+from indexer.index.journal import audited
 from indexer.questions import read_questions
 from indexer.search.query import MODES
 from indexer.types import PartyQAError
@@ -102,18 +104,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.import_dir:
         if args.corpus_dir:
             raise PartyQAError("--import 与 CORPUS_DIR 只能给一个 / give either --import DIR or CORPUS_DIR, not both")
-        with _engine(args, create=True) as eng:
+        with _engine(args, create=True) as eng, audited(eng.root, "import", str(args.import_dir)):
             return _print_report(eng.import_dir(args.import_dir, **_write_opts(args)), args.json)
     if not args.corpus_dir:
         raise PartyQAError("give the corpus directory to index: partyqa index CORPUS_DIR (or --import DIR)")
-    with _engine(args, create=True) as eng:
+    with _engine(args, create=True) as eng, audited(eng.root, "index", str(args.corpus_dir)):
         report = eng.index(args.corpus_dir, **_write_opts(args))
         return _print_report(report, args.json)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Copy files into the corpus and index them (keyword first; waits for the vectors unless --no-wait)."""
-    with _engine(args, create=True) as eng:
+    with _engine(args, create=True) as eng, audited(eng.root, "add", [str(p) for p in args.paths]):
         report = eng.add(args.paths, **_write_opts(args))
         code = _print_report(report, args.json)
         return 1 if report.errors else code
@@ -121,7 +123,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """Remove documents from the index."""
-    with _engine(args) as eng:
+    with _engine(args) as eng, audited(eng.root, "remove", list(args.doc_ids)):
         removed = eng.remove(args.doc_ids)
         missing = [d for d in args.doc_ids if d not in removed]
         for d in removed:
@@ -299,6 +301,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the web UI and HTTP API with waitress."""
     from webui.server import serve
 
+    from webui.auth import check_bind
+
+    check_bind(args.host, args.allow_anonymous_writes, args.config.admin_token)  # issue 26: no open writes on a LAN
     eng = _engine(args, create=True)
     try:
         eng.jobs  # resume spooled jobs and pending embeddings (of a killed server or `add --no-wait`) now
@@ -398,7 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; 0.0.0.0 must be explicit)")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--allow-anonymous-writes", action="store_true", help="serve a non-loopback address without "
+                   "any token (anyone who can reach it may upload, delete and edit)")
     p.set_defaults(func=cmd_serve)
+    add_curation_commands(sub, _engine)
     return parser
 
 
