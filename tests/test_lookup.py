@@ -145,6 +145,18 @@ def test_fixture_hits_carry_references_field(small):
     assert hits and all(isinstance(h["references"], list) for h in hits)
 
 
+def test_fixture_disabled_article_is_never_pinned(tmp_path):
+    eng = _engine(tmp_path / "index", make_corpus(tmp_path / "corpus"))
+    try:
+        first = eng.search("党支部工作示范条例第五条", k=5, mode="keyword")[0]
+        assert _article(first) == "第五条"
+        eng.set_passage_enabled([first["pid"]], False)
+        hits = eng.search("党支部工作示范条例第五条", k=5, mode="keyword")
+        assert first["pid"] not in [h["pid"] for h in hits]
+    finally:
+        eng.close()
+
+
 # ------------------------------------------------------------------------------------------------ real regulations
 REAL = ["xtjeyvc-dangfa/dangfa008.md", "xtjeyvc-dangfa/dangfa009.md", "xtjeyvc-dangfa/dangfa0010.md",
         "xtjeyvc-dangfa/dangfa002.md", "xtjeyvc-dangfa/dangfa0024.md", "xtjeyvc-dangfa/dangfa0034.md",

@@ -498,9 +498,10 @@ def _make_hit(question: str, terms: Sequence[str] | None, pid: str, passages: Ma
 def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Sequence[Any], k: int,
           passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str]], texts: Mapping[str, str],
           docs: Mapping[str, Mapping[str, Any]], versions: Mapping[str, VersionInfo],
-          allowed: Collection[str] | None = None) -> list[Any]:
+          allowed: Collection[str] | None = None, hidden: Collection[str] = ()) -> list[Any]:
     """Each question's results with its named article first, and ``references`` on every hit. ``questions``:
-    analysed :class:`~indexer.search.query.Query` objects (or plain strings)."""
+    analysed :class:`~indexer.search.query.Query` objects (or plain strings); ``hidden``: passages that must
+    never be hits (disabled by curation)."""
     if not passages:
         return list(results)
     catalog = state.catalog(key, passages, by_doc, texts, docs, versions)
@@ -509,6 +510,9 @@ def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Seq
         text = getattr(q, "text", q)
         terms = getattr(q, "hit_terms", None)
         found = lookup(_fold(text), catalog, passages, texts, allowed)
+        if found is not None and found.pids and hidden:
+            found.pids = [p for p in found.pids if p not in hidden]
+            found = found if found.pids else None  # the article is disabled: ranking answers
         if found is not None:
             res = pin(res, found, k, lambda _i, pid, text=text, terms=terms: _make_hit(text, terms, pid, passages,
                                                                                         versions))
@@ -543,9 +547,12 @@ def catalog_of(owner: Any, gen: Any, versions: Mapping[str, VersionInfo]) -> Cat
 
 def apply_to_results(owner: Any, gen: Any, queries: Sequence[Any], results: Sequence[Any], k: int,
                      allowed: Collection[str] | None, versions: Mapping[str, VersionInfo]) -> list[Any]:
-    """The search hook (:meth:`indexer.search.searcher.Searcher.search_queries`): :func:`apply` over a Snapshot."""
+    """The search hook (:meth:`indexer.search.searcher.Searcher.search_queries`): :func:`apply` over a Snapshot,
+    never pinning a passage curation disabled."""
+    from indexer.index.curation import disabled_pids
+
     return apply(state_of(owner), gen.number, queries, results, k, gen.passages, gen.by_doc, gen.texts,
-                 _docs_of(gen), versions, allowed)
+                 _docs_of(gen), versions, allowed, disabled_pids(gen))
 
 
 def editions_of(gen: Any, versions: Mapping[str, VersionInfo]) -> dict[str, dict[str, Any]]:
