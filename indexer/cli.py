@@ -148,7 +148,10 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def _print_hits(question: str, hits: Any) -> None:
     print(f"问题: {question}")
-    if not hits:
+    message = getattr(hits, "message", None)  # issue 23: e.g. an article the named regulation does not have
+    if message:
+        print(f"  {message}")
+    elif not hits:
         print("  没有找到相关段落 / no matching passage")
     elif not hits.answer_found:
         print("  未找到直接回答，以下是最接近的段落 / no direct answer; the nearest passages follow")
@@ -164,6 +167,8 @@ def _print_hits(question: str, hits: Any) -> None:
             mark = {"current": "（现行）", "historical": "（历史版本）"}.get(other.get("version_status") or "", "")
             print(f"  另见: {other['title']} › {other['section'] or '(正文)'}{mark}")
         print(f"  段落: {h['text']}")
+        for ref in h.get("references") or []:
+            print(f"  引用: {ref['text']} → {ref['citation']}")
         if h["terms"]:
             print(f"  匹配词: {' '.join(h['terms'])}")
         print(f"  位置: {h['doc_id']} [{h['start']}:{h['end']}]")

@@ -2,6 +2,7 @@
 (always), and real regulations from ../shared/bench/party-docs (skipped with a message when absent)."""
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -282,3 +283,15 @@ def test_real_document_view_has_versions_and_references(real):
     refs = [r for r in p30["references"] if r["text"] == "前款"]
     assert refs and refs[0]["citation"].endswith("第三十条第一款")
     assert p30["text"][refs[0]["start"]:refs[0]["end"]] == "前款"
+
+
+def test_cli_ask_says_what_the_lookup_found(small, capsys):
+    from indexer.cli import main
+
+    assert main(["--index-dir", str(small.root), "ask", "党支部工作示范条例第九十九条", "--mode", "keyword"]) == 0
+    out = capsys.readouterr().out
+    assert "共十八条" in out and "18 articles" in out
+    assert main(["--index-dir", str(small.root), "ask", "党支部工作示范条例第五条", "--mode", "keyword",
+                 "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["lookup"]["article"] == "第五条" and body["results"][0]["section"].endswith("第五条")
