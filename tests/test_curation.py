@@ -1,0 +1,365 @@
+"""Curating the knowledge base (issue 26) on the seed essay and the regulation fixture: a document's passages and
+their state, disabled passages gone from every result (also after re-indexing the file), standard questions first,
+feedback that `partyqa eval` reads, the audit log with named users and roles, and a kill during a disable."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from conftest import make_corpus, with_seed_cache
+from indexer import Config, Engine
+from indexer.cli import main as cli_main
+from indexer.index import curation, journal
+from indexer.index.curation import CurationError, normalise_question
+from webui import create_app
+
+ESSAY = "基层党支部工作论文.txt"
+REG = "支部工作条例示例.txt"
+# 第十五条 of the fixture answers this (a paraphrase, not a sentence of the text).
+TERM_Q = "党支部委员会一届干几年"
+QUESTIONS = ["党支部委员会一届干几年", "正式党员不够三个人怎么设支部", "党支部怎样当好监督者", "组织生活会多久开一次",
+             "党支部的基本任务有哪些", "党员人数多的支部怎么办"]
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> Path:
+    """The seed essay and the regulation fixture."""
+    return make_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture()
+def eng(tmp_path: Path, corpus: Path):
+    """An engine over ``corpus``, searchable by keyword (no model needed)."""
+    e = Engine.open(tmp_path / "index", Config())
+    e.index(corpus, wait=False)
+    yield e
+    e.close()
+
+
+def top_pid(e: Engine, q: str, mode: str = "keyword") -> str:
+    """The first hit's pid."""
+    return e.search(q, k=5, mode=mode)[0]["pid"]
+
+
+def every_pid(results) -> set[str]:
+    """The pids of the hits and of everything folded into them."""
+    out = set()
+    for h in results:
+        out.add(h["pid"])
+        out.update(o["pid"] for o in h.get("also_in") or [])
+    return out
+
+
+# ------------------------------------------------------------------------------------------- passages
+def test_passages_list_a_documents_passages_with_section_citation_and_state(eng: Engine) -> None:
+    doc = eng.document(REG)
+    listed = eng.passages(REG)
+    assert [p["pid"] for p in listed] == [f"{REG}#{p['ordinal']}" for p in doc["passages"]]
+    assert [p["text"] for p in listed] == [p["text"] for p in doc["passages"]]
+    first = listed[0]
+    assert first["section"].startswith("第一章") and "第一条" in first["section"]
+    assert first["citation"].startswith("《党支部工作示范条例（试行）》")
+    assert {p["state"] for p in listed} == {"enabled"}
+    with pytest.raises(KeyError):
+        eng.passages("没有这个文件.txt")
+
+
+def test_a_disabled_passage_is_never_returned_nor_folded_and_comes_back_when_enabled(eng: Engine) -> None:
+    before = {q: eng.search(q, k=5, mode="keyword") for q in QUESTIONS}
+    target = before[TERM_Q][0]["pid"]
+    target_text = next(p["text"] for p in eng.passages(REG) if p["pid"] == target)
+    generation = eng.stats()["generation"]
+    assert eng.set_passage_enabled([target], False) == {"changed": [target], "unchanged": []}
+    assert eng.stats()["generation"] == generation + 1  # stored as a generation
+    assert next(p for p in eng.passages(REG) if p["pid"] == target)["state"] == "disabled"
+    for q in QUESTIONS:
+        for mode in ("keyword",):
+            res = eng.search(q, k=10, mode=mode)
+            assert target not in every_pid(res), (q, mode)
+            assert all(h["text"] != target_text for h in res)
+    # the next passages move up: the rest of the list is the old one without the target
+    after = eng.search(TERM_Q, k=5, mode="keyword")
+    assert [h["pid"] for h in after][:3] == [h["pid"] for h in before[TERM_Q] if h["pid"] != target][:3]
+    assert eng.set_passage_enabled([target], False)["unchanged"] == [target]
+    assert eng.stats()["generation"] == generation + 1  # nothing changed: nothing written
+    eng.set_passage_enabled([target], True)
+    for q in QUESTIONS:  # with nothing curated the results are the ones before
+        assert eng.search(q, k=5, mode="keyword") == before[q]
+
+
+def test_an_unknown_pid_refuses_the_whole_request_and_writes_nothing(eng: Engine) -> None:
+    real = top_pid(eng, TERM_Q)
+    generation = eng.stats()["generation"]
+    with pytest.raises(CurationError, match="unknown passage"):
+        eng.set_passage_enabled([real, f"{REG}#9999"], False)
+    assert eng.stats()["generation"] == generation
+    assert real in every_pid(eng.search(TERM_Q, k=5, mode="keyword"))
+
+
+def test_the_disabled_state_survives_re_indexing_a_changed_file(eng: Engine, corpus: Path) -> None:
+    target = top_pid(eng, TERM_Q)
+    text = next(p["text"] for p in eng.passages(REG) if p["pid"] == target)
+    eng.set_passage_enabled([target], False)
+    # a paragraph inserted at the top: every passage of the file gets a new ordinal, the index re-reads the file
+    path = corpus / REG
+    lines = path.read_text("utf-8").split("\n", 1)
+    path.write_text(lines[0] + "\n\n前言：本条例供学习参考，各支部结合实际执行，遇有问题及时向上级党组织报告。\n\n" + lines[1], "utf-8")
+    report = eng.index(corpus, wait=False)
+    assert report.updated == [REG]
+    moved = next(p for p in eng.passages(REG) if p["text"] == text)
+    assert moved["pid"] != target  # a new pid ...
+    assert moved["state"] == "disabled"  # ... and still disabled: the state is kept by content
+    assert moved["pid"] not in every_pid(eng.search(TERM_Q, k=10, mode="keyword"))
+    assert [p["pid"] for p in eng.curator.disabled()] == [moved["pid"]]
+    # and by document: the same text in another document is not disabled
+    assert curation.passage_key(REG, text) != curation.passage_key(ESSAY, text)
+
+
+def test_a_disabled_passage_is_gone_from_semantic_and_hybrid_results(tmp_path: Path, seed_cache: Path) -> None:
+    index = with_seed_cache(seed_cache, tmp_path / "index")
+    with Engine.open(index, Config()) as e:
+        e.index(make_corpus(tmp_path / "corpus"))
+        targets = {top_pid(e, q, "semantic") for q in QUESTIONS[:3]} | {top_pid(e, q, "hybrid") for q in QUESTIONS[:3]}
+        e.set_passage_enabled(sorted(targets), False)
+        for q in QUESTIONS:
+            for mode in ("semantic", "hybrid", "keyword"):
+                assert not targets & every_pid(e.search(q, k=10, mode=mode)), (q, mode)
+
+
+# ------------------------------------------------------------------------------------------- standard questions
+def test_a_linked_question_returns_its_passage_first_marked(eng: Engine) -> None:
+    q = "支部委员会选举多久一次"
+    natural = eng.search(q, k=5, mode="keyword")
+    chosen = next(p["pid"] for p in eng.passages(ESSAY) if "监督" in p["text"])  # a passage keyword search ranks low
+    assert natural[0]["pid"] != chosen
+    rec = eng.curator.link_question(q, chosen)
+    assert rec["pid"] == chosen
+    res = eng.search(" 支部委员会选举，多久一次？", k=5, mode="keyword")  # the same question, other punctuation
+    assert res[0]["pid"] == chosen and res[0]["standard_answer"] is True and res[0]["rank"] == 1
+    assert res[0]["standard_question"] == q
+    assert len(res) == 5 and [h["rank"] for h in res] == [1, 2, 3, 4, 5]
+    assert sum(1 for h in res if h["pid"] == chosen) == 1
+    assert not any(h.get("standard_answer") for h in eng.search("党员人数多的支部怎么办", k=5, mode="keyword"))
+    assert [p["standard_questions"] for p in eng.passages(ESSAY) if p["pid"] == chosen] == [[q]]
+    # a disabled passage is never a standard answer
+    eng.set_passage_enabled([chosen], False)
+    assert chosen not in every_pid(eng.search(q, k=5, mode="keyword"))
+    eng.set_passage_enabled([chosen], True)
+    assert eng.curator.unlink_question(q + "？") is True
+    assert eng.search(q, k=5, mode="keyword")[0]["pid"] == natural[0]["pid"]
+
+
+def test_normalised_questions() -> None:
+    assert normalise_question("支委会 多久开一次会？") == normalise_question("支委会多久开一次会?")
+    assert normalise_question("ＡＢ 党费") == normalise_question("ab党费")
+    assert normalise_question("党费怎么交") != normalise_question("党费交多少")
+
+
+@pytest.mark.slow
+def test_a_paraphrase_of_a_linked_question_gets_the_passage_too(tmp_path: Path, seed_cache: Path) -> None:
+    index = with_seed_cache(seed_cache, tmp_path / "index")
+    with Engine.open(index, Config()) as e:
+        e.index(make_corpus(tmp_path / "corpus"))
+        chosen = next(p["pid"] for p in e.passages(REG) if p["text"].startswith("第十五条"))
+        e.curator.link_question("党支部委员会每届任期是多长时间", chosen)
+        assert e.curator.standard_questions()[0]["paraphrases"] is True
+        para = e.search("党支部委员会每一届的任期是多长时间？", k=5, mode="hybrid")
+        assert para[0]["pid"] == chosen and para[0]["standard_answer"] is True
+        assert 0.93 <= para[0]["standard_similarity"] < 1.0
+        for other in ("发展党员要经过哪些程序", "党费怎么交", "党支部怎样当好监督者"):
+            assert not any(h.get("standard_answer") for h in e.search(other, k=5, mode="hybrid")), other
+
+
+# ------------------------------------------------------------------------------------------- feedback
+def test_feedback_is_kept_summarised_and_exported_for_partyqa_eval(eng: Engine, capsys) -> None:
+    app = create_app(eng)
+    client = app.test_client()
+    good = eng.search(TERM_Q, k=5, mode="keyword")
+    other_q = "正式党员不够三个人怎么设支部"
+    other = eng.search(other_q, k=5, mode="keyword")
+    for q, pid, useful in ((TERM_Q, good[0]["pid"], True), (TERM_Q, good[1]["pid"], False),
+                           (other_q, other[0]["pid"], True), ("完全答非所问的问题", good[2]["pid"], False)):
+        r = client.post("/api/feedback", json={"question": q, "pid": pid, "useful": useful, "mode": "keyword"})
+        assert r.status_code == 201, r.json
+    assert client.post("/api/feedback", json={"question": TERM_Q, "pid": "没有#1", "useful": True}).status_code == 400
+    assert client.post("/api/feedback", json={"question": TERM_Q, "pid": good[0]["pid"],
+                                              "useful": "yes"}).status_code == 400
+    summary = client.get("/api/feedback").json
+    assert summary["counts"] == {"useful": 2, "not_useful": 2}
+    assert {q["question"] for q in summary["negative"]} == {TERM_Q, "完全答非所问的问题"}
+    assert {(u["question"], u["pid"]) for u in summary["useful"]} == {(TERM_Q, good[0]["pid"]),
+                                                                      (other_q, other[0]["pid"])}
+    lines = (eng.root / journal.FEEDBACK_FILE).read_text("utf-8").splitlines()
+    assert len(lines) == 4  # the refused ones were not stored
+    out = eng.root.parent / "useful.jsonl"
+    index = str(eng.root)
+    eng.close()
+    assert cli_main(["--index-dir", index, "-q", "feedback", "export", "-o", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert {r["question"] for r in rows} == {TERM_Q, other_q}
+    assert all(r["gold_doc"] == REG and r["gold_text"] for r in rows)
+    capsys.readouterr()
+    assert cli_main(["--index-dir", index, "-q", "eval", str(out), "--mode", "keyword", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["keyword"]["n"] == 2 and table["keyword"]["R@1"] == 1.0  # each useful passage was the top hit
+
+
+def test_feedback_appends_are_safe_across_processes(tmp_path: Path) -> None:
+    code = ("import sys; from pathlib import Path; from indexer.index.journal import append\n"
+            "for i in range(40): append(Path(sys.argv[1]) / 'f.jsonl', {'w': sys.argv[2], 'i': i, 'pad': 'x' * 3000})")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(w)]) for w in range(3)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    recs = journal.read_lines(tmp_path / "f.jsonl")
+    assert sorted((r["w"], r["i"]) for r in recs) == sorted((str(w), i) for w in range(3) for i in range(40))
+
+
+def test_a_line_cut_short_by_a_kill_is_skipped_and_the_next_starts_afresh(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    journal.append(log, {"id": "a", "phase": "once", "action": "disable"})
+    with open(log, "ab") as fh:
+        fh.write(b'{"id": "b", "phase": "beg')  # a kill mid-write
+    journal.append(log, {"id": "c", "phase": "once", "action": "enable"})
+    assert [r["id"] for r in journal.read_lines(log)] == ["a", "c"]
+
+
+# ------------------------------------------------------------------------------------------- users, roles, audit
+@pytest.fixture()
+def tokens_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "tokens.txt"
+    path.write_text("# token role name\nr-token reader 王读者\ne-token editor 李编辑\na-token admin 张管理\n", "utf-8")
+    monkeypatch.setenv("PARTYQA_TOKENS_FILE", str(path))
+    return path
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_roles_decide_who_may_disable_and_read_the_audit_log(eng: Engine, tokens_file: Path) -> None:
+    client = create_app(eng).test_client()
+    pid = top_pid(eng, TERM_Q)
+    url = f"/api/passages/{quote(pid, safe='')}/disable"
+    assert client.post(url).status_code == 401
+    assert client.post(url, headers=_auth("wrong")).status_code == 403
+    assert client.post(url, headers=_auth("r-token")).status_code == 403
+    assert pid in every_pid(eng.search(TERM_Q, k=5, mode="keyword"))
+    cross = client.post(url, headers={**_auth("e-token"), "Origin": "http://evil.example"})
+    assert cross.status_code == 403 and cross.json["error"]["code"] == "cross_site"
+    r = client.post(url, headers=_auth("e-token"))
+    assert r.status_code == 200 and r.json["changed"] == [pid]
+    assert pid not in every_pid(eng.search(TERM_Q, k=5, mode="keyword"))
+    assert client.get("/api/me", headers=_auth("e-token")).json == {"name": "李编辑", "role": "editor",
+                                                                    "tokens": True}
+    assert client.get("/api/audit", headers=_auth("e-token")).status_code == 403
+    entries = client.get("/api/audit", headers=_auth("a-token")).json["entries"]
+    assert [(e["who"], e["action"], e["result"], e["target"]) for e in entries] == [("李编辑", "disable", "ok", [pid])]
+    # a reader may still search and give feedback, recorded under their name
+    fb = client.post("/api/feedback", headers=_auth("r-token"),
+                     json={"question": TERM_Q, "pid": top_pid(eng, TERM_Q), "useful": True})
+    assert fb.status_code == 201 and fb.json["who"] == "王读者"
+    assert client.get("/api/feedback", headers=_auth("r-token")).status_code == 403
+    r = client.post("/api/standard_questions", headers=_auth("e-token"), json={"question": TERM_Q, "pid": pid})
+    assert r.status_code == 400  # a disabled passage cannot be a standard answer
+
+
+def test_without_tokens_everything_is_local_and_audited_as_local(eng: Engine) -> None:
+    client = create_app(eng).test_client()
+    pid = top_pid(eng, TERM_Q)
+    assert client.get("/api/me").json == {"name": "local", "role": "admin", "tokens": False}
+    assert client.post(f"/api/passages/{quote(pid, safe='')}/disable").status_code == 200
+    assert client.post("/api/passages/state", json={"pids": [pid], "enabled": True}).json["changed"] == [pid]
+    r = client.get(f"/api/documents/{quote(REG)}/passages")
+    assert r.status_code == 200 and r.json["count"] == len(eng.document(REG)["passages"]) and r.json["disabled"] == 0
+    assert client.get(f"/api/documents/{quote('没有.txt')}/passages").status_code == 404
+    assert client.post(f"/api/passages/{quote(REG + '#999', safe='')}/disable").status_code == 404
+    entries = client.get("/api/audit").json["entries"]
+    assert [(e["who"], e["action"], e["result"]) for e in entries] == [
+        ("local", "disable", "failed"), ("local", "enable", "ok"), ("local", "disable", "ok")]
+
+
+def test_tokens_file_as_json_and_bad_files(tmp_path: Path) -> None:
+    from webui.auth import TokensError, parse_tokens
+
+    users = parse_tokens(json.dumps({"tokens": [{"token": "t1", "role": "editor", "name": "甲"},
+                                                {"token": "t2", "role": "ADMIN", "name": "乙"}]}))
+    assert users["t1"].name == "甲" and users["t1"].can("reader") and not users["t1"].can("admin")
+    assert users["t2"].can("admin")
+    assert parse_tokens('{"t3": {"role": "reader", "name": "丙"}}')["t3"].role == "reader"
+    with pytest.raises(TokensError):
+        parse_tokens("t4 superuser 丁")
+    with pytest.raises(TokensError):
+        parse_tokens("t5")
+
+
+def test_serving_a_network_address_needs_tokens(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    from webui.auth import check_bind
+    from indexer.types import PartyQAError
+
+    check_bind("127.0.0.1")
+    check_bind("::1")
+    check_bind("0.0.0.0", allow_anonymous_writes=True)
+    with pytest.raises(PartyQAError, match="--allow-anonymous-writes"):
+        check_bind("0.0.0.0")
+    monkeypatch.setenv("PARTYQA_TOKENS_FILE", str(tmp_path / "tokens.txt"))
+    check_bind("192.168.1.5")
+    monkeypatch.delenv("PARTYQA_TOKENS_FILE")
+    assert cli_main(["--index-dir", str(tmp_path / "index"), "serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert "--allow-anonymous-writes" in capsys.readouterr().err
+
+
+def test_cli_writes_are_audited(tmp_path: Path, corpus: Path, capsys) -> None:
+    index = str(tmp_path / "index")
+    assert cli_main(["--index-dir", index, "-q", "index", str(corpus), "--no-wait"]) == 0
+    assert cli_main(["--index-dir", index, "-q", "disable", f"{REG}#3", f"{REG}#4"]) == 0
+    assert cli_main(["--index-dir", index, "-q", "enable", f"{REG}#4"]) == 0
+    assert cli_main(["--index-dir", index, "-q", "disable", "nope#1"]) == 2
+    assert cli_main(["--index-dir", index, "-q", "remove", ESSAY]) == 0
+    capsys.readouterr()
+    assert cli_main(["--index-dir", index, "-q", "passages", REG, "--json"]) == 0
+    states = {p["pid"]: p["state"] for p in json.loads(capsys.readouterr().out)}
+    assert states[f"{REG}#3"] == "disabled" and states[f"{REG}#4"] == "enabled"
+    assert cli_main(["--index-dir", index, "-q", "audit", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [(e["action"], e["result"]) for e in entries] == [("remove", "ok"), ("disable", "failed"),
+                                                             ("enable", "ok"), ("disable", "ok"), ("index", "ok")]
+    assert {e["who"] for e in entries} == {"local"}
+
+
+# ------------------------------------------------------------------------------------------- kill test
+@pytest.mark.parametrize("point", ["curation", "before_switch", "after_switch"])
+def test_a_killed_disable_leaves_index_and_audit_log_consistent(eng: Engine, point: str) -> None:
+    index = eng.root
+    target = top_pid(eng, TERM_Q)
+    eng.close()
+    cmd = [sys.executable, "-m", "indexer.cli", "--index-dir", str(index), "-q", "disable", target]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYQA_")}
+    env.update(PARTYQA_PAUSE_AT=point, PARTYQA_PAUSE_SECONDS="120", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marker = index / f".paused-{point}"
+    deadline = time.monotonic() + 120
+    while not (marker.exists() and marker.read_text("utf-8").strip() == str(proc.pid)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"the writer never paused at {point}"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    marker.unlink()
+    committed = point == "after_switch"  # CURRENT was switched: the disable happened, whole
+    with Engine.open(index, Config(lock_timeout=0)) as after:
+        state = next(p["state"] for p in after.passages(REG) if p["pid"] == target)
+        assert state == ("disabled" if committed else "enabled")
+        assert (target in every_pid(after.search(TERM_Q, k=10, mode="keyword"))) is not committed
+        entries = after.curator.audit()
+        assert [(e["action"], e["target"], e["result"]) for e in entries[:1]] == [("disable", [target], "unfinished")]
+        # no stale lock, no damaged generation: the next write goes through at once and is logged as done
+        after.set_passage_enabled([target], committed)
+        assert after.curator.audit()[0]["result"] == "ok"
+        assert not list(index.glob("gen-*.tmp"))
