@@ -469,6 +469,15 @@ class ArticleLookup:
         self._key: Any = None
         self._catalog: Catalog | None = None
         self._parts: dict[str, tuple[Any, _DocPart]] = {}
+        self._refs: dict[str, list[dict[str, Any]]] = {}  # pid -> its resolved references, this catalog
+
+    def references(self, pid: str, catalog: Catalog, passages: Mapping[str, Any], texts: Mapping[str, str]
+                   ) -> list[dict[str, Any]]:
+        """:func:`references` of one passage, resolved once per catalog (copies: callers may change them)."""
+        refs = self._refs.get(pid)
+        if refs is None:
+            refs = self._refs[pid] = references(pid, catalog, passages, texts)
+        return [dict(r) for r in refs]
 
     def catalog(self, key: Any, passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str]],
                 texts: Mapping[str, str], docs: Mapping[str, Mapping[str, Any]],
@@ -478,6 +487,7 @@ class ArticleLookup:
             if self._catalog is None or self._key != key:
                 self._catalog = build_catalog(passages, by_doc, texts, docs, versions, self._parts)
                 self._key = key
+                self._refs = {}
             return self._catalog
 
 
@@ -517,7 +527,7 @@ def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Seq
             res = pin(res, found, k, lambda _i, pid, text=text, terms=terms: _make_hit(text, terms, pid, passages,
                                                                                         versions))
         for hit in res:
-            hit["references"] = references(hit["pid"], catalog, passages, texts)
+            hit["references"] = state.references(hit["pid"], catalog, passages, texts)
         out.append(res)
     return out
 
