@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterator
 
 __all__ = ["cn_to_int", "int_to_cn", "ArticleRef", "find_refs", "article_number", "chapter_number",
            "year_request", "YearRequest", "name_keys", "regulation_core", "mention_score", "normalise_name",
