@@ -4,17 +4,15 @@ feedback that `partyqa eval` reads, the audit log with named users and roles, an
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from conftest import make_corpus, with_seed_cache
+from test_robust_kill import kill_at
 from indexer import Config, Engine
 from indexer.cli import main as cli_main
 from indexer.index import curation, journal
@@ -353,19 +351,7 @@ def test_a_killed_disable_leaves_index_and_audit_log_consistent(eng: Engine, poi
     index = eng.root
     target = top_pid(eng, TERM_Q)
     eng.close()
-    cmd = [sys.executable, "-m", "indexer.cli", "--index-dir", str(index), "-q", "disable", target]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYQA_")}
-    env.update(PARTYQA_PAUSE_AT=point, PARTYQA_PAUSE_SECONDS="120", HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    marker = index / f".paused-{point}"
-    deadline = time.monotonic() + 120
-    while not (marker.exists() and marker.read_text("utf-8").strip() == str(proc.pid)):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"the writer never paused at {point}"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    marker.unlink()
+    kill_at(index, point, index.parent / "disable.log", "disable", target)
     committed = point == "after_switch"  # CURRENT was switched: the disable happened, whole
     with Engine.open(index, Config(lock_timeout=0)) as after:
         state = next(p["state"] for p in after.passages(REG) if p["pid"] == target)
