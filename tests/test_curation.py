@@ -282,6 +282,17 @@ def test_roles_decide_who_may_disable_and_read_the_audit_log(eng: Engine, tokens
     assert r.status_code == 400  # a disabled passage cannot be a standard answer
 
 
+def test_the_audit_helper_records_a_routes_job_under_its_user(eng: Engine, tokens_file: Path) -> None:
+    from webui.auth import audit
+
+    app = create_app(eng)
+    with app.test_request_context("/api/documents", method="POST", headers=_auth("e-token")):
+        assert audit("upload", ["规定.docx"], job="job-7") == "李编辑"
+    entry = eng.curator.audit()[0]
+    assert (entry["who"], entry["action"], entry["target"], entry["job"], entry["result"]) == (
+        "李编辑", "upload", ["规定.docx"], "job-7", "queued")
+
+
 def test_without_tokens_everything_is_local_and_audited_as_local(eng: Engine) -> None:
     client = create_app(eng).test_client()
     pid = top_pid(eng, TERM_Q)

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from flask import g, request
 
-from indexer.index.journal import LOCAL_USER, acting_as
+from indexer.index.journal import LOCAL_USER, acting_as, record
 from indexer.types import PartyQAError
 
 from .common import same_origin, state
@@ -204,6 +204,15 @@ def requires(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 return view(*args, **kwargs)
         return inner
     return wrap
+
+
+def audit(action: str, target: Any, job: str | None = None, **detail: Any) -> str:
+    """Record a write of this request in ``<index>/audit.jsonl`` with the request's user, for routes whose write
+    runs as a queued job (upload: ``audit("upload", names, job=job_id)``, delete: ``audit("delete", ids, job=...)``):
+    the result is ``queued`` (the job record says how it ended) or ``ok`` without a job. Returns the user's name."""
+    name = current_user().name
+    record(Path(state().engine.root), action, target, who=name, job=job, result="queued" if job else "ok", **detail)
+    return name
 
 
 def is_loopback(host: str) -> bool:
