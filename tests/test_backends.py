@@ -392,6 +392,7 @@ def test_model_change_and_analyzer_change_rewrite_both_halves(tmp_path, corpus, 
             cached.cache_clear()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(MILVUS_SKIP), reason=MILVUS_SKIP or "-")
 def test_real_model_quality_within_one_question(tmp_path, corpus, monkeypatch):
     """With the bundled e5 model (~40 passages, encoded once: the two indexes share one embedding cache), every

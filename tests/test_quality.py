@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PARTY_DOCS, ROOT
+from conftest import PARTY_DOCS, ROOT, with_seed_cache
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -95,13 +95,13 @@ def test_every_gold_text_lies_inside_one_passage_after_clean_and_split() -> None
 
 # ------------------------------------------------------------------------------------------------ seed corpus
 @pytest.fixture(scope="module")
-def seed_engine(tmp_path_factory: pytest.TempPathFactory):
-    """The seed corpus indexed with the real model in a temporary directory."""
+def seed_engine(tmp_path_factory: pytest.TempPathFactory, seed_cache: Path):
+    """The seed corpus indexed with the real model in a temporary directory (vectors from the run's cache)."""
     from indexer import Engine
 
     work = tmp_path_factory.mktemp("quality-seed")
     corpus = bq.build_corpus(work / "corpus", [], seed=True)
-    with Engine.open(work / "index") as eng:
+    with Engine.open(with_seed_cache(seed_cache, work / "index")) as eng:
         report = eng.index(corpus)
         assert report.errors == [] and eng.stats()["passages"] >= 10
         yield eng
@@ -115,12 +115,14 @@ def seed_results(seed_engine) -> dict:
     return bq.evaluate(seed_engine, rows, bq.MODES, k=10)["metrics"]
 
 
+@pytest.mark.slow
 def test_seed_hybrid_quality_holds(seed_results: dict) -> None:
     hybrid = seed_results["hybrid"]["all"]["strict"]
     assert hybrid["R@5"] >= SEED_HYBRID_R5_MIN, seed_results
     assert hybrid["R@1"] >= SEED_HYBRID_R1_MIN, seed_results
 
 
+@pytest.mark.slow
 def test_seed_fusion_is_not_worse_than_the_better_half(seed_results: dict) -> None:
     r5 = {m: seed_results[m]["all"]["strict"]["R@5"] for m in bq.MODES}
     one_question = 1 / seed_results["hybrid"]["all"]["strict"]["n"] + 1e-3
@@ -131,6 +133,7 @@ def test_seed_fusion_is_not_worse_than_the_better_half(seed_results: dict) -> No
     assert low["hybrid"] >= max(low["keyword"], low["semantic"]) - SEED_FUSION_MRR_TOL, low
 
 
+@pytest.mark.slow
 def test_seed_answer_found_on_topic_and_not_off_topic(seed_engine) -> None:
     """The honest "no direct answer": seed questions (dev and held-out) keep answer_found, off-topic ones lose it."""
     from bench.fusion import HELDOUT, load_offtopic

@@ -189,16 +189,43 @@ def test_noise_is_demoted_below_answering_prose(tmp_path: Path, monkeypatch: pyt
     assert "|" not in hits[0]["best_sentence"]
 
 
-def test_rrf_stays_available_as_an_option(versions_engine) -> None:
-    cfg = dataclasses.replace(versions_engine.config, fusion="rrf")
-    original = versions_engine.config
-    versions_engine.config = cfg
-    try:
-        hits = versions_engine.search("党员受到警告处分后多久不得晋升职务", k=5)
-    finally:
-        versions_engine.config = original
-    assert len(hits) == 5 and all(isinstance(h["score"], float) for h in hits)
+def _search_with(eng, question: str, mode: str = "hybrid", **settings) -> list[dict]:
+    """A search of ``eng``'s index by an engine opened with other fusion settings."""
+    from indexer import Engine
+
+    with Engine.open(eng.root, dataclasses.replace(eng.config, **settings)) as other:
+        return other.search(question, k=5, mode=mode)
+
+
+def test_rrf_setting_ranks_by_reciprocal_ranks(versions_engine) -> None:
+    """fusion="rrf" orders by sum(weight / (rrf_k + rank)) over the two halves (the rule written out here), which
+    changes the convex ranking of this question; a zero weight leaves exactly the other half's ranking."""
+    question = "党员受到警告处分后多久不得晋升职务"
     assert Config().fusion == "convex"
+    convex_hits = _search_with(versions_engine, question)
+    rrf_hits = _search_with(versions_engine, question, fusion="rrf")
+    assert [h["pid"] for h in rrf_hits] != [h["pid"] for h in convex_hits], "the rrf setting changed nothing"
+
+    def by_hand(h: dict, kw: float = 1.0, sem: float = 1.0, k: int = 60) -> float:
+        return sum(w / (k + r) for w, r in ((kw, h["keyword_rank"]), (sem, h["semantic_rank"])) if r)
+
+    assert all(h["keyword_rank"] and h["semantic_rank"] for h in rrf_hits), "rrf's top hits are found by both halves"
+    assert rrf_hits[0]["pid"] == max(rrf_hits, key=by_hand)["pid"] != convex_hits[0]["pid"]
+    assert by_hand(rrf_hits[-1]) <= by_hand(rrf_hits[1])
+    # weights: one half weighted 0 leaves the other half's own ranking
+    for zero, mode in (("semantic_weight", "keyword"), ("keyword_weight", "semantic")):
+        one_half = _search_with(versions_engine, question, fusion="rrf", **{zero: 0.0})
+        assert [h["pid"] for h in one_half] == [h["pid"] for h in _search_with(versions_engine, question, mode=mode)]
+
+
+def test_convex_weight_moves_the_ranking_between_the_halves(versions_engine) -> None:
+    """alpha is the semantic half's share: 0 gives the keyword ranking, 1 the semantic one."""
+    question = "党员受到警告处分后多久不得晋升职务"
+    keyword = [h["pid"] for h in _search_with(versions_engine, question, mode="keyword")]
+    semantic = [h["pid"] for h in _search_with(versions_engine, question, mode="semantic")]
+    assert keyword != semantic
+    assert [h["pid"] for h in _search_with(versions_engine, question, alpha=0.0)] == keyword
+    assert [h["pid"] for h in _search_with(versions_engine, question, alpha=1.0)] == semantic
 
 
 def test_front_matter_version_orders_two_copies_of_a_regulation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
