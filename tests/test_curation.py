@@ -374,3 +374,16 @@ def test_a_killed_disable_leaves_index_and_audit_log_consistent(eng: Engine, poi
         after.set_passage_enabled([target], committed)
         assert after.curator.audit()[0]["result"] == "ok"
         assert not list(index.glob("gen-*.tmp"))
+
+
+def test_a_killed_link_leaves_no_half_link(eng: Engine) -> None:
+    index = eng.root
+    target = top_pid(eng, "正式党员不够三个人怎么设支部")
+    eng.close()
+    kill_at(index, "before_switch", index.parent / "link.log", "link", TERM_Q, target)
+    with Engine.open(index, Config(lock_timeout=0)) as after:
+        assert after.curator.standard_questions() == []
+        assert not any(h.get("standard_answer") for h in after.search(TERM_Q, k=5, mode="keyword"))
+        assert [(e["action"], e["result"]) for e in after.curator.audit()] == [("link", "unfinished")]
+        after.curator.link_question(TERM_Q, target)
+        assert after.search(TERM_Q, k=5, mode="keyword")[0]["pid"] == target
