@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEED, make_corpus
+from conftest import SEED, make_corpus, with_seed_cache
+
+pytestmark = pytest.mark.slow  # real `partyqa` subprocesses with the real model
 
 BIN = Path(sys.executable).parent / "partyqa"
 
@@ -55,13 +57,14 @@ def test_split_bad_file_is_a_clear_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cli_index(tmp_path_factory):
+def cli_index(tmp_path_factory, seed_cache):
     base = tmp_path_factory.mktemp("cli")
     corpus = make_corpus(base / "corpus")
-    index = base / "index"
+    index = with_seed_cache(seed_cache, base / "index")
     proc = run("index", str(corpus), "--json", index=index)
     report = json.loads(proc.stdout)
     assert sorted(report["added"]) == sorted(p.name for p in corpus.iterdir())
+    assert report["passages_encoded"] == 0, "the run's embedding cache served the seed corpus"
     return index, corpus
 
 
@@ -145,12 +148,33 @@ def test_docs_add_remove_eval(cli_index, tmp_path):
     assert proc.returncode == 1 and "bad.docx" in proc.stdout
 
 
-def test_index_dir_from_env(cli_index):
-    index, _ = cli_index
+def test_index_dir_from_env(cli_index, tmp_path):
+    """Without --index-dir, PARTYQA_INDEX_DIR names the index: reads come from it and writes go to it (run from an
+    empty folder, so the default ./index cannot answer instead)."""
+    index, corpus = cli_index
     env = {**os.environ, "PARTYQA_INDEX_DIR": str(index), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([str(BIN), "-q", "docs", "--json"], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0 and json.loads(proc.stdout)
-    assert ROOT.exists()
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN), "-q", *args], capture_output=True, text=True, env=env, cwd=work, timeout=300)
+
+    proc = cli("docs", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert {d["doc_id"] for d in json.loads(proc.stdout)} == {p.name for p in corpus.iterdir()}
+    note = tmp_path / "环境变量测试.txt"
+    note.write_text("环境变量测试\n\n紫荆花学习小组每周四下午集中学习一次。", "utf-8")
+    proc = cli("add", str(note), "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["added"] == [note.name], proc.stderr
+    try:
+        assert note.name in {d["doc_id"] for d in json.loads(run("docs", "--json", index=index).stdout)}
+        assert not list(work.iterdir()), "nothing was written to the default ./index"
+        # --index-dir wins over the variable
+        other = tmp_path / "other-index"
+        proc = cli("--index-dir", str(other), "docs")
+        assert proc.returncode == 2 and "no index" in proc.stderr
+    finally:
+        run("remove", note.name, index=index)
 
 
 def test_global_options_after_the_command_and_missing_index(cli_index, tmp_path):

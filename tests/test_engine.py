@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import PARTY_DOCS, SEED, make_corpus, require_party_docs
+from conftest import PARTY_DOCS, SEED, make_corpus, require_party_docs, with_seed_cache
+
+pytestmark = pytest.mark.slow  # a real-model index in (nearly) every test
 from indexer import Config, Engine, QueryError
 from indexer.types import ModelError
 
@@ -21,11 +23,12 @@ def _docs_available() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """One real index over the seed, the regulation fixture and three short real regulations (when present)."""
+def built(tmp_path_factory, seed_cache):
+    """One real index over the seed, the regulation fixture and three short real regulations (when present); the
+    seed corpus's vectors come from the run's embedding cache."""
     base = tmp_path_factory.mktemp("engine")
     corpus = make_corpus(base / "corpus", _docs_available())
-    eng = Engine.open(base / "index", Config())
+    eng = Engine.open(with_seed_cache(seed_cache, base / "index"), Config())
     report = eng.index(corpus)
     yield eng, corpus, report
     eng.close()
@@ -115,16 +118,34 @@ def test_search_many_matches_search(built):
         assert [h["pid"] for h in hits] == [h["pid"] for h in single]
 
 
-@pytest.mark.parametrize("query", ["AND", "OR NOT", "(", ")", "*", "党支部 AND (", "title:党", '"未闭合', "~2", "^",
-                                   "[1 TO", "党员*", "section:第一章 OR", "\\", "党支部 -监督"])
+# query syntax -> the plain words it must mean, by hand (operator characters are separators, operators are words);
+# None: nothing but syntax characters, which is a clear error
+USER_SYNTAX = {"AND": "AND", "OR NOT": "OR NOT", "(": None, ")": None, "*": None, "党支部 AND (": "党支部 AND",
+               "title:党": "title 党", '"未闭合': "未闭合", "~2": "2", "^": None, "[1 TO": "1 TO", "党员*": "党员",
+               "section:第一章 OR": "section 第一章 OR", "\\": None, "党支部 -监督": "党支部 监督"}
+
+
+@pytest.mark.parametrize("query", list(USER_SYNTAX))
 def test_user_query_syntax_is_text(built, query):
     eng, _, _ = built
+    plain = USER_SYNTAX[query]
     for mode in ("keyword", "hybrid"):
-        if any(ch.isalnum() for ch in query):
-            assert isinstance(eng.search(query, k=3, mode=mode), list)
-        else:  # nothing but syntax characters: a clear error, not a crash and not a whoosh parse
+        if plain is None:  # nothing but syntax characters: a clear error, not a crash and not a whoosh parse
             with pytest.raises(QueryError, match="no searchable words"):
                 eng.search(query, k=3, mode=mode)
+            continue
+        hits = eng.search(query, k=3, mode=mode)
+        keyword = eng.search(plain, k=3, mode="keyword")
+        if mode == "hybrid":  # the semantic half reads the raw text; the keyword half must read the plain words
+            assert all(h["pid"] == keyword[0]["pid"] for h in hits if h["keyword_rank"] == 1), (query, hits)
+            continue
+        assert [h["pid"] for h in hits] == [h["pid"] for h in keyword], query
+        cjk = [w for w in plain.split() if not w.isascii()]
+        corpus_text = "".join(eng.document(d["doc_id"])["text"] for d in eng.documents())
+        if cjk and all(w in corpus_text for w in cjk):  # the words were searched: the first passage holds them
+            assert hits and all(w in hits[0]["section"] + hits[0]["text"] for w in cjk), (query, hits[:1])
+        elif cjk:  # words no document holds find nothing
+            assert hits == [], (query, hits[:1])
 
 
 def test_query_syntax_does_not_change_meaning(built):
@@ -395,7 +416,8 @@ def test_searches_keep_working_during_a_write(built, tmp_path):
         eng.add([big])
     finally:
         done.set()
-        t.join()
+        t.join(300)
+    assert not t.is_alive(), "the searching thread did not stop within 300 s"
     assert not errors and results and all(n == 3 for n in results)
 
 
