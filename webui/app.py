@@ -16,7 +16,7 @@ from indexer.index.generations import IndexCorruptError
 from indexer.types import IndexLockedError, ModelError, QueryError
 
 from . import api, pages
-from .common import State, doc_url, error_response, is_api, require_admin, state as _state  # noqa: F401
+from .common import State, doc_url, error_response, is_api, ordinal_of, require_admin, state as _state  # noqa: F401
 from .doclist import DOCS_PAGE, PICKER_CAP, natural_key  # noqa: F401 (natural_key re-exported)
 from .errors import ApiError, split_bilingual
 from .jobs import doc_state
@@ -79,7 +79,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     app.extensions["partyqa"] = state
     app.jinja_env.filters["date"] = _format_date
     app.jinja_env.globals.update(doc_url=doc_url, modes=MODES, k_choices=K_CHOICES, crumbs=_section_crumbs,
-                                 size_label=_size_label, doc_state=doc_state)
+                                 size_label=_size_label, doc_state=doc_state, ordinal_of=ordinal_of)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -230,6 +230,8 @@ def search_page() -> str:
         ctx["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         answer_found = bool(hits.answer_found) and bool(hits)
         ctx["answer"] = _decorate_all(hits, q, answer_found)
+        message = getattr(hits, "message", None)  # the article look-up's "该条例共一百五十八条"
+        ctx["lookup_message"] = split_bilingual(str(message))[0] if message else ""
         ctx["results"], ctx["answer_found"] = hits, answer_found
         if not answer_found:
             ctx["kinds"] = answer_kinds(q, catalog.titles.values())

@@ -121,6 +121,12 @@
       var st = versions[d.version_status];
       if (st) { state.appendChild(document.createTextNode(" ")); state.appendChild(el("span", st[0], st[1])); }
       if (d.version_label) state.appendChild(el("span", "version-label", " " + d.version_label));
+      if (d.status && d.status !== "现行") {
+        state.appendChild(document.createTextNode(" "));
+        var status = el("span", "badge badge-status", d.status);
+        if (d.superseded_by) status.title = d.superseded_by;
+        state.appendChild(status);
+      }
       tr.appendChild(state);
       var date = el("td", "date", formatDate(d.added_at));
       if (d.updated_at && d.updated_at !== d.added_at) date.appendChild(el("div", "updated", "更新 " + formatDate(d.updated_at)));
