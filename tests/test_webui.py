@@ -992,10 +992,10 @@ class _VersionedResults:
     def __getattr__(self, name):
         return getattr(self._engine, name)
 
-    def search(self, question, k=5, mode="hybrid", docs=None):
+    def search(self, question, k=5, mode="hybrid", docs=None, **kw):
         from indexer.search.rank import Results
 
-        hits = self._engine.search(question, k=k, mode=mode, docs=docs)
+        hits = self._engine.search(question, k=k, mode=mode, docs=docs, **kw)
         other = self._engine.document(RULES_ID)["passages"][1]
         for h in hits:
             h["version_status"], h["version_label"] = "current", "2024年版"
