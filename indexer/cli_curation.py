@@ -7,6 +7,7 @@
     partyqa unlink "支委会多久开一次会"; partyqa standard [--json]
     partyqa feedback export -o useful.jsonl              # the 有用 pairs as a `partyqa eval` file
     partyqa feedback show [--json]; partyqa audit [--limit N] [--json]
+    partyqa faq import 常见问题.xlsx; partyqa faq list     # 问答对: each pair a searchable entry, its question standard
 """
 from __future__ import annotations
 
@@ -130,6 +131,30 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faq(args: argparse.Namespace) -> int:
+    """Import a 问答对 file (csv / xlsx / jsonl), or list the FAQ entries."""
+    from indexer.faq import FAQ_PREFIX, import_faq
+
+    with args.open_engine(args) as eng:
+        if args.action == "import":
+            if not args.file:
+                raise PartyQAError("请给出问答对文件 / give the question-answer file: partyqa faq import FILE")
+            out = import_faq(eng, args.file, wait=not args.no_wait)
+            if args.json:
+                _print_json(out)
+            else:
+                print(f"已导入 imported: {len(out['entries'])} 个问答对 pairs from {out['file']}（{FAQ_PREFIX}/…；"
+                      f"标准问题 standard questions: {out['linked']}）")
+            return 0
+        docs = [d for d in eng.documents() if d["doc_id"].startswith(FAQ_PREFIX + "/")]
+    if args.json:
+        _print_json([{"doc_id": d["doc_id"], "question": d["title"]} for d in docs])
+    else:
+        for d in docs:
+            print(f"{d['doc_id']}\t{d['title']}")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Print the audit log, newest first."""
     with args.open_engine(args) as eng:
@@ -185,6 +210,14 @@ def add_commands(sub: Any, open_engine: Opener) -> None:
     p.add_argument("-o", "--output", help="export: the jsonl file to write")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feedback)
+
+    p = parser("faq", help="问答对: `import FILE` (csv/xlsx/jsonl with question, answer, optional source: each pair a "
+               "searchable entry 问答/<file>/<n> whose question is a standard question), or `list`")
+    p.add_argument("action", choices=["import", "list"])
+    p.add_argument("file", nargs="?")
+    p.add_argument("--no-wait", action="store_true", help="return once the entries are searchable by keyword")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_faq)
 
     p = parser("audit", help="the audit log of writes (who, what, when, which job), newest first")
     p.add_argument("--limit", type=int, default=50)

@@ -55,6 +55,15 @@ class Curator:
         with journal.audited(self.root, "link", {"question": question, "pid": pid}, who=who, job=job):
             return curation.link(self._writer, question, pid, who or journal.current_actor(), vector, model_id)
 
+    def link_questions(self, pairs: Sequence[tuple[str, str]], who: str | None = None,
+                       job: str | None = None) -> list[dict[str, Any]]:
+        """Link several (question, pid) at once, in one generation (all or none; e.g. an imported 问答对 file)."""
+        questions = [curation.check_question(q) for q, _ in pairs]
+        vectors, model_id = self._question_vectors(questions)
+        items = [(q, pid, v) for q, (_, pid), v in zip(questions, pairs, vectors)]
+        with journal.audited(self.root, "link", {"questions": len(items)}, who=who, job=job):
+            return curation.link_many(self._writer, items, who or journal.current_actor(), model_id)
+
     def unlink_question(self, question: str, who: str | None = None) -> bool:
         """Remove a standard question; False when it was not linked. Audited."""
         with journal.audited(self.root, "unlink", {"question": question}, who=who) as end:
@@ -67,13 +76,19 @@ class Curator:
 
     def _question_vector(self, question: str) -> tuple[list[float] | None, str | None]:
         """The question's e5 query vector (for paraphrase matching); (None, None) when no model can be loaded."""
+        vectors, model_id = self._question_vectors([question])
+        return vectors[0], model_id
+
+    def _question_vectors(self, questions: Sequence[str]) -> tuple[list[list[float] | None], str | None]:
+        """The questions' e5 query vectors; Nones when no model can be loaded (then only the same question
+        matches, paraphrases need the model)."""
         try:
             enc = self._encoder()
-            return [float(x) for x in enc.encode_queries([question])[0]], enc.model_id
-        except Exception as exc:  # the link still works for the same question, only paraphrases need the model
-            logger.warning("standard question %r linked without a vector (paraphrases will not match): %s",
-                           question, exc)
-            return None, None
+            return [[float(x) for x in row] for row in enc.encode_queries(list(questions))], enc.model_id
+        except Exception as exc:
+            logger.warning("%d standard question(s) linked without a vector (paraphrases will not match): %s",
+                           len(questions), exc)
+            return [None] * len(questions), None
 
     # ------------------------------------------------------------------ feedback and audit
     def add_feedback(self, question: str, pid: str, useful: bool, mode: str | None = None,

@@ -387,3 +387,60 @@ def test_a_killed_link_leaves_no_half_link(eng: Engine) -> None:
         assert [(e["action"], e["result"]) for e in after.curator.audit()] == [("link", "unfinished")]
         after.curator.link_question(TERM_Q, target)
         assert after.search(TERM_Q, k=5, mode="keyword")[0]["pid"] == target
+
+
+# ------------------------------------------------------------------------------------------- 问答对 import
+def _faq_xlsx(path: Path, rows: list[tuple[str, ...]]) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["问题", "答案", "来源"])
+    for row in rows:
+        sheet.append(list(row))
+    book.save(path)
+    return path
+
+
+PAIRS = [("入党积极分子要培养多长时间", "一般要经过一年以上的培养教育和考察，才能列为发展对象。", "发展党员工作细则"),
+         ("党费按什么比例交纳", "按每月工资收入的百分之零点五至百分之二交纳，收入越高比例越高。", "")]
+
+
+def test_a_faq_xlsx_import_is_searchable_by_question_and_answer_and_replaced_on_reimport(eng: Engine) -> None:
+    from indexer.faq import import_faq
+
+    client = create_app(eng).test_client()
+    path = _faq_xlsx(eng.root.parent / "常见 问题.xlsx", PAIRS)
+    with open(path, "rb") as fh:
+        r = client.post("/api/faq", data={"file": (fh, "常见 问题.xlsx")}, content_type="multipart/form-data")
+    assert r.status_code == 201, r.json
+    assert r.json["entries"] == ["问答/常见_问题/1", "问答/常见_问题/2"] and r.json["linked"] == 2
+    assert client.get("/api/faq").json["entries"] == [{"doc_id": "问答/常见_问题/1", "question": PAIRS[0][0]},
+                                                      {"doc_id": "问答/常见_问题/2", "question": PAIRS[1][0]}]
+    hit = eng.search("党费按什么比例交纳？", k=3, mode="keyword")[0]  # the question: the entry, as 标准答案
+    assert hit["doc_id"] == "问答/常见_问题/2" and hit["standard_answer"] is True
+    assert "百分之零点五" in hit["text"]
+    by_answer = eng.search("工资收入越高交纳比例越高", k=3, mode="keyword")  # the answer's words find it too
+    assert by_answer[0]["doc_id"] == "问答/常见_问题/2" and not by_answer[0].get("standard_answer")
+    assert "来源：发展党员工作细则" in eng.document("问答/常见_问题/1")["text"]
+    # importing the file again with one pair changed and one dropped replaces the entries
+    _faq_xlsx(path, [(PAIRS[1][0], "按月交纳，比例见党费规定。", "")])
+    out = import_faq(eng, path)
+    assert out["entries"] == ["问答/常见_问题/1"]
+    assert [d for d in eng.doc_ids() if d.startswith("问答/")] == ["问答/常见_问题/1"]
+    hit = eng.search(PAIRS[1][0], k=3, mode="keyword")[0]
+    assert hit["doc_id"] == "问答/常见_问题/1" and hit["standard_answer"] and "党费规定" in hit["text"]
+    actions = [(e["action"], e["result"]) for e in eng.curator.audit()]
+    assert actions[:2] == [("link", "ok"), ("import", "ok")] and actions.count(("import", "ok")) == 2
+
+
+def test_a_faq_file_without_answers_is_refused_naming_the_rows(eng: Engine, tmp_path: Path) -> None:
+    from indexer.faq import import_faq
+    from indexer.types import PartyQAError
+
+    path = tmp_path / "faq.csv"
+    path.write_text("问题,答案\n党费怎么交,按月交纳\n党员有哪些权利,\n", "utf-8")
+    with pytest.raises(PartyQAError, match="pair\\(s\\) 2 have no answer"):
+        import_faq(eng, path)
+    assert not [d for d in eng.doc_ids() if d.startswith("问答/")]
+    assert cli_main(["--index-dir", str(eng.root), "-q", "faq", "import", str(path)]) == 2

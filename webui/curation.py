@@ -15,6 +15,8 @@ route                                                      role      answer
 ``GET /api/feedback``                                      editor    ``{"negative", "useful", "counts"}``
 ``GET /api/feedback/export``                               editor    the useful pairs as a `partyqa eval` jsonl file
 ``GET /api/audit?limit=``                                  admin     ``{"count", "entries"}``, newest first
+``GET /api/faq``                                           reader    ``{"count", "entries": [{"doc_id", "question"}]}``
+``POST /api/faq`` (multipart ``file``: csv / xlsx / jsonl)  editor    ``{"file", "entries", "linked", "report"}`` (201)
 ``GET /api/me``                                            --        ``{"name", "role", "tokens"}``
 =========================================================  ========  =============================================
 
@@ -191,6 +193,46 @@ def api_feedback_export() -> Response:
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
     return send_file(io.BytesIO(body), mimetype="application/jsonl", as_attachment=True,
                      download_name="feedback-eval.jsonl")
+
+
+@bp.get("/api/faq")
+def api_faq_list() -> Response:
+    """The FAQ entries (documents 问答/…) with their questions."""
+    require("reader")
+    from indexer.faq import FAQ_PREFIX
+
+    found = [{"doc_id": d["doc_id"], "question": d["title"]} for d in state().engine.documents()
+             if d["doc_id"].startswith(FAQ_PREFIX + "/")]
+    return jsonify({"count": len(found), "entries": found})
+
+
+@bp.post("/api/faq")
+def api_faq_import() -> Response:
+    """Import a 问答对 file (multipart ``file``): each pair becomes a searchable entry, its question a standard
+    question; importing a file of the same name again replaces its entries."""
+    name = require("editor")
+    import tempfile
+    from pathlib import Path
+
+    from indexer.faq import entry_name, import_faq
+    from indexer.types import PartyQAError
+
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ApiError(400, "请上传问答对文件（csv、xlsx 或 jsonl）。", "upload the question-answer file (csv, xlsx or "
+                       "jsonl) as 'file'", code="no_file")
+    filename = Path(upload.filename.replace("\\", "/")).name
+    with tempfile.TemporaryDirectory(prefix="partyqa-faq-upload-") as tmp:
+        path = Path(tmp) / f"{entry_name(filename)}{Path(filename).suffix.lower()}"  # never outside tmp
+        upload.save(path)
+        try:
+            with acting_as(name):
+                out = import_faq(state().engine, path, wait=False, who=name)
+        except PartyQAError as exc:
+            raise _bad(exc, "bad_faq") from None
+    resp = jsonify(out)
+    resp.status_code = 201
+    return resp
 
 
 @bp.get("/api/audit")

@@ -390,20 +390,29 @@ def link(writer: "Writer", question: str, pid: str, who: str = "local", vector: 
          model_id: str | None = None) -> dict[str, Any]:
     """Link a standard question to a passage (replacing the question's earlier link); ``vector``: the question's
     e5 query vector, for paraphrases. Returns the stored record (without the vector)."""
-    question = check_question(question)
-    norm = normalise_question(question)
-    vec = None if vector is None else [round(float(x), 6) for x in vector]
-    stored: dict[str, Any] = {}
+    return link_many(writer, [(question, pid, vector)], who, model_id)[0]
+
+
+def link_many(writer: "Writer", items: Sequence[tuple[str, str, Iterable[float] | None]], who: str = "local",
+              model_id: str | None = None) -> list[dict[str, Any]]:
+    """Link several (question, pid, vector) at once, in one generation: all or none (an unknown or disabled
+    passage refuses the lot). Returns the stored records (without vectors)."""
+    checked = [(check_question(q), pid, None if v is None else [round(float(x), 6) for x in v])
+               for q, pid, v in items]
+    stored: list[dict[str, Any]] = []
 
     def change(gen: Snapshot, manifest: dict[str, Any]) -> bool:
-        p = _passage(gen, pid)
-        if p.pid in disabled_pids(gen):
-            raise CurationError(f"段落 {pid} 已停用，不能作为标准答案 / passage {pid} is disabled and cannot be a "
-                                f"standard answer")
-        rec = {"question": question, "key": key_of(p), **_record(p, who), "vector": vec, "model_id": model_id}
-        manifest.setdefault(STANDARD_KEY, {})[norm] = rec
-        stored.update({k: v for k, v in rec.items() if k != "vector"}, pid=p.pid)
-        return True
+        off = disabled_pids(gen)
+        linked = manifest.setdefault(STANDARD_KEY, {})
+        for question, pid, vec in checked:
+            p = _passage(gen, pid)
+            if p.pid in off:
+                raise CurationError(f"段落 {pid} 已停用，不能作为标准答案 / passage {pid} is disabled and cannot be a "
+                                    f"standard answer")
+            rec = {"question": question, "key": key_of(p), **_record(p, who), "vector": vec, "model_id": model_id}
+            linked[normalise_question(question)] = rec
+            stored.append({**{k: v for k, v in rec.items() if k != "vector"}, "pid": p.pid})
+        return bool(checked)
 
     commit_manifest(writer, change)
     return stored
