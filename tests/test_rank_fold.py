@@ -19,7 +19,8 @@ from indexer.ingest import files as ingest  # noqa: E402
 from indexer.ingest.prepare import prepare  # noqa: E402
 from indexer.search.highlight import _CJK_OR_WORD, best_sentence  # noqa: E402
 from indexer.search.query import analyse  # noqa: E402
-from indexer.search.rank import FOLD_SCAN, near_duplicate, rank  # noqa: E402
+from indexer.search.fold import FOLD_SCAN, FOLD_SPARE, near_duplicate  # noqa: E402
+from indexer.search.rank import rank  # noqa: E402
 from indexer.text.analyzer import fold, query_terms  # noqa: E402
 from indexer.text.noise import is_noise_line  # noqa: E402
 from indexer.text.structure import sentence_spans  # noqa: E402
@@ -53,23 +54,27 @@ def replicas(passages: list[Passage]) -> dict[str, Passage]:
 
 def reference_groups(pids: list[str], passages: dict[str, Passage], k: int,
                      versions: dict[str, VersionInfo]) -> list[list[str]]:
-    """Folding by its definition: each candidate joins the first kept group whose lead it nearly duplicates; past
-    k groups only such joins count; scanning stops at FOLD_SCAN * k once k groups exist; a current version leads."""
+    """Folding by its definition: each candidate joins the first kept group whose lead it nearly duplicates (all
+    copies here share one source); past k + FOLD_SPARE groups only such joins count; scanning stops at FOLD_SCAN * k
+    once that many groups exist; a current version leads and the group ranks by its lead's own score (candidate
+    order here), cut to k."""
     groups: list[list[str]] = []
+    limit = k + FOLD_SPARE
     for pos, pid in enumerate(pids):
-        if len(groups) >= k and pos >= FOLD_SCAN * k:
+        if len(groups) >= limit and pos >= FOLD_SCAN * k:
             break
         home = next((g for g in groups if near_duplicate(passages[g[0]].text, passages[pid].text)), None)
         if home is not None:
             home.append(pid)
-        elif len(groups) < k:
+        elif len(groups) < limit:
             groups.append([pid])
     for g in groups:
         current = [p for p in g if versions.get(passages[p].doc_id, None) and versions[passages[p].doc_id].status == "current"]
         if current:
             g.remove(current[0])
             g.insert(0, current[0])
-    return groups
+    groups.sort(key=lambda g: pids.index(g[0]))
+    return groups[:k]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -94,11 +99,13 @@ def test_folding_of_replicas_follows_the_definition(seed_passages: list[Passage]
         assert res.doc_counts == Counter(passages[p].doc_id for p in pids)
         # the letterless twins never fold together; every folded group of copies is led by the current version
         assert not any(f"a.txt#{n}" in g and f"b.txt#{n}" in g for g in got)
-        # without version information the best-ranked copy leads; a current version taking the lead keeps the
-        # group's score and its place
-        plain = rank(passages, analyse("党支部如何加强党员教育管理"), hits, [], k, "keyword", Config())
-        assert [h["score"] for h in plain] == [h["score"] for h in res]
-        assert [set(g) for g in got] == [{h["pid"]} | {a["pid"] for a in h["also_in"]} for h in plain]
+        # a group ranks by its lead's own score and ranks (a current version taking the lead brings its own), so
+        # every hit's score and rank line are those of the passage shown
+        own = {h.pid: (h.score, i) for i, h in enumerate(hits, start=1)}
+        assert all(h["keyword_rank"] == own[h["pid"]][1] for h in res)
+        assert [h["score"] for h in res] == sorted((h["score"] for h in res), reverse=True)
+        assert all(a["fold"] == "version" for h in res for a in h["also_in"]
+                   if {h["doc_id"], a["doc_id"]} == {"a.txt", "b.txt"})
         for h, g in zip(res, got):
             if len(g) > 1 and any(p.startswith("b.txt") for p in g):
                 assert h["doc_id"] == "b.txt" and h["version_status"] == "current"

@@ -21,6 +21,7 @@ from indexer.embed.cache import CacheLock, EmbeddingCache, embed_passages
 from indexer.embed.encoders import Encoder, passage_context
 from indexer.fsutil import checkpoint
 from indexer.index.generations import PENDING_KEY, CurrentGeneration
+from indexer.index.sentences import sentence_store, store_entries
 from indexer.index.writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -205,6 +206,8 @@ class BacklogEncoder:
             items = [(p.content_hash(), passage_context(p.title, p.section, p.text)) for p in batch]
             missing = len({h for h, _ in items} - set(cache.get_many([h for h, _ in items])))
             vecs = embed_passages(encoder, cache, items, batch_size=step)
+            # issue 22: the batch's sentence windows, beside the index, before its vectors are committed
+            store_entries(sentence_store(self.root, encoder.model_id), encoder, cache, batch, vecs, batch_size=step)
             encoded += missing
             pids.extend(p.pid for p in batch)
             hashes.extend(h for h, _ in items)

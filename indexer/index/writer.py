@@ -23,6 +23,7 @@ from indexer.embed.cache import CacheLock, EmbeddingCache, embed_passages
 from indexer.embed.encoders import Encoder, passage_context
 from indexer.fsutil import checkpoint, write_json
 from indexer.index.generations import PENDING_KEY, CurrentGeneration, Generations, Snapshot, now, write_gen_files
+from indexer.index.sentences import sentence_store, store_entries
 from indexer.index.sync import (Plan, SyncReport, finish_staged, load_changed, plan_changes, recover_staged, scan,
                                 stage_files)
 from indexer.text.analyzer import analyzer_fingerprint
@@ -305,4 +306,8 @@ class Writer:
             rest = embed_passages(encoder, cache, items[half:], batch_size=self.config.encode_batch,
                                   progress=progress)
             cache.save()
-        return np.concatenate([first, rest]) if half else rest, missing
+            vectors = np.concatenate([first, rest]) if half else rest
+            # issue 22: their sentence windows too, beside the index (indexer.index.sentences)
+            store_entries(sentence_store(self.root, encoder.model_id), encoder, cache, passages, vectors,
+                          self.config.encode_batch)
+        return vectors, missing

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from indexer.text.structure import (ARTICLE, BARE_PARTS, MD_HEADING, REG_TITLE, SECTION_SEP, STRUCT, add_span,
                                      article_label, ends_sentence, enum_level, heading_level, is_bold_title,
                                      sentence_spans)
+from indexer.text.tails import attachment_section, closes_regulation, is_tail_section, title_like
 from indexer.types import Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def _units(text: str) -> list[_Unit]:
     units: list[_Unit] = []
     cur: _Unit | None = None
     in_article = False
+    closing = False  # the open article says when its regulation takes effect: what follows may be a tail
+    in_tail = False  # inside an attachment, form or table dump after a regulation (indexer.text.tails)
 
     def path(article: str | None = None) -> str:
         parts = [h for _, h in stack]
@@ -92,18 +95,35 @@ def _units(text: str) -> list[_Unit]:
         items_before, open_items = open_items, set()
         label = article_label(line)
         if label is not None:
+            # an article ends an attachment: the next regulation's articles (its title was not recognised) are not
+            # part of a form
+            del stack[next((i for i, (_, h) in enumerate(stack) if is_tail_section(h)), len(stack)):]
             cur = _Unit(path(label))
             units.append(cur)
-            in_article = True
+            in_article, in_tail = True, False
+            closing = closes_regulation(line[ARTICLE.match(line).end():] if ARTICLE.match(line) else line)
             m = ARTICLE.match(line)
             if m and m.group(1):  # "## 第一条 …": the markdown marker is not content
                 s += len(m.group(1))
             cur.paras.append((s, e))
             continue
+        tail = _tail_start(text, paras, idx, line, in_article, closing, in_tail)
+        if tail is not None:
+            level, name = tail
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, name))
+            cur = _Unit(path())
+            units.append(cur)
+            in_article, closing, in_tail = False, False, True
+            if level == 0 or _TAIL_OPENER_ONLY.match(line.strip()):
+                continue  # the opener line is the section's name, not content
+            cur.paras.append((s, e))
+            continue
         head = heading_level(line)
         explicit = bool(MD_HEADING.match(line))
-        if head is not None and in_article and not explicit and head[0] >= 4:
-            head = None  # （一）/一、/1. items inside an article are its content
+        if head is not None and (in_article or in_tail) and not explicit and head[0] >= 4:
+            head = None  # （一）/一、/1. items inside an article (or a form) are its content
         enum = None if explicit else enum_level(line)
         if head is not None and enum is not None and head[0] >= 4:
             in_list = enum in items_before
@@ -122,7 +142,7 @@ def _units(text: str) -> list[_Unit]:
                 stack.pop()
             stack.append((level, htext))
             cur = None
-            in_article = False
+            in_article = in_tail = closing = False
             continue
         if explicit:  # empty or pseudo markdown heading: content without its marker
             mm = re.match(r"^#{1,6}[ \t]*", line)
@@ -136,6 +156,35 @@ def _units(text: str) -> list[_Unit]:
         if enum is not None:
             open_items = {lv for lv in items_before if lv < enum} | {enum}
     return [u for u in units if u.paras]
+
+
+# An attachment opener that is nothing but its label and name (``附件1：`` ``--- 表格3 ---``): the section name
+# holds it, so it is not repeated as content. A longer opener (``附件1：出国（境）党员情况报备表``) is too.
+_TAIL_OPENER_ONLY = re.compile(r"^(?:附件|附表|附录|附)\s*[0-9０-９一二三四五六七八九十\-－—\s]*[:：]?\s*$|^-{2,}\s*表格\s*\d+\s*-{2,}$")
+
+
+def _tail_start(text: str, paras: list[tuple[int, int]], idx: int, line: str, in_article: bool, closing: bool,
+                in_tail: bool) -> tuple[int, str] | None:
+    """(level, section name) when this paragraph opens a handbook tail (see :mod:`indexer.text.tails`), else None.
+
+    An attachment opener (附件1：, 附：) opens one anywhere; a converted table (``--- 表格N ---``) does after a
+    regulation's last article or inside a tail (a table inside an article stays its content); right after the
+    last article, a title-like line that is not a heading opens a new top-level section named by it (the next
+    notice or form of a handbook). Attachments and tables keep the regulation they follow as their parent.
+    """
+    name = attachment_section(line)
+    if name is not None:
+        if name.startswith("表格") and in_article and not closing:
+            return None
+        if re.fullmatch(r"(附件|附表|附录)[0-9０-９一二三四五六七八九十\-－—]*", name) and idx + 1 < len(paras):
+            nxt = text[paras[idx + 1][0]:paras[idx + 1][1]].strip()
+            if title_like(nxt) and attachment_section(nxt) is None:
+                name = f"{name} {nxt}"  # "附：" then the form's title on its own line
+        return 1, name
+    if in_article and closing and heading_level(line) is None and article_label(line) is None \
+            and title_like(line) and not _is_regulation_title(line.strip(), text, paras, idx):
+        return 0, line.strip()
+    return None
 
 
 def _is_regulation_title(line: str, text: str, paras: list[tuple[int, int]], idx: int) -> bool:
@@ -153,8 +202,10 @@ def _is_regulation_title(line: str, text: str, paras: list[tuple[int, int]], idx
     h = heading_level(nxt)
     if h is not None and (STRUCT.match(h[1]) or h[1] in BARE_PARTS):
         return True
-    # "（2018年10月28日中共中央政治局会议审议批准…）" / "(中办发〔2014〕33 号)"
-    return nxt[:1] in "（(" and len(nxt) <= 200 and bool(re.search(r"[0-9０-９〇一二三四五六七八九]{2,}", nxt))
+    # "（2018年10月28日中共中央政治局会议审议批准…）" / "(中办发〔2014〕33 号)" / "（根据《…细则》编制）"
+    if nxt[:1] not in "（(" or len(nxt) > 200:
+        return False
+    return bool(re.search(r"[0-9０-９〇一二三四五六七八九]{2,}", nxt)) or (len(nxt) <= 60 and nxt[-1:] in "）)")
 
 
 def _clause_spans(text: str, s: int, e: int, max_chars: int) -> list[tuple[int, int]]:

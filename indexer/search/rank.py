@@ -5,7 +5,6 @@ Pure with respect to storage: it reads passages by pid from a mapping, so every 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,24 +12,49 @@ from operator import itemgetter
 from typing import Any, Collection, Mapping, Sequence
 
 from indexer.config import Config
+from indexer.search.fold import FOLD_SCAN, fold_duplicates, fold_reason, near_duplicate, shingles  # noqa: F401
 from indexer.search.fuse import Fused, convex, normalise, rrf
 from indexer.search.highlight import best_sentence, folded_lower, matched_terms, term_spans
 from indexer.search.query import Query
-from indexer.text.analyzer import fold
+from indexer.text.analyzer import synonyms
+from indexer.text.answers import authority, focus_terms, holds, question_kind, subject_of
 from indexer.text.cite import citation
 from indexer.text.noise import noise_share
+from indexer.text.tails import is_tail_section
 from indexer.text.versions import VersionInfo
+from indexer.text.windows import windows
 from indexer.types import KeywordHit, Passage
 
 # A passage that is all table rows / form lines keeps this share of its fused score (prose keeps all of it): low
 # enough that answering prose passes a form repeating the question's words; a table that alone matches still shows.
 NOISE_KEEP = 0.3
-# Near-duplicate test: character 4-gram shingles; two passages are one answer when this share of the smaller
-# one's shingles occurs in the other (article text repeated across versions, an abstract repeating a paragraph).
-SHINGLE = 4
-FOLD_CONTAINMENT = 0.6
-FOLD_SCAN = 4  # once k groups are formed, later candidates are checked for folding up to position FOLD_SCAN * k
-_NOT_TEXT = re.compile(r"[\s\W_]+", re.UNICODE)
+# Sentence-level meaning (indexer.text.windows, indexer.search.sentences): the semantic score of a candidate with sentence vectors mixes its passage
+# cosine (this share) with its best window's cosine, and the fusion gives the semantic half SENTENCE_ALPHA instead of
+# config.alpha (SENTENCE_VERBATIM_ALPHA for near-verbatim questions, before config.verbatim_shift). Chosen on the quiz
+# and the dev questions over the tuning corpus (the dev, quiz and held-out gold documents, distractor regulations
+# and case articles, the seed essay: 2,400 passages; bench/sentences.py, bench/NOTES.md): hybrid R@1 / R@5
+# dev 0.50 / 0.71 -> 0.55 / 0.80, quiz 0.80 / 0.96 -> 0.84 / 0.97 against the passage vectors alone (alpha 0.6 and
+# 0.7, passage shares 0.15-0.3, verbatim alphas 0.3, 0.4 and 0.7 were each lower on one of them).
+SENTENCE_PASSAGE_SHARE = 0.0
+SENTENCE_ALPHA = 0.8
+SENTENCE_VERBATIM_ALPHA = 0.5  # near-verbatim questions (coverage >= config.verbatim_coverage), before the shift
+VERBATIM_MIN_CHARS = 20  # ... that long at least: a short question (入党誓词是什么) is covered by any passage naming it
+# Answer kinds and subjects (indexer.text.answers): a candidate among the first ANSWER_SCAN whose best sentence holds
+# the kind of answer asked for gains KIND_BONUS of its score; one whose subject is the focus term SUBJECT_BONUS.
+# Kind 0.1: dev R@1 / R@5 +1 question each, quiz R@5 +1 (0.2 no better); on the held-out sets it cost 1-2 questions
+# of R@1 (within noise, reported). The subject bonus lowered every set it was tried on (0.05-0.5): off.
+KIND_BONUS = 0.1
+SUBJECT_BONUS = 0.0
+ANSWER_SCAN = 30
+DEFAULT_ALPHA = Config.__dataclass_fields__["alpha"].default  # the shipped weight SENTENCE_ALPHA stands in for
+KIND_LABEL = {"period": "时间或频次", "number": "数字或比例", "definition": "定义或列举", "permission": "可否的规定",
+              "verbatim": "原文"}
+# Authority (prefer_authority): a candidate within the first AUTHORITY_SCAN whose best sentence shares
+# AUTHORITY_OVERLAP of its 4-grams with a better-placed one's, and scores AUTHORITY_MARGIN of it, moves above it when
+# its regulation ranks higher.
+AUTHORITY_SCAN = 10
+AUTHORITY_OVERLAP = 0.8
+AUTHORITY_MARGIN = 0.8
 
 
 class Results(list):
@@ -97,13 +121,13 @@ def answer_confidence(sig: Signals, mode: str) -> float:
 
 
 def fuse(kw: Sequence[tuple[str, float]], sem: Sequence[tuple[str, float]], mode: str, config: Config,
-         sig: Signals | None = None, pending: Collection[str] = ()) -> Fused:
-    """The fused candidate list (pid, score, {half: rank}) best first.
+         sig: Signals | None = None, pending: Collection[str] = (), alpha: float | None = None) -> Fused:
+    """The fused candidate list (pid, score, {half: rank}) best first; ``alpha`` replaces ``config.alpha``.
 
     ``pending``: passages without a vector yet (keyword first, vectors behind). In hybrid mode such a passage's
     keyword evidence stands in for its missing semantic half (see :func:`keyword_only`).
     """
-    fused = _fuse(kw, sem, mode, config, sig)
+    fused = _fuse(kw, sem, mode, config, sig, alpha)
     if mode == "hybrid" and pending and kw:
         fused = keyword_only(fused, kw, set(pending), config)
     return fused
@@ -131,7 +155,7 @@ def keyword_only(fused: Fused, kw: Sequence[tuple[str, float]], pending: Collect
 
 
 def _fuse(kw: Sequence[tuple[str, float]], sem: Sequence[tuple[str, float]], mode: str, config: Config,
-          sig: Signals | None = None) -> Fused:
+          sig: Signals | None = None, alpha: float | None = None) -> Fused:
     if mode == "keyword":
         return convex({"keyword": kw}, {"keyword": 1.0}, {"keyword": 0.0})
     floor = config.semantic_floor if config.semantic_floor > 0 else None
@@ -140,94 +164,116 @@ def _fuse(kw: Sequence[tuple[str, float]], sem: Sequence[tuple[str, float]], mod
     if config.fusion == "rrf":
         return rrf({"keyword": [p for p, _ in kw], "semantic": [p for p, _ in sem]},
                    weights={"keyword": config.keyword_weight, "semantic": config.semantic_weight}, k=config.rrf_k)
-    alpha = semantic_share(config, sig)
+    alpha = semantic_share(config, sig, alpha)
     return convex({"keyword": kw, "semantic": sem}, {"keyword": 1.0 - alpha, "semantic": alpha},
                   {"keyword": 0.0, "semantic": floor})
 
 
-def semantic_share(config: Config, sig: Signals | None) -> float:
-    """The semantic half's weight for one question: ``config.alpha``, lowered for near-verbatim questions."""
-    alpha = config.alpha
+def semantic_share(config: Config, sig: Signals | None, alpha: float | None = None) -> float:
+    """The semantic half's weight for one question: ``alpha`` (default ``config.alpha``), lowered for near-verbatim
+    questions."""
+    alpha = config.alpha if alpha is None else alpha
     if sig is not None and config.verbatim_shift and sig.coverage >= config.verbatim_coverage:
         alpha = max(0.0, alpha - config.verbatim_shift)
     return alpha
 
 
 @lru_cache(maxsize=100_000)
-def _noise_keep(text: str) -> float:
-    # The share of its fused score a passage keeps (by its noise share), computed once per text.
+def _noise_keep(text: str, section: str = "") -> float:
+    # The share of its fused score a passage keeps (by its noise share), computed once per text. A handbook tail
+    # (an attachment, form or converted table after a regulation's last article, indexer.text.tails) is noise whole.
+    if is_tail_section(section):
+        return NOISE_KEEP
     return 1.0 - (1.0 - NOISE_KEEP) * noise_share(text)
 
 
-@lru_cache(maxsize=100_000)
-def shingles(text: str) -> frozenset[str]:
-    """Character 4-grams of a passage's letters and digits (punctuation and spacing ignored)."""
-    s = _NOT_TEXT.sub("", fold(text).lower())
-    if len(s) <= SHINGLE:
-        return frozenset([s]) if s else frozenset()
-    return frozenset(s[i:i + SHINGLE] for i in range(len(s) - SHINGLE + 1))
+def sentence_semantic(sem: Sequence[tuple[str, float]],
+                      sentences: Mapping[str, tuple[float, float, int]]) -> list[tuple[str, float]]:
+    """The semantic half re-scored with sentence windows: every candidate of either half that has sentence vectors
+    scores ``SENTENCE_PASSAGE_SHARE * passage cosine + (1 - SENTENCE_PASSAGE_SHARE) * best window cosine`` (keyword
+    candidates the vector search did not return join the list); the others keep their passage cosine."""
+    share = SENTENCE_PASSAGE_SHARE
+    scored = {pid: share * cp + (1.0 - share) * cw for pid, (cp, cw, _) in sentences.items()}
+    out = [(pid, scored.pop(pid, s)) for pid, s in sem]
+    out.extend(scored.items())
+    out.sort(key=lambda x: -x[1])
+    return out
 
 
-def near_duplicate(a: str, b: str) -> bool:
-    """True when most of the shorter passage's text also stands in the other."""
-    if a == b:  # the common case on replicated corpora; equal to the set test below (a set contains itself)
-        return bool(shingles(a))
+def answer_bonus(fused: Fused, passages: Mapping[str, Passage], query: Query,
+                 sentences: Mapping[str, tuple[float, float, int]], notes: dict[str, list[str]] | None = None) -> Fused:
+    """Raise candidates whose best sentence holds the kind of answer the question asks for (a period for 多久, a
+    quotation for 誓词 …) and those whose subject is the question's focus term (indexer.text.answers)."""
+    if not (KIND_BONUS or SUBJECT_BONUS) or not fused:
+        return fused
+    kind = question_kind(query.text)
+    focus = focus_terms(query.text) if SUBJECT_BONUS else ()
+    if kind is None and not focus:
+        return fused
+    table = synonyms()
+    out = list(fused)
+    for i, (pid, score, ranks) in enumerate(out[:ANSWER_SCAN]):
+        p = passages[pid]
+        factor = 1.0
+        if kind is not None and KIND_BONUS and holds(_best_text(p, query, sentences.get(pid)), kind):
+            factor += KIND_BONUS
+            if notes is not None:
+                notes.setdefault(pid, []).append(f"含所问的{KIND_LABEL[kind]}")
+        if focus:
+            subject = subject_of(p.text, p.section)
+            if any(t in subject or any(x in subject for x in table.get(t, ())) for t in focus):
+                factor += SUBJECT_BONUS
+        out[i] = (pid, score * factor, ranks)
+    out.sort(key=itemgetter(1), reverse=True)
+    return out
+
+
+def prefer_authority(fused: Fused, passages: Mapping[str, Passage], query: Query,
+                     sentences: Mapping[str, tuple[float, float, int]],
+                     notes: dict[str, list[str]] | None = None) -> Fused:
+    """Among the first AUTHORITY_SCAN candidates, one whose best sentence repeats a better-placed candidate's (most
+    of its 4-grams) and that scores at least AUTHORITY_MARGIN of it moves above it when its regulation ranks higher
+    (党章 before 条例 before 细则 before 办法, indexer.text.answers.authority): the same answer is cited from its
+    highest source."""
+    head = list(fused[:int(AUTHORITY_SCAN)])
+    if len(head) < 2:
+        return fused
+    best = [_best_text(passages[pid], query, sentences.get(pid)) for pid, _, _ in head]
+    level = [authority(passages[pid].title, passages[pid].section) for pid, _, _ in head]
+    for j in range(1, len(head)):
+        for i in range(j):
+            if level[j] < level[i] and head[j][1] >= AUTHORITY_MARGIN * head[i][1] \
+                    and _same_sentence(best[i], best[j]):
+                if notes is not None:
+                    notes.setdefault(head[j][0], []).append("与其他法规答案相同，上位法规优先")
+                for seq in (head, best, level):
+                    seq.insert(i, seq.pop(j))
+                head[i] = (head[i][0], head[i + 1][1], head[i][2])  # it takes the place, and the score, it moved to
+                break
+    return head + list(fused[int(AUTHORITY_SCAN):])
+
+
+def _same_sentence(a: str, b: str) -> bool:
     sa, sb = shingles(a), shingles(b)
     small = min(len(sa), len(sb))
-    return small > 0 and len(sa & sb) >= FOLD_CONTAINMENT * small
+    return small >= 4 and len(sa & sb) >= AUTHORITY_OVERLAP * small
+
+
+def _best_text(p: Passage, query: Query, sentence: tuple[float, float, int] | None) -> str:
+    # the passage's best sentence: its best-matching window when it has sentence vectors, else the lexical choice
+    if sentence is not None and sentence[2] >= 0:
+        spans = windows(p.text)
+        if sentence[2] < len(spans):
+            return p.text[spans[sentence[2]][0]:spans[sentence[2]][1]]
+    b0, b1 = best_sentence(p.text, query.text, query.hit_terms)
+    return p.text[b0:b1]
 
 
 def demote_noise(fused: Fused, passages: Mapping[str, Passage]) -> Fused:
     """Scale each candidate's score by how much of it is prose, then reorder (stable for equal scores)."""
-    out = [(pid, s * _noise_keep(passages[pid].text), r) for pid, s, r in fused]
+    out = [(pid, s * _noise_keep(passages[pid].text, passages[pid].section), r) for pid, s, r in fused]
     out.sort(key=itemgetter(1), reverse=True)  # reverse keeps equal scores in order, as sorting on -score did
     return out
-
-
-def fold_duplicates(fused: Fused, passages: Mapping[str, Passage], k: int,
-                    versions: Mapping[str, VersionInfo]) -> list[list[tuple[str, float, dict[str, int]]]]:
-    """Group near-identical candidates (best first) until ``k`` groups are formed; within a group of versions of
-    one regulation the current version leads, else the best-ranked passage."""
-    groups: list[list[tuple[str, float, dict[str, int]]]] = []
-    # A text met before in this list has the same fate again: the group it joined (no group before that one
-    # matched it then, and groups are only ever appended), the group it started (it is its own near duplicate
-    # unless it has no letters at all), or none (k groups were full and none matched; no group is added after
-    # k). On the 7-replica 100k bench index this leaves 10 of the 83 near_duplicate calls a question.
-    fate: dict[str, int] = {}
-    for pos, item in enumerate(fused):
-        if len(groups) >= k and pos >= FOLD_SCAN * k:
-            break  # versions of a kept article rank beside it; scanning all 100 candidates doubled ranking time
-        text = passages[item[0]].text
-        known = fate.get(text)
-        if known is not None:
-            if known >= 0:
-                groups[known].append(item)
-            continue
-        for g, group in enumerate(groups):
-            if near_duplicate(passages[group[0][0]].text, text):
-                group.append(item)
-                fate[text] = g
-                break
-        else:
-            if len(groups) >= k:
-                fate[text] = -1
-                continue  # only candidates that fold into a kept group matter past k
-            groups.append([item])
-            if shingles(text):
-                fate[text] = len(groups) - 1
-    for group in groups:
-        # the first member from a current version, else the best-ranked (the first)
-        lead = next((i for i, (pid, _, _) in enumerate(group) if _is_current(versions, passages[pid].doc_id)), 0)
-        if lead:
-            best_score = group[0][1]
-            group.insert(0, group.pop(lead))
-            group[0] = (group[0][0], best_score, {**group[1][2], **group[0][2]})
-    return groups
-
-
-def _is_current(versions: Mapping[str, VersionInfo], doc_id: str) -> bool:
-    info = versions.get(doc_id)
-    return info is not None and info.status == "current"
 
 
 def rerank(reranker: Any, passages: Mapping[str, Passage], question: str, fused: Fused, k: int) -> Fused:
@@ -241,20 +287,42 @@ def rerank(reranker: Any, passages: Mapping[str, Passage], question: str, fused:
 
 
 def build_hit(rank: int, p: Passage, question: str, q_terms: Sequence[str], kw_terms: Sequence[str] | None,
-              score: float, ranks: Mapping[str, int]) -> dict[str, Any]:
-    """One hit record: the passage, where it ranked in each half, matched terms and the best answering sentence."""
+              score: float, ranks: Mapping[str, int], sentence: tuple[float, float, int] | None = None) -> dict[str, Any]:
+    """One hit record: the passage, where it ranked in each half, matched terms and the best answering sentence
+    (its best-matching sentence window when it has sentence vectors: the window held the dev and held-out gold span
+    for 154 of 183 questions, the lexical choice for 144)."""
     terms = list(kw_terms or matched_terms(p.text, q_terms))
     folded = folded_lower(p.text)
     terms = [t for t in terms if t.lower() in folded] or terms
-    b0, b1 = best_sentence(p.text, question, terms)
+    spans = windows(p.text) if sentence is not None and sentence[2] >= 0 else ()
+    if is_tail_section(p.section):  # a form or attachment never gives the answer sentence
+        b0, b1 = 0, 0
+    elif sentence is not None and 0 <= sentence[2] < len(spans):
+        b0, b1 = spans[sentence[2]]
+    else:
+        b0, b1 = best_sentence(p.text, question, terms)
     return {
         "rank": rank, "pid": p.pid, "doc_id": p.doc_id, "title": p.title, "section": p.section,
         "citation": _citation(p.title, p.section),
         "text": p.text, "score": round(float(score), 6),
         "keyword_rank": ranks.get("keyword"), "semantic_rank": ranks.get("semantic"),
-        "terms": terms, "best_sentence": p.text[b0:b1], "best_span": [b0, b1],
+        "terms": terms, "best_sentence": p.text[b0:b1], "best_span": [b0, b1] if b1 > b0 else None,
         "highlights": term_spans(p.text, terms), "start": p.start, "end": p.end, "ordinal": p.ordinal,
     }
+
+
+def _why(hit: dict[str, Any], p: Passage, group: Sequence[tuple[str, float, dict[str, int]]],
+         versions: Mapping[str, VersionInfo], notes: Sequence[str]) -> list[str]:
+    # What the rank line adds to the halves' ranks: the reasons this card stands where it does (shown in Chinese).
+    out = list(notes)
+    if len(group) > 1 and _version_fields(versions, p.doc_id)["version_status"] == "current" \
+            and any(a.get("fold") == "version" for a in hit["also_in"]):
+        out.append("现行版本，历史版本已合并")
+    if is_tail_section(p.section):
+        out.append("附件或表格，排序降低")
+    elif _noise_keep(p.text, p.section) < 0.999:
+        out.append("表格或表单内容，排序降低")
+    return out
 
 
 @lru_cache(maxsize=4096)
@@ -263,10 +331,11 @@ def _citation(title: str, section: str) -> str:
     return citation({"title": title, "section": section})
 
 
-def _also_in(pid: str, p: Passage, versions: Mapping[str, VersionInfo]) -> dict[str, Any]:
-    # One entry of a hit's also_in: a replicated corpus folds ~6 copies into each hit.
+def _also_in(pid: str, p: Passage, lead: Passage, versions: Mapping[str, VersionInfo]) -> dict[str, Any]:
+    # One entry of a hit's also_in: a replicated corpus folds ~6 copies into each hit. "fold" says why it is there
+    # ("version": the same article in another version; "repeat": the same text again).
     return {"pid": pid, "doc_id": p.doc_id, "title": p.title, "section": p.section,
-            **_version_fields(versions, p.doc_id)}
+            "fold": fold_reason(lead, p, versions) or "repeat", **_version_fields(versions, p.doc_id)}
 
 
 def _version_fields(versions: Mapping[str, VersionInfo], doc_id: str) -> dict[str, Any]:
@@ -276,12 +345,16 @@ def _version_fields(versions: Mapping[str, VersionInfo], doc_id: str) -> dict[st
 
 def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[KeywordHit],
          sem_hits: Sequence[tuple[str, float]], k: int, mode: str, config: Config, reranker: Any = None,
-         versions: Mapping[str, VersionInfo] | None = None, pending: Collection[str] = ()) -> Results:
+         versions: Mapping[str, VersionInfo] | None = None, pending: Collection[str] = (),
+         sentences: Mapping[str, tuple[float, float, int]] | None = None) -> Results:
     """The top-k hits of one question from both halves' candidates (a document filter is applied by the backends).
 
     Candidates the committed passage store does not list (a backend row of an uncommitted write) are dropped.
     ``pending``: passages still waiting for their vectors, ranked keyword-only in hybrid mode. ``query`` is the
     question as :func:`indexer.search.query.analyse` analysed it, once for both halves and this ranking.
+    ``sentences``: for candidates of both halves with sentence vectors, (passage cosine, best window cosine, best
+    window's index), from :func:`indexer.search.sentences.sentence_scores`; they re-score the semantic half (see
+    :func:`sentence_semantic`).
     """
     versions = versions or {}
     # The candidates' passages, each looked up once in the store: below, fusion, noise, folding, hits and counts
@@ -303,8 +376,19 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
                 sem.append((pid, s))
     passages = known
     question = query.text
-    sig = question_signals(query, passages, kw, sem)
-    fused = demote_noise(fuse(kw, sem, mode, config, sig, pending), passages)
+    sig = question_signals(query, passages, kw, sem)  # on the plain halves: the confidence model's inputs
+    if sentences and mode != "keyword":
+        sem = sentence_semantic(sem, {pid: v for pid, v in sentences.items() if pid in passages})
+    alpha = None
+    if sentences and mode == "hybrid" and config.alpha == DEFAULT_ALPHA:  # a configured weight is used as given
+        verbatim = sig.coverage >= config.verbatim_coverage and len(question) >= VERBATIM_MIN_CHARS
+        alpha = SENTENCE_VERBATIM_ALPHA if verbatim else SENTENCE_ALPHA
+    fused = demote_noise(fuse(kw, sem, mode, config, sig, pending, alpha), passages)
+    notes: dict[str, list[str]] = {}  # why a candidate stands where it does, beyond its halves' ranks
+    if mode == "hybrid" and config.fusion != "rrf" and 0.0 < config.alpha < 1.0:
+        # (a single half, RRF, or a weight that leaves one half ranks by its own rule alone)
+        fused = answer_bonus(fused, passages, query, sentences or {}, notes)
+        fused = prefer_authority(fused, passages, query, sentences or {}, notes)
     fused = rerank(reranker, passages, question, fused, k)
     groups = fold_duplicates(fused, passages, k, versions)
     q_terms = query.hit_terms
@@ -312,11 +396,15 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
     hits = []
     for i, group in enumerate(groups, start=1):
         pid, score, ranks = group[0]
-        hit = build_hit(i, passages[pid], question, q_terms, kw_terms.get(pid), score, ranks)
+        hit = build_hit(i, passages[pid], question, q_terms, kw_terms.get(pid), score, ranks,
+                        (sentences or {}).get(pid))
         hit.update(_version_fields(versions, hit["doc_id"]))
-        hit["also_in"] = [_also_in(other, passages[other], versions) for other, _, _ in group[1:]]
+        hit["also_in"] = [_also_in(other, passages[other], passages[pid], versions) for other, _, _ in group[1:]]
+        hit["why"] = _why(hit, passages[pid], group, versions, notes.get(pid, ()))
         hits.append(hit)
     confidence = answer_confidence(sig, mode) if hits else 0.0
     counts = Counter([passages[pid].doc_id for pid, _, _ in fused])  # first-seen order, like the loop it replaced
-    return Results(hits, answer_found=bool(hits) and confidence >= config.min_confidence, confidence=confidence,
+    # a form on top is not an answer (it is there because nothing answering matched better)
+    found = bool(hits) and confidence >= config.min_confidence and not is_tail_section(hits[0]["section"])
+    return Results(hits, answer_found=found, confidence=confidence,
                    doc_counts=counts, signals=sig)

@@ -13,9 +13,11 @@ from indexer.config import Config
 from indexer.embed.encoders import Encoder
 from indexer.index.curation import standard_answers, visible_candidates
 from indexer.index.generations import CurrentGeneration, Snapshot
+from indexer.index.sentences import sentence_store
 from indexer.search import lookup
 from indexer.search.query import Query, analyse, check_k, check_mode, check_question
 from indexer.search.rank import Results, rank
+from indexer.search.sentences import sentence_candidates
 from indexer.text.versions import VersionInfo, version_families
 from indexer.types import KeywordHit, ModelError, QueryError
 
@@ -66,9 +68,10 @@ class Searcher:
         # Hybrid: passages without a vector yet rank keyword first -- every passage, while the vectors are another
         # model's (until the backlog has re-embedded them).
         pending = (gen.pending if semantic else frozenset(gen.passages)) if mode == "hybrid" else frozenset()
+        sentences = self.sentence_scores(gen, vectors, candidates)  # issue 22: each candidate's best sentence
         results = [rank(gen.passages, q, kw_hits, sem_hits, k, mode, self.config, reranker, versions=versions,
-                        pending=pending)
-                   for q, kw_hits, sem_hits in zip(queries, *candidates)]
+                        pending=pending, sentences=sent)
+                   for q, kw_hits, sem_hits, sent in zip(queries, *candidates, sentences)]
         results = lookup.apply_to_results(self, gen, queries, results, k, allowed, versions)  # issue 23: 第X条 first
         standard_answers(gen, queries, results, vectors, k, versions)  # issue 26: a linked question's passage first
         if count_all:
@@ -95,6 +98,13 @@ class Searcher:
         if mode in ("hybrid", "keyword"):
             keyword_lists = reader.keyword_search_many([q.terms for q in queries], depth, allowed)
         return visible_candidates(gen, keyword_lists, semantic_lists)  # issue 26: disabled passages never rank
+
+    def sentence_scores(self, gen: Snapshot, vectors: Any, candidates: Candidates) -> list[dict[str, Any]]:
+        """Per question, the sentence-window scores of both halves' first candidates (indexer.search.sentences)."""
+        if vectors is None:
+            return [{} for _ in candidates[0]]
+        store = sentence_store(self.current.root, self._encoder().model_id)
+        return sentence_candidates(store, gen.passages, vectors, *candidates)
 
     def _encode(self, queries: Sequence[Query]) -> Any:
         texts = [q.expanded if self.config.expand_semantic else q.text for q in queries]
