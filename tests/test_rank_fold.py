@@ -3,7 +3,6 @@ definitions (rank() remembers each text's fate within a list and caches per-text
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 import sys
 from collections import Counter
@@ -17,12 +16,11 @@ if str(ROOT) not in sys.path:
 from indexer.config import Config  # noqa: E402
 from indexer.ingest import files as ingest  # noqa: E402
 from indexer.ingest.prepare import prepare  # noqa: E402
-from indexer.search.highlight import _CJK_OR_WORD, best_sentence  # noqa: E402
+from indexer.search.highlight import best_sentence  # noqa: E402
 from indexer.search.query import analyse  # noqa: E402
 from indexer.search.fold import FOLD_SCAN, FOLD_SPARE, near_duplicate  # noqa: E402
 from indexer.search.rank import rank  # noqa: E402
-from indexer.text.analyzer import fold, query_terms  # noqa: E402
-from indexer.text.noise import is_noise_line  # noqa: E402
+from indexer.text.analyzer import query_terms  # noqa: E402
 from indexer.text.structure import sentence_spans  # noqa: E402
 from indexer.text.versions import VersionInfo  # noqa: E402
 from indexer.types import KeywordHit  # noqa: E402
@@ -117,52 +115,73 @@ def test_folding_of_replicas_follows_the_definition(seed_passages: list[Passage]
     assert full and all({a["doc_id"] for a in h["also_in"]} | {h["doc_id"]} == {"a.txt", "b.txt", "c.txt"} for h in full)
 
 
-def reference_best_sentence(text: str, question: str, terms: list[str]) -> tuple[int, int]:
-    """The answer sentence by its definition, every sentence scored afresh (no per-passage cache, no pre-filter)."""
-    def units(s: str) -> list[str]:
-        return [u.lower() for u in _CJK_OR_WORD.findall(s)]
-    spans = sentence_spans(text)
-    if not spans:
-        return 0, len(text)
-    qu = units(fold(question))
-    q_bigrams = set(zip(qu, qu[1:]))
-    lowered = [t.lower() for t in dict.fromkeys(terms) if t.strip()]
-    best, best_score = spans[0], float("-inf")
-    for start, end in spans:
-        sentence = fold(text[start:end])
-        su = units(sentence)
-        score = (sum(math.log1p(len(t)) * 2.0 for t in lowered if t in sentence.lower())
-                 + len(q_bigrams & set(zip(su, su[1:])))) * (0.5 + 0.5 * min(1.0, len(su) / 12.0))
-        if is_noise_line(sentence):
-            score = score * 0.01 - 1.0
-        if score > best_score:
-            best, best_score = (start, end), score
-    return best
+# (passage, question, the sentence that answers it): read and chosen by hand, not computed
+ANSWERS = [
+    ("reg#14", "支部委员会一般由几个人组成", "党支部委员会由3至5人组成，一般不超过7人。"),
+    ("reg#15", "支委会每届任期几年", "第十五条 党支部委员会每届任期一般为3年。"),
+    ("reg#12", "党员之间每年谈心谈话至少几次", "党支部委员之间、党支部委员和党员之间、党员和党员之间，每年谈心谈话一般不少于1次。"),
+    ("reg#11", "组织生活会一般安排在什么时候", "第十二条 党支部每年至少召开1次组织生活会，一般安排在第四季度。"),
+    ("reg#4", "联合党支部最多覆盖几个单位", "联合党支部覆盖的单位一般不超过5个。"),
+    ("reg#10", "主题党日多久开展一次", "党支部每月相对固定1天开展主题党日，组织党员集中学习、过组织生活、进行民主议事和志愿服务。"),
+    ("reg#16", "上级党组织能不能指派支部书记", "确有必要时，上级党组织可以指派党支部书记或者副书记。"),
+    ("reg#14", "正式党员不足7人的支部怎么选书记",
+     "正式党员不足7人的党支部，不设党支部委员会，由党员大会选举支部书记1人，必要时可以选举副书记1人。"),
+    ("seed#8", "按程序办事为什么能保护干部", "严格按照程序办事,不仅可以防止权力的滥用,避免问题出现,而且还可为从事具体工作的"
+                                    "干部职工提供避嫌的保护,不是不讲人情,而是职责所在。"),
+    ("seed#6", "为什么要学习纪律处分条例", "同时,要认真学习研究和宣传贯彻《中国共产党纪律处分条例》,做到有法可依,有章可循。"),
+    ("seed#7", "没有规矩为什么不成方圆", "没有规矩不成方圆,健全的制度是科学化管理的必要前提。"),
+    pytest.param("seed#12", "职工可以用什么方式和支部沟通", "沟通方式也由职工群众自由选择,如邮件、电话、书信,等等。",
+                 marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                                         reason="issue 22: the answer sentence goes to the passage's first sentence "
+                                                "(深入职工群众…开放沟通渠道), not the one naming the ways")),
+]
 
 
-def test_answer_sentence_follows_the_definition_on_the_seed_essay(seed_passages: list[Passage]) -> None:
+@pytest.fixture(scope="module")
+def answer_passages(seed_passages: list[Passage]) -> dict[str, str]:
+    """'seed#N' / 'reg#N' -> passage text, for the seed essay and the regulation fixture."""
     regulation = prepare(ingest.load_file(ROOT / "tests" / "fixtures" / "regulation_sample.txt")[0])[1]
-    texts = [p.text for p in seed_passages + regulation]
-    # traditional script and a form line: fold and noise flags are part of what is cached per text
-    texts.append("黨支部應當組織黨員學習。填写人（签名）： 年 月 日\n支部委員會每月召開一次會議，研究黨員發展工作。")
-    checked = moved = 0
-    for i, text in enumerate(texts):
-        spans = sentence_spans(text)
-        other = texts[(i * 7 + 3) % len(texts)]
-        # a question from this passage's last sentence (its bigrams match), one from another passage, and one
-        # joining two sentences' ends (a bigram across the break must count in neither sentence)
-        last = text[spans[-1][0]:spans[-1][1]][:20] if spans else text
-        joined = text[spans[0][1] - 3:spans[0][1]] + text[spans[1][0]:spans[1][0] + 3] if len(spans) > 1 else last
-        for question in (f"{last}是什么", other[:16], joined):
-            for terms in (query_terms(question), query_terms(question) + ["PPT", "ppt"], []):
-                got = best_sentence(text, question, terms)
-                assert got == reference_best_sentence(text, question, terms), (text[:30], question, terms)
-                assert best_sentence(text, question, terms) == got  # the cached second call agrees
-                checked += 1
-                moved += got != (spans[0] if spans else (0, len(text)))
-    assert checked > 300 and moved > 50  # not all first sentences: the scores decided
+    return {**{f"seed#{p.ordinal}": p.text for p in seed_passages}, **{f"reg#{p.ordinal}": p.text for p in regulation}}
+
+
+@pytest.mark.parametrize("pid, question, answer", ANSWERS)
+def test_answer_sentence_is_the_one_that_answers(answer_passages: dict[str, str], pid: str, question: str,
+                                                 answer: str) -> None:
+    text = answer_passages[pid]
+    assert answer in text and len(sentence_spans(text)) >= 3, "the case needs a passage of several sentences"
+    got = best_sentence(text, question, query_terms(question))
+    assert text[got[0]:got[1]] == answer
+    assert best_sentence(text, question, query_terms(question)) == got  # the cached second call agrees
+
+
+def test_answer_sentence_in_traditional_script_and_never_a_form_line() -> None:
+    """Folded text is scored (traditional characters match the simplified question) and a form line is noise."""
+    text = "黨支部應當組織黨員學習。填写人（签名）： 年 月 日\n支部委員會每月召開一次會議，研究黨員發展工作。"
+    got = best_sentence(text, "支部委员会每月召开几次会议", query_terms("支部委员会每月召开几次会议"))
+    assert text[got[0]:got[1]] == "支部委員會每月召開一次會議，研究黨員發展工作。"
+    got = best_sentence(text, "填写人签名", query_terms("填写人签名"))
+    assert "填写人" not in text[got[0]:got[1]]
+
+
+def test_answer_sentence_term_cases() -> None:
     # a term given in two cases counts twice (it did before the per-passage cache): here that decides the sentence
     text = "党课讲稿还是要联系支部实际。\n支部可以把党课内容做成PPT。"
     got = best_sentence(text, "党课课件用PPT还是用讲稿", ["党课", "PPT", "ppt", "讲稿"])
     assert text[got[0]:got[1]] == "支部可以把党课内容做成PPT。"
-    assert got == reference_best_sentence(text, "党课课件用PPT还是用讲稿", ["党课", "PPT", "ppt", "讲稿"])
+
+
+def test_articles_of_different_regulations_are_not_folded() -> None:
+    """Issue 22: a passage of another regulation that holds most of this one's words is not folded under it (it hid
+    a different regulation's article); written failing first (xfail), fixed by ranking round 3."""
+    charter = Passage(doc_id="中国共产党章程.txt", title="中国共产党章程", section="第一章 党员 > 第七条",
+                      text="第七条 预备党员的预备期为一年。党组织对预备党员应当认真教育和考察。", start=0, end=33,
+                      ordinal=0)
+    rules = Passage(doc_id="发展党员工作细则.txt", title="中国共产党发展党员工作细则", section="第六章 预备党员的教育考察 > "
+                    "第三十二条", text="第三十二条 预备党员的预备期为一年。党组织对预备党员应当认真教育和考察，预备期满"
+                    "应当及时讨论其能否转为正式党员。", start=0, end=60, ordinal=0)
+    assert near_duplicate(charter.text, rules.text), "the case needs two texts that near_duplicate calls close"
+    passages = {p.pid: p for p in (charter, rules)}
+    hits = [KeywordHit(rules.pid, 2.0, []), KeywordHit(charter.pid, 1.0, [])]
+    res = rank(passages, analyse("预备党员的预备期是多长"), hits, [], 5, "keyword", Config())
+    assert [h["doc_id"] for h in res] == ["发展党员工作细则.txt", "中国共产党章程.txt"]
+    assert all(not h["also_in"] for h in res)
