@@ -25,13 +25,17 @@ from typing import Any, Sequence
 
 from . import baselines, cmrc, devset, quiz
 from .fusion import HELDOUT, OFFTOPIC, load_offtopic
-from .common import (PARTY_CORPUS_JSONL, PARTY_DOCS, RESULTS, SEED, SEED_ID, WORK, apply_stand_in, fresh_engine,
+from .common import (BENCH, PARTY_CORPUS_JSONL, PARTY_DOCS, RESULTS, SEED, SEED_ID, WORK, apply_stand_in, fresh_engine,
                      machine, now_iso, setup_logging, skip_without_shared, symlink_corpus, write_json)
 from .metrics import score
 
 logger = logging.getLogger("bench.quality")
 
 PARTYQA_MODES = ("keyword", "semantic", "hybrid")
+# Question sets written for issues 22/23 (bench/QUESTIONS.md): held out, never used to choose a setting.
+NEW_SETS = [("secretary", BENCH / "secretary_questions.jsonl", "Branch-secretary and inspector questions"),
+            ("heldout2", BENCH / "heldout2_questions.jsonl", "Held-out paraphrases, second set")]
+OFFTOPIC2 = BENCH / "offtopic2_questions.jsonl"
 BASELINES = ("rank_bm25", "bm25s", "ensemble")
 K = 10
 BATCH = 256
@@ -238,8 +242,17 @@ def run_party(work: Path, systems: Sequence[str] | None = None) -> dict[str, dic
                 [r["question"] for r in rows], [str(r["line"]) for r in rows], devset.gold_sets(rows, passages),
                 devset.subsets(rows), info, systems=systems, rerank_engine=rr,
                 extra={"index_problems": devset.check_against_index(eng, rows)})
+        for name, path, title in NEW_SETS:
+            if path.is_file():
+                rows = devset.load_questions(path)
+                results[name] = evaluate_set(
+                    name, f"{title} ({info['passages']} passages)", eng, [r["question"] for r in rows],
+                    [str(r["line"]) for r in rows], devset.gold_sets(rows, passages), devset.subsets(rows), info,
+                    systems=systems, rerank_engine=rr, extra={"index_problems": devset.check_against_index(eng, rows)})
         if OFFTOPIC.is_file():
             results["offtopic"] = evaluate_offtopic(eng, info)
+        if OFFTOPIC2.is_file():
+            results["offtopic2"] = {**evaluate_offtopic(eng, info, OFFTOPIC2), "set": "offtopic2"}
     finally:
         eng.close()
         if rr is not None:
