@@ -55,14 +55,15 @@ class Curator:
         with journal.audited(self.root, "link", {"question": question, "pid": pid}, who=who, job=job):
             return curation.link(self._writer, question, pid, who or journal.current_actor(), vector, model_id)
 
-    def link_questions(self, pairs: Sequence[tuple[str, str]], who: str | None = None,
-                       job: str | None = None) -> list[dict[str, Any]]:
-        """Link several (question, pid) at once, in one generation (all or none; e.g. an imported 问答对 file)."""
+    def link_questions(self, pairs: Sequence[tuple[str, str]], who: str | None = None, job: str | None = None,
+                       replace_docs: str | None = None) -> list[dict[str, Any]]:
+        """Link several (question, pid) at once, in one generation (all or none; e.g. an imported 问答对 file);
+        ``replace_docs``: drop the links to documents whose id starts with it first."""
         questions = [curation.check_question(q) for q, _ in pairs]
         vectors, model_id = self._question_vectors(questions)
         items = [(q, pid, v) for q, (_, pid), v in zip(questions, pairs, vectors)]
         with journal.audited(self.root, "link", {"questions": len(items)}, who=who, job=job):
-            return curation.link_many(self._writer, items, who or journal.current_actor(), model_id)
+            return curation.link_many(self._writer, items, who or journal.current_actor(), model_id, replace_docs)
 
     def unlink_question(self, question: str, who: str | None = None) -> bool:
         """Remove a standard question; False when it was not linked. Audited."""

@@ -106,7 +106,7 @@ def import_faq(eng: "Engine", path: str | Path, wait: bool = False, who: str | N
         for n, pair in enumerate(pairs, start=1):
             passages = eng.passages(f"{FAQ_PREFIX}/{name}/{n}")
             links.append((pair["question"], passages[0]["pid"]))
-        linked = eng.curator.link_questions(links, who=who, job=job)
+        linked = eng.curator.link_questions(links, who=who, job=job, replace_docs=f"{FAQ_PREFIX}/{name}/")
         end["entries"] = len(pairs)
     logger.info("imported %d question-answer pairs from %s", len(pairs), path)
     return {"file": Path(path).name, "entries": [f"{FAQ_PREFIX}/{name}/{n}" for n in range(1, len(pairs) + 1)],

@@ -430,6 +430,7 @@ def test_a_faq_xlsx_import_is_searchable_by_question_and_answer_and_replaced_on_
     assert [d for d in eng.doc_ids() if d.startswith("问答/")] == ["问答/常见_问题/1"]
     hit = eng.search(PAIRS[1][0], k=3, mode="keyword")[0]
     assert hit["doc_id"] == "问答/常见_问题/1" and hit["standard_answer"] and "党费规定" in hit["text"]
+    assert [q["question"] for q in eng.curator.standard_questions()] == [PAIRS[1][0]]  # the dropped pair's link too
     actions = [(e["action"], e["result"]) for e in eng.curator.audit()]
     assert actions[:2] == [("link", "ok"), ("import", "ok")] and actions.count(("import", "ok")) == 2
 

@@ -394,9 +394,10 @@ def link(writer: "Writer", question: str, pid: str, who: str = "local", vector: 
 
 
 def link_many(writer: "Writer", items: Sequence[tuple[str, str, Iterable[float] | None]], who: str = "local",
-              model_id: str | None = None) -> list[dict[str, Any]]:
+              model_id: str | None = None, replace_docs: str | None = None) -> list[dict[str, Any]]:
     """Link several (question, pid, vector) at once, in one generation: all or none (an unknown or disabled
-    passage refuses the lot). Returns the stored records (without vectors)."""
+    passage refuses the lot). ``replace_docs``: first drop the links to documents whose id starts with it (an
+    imported file's earlier entries). Returns the stored records (without vectors)."""
     checked = [(check_question(q), pid, None if v is None else [round(float(x), 6) for x in v])
                for q, pid, v in items]
     stored: list[dict[str, Any]] = []
@@ -404,6 +405,9 @@ def link_many(writer: "Writer", items: Sequence[tuple[str, str, Iterable[float] 
     def change(gen: Snapshot, manifest: dict[str, Any]) -> bool:
         off = disabled_pids(gen)
         linked = manifest.setdefault(STANDARD_KEY, {})
+        if replace_docs:
+            for norm in [n for n, rec in linked.items() if str(rec.get("doc_id", "")).startswith(replace_docs)]:
+                del linked[norm]
         for question, pid, vec in checked:
             p = _passage(gen, pid)
             if p.pid in off:
