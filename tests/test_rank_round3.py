@@ -89,6 +89,20 @@ def test_one_handbook_two_regulations_do_not_fold(docs) -> None:
     assert fold_reason(a, twin) == "repeat"
 
 
+def test_a_list_repeating_a_regulation_folds_under_the_regulation() -> None:
+    """清单80条 item 16 repeats 党政机关国内公务接待管理规定第十条: one answer, led by the regulation with its own
+    rank, so no hit hides a regulation in its also_in."""
+    _, listing = _passages("xtjeyvc-8gui/02.md")
+    _, rule = _passages("xtjeyvc-8gui/16.md")
+    item = next(p for p in listing if p.text.startswith("16.接待对象"))
+    article = _article(rule, "第十条", "工作餐")
+    assert fold_reason(item, article) == "repeat"
+    res = rank({item.pid: item, article.pid: article}, analyse("公务接待陪餐人数有什么规定"),
+               [KeywordHit(item.pid, 9.0, []), KeywordHit(article.pid, 8.0, [])], [], 5, "keyword", Config())
+    assert [h["pid"] for h in res] == [article.pid] and res[0]["keyword_rank"] == 2
+    assert [(a["pid"], a["fold"]) for a in res[0]["also_in"]] == [(item.pid, "repeat")]
+
+
 # ------------------------------------------------------------------------------------------------ handbook tails
 def test_forms_after_a_last_article_are_not_cited_as_it(docs) -> None:
     ps = docs[HANDBOOK][1]

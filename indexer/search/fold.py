@@ -90,7 +90,8 @@ def fold_reason(a: Passage, b: Passage, versions: Mapping[str, VersionInfo] | No
 def fold_duplicates(fused: Sequence[tuple[str, float, dict[str, int]]], passages: Mapping[str, Passage], k: int,
                     versions: Mapping[str, VersionInfo]) -> list[Group]:
     """Group candidates (best first) that are one answer; at most ``k`` groups, each led by its current version (a
-    group of versions of one regulation) or else its best-ranked member, ranked by the lead's own score and ranks."""
+    group of versions of one regulation), else by a regulation a copy repeats, else its best-ranked member; groups
+    rank by the lead's own score and ranks."""
     groups: list[Group] = []
     limit = k + FOLD_SPARE
     # A (text, source) met before in this list has the same fate again: the group it joined (no group before that
@@ -121,10 +122,17 @@ def fold_duplicates(fused: Sequence[tuple[str, float, dict[str, int]]], passages
                 fate[key] = len(groups) - 1
     for group in groups:
         lead = next((i for i, (pid, _, _) in enumerate(group) if _is_current(versions, passages[pid].doc_id)), 0)
+        if not lead and not _is_regulation(passages[group[0][0]]):
+            # a list or article repeating a regulation's text: the regulation leads, the copy is listed under it
+            lead = next((i for i, (pid, _, _) in enumerate(group) if _is_regulation(passages[pid])), 0)
         if lead:
             group.insert(0, group.pop(lead))  # it keeps its own score and ranks: the group ranks by them
     groups.sort(key=lambda g: -g[0][1])  # stable: equal scores keep their order
     return groups[:k]
+
+
+def _is_regulation(p: Passage) -> bool:
+    return source_of(p.title, p.section)[1]
 
 
 def _is_current(versions: Mapping[str, VersionInfo], doc_id: str) -> bool:
