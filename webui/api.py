@@ -83,8 +83,9 @@ def api_search() -> Response:
     raw_docs = request.args.getlist("doc") if request.method == "GET" else args.get("doc", args.get("docs"))
     docs = parse_docs(raw_docs, engine.doc_ids)
     q = check_question(question, cfg.max_query_chars)
+    category = request.args.getlist("category") if request.method == "GET" else args.get("category")
     t0 = time.perf_counter()
-    hits = engine.search(q, k=k, mode=mode, docs=docs)
+    hits = engine.search(q, k=k, mode=mode, docs=docs, category=category or None)
     took = round((time.perf_counter() - t0) * 1000, 1)
     if fmt != "json":
         return download(answer_items([q], [hits]), fmt, "问答结果", {"mode": mode, "k": k, "docs": docs})
@@ -134,8 +135,9 @@ def api_batch() -> Response:
     raw_docs = opts.get("doc", opts.get("docs")) if opts else request.args.getlist("doc")
     docs = parse_docs(raw_docs, engine.doc_ids)
     qs = [check_question(q, cfg.max_query_chars, label=f"第 {i} 个") for i, q in enumerate(questions, start=1)]
+    category = opts.get("category") if opts else request.args.getlist("category")
     t0 = time.perf_counter()
-    results = engine.search_many(qs, k=k, mode=mode, docs=docs)
+    results = engine.search_many(qs, k=k, mode=mode, docs=docs, category=category or None)
     took = round((time.perf_counter() - t0) * 1000, 1)
     if fmt != "json":
         return download(answer_items(qs, results), fmt, "批量问答结果", {"mode": mode, "k": k, "docs": docs})

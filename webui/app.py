@@ -142,4 +142,6 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     app.register_blueprint(api.bp)
     from .curation import bp as curation_bp  # issue 26: passages, standard questions, feedback, audit
     app.register_blueprint(curation_bp)
+    from .metadata import bp as metadata_bp  # issue 23: corrections of title, category, dates and status
+    app.register_blueprint(metadata_bp)
     return app

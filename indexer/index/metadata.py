@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
+from indexer.index.curation import commit_manifest
+from indexer.index.generations import Snapshot, now
 from indexer.text.cite import citation
 from indexer.types import PartyQAError, QueryError
+
+if TYPE_CHECKING:
+    from indexer.index.writer import Writer
 
 EDITS_KEY = "metadata_edits"  # manifest key: doc id -> {field: value} a person set
 EDITABLE = ("title", "category", "published", "effective", "status")
@@ -106,6 +111,28 @@ def apply_changes(edits: Mapping[str, Mapping[str, Any]], doc_id: str, changes: 
     return out
 
 
+def store_correction(writer: "Writer", doc_id: str, changes: Mapping[str, Any]) -> None:
+    """Check a correction and commit it as the next generation through the one commit path (a kill at any point
+    leaves the previous state; the kill tests pause at ``metadata``). KeyError for an unknown document,
+    MetadataError for a field or value that cannot be stored."""
+    checked = check_changes(changes)
+
+    def change(gen: Snapshot, manifest: dict[str, Any]) -> bool:
+        if doc_id not in manifest["documents"]:
+            raise KeyError(doc_id)
+        manifest[EDITS_KEY] = apply_changes(manifest.get(EDITS_KEY) or {}, doc_id, checked, now())
+        return True
+
+    commit_manifest(writer, change, point="metadata")
+
+
+def drop_corrections(manifest: dict[str, Any], doc_ids: Any) -> None:
+    """Forget the corrections of removed documents (in a manifest being written)."""
+    edits = manifest.get(EDITS_KEY) or {}
+    if any(d in edits for d in doc_ids):
+        manifest[EDITS_KEY] = {d: e for d, e in edits.items() if d not in set(doc_ids)}
+
+
 def document_fields(record: Mapping[str, Any], edit: Mapping[str, Any] | None) -> dict[str, Any]:
     """One document's metadata as shown: ``title`` plus :data:`SHOWN` (None where unknown) and ``edited`` (the
     fields a person corrected), the correction laid over the file's values."""
@@ -181,6 +208,16 @@ def category_counts(fields: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
         if f.get("category"):
             out[f["category"]] = out.get(f["category"], 0) + 1
     return dict(sorted(out.items()))
+
+
+def category_names(category: Any) -> list[str]:
+    """A category filter as a list of names (empty: no filter); QueryError unless text or a list of texts."""
+    if category is None:
+        return []
+    values = [category] if isinstance(category, str) else category
+    if not isinstance(values, (list, tuple, set, frozenset)) or not all(isinstance(c, str) for c in values):
+        raise QueryError("类别筛选 category 必须是文字或文字列表 / category must be a string or a list of strings")
+    return [c.strip() for c in values if c.strip()]
 
 
 def docs_in_categories(fields: Mapping[str, Mapping[str, Any]], wanted: list[str]) -> set[str]:

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 STAGED_PREFIX = ".partyqa-staged-"
 IMPORTS_FILE = "imports.json"  # beside the index: what `import_dir` copied (relative path -> sha1s)
 IMPORT_TMP_SUFFIX = ".partyqa-import"  # a copy in progress (a dot file: never scanned as a document)
+IMPORT_SKIP = frozenset({"SOURCES.md", "README.md"})  # notes about an imported folder (at its top), not documents
 SKIPPED_LINE = "(line skipped)"  # ends the reason of a bad line of a bulk .jsonl whose other records were indexed
 
 # rel path -> (content sha1, [(document, its passages)])
@@ -313,6 +314,8 @@ def import_files(root: Path, src: Path, data: Path) -> None:
     What was imported is remembered by relative path and sha1 in ``<root>/imports.json``, so a sample the user
     removed is not brought back by the next import, while a changed sample (a new sha1) is imported again. A
     data-folder file that was not imported (the user's own upload of the same name) is never overwritten.
+    The folder's own notes (:data:`IMPORT_SKIP`: corpus/SOURCES.md) and hidden folders (corpus/.vectors) are not
+    imported.
     """
     record_path = root / IMPORTS_FILE
     try:
@@ -327,6 +330,8 @@ def import_files(root: Path, src: Path, data: Path) -> None:
     copied = 0
     for path in iter_corpus_files(src):
         rel = path.relative_to(src).as_posix()
+        if rel in IMPORT_SKIP:
+            continue
         digest = file_sha1(path)
         known = seen.get(rel, [])
         if digest in known:

@@ -23,6 +23,7 @@ from indexer.embed.cache import CacheLock, EmbeddingCache, embed_passages
 from indexer.embed.encoders import Encoder, passage_context
 from indexer.fsutil import checkpoint, write_json
 from indexer.index.generations import PENDING_KEY, CurrentGeneration, Generations, Snapshot, now, write_gen_files
+from indexer.index.metadata import drop_corrections
 from indexer.index.sentences import sentence_store, store_entries
 from indexer.index.sync import (Plan, SyncReport, finish_staged, load_changed, plan_changes, recover_staged, scan,
                                 stage_files)
@@ -109,6 +110,7 @@ class Writer:
             for rel in files_to_drop:
                 manifest["files"].pop(rel, None)
                 manifest["excluded"].pop(rel, None)
+            drop_corrections(manifest, wanted)  # a person's corrections leave with the document
             # Files leave the corpus first (kept under removed/: nothing is lost), so that a writer killed before
             # the commit leaves files and index to agree again at the next sync: the document is then removed.
             moved: list[tuple[Path, Path]] = []

@@ -13,6 +13,7 @@ from indexer.config import Config
 from indexer.embed.encoders import Encoder
 from indexer.index.curation import standard_answers, visible_candidates
 from indexer.index.generations import CurrentGeneration, Snapshot
+from indexer.index.metadata import all_fields, annotate_hits, category_names, docs_in_categories, version_input
 from indexer.index.sentences import sentence_store
 from indexer.search import lookup
 from indexer.search.query import Query, analyse, check_k, check_mode, check_question
@@ -38,19 +39,27 @@ class Searcher:
         self._reranker: Any = None
         self._reranker_loaded = False
         self._versions_cache: tuple[int, dict[str, VersionInfo]] | None = None
+        self._fields_cache: tuple[int, dict[str, dict[str, Any]]] | None = None
 
     def search_many(self, questions: Sequence[str], k: int = 5, mode: str = "hybrid",
-                    docs: Sequence[str] | None = None, count_all: bool = False) -> list[Results]:
+                    docs: Sequence[str] | None = None, count_all: bool = False,
+                    category: str | Sequence[str] | None = None) -> list[Results]:
         """Check the request (the one set of request rules), analyse each question once, search and rank.
 
         ``docs`` restricts both halves to those documents; ``count_all`` then makes each Results' ``doc_counts``
         count every document's candidates, as an unfiltered search would (the question is encoded once).
+        ``category`` (one or several) keeps the documents of those categories (with ``docs``: those of them); a
+        category no document has is a QueryError.
         """
         check_mode(mode)
         qs = [check_question(q, self.config.max_query_chars) for q in questions]
         check_k(k)
         gen = self.current.get()
         allowed = validate_docs(gen, docs)
+        wanted = category_names(category)
+        if wanted:
+            in_categories = docs_in_categories(self.fields(gen), wanted)
+            allowed = in_categories if allowed is None else allowed & in_categories
         if not qs:
             return []
         queries = [analyse(q, keyword=mode != "semantic") for q in qs]
@@ -79,6 +88,9 @@ class Searcher:
             for res, q, kw_hits, sem_hits in zip(results, queries, *every):
                 res.doc_counts = rank(gen.passages, q, kw_hits, sem_hits, 1, mode, self.config, reranker,
                                       versions=versions, pending=pending).doc_counts
+        fields = self.fields(gen)
+        for res in results:
+            annotate_hits(res, fields)  # issue 23: every hit's status and category, a corrected title
         return results
 
     def candidates(self, gen: Snapshot, queries: Sequence[Query], mode: str, depth: int, allowed: set[str] | None,
@@ -130,10 +142,20 @@ class Searcher:
         cached = self._versions_cache
         if cached is not None and cached[0] == gen.number:
             return cached[1]
-        docs = {d: {"title": m.get("title", ""), "text": gen.texts.get(d, ""), "meta": m.get("meta")}
+        fields = self.fields(gen)  # a person's corrections of title, date and status order the versions too
+        docs = {d: {"title": fields[d]["title"], "text": gen.texts.get(d, ""), "meta": version_input(m, fields[d])}
                 for d, m in gen.manifest["documents"].items()}
         found = version_families(docs)
         self._versions_cache = (gen.number, found)
+        return found
+
+    def fields(self, gen: Snapshot) -> dict[str, dict[str, Any]]:
+        """Every document's metadata, a person's corrections laid over its file's (computed once per generation)."""
+        cached = self._fields_cache
+        if cached is not None and cached[0] == gen.number:
+            return cached[1]
+        found = all_fields(gen.manifest)
+        self._fields_cache = (gen.number, found)
         return found
 
     def _reranker_for_search(self) -> Any:
