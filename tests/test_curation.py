@@ -332,6 +332,12 @@ def test_serving_a_network_address_needs_tokens(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(PartyQAError, match="--allow-anonymous-writes"):
         check_bind("0.0.0.0")
     monkeypatch.setenv("PARTYQA_TOKENS_FILE", str(tmp_path / "tokens.txt"))
+    with pytest.raises(PartyQAError, match="cannot read the tokens file"):
+        check_bind("192.168.1.5")  # named but missing
+    (tmp_path / "tokens.txt").write_text("t1 boss 甲\n", "utf-8")
+    with pytest.raises(PartyQAError, match="role must be one of"):
+        check_bind("127.0.0.1")
+    (tmp_path / "tokens.txt").write_text("t1 admin 甲\n", "utf-8")
     check_bind("192.168.1.5")
     monkeypatch.delenv("PARTYQA_TOKENS_FILE")
     assert cli_main(["--index-dir", str(tmp_path / "index"), "serve", "--host", "0.0.0.0", "--port", "1"]) == 2

@@ -172,7 +172,12 @@ def current_user() -> User:
         if not given:
             user = User(ANONYMOUS, "reader")
         else:
-            found = toks.lookup(given)
+            try:
+                found = toks.lookup(given)
+            except TokensError as exc:
+                logger.error("%s", exc)
+                raise ApiError(503, "令牌文件无法读取，请管理员检查 PARTYQA_TOKENS_FILE。", str(exc),
+                               code="tokens_unreadable") from None
             if found is None:
                 raise ApiError(403, "令牌不正确。", "unknown token", code="bad_token")
             user = found
@@ -227,7 +232,10 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(host: str, allow_anonymous_writes: bool = False, admin_token: str = "") -> None:
     """Refuse to serve on a non-loopback address with no token configured (anyone on the network could write),
-    unless ``allow_anonymous_writes``. Raises PartyQAError with a bilingual message."""
+    unless ``allow_anonymous_writes``; refuse a tokens file that cannot be read. Raises PartyQAError (bilingual)."""
+    path = os.environ.get("PARTYQA_TOKENS_FILE")
+    if path:
+        Tokens(path, admin_token).users()  # a missing or bad tokens file stops the server now, not at a request
     if is_loopback(host) or allow_anonymous_writes:
         return
     if admin_token or os.environ.get("PARTYQA_TOKENS_FILE") or os.environ.get("PARTYQA_ADMIN_TOKEN"):
