@@ -1,5 +1,6 @@
 # PartyQA: two commands do everything on a fresh machine: `make run` and `make test`.
-PY        ?= python3.11
+# The first of Python 3.11, 3.12, 3.13 on PATH (pyproject: requires-python >=3.11,<3.14); override with PY=...
+PY        ?= $(firstword $(foreach v,3.11 3.12 3.13,$(shell command -v python$(v) 2>/dev/null)) python3)
 VENV      := .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed

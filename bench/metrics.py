@@ -1,27 +1,13 @@
 """Recall@k and MRR@10 from ranked lists of passage ids and per-question sets of gold passage ids."""
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-KS = (1, 5, 10)
-
-
-def first_rank(items: Sequence[Any], ok: Callable[[Any], bool]) -> int | None:
-    """1-based rank of the first item for which ``ok(item)`` is true, or None."""
-    for i, item in enumerate(items, start=1):
-        if ok(item):
-            return i
-    return None
-
+from indexer.search.metrics import KS, first_rank, recall_mrr
 
 def metrics(ranks: Sequence[int | None], ks: Sequence[int] = KS) -> dict[str, float]:
-    """Recall@k for each k and MRR@max(k) from the ranks of the first correct hit (None = not retrieved)."""
-    n = max(1, len(ranks))
-    depth = max(ks)
-    out: dict[str, float] = {f"R@{k}": round(sum(1 for r in ranks if r is not None and r <= k) / n, 4) for k in ks}
-    out[f"MRR@{depth}"] = round(sum(1.0 / r for r in ranks if r is not None and r <= depth) / n, 4)
-    out["n"] = len(ranks)
-    return out
+    """Recall@k for each k and MRR@max(k) (4 decimals) from the ranks of the first correct hit, and n."""
+    return {**recall_mrr(ranks, ks, digits=4), "n": len(ranks)}
 
 
 def hit_in(item: str | Sequence[str], gold: set[str]) -> bool:

@@ -13,7 +13,9 @@ from typing import Any, Iterable, Sequence
 from indexer.cli_curation import add_commands as add_curation_commands
 from indexer.config import Config
 from indexer.index.journal import audited
+from indexer.progress import progress_iter
 from indexer.questions import read_questions
+from indexer.search.metrics import recall_mrr
 from indexer.search.query import MODES
 from indexer.types import PartyQAError
 
@@ -282,12 +284,8 @@ def _progress_batches(eng, questions: list[str], k: int, mode: str, progress: bo
                       category: Sequence[str] | None = None) -> list[dict[str, Any]]:
     batch = 32
     chunks = [questions[i:i + batch] for i in range(0, len(questions), batch)]
-    if progress and len(chunks) > 1:
-        from tqdm import tqdm
-
-        chunks = tqdm(chunks, desc="检索 searching", unit="batch", file=sys.stderr)
     out: list[dict[str, Any]] = []
-    for chunk in chunks:
+    for chunk in progress_iter(chunks, "检索 searching", "batch", progress, minimum=2):
         out.extend(_safe_search_many(eng, chunk, k, mode, batch, docs, category))
     return out
 
@@ -305,18 +303,9 @@ def evaluate(eng, rows: Sequence[dict[str, Any]], k: int = 10, modes: Iterable[s
     table: dict[str, dict[str, float]] = {}
     for mode in modes:
         results = _safe_search_many(eng, questions, max(k, 10), mode)
-        ranks = []
-        for row, item in zip(rows, results):
-            rank = next((h["rank"] for h in item["results"] if correct(h, row)), None)
-            ranks.append(rank)
-        n = max(len(ranks), 1)
-        table[mode] = {
-            "n": len(ranks),
-            "R@1": sum(1 for r in ranks if r is not None and r <= 1) / n,
-            "R@5": sum(1 for r in ranks if r is not None and r <= 5) / n,
-            "R@10": sum(1 for r in ranks if r is not None and r <= 10) / n,
-            "MRR@10": sum(1.0 / r for r in ranks if r is not None and r <= 10) / n,
-        }
+        ranks = [next((h["rank"] for h in item["results"] if correct(h, row)), None)
+                 for row, item in zip(rows, results)]
+        table[mode] = {"n": len(ranks), **recall_mrr(ranks)}
     return table
 
 

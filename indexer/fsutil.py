@@ -7,7 +7,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 
 
@@ -35,17 +35,8 @@ def checkpoint(root: Path, name: str) -> None:
         time.sleep(0.05)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON via a temp file, fsync, then os.replace over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(obj, ensure_ascii=False))  # not json.dump: that one always encodes in Python (5x slower)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def fsync_dir(path: Path) -> None:
+    """fsync a directory, so that renames inside it are durable (best effort: not every system allows it)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -56,18 +47,33 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, write) -> None:
-    """Write a file via a temp file in the same folder, fsync, then os.replace over ``path``."""
+def stage_file(path: Path, write: Callable[[BinaryIO], Any]) -> str:
+    """Write a temp file beside ``path`` with ``write(fh)`` and fsync it; returns its name for :func:`os.replace`.
+
+    On failure the temp file is removed and ``path`` is untouched.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+    return tmp
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write a file via a temp file in the same folder, fsync, then os.replace over ``path``."""
+    os.replace(stage_file(path, write), path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON (UTF-8, not ASCII-escaped) atomically over ``path``."""
+    # json.dumps, not json.dump: that one always encodes in Python (5x slower)
+    data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    write_atomic(path, lambda fh: fh.write(data))

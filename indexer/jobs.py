@@ -25,7 +25,7 @@ from typing import Any, Collection, Protocol, Sequence
 
 from indexer.fsutil import write_json
 from indexer.index.backlog import Backlog
-from indexer.index.sync import SKIPPED_LINE, SyncReport, bilingual_reason
+from indexer.index.sync import SKIPPED_LINE, SyncReport
 from indexer.types import IndexLockedError
 
 
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 JOB_STATES = ("queued", "reading", "keyword-ready", "embedding", "done", "failed")
 FINAL_STATES = ("done", "failed")
+ACTIVE_STATES = tuple(s for s in JOB_STATES if s not in FINAL_STATES)  # a job still at work
 KEEP_FINISHED = 50
 JOBS_DIR = "jobs"  # <index>/jobs/<id>/: spooled files and job.json of jobs not finished yet
 # Another process (a CLI `partyqa index`, a rebuild) may hold the write lock for minutes: a job waits for it, in
@@ -303,7 +304,7 @@ class JobQueue:
                 for err in report.errors:
                     f = by_path.get(err.get("path", ""))
                     if f is not None:
-                        reason = bilingual_reason(err.get("reason", ""))
+                        reason = err.get("reason", "")  # "中文 / English" from the ingest layer
                         if str(err.get("reason", "")).endswith(SKIPPED_LINE):
                             # a bad line of a bulk .jsonl: the file's valid records are indexed, the line is named
                             f.reason = f"{f.reason}; {reason}" if f.reason else reason
@@ -341,7 +342,7 @@ class JobQueue:
                                          passages=passages.get(doc_id, 0)))
             for err in report.errors:
                 job.files.append(JobFile(name=err.get("path", ""), state="failed",
-                                         reason=bilingual_reason(err.get("reason", ""))))
+                                         reason=err.get("reason", "")))
             self._keyword_ready(job, report)
 
     def _keyword_ready(self, job: Job, report: Any) -> None:

@@ -567,14 +567,14 @@ def test_jsonl_bad_line_is_skipped_and_reported(tmp_path: Path, rows: list[objec
     _write_jsonl(f, rows)
     docs, problems = load_file_checked(f)
     assert [d.text for d in docs] == kept
-    assert len(problems) == 1 and re.match(pattern, problems[0]), problems
+    assert len(problems) == 1 and re.search(f"^第 \\d+ 行：.* / {pattern}", problems[0]), problems
     assert load_file(f) == docs  # the plain loader keeps the valid lines too (and logs the bad ones)
 
 
 def test_jsonl_without_valid_line_is_rejected(tmp_path: Path) -> None:
     f = tmp_path / "bad.jsonl"
     _write_jsonl(f, ['{"id": "b", "text": 坏了}', ["不是", "对象"]])
-    with pytest.raises(IngestError, match=r"no valid lines \(2 invalid\): line 1: invalid JSON.*; line 2: expected a JSON object") as ei:
+    with pytest.raises(IngestError, match=r"no valid lines \(2 invalid\): 第 1 行：.* / line 1: invalid JSON.*; 第 2 行：.* / line 2: expected a JSON object") as ei:
         load_file(f)
     assert ei.value.path == str(f) and "bad.jsonl" in str(ei.value)
 

@@ -184,8 +184,8 @@ def test_jsonl_keeps_valid_lines_and_reports_bad_ones(tmp_path: Path) -> None:
     assert [d.meta["line"] for d in docs] == [1, 3, 5]
     assert docs[1].title == "支部委员会" and docs[1].text == ZH2
     assert len(problems) == 2
-    assert problems[0].startswith("line 2: invalid JSON (")
-    assert problems[1] == "line 4: 'text' is missing"
+    assert problems[0].startswith("第 2 行：不是有效的 JSON / line 2: invalid JSON (")
+    assert problems[1] == "第 4 行：缺少非空的 text 文本字段 / line 4: 'text' is missing"
     assert [d.doc_id for d in load_file(f)] == ["r1", "r3", "r5"]
 
 
@@ -197,13 +197,14 @@ def test_jsonl_duplicate_ids_keep_the_first(tmp_path: Path) -> None:
     )])
     docs, problems = load_file_checked(f)
     assert [(d.doc_id, d.text) for d in docs] == [("a", "第一份"), ("b", "第二份"), ("7", "七")]
-    assert problems == ["line 3: duplicate id 'a' (first used on line 1)", "line 5: duplicate id '7' (first used on line 4)"]
+    assert problems == ["第 3 行：文档编号与第 1 行重复 / line 3: duplicate id 'a' (first used on line 1)",
+                        "第 5 行：文档编号与第 4 行重复 / line 5: duplicate id '7' (first used on line 4)"]
 
 
 def test_jsonl_all_lines_invalid(tmp_path: Path) -> None:
     f = tmp_path / "bad.jsonl"
     _jsonl(f, ["not json", "[1, 2]", '{"text": 3}', '{"text": ""}', "{"])
-    err = _refused(f, r"no valid lines \(5 invalid\): line 1: invalid JSON")
+    err = _refused(f, r"no valid lines \(5 invalid\): 第 1 行：不是有效的 JSON / line 1: invalid JSON")
     assert "line 2: expected a JSON object, got list" in err.reason
     assert "line 3: 'text' is not a string (int)" in err.reason and "(2 more)" in err.reason
 
@@ -214,7 +215,7 @@ def test_jsonl_undecodable_line_is_skipped(tmp_path: Path) -> None:
     f.write_bytes(b"\n".join([good[0], bytes(b for b in _garbage(300, seed=2) if b not in (0, 10)), good[1], good[2]]))
     docs, problems = load_file_checked(f)
     assert [d.doc_id for d in docs] == ["g0", "g1", "g2"]
-    assert problems == ["line 2: cannot decode as UTF-8/GBK text"]
+    assert problems == ["第 2 行：无法识别文字编码 / line 2: cannot decode as UTF-8/GBK text"]
 
 
 def test_jsonl_problem_list_is_bounded(tmp_path: Path) -> None:
@@ -224,8 +225,10 @@ def test_jsonl_problem_list_is_bounded(tmp_path: Path) -> None:
     docs, problems = load_file_checked(f)
     assert len(docs) == 1
     assert len(problems) == MAX_LINE_PROBLEMS + 1
-    assert problems[0].startswith("line 2: ") and problems[MAX_LINE_PROBLEMS - 1].startswith(f"line {MAX_LINE_PROBLEMS + 1}: ")
-    assert problems[-1] == f"{500 - MAX_LINE_PROBLEMS} more invalid line(s) not listed, the last on line 501"
+    assert problems[0].startswith("第 2 行：") and f"/ line {MAX_LINE_PROBLEMS + 1}: " in problems[MAX_LINE_PROBLEMS - 1]
+    assert problems[MAX_LINE_PROBLEMS - 1].startswith(f"第 {MAX_LINE_PROBLEMS + 1} 行：")
+    assert problems[-1] == (f"另有 {500 - MAX_LINE_PROBLEMS} 行无效，未逐一列出，最后一行是第 501 行 / "
+                            f"{500 - MAX_LINE_PROBLEMS} more invalid line(s) not listed, the last on line 501")
 
 
 def _write_repeated(path: Path, block: bytes, size: int) -> None:
@@ -248,7 +251,7 @@ def test_very_large_text_is_refused_before_reading(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr("builtins.open", lambda p, *a, **k: (opened.append(str(p)), real_open(p, *a, **k))[1])
     err = _refused(f, r"file is 60 MB, over the 50 MB limit \(PARTYQA_MAX_FILE_MB\)")
     assert str(f) not in opened  # refused from its size alone
-    assert err.reason == "file is 60 MB, over the 50 MB limit (PARTYQA_MAX_FILE_MB)"
+    assert err.reason == "文件超过大小上限 / file is 60 MB, over the 50 MB limit (PARTYQA_MAX_FILE_MB)"
 
 
 def test_size_limit_from_env_and_parameter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -349,7 +352,7 @@ def test_a_batch_goes_on_past_every_bad_file(tmp_path: Path) -> None:
     assert sorted(d.doc_id for d in docs) == ["good.txt", "j1"]
     reasons = {Path(e.path).name: e.reason for e in errors}
     assert set(reasons) == {"empty.txt", "junk.txt", "scripts.html", "rows.jsonl", "half.docx"}
-    assert reasons["rows.jsonl"].startswith("line 2: invalid JSON")
+    assert reasons["rows.jsonl"].startswith("第 2 行：不是有效的 JSON / line 2: invalid JSON")
     assert "file is empty" in reasons["empty.txt"] and "cannot decode" in reasons["junk.txt"]
 
 

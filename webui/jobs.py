@@ -4,11 +4,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from indexer.index.sync import bilingual_reason
+from indexer.jobs import ACTIVE_STATES
 
 from .uploads import uploaded_name
 
-ACTIVE_STATES = ("queued", "reading", "keyword-ready", "embedding")
 DOC_STATE_LABELS = {"keyword": "可检索", "embedding": "语义索引中", "done": "完成"}
 
 
@@ -48,21 +47,17 @@ def public_job(job: dict[str, Any]) -> dict[str, Any]:
     report = dict(out.get("report") or {})
     if report.get("errors"):
         report["errors"] = [{**e, "path": uploaded_name(str(e.get("path", ""))),
-                             "reason": bilingual_reason(str(e.get("reason", "")))} for e in report["errors"]]
+                             "reason": str(e.get("reason", ""))} for e in report["errors"]]
     out["report"] = report or None
     files = []
     for entry in out.get("files") or []:
         f = dict(entry)
         f["name"] = _display_name(str(f.get("name") or ""))
-        if f.get("reason"):
-            f["reason"] = bilingual_reason(str(f["reason"]))
         f["status"] = _file_status(f, report, str(out.get("kind") or ""))
         if f["status"] == "error" and not f.get("reason"):
             f["reason"] = "文件中没有可索引的文本 / no indexable text in the file"
         files.append(f)
     out["files"] = files
-    if out.get("error"):
-        out["error"] = bilingual_reason(str(out["error"]))
     out["active"] = out.get("state") in ACTIVE_STATES
     return out
 

@@ -3,22 +3,17 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from markupsafe import Markup, escape
 
+from indexer.text import structure
 from indexer.text.cite import is_document_name
 
 logger = logging.getLogger(__name__)
 
 DOC_NAME_LEVEL = 0.5  # above every heading level the splitter gives (1 = top)
 
-_HEADING_RE = re.compile(
-    r"^\s*(?:#{1,6}\s+\S"  # markdown headings
-    r"|第[一二三四五六七八九十百千零〇两\d]+[编章节条]"  # 第一章 / 第十一条
-    r"|[一二三四五六七八九十]+、"  # 一、
-    r"|[（(][一二三四五六七八九十]+[)）])"  # （一）
-)
 _NUMBERING_RE = re.compile(
     r"^\s*(?:#{1,6}\s*"
     r"|第[一二三四五六七八九十百千零〇两\d]+[编章节条]\s*"
@@ -28,51 +23,12 @@ _NUMBERING_RE = re.compile(
 )
 
 
-def _fallback_heading_level(line: str) -> int:
-    """A rough heading detector used only when ``indexer.text.structure.heading_level`` is unavailable."""
-    s = line.strip()
-    if not s or len(s) > 60 or not _HEADING_RE.match(s):
-        return 0
-    if s.startswith("#"):
-        return len(s) - len(s.lstrip("#"))
-    if re.match(r"^第[^章编节条]+[编章]", s):
-        return 1
-    if re.match(r"^第[^章编节条]+节", s):
-        return 2
-    if re.match(r"^[一二三四五六七八九十]+、", s):
-        return 2
-    if re.match(r"^第[^章编节条]+条", s):
-        return 3 if len(s) <= 20 else 0
-    return 3
-
-
-def _load_split_helpers() -> tuple[Callable[[str], Any], Callable[[str], Any]]:
-    try:
-        from indexer.text.structure import article_label, heading_level  # type: ignore[attr-defined]
-
-        return heading_level, article_label
-    except Exception:  # ImportError while the splitter is being written, or a broken import
-        logger.debug("indexer.text.structure helpers unavailable; using the fallback", exc_info=True)
-        return _fallback_heading_level, lambda line: None
-
-
 def heading_info(line: str) -> tuple[int, str]:
     """(level, heading text without markdown marks) for a heading line (1 = top), or (0, line) for body text."""
-    try:
-        result = _load_split_helpers()[0](line)
-    except Exception:
-        logger.debug("heading_level failed on %r", line[:40], exc_info=True)
+    result = structure.heading_level(line)  # (level, heading text) or None: the splitter's own rules
+    if not result or result[0] <= 0:
         return 0, line
-    text = line.strip()
-    if isinstance(result, tuple):  # indexer.text.structure returns (level, heading text) or None
-        result, text = (result[0], str(result[1] or text)) if result else (0, text)
-    elif text.startswith("#"):
-        text = text.lstrip("#").strip()
-    try:
-        level = int(result or 0)
-    except (TypeError, ValueError):
-        level = 0
-    return (level, text) if level > 0 else (0, line)
+    return int(result[0]), str(result[1] or line.strip())
 
 
 def heading_level(line: str) -> int:
@@ -82,11 +38,8 @@ def heading_level(line: str) -> int:
 
 def article_label(line: str) -> str | None:
     """``第X条`` when the line starts a regulation article, else None."""
-    try:
-        label = _load_split_helpers()[1](line)
-    except Exception:
-        return None
-    return label if isinstance(label, str) and line.strip().startswith(label) else None
+    label = structure.article_label(line)
+    return label if label is not None and line.strip().startswith(label) else None
 
 
 def _valid_spans(spans: Any, n: int) -> list[tuple[int, int]]:

@@ -7,23 +7,17 @@ import unicodedata
 from pathlib import PurePosixPath
 from typing import Iterable
 
+from indexer.ingest.files import SUPPORTED_EXTENSIONS
+
 logger = logging.getLogger(__name__)
 
-FALLBACK_EXTENSIONS = frozenset({".txt", ".md", ".docx", ".pdf", ".html", ".htm", ".jsonl"})
 MAX_NAME_BYTES = 200  # well under the usual 255-byte file-name limit, with room for the engine's staging prefix
 _FORBIDDEN = set('<>:"|?*\\/')
 
 
 def allowed_extensions() -> frozenset[str]:
     """Lower-case extensions (with the dot) that the ingest layer can read."""
-    try:
-        from indexer.ingest.files import SUPPORTED_EXTENSIONS  # type: ignore[attr-defined]
-
-        exts = frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in SUPPORTED_EXTENSIONS)
-        return exts or FALLBACK_EXTENSIONS
-    except Exception:
-        logger.debug("indexer.ingest.SUPPORTED_EXTENSIONS unavailable; using the fallback set", exc_info=True)
-        return FALLBACK_EXTENSIONS
+    return SUPPORTED_EXTENSIONS
 
 
 class UploadNameError(ValueError):

@@ -15,8 +15,7 @@ from typing import Collection, Mapping, Sequence
 import numpy as np
 
 from indexer.config import Config
-from indexer.types import KeywordHit
-from indexer.types import Passage
+from indexer.types import KeywordHit, Passage
 
 Terms = Sequence[tuple[str, float]]
 

@@ -32,8 +32,9 @@ import numpy as np
 
 from indexer.backends.base import Backend, Reader, Terms, WriteBatch
 from indexer.config import Config
-from indexer.types import KeywordHit
-from indexer.types import PartyQAError, Passage
+from indexer.embed.encoders import l2_normalize
+from indexer.fsutil import write_json
+from indexer.types import KeywordHit, PartyQAError, Passage
 
 try:
     from pymilvus import DataType, MilvusClient
@@ -134,20 +135,6 @@ def _read_json(path: Path, default: Any) -> Any:
         return json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         return default
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    from indexer.fsutil import write_json
-
-    write_json(path, obj)
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    m = np.asarray(matrix, dtype=np.float32)
-    if m.ndim == 1:
-        m = m.reshape(1, -1)
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return m / np.where(norms < 1e-12, 1.0, norms)
 
 
 # --------------------------------------------------------------------------------------------- keyword statistics
@@ -326,7 +313,7 @@ class MilvusReader(Reader):
     def vector_search_many(self, matrix: np.ndarray, limit: int,
                            docs: Collection[str] | None = None) -> list[list[tuple[str, float]]]:
         """Dense inner-product search on unit vectors (= cosine)."""
-        qs = _unit_rows(matrix)
+        qs = l2_normalize(matrix)
         if not self.collection or limit <= 0 or not self.doc_gen:
             return [[] for _ in range(qs.shape[0])]
         expr = self._base_filter(docs)
@@ -416,7 +403,7 @@ class MilvusBatch(WriteBatch):
         base = self._base()
         passages: dict[str, Passage] = {**{pid: base[pid] for pid in pids if pid in base},
                                         **self.by_pid}
-        dense: dict[str, np.ndarray] = dict(zip(pids, _unit_rows(vectors))) if len(pids) else {}
+        dense: dict[str, np.ndarray] = dict(zip(pids, l2_normalize(vectors))) if len(pids) else {}
         if rebuild:
             name = self.backend.collection_name(model_id)
             if name != self.old_collection:
@@ -464,8 +451,8 @@ class MilvusBatch(WriteBatch):
         cleanup = sorted(self.drop | self.rewritten_docs)
         self.state.update({"collection": self.collection, "cleanup": {"docs": cleanup, "gen": self.number},
                            "drop_collections": [self.old_collection] if self.created and self.old_collection else []})
-        _write_json(self.tmp / TERMS_FILE, self.model.to_state())
-        _write_json(self.tmp / STATE_FILE, self.state)
+        write_json(self.tmp / TERMS_FILE, self.model.to_state())
+        write_json(self.tmp / STATE_FILE, self.state)
         if self.collection:
             self.backend.ensure_loaded(self.collection)
             reader = MilvusReader(self.backend, self.tmp, self.number)
@@ -565,8 +552,8 @@ class MilvusBackend(Backend):
         """A new (or rebuilt) index starts with none of this directory's collections."""
         for name in self._own_collections():
             self.client.drop_collection(name)
-        _write_json(gen_dir / STATE_FILE, {"collection": None, "model_id": "", "doc_gen": {}})
-        _write_json(gen_dir / TERMS_FILE, KeywordModel().to_state())
+        write_json(gen_dir / STATE_FILE, {"collection": None, "model_id": "", "doc_gen": {}})
+        write_json(gen_dir / TERMS_FILE, KeywordModel().to_state())
 
     def open_reader(self, gen_dir: Path, number: int, by_doc: Mapping[str, Sequence[str]]) -> MilvusReader:
         """A reader of generation ``number``."""

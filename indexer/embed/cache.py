@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import filelock
 import numpy as np
 
-from indexer.fsutil import write_atomic
+from indexer.fsutil import write_json
+from indexer.progress import progress_bar
 
 if TYPE_CHECKING:
     from indexer.embed.encoders import Encoder
@@ -181,7 +182,7 @@ class EmbeddingCache:
         meta_path = self.dir / self.META
         if not meta_path.is_file():
             meta = {"model_id": self.model_id, "dim": self.dim, "format": "keys.txt + raw float32 vecs.f32"}
-            write_atomic(meta_path, lambda fh: fh.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
+            write_json(meta_path, meta)
         block = np.ascontiguousarray(np.stack(self._pending_vecs), dtype="<f4")
         with open(self.dir / self.VECS, "ab") as fh:
             if fh.tell() != self._saved_rows * 4 * int(self.dim or 0):
@@ -227,9 +228,7 @@ def embed_passages(
         logger.info("embedding %d passages (%d cached)", len(todo), len(set(hashes)) - len(todo))
     miss_hashes = list(todo)
     step = max(1, int(batch_size))
-    from indexer.embed.encoders import _progress_bar
-
-    bar = _progress_bar(len(miss_hashes), progress)
+    bar = progress_bar(len(miss_hashes), "embedding", "passage", progress, leave=False)
     try:
         for start in range(0, len(miss_hashes), step):
             chunk = miss_hashes[start : start + step]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 from abc import ABC
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from indexer.config import Config
 from indexer.embed import threads as sched
 from indexer.embed.models import NOT_FOUND_HINT, is_model_dir, model_fingerprint, model_prompts, require_model, set_offline
+from indexer.progress import progress_bar
 from indexer.types import ModelError
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
         v = v.reshape(1, -1)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     norms[norms < 1e-12] = 1.0
-    return np.ascontiguousarray(v / norms, dtype=np.float32)
+    return (v / norms).astype(np.float32, copy=False)  # a new C-contiguous array
 
 
 def passage_context(title: str, section: str, text: str) -> str:
@@ -47,15 +47,6 @@ def passage_context(title: str, section: str, text: str) -> str:
         parts.append(section)
     parts.append(body)
     return "\n".join(p for p in parts if p)
-
-
-def _progress_bar(total: int, enabled: bool, desc: str = "embedding"):
-    """A tqdm bar on stderr, or None when disabled or there is nothing to do."""
-    if not enabled or total <= 0:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="passage", file=sys.stderr, leave=False)
 
 
 class Encoder(ABC):
@@ -85,7 +76,7 @@ class Encoder(ABC):
         texts = _as_text_list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         batch_size = max(1, int(batch_size))
-        bar = _progress_bar(len(texts), progress)
+        bar = progress_bar(len(texts), "embedding", "passage", progress, leave=False)
         try:
             for start in range(0, len(texts), batch_size):
                 chunk = texts[start : start + batch_size]

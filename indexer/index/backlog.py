@@ -23,6 +23,7 @@ from indexer.fsutil import checkpoint
 from indexer.index.generations import PENDING_KEY, CurrentGeneration
 from indexer.index.sentences import sentence_store, store_entries
 from indexer.index.writer import Writer
+from indexer.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class BacklogEncoder:
                 if not pending:
                     break
                 if progress and bar is None:
-                    bar = _embed_bar(len(mine if mine is not None else pending))
+                    bar = progress_bar(len(mine if mine is not None else pending), "语义索引 embedding", "段")
                 with self.cache_lock(timeout=0.5) as held:
                     if not held:
                         continue  # another process (or thread) encodes the backlog: its commits shrink it
@@ -265,11 +266,3 @@ class BacklogEncoder:
             self._wake.wait(BACKGROUND_POLL_SECONDS)
             self._wake.clear()
 
-
-def _embed_bar(total: int) -> Any:
-    """A tqdm bar on stderr for the passages being embedded."""
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="语义索引 embedding", unit="段", file=sys.stderr)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from indexer.config import Config
+from indexer.fsutil import write_json
 from indexer.ingest.files import SUPPORTED_EXTENSIONS, iter_corpus_files, load_file_checked
 from indexer.ingest.prepare import prepare
-from indexer.fsutil import write_json
+from indexer.progress import progress_iter
 from indexer.types import Document, IngestError, PartyQAError, Passage
 
 logger = logging.getLogger(__name__)
@@ -93,50 +94,6 @@ class Plan:
     new_docs: list[tuple[str, Document, list[Passage]]] = field(default_factory=list)  # (file rel, doc, passages)
 
 
-# Chinese for the ingest layer's English reasons (matched by phrase), so every per-file error of a write reads "中文 / English".
-_REASONS_ZH: tuple[tuple[str, str], ...] = (
-    ("legacy Word .doc", "不支持旧版 Word .doc 文件，请在 Word/WPS 中另存为 .docx 后再上传"),
-    ("unsupported file type", "不支持的文件类型"),
-    ("corrupt or not a Word .docx", "文件已损坏，或不是 Word .docx 文件"),
-    ("the Word file contains no text", "Word 文件中没有文字"),
-    ("password", "PDF 设有密码，请去掉密码后再上传"),
-    ("encrypted", "PDF 已加密，无法打开"),
-    ("no text layer", "PDF 没有文字层（可能是扫描件），请先做文字识别（OCR）"),
-    ("corrupt or not a PDF", "文件已损坏，或不是 PDF 文件"),
-    ("corrupt PDF", "PDF 文件已损坏"),
-    ("over the", "文件超过大小上限"),
-    ("only NUL bytes", "文件内容全是空字节（可能没有下载完整）"),
-    ("file is empty", "文件为空"),
-    ("empty document", "文档中没有可索引的文字"),
-    ("cannot decode", "无法识别文字编码（可能是二进制文件）"),
-    ("byte-order mark", "文件编码标记与内容不符，无法解码"),
-    ("not enough memory", "内存不足，无法读取该文件"),
-    ("nested too deeply", "文档嵌套层级过深，无法读取"),
-    ("no valid line", "文件中没有有效的记录行"),
-    ("no documents", "文件中没有文档（每行都是空的）"),
-    ("invalid JSON", "不是有效的 JSON"),
-    ("repeats", "文档编号与前面的行重复"),
-    ("text", "缺少非空的 text 文本字段"),
-    ("already used by", "文档编号与已有文档重复"),
-    ("no indexable text", "文件中没有可索引的文本"),
-)
-_HAN = re.compile(r"[\u4e00-\u9fff]")
-
-
-def bilingual_reason(reason: str) -> str:
-    """An ingest error reason in the "中文 / English" form (reasons that already start in Chinese are kept)."""
-    text = str(reason or "").strip()
-    if not text or (" / " in text and _HAN.search(text.split(" / ")[0])):
-        return text
-    parts = []
-    for piece in text.split("; line "):  # a .jsonl's skipped lines are joined into one reason
-        line = re.match(r"^(?:line )?(\d+): ", piece) if parts or piece.startswith("line ") else None
-        prefix = f"第 {line.group(1)} 行：" if line else ""
-        zh = next((z for key, z in _REASONS_ZH if key in piece), "该行无效，已跳过" if prefix else "无法读取该文件")
-        parts.append(prefix + zh)
-    return "；".join(parts) + " / " + text
-
-
 def file_sha1(path: Path) -> str:
     """SHA-1 of a file's bytes (streamed)."""
     h = hashlib.sha1()
@@ -202,10 +159,10 @@ def stage_files(paths: Iterable[str | Path], corpus: Path, manifest: dict[str, A
     for raw_path in paths:
         path = Path(raw_path)
         if not path.is_file():
-            report.fail(str(path), "file not found")
+            report.fail(str(path), "无法读取该文件 / file not found")
             continue
         if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
-            report.fail(str(path), f"unsupported file type '{path.suffix}'; "
+            report.fail(str(path), f"不支持的文件类型 / unsupported file type '{path.suffix}'; "
                                    f"supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}")
             continue
         resolved = path.resolve()
@@ -248,7 +205,7 @@ def load_changed(corpus: Path, changed: dict[str, tuple[Path, str]], excluded: d
     """Read, clean and split changed files; per-file errors go to the report and the file is skipped whole."""
     loaded: Loaded = {}
     items = sorted(changed.items())
-    for rel, (path, digest) in _progress(items, "读取文档 reading", progress):
+    for rel, (path, digest) in progress_iter(items, "读取文档 reading", "file", progress, minimum=2):
         try:
             raws, problems = load_file_checked(path, doc_id=rel, max_bytes=int(config.max_file_mb * 1024 * 1024))
             for problem in problems:  # bad lines of a bulk jsonl: reported, the valid lines are kept
@@ -265,7 +222,7 @@ def load_changed(corpus: Path, changed: dict[str, tuple[Path, str]], excluded: d
             logger.warning("skipped %s: %s", rel, exc.reason)
             continue
         except Exception as exc:  # a loader bug must not abort the other files
-            report.fail(display.get(rel, rel), f"{type(exc).__name__}: {exc}")
+            report.fail(display.get(rel, rel), f"无法读取该文件 / {type(exc).__name__}: {exc}")
             logger.exception("failed to read %s", rel)
             continue
         loaded[rel] = (digest, docs)
@@ -293,7 +250,8 @@ def plan_changes(manifest: dict[str, Any], loaded: Loaded, gone: list[str], repo
         clash = [d.doc_id for d, _ in docs
                  if owner.get(d.doc_id) not in (None, rel) and d.doc_id not in plan.drop_docs]
         if clash:
-            report.fail(display.get(rel, rel), f"document id(s) already used by another file: {', '.join(clash[:5])}")
+            report.fail(display.get(rel, rel), f"文档编号与已有文档重复 / document id(s) already used by another file: "
+                                             f"{', '.join(clash[:5])}")
             continue
         new_ids = [d.doc_id for d, _ in docs]
         plan.drop_docs.update(old_ids)
@@ -360,11 +318,3 @@ def _unchanged(report: SyncReport, name: str, doc_ids: list[str], manifest: dict
     report.file(name).passages.update({d: docs[d]["passages"] if d in docs else 0 for d in doc_ids})
 
 
-def _progress(items: list, desc: str, enabled: bool) -> Iterable:
-    if not enabled or len(items) < 2:
-        return items
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="file", file=sys.stderr)

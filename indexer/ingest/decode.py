@@ -11,7 +11,7 @@ from indexer.types import IngestError
 logger = logging.getLogger(__name__)
 
 
-DECODE_ERROR = "cannot decode as UTF-8/UTF-16/GBK text (binary file?)"
+DECODE_ERROR = "无法识别文字编码（可能是二进制文件） / cannot decode as UTF-8/UTF-16/GBK text (binary file?)"
 CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 NEWLINES_RE = re.compile(r"\r\n|[\r\u2028\u2029\x0b\x0c\x85]")
 _SPACE_RE = re.compile(r"\s+")
@@ -51,7 +51,7 @@ def decode_text(data: bytes, path: str, newlines: bool = True) -> tuple[str, str
             except UnicodeDecodeError:
                 if enc.startswith("utf-32"):
                     continue  # FF FE 00 00 can also be a UTF-16 LE BOM followed by U+0000
-                raise IngestError(path, f"starts with a {enc.upper()} byte-order mark but is not valid {enc.upper()}")
+                raise IngestError(path, f"文件编码标记与内容不符，无法解码 / starts with a {enc.upper()} byte-order mark but is not valid {enc.upper()}")
     if b"\x00" in data:
         enc = _bomless_utf16(data)
         if enc:

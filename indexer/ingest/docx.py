@@ -27,21 +27,21 @@ def load_docx(data: bytes, name: str, doc_id: str, p: Path, problems: list[str])
 
     if not data.startswith(b"PK"):
         hint = " (a legacy .doc renamed to .docx? save it as .docx in Word/WPS)" if data.startswith(b"\xd0\xcf\x11\xe0") else ""
-        raise IngestError(name, f"corrupt or not a Word .docx file: not a zip archive{hint}")
+        raise IngestError(name, f"文件已损坏，或不是 Word .docx 文件 / corrupt or not a Word .docx file: not a zip archive{hint}")
     try:
         document = docx.Document(io.BytesIO(data))
     except zipfile.BadZipFile as e:
-        raise IngestError(name, f"corrupt or not a Word .docx file: broken zip archive ({short_error(e)})") from e
+        raise IngestError(name, f"文件已损坏，或不是 Word .docx 文件 / corrupt or not a Word .docx file: broken zip archive ({short_error(e)})") from e
     except PackageNotFoundError as e:
-        raise IngestError(name, f"corrupt or not a Word .docx file: {short_error(e)}") from e
+        raise IngestError(name, f"文件已损坏，或不是 Word .docx 文件 / corrupt or not a Word .docx file: {short_error(e)}") from e
     except KeyError as e:
-        raise IngestError(name, "corrupt or not a Word .docx file: the main part word/document.xml is missing") from e
+        raise IngestError(name, "文件已损坏，或不是 Word .docx 文件 / corrupt or not a Word .docx file: the main part word/document.xml is missing") from e
     except Exception as e:  # python-docx raises ValueError/lxml errors/... for broken packages
-        raise IngestError(name, f"corrupt or not a Word .docx file: {short_error(e)}") from e
+        raise IngestError(name, f"文件已损坏，或不是 Word .docx 文件 / corrupt or not a Word .docx file: {short_error(e)}") from e
     try:
         lines, title = _docx_lines(document)
     except Exception as e:
-        raise IngestError(name, f"corrupt or not a Word .docx file: {short_error(e)}") from e
+        raise IngestError(name, f"文件已损坏，或不是 Word .docx 文件 / corrupt or not a Word .docx file: {short_error(e)}") from e
     if not title:
         try:
             title = (document.core_properties.title or "").strip() or None
@@ -49,7 +49,7 @@ def load_docx(data: bytes, name: str, doc_id: str, p: Path, problems: list[str])
             title = None
     text = "\n".join(lines)
     if not text.strip():
-        raise IngestError(name, "empty document: the Word file contains no text")
+        raise IngestError(name, "Word 文件中没有文字 / empty document: the Word file contains no text")
     return [RawDocument(doc_id=doc_id, text=text, title=title, source=name, kind="docx")]
 
 

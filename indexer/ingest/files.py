@@ -47,7 +47,7 @@ def _mb(n: int) -> str:
 
 
 def _too_big(name: str, size: int, limit: int) -> IngestError:
-    return IngestError(name, f"file is {_mb(size)} MB, over the {_mb(limit)} MB limit ({MAX_FILE_ENV})")
+    return IngestError(name, f"文件超过大小上限 / file is {_mb(size)} MB, over the {_mb(limit)} MB limit ({MAX_FILE_ENV})")
 
 
 def load_file(path: str | Path, doc_id: str | None = None, max_bytes: int | None = None) -> list[RawDocument]:
@@ -80,45 +80,45 @@ def load_file_checked(
     try:
         st = p.stat()
     except FileNotFoundError as e:
-        raise IngestError(name, "file not found") from e
+        raise IngestError(name, "无法读取该文件 / file not found") from e
     except OSError as e:
-        raise IngestError(name, f"cannot read file: {e.strerror or e}") from e
+        raise IngestError(name, f"无法读取该文件 / cannot read file: {e.strerror or e}") from e
     if p.is_dir():
-        raise IngestError(name, "is a directory, not a file")
+        raise IngestError(name, "无法读取该文件 / is a directory, not a file")
     if not p.is_file():
-        raise IngestError(name, "not a regular file")
+        raise IngestError(name, "无法读取该文件 / not a regular file")
     if limit > 0 and st.st_size > limit:
         raise _too_big(name, st.st_size, limit)
     try:
         with open(p, "rb") as f:
             data = f.read(limit + 1) if limit > 0 else f.read()
     except OSError as e:
-        raise IngestError(name, f"cannot read file: {e.strerror or e}") from e
+        raise IngestError(name, f"无法读取该文件 / cannot read file: {e.strerror or e}") from e
     if limit > 0 and len(data) > limit:  # the file grew after stat()
         raise _too_big(name, os.path.getsize(p), limit)
     if not data or data.isspace():
-        raise IngestError(name, "file is empty")
+        raise IngestError(name, "文件为空 / file is empty")
     if not data.rstrip(b"\x00"):
-        raise IngestError(name, "file is empty (only NUL bytes: an incomplete download?)")
+        raise IngestError(name, "文件内容全是空字节（可能没有下载完整） / file is empty (only NUL bytes: an incomplete download?)")
     problems: list[str] = []
     try:
         docs = loader(data, name, doc_id or p.name, p, problems)
     except IngestError:
         raise
     except MemoryError as e:
-        raise IngestError(name, f"not enough memory to read this {_mb(len(data))} MB file") from e
+        raise IngestError(name, f"内存不足，无法读取该文件 / not enough memory to read this {_mb(len(data))} MB file") from e
     except RecursionError as e:
-        raise IngestError(name, "document is nested too deeply to read") from e
+        raise IngestError(name, "文档嵌套层级过深，无法读取 / document is nested too deeply to read") from e
     except Exception as e:  # a loader bug or library quirk must still name the file
         logger.warning("unexpected error reading %s", name, exc_info=True)
-        raise IngestError(name, f"cannot read {ext} file: {type(e).__name__}: {short_error(e)}") from e
+        raise IngestError(name, f"无法读取该文件 / cannot read {ext} file: {type(e).__name__}: {short_error(e)}") from e
     del data
     for d in docs:
         d.text = strip_invisible(d.text)
         if d.title is not None:
             d.title = " ".join(strip_invisible(d.title).split()) or None
         if not d.text.strip():
-            raise IngestError(name, "empty document: no text left after removing whitespace and control/zero-width characters")
+            raise IngestError(name, "文档中没有可索引的文字 / empty document: no text left after removing whitespace and control/zero-width characters")
     logger.debug("%s: loaded %d document(s), %d problem(s)", name, len(docs), len(problems))
     return docs, problems
 
@@ -126,18 +126,18 @@ def load_file_checked(
 def _unsupported_reason(ext: str) -> str:
     supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
     if ext == ".doc":
-        return f"legacy Word .doc is not supported; save it as .docx in Word/WPS (另存为 .docx) and add that; supported: {supported}"
+        return f"不支持旧版 Word .doc 文件，请在 Word/WPS 中另存为 .docx 后再上传 / legacy Word .doc is not supported; save it as .docx in Word/WPS (另存为 .docx) and add that; supported: {supported}"
     shown = f"'{ext}'" if ext else "(no extension)"
-    return f"unsupported file type {shown}; supported: {supported}"
+    return f"不支持的文件类型 / unsupported file type {shown}; supported: {supported}"
 
 
 def iter_corpus_files(corpus_dir: str | Path) -> list[Path]:
     """All supported files under corpus_dir (recursive, sorted), skipping hidden files/dirs and Office "~$" lock files."""
     root = Path(corpus_dir)
     if not root.exists():
-        raise IngestError(str(corpus_dir), "corpus directory not found")
+        raise IngestError(str(corpus_dir), "找不到文档目录 / corpus directory not found")
     if not root.is_dir():
-        raise IngestError(str(corpus_dir), "not a directory")
+        raise IngestError(str(corpus_dir), "不是目录 / not a directory")
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -168,7 +168,7 @@ def load_directory(corpus_dir: str | Path) -> tuple[list[RawDocument], list[Inge
             file_docs, problems = load_file_checked(fp, doc_id=rel)
             for d in file_docs:
                 if d.doc_id in seen:
-                    raise IngestError(str(fp), f"document id '{d.doc_id}' is already used by {seen[d.doc_id]}")
+                    raise IngestError(str(fp), f"文档编号与已有文档重复 / document id '{d.doc_id}' is already used by {seen[d.doc_id]}")
         except IngestError as e:
             logger.warning("skipping %s", e)
             errors.append(e)

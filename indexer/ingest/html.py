@@ -42,7 +42,7 @@ def load_html(data: bytes, name: str, doc_id: str, p: Path, problems: list[str])
     text, enc = decode_html(data, name)
     body, title = html_to_text(text)
     if not body.strip():
-        raise IngestError(name, "no readable text (only scripts/markup)")
+        raise IngestError(name, "网页中没有可读的文字（只有脚本或标记） / no readable text (only scripts/markup)")
     return [RawDocument(doc_id=doc_id, text=body, title=title, source=name, kind="html", meta={"encoding": enc})]
 
 

@@ -35,25 +35,26 @@ def load_jsonl(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]
     seen: dict[str, int] = {}
     for n, line in enumerate(lines, 1):
         if line is None:
-            found.append(f"line {n}: cannot decode as UTF-8/GBK text")
+            found.append(f"第 {n} 行：无法识别文字编码 / line {n}: cannot decode as UTF-8/GBK text")
             continue
         if not line.strip():
             continue
         doc, problem = _jsonl_record(line, n, p, seen)
         if problem:
-            found.append(f"line {n}: {problem}")
+            found.append(f"第 {n} 行：{problem[0]} / line {n}: {problem[1]}")
         elif doc is not None:
             doc.source = name
             docs.append(doc)
     if not docs:
         if not found:
-            raise IngestError(name, "no documents (every line is empty)")
+            raise IngestError(name, "文件中没有文档（每行都是空的） / no documents (every line is empty)")
         shown = "; ".join(found[:3]) + (f"; ... ({len(found) - 3} more)" if len(found) > 3 else "")
-        raise IngestError(name, f"no valid lines ({len(found)} invalid): {shown}")
+        raise IngestError(name, f"文件中没有有效的记录行 / no valid lines ({len(found)} invalid): {shown}")
     if len(found) > MAX_LINE_PROBLEMS:
         rest = found[MAX_LINE_PROBLEMS:]
-        last = rest[-1].split(":", 1)[0]
-        found = found[:MAX_LINE_PROBLEMS] + [f"{len(rest)} more invalid line(s) not listed, the last on {last}"]
+        last = rest[-1].split(" / line ", 1)[1].split(":", 1)[0]
+        found = found[:MAX_LINE_PROBLEMS] + [f"另有 {len(rest)} 行无效，未逐一列出，最后一行是第 {last} 行 / {len(rest)} more "
+                                             f"invalid line(s) not listed, the last on line {last}"]
     problems.extend(found)
     return docs
 
@@ -79,22 +80,23 @@ def _decode_jsonl_lines(data: bytes, error: IngestError) -> list[str | None]:
     return out
 
 
-def _jsonl_record(line: str, n: int, p: Path, seen: dict[str, int]) -> tuple[RawDocument | None, str | None]:
-    """Parse line ``n``; return (document, None) or (None, what is wrong with it)."""
+def _jsonl_record(line: str, n: int, p: Path,
+                  seen: dict[str, int]) -> tuple[RawDocument | None, tuple[str, str] | None]:
+    """Parse line ``n``; return (document, None) or (None, what is wrong with it: (Chinese, English))."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
-        return None, f"invalid JSON ({e.msg} at column {e.colno})"
+        return None, ("不是有效的 JSON", f"invalid JSON ({e.msg} at column {e.colno})")
     except RecursionError:
-        return None, "invalid JSON (nested too deeply)"
+        return None, ("不是有效的 JSON（嵌套过深）", "invalid JSON (nested too deeply)")
     if not isinstance(obj, dict):
-        return None, f"expected a JSON object, got {type(obj).__name__}"
+        return None, ("不是 JSON 对象", f"expected a JSON object, got {type(obj).__name__}")
     body = obj.pop("text", None)
     if isinstance(body, str):
         body = strip_invisible(body)
     if not isinstance(body, str) or not body.strip():
         what = "missing" if body is None else ("empty" if isinstance(body, str) else f"not a string ({type(body).__name__})")
-        return None, f"'text' is {what}"
+        return None, ("缺少非空的 text 文本字段", f"'text' is {what}")
     raw_id = obj.pop("id", None)
     alt_id = obj.pop("doc_id", None)
     if raw_id is None:
@@ -104,9 +106,9 @@ def _jsonl_record(line: str, n: int, p: Path, seen: dict[str, int]) -> tuple[Raw
     elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
         did = strip_invisible(str(raw_id)).strip()
     else:
-        return None, f"'id' must be a string or integer, got {type(raw_id).__name__}"
+        return None, ("id 必须是字符串或整数", f"'id' must be a string or integer, got {type(raw_id).__name__}")
     if did in seen:
-        return None, f"duplicate id '{did}' (first used on line {seen[did]})"
+        return None, (f"文档编号与第 {seen[did]} 行重复", f"duplicate id '{did}' (first used on line {seen[did]})")
     seen[did] = n
     title = obj.pop("title", None)
     title = str(title).strip() or None if title is not None else None

@@ -21,7 +21,7 @@ _YAML_LINE_RE = re.compile(r"^(?:[\w\-\u4e00-\u9fff ]+:(?:\s|$)|\s|-\s|#)")
 def load_text(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) -> list[RawDocument]:
     text, enc = decode_text(data, name)
     if not text.strip():
-        raise IngestError(name, "empty document: only whitespace")
+        raise IngestError(name, "文档中没有可索引的文字 / empty document: only whitespace")
     return [RawDocument(doc_id=doc_id, text=text, title=None, source=name, kind="txt", meta={"encoding": enc})]
 
 
@@ -30,7 +30,7 @@ def load_markdown(data: bytes, name: str, doc_id: str, p: Path, problems: list[s
     meta: dict[str, Any] = {"encoding": enc, **front_matter_fields(text)}
     text, title = split_front_matter(text)
     if not text.strip():
-        raise IngestError(name, "empty document: only whitespace or front matter")
+        raise IngestError(name, "文档中没有可索引的文字 / empty document: only whitespace or front matter")
     return [RawDocument(doc_id=doc_id, text=text, title=title, source=name, kind="md", meta=meta)]
 
 

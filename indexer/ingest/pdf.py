@@ -46,37 +46,37 @@ def load_pdf(data: bytes, name: str, doc_id: str, p: Path, problems: list[str]) 
 
     _quiet_pypdf()
     if b"%PDF" not in data[:1024]:
-        raise IngestError(name, "corrupt or not a PDF file: no %PDF header")
+        raise IngestError(name, "文件已损坏，或不是 PDF 文件 / corrupt or not a PDF file: no %PDF header")
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
     except Exception as e:
-        raise IngestError(name, f"corrupt PDF: {short_error(e)}") from e
+        raise IngestError(name, f"PDF 文件已损坏 / corrupt PDF: {short_error(e)}") from e
     try:
         if reader.is_encrypted:
             try:
                 ok = reader.decrypt("")
             except DependencyError as e:
-                raise IngestError(name, f"PDF is encrypted and cannot be opened: {short_error(e)}") from e
+                raise IngestError(name, f"PDF 已加密，无法打开 / PDF is encrypted and cannot be opened: {short_error(e)}") from e
             if not ok:
                 raise IngestError(
-                    name, "PDF is password-protected; remove the password (e.g. print it to a new PDF) and add it again"
+                    name, "PDF 设有密码，请去掉密码后再上传 / PDF is password-protected; remove the password (e.g. print it to a new PDF) and add it again"
                 )
         pages = list(reader.pages)
     except IngestError:
         raise
     except FileNotDecryptedError as e:
-        raise IngestError(name, "PDF is password-protected; remove the password and add it again") from e
+        raise IngestError(name, "PDF 设有密码，请去掉密码后再上传 / PDF is password-protected; remove the password and add it again") from e
     except Exception as e:
-        raise IngestError(name, f"corrupt PDF: {short_error(e)}") from e
+        raise IngestError(name, f"PDF 文件已损坏 / corrupt PDF: {short_error(e)}") from e
     texts: list[str] = []
     for i, page in enumerate(pages, 1):
         try:
             texts.append(page.extract_text() or "")
         except Exception as e:
-            raise IngestError(name, f"cannot extract text from page {i}: {short_error(e)}") from e
+            raise IngestError(name, f"无法提取第 {i} 页的文字 / cannot extract text from page {i}: {short_error(e)}") from e
     text = NEWLINES_RE.sub("\n", "\n".join(t.strip("\n") for t in texts)).replace("\x00", "")
     if len(re.sub(r"\s", "", text)) == 0:
-        raise IngestError(name, "PDF has no text layer (scanned image?); run OCR first and add the text")
+        raise IngestError(name, "PDF 没有文字层（可能是扫描件），请先做文字识别（OCR） / PDF has no text layer (scanned image?); run OCR first and add the text")
     return [RawDocument(doc_id=doc_id, text=text, title=_pdf_title(reader), source=name, kind="pdf", meta={"pages": len(pages)})]
 
 

@@ -18,8 +18,7 @@ from indexer.backends.base import Backend, Reader, Terms, WriteBatch
 from indexer.backends.local.ann import AnnSettings
 from indexer.backends.local.keyword import WhooshKeywordIndex, warm_tokenizers
 from indexer.backends.local.vectors import NumpyVectorIndex
-from indexer.types import KeywordHit
-from indexer.types import Passage
+from indexer.types import KeywordHit, Passage
 
 logger = logging.getLogger(__name__)
 

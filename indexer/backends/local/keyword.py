@@ -27,8 +27,7 @@ from whoosh.query import Or, Term
 
 from indexer.backends.local.postings import ArrayLRU, PostingsCache
 from indexer.text.analyzer import MAX_QUERY_TERMS, SUBWORD_WEIGHT, ChineseAnalyzer, segmenter, weighted_query_terms
-from indexer.types import KeywordHit
-from indexer.types import IndexLockedError, Passage
+from indexer.types import IndexLockedError, KeywordHit, Passage
 
 logger = logging.getLogger(__name__)
 

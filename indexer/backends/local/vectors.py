@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -17,6 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from indexer.backends.local.ann import ANN_FILE, ANN_META, AnnIndex, AnnSettings
+from indexer.embed.encoders import l2_normalize
+from indexer.fsutil import stage_file
 from indexer.types import PartyQAError
 
 
@@ -49,13 +50,6 @@ def one_blas_thread() -> AbstractContextManager:
                 logger.debug("threadpoolctl unavailable: %s", exc)
                 _blas = False
     return _blas.limit(limits=1, user_api="blas") if _blas else nullcontext()
-
-
-def _normalize_rows(vectors: np.ndarray) -> np.ndarray:
-    v = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(v, axis=-1, keepdims=True)
-    norms[norms < 1e-12] = 1.0
-    return (v / norms).astype(np.float32, copy=False)
 
 
 def _ids_digest(ids: Sequence[str]) -> str:
@@ -269,12 +263,7 @@ class NumpyVectorIndex:
         staged: list[tuple[Path, str]] = []
         try:
             for name, write in files:
-                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.path)
-                staged.append((self.path / name, tmp))
-                with os.fdopen(fd, "wb") as fh:
-                    write(fh)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                staged.append((self.path / name, stage_file(self.path / name, write)))
         except BaseException:
             for _, tmp in staged:
                 try:
@@ -359,7 +348,7 @@ class NumpyVectorIndex:
         if not len(pids):
             return
         self._writable()
-        vecs = _normalize_rows(vecs)
+        vecs = l2_normalize(vecs)
         new_rows: list[int] = []
         new_ids: list[str] = []
         pending: dict[str, int] = {}
@@ -449,7 +438,7 @@ class NumpyVectorIndex:
             qs = qs.reshape(1, -1)
         if qs.ndim != 2 or qs.shape[1] != self.dim:
             raise ValueError(f"query matrix has shape {qs.shape}, expected (m, {self.dim})")
-        return _normalize_rows(qs)
+        return l2_normalize(qs)
 
     def search_many(self, query_matrix: np.ndarray, limit: int, exact: bool = False) -> list[list[tuple[str, float]]]:
         """Top ``limit`` (pid, cosine) pairs for each row of a (m, dim) query matrix.
