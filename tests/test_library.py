@@ -1,0 +1,153 @@
+"""The shipped library (issue 24): `index --import corpus/` reads the official texts with their front matter, seeds
+the embedding cache from the vectors shipped in corpus/.vectors (checked by model id and content hash; whatever
+does not match is encoded), leaves corpus/ untouched, and answers 党员有哪些权利 with 党章第四条 -- while the seed
+essay alone honestly finds no direct answer."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer import Config, Engine
+from indexer.embed.cache import EmbeddingCache
+from indexer.embed.encoders import load_encoder, passage_context
+from indexer.embed.shipped import SHIPPED_DIR, load_shipped, shipped_paths
+from indexer.ingest.files import iter_corpus_files, load_file_checked
+from indexer.ingest.prepare import prepare
+from indexer.library import cache_keys
+from indexer.types import Passage
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
+ESSAY = "基层党支部工作论文.txt"
+DANGZHANG = "中国共产党章程.md"
+RIGHTS_Q = "党员有哪些权利"
+REGEN = "python -m indexer.library vectors corpus/"
+
+
+def corpus_digest() -> dict[str, str]:
+    """sha1 of every file under corpus/ (hidden ones included): the import must never write there."""
+    return {p.relative_to(CORPUS).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(CORPUS.rglob("*")) if p.is_file()}
+
+
+def library_passages() -> list[Passage]:
+    """Every passage the library's documents split into, read as the import reads them (SOURCES.md left out)."""
+    out = []
+    for path in iter_corpus_files(CORPUS):
+        rel = path.relative_to(CORPUS).as_posix()
+        if rel != "SOURCES.md":
+            for raw in load_file_checked(path, doc_id=rel)[0]:
+                out.extend(prepare(raw)[1])
+    return out
+
+
+def library_keys() -> dict[str, str]:
+    """embedding-cache key -> pid, of every passage and sentence window an import of the library encodes."""
+    return {key: p.pid for p in library_passages() for key in cache_keys(p)}
+
+
+@pytest.fixture(scope="module")
+def model_id() -> str:
+    return load_encoder(Config()).model_id
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory):
+    """The whole library imported as `make run` does, into a fresh index (no embedding cache)."""
+    before = corpus_digest()
+    index = tmp_path_factory.mktemp("library") / "index"
+    eng = Engine.open(index, Config())
+    report = eng.import_dir(CORPUS)
+    yield eng, report, before
+    eng.close()
+
+
+def test_shipped_vectors_cover_the_library(model_id: str) -> None:
+    found = load_shipped(CORPUS, model_id)
+    assert found is not None, f"corpus/{SHIPPED_DIR} has no vectors for {model_id}: run `{REGEN}`"
+    hashes, vecs = found
+    wanted = library_keys()
+    missing = sorted({wanted[h] for h in set(wanted) - set(hashes)})
+    assert not missing, f"{len(missing)} passages lack shipped vectors (e.g. {missing[:3]}): run `{REGEN}`"
+    assert len(hashes) == len(set(hashes)) == len(wanted), f"stale rows: run `{REGEN}`"
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-3)
+    json_path, npy_path = shipped_paths(CORPUS, model_id)
+    assert npy_path.stat().st_size + json_path.stat().st_size < 6_000_000  # small enough to commit
+
+
+def test_shipped_vectors_are_the_models_own(model_id: str) -> None:
+    """Three passages encoded now agree with their shipped rows (float16 storage costs < 0.001 of cosine)."""
+    hashes, vecs = load_shipped(CORPUS, model_id)
+    row = {h: i for i, h in enumerate(hashes)}
+    _, passages = prepare(load_file_checked(CORPUS / DANGZHANG, doc_id=DANGZHANG)[0][0])
+    picked = [passages[0], passages[len(passages) // 2], passages[-1]]
+    enc = load_encoder(Config())
+    fresh = enc.encode_passages([passage_context(p.title, p.section, p.text) for p in picked])
+    for p, v in zip(picked, fresh):
+        assert float(np.dot(v, vecs[row[p.content_hash()]])) > 0.999
+
+
+def test_import_uses_the_shipped_vectors_and_leaves_corpus_alone(library) -> None:
+    eng, report, before = library
+    stats = eng.stats()
+    assert report.passages_encoded == 0, "every passage should come from corpus/.vectors"
+    assert stats["pending_vectors"] == 0 and stats["passages"] == len(library_passages())
+    ids = set(eng.doc_ids())
+    assert DANGZHANG in ids and ESSAY in ids and len(ids) == 14
+    assert not any(d.startswith(".") or "/." in d or d in ("SOURCES.md", "examples.json") for d in ids)
+    assert corpus_digest() == before
+
+
+def test_changed_passages_are_encoded_and_the_rest_come_from_the_file(tmp_path: Path, model_id: str) -> None:
+    src = tmp_path / "corpus"
+    src.mkdir()
+    for name in ("中国共产党廉洁自律准则.md", "中央八项规定.md"):
+        shutil.copy(CORPUS / name, src / name)
+    shutil.copytree(CORPUS / SHIPPED_DIR, src / SHIPPED_DIR)
+    p = src / "中央八项规定.md"
+    p.write_text(p.read_text("utf-8").replace("要改进调查研究", "要切实改进调查研究", 1), encoding="utf-8")
+    with Engine.open(tmp_path / "index", Config()) as eng:
+        report = eng.import_dir(src)
+        total = eng.stats()["passages"]
+        assert 1 <= report.passages_encoded < total
+        assert eng.stats()["pending_vectors"] == 0
+    # a file for another model is ignored: everything is encoded
+    meta_path, _ = shipped_paths(src, model_id)
+    meta = json.loads(meta_path.read_text("utf-8"))
+    meta["model_id"] = "another/model"
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with Engine.open(tmp_path / "index2", Config()) as eng:
+        report = eng.import_dir(src)
+        assert report.passages_encoded == eng.stats()["passages"]
+        needed = {key for d in eng.doc_ids() for p in eng.document(d)["passages"]
+                  for key in cache_keys(Passage.from_dict(p))}
+        assert len(EmbeddingCache(eng.root / "cache", model_id)) == len(needed)  # nothing seeded from the file
+
+
+def test_party_member_rights_come_from_dangzhang_article_4(library) -> None:
+    eng = library[0]
+    hits = eng.search(RIGHTS_Q, k=5)
+    assert hits.answer_found
+    top = hits[0]
+    assert top["doc_id"] == DANGZHANG and "第四条" in top["section"], [(h["doc_id"], h["section"]) for h in hits]
+    assert "党员享有下列权利" in top["text"]
+    assert top["status"] == "已修订" and top["category"] == "党章党规"
+
+
+def test_the_essay_alone_has_no_direct_answer(tmp_path: Path) -> None:
+    src = tmp_path / "corpus"
+    src.mkdir()
+    shutil.copy(CORPUS / ESSAY, src / ESSAY)
+    shutil.copytree(CORPUS / SHIPPED_DIR, src / SHIPPED_DIR)  # the essay's vectors too: nothing to encode
+    with Engine.open(tmp_path / "index", Config()) as eng:
+        assert eng.import_dir(src).passages_encoded == 0 and eng.doc_ids() == [ESSAY]
+        hits = eng.search(RIGHTS_Q, k=5)
+        assert hits, "the nearest passages are still listed"
+        assert not hits.answer_found, (hits.confidence, hits[0]["text"][:60])
