@@ -16,7 +16,7 @@ import pytest
 
 from markupsafe import escape
 
-from conftest import ROOT, SEED
+from conftest import ROOT, SEED, with_seed_cache
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -71,10 +71,11 @@ def _write_corpus(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Engine:
-    """A real index (keyword + e5 vectors) over the seed essay and two small documents; read-only in tests."""
+def built(tmp_path_factory, seed_cache) -> Engine:
+    """A real index (keyword + e5 vectors) over the seed essay and two small documents; read-only in tests (the
+    essay's vectors come from the run's seed cache)."""
     base = tmp_path_factory.mktemp("webui-read")
-    eng = Engine.open(base / "index", Config())
+    eng = Engine.open(with_seed_cache(seed_cache, base / "index"), Config())
     report = eng.index(_write_corpus(base / "corpus"))
     assert not report.errors, report.errors
     yield eng
