@@ -714,14 +714,24 @@ def section_diagnostics(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _written_up(name: str, heading: str) -> list[str]:
+    """A section whose text is the prose file bench/<name> (its ``<!--`` comment lines left out); none if absent."""
+    path = BENCH / name
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("<!--")).strip()
+    return [heading, "", text, ""]
+
+
 def section_adding() -> list[str]:
     """Adding documents (issue 12): measured with bench/ingest_speed.py, written up in bench/ADDING.md."""
-    adding = BENCH / "ADDING.md"
-    if not adding.exists():
-        return []
-    text = adding.read_text(encoding="utf-8")
-    text = "\n".join(line for line in text.splitlines() if not line.startswith("<!--")).strip()
-    return ["## Adding documents", "", text, ""]
+    return _written_up("ADDING.md", "## Adding documents")
+
+
+def section_ready() -> list[str]:
+    """Ready after `make run` (issue 24): measured with bench/ready.py, written up in bench/READY.md."""
+    return _written_up("READY.md", "## Ready after `make run`")
 
 
 def section_notes() -> list[str]:
@@ -736,7 +746,8 @@ def section_notes() -> list[str]:
 def render(data: dict[str, Any]) -> str:
     """The whole page as markdown."""
     parts = (section_header(data) + section_commands() + section_machine(data) + section_summary(data)
-             + section_quality(data) + section_speed(data) + section_adding() + section_diagnostics(data)
+             + section_quality(data) + section_speed(data) + section_adding() + section_ready()
+             + section_diagnostics(data)
              + section_notes())
     return "\n".join(parts).rstrip() + "\n"
 
