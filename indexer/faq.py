@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 FAQ_PREFIX = "问答"  # doc ids of FAQ entries start with 问答/
 ANSWER_KEYS = ("answer", "答案", "回答", "答", "a", "A")
 SOURCE_KEYS = ("source", "来源", "出处", "依据")
-MAX_PAIRS = 10000
+MAX_PAIRS = 2000  # per file: each question's vector lives in the manifest (~1 kB), rewritten by every write
 
 
 def _field(row: dict[str, Any], keys: tuple[str, ...]) -> str:

@@ -9,6 +9,7 @@ Manifest keys::
 
     disabled_passages   content key -> {doc_id, title, section, text (its opening), at, by}
     standard_questions  normalised question -> {question, key, doc_id, title, section, text, vector, model_id, at, by}
+                        (vector: the question's e5 vector as base64 float16, ~0.5 kB a question)
 
 A change is a new generation whose only changed file is ``manifest.json`` (every other file stays a hard link of
 the previous generation's), committed through the one commit path (:meth:`indexer.index.writer.Writer.commit`):
@@ -17,6 +18,7 @@ generation is built) and at ``before_switch`` / ``after_switch``.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import re
@@ -203,18 +205,33 @@ def _standard_matrix(gen: Snapshot) -> tuple[list[str], np.ndarray | None]:
     if cached is not None:
         return cached
     names: list[str] = []
-    rows: list[list[float]] = []
+    rows: list[np.ndarray] = []
     model = gen.manifest.get("model_id")
     for norm, rec in (gen.manifest.get(STANDARD_KEY) or {}).items():
         if rec.get("vector") is not None and (model is None or rec.get("model_id") == model):
+            row = unpack_vector(rec["vector"])
+            if rows and row.shape != rows[0].shape:
+                continue  # a vector of another model's size
             names.append(norm)
-            rows.append(rec["vector"])
+            rows.append(row)
     matrix = None
     if rows:
-        matrix = np.asarray(rows, dtype=np.float32)
+        matrix = np.stack(rows).astype(np.float32)
         matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
     gen.__dict__["_standard_matrix"] = (names, matrix)
     return names, matrix
+
+
+def pack_vector(vector: Iterable[float]) -> str:
+    """A question vector as stored in the manifest: little-endian float16, base64 (the cosine changes < 0.001)."""
+    return base64.b64encode(np.asarray(list(vector), dtype="<f2").tobytes()).decode("ascii")
+
+
+def unpack_vector(stored: Any) -> np.ndarray:
+    """The float32 vector of :func:`pack_vector`'s text (or of a plain list)."""
+    if isinstance(stored, str):
+        return np.frombuffer(base64.b64decode(stored), dtype="<f2").astype(np.float32)
+    return np.asarray(stored, dtype=np.float32)
 
 
 def match_standard(gen: Snapshot, question: str, vector: Any = None,
@@ -398,8 +415,7 @@ def link_many(writer: "Writer", items: Sequence[tuple[str, str, Iterable[float] 
     """Link several (question, pid, vector) at once, in one generation: all or none (an unknown or disabled
     passage refuses the lot). ``replace_docs``: first drop the links to documents whose id starts with it (an
     imported file's earlier entries). Returns the stored records (without vectors)."""
-    checked = [(check_question(q), pid, None if v is None else [round(float(x), 6) for x in v])
-               for q, pid, v in items]
+    checked = [(check_question(q), pid, None if v is None else pack_vector(v)) for q, pid, v in items]
     stored: list[dict[str, Any]] = []
 
     def change(gen: Snapshot, manifest: dict[str, Any]) -> bool:
