@@ -97,6 +97,7 @@ def writable(built, tmp_path_factory) -> Engine:
 @pytest.fixture(autouse=True)
 def _no_env_token(monkeypatch):
     monkeypatch.delenv("PARTYQA_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("PARTYQA_TOKENS_FILE", raising=False)
 
 
 @pytest.fixture()
@@ -675,6 +676,46 @@ def test_token_from_environment(writable, monkeypatch):
     c = create_app(writable, Config()).test_client()
     _assert_json_error(c.delete("/api/documents/whatever.txt"), 401)
     _assert_json_error(c.delete("/api/documents/whatever.txt", headers={"X-Admin-Token": "env-token"}), 404)
+
+
+def test_named_users_guard_upload_delete_and_metadata_and_are_audited(writable, tmp_path, monkeypatch):
+    """With only a tokens file (issue 26): readers may not upload or delete, editors upload but may not delete or
+    correct metadata, admins do all; each write is in the audit log under its user."""
+    path = tmp_path / "tokens.txt"
+    path.write_text("r-tok reader 王读者\ne-tok editor 李编辑\na-tok admin 张管理\n", "utf-8")
+    monkeypatch.setenv("PARTYQA_TOKENS_FILE", str(path))
+    c = create_app(writable, Config()).test_client()
+    reader, editor, admin = ({"Authorization": f"Bearer {t}"} for t in ("r-tok", "e-tok", "a-tok"))
+    doc = ("角色测试：三会一课制度落实情况。".encode("utf-8"), "角色测试.txt")
+    _assert_json_error(_upload(c, [doc]), 401, "token_required")
+    _assert_json_error(_upload(c, [doc], reader), 403, "forbidden")
+    assert "角色测试.txt" not in {d["doc_id"] for d in writable.documents()}
+    body, job = _upload_done(c, [doc], editor)
+    assert job["state"] == "done" and job["files"][0]["status"] == "added"
+    url = f"/api/documents/{quote('角色测试.txt')}"
+    _assert_json_error(c.delete(url, headers=reader), 403, "forbidden")
+    _assert_json_error(c.delete(url, headers=editor), 403, "forbidden")
+    _assert_json_error(c.patch(url, json={"status": "已废止"}, headers=editor), 403, "forbidden")
+    assert "角色测试.txt" in {d["doc_id"] for d in writable.documents()}
+    patched = c.patch(url, json={"category": "制度"}, headers=admin)
+    assert patched.status_code == 200 and patched.get_json()["category"] == "制度"
+    assert _delete_done(c, "角色测试.txt", admin) == ["角色测试.txt"]
+    _assert_json_error(c.get("/api/audit", headers=editor), 403)
+    entries = c.get("/api/audit", headers=admin).get_json()["entries"]
+    mine = [(e["who"], e["action"]) for e in entries if "角色测试.txt" in (e["target"] or [])
+            or e["target"] == "角色测试.txt"]
+    assert mine == [("张管理", "delete"), ("张管理", "metadata"), ("李编辑", "upload")], entries[:5]
+    upload = next(e for e in entries if e["action"] == "upload" and e["target"] == ["角色测试.txt"])
+    assert upload["job"] == body["job"]["id"]
+
+
+def test_without_tokens_uploads_and_deletes_stay_open_and_are_audited_as_local(wclient, writable):
+    _, job = _upload_done(wclient, [("本地用户：主题党日活动安排。".encode("utf-8"), "本地用户.txt")])
+    assert job["state"] == "done"
+    assert _delete_done(wclient, "本地用户.txt") == ["本地用户.txt"]
+    entries = wclient.get("/api/audit").get_json()["entries"]
+    assert [(e["who"], e["action"]) for e in entries if e["target"] == ["本地用户.txt"]] == [
+        ("local", "delete"), ("local", "upload")]
 
 
 def test_cross_site_write_is_refused(wclient, writable):

@@ -16,7 +16,8 @@ from indexer.index.sync import file_sha1
 from indexer.search.query import K_MAX
 from indexer.types import PartyQAError
 
-from .common import State, corpus_root, download, public_doc, require_admin, state as _state, stats as _stats
+from .auth import audit, require
+from .common import State, corpus_root, download, public_doc, state as _state, stats as _stats
 from .doclist import MAX_DOC_LIMIT, records
 from .errors import ApiError, split_bilingual
 from .export import answer_items
@@ -186,11 +187,12 @@ def api_delete(doc_id: str) -> Response:
     """Delete a document through a job: 200 when it ends within ?wait=, else 202 with the job."""
     state = _state()
     engine, cfg = state.engine, state.config
-    require_admin()
+    require("admin")  # named users (issue 26): deleting is an admin's
     if doc_id not in set(engine.doc_ids()):
         raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}", code="unknown_document")
     wait = parse_wait(request.args.get("wait"))
     job = engine.jobs.submit_remove([doc_id])
+    audit("delete", [doc_id], job=job.id)
     logger.info("delete via web: %s (job %s)", doc_id, job.id)
     try:  # a removal writes no vectors: it ends within the wait unless queued behind another job's reading
         if not wait:
@@ -215,8 +217,9 @@ def api_upload() -> Response:
     """Upload files (multipart ``files``): 202 with the job that indexes them."""
     state = _state()
     engine, cfg = state.engine, state.config
-    require_admin()
+    require("editor")  # named users (issue 26): uploading is an editor's
     job, files = _upload(state)
+    audit("upload", [f["saved_as"] for f in files if f.get("saved_as")], job=job.id)
     return _job_response(job, {"files": files})
 
 
@@ -225,12 +228,13 @@ def api_restore(entry_id: str) -> Response:
     """Restore a 回收站 file: 202 with the job that adds it back."""
     state = _state()
     engine, cfg = state.engine, state.config
-    require_admin()
+    require("editor")  # restoring a 回收站 file is an upload's write
     path = removed_path(_stats(state).get("index_dir"), entry_id)
     if path is None:
         raise ApiError(404, "回收站中没有这个文件。", f"no such file in the recycle bin: {entry_id!r}",
                        code="unknown_removed")
     job = restore(engine, path)
+    audit("restore", [path.name], job=job.id)
     logger.info("restore via web: %s (job %s)", entry_id, job.id)
     return _job_response(job, {"restored": path.name})
 

@@ -1,5 +1,5 @@
 """Corrections of a document's title, category, 发布/施行 dates and status (issue 23): ``PATCH /api/documents/<id>``
-(JSON) and the documents page's form (``POST /documents/meta``); both need the admin token where one is set.
+(JSON) and the documents page's form (``POST /documents/meta``); both need an admin (webui.auth.require).
 
 Register with ``app.register_blueprint(metadata.bp)``; the page's form is ``templates/_meta_form.html``.
 """
@@ -11,7 +11,8 @@ from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
 from indexer.index.metadata import EDITABLE, MetadataError
 
-from .common import require_admin, state
+from .auth import audit, require
+from .common import state
 from .errors import ApiError, split_bilingual
 from .params import json_body
 
@@ -34,12 +35,14 @@ def _correct(doc_id: str, changes: dict[str, Any]) -> dict[str, Any]:
 def api_patch_document(doc_id: str) -> Response:
     """Correct fields of one document from a JSON object of title, category, published, effective and status (null
     reverts a field to the file's own value); answers the document's metadata."""
-    require_admin()
+    require("admin")
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "请求体必须是 JSON 对象，例如 {\"status\": \"已废止\"}。",
                        "the body must be a JSON object such as {\"status\": \"已废止\"}", code="bad_json")
-    return jsonify(_correct(doc_id, body))
+    out = _correct(doc_id, body)
+    audit("metadata", doc_id, fields=sorted(body))
+    return jsonify(out)
 
 
 @bp.post("/documents/meta")
@@ -48,9 +51,10 @@ def form_patch_document() -> Any:
     token = request.form.get("admin_token", "")
     if token and not request.headers.get("X-Admin-Token"):
         request.environ["HTTP_X_ADMIN_TOKEN"] = token  # the form's token field stands in for the header
-    require_admin()
+    require("admin")
     doc_id = request.form.get("doc_id", "")
     changes: dict[str, Any] = {f: request.form[f] for f in EDITABLE if request.form.get(f, "").strip()}
     changes.update({f: None for f in request.form.getlist("reset") if f in EDITABLE})
     _correct(doc_id, changes)
+    audit("metadata", doc_id, fields=sorted(changes))
     return redirect(url_for("pages.documents_page", q=doc_id), code=303)
