@@ -1696,3 +1696,47 @@ def test_identical_upload_under_another_name_asks_first(wclient, writable):
     job, _ = _wait_job(wclient, resp.get_json()["job"]["id"])
     assert job["state"] == "done" and "规则副本.md" in {d["doc_id"] for d in writable.documents()}
     _delete_done(wclient, "规则副本.md")
+
+
+# ---------------------------------------------------------------------------------------- 版本对照 (issue 23)
+DISCIPLINE = ["中国共产党纪律处分条例（2023）.md", "中国共产党纪律处分条例（2018）.md"]
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory):
+    """纪律处分条例 2023 and 2018 from corpus/ (hash vectors: the comparison does not depend on the model)."""
+    base = tmp_path_factory.mktemp("webui-versions")
+    (base / "corpus").mkdir()
+    for name in DISCIPLINE:
+        shutil.copy(ROOT / "corpus" / name, base / "corpus" / name)
+    eng = Engine.open(base / "index", Config())
+    eng._encoder = HashEncoder()
+    assert not eng.index(base / "corpus").errors
+    yield eng
+    eng.close()
+
+
+def test_compare_page_api_and_links_from_hits_and_the_document(two_versions):
+    new, old = DISCIPLINE
+    c = create_app(two_versions, Config()).test_client()
+    body = c.get("/api/compare", query_string={"doc": new, "article": "第一百零一条"}).get_json()
+    assert [v["doc_id"] for v in body["versions"]] == [new, old]
+    asked, other = body["versions"]
+    assert asked["asked"] and asked["article"] == "第一百零一条" and other["article"] and other["article"] != "第一百零一条"
+    assert any(s["kind"] != "same" for s in other["segments"])
+    page = c.get("/compare", query_string={"doc": old, "article": other["article"]}).get_data(as_text=True)
+    assert "版本对照" in page and ("<ins>" in page or "<del>" in page) and "第一百零一条" in page
+    assert 'class="compare-cite"><a href="/doc/' in page
+    _assert_json_error(c.get("/api/compare", query_string={"doc": new, "article": "第九百条"}), 404, "unknown_article")
+    _assert_json_error(c.get("/api/compare", query_string={"doc": "没有.md", "article": "1"}), 404, "unknown_document")
+    _assert_json_error(c.get("/api/compare", query_string={"doc": new}), 400, "bad_compare")
+    # a hit of a versioned regulation links to the comparison of its article
+    html = c.get("/", query_string={"q": "纪律处分条例第一百零一条", "mode": "keyword"}).get_data(as_text=True)
+    links = re.findall(r'class="compare-link" href="([^"]+)"', html)
+    assert links, "no 版本对照 link on the hits"
+    first = c.get(links[0].replace("&amp;", "&"))
+    assert first.status_code == 200 and "版本对照" in first.get_data(as_text=True)
+    # the document view of a versioned regulation links to the comparison of the chosen article
+    doc_html = c.get(f"/doc/{quote(new)}").get_data(as_text=True)
+    found = re.search(r'id="doc-compare" href="([^"]+)"', doc_html)
+    assert found and c.get(found.group(1).replace("&amp;", "&")).status_code == 200

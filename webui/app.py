@@ -144,4 +144,6 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     app.register_blueprint(curation_bp)
     from .metadata import bp as metadata_bp  # issue 23: corrections of title, category, dates and status
     app.register_blueprint(metadata_bp)
+    from .versions import bp as versions_bp  # issue 23: 版本对照 (/compare, /api/compare)
+    app.register_blueprint(versions_bp)
     return app

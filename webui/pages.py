@@ -26,6 +26,7 @@ from .render import (covers_passage, document_blocks, document_outline, enumerat
                      highlight_html, informative_highlights, outline_groups)
 from .trash import removed_files
 from .uploads import allowed_extensions
+from .versions import compare_href
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def _decorate(hit: dict[str, Any], q: str, answer_found: bool, top: bool = True,
     hit["also_views"] = [{**a, "citation": a.get("citation") or citation(a),
                           "href": doc_url(a.get("doc_id", ""), ordinal_of(a.get("pid")), q)}
                          for a in hit.get("also_in") or [] if a.get("doc_id")]
+    if hit.get("version_status") or any(a.get("version_status") for a in hit.get("also_in") or []):
+        hit["compare_href"] = compare_href(hit["doc_id"], hit["citation"], hit.get("section"), text)  # 版本对照
     return hit
 
 
@@ -271,7 +274,14 @@ def doc_page(doc_id: str) -> str:
     hl = _parse_span(request.args.get("hl", ""))
     blocks = document_blocks(doc.get("text", ""), passages, highlight=hl)
     outline = document_outline(blocks, chosen=chosen if chosen_passage else None)
+    compare = None  # 版本对照 of a versioned regulation: the chosen article, else its first
+    if doc.get("version_status"):
+        for p in ([chosen_passage] if chosen_passage else []) + passages:
+            compare = compare_href(doc_id, p.get("section"), p.get("text"))
+            if compare:
+                break
     return render_template("doc.html", doc=doc, blocks=blocks, outline=outline, groups=outline_groups(outline),
+                           compare_href=compare,
                            chosen=chosen if chosen_passage else None, chosen_passage=chosen_passage,
                            q=request.args.get("q", ""))
 
