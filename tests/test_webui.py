@@ -1740,3 +1740,44 @@ def test_compare_page_api_and_links_from_hits_and_the_document(two_versions):
     doc_html = c.get(f"/doc/{quote(new)}").get_data(as_text=True)
     found = re.search(r'id="doc-compare" href="([^"]+)"', doc_html)
     assert found and c.get(found.group(1).replace("&amp;", "&")).status_code == 200
+
+
+# --------------------------------------------------------------------------------------- 有用 / 没用 and 反馈
+def test_result_cards_carry_feedback_buttons_and_the_feedback_page_lists_them(writable, tmp_path, monkeypatch):
+    c = create_app(writable, Config()).test_client()
+    q = "党支部应当如何开展组织生活"
+    html = c.get("/", query_string={"q": q, "mode": "keyword"}).get_data(as_text=True)
+    pids = [unescape_html(p) for p in re.findall(r'class="btn btn-small fb-btn" type="button" data-pid="([^"]+)" '
+                                                 r'data-useful="1"', html)]
+    assert len(pids) >= 2 and re.search(r'data-pid="[^"]+" data-useful="0">没用<', html)
+    assert 'href="/feedback"' in html and ">反馈<" in html  # in the nav
+    good, bad = pids[0], pids[1]
+    assert c.post("/api/feedback", json={"question": q, "pid": good, "useful": True, "mode": "keyword"}).status_code == 201
+    assert c.post("/api/feedback", json={"question": q, "pid": bad, "useful": False, "mode": "keyword"}).status_code == 201
+    page = c.get("/feedback").get_data(as_text=True)
+    negative = page.split('id="feedback-negative"', 1)[1].split("</ul>\n", 1)[0]
+    useful = page.split('id="feedback-useful"', 1)[1].split("</ul>", 1)[0]
+    assert str(escape(q)) in negative and str(escape(q)) in useful
+    with c.application.test_request_context():
+        assert doc_href(bad) in negative and doc_href(good) in useful and "（local）" in useful
+    # with tokens, a reader's page shows no feedback (the API needs an editor); an editor's does
+    path = tmp_path / "tokens.txt"
+    path.write_text("r-tok reader 王读者\ne-tok editor 李编辑\n", "utf-8")
+    monkeypatch.setenv("PARTYQA_TOKENS_FILE", str(path))
+    t = create_app(writable, Config()).test_client()
+    assert 'id="feedback-token-note"' in t.get("/feedback", headers={"Authorization": "Bearer r-tok"}).get_data(
+        as_text=True)
+    assert 'id="feedback-useful"' in t.get("/feedback", headers={"Authorization": "Bearer e-tok"}).get_data(
+        as_text=True)
+
+
+def unescape_html(text: str) -> str:
+    import html as _html
+
+    return _html.unescape(text)
+
+
+def doc_href(pid: str) -> str:
+    from webui.common import doc_url, ordinal_of
+
+    return str(escape(doc_url(pid.rsplit("#", 1)[0], ordinal_of(pid))))

@@ -371,3 +371,19 @@ def batch_page() -> Any:
         item["answer"] = answer
     ctx["items"] = items
     return render_template("batch.html", **ctx)
+
+
+@bp.get("/feedback")
+def feedback_page() -> str:
+    """反馈: the questions judged 没用 and the passages judged 有用 (GET /api/feedback's data) for editors; without
+    an editor's token the page asks for one and its script loads the list with the token kept in the browser."""
+    from .auth import current_user
+
+    user = current_user()
+    summary = state_feedback() if user.can("editor") else None
+    return render_template("feedback.html", summary=summary)
+
+
+def state_feedback() -> dict[str, Any]:
+    """The feedback summary of the current engine."""
+    return _state().engine.curator.feedback()

@@ -1115,7 +1115,65 @@
     });
   }
 
+  /* 有用 / 没用 on a result card: POST /api/feedback (a reader may; the token, if any, names the user). */
+  function initFeedback() {
+    var list = document.getElementById("results");
+    if (!list) return;
+    list.addEventListener("click", function (event) {
+      var btn = event.target.closest ? event.target.closest(".fb-btn") : null;
+      if (!btn) return;
+      var headers = { Accept: "application/json", "Content-Type": "application/json" };
+      var token = adminToken();
+      if (token) headers["X-Admin-Token"] = token;
+      var group = btn.parentNode;
+      var body = { question: list.getAttribute("data-q") || "", pid: btn.getAttribute("data-pid"),
+                   useful: btn.getAttribute("data-useful") === "1", mode: list.getAttribute("data-mode") || "" };
+      btn.disabled = true;
+      fetch(root() + "api/feedback", { method: "POST", headers: headers, body: JSON.stringify(body) })
+        .then(function (r) { return r.json().catch(function () { return {}; }).then(function (d) { return { ok: r.ok, data: d }; }); })
+        .then(function (res) {
+          btn.disabled = false;
+          if (!res.ok) { btn.title = "反馈失败：" + errorMessage(res.data, "未知错误"); return; }
+          Array.prototype.forEach.call(group.querySelectorAll(".fb-btn"), function (b) { b.classList.remove("chosen"); });
+          btn.classList.add("chosen");
+          btn.title = "已记录，谢谢反馈";
+        })
+        .catch(function () { btn.disabled = false; btn.title = "反馈失败：无法连接服务器。"; });
+    });
+  }
+
+  /* The 反馈 page opened without an editor's token in the request: load the list with the token kept here. */
+  function initFeedbackPage() {
+    var rootNode = document.getElementById("feedback-root");
+    var note = document.getElementById("feedback-token-note");
+    if (!rootNode || !note) return;
+    var token = adminToken();
+    if (!token) return;
+    fetch(rootNode.getAttribute("data-api"), { headers: { Accept: "application/json", "X-Admin-Token": token } })
+      .then(function (r) { return r.json().then(function (d) { return { ok: r.ok, data: d }; }); })
+      .then(function (res) {
+        if (!res.ok) { note.textContent = "无法读取反馈：" + errorMessage(res.data, "未知错误"); return; }
+        var out = document.createElement("ul");
+        out.className = "feedback-list";
+        res.data.negative.forEach(function (item) {
+          var li = document.createElement("li");
+          li.textContent = "没用：" + item.question;
+          out.appendChild(li);
+        });
+        res.data.useful.forEach(function (u) {
+          var li = document.createElement("li");
+          li.textContent = "有用：" + u.question + " → " + (u.title || u.doc_id || u.pid) + (u.section ? " · " + u.section : "");
+          out.appendChild(li);
+        });
+        note.textContent = "有用 " + res.data.counts.useful + " 条 · 没用 " + res.data.counts.not_useful + " 条";
+        rootNode.appendChild(out);
+      })
+      .catch(function () { note.textContent = "无法读取反馈：无法连接服务器。"; });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    initFeedback();
+    initFeedbackPage();
     initFocus();
     initBatch();
     initTrash();
