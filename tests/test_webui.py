@@ -1781,3 +1781,37 @@ def doc_href(pid: str) -> str:
     from webui.common import doc_url, ordinal_of
 
     return str(escape(doc_url(pid.rsplit("#", 1)[0], ordinal_of(pid))))
+
+
+# ------------------------------------------------------------------------------ 停用 / 启用 on the document page
+def test_document_page_toggles_passages_for_editors(writable, tmp_path, monkeypatch):
+    c = create_app(writable, Config()).test_client()
+    url = f"/doc/{quote(RULES_ID)}"
+    html = c.get(url).get_data(as_text=True)
+    pids = re.findall(r'class="btn btn-small passage-toggle" type="button" data-pid="([^"]+)" data-state="enabled">停用<',
+                      html)
+    passages = c.get(f"/api/documents/{quote(RULES_ID)}/passages").get_json()["passages"]
+    assert pids and len(pids) == len(passages) and pids[0] == passages[0]["pid"]
+    pid = pids[-1]
+    api = f"/api/passages/{quote(pid, safe='')}"  # '#' as %23, as app.js's encodeURIComponent sends it
+    assert c.post(api + "/disable").get_json()["state"] == "disabled"
+    try:
+        html = c.get(url).get_data(as_text=True)
+        assert re.search(rf'passage-disabled" id="p-{pid.rsplit("#", 1)[1]}"', html)
+        assert f'data-pid="{pid}" data-state="disabled">启用<' in html
+        # with tokens: a reader's page hides the buttons (app.js shows them to a kept editor token), and a
+        # reader may not toggle
+        path = tmp_path / "tokens.txt"
+        path.write_text("r-tok reader 王读者\ne-tok editor 李编辑\n", "utf-8")
+        monkeypatch.setenv("PARTYQA_TOKENS_FILE", str(path))
+        t = create_app(writable, Config()).test_client()
+        hidden = t.get(url, headers={"Authorization": "Bearer r-tok"}).get_data(as_text=True)
+        assert "passage-toggle needs-editor" in hidden and re.search(r"needs-editor\" type=\"button\" hidden", hidden)
+        _assert_json_error(t.post(api + "/enable", headers={"Authorization": "Bearer r-tok"}), 403, "forbidden")
+        shown = t.get(url, headers={"Authorization": "Bearer e-tok"}).get_data(as_text=True)
+        assert "needs-editor" not in shown and f'data-pid="{pid}" data-state="disabled">启用<' in shown
+        assert t.post(api + "/enable", headers={"Authorization": "Bearer e-tok"}).get_json()["state"] == "enabled"
+    finally:
+        monkeypatch.delenv("PARTYQA_TOKENS_FILE", raising=False)
+        c.post(api + "/enable")
+    assert f'data-pid="{pid}" data-state="enabled">停用<' in c.get(url).get_data(as_text=True)

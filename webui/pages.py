@@ -280,8 +280,14 @@ def doc_page(doc_id: str) -> str:
             compare = compare_href(doc_id, p.get("section"), p.get("text"))
             if compare:
                 break
+    from .auth import current_user, tokens
+
+    editing = None  # 停用/启用 per passage (GET /api/documents/<id>/passages' states): shown to editors; with tokens
+    if current_user().can("editor") or tokens().configured():  # a page without one shows them once app.js's /api/me
+        states = {p["ordinal"]: p["state"] for p in engine.curator.passages(doc_id)}  # says the kept token may
+        editing = {"states": states, "shown": current_user().can("editor")}
     return render_template("doc.html", doc=doc, blocks=blocks, outline=outline, groups=outline_groups(outline),
-                           compare_href=compare,
+                           compare_href=compare, editing=editing,
                            chosen=chosen if chosen_passage else None, chosen_passage=chosen_passage,
                            q=request.args.get("q", ""))
 

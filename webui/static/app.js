@@ -1115,6 +1115,45 @@
     });
   }
 
+  /* 停用 / 启用 on the document page's passages (editors): POST /api/passages/<pid>/disable|enable (# as %23). */
+  function initPassageToggles() {
+    var body = document.getElementById("doc-body");
+    if (!body || !body.querySelector(".passage-toggle")) return;
+    var token = adminToken();
+    var hidden = body.querySelectorAll(".passage-toggle.needs-editor");
+    if (hidden.length && token) {
+      fetch(root() + "api/me", { headers: { Accept: "application/json", "X-Admin-Token": token } })
+        .then(function (r) { return r.json(); })
+        .then(function (me) {
+          if (me.role !== "editor" && me.role !== "admin") return;
+          Array.prototype.forEach.call(hidden, function (b) { b.hidden = false; });
+        })
+        .catch(function () { /* the buttons stay hidden */ });
+    }
+    body.addEventListener("click", function (event) {
+      var btn = event.target.closest ? event.target.closest(".passage-toggle") : null;
+      if (!btn) return;
+      var disabling = btn.getAttribute("data-state") !== "disabled";
+      var headers = { Accept: "application/json" };
+      var tok = adminToken();
+      if (tok) headers["X-Admin-Token"] = tok;
+      btn.disabled = true;
+      var url = root() + "api/passages/" + encodeURIComponent(btn.getAttribute("data-pid")) +
+                (disabling ? "/disable" : "/enable");
+      fetch(url, { method: "POST", headers: headers })
+        .then(function (r) { return r.json().catch(function () { return {}; }).then(function (d) { return { ok: r.ok, data: d }; }); })
+        .then(function (res) {
+          btn.disabled = false;
+          if (!res.ok) { window.alert((disabling ? "停用" : "启用") + "失败：" + errorMessage(res.data, "未知错误")); return; }
+          btn.setAttribute("data-state", disabling ? "disabled" : "enabled");
+          btn.textContent = disabling ? "启用" : "停用";
+          var section = btn.closest(".doc-passage");
+          if (section) section.classList.toggle("passage-disabled", disabling);
+        })
+        .catch(function () { btn.disabled = false; window.alert("操作失败：无法连接服务器。"); });
+    });
+  }
+
   /* 有用 / 没用 on a result card: POST /api/feedback (a reader may; the token, if any, names the user). */
   function initFeedback() {
     var list = document.getElementById("results");
@@ -1174,6 +1213,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     initFeedback();
     initFeedbackPage();
+    initPassageToggles();
     initFocus();
     initBatch();
     initTrash();
