@@ -3,7 +3,6 @@ kinds, and (slow, real model) the three questions whose answering article must c
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
@@ -199,21 +198,15 @@ def test_sentences_hold_the_kind_asked_for(docs) -> None:
 # ------------------------------------------------------------------------------------------------ real model
 @pytest.fixture(scope="module")
 def regs_engine(tmp_path_factory: pytest.TempPathFactory):
-    """The shipped library (the seed essay and the official texts in corpus/), real model; embeddings and sentence
-    windows from bench/results/embcache when it exists."""
-    from bench.common import embcache_dir, symlink_corpus
+    """The shipped library (the seed essay and the official texts in corpus/), real model, imported the way
+    `make run` imports it: the passage and sentence-window vectors come from corpus/.vectors (a private cache per
+    test index; a shared cache written by several processes is not safe)."""
     from indexer import Engine
 
     work = tmp_path_factory.mktemp("round3")
-    texts = sorted(p for p in (ROOT / "corpus").iterdir() if p.suffix in (".md", ".txt") and p.name != "SOURCES.md")
-    assert len(texts) >= 10
-    corpus = symlink_corpus(work / "corpus", [(p.name, p) for p in texts])
-    (work / "index").mkdir()
-    cache = Path(os.environ.get("BENCH_EMBCACHE") or embcache_dir())
-    if cache.is_dir():
-        os.symlink(cache.resolve(), work / "index" / "cache")
     with Engine.open(work / "index", Config(reranker="")) as eng:
-        assert eng.index(corpus).errors == []
+        report = eng.import_dir(ROOT / "corpus")
+        assert report.errors == [] and len(report.added) >= 10
         yield eng
 
 
