@@ -8,6 +8,7 @@ Also: two concurrent ``add`` commands, stale whoosh locks, and damaged index fil
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -179,10 +180,25 @@ def pending(index: Path) -> int:
         return eng.stats()["pending_vectors"]
 
 
+def cache_keys(index: Path) -> list[str]:
+    """Every key of the embedding cache: passage content hashes and (issue 22) sentence-window keys."""
+    return [k for f in sorted((index / "cache").glob("*/keys.txt")) for k in f.read_text("utf-8").split()]
+
+
+def passage_hashes(index: Path) -> set[str]:
+    """Content hashes (title, section, text) of the passages any generation of the index lists."""
+    out = set()
+    for f in index.glob("gen-*/passages.jsonl"):
+        for line in f.read_text("utf-8").splitlines():
+            p = json.loads(line)
+            out.add(hashlib.sha1(f"{p['title']}\x1f{p['section']}\x1f{p['text']}".encode("utf-8")).hexdigest())
+    return out
+
+
 def cache_entries(index: Path) -> int:
-    """Passages in the embedding cache (lines of its keys file)."""
-    files = list((index / "cache").glob("*/keys.txt"))
-    return sum(f.read_bytes().count(b"\n") for f in files)
+    """Passages in the embedding cache (its keys that are passage content hashes, not sentence windows)."""
+    hashes = passage_hashes(index)
+    return sum(k in hashes for k in cache_keys(index))
 
 
 def report_of(proc: subprocess.CompletedProcess) -> dict:
@@ -823,11 +839,14 @@ def test_truncated_embedding_cache_is_trimmed_not_fatal(fresh, tmp_path):
     """A cache write cut by a kill (vectors longer or shorter than the keys) is trimmed; lost entries re-encode."""
     index, corpus = fresh
     vecs = next((index / "cache").glob("*/vecs.f32"))
-    row = vecs.stat().st_size // cache_entries(index)
+    keys = cache_keys(index)
+    row = vecs.stat().st_size // len(keys)
     with open(vecs, "r+b") as fh:
         fh.truncate(vecs.stat().st_size - 2 * row - row // 3)  # two and a third rows lost
+    lost_passages = sum(k in passage_hashes(index) for k in keys[-3:])  # trimmed to whole rows: the last 3 entries
     rep = report_of(run(index, "index", "--rebuild", str(corpus), "--json"))
-    assert rep["passages_encoded"] == 3
+    assert rep["passages_encoded"] == lost_passages
+    assert set(cache_keys(index)) >= {k for k in keys[-3:] if k in passage_hashes(index)}, "lost passages re-encoded"
     assert snapshot(index)["keyword"][0][0]["doc_id"] == SEED_DOC
 
 
