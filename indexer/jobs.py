@@ -35,6 +35,10 @@ JOB_STATES = ("queued", "reading", "keyword-ready", "embedding", "done", "failed
 FINAL_STATES = ("done", "failed")
 ACTIVE_STATES = tuple(s for s in JOB_STATES if s not in FINAL_STATES)  # a job still at work
 KEEP_FINISHED = 50
+# A file whose documents were all removed before their vectors landed: the backlog stopped encoding them.
+REMOVED = "removed"
+REMOVED_REASON = ("已删除（语义索引已停止）：文档在语义索引完成前被删除，其余段落不再编码 / removed before its semantic "
+                  "index was complete: the rest of its passages were not encoded")
 JOBS_DIR = "jobs"  # <index>/jobs/<id>/: spooled files and job.json of jobs not finished yet
 # Another process (a CLI `partyqa index`, a rebuild) may hold the write lock for minutes: a job waits for it, in
 # steps of PARTYQA_LOCK_TIMEOUT, before it fails saying the index is busy. Nothing is written before the lock.
@@ -65,6 +69,9 @@ class JobEngine(Protocol):
     def pending_passages(self) -> list[tuple[str, str]]:
         """(passage id, document id) of the passages waiting for their vectors."""
 
+    def doc_ids(self) -> list[str]:
+        """The ids of the indexed documents."""
+
     def start_background(self) -> None:
         """Start encoding the backlog in the background."""
 
@@ -75,7 +82,7 @@ class JobFile:
 
     name: str  # the name the user gave (upload name, path given to add, doc id to remove)
     path: str = ""  # the spooled copy
-    state: str = "queued"  # a job state, or "unchanged"
+    state: str = "queued"  # a job state, "unchanged", or "removed" (its documents removed before their vectors)
     doc_ids: list[str] = field(default_factory=list)
     passages: int = 0
     embedded: int = 0
@@ -377,6 +384,7 @@ class JobQueue:
                 return
         try:
             waiting = self.engine.pending_passages()
+            present = set(self.engine.doc_ids())
         except Exception:  # pragma: no cover - a broken index is reported by the searches
             return
         order = [pid for pid, _ in waiting]
@@ -387,13 +395,14 @@ class JobQueue:
         position = {pid: i for i, pid in enumerate(p for p in order if p not in encoded)}
         with self._cv:
             for job in active:
-                left = [pid for pid in job.pids if pid in pending and pid not in encoded]
+                pids = self._drop_removed(job, present)
+                left = [pid for pid in pids if pid in pending and pid not in encoded]
                 left_by_doc: dict[str, int] = {}
                 for pid in left:
                     d = doc_of[pid]
                     left_by_doc[d] = left_by_doc.get(d, 0) + 1
-                committed = not any(pid in pending for pid in job.pids)
-                job.passages_embedded = len(job.pids) - len(left)
+                committed = not any(pid in pending for pid in pids)
+                job.passages_embedded = len(pids) - len(left)
                 for f in job.files:
                     if f.state in ("keyword-ready", "embedding", "done"):
                         f.embedded = f.passages - sum(left_by_doc.get(d, 0) for d in f.doc_ids)
@@ -405,7 +414,7 @@ class JobQueue:
                     for f in job.files:
                         if f.state in ("keyword-ready", "embedding"):
                             f.state = "done"
-                    job.passages_embedded = len(job.pids)
+                    job.passages_embedded = len(pids)
                     self._finish(job, "done")
                 elif job.passages_embedded or self.engine.backlog.active:
                     if job.state != "embedding":
@@ -415,6 +424,27 @@ class JobQueue:
                                 f.state = "embedding"
                         self._save_active(job)
             self._cv.notify_all()
+
+    def _drop_removed(self, job: Job, present: set[str]) -> list[str]:
+        """The job's passages whose documents are still indexed. A file whose documents were all removed before
+        their vectors landed becomes ``removed`` (the backlog stopped encoding them) and leaves the job's total;
+        the summary says so."""
+        gone_pids = [pid for pid in job.pids if _doc_of(pid) not in present]
+        if not gone_pids:
+            return job.pids
+        gone_docs = {_doc_of(pid) for pid in gone_pids}
+        live = [pid for pid in job.pids if _doc_of(pid) in present]
+        job.passages_total = len(live)
+        newly = 0
+        for f in job.files:
+            if f.state in ("keyword-ready", "embedding") and f.doc_ids and set(f.doc_ids) <= gone_docs:
+                f.state, f.reason = REMOVED, REMOVED_REASON
+                newly += 1
+        if newly:
+            removed = sum(f.state == REMOVED for f in job.files)
+            job.summary = job.summary.split("；已删除")[0] + f"；已删除 {removed} 个文件（语义索引已停止）"
+            logger.info("job %s: %d file(s) removed before their vectors landed", job.id, newly)
+        return live
 
     def _positions(self) -> None:
         for j in self._jobs.values():
@@ -490,6 +520,11 @@ class JobQueue:
         self.engine.backlog.unlisten(self._on_progress)
         if self._worker is not threading.current_thread():
             self._worker.join()
+
+
+def _doc_of(pid: str) -> str:
+    """The document id of a passage id (``doc_id#ordinal``)."""
+    return pid.rsplit("#", 1)[0]
 
 
 def _summary(report: dict[str, Any], failed: int) -> str:

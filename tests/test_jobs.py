@@ -8,6 +8,7 @@ embedding the backlog would), or its write lock (as a writer would).
 from __future__ import annotations
 
 import re
+import time
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -229,3 +230,53 @@ def test_parallel_tokenization_builds_the_same_keyword_index(tmp_path, seed_path
         assert built[False].search(question, 20) == built[True].search(question, 20)
     for kw in built.values():
         kw.close()
+
+
+def test_document_removed_while_embedding_stops_its_encoding_and_its_job_says_so(eng, tmp_path, monkeypatch):
+    """Issue 25: a document deleted while the backlog encodes it. The background embedder pauses after the first
+    batch of its passages (PARTYQA_PAUSE_AT=embedding), the document is removed, and the embedder is let go: not one
+    more batch of it is encoded, and its job says it was removed, not "完成 · 已添加"."""
+    from indexer import fsutil
+    from webui.jobs import public_job
+
+    src = Path(__file__).resolve().parents[1] / "corpus" / "中国共产党问责条例.md"  # 18 passages
+    path = upload(tmp_path, src.name, src.read_text("utf-8"))
+    eng.config.encode_batch = 4  # several batches of this document
+    batches: list[list[str]] = []
+    real_encoded = eng.backlog.encoded
+
+    def encoded(pids, n):
+        batches.append(list(pids))
+        real_encoded(pids, n)
+
+    monkeypatch.setattr(eng.backlog, "encoded", encoded)
+    monkeypatch.setattr(fsutil, "_PAUSED", set())
+    monkeypatch.setenv("PARTYQA_PAUSE_AT", "embedding")
+    marker = eng.root / ".paused-embedding"
+    job = eng.jobs.submit_add([path])
+    eng.jobs.wait(job.id, "keyword-ready", timeout=300)
+    n_total = job.to_dict()["passages_total"]
+    assert n_total >= 12, "the document must span at least three batches"
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the background embedder never reached its first batch"
+        time.sleep(0.05)
+    monkeypatch.delenv("PARTYQA_PAUSE_AT")
+    assert [len(b) for b in batches] == [4] and all(pid.startswith(src.name + "#") for pid in batches[0])
+    assert eng.jobs.wait(eng.jobs.submit_remove([src.name]).id, "done", timeout=300).state == "done"
+    marker.unlink()  # the embedder goes on from its first batch
+    d = eng.jobs.wait(job.id, "done", timeout=300).to_dict()
+    while eng.backlog.active:  # the embedder's run ends (idle) once nothing is pending
+        assert time.monotonic() < deadline, "the background embedder did not finish"
+        time.sleep(0.05)
+    assert len(batches) == 1, f"{sum(map(len, batches[1:]))} more passages of the removed document were encoded"
+    assert d["state"] == "done" and d["files"][0]["state"] == "removed"
+    zh, en = d["files"][0]["reason"].split(" / ", 1)
+    assert zh.startswith("已删除（语义索引已停止）") and "not encoded" in en
+    assert "已删除 1 个文件（语义索引已停止）" in d["summary"] and d["passages_total"] == 0
+    assert public_job(d)["files"][0]["status"] == "removed"
+    assert src.name not in eng.doc_ids() and eng.stats()["pending_vectors"] == 0
+    assert_consistent(eng)
+    # the finished record (jobs.json) keeps what happened
+    with Engine.open(eng.root, Config()) as again:
+        assert again.jobs.get(job.id).to_dict()["files"][0]["state"] == "removed"

@@ -26,6 +26,8 @@ def _file_status(entry: dict[str, Any], report: dict[str, Any], kind: str) -> st
         return "error"
     if state == "unchanged":
         return "unchanged"
+    if state == "removed":  # its documents were removed while their vectors were being made
+        return "removed"
     ids = set(entry.get("doc_ids") or [])
     if kind == "remove" and state in ("keyword-ready", "embedding", "done"):
         return "removed"

@@ -20,7 +20,7 @@ from indexer.config import Config
 from indexer.embed.cache import CacheLock, EmbeddingCache, embed_passages
 from indexer.embed.encoders import Encoder, passage_context
 from indexer.fsutil import checkpoint
-from indexer.index.generations import PENDING_KEY, CurrentGeneration
+from indexer.index.generations import PENDING_KEY, CurrentGeneration, Snapshot
 from indexer.index.sentences import sentence_store, store_entries
 from indexer.index.writer import Writer
 from indexer.progress import progress_bar
@@ -202,7 +202,14 @@ class BacklogEncoder:
         started = time.monotonic()
         step = max(1, int(self.config.encode_batch))
         self.progress.started(len(pending))
-        for start in range(0, len(order), step):
+        start = 0
+        while start < len(order):
+            if start:
+                # A batch boundary: a write committed meanwhile (a document removed, a file changed) may have taken
+                # passages off the backlog. They are not encoded; the rest is read from the new generation.
+                gen, order, start = self._still_pending(gen, order, start)
+                if not order:
+                    break
             batch = [gen.passages[pid] for pid in order[start:start + step]]
             items = [(p.content_hash(), passage_context(p.title, p.section, p.text)) for p in batch]
             missing = len({h for h, _ in items} - set(cache.get_many([h for h, _ in items])))
@@ -216,8 +223,9 @@ class BacklogEncoder:
             self.progress.encoded([p.pid for p in batch], missing)
             if bar is not None:
                 bar.update(len(batch))
-            if start == 0:
+            if len(pids) == len(batch):
                 checkpoint(self.root, "embedding")  # kill test: part of the backlog is in the cache, not committed
+            start += step
             # Cached vectors cost nothing to fetch: only encoded passages and time count toward a commit.
             elapsed = time.monotonic() - started
             if ((encoded >= EMBED_CHUNK or elapsed > EMBED_COMMIT_SECONDS)
@@ -225,6 +233,19 @@ class BacklogEncoder:
                     or (stop is not None and stop.is_set()):
                 break
         return pids, hashes, np.concatenate(vectors), encoded
+
+    def _still_pending(self, gen: Snapshot, order: list[str], start: int) -> tuple[Snapshot, list[str], int]:
+        """(generation, passages still to encode, 0): ``order[start:]`` as the newest generation still lists them
+        as pending (unchanged when no write committed since ``gen``)."""
+        now = self.current.get()
+        if now is gen:
+            return gen, order, start
+        left = [pid for pid in order[start:] if pid in now.pending]
+        dropped = len(order) - start - len(left)
+        if dropped:
+            logger.info("%d passages left the embedding backlog while it was encoded (their documents were removed "
+                        "or changed): not encoded", dropped)
+        return now, left, 0
 
     # ------------------------------------------------------------------ in the background
     def start(self) -> None:

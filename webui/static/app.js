@@ -425,7 +425,7 @@
   var FILES_SHOWN = 50;
   var JOB_KIND_LABELS = { add: "添加文档", remove: "删除文档", index: "同步文档目录" };
   var JOB_STATE_LABELS = { queued: "排队中", reading: "读取中", "keyword-ready": "可检索", embedding: "语义索引中",
-                           done: "完成", failed: "失败", unchanged: "未变化" };
+                           done: "完成", failed: "失败", unchanged: "未变化", removed: "已删除（语义索引已停止）" };
   var jobs = { timer: null, busy: false, again: false, seen: {}, first: true, docsAt: 0, flashUntil: 0, uploadJob: null };
 
   function percent(done, total) {
@@ -457,6 +457,11 @@
     if (job.state === "queued") return "排队中" + (job.queue_position ? "（第 " + job.queue_position + " 位）" : "");
     if (job.state === "embedding") return "语义索引中 " + percent(job.passages_embedded, job.passages_total) + "%";
     if (job.state === "keyword-ready") return "可检索 · 等待语义索引";
+    var files = job.files || [];
+    // every file's documents were deleted before their vectors landed: the job did not end as 完成
+    if (job.state === "done" && files.length && files.every(function (f) { return f.state === "removed"; })) {
+      return JOB_STATE_LABELS.removed;
+    }
     return JOB_STATE_LABELS[job.state] || job.state;
   }
 
