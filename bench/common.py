@@ -17,7 +17,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-SEED = ROOT / "corpus" / "基层党支部工作论文.txt"
+CORPUS = ROOT / "corpus"                # the library shipped with the product
+SEED = CORPUS / "基层党支部工作论文.txt"
 SEED_ID = SEED.name
 DEV_QUESTIONS = BENCH / "dev_questions.jsonl"
 SHARED_BENCH = ROOT.parent / "shared" / "bench"

@@ -2,7 +2,9 @@
 
 Each line: ``{"question", "gold_doc", "gold_text", "set": "seed"|"regs", "low_overlap": bool}``. ``gold_doc`` is
 the seed essay's file name or a path relative to ../shared/bench/party-docs (the doc id the engine gives a file
-of a symlinked copy of that tree); ``gold_text`` is a 10-30 character span copied verbatim from the source.
+of a symlinked copy of that tree); ``gold_text`` is a 10-30 character span copied verbatim from the source. A row
+with ``"corpus": true`` names a file of the shipped library instead: ``gold_doc`` is its path relative to corpus/
+(the doc id ``partyqa index --import corpus/`` gives it); ``library_links`` puts such files into a bench corpus.
 
 A hit is *strict*-correct when it comes from ``gold_doc`` and contains ``gold_text``; *text*-correct when any
 passage contains ``gold_text`` (another file quoting the same rule); *doc*-correct when it comes from ``gold_doc``.
@@ -16,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .common import DEV_QUESTIONS, PARTY_DOCS, QUIZ, SEED, SEED_ID, stable_key, symlink_corpus
+from .common import CORPUS, DEV_QUESTIONS, PARTY_DOCS, QUIZ, SEED, SEED_ID, stable_key, symlink_corpus
 from .metrics import first_rank, metrics
 
 MODES = ("keyword", "semantic", "hybrid")
@@ -57,9 +59,19 @@ def load_questions(path: Path = DEV_QUESTIONS) -> list[dict[str, Any]]:
     return rows
 
 
-def raw_file(doc_id: str, party_docs: Path = PARTY_DOCS) -> Path:
-    """The source file of a gold document id (the seed essay, or a path relative to party-docs)."""
+def raw_file(doc_id: str, party_docs: Path = PARTY_DOCS, corpus: bool = False) -> Path:
+    """The source file of a gold document id (the seed essay, a path relative to party-docs, or with ``corpus`` a path
+    relative to the shipped library corpus/)."""
+    if corpus:
+        return CORPUS / doc_id
     return SEED if doc_id == SEED_ID else party_docs / doc_id
+
+
+def library_links(rows: Iterable[dict[str, Any]]) -> list[tuple[str, Path]]:
+    """(doc id, file) of every library (corpus/) gold document of ``rows`` except the seed essay, which every bench
+    corpus already holds under the same id."""
+    docs = sorted({r["gold_doc"] for r in rows if r.get("corpus")} - {SEED_ID})
+    return [(d, CORPUS / d) for d in docs]
 
 
 def check_gold_texts(rows: Iterable[dict[str, Any]], party_docs: Path = PARTY_DOCS) -> list[str]:
@@ -67,7 +79,7 @@ def check_gold_texts(rows: Iterable[dict[str, Any]], party_docs: Path = PARTY_DO
     problems = []
     texts: dict[str, str] = {}
     for r in rows:
-        path = raw_file(r["gold_doc"], party_docs)
+        path = raw_file(r["gold_doc"], party_docs, bool(r.get("corpus")))
         if r["gold_doc"] not in texts:
             texts[r["gold_doc"]] = path.read_text(encoding="utf-8") if path.is_file() else ""
         where = f"line {r.get('line', '?')} ({r['question']})"
@@ -129,10 +141,13 @@ def regs_files(rows: Sequence[dict[str, Any]], party_docs: Path = PARTY_DOCS, wi
     return sorted(f for f in files if (party_docs / f).is_file())
 
 
-def build_corpus(dest: Path, files: Sequence[str], party_docs: Path = PARTY_DOCS, seed: bool = True) -> Path:
-    """A fresh corpus dir of symlinks: the seed essay at the top, party-docs files at their relative paths."""
+def build_corpus(dest: Path, files: Sequence[str], party_docs: Path = PARTY_DOCS, seed: bool = True,
+                 library: Sequence[tuple[str, Path]] = ()) -> Path:
+    """A fresh corpus dir of symlinks: the seed essay at the top, party-docs files at their relative paths, and
+    ``library`` files (``library_links``) at their ids."""
     links = [(SEED_ID, SEED)] if seed else []
     links += [(rel, party_docs / rel) for rel in files]
+    links += list(library)
     return symlink_corpus(dest, links)
 
 

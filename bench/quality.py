@@ -12,6 +12,11 @@ Every system ranks the same passages: the index PartyQA builds is read back (pas
 the baselines, so only the ranking differs.
 
     .venv/bin/python -m bench.quality --sets cmrc,party          # writes bench/results/full/quality-*.json
+    .venv/bin/python -m bench.quality --sets heldout3,offtopic3  # the party index, only the named party sets
+
+The party index holds the library files of corpus/ that a set's rows name as gold (``"corpus": true``, see
+bench/devset.py) beside party-docs, at the ids ``partyqa index --import corpus/`` gives them; it holds them only
+when such a set is evaluated.
 """
 from __future__ import annotations
 
@@ -34,8 +39,11 @@ logger = logging.getLogger("bench.quality")
 PARTYQA_MODES = ("keyword", "semantic", "hybrid")
 # Question sets written for issues 22/23 (bench/QUESTIONS.md): held out, never used to choose a setting.
 NEW_SETS = [("secretary", BENCH / "secretary_questions.jsonl", "Branch-secretary and inspector questions"),
-            ("heldout2", BENCH / "heldout2_questions.jsonl", "Held-out paraphrases, second set")]
+            ("heldout2", BENCH / "heldout2_questions.jsonl", "Held-out paraphrases, second set"),
+            ("heldout3", BENCH / "heldout3_questions.jsonl", "Held-out paraphrases and netizen questions, third set")]
 OFFTOPIC2 = BENCH / "offtopic2_questions.jsonl"
+OFFTOPIC3 = BENCH / "offtopic3_questions.jsonl"
+PARTY_SETS = ("quiz", "dev", "heldout", *(name for name, _, _ in NEW_SETS), "offtopic", "offtopic2", "offtopic3")
 BASELINES = ("rank_bm25", "bm25s", "ensemble")
 K = 10
 BATCH = 256
@@ -211,19 +219,26 @@ def party_files() -> list[str]:
     return out
 
 
-def run_party(work: Path, systems: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """The whole party-docs corpus plus the seed essay: the quiz items and the dev questions."""
+def run_party(work: Path, systems: Sequence[str] | None = None,
+              only: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The whole party-docs corpus plus the seed essay (and the library gold files of the new sets evaluated): the
+    quiz items, the dev, held-out and new questions, the off-topic sets; ``only`` names the sets to run (default
+    all of ``PARTY_SETS``)."""
+    wanted = set(only or PARTY_SETS)
+    new_rows = {name: devset.load_questions(path) for name, path, _ in NEW_SETS if name in wanted and path.is_file()}
     files = party_files()
-    corpus = symlink_corpus(work / "party" / "corpus", [(SEED_ID, SEED)] + [(f, PARTY_DOCS / f) for f in files])
+    library = devset.library_links([r for rows in new_rows.values() for r in rows])
+    corpus = symlink_corpus(work / "party" / "corpus",
+                            [(SEED_ID, SEED)] + [(f, PARTY_DOCS / f) for f in files] + library)
     eng, info = build_index(work / "party" / "index", corpus)
-    info["files"] = len(files) + 1
+    info["files"] = len(files) + 1 + len(library)
     rr = _rerank_engine(work / "party" / "index")
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, Any] | None] = {}
     try:
         passages = eng._state().passages
         items, dropped = quiz.attach_gold(quiz.load_items(), passages)
         logger.info("quiz: %d items kept, dropped %s", len(items), dropped)
-        results["quiz"] = evaluate_set(
+        results["quiz"] = None if "quiz" not in wanted else evaluate_set(
             "quiz", f"Party quiz, auto_confidence=high (whole party-docs + seed, {info['passages']} passages)", eng,
             [it["question"] for it in items], [it["id"] for it in items], quiz.gold_sets(items), quiz.subsets(items),
             info, systems=systems, rerank_engine=rr,
@@ -231,11 +246,11 @@ def run_party(work: Path, systems: Sequence[str] | None = None) -> dict[str, dic
                                                     for it in items[:3] + items[-3:]]})
         rows = devset.load_questions()
         problems = devset.check_against_index(eng, rows)
-        results["dev"] = evaluate_set(
+        results["dev"] = None if "dev" not in wanted else evaluate_set(
             "dev", f"Dev questions, paraphrased (whole party-docs + seed, {info['passages']} passages)", eng,
             [r["question"] for r in rows], [str(r["line"]) for r in rows], devset.gold_sets(rows, passages),
             devset.subsets(rows), info, systems=systems, rerank_engine=rr, extra={"index_problems": problems})
-        if HELDOUT.is_file():
+        if HELDOUT.is_file() and "heldout" in wanted:
             rows = devset.load_questions(HELDOUT)
             results["heldout"] = evaluate_set(
                 "heldout", f"Held-out paraphrases (never used to choose a setting; {info['passages']} passages)", eng,
@@ -243,27 +258,29 @@ def run_party(work: Path, systems: Sequence[str] | None = None) -> dict[str, dic
                 devset.subsets(rows), info, systems=systems, rerank_engine=rr,
                 extra={"index_problems": devset.check_against_index(eng, rows)})
         for name, path, title in NEW_SETS:
-            if path.is_file():
-                rows = devset.load_questions(path)
+            if name in new_rows:
+                rows = new_rows[name]
                 results[name] = evaluate_set(
                     name, f"{title} ({info['passages']} passages)", eng, [r["question"] for r in rows],
                     [str(r["line"]) for r in rows], devset.gold_sets(rows, passages), devset.subsets(rows), info,
                     systems=systems, rerank_engine=rr, extra={"index_problems": devset.check_against_index(eng, rows)})
-        if OFFTOPIC.is_file():
+        if OFFTOPIC.is_file() and "offtopic" in wanted:
             results["offtopic"] = evaluate_offtopic(eng, info)
-        if OFFTOPIC2.is_file():
-            results["offtopic2"] = {**evaluate_offtopic(eng, info, OFFTOPIC2), "set": "offtopic2"}
+        for name, path in (("offtopic2", OFFTOPIC2), ("offtopic3", OFFTOPIC3)):
+            if path.is_file() and name in wanted:
+                results[name] = {**evaluate_offtopic(eng, info, path), "set": name}
     finally:
         eng.close()
         if rr is not None:
             rr.close()
-    return results
+    return {name: res for name, res in results.items() if res is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the quality sets and write one JSON file per set."""
     ap = argparse.ArgumentParser(description="PartyQA retrieval quality against peer baselines")
-    ap.add_argument("--sets", default="cmrc,party", help="comma list of: cmrc, party (quiz + dev)")
+    ap.add_argument("--sets", default="cmrc,party", help="comma list of: cmrc, party (every party set) or "
+                    "single party sets (" + ", ".join(PARTY_SETS) + ")")
     ap.add_argument("--cmrc-contexts", type=int, default=None, help="stable subset of CMRC contexts (default all)")
     ap.add_argument("--cmrc-questions", type=int, default=None, help="cap on CMRC questions (default all)")
     ap.add_argument("--work", type=Path, default=WORK)
@@ -278,8 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "cmrc" in sets:
         res = run_cmrc(args.work, args.cmrc_contexts, args.cmrc_questions)
         write_json(args.out / "quality-cmrc.json", {**res, "machine": env})
-    if "party" in sets:
-        for name, res in run_party(args.work).items():
+    only = [s for s in sets if s in PARTY_SETS]
+    if "party" in sets or only:
+        for name, res in run_party(args.work, only=None if "party" in sets else only).items():
             write_json(args.out / f"quality-{name}.json", {**res, "machine": env})
     return 0
 

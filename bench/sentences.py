@@ -233,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--index", type=Path, default=INDEX)
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--extra", type=Path, nargs="*", default=[])
+    ap.add_argument("--sets", default="", help="quality: comma list of the held-out / new sets to add (default all; "
+                    "quiz and dev always run), e.g. heldout3")
     ap.add_argument("--alphas", type=float, nargs="*", default=[0.4, 0.5, 0.6])
     ap.add_argument("--lams", type=float, nargs="*", default=[1.0, 0.5, 0.0])
     ap.add_argument("--bonus", type=float, nargs="*", default=[])
@@ -288,18 +290,22 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    """Every system on the tuning corpus (plus the gold documents of the held-out and new sets): quiz, dev, held-out,
-    held-out 2 and branch-secretary questions, one quality-<set>.json each in ``--out``; prints R@1 / R@5 / MRR@10."""
+    """Every system on the tuning corpus (plus the gold documents of the held-out and new sets, library files of
+    corpus/ at their ids): quiz, dev, held-out, held-out 2, held-out 3 and branch-secretary questions (``--sets``),
+    one quality-<set>.json each in ``--out``; prints R@1 / R@5 / MRR@10."""
     from . import devset, quality, quiz
     from .fusion import HELDOUT
 
     rows = devset.load_questions()
     files = devset.regs_files(rows, devset.PARTY_DOCS)
     sets = {"heldout": HELDOUT, **{name: path for name, path, _ in quality.NEW_SETS}}
+    if args.sets:
+        sets = {name: path for name, path in sets.items() if name in args.sets.split(",")}
     loaded = {name: devset.load_questions(path) for name, path in sets.items() if path.is_file()}
     for rs in loaded.values():
-        files += sorted({r["gold_doc"] for r in rs} - set(files) - {devset.SEED_ID})
-    corpus = devset.build_corpus(args.work / "tuning" / "corpus", files, devset.PARTY_DOCS, seed=True)
+        files += sorted({r["gold_doc"] for r in rs if not r.get("corpus")} - set(files) - {devset.SEED_ID})
+    library = devset.library_links([r for rs in loaded.values() for r in rs])
+    corpus = devset.build_corpus(args.work / "tuning" / "corpus", files, devset.PARTY_DOCS, seed=True, library=library)
     eng, info = quality.build_index(args.work / "tuning" / "index", corpus)
     passages = eng._state().passages
     items, _ = quiz.attach_gold(quiz.load_items(), passages)
