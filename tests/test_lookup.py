@@ -15,8 +15,9 @@ sys.path.insert(0, str(ROOT))
 from bench.common import HashEncoder  # noqa: E402
 from indexer import Config, Engine  # noqa: E402
 from indexer.search import lookup as lookup_mod  # noqa: E402
-from indexer.text.articles import (cn_to_int, find_cross_refs, find_refs, int_to_cn,  # noqa: E402
-                                   mention_score, name_keys, year_request)
+from indexer.text.articles import (find_cross_refs, find_refs, mention_score, name_keys,  # noqa: E402
+                                   year_request)
+from indexer.text.numerals import cn_to_int, int_to_cn  # noqa: E402
 
 MODES = ("keyword", "hybrid", "semantic")
 FIXTURE_DOC = "支部工作条例示例.txt"

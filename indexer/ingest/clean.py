@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
+from indexer.text.numerals import NUMERALS
 from indexer.text.structure import article_label, heading_level, is_pseudo_md_heading
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,7 @@ _W = "\u2e80-\u2fff\u3001-\u303f\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u
 _CJK_SPACE = re.compile(
     rf"(?<=[{_W}]) (?=[{_W}0-9,.;:!?)])|(?<=[{_W}0-9,.;:!?(]) (?=[{_W}])"
 )
-_NUM = "零〇一二三四五六七八九十百千两0-9０-９"
-_STRUCT_PREFIX = re.compile(rf"^((?:#{{1,6}} )?(?:\*\*)?第[{_NUM}]+(?:[编章节条]|部分|阶段)(?:\*\*)?) (?=\S)")
+_STRUCT_PREFIX = re.compile(rf"^((?:#{{1,6}} )?(?:\*\*)?第[{NUMERALS}]+(?:[编章节条]|部分|阶段)(?:\*\*)?) (?=\S)")
 
 # ---------------------------------------------------------------- boilerplate
 # a line containing one of these (and not long) is a download/copyright notice of a document-sharing site
@@ -72,7 +72,7 @@ _EMPTY_MD = re.compile(r"^#{1,6}$|^(\*\*|__)\s*(\*\*|__)$|^[-*_]{3,}$")
 # ---------------------------------------------------------------- paragraph repair
 _END_OK = set("。！？；：!?;:…”’」』）)】〕》〉\"'.|*_`>-=—")
 _ITEM_START = re.compile(
-    rf"^([-*+>|\[]|\d+[.、．)]|[（(][{_NUM}]+[）)]|[{_NUM}]+、|[①-⑳]|!\[|```|#)"
+    rf"^([-*+>|\[]|\d+[.、．)]|[（(][{NUMERALS}]+[）)]|[{NUMERALS}]+、|[①-⑳]|!\[|```|#)"
 )
 _MD_BLOCK = re.compile(r"^([-*+>#\[]|!\[|```)")
 _COMMA = re.compile(r"[，,]")
@@ -80,7 +80,7 @@ _COMMA = re.compile(r"[，,]")
 _DANGLING = set("的地得和与及或对在把将被让使是从向于以而并但要由给同跟之其即若如就都也还又再")
 _INDENT = re.compile(r"^(\u3000|[ \u00a0]{2,}|\t)")
 # a list label left alone on its line by the converter ("二、" then the item's text on the next line)
-_BARE_LABEL = re.compile(rf"^(?:[{_NUM}]+、|[（(][{_NUM}]+[）)]|[0-9０-９]{{1,2}}[.、．])$")
+_BARE_LABEL = re.compile(rf"^(?:[{NUMERALS}]+、|[（(][{NUMERALS}]+[）)]|[0-9０-９]{{1,2}}[.、．])$")
 
 
 def _normalise_line(line: str) -> str:

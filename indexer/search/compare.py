@@ -11,8 +11,8 @@ import re
 from functools import lru_cache
 from typing import Any, Mapping
 
-from indexer.text.articles import int_to_cn
 from indexer.text.cite import citation
+from indexer.text.numerals import int_to_cn
 from indexer.search.lookup import Catalog, Unit
 
 __all__ = ["article_text", "counterpart", "diff_segments", "compare_article"]
@@ -104,7 +104,7 @@ def compare_article(catalog: Catalog, passages: Mapping[str, Any], texts: Mappin
 def article_versions(engine: Any, doc_id: str, article: int | str) -> dict[str, Any] | None:
     """:func:`compare_article` on an engine's current generation; ``article`` as 7, "7", "第七条" or "七".
     KeyError for an unknown document; None when it has no such article."""
-    from indexer.text.articles import cn_to_int
+    from indexer.text.numerals import cn_to_int
 
     n = article if isinstance(article, int) else cn_to_int(str(article).strip().removeprefix("第").removesuffix("条"))
     from indexer.search.lookup import catalog_of

@@ -22,10 +22,10 @@ from functools import lru_cache
 from typing import Any, Callable, Collection, Mapping, Sequence
 
 from indexer.search.rank import Results
-from indexer.text.articles import (ArticleRef, YearRequest, article_number, chapter_number, cn_to_int,
-                                   find_cross_refs, find_refs, int_to_cn, mention_score, name_keys, normalise_name,
-                                   regulation_core, year_request)
+from indexer.text.articles import (ArticleRef, YearRequest, article_number, chapter_number, find_cross_refs, find_refs,
+                                   mention_score, name_keys, normalise_name, regulation_core, year_request)
 from indexer.text.cite import citation, cited_document, is_document_name
+from indexer.text.numerals import cn_to_int, int_to_cn
 from indexer.text.versions import VersionInfo, document_year
 
 logger = logging.getLogger(__name__)

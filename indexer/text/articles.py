@@ -1,4 +1,4 @@
-"""Article references: Chinese numerals, ``第X编/章/节/条/款/项`` labels, regulation names and version years.
+"""Article references: ``第X编/章/节/条/款/项`` labels, regulation names and version years.
 
 Pure text rules (no index, no jieba): what a question or a passage says when it names an article
 ("纪律处分条例第二十七条", "2018年版党章第8条", "《中国共产党章程》第八条", "本条例第三十条第二款", "依照前款规定"),
@@ -12,56 +12,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterator
 
-__all__ = ["cn_to_int", "int_to_cn", "ArticleRef", "find_refs", "article_number", "chapter_number",
+from indexer.text.numerals import NUMERALS, YEAR_DIGITS, cn_to_int, int_to_cn
+
+__all__ = ["ArticleRef", "find_refs", "article_number", "chapter_number",
            "year_request", "YearRequest", "name_keys", "regulation_core", "mention_score", "normalise_name",
            "ALIASES", "CrossRef", "find_cross_refs"]
 
-_DIGIT = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-          "八": 8, "九": 9}
-_UNIT = {"十": 10, "百": 100, "千": 1000}
-_CN = "零〇○一二两三四五六七八九十百千"
-NUM = rf"[{_CN}0-9０-９]+"
+NUM = rf"[{NUMERALS}]+"
 _KINDS = "编章节条款项"
-
-
-def cn_to_int(s: str) -> int | None:
-    """An integer from Arabic (``27``, ``２７``) or Chinese numerals (``二十七``, ``一百零一``, ``十``); None if not one."""
-    s = unicodedata.normalize("NFKC", (s or "").strip())
-    if not s:
-        return None
-    if s.isdigit():
-        return int(s)
-    if any(c not in _DIGIT and c not in _UNIT for c in s):
-        return None
-    if all(c in _DIGIT for c in s) and len(s) > 1:
-        return int("".join(str(_DIGIT[c]) for c in s))  # 二〇一八 read digit by digit
-    total, cur = 0, 0
-    for c in s:
-        if c in _DIGIT:
-            cur = _DIGIT[c]
-        else:
-            total += (cur or 1) * _UNIT[c]
-            cur = 0
-    return total + cur
-
-
-def int_to_cn(n: int) -> str:
-    """Chinese numerals as articles are numbered: 10 -> 十, 27 -> 二十七, 101 -> 一百零一, 110 -> 一百一十."""
-    if n <= 0:
-        return "零"
-    digits = "零一二三四五六七八九"
-    out: list[str] = []
-    for value, unit in ((1000, "千"), (100, "百"), (10, "十")):
-        q, n = divmod(n, value)
-        if q:
-            out.append(digits[q] + unit)
-        elif out and n:
-            if out[-1] != "零":
-                out.append("零")
-    if n:
-        out.append(digits[n])
-    s = "".join(out)
-    return s[1:] if s.startswith("一十") else s
 
 
 _LABEL = re.compile(rf"第\s*({NUM})\s*([{_KINDS}])")
@@ -104,14 +62,11 @@ _ORDER = "编章节条款项"
 def _labels(text: str) -> Iterator[tuple[int, int, str, int]]:
     """(start, end, kind, number) of every 第X<kind> label, with 第（三）项 items too, in text order."""
     found = []
-    for m in _LABEL.finditer(text):
-        n = cn_to_int(m.group(1))
-        if n:
-            found.append((m.start(), m.end(), m.group(2), n))
-    for m in _ITEM_PAREN.finditer(text):
-        n = cn_to_int(m.group(1))
-        if n:
-            found.append((m.start(), m.end(), "项", n))
+    for rx in (_LABEL, _ITEM_PAREN):
+        for m in rx.finditer(text):
+            n = cn_to_int(m.group(1))
+            if n:
+                found.append((m.start(), m.end(), m.group(2) if rx is _LABEL else "项", n))
     return iter(sorted(found))
 
 
@@ -137,23 +92,26 @@ _ARTICLE_PART = re.compile(rf"^\**第\s*({NUM})\s*条\**$")
 _CHAPTER_PART = re.compile(rf"^第\s*({NUM})\s*章")
 
 
+def _part_number(rx: re.Pattern[str], section_part: str) -> int | None:
+    m = rx.match(section_part.strip())
+    return cn_to_int(m.group(1)) if m else None
+
+
 def article_number(section_part: str) -> int | None:
     """The article number of a section-path part that is an article label (``第二十七条``), else None."""
-    m = _ARTICLE_PART.match(section_part.strip())
-    return cn_to_int(m.group(1)) if m else None
+    return _part_number(_ARTICLE_PART, section_part)
 
 
 def chapter_number(section_part: str) -> int | None:
     """The chapter number of a section-path part that is a chapter heading (``第五章 组织生活``), else None."""
-    m = _CHAPTER_PART.match(section_part.strip())
-    return cn_to_int(m.group(1)) if m else None
+    return _part_number(_CHAPTER_PART, section_part)
 
 
 # ------------------------------------------------------------------------------------------------ version years
 _CONGRESS = {"十二大": 1982, "十三大": 1987, "十四大": 1992, "十五大": 1997, "十六大": 2002, "十七大": 2007,
              "十八大": 2012, "十九大": 2017, "二十大": 2022}
 _YEAR_WORDS = re.compile(
-    r"[（(]?\s*((?:19|20)[0-9]{2}|[一二三四五六七八九〇○零]{4})\s*(?:年)?\s*"
+    rf"[（(]?\s*((?:19|20)[0-9]{{2}}|[{YEAR_DIGITS}]{{4}})\s*(?:年)?\s*"
     r"(?:版本|版|修订版|修订|修正|新版|发布|施行|印发|制定)?\s*(?:的)?\s*[)）]?")
 # 十九大党章 / 党的十九大修改的党章: a congress names a 党章 version only right before it ("十八大以来" names none)
 _CONGRESS_RE = re.compile(r"(?:党的)?(十[二三四五六七八九]大|二十大)(?:通过|修改|修订|部分修改)?(?:的|版)?(?=《?(?:党章|中国共产党章程|党的章程))")

@@ -4,14 +4,13 @@ from __future__ import annotations
 import logging
 import re
 
+from indexer.text.numerals import CN_NUMERALS, NUMERALS
 
 logger = logging.getLogger(__name__)
 
 
 SECTION_SEP = " > "
 
-_CN_NUM = "零〇一二三四五六七八九十百千两"
-_NUM = _CN_NUM + "0-9０-９"
 _TERMINATORS = "。！？；!?;"
 _CLOSERS = "”’」』）)】〕》〉\"'"
 # characters that, right after a 第X条 label, show the line cites an article instead of starting one
@@ -19,10 +18,10 @@ _CITE_AFTER = "、，,第和及至与到的之或中规所"
 
 MD_HEADING = re.compile(r"^(#{1,6})(?:[ \t]+(.*?))?[ \t]*#*[ \t]*$")
 _BOLD_WRAP = re.compile(r"^\*\*(.+?)\*\*$")
-STRUCT = re.compile(rf"^第[{_NUM}]+([编章节]|部分)(?=$|[\s\u3000*]|[^{_NUM}])")
-ARTICLE = re.compile(rf"^(#{{1,6}}[ \t]*)?(\*\*)?(第[{_NUM}]+条)(\*\*)?")
-_CN_ENUM = re.compile(rf"^[{_CN_NUM}]+、")
-_PAREN_ENUM = re.compile(rf"^[（(][{_CN_NUM}]+[）)]")
+STRUCT = re.compile(rf"^第[{NUMERALS}]+([编章节]|部分)(?=$|[\s\u3000*]|[^{NUMERALS}])")
+ARTICLE = re.compile(rf"^(#{{1,6}}[ \t]*)?(\*\*)?(第[{NUMERALS}]+条)(\*\*)?")
+_CN_ENUM = re.compile(rf"^[{CN_NUMERALS}]+、")
+_PAREN_ENUM = re.compile(rf"^[（(][{CN_NUMERALS}]+[）)]")
 _DIGIT_ENUM = re.compile(r"^[0-9０-９]{1,2}[.、．](?![0-9０-９])")
 _SENT_END = re.compile(rf"[{_TERMINATORS}]|…+")
 REG_TITLE = re.compile(

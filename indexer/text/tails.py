@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 
+from indexer.text.numerals import NUMERALS
 from indexer.text.structure import enum_level
 
 # Section names this module gives tails: 附件… 附表… 附录… 表格N.
 _TAIL_NAME = re.compile(r"^(?:附件|附表|附录|表格\d)")
-_CN = "零〇一二三四五六七八九十百"
 # "附件1：" "附件 2:" "附件3：出国（境）党员…审批表" "附：" "附件：" "附表 1" (a line that opens an attachment)
-_ATTACHMENT = re.compile(rf"^\s*(附件|附表|附录)\s*([0-9０-９{_CN}]+(?:\s*[-－—]\s*[0-9０-９]+)?)?\s*(?:[:：]\s*(.*)|\s+(.*)|$)")
+_ATTACHMENT = re.compile(rf"^\s*(附件|附表|附录)\s*([{NUMERALS}]+(?:\s*[-－—]\s*[0-9０-９]+)?)?\s*(?:[:：]\s*(.*)|\s+(.*)|$)")
 _BARE_ATTACH = re.compile(r"^\s*附\s*[:：]\s*(.*)$")
 _PLACEHOLDER = re.compile(r"^\s*-{2,}\s*表格\s*(\d+)\s*-{2,}\s*$")
 # The article that ends a regulation: it sets the date it takes effect (…自…起施行 / 自印发之日起执行 / 试行).
