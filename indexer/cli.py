@@ -212,18 +212,28 @@ def cmd_meta(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one question."""
     with _engine(args) as eng:
-        hits = eng.search(args.question, k=args.k, mode=args.mode, docs=args.doc, category=args.category)
+        hits = eng.search(args.question, k=args.k, mode=args.mode, docs=args.doc, category=args.category,
+                          **_knobs(args))
         if args.json:
-            print(_json({"question": args.question, "mode": args.mode, **hits.envelope(), "docs": args.doc,
+            print(_json({"question": args.question, "mode": args.mode, **hits.envelope(),
+                         "semantic_share": getattr(hits, "semantic_share", None), "docs": args.doc,
                          **({"category": args.category} if args.category else {}), "results": hits}))
         else:
             _print_hits(args.question, hits)
     return 0
 
 
+def _knobs(args: argparse.Namespace) -> dict[str, float]:
+    """The retrieval-test knobs given on the command line (``--semantic-weight``, ``--min-confidence``)."""
+    found = {"semantic_weight": getattr(args, "semantic_weight", None),
+             "min_confidence": getattr(args, "min_confidence", None)}
+    return {name: value for name, value in found.items() if value is not None}
+
+
 def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int = 32,
                       docs: Sequence[str] | None = None,
-                      category: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                      category: Sequence[str] | None = None, knobs: dict[str, float] | None = None
+                      ) -> list[dict[str, Any]]:
     """Search in batches; a bad question (empty, too long) gets an error entry instead of stopping the batch.
 
     Each entry is ``{"question", "answer_found", "confidence", "results"}``. Unknown ``docs`` stop the batch (a
@@ -231,18 +241,19 @@ def _safe_search_many(eng, questions: list[str], k: int, mode: str, batch: int =
     """
     from indexer.types import QueryError
 
-    if docs or category:
-        eng.search_many([], k=k, mode=mode, docs=docs, category=category)  # validates the filters, searches nothing
+    knobs = knobs or {}
+    if docs or category or knobs:  # validates the filters and knobs, searches nothing
+        eng.search_many([], k=k, mode=mode, docs=docs, category=category, **knobs)
     out: list[dict[str, Any]] = []
     for i in range(0, len(questions), batch):
         chunk = questions[i:i + batch]
         try:
-            results = eng.search_many(chunk, k=k, mode=mode, docs=docs, category=category)
+            results = eng.search_many(chunk, k=k, mode=mode, docs=docs, category=category, **knobs)
             out.extend({"question": q, **r.envelope(), "results": r} for q, r in zip(chunk, results))
         except QueryError:
             for q in chunk:
                 try:
-                    r = eng.search(q, k=k, mode=mode, docs=docs, category=category)
+                    r = eng.search(q, k=k, mode=mode, docs=docs, category=category, **knobs)
                     out.append({"question": q, **r.envelope(), "results": r})
                 except QueryError as exc:
                     out.append({"question": q, "answer_found": False, "confidence": None, "results": [],
@@ -255,7 +266,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     rows = read_questions(args.file)
     with _engine(args) as eng:
         items = _progress_batches(eng, [r["question"] for r in rows], args.k, args.mode, not args.quiet, args.doc,
-                                  args.category)
+                                  args.category, _knobs(args))
     fh = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     try:
         if args.format == "csv":
@@ -281,12 +292,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def _progress_batches(eng, questions: list[str], k: int, mode: str, progress: bool,
                       docs: Sequence[str] | None = None,
-                      category: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                      category: Sequence[str] | None = None, knobs: dict[str, float] | None = None
+                      ) -> list[dict[str, Any]]:
     batch = 32
     chunks = [questions[i:i + batch] for i in range(0, len(questions), batch)]
     out: list[dict[str, Any]] = []
     for chunk in progress_iter(chunks, "检索 searching", "batch", progress, minimum=2):
-        out.extend(_safe_search_many(eng, chunk, k, mode, batch, docs, category))
+        out.extend(_safe_search_many(eng, chunk, k, mode, batch, docs, category, knobs))
     return out
 
 
@@ -410,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="search only this document (repeatable; see `partyqa docs`)")
         p.add_argument("--category", action="append", default=None, metavar="CATEGORY",
                        help="search only documents of this category, e.g. 党章党规 (repeatable)")
+        p.add_argument("--semantic-weight", type=float, default=None, metavar="W",
+                       help="retrieval test: the semantic share of hybrid fusion for every question, 0-1 (default: "
+                            "chosen per question)")
+        p.add_argument("--min-confidence", type=float, default=None, metavar="C",
+                       help="retrieval test: answer_found is false below this confidence, 0-1 (default "
+                            "PARTYQA_MIN_CONFIDENCE)")
 
     p = sub.add_parser("meta", help="show or correct a document's title, category, dates and status")
     p.add_argument("doc_id", help="the document id (see `partyqa docs`)")

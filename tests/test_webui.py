@@ -916,7 +916,8 @@ def test_every_hit_has_a_citation_and_every_answer_an_envelope(client, built):
     assert seed["citation"] == f"《基层党支部工作论文》{seed['section']}"
     batch = client.post("/api/batch", json={"questions": [q, "党支部怎样当好监督者"], "k": 2, "mode": "keyword"}).get_json()
     assert [a["question"] for a in batch["answers"]] == batch["questions"]
-    assert all(set(a) == {"question", "answer_found", "confidence"} for a in batch["answers"])
+    assert all(set(a) == {"question", "answer_found", "confidence", "semantic_share", "min_confidence"}
+               for a in batch["answers"])
     assert all(h["citation"] for hits in batch["results"] for h in hits)
     assert all(isinstance(hits, list) and hits[0]["rank"] == 1 for hits in batch["results"])  # hit lists unchanged
 

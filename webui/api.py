@@ -23,7 +23,7 @@ from .errors import ApiError, split_bilingual
 from .export import answer_items
 from .jobs import public_job
 from .params import (MAX_BATCH, MAX_NAME_QUERY, MODES, check_question, json_body, parse_count, parse_docs,
-                     parse_format, parse_k, parse_mode, parse_wait)
+                     parse_format, parse_k, parse_mode, parse_share, parse_wait)
 from .trash import removed_path, restore
 from .uploads import UploadNameError, allowed_extensions, check_extension, sanitize_filename
 
@@ -32,6 +32,21 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_JOBS, MAX_JOBS = 20, 100  # GET /api/jobs: newest first
+
+
+def knobs(args: dict[str, Any]) -> dict[str, float]:
+    """The retrieval-test knobs a request gives (``semantic_weight``, ``min_confidence``: numbers from 0 to 1),
+    checked; absent ones are left out, so the configured defaults apply."""
+    found = {name: parse_share(args.get(name), name) for name in ("semantic_weight", "min_confidence")}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def settings(results: Any, cfg: Any, tried: dict[str, float]) -> dict[str, Any]:
+    """The ranking settings one question was answered with: ``semantic_share`` (the semantic half's share of the
+    fusion, null outside hybrid convex fusion) and ``min_confidence`` (the answer threshold)."""
+    share = getattr(results, "semantic_share", None)
+    return {"semantic_share": None if share is None else round(float(share), 4),
+            "min_confidence": tried.get("min_confidence", cfg.min_confidence)}
 
 
 def doc_counts(engine: Any, q: str) -> dict[str, int]:
@@ -63,7 +78,16 @@ def api_health() -> Response:
 
 @bp.route("/search", methods=["GET", "POST"])
 def api_search() -> Response:
-    """One question (GET ?q= or POST JSON): results with answer_found, or a CSV / Excel / Word file."""
+    """One question (GET ?q= or POST JSON): results with answer_found, or a CSV / Excel / Word file.
+
+    Parameters: ``q`` (or ``question``), ``k``, ``mode``, ``doc`` and ``category`` (repeatable), ``format``, and the
+    retrieval-test knobs for this request only (the configured defaults stay): ``semantic_weight`` (0-1, the
+    semantic half's share of hybrid fusion for every question: each hit's score is ``(1 - w) * keyword_score + w
+    * semantic_score`` before the demotions and bonuses its ``why`` names; by default it is chosen per question)
+    and ``min_confidence`` (0-1, the confidence below which ``answer_found`` is false). A value that is not a
+    number from 0 to 1 is 400 (``bad_semantic_weight`` / ``bad_min_confidence``). The answer reports the
+    ``semantic_share`` and ``min_confidence`` used, and each hit its ``keyword_score`` and ``semantic_score``.
+    """
     state = _state()
     engine, cfg = state.engine, state.config
     if request.method == "POST":
@@ -85,13 +109,14 @@ def api_search() -> Response:
     docs = parse_docs(raw_docs, engine.doc_ids)
     q = check_question(question, cfg.max_query_chars)
     category = request.args.getlist("category") if request.method == "GET" else args.get("category")
+    tried = knobs(args)
     t0 = time.perf_counter()
-    hits = engine.search(q, k=k, mode=mode, docs=docs, category=category or None)
+    hits = engine.search(q, k=k, mode=mode, docs=docs, category=category or None, **tried)
     took = round((time.perf_counter() - t0) * 1000, 1)
     if fmt != "json":
         return download(answer_items([q], [hits]), fmt, "问答结果", {"mode": mode, "k": k, "docs": docs})
-    body = {"question": q, "mode": mode, "k": k, "took_ms": took, **hits.envelope(), "docs": docs,
-            "results": hits}
+    body = {"question": q, "mode": mode, "k": k, "took_ms": took, **hits.envelope(), **settings(hits, cfg, tried),
+            "docs": docs, "results": hits}
     if getattr(hits, "doc_counts", None) is not None:
         body["doc_counts"] = hits.doc_counts
     return jsonify(body)
@@ -114,7 +139,8 @@ def api_doc_counts() -> Response:
 
 @bp.post("/batch")
 def api_batch() -> Response:
-    """Up to MAX_BATCH questions at once (POST JSON), as JSON or a file."""
+    """Up to MAX_BATCH questions at once (POST JSON), as JSON or a file; ``semantic_weight`` and ``min_confidence``
+    as for /api/search."""
     state = _state()
     engine, cfg = state.engine, state.config
     body = json_body()
@@ -137,12 +163,13 @@ def api_batch() -> Response:
     docs = parse_docs(raw_docs, engine.doc_ids)
     qs = [check_question(q, cfg.max_query_chars, label=f"第 {i} 个") for i, q in enumerate(questions, start=1)]
     category = opts.get("category") if opts else request.args.getlist("category")
+    tried = knobs(opts or request.args.to_dict())
     t0 = time.perf_counter()
-    results = engine.search_many(qs, k=k, mode=mode, docs=docs, category=category or None)
+    results = engine.search_many(qs, k=k, mode=mode, docs=docs, category=category or None, **tried)
     took = round((time.perf_counter() - t0) * 1000, 1)
     if fmt != "json":
         return download(answer_items(qs, results), fmt, "批量问答结果", {"mode": mode, "k": k, "docs": docs})
-    answers = [{"question": q, **r.envelope()} for q, r in zip(qs, results)]
+    answers = [{"question": q, **r.envelope(), **settings(r, cfg, tried)} for q, r in zip(qs, results)]
     return jsonify({"questions": qs, "mode": mode, "k": k, "took_ms": took, "docs": docs, "answers": answers,
                     "results": results})
 

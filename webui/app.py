@@ -16,7 +16,7 @@ from indexer.index.generations import IndexCorruptError
 from indexer.types import IndexLockedError, ModelError, QueryError
 
 from . import api, pages
-from .common import State, doc_url, error_response, is_api, ordinal_of, require_admin, state as _state  # noqa: F401
+from .common import State, doc_url, error_response, is_api, ordinal_of, state as _state  # noqa: F401
 from .doclist import DOCS_PAGE, PICKER_CAP, natural_key  # noqa: F401 (natural_key re-exported)
 from .errors import ApiError, split_bilingual
 from .jobs import doc_state

@@ -1,9 +1,8 @@
 """What the pages and the API share: the per-app state (engine, settings, caches), links, downloads, error
-responses and the write guard (same origin, admin token)."""
+responses and the same-origin check of writes (the roles are :mod:`webui.auth`'s)."""
 from __future__ import annotations
 
 import datetime as _dt
-import hmac
 import io
 import logging
 import os
@@ -131,27 +130,6 @@ def same_origin() -> bool:
     if origin is None:
         return True  # curl, scripts and same-origin navigations without Origin
     return origin != "null" and urlsplit(origin).netloc == request.host
-
-
-def require_admin() -> None:
-    """Refuse cross-site writes, and writes without the right token when PARTYQA_ADMIN_TOKEN is set."""
-    if not same_origin():
-        raise ApiError(403, "拒绝来自其他网站的写操作。", "cross-site write requests are refused", code="cross_site")
-    expected = state().admin_token
-    if not expected:
-        return
-    given = request.headers.get("X-Admin-Token", "")
-    auth = request.headers.get("Authorization", "")
-    if not given and auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
-    if not given:
-        raise ApiError(401, code="token_required")
-    try:  # WSGI hands header bytes over as latin-1 text: recover the bytes, so UTF-8 tokens work too
-        given_bytes = given.encode("latin-1")
-    except UnicodeEncodeError:
-        given_bytes = given.encode("utf-8")
-    if not hmac.compare_digest(given_bytes, expected.encode("utf-8")):
-        raise ApiError(403, "管理令牌不正确。", "wrong admin token", code="bad_token")
 
 
 def download(items: list[dict[str, Any]], fmt: str, name: str, meta: dict[str, Any] | None = None) -> Response:

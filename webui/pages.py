@@ -1,7 +1,6 @@
 """The HTML pages: search (home and results), a document, the documents page, 服务状态 and the batch page."""
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import time
@@ -21,7 +20,7 @@ from .export import answer_items
 from .jobs import public_job
 from .library import answer_kinds, library, load_examples
 from .params import (MAX_BATCH_PAGE, MAX_NAME_QUERY, MODES, PAGE_FORMATS, check_question, doc_values, parse_count,
-                     parse_format, parse_k, parse_mode, refuse_unknown)
+                     parse_format, parse_k, parse_mode, parse_share, refuse_unknown)
 from .render import (covers_passage, document_blocks, document_outline, enumeration_span, example_questions,
                      highlight_html, informative_highlights, outline_groups)
 from .trash import removed_files
@@ -117,14 +116,6 @@ def _library(state: State, catalog: Catalog) -> dict[str, Any]:
         return {"categories": [], "documents": 0, "pending": 0, "curated": False, "examples": []}
 
 
-def _counts_all(engine: Any) -> bool:
-    """True when ``engine.search`` takes ``count_all`` (doc_counts of every document under a filter)."""
-    try:
-        return "count_all" in inspect.signature(engine.search).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _pending_docs(state: State) -> int:
     """Documents whose passages are not all embedded yet (0 without a stats call's pending vectors)."""
     try:
@@ -195,6 +186,15 @@ def search_page() -> str:
         k = parse_k(request.args.get("k"), cfg.k)
     except ApiError as err:
         k, notice = cfg.k, err.message_zh
+    tried: dict[str, float] = {}  # 检索测试: a semantic weight and a confidence threshold for this search only
+    for name in ("semantic_weight", "min_confidence"):
+        try:
+            value = parse_share(request.args.get(name), name)
+        except ApiError as err:
+            notice = err.message_zh
+            continue
+        if value is not None:
+            tried[name] = value
     catalog = state.catalog.get(engine)
     folders: list[str] = []
     try:
@@ -206,7 +206,8 @@ def search_page() -> str:
         docs, folders, notice = None, [], err.message_zh
     ctx: dict[str, Any] = {"q": q_raw, "mode": mode, "k": k, "notice": notice, "results": None, "error": "",
                            "took_ms": None, "stats": _stats(state), "selected_docs": docs or [],
-                           "doc_counts": {}, "answer_found": True}
+                           "doc_counts": {}, "answer_found": True, "tried": tried,
+                           "min_confidence": tried.get("min_confidence", cfg.min_confidence)}
 
     def page() -> str:
         # The search's own candidate counts only order a cut list (documents with hits first); the counts shown
@@ -228,8 +229,7 @@ def search_page() -> str:
         t0 = time.perf_counter()
         # One search; under a document filter it still counts every document's candidates (count_all), which
         # order a cut picker list.
-        hits = (engine.search(q, k=k, mode=mode, docs=docs, count_all=True) if docs and _counts_all(engine)
-                else engine.search(q, k=k, mode=mode, docs=docs))
+        hits = engine.search(q, k=k, mode=mode, docs=docs, count_all=bool(docs), **tried)
         ctx["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         answer_found = bool(hits.answer_found) and bool(hits)
         ctx["answer"] = _decorate_all(hits, q, answer_found)
@@ -241,7 +241,9 @@ def search_page() -> str:
         if mode != "keyword":
             ctx["pending_docs"] = _pending_docs(state)
         ctx["doc_counts"] = dict(getattr(hits, "doc_counts", None) or {})
-        ctx["export_args"] = {"q": q, "mode": mode, "k": k, "doc": docs or []}
+        ctx["export_args"] = {"q": q, "mode": mode, "k": k, "doc": docs or [], **tried}
+        ctx["semantic_share"] = getattr(hits, "semantic_share", None)
+        ctx["confidence"] = float(getattr(hits, "confidence", 0.0) or 0.0)
         if not hits:
             ctx["examples"] = _examples(state)
     except ApiError as err:

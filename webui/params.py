@@ -12,6 +12,7 @@ from flask import request
 
 from indexer.search.query import K_MAX, K_MIN, check_k, check_mode
 from indexer.search.query import MODES as SEARCH_MODES
+from indexer.search.query import SHARE_NAMES, check_share
 from indexer.search.query import check_question as _check_question
 from indexer.types import QueryError
 
@@ -53,6 +54,19 @@ def parse_k(value: Any, default: int) -> int:
     except (QueryError, ValueError):
         raise ApiError(400, f"结果数量 k 必须是 {K_MIN} 到 {MAX_K} 之间的整数。",
                        f"k must be an integer between {K_MIN} and {MAX_K}", code="bad_k") from None
+
+
+def parse_share(value: Any, name: str) -> float | None:
+    """A retrieval-test knob from a request value (``semantic_weight``, ``min_confidence``: a number from 0 to 1,
+    as text or JSON); None when absent, ApiError 400 (``bad_<name>``) otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value.strip()) if isinstance(value, str) else value
+        return check_share(number, name)
+    except (QueryError, ValueError):
+        raise ApiError(400, f"{SHARE_NAMES[name]}必须是 0 到 1 之间的数，例如 0.5。",
+                       f"{name} must be a number from 0 to 1, such as 0.5", code=f"bad_{name}") from None
 
 
 def check_question(question: Any, max_chars: int, label: str = "") -> str:

@@ -46,6 +46,20 @@ def check_k(k: Any) -> int:
     return k
 
 
+SHARE_NAMES = {"semantic_weight": "语义权重", "min_confidence": "置信阈值"}
+
+
+def check_share(value: Any, name: str) -> float | None:
+    """A retrieval-test knob (``semantic_weight``, ``min_confidence``): None, or a number from 0 to 1 as a float;
+    QueryError (naming the knob in Chinese and English) otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise QueryError(f"{SHARE_NAMES.get(name, name)} {name} 必须是 0 到 1 之间的数（收到 {value!r}） / {name} must "
+                         f"be a number from 0 to 1 (got {value!r})")
+    return float(value)
+
+
 def check_question(question: Any, max_chars: int) -> str:
     """The question with whitespace collapsed; QueryError when it is not text, empty, symbols only or too long."""
     from indexer.text.analyzer import has_searchable_text

@@ -13,6 +13,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 from indexer.config import Config
 from indexer.search.fold import FOLD_SCAN, fold_duplicates, fold_reason, near_duplicate, shingles  # noqa: F401
+from indexer.search.explain import half_scores
 from indexer.search.fuse import Fused, convex, normalise, rrf
 from indexer.search.highlight import best_sentence, folded_lower, matched_terms, term_spans
 from indexer.search.query import Query
@@ -179,8 +180,10 @@ def _fuse(kw: Sequence[tuple[str, float]], sem: Sequence[tuple[str, float]], mod
 
 
 def semantic_share(config: Config, sig: Signals | None, alpha: float | None = None) -> float:
-    """The semantic half's weight for one question: ``alpha`` (default ``config.alpha``), lowered for near-verbatim
-    questions."""
+    """The semantic half's weight for one question: ``config.search_alpha`` when set (used as given), else ``alpha``
+    (default ``config.alpha``) lowered for near-verbatim questions."""
+    if config.search_alpha >= 0:
+        return config.search_alpha
     alpha = config.alpha if alpha is None else alpha
     if sig is not None and config.verbatim_shift and sig.coverage >= config.verbatim_coverage:
         alpha = max(0.0, alpha - config.verbatim_shift)
@@ -394,13 +397,15 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
         alpha = SENTENCE_VERBATIM_ALPHA if verbatim else SENTENCE_ALPHA
     fused = demote_noise(fuse(kw, sem, mode, config, sig, pending, alpha), passages)
     notes: dict[str, list[str]] = {}  # why a candidate stands where it does, beyond its halves' ranks
-    if mode == "hybrid" and config.fusion != "rrf" and 0.0 < config.alpha < 1.0:
+    if mode == "hybrid" and config.fusion != "rrf" and 0.0 < (config.search_alpha if config.search_alpha >= 0
+                                                               else config.alpha) < 1.0:
         # (a single half, RRF, or a weight that leaves one half ranks by its own rule alone)
         fused = answer_bonus(fused, passages, query, sentences or {}, notes)
         fused = prefer_authority(fused, passages, query, sentences or {}, notes)
     fused = rerank(reranker, passages, question, fused, k)
     groups = fold_duplicates(fused, passages, k, versions)
     q_terms = query.hit_terms
+    halves = half_scores(kw if mode != "semantic" else None, sem if mode != "keyword" else None, config)
     kw_terms = {h.pid: h.terms for h in kw_hits}
     hits = []
     for i, group in enumerate(groups, start=1):
@@ -410,10 +415,12 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
         hit.update(_version_fields(versions, hit["doc_id"]))
         hit["also_in"] = [_also_in(other, passages[other], passages[pid], versions) for other, _, _ in group[1:]]
         hit["why"] = _why(hit, passages[pid], group, versions, notes.get(pid, ()))
+        hit.update(halves.get(pid, {}))
         hits.append(hit)
     confidence = answer_confidence(sig, mode) if hits else 0.0
     counts = Counter([passages[pid].doc_id for pid, _, _ in fused])  # first-seen order, like the loop it replaced
     # a form on top is not an answer (it is there because nothing answering matched better)
     found = bool(hits) and confidence >= config.min_confidence and not is_tail_section(hits[0]["section"])
-    return Results(hits, answer_found=found, confidence=confidence,
-                   doc_counts=counts, signals=sig)
+    out = Results(hits, answer_found=found, confidence=confidence, doc_counts=counts, signals=sig)
+    out.semantic_share = semantic_share(config, sig, alpha) if mode == "hybrid" and config.fusion != "rrf" else None
+    return out

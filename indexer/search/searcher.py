@@ -7,6 +7,7 @@ embedding backlog); until it is, hybrid searches rank keyword-first and semantic
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from indexer.config import Config
@@ -16,7 +17,7 @@ from indexer.index.generations import CurrentGeneration, Snapshot
 from indexer.index.metadata import all_fields, annotate_hits, category_names, docs_in_categories, version_input
 from indexer.index.sentences import sentence_store
 from indexer.search import lookup
-from indexer.search.query import Query, analyse, check_k, check_mode, check_question
+from indexer.search.query import Query, analyse, check_k, check_mode, check_question, check_share
 from indexer.search.rank import Results, rank
 from indexer.search.sentences import sentence_candidates
 from indexer.text.versions import VersionInfo, version_families
@@ -43,15 +44,21 @@ class Searcher:
 
     def search_many(self, questions: Sequence[str], k: int = 5, mode: str = "hybrid",
                     docs: Sequence[str] | None = None, count_all: bool = False,
-                    category: str | Sequence[str] | None = None) -> list[Results]:
+                    category: str | Sequence[str] | None = None, semantic_weight: float | None = None,
+                    min_confidence: float | None = None) -> list[Results]:
         """Check the request (the one set of request rules), analyse each question once, search and rank.
 
         ``docs`` restricts both halves to those documents; ``count_all`` then makes each Results' ``doc_counts``
         count every document's candidates, as an unfiltered search would (the question is encoded once).
         ``category`` (one or several) keeps the documents of those categories (with ``docs``: those of them); a
         category no document has is a QueryError.
+
+        ``semantic_weight`` and ``min_confidence`` (the retrieval-test knobs, 0-1) replace the configured semantic
+        share of hybrid fusion and answer threshold for this call only (see :meth:`tuned`).
         """
         check_mode(mode)
+        config = self.tuned(check_share(semantic_weight, "semantic_weight"),
+                            check_share(min_confidence, "min_confidence"))
         qs = [check_question(q, self.config.max_query_chars) for q in questions]
         check_k(k)
         gen = self.current.get()
@@ -63,12 +70,30 @@ class Searcher:
         if not qs:
             return []
         queries = [analyse(q, keyword=mode != "semantic") for q in qs]
-        return self.search_queries(gen, queries, k, mode, allowed, count_all=count_all and allowed is not None)
+        return self.search_queries(gen, queries, k, mode, allowed, count_all=count_all and allowed is not None,
+                                   config=config)
+
+    def tuned(self, semantic_weight: float | None = None, min_confidence: float | None = None) -> Config:
+        """The settings of one search: the engine's config, or a copy (``dataclasses.replace``, so concurrent
+        searches never see each other's values) where ``semantic_weight`` is the semantic share of hybrid fusion
+        for every question, as given (``search_alpha``; with RRF fusion the halves' weights 1 - w and w) and
+        ``min_confidence`` the answer threshold."""
+        changes: dict[str, Any] = {}
+        if semantic_weight is not None:
+            changes["search_alpha"] = semantic_weight
+            if self.config.fusion == "rrf":
+                changes.update(keyword_weight=1.0 - semantic_weight, semantic_weight=semantic_weight)
+        if min_confidence is not None:
+            changes["min_confidence"] = min_confidence
+        return replace(self.config, **changes) if changes else self.config
 
     def search_queries(self, gen: Snapshot, queries: Sequence[Query], k: int, mode: str,
-                       allowed: set[str] | None = None, count_all: bool = False) -> list[Results]:
-        """The search hook: build both halves' candidates for analysed questions, then rank each with its Query."""
-        depth = max(self.config.candidates, k)
+                       allowed: set[str] | None = None, count_all: bool = False,
+                       config: Config | None = None) -> list[Results]:
+        """The search hook: build both halves' candidates for analysed questions, then rank each with its Query
+        (``config``: this search's settings, default the engine's)."""
+        config = config or self.config
+        depth = max(config.candidates, k)
         semantic = mode in ("hybrid", "semantic") and self._vectors_usable(gen, mode)
         vectors = self._encode(queries) if semantic and gen.reader.vector_count() else None
         candidates = self.candidates(gen, queries, mode, depth, allowed, vectors)
@@ -78,7 +103,7 @@ class Searcher:
         # model's (until the backlog has re-embedded them).
         pending = (gen.pending if semantic else frozenset(gen.passages)) if mode == "hybrid" else frozenset()
         sentences = self.sentence_scores(gen, vectors, candidates)  # issue 22: each candidate's best sentence
-        results = [rank(gen.passages, q, kw_hits, sem_hits, k, mode, self.config, reranker, versions=versions,
+        results = [rank(gen.passages, q, kw_hits, sem_hits, k, mode, config, reranker, versions=versions,
                         pending=pending, sentences=sent)
                    for q, kw_hits, sem_hits, sent in zip(queries, *candidates, sentences)]
         results = lookup.apply_to_results(self, gen, queries, results, k, allowed, versions)  # issue 23: 第X条 first
@@ -86,7 +111,7 @@ class Searcher:
         if count_all:
             every = self.candidates(gen, queries, mode, depth, None, vectors)
             for res, q, kw_hits, sem_hits in zip(results, queries, *every):
-                res.doc_counts = rank(gen.passages, q, kw_hits, sem_hits, 1, mode, self.config, reranker,
+                res.doc_counts = rank(gen.passages, q, kw_hits, sem_hits, 1, mode, config, reranker,
                                       versions=versions, pending=pending).doc_counts
         fields = self.fields(gen)
         for res in results:
