@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from indexer.cli_curation import add_commands as add_curation_commands
+from indexer.cli_curation import add_commands as add_curation_commands, unknown_document
 from indexer.config import Config
-from indexer.index.journal import audited
 from indexer.progress import progress_iter
 from indexer.questions import read_questions
 from indexer.search.metrics import recall_mrr
@@ -106,18 +105,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.import_dir:
         if args.corpus_dir:
             raise PartyQAError("--import 与 CORPUS_DIR 只能给一个 / give either --import DIR or CORPUS_DIR, not both")
-        with _engine(args, create=True) as eng, audited(eng.root, "import", str(args.import_dir)):
+        with _engine(args, create=True) as eng:  # the engine's writes are audited (as "local")
             return _print_report(eng.import_dir(args.import_dir, **_write_opts(args)), args.json)
     if not args.corpus_dir:
         raise PartyQAError("give the corpus directory to index: partyqa index CORPUS_DIR (or --import DIR)")
-    with _engine(args, create=True) as eng, audited(eng.root, "index", str(args.corpus_dir)):
+    with _engine(args, create=True) as eng:
         report = eng.index(args.corpus_dir, **_write_opts(args))
         return _print_report(report, args.json)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Copy files into the corpus and index them (keyword first; waits for the vectors unless --no-wait)."""
-    with _engine(args, create=True) as eng, audited(eng.root, "add", [str(p) for p in args.paths]):
+    with _engine(args, create=True) as eng:
         report = eng.add(args.paths, **_write_opts(args))
         code = _print_report(report, args.json)
         return 1 if report.errors else code
@@ -125,7 +124,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """Remove documents from the index."""
-    with _engine(args) as eng, audited(eng.root, "remove", list(args.doc_ids)):
+    with _engine(args) as eng:
         removed = eng.remove(args.doc_ids)
         missing = [d for d in args.doc_ids if d not in removed]
         for d in removed:
@@ -191,14 +190,9 @@ def cmd_meta(args: argparse.Namespace) -> int:
     changes.update({f: None for f in args.reset or []})
     with _engine(args) as eng:
         try:
-            if changes:
-                with audited(eng.root, "metadata", args.doc_id, changes=changes):
-                    shown = eng.set_metadata(args.doc_id, **changes)
-            else:
-                shown = eng.metadata(args.doc_id)
+            shown = eng.set_metadata(args.doc_id, **changes) if changes else eng.metadata(args.doc_id)
         except KeyError:
-            raise PartyQAError(f"未找到文档：{args.doc_id}（见 partyqa docs） / unknown document: {args.doc_id} "
-                               f"(see partyqa docs)") from None
+            raise unknown_document(args.doc_id) from None
     if args.json:
         print(_json({"doc_id": args.doc_id, **shown}))
         return 0

@@ -8,13 +8,14 @@
     partyqa feedback export -o useful.jsonl              # the 有用 pairs as a `partyqa eval` file
     partyqa feedback show [--json]; partyqa audit [--limit N] [--json]
     partyqa faq import 常见问题.xlsx; partyqa faq list     # 问答对: each pair a searchable entry, its question standard
+    partyqa faq edit 问答/常见问题/3 --answer "…"; partyqa faq remove 问答/常见问题/3 (or --import 常见问题)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from indexer.types import PartyQAError
 
@@ -25,9 +26,24 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False))
 
 
+def _show(args: argparse.Namespace, data: Any, lines: Iterable[str]) -> int:
+    """Print ``data`` as JSON with --json, else ``lines`` (each computed as printed); exit code 0."""
+    if args.json:
+        _print_json(data)
+    else:
+        for line in lines:
+            print(line)
+    return 0
+
+
 def _one_line(text: str, width: int = 50) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def unknown_document(doc_id: str) -> PartyQAError:
+    """The error for a document id the index does not hold (bilingual, pointing to `partyqa docs`)."""
+    return PartyQAError(f"未找到文档：{doc_id}（见 partyqa docs） / unknown document {doc_id!r} (see `partyqa docs`)")
 
 
 def cmd_passages(args: argparse.Namespace) -> int:
@@ -36,27 +52,21 @@ def cmd_passages(args: argparse.Namespace) -> int:
         try:
             passages = eng.passages(args.doc)
         except KeyError:
-            raise PartyQAError(f"未找到文档：{args.doc}（见 partyqa docs） / unknown document {args.doc!r} (see "
-                               f"`partyqa docs`)") from None
-    if args.json:
-        _print_json(passages)
-        return 0
-    for p in passages:
+            raise unknown_document(args.doc) from None
+
+    def line(p: dict[str, Any]) -> str:
         mark = "停用 disabled" if p["state"] == "disabled" else ""
         std = f"  标准问题: {' | '.join(p['standard_questions'])}" if p["standard_questions"] else ""
-        print(f"{p['pid']}\t{mark}\t{p['section'] or '-'}\t{_one_line(p['text'])}{std}")
-    return 0
+        return f"{p['pid']}\t{mark}\t{p['section'] or '-'}\t{_one_line(p['text'])}{std}"
+
+    return _show(args, passages, map(line, passages))
 
 
-def _cmd_state(args: argparse.Namespace, enabled: bool) -> int:
-    from indexer.index.curation import CurationError
-
+def cmd_state(args: argparse.Namespace) -> int:
+    """Disable passages (never returned, never an answer sentence) or enable them again (``args.enabled``)."""
     with args.open_engine(args) as eng:
-        try:
-            out = eng.set_passage_enabled(args.pids, enabled)
-        except CurationError as exc:
-            raise PartyQAError(str(exc)) from None
-    word = "已启用 enabled" if enabled else "已停用 disabled"
+        out = eng.set_passage_enabled(args.pids, args.enabled)
+    word = "已启用 enabled" if args.enabled else "已停用 disabled"
     for pid in out["changed"]:
         print(f"{word}: {pid}")
     for pid in out["unchanged"]:
@@ -64,37 +74,17 @@ def _cmd_state(args: argparse.Namespace, enabled: bool) -> int:
     return 0
 
 
-def cmd_disable(args: argparse.Namespace) -> int:
-    """Disable passages: never returned, never an answer sentence."""
-    return _cmd_state(args, False)
-
-
-def cmd_enable(args: argparse.Namespace) -> int:
-    """Enable disabled passages again."""
-    return _cmd_state(args, True)
-
-
 def cmd_link(args: argparse.Namespace) -> int:
-    """Link a standard question to a passage."""
-    from indexer.index.curation import CurationError
-
+    """Link a standard question to a passage (``args.pid``), or remove it (``args.pid`` None: `unlink`)."""
     with args.open_engine(args) as eng:
-        try:
-            rec = eng.curator.link_question(args.question, args.pid)
-        except CurationError as exc:
-            raise PartyQAError(str(exc)) from None
+        if args.pid is None:
+            if not eng.curator.unlink_question(args.question):
+                raise PartyQAError(f"没有这个标准问题：{args.question} / no such standard question: {args.question}")
+            print(f"已删除 removed: {args.question}")
+            return 0
+        rec = eng.curator.link_question(args.question, args.pid)
     print(f"标准问题 standard question: {rec['question']} -> {rec['pid']}"
           + ("" if rec.get("model_id") else "（无语义模型：只匹配相同的问题 / no model: only the same question matches）"))
-    return 0
-
-
-def cmd_unlink(args: argparse.Namespace) -> int:
-    """Remove a standard question."""
-    with args.open_engine(args) as eng:
-        removed = eng.curator.unlink_question(args.question)
-    if not removed:
-        raise PartyQAError(f"没有这个标准问题：{args.question} / no such standard question: {args.question}")
-    print(f"已删除 removed: {args.question}")
     return 0
 
 
@@ -102,12 +92,8 @@ def cmd_standard(args: argparse.Namespace) -> int:
     """List the standard questions."""
     with args.open_engine(args) as eng:
         found = eng.curator.standard_questions()
-    if args.json:
-        _print_json(found)
-    else:
-        for rec in found:
-            print(f"{rec['question']}\t{rec['pid'] or '（段落已不在索引中 / passage gone）'}\t{_one_line(rec['text'], 30)}")
-    return 0
+    return _show(args, found, (f"{rec['question']}\t{rec['pid'] or '（段落已不在索引中 / passage gone）'}\t"
+                               f"{_one_line(rec['text'], 30)}" for rec in found))
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -120,54 +106,57 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             print(f"{n} 条有用的问答对 useful pairs -> {args.output}（partyqa eval {args.output}）", file=sys.stderr)
             return 0
         summary = eng.curator.feedback()
-    if args.json:
-        _print_json(summary)
-        return 0
-    print(f"有用 useful: {summary['counts']['useful']}, 没用 not useful: {summary['counts']['not_useful']}")
-    for q in summary["negative"]:
-        print(f"没用 not useful\t{q['question']}\t" + ", ".join(p["pid"] for p in q["passages"]))
-    for u in summary["useful"]:
-        print(f"有用 useful\t{u['question']}\t{u['pid']}")
-    return 0
+
+    def lines() -> Iterator[str]:
+        yield f"有用 useful: {summary['counts']['useful']}, 没用 not useful: {summary['counts']['not_useful']}"
+        for q in summary["negative"]:
+            yield f"没用 not useful\t{q['question']}\t" + ", ".join(p["pid"] for p in q["passages"])
+        for u in summary["useful"]:
+            yield f"有用 useful\t{u['question']}\t{u['pid']}"
+
+    return _show(args, summary, lines())
 
 
 def cmd_faq(args: argparse.Namespace) -> int:
-    """Import a 问答对 file (csv / xlsx / jsonl), or list the FAQ entries."""
-    from indexer.faq import FAQ_PREFIX, import_faq
+    """问答对: import a file (csv / xlsx / jsonl), list the entries, edit one, or remove entries."""
+    from indexer import faq
 
+    wanted = {"import": "FILE", "edit": "ID"}.get(args.action)
+    if wanted and len(args.items) != 1:
+        raise PartyQAError(f"用法 usage: partyqa faq {args.action} {wanted}")
     with args.open_engine(args) as eng:
         if args.action == "import":
-            if not args.file:
-                raise PartyQAError("请给出问答对文件 / give the question-answer file: partyqa faq import FILE")
-            out = import_faq(eng, args.file, wait=not args.no_wait)
-            if args.json:
-                _print_json(out)
-            else:
-                print(f"已导入 imported: {len(out['entries'])} 个问答对 pairs from {out['file']}（{FAQ_PREFIX}/…；"
-                      f"标准问题 standard questions: {out['linked']}）")
-            return 0
-        docs = [d for d in eng.documents() if d["doc_id"].startswith(FAQ_PREFIX + "/")]
-    if args.json:
-        _print_json([{"doc_id": d["doc_id"], "question": d["title"]} for d in docs])
-    else:
-        for d in docs:
-            print(f"{d['doc_id']}\t{d['title']}")
-    return 0
+            out = faq.import_faq(eng, args.items[0], wait=not args.no_wait)
+            return _show(args, out, [f"已导入 imported: {len(out['entries'])} 个问答对 pairs from {out['file']}"
+                                     f"（{faq.FAQ_PREFIX}/{out['import']}/…；标准问题 standard questions: "
+                                     f"{out['linked']}）"])
+        if args.action == "edit":
+            entry = faq.edit_entry(eng, args.items[0], args.question, args.answer, args.source,
+                                   wait=not args.no_wait)
+            return _show(args, entry, [f"已修改 edited: {entry['doc_id']}\t{entry['question']}\t"
+                                       f"{_one_line(entry['answer'])}"])
+        if args.action == "remove":
+            if not args.items and not args.import_name:
+                raise PartyQAError("请给出问答对编号或 --import 名称 / give entry ids or --import NAME")
+            gone = faq.remove_entries(eng, args.items, args.import_name)
+            return _show(args, gone, (f"已删除 removed: {d}" for d in gone))
+        found = faq.list_entries(eng, args.import_name)
+    return _show(args, found, (f"{e['doc_id']}\t{e['question']}\t{_one_line(e['answer'], 40)}"
+                               + (f"\t来源 {e['source']}" if e["source"] else "") for e in found))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Print the audit log, newest first."""
     with args.open_engine(args) as eng:
         entries = eng.curator.audit(args.limit)
-    if args.json:
-        _print_json(entries)
-    else:
-        for e in entries:
-            target = e.get("target")
-            target = target if isinstance(target, str) else json.dumps(target, ensure_ascii=False)
-            print(f"{e.get('at')}\t{e.get('who')}\t{e.get('action')}\t{e.get('result')}\t{_one_line(target, 80)}"
-                  + (f"\tjob {e['job']}" if e.get("job") else ""))
-    return 0
+
+    def line(e: dict[str, Any]) -> str:
+        target = e.get("target")
+        target = target if isinstance(target, str) else json.dumps(target, ensure_ascii=False)
+        return (f"{e.get('at')}\t{e.get('who')}\t{e.get('action')}\t{e.get('result')}\t{_one_line(target, 80)}"
+                + (f"\tjob {e['job']}" if e.get("job") else ""))
+
+    return _show(args, entries, map(line, entries))
 
 
 def add_commands(sub: Any, open_engine: Opener) -> None:
@@ -182,13 +171,12 @@ def add_commands(sub: Any, open_engine: Opener) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_passages)
 
-    p = parser("disable", help="disable passages: never returned, never an answer (survives re-indexing)")
-    p.add_argument("pids", nargs="+", metavar="PID")
-    p.set_defaults(func=cmd_disable)
-
-    p = parser("enable", help="enable disabled passages again")
-    p.add_argument("pids", nargs="+", metavar="PID")
-    p.set_defaults(func=cmd_enable)
+    for name, enabled, text in (("disable", False, "disable passages: never returned, never an answer (survives "
+                                                   "re-indexing)"),
+                                ("enable", True, "enable disabled passages again")):
+        p = parser(name, help=text)
+        p.add_argument("pids", nargs="+", metavar="PID")
+        p.set_defaults(func=cmd_state, enabled=enabled)
 
     p = parser("link", help="link a standard question (标准问题) to a passage: it comes first for the question "
                "and close paraphrases")
@@ -198,7 +186,7 @@ def add_commands(sub: Any, open_engine: Opener) -> None:
 
     p = parser("unlink", help="remove a standard question")
     p.add_argument("question")
-    p.set_defaults(func=cmd_unlink)
+    p.set_defaults(func=cmd_link, pid=None)
 
     p = parser("standard", help="list the standard questions")
     p.add_argument("--json", action="store_true")
@@ -211,11 +199,17 @@ def add_commands(sub: Any, open_engine: Opener) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feedback)
 
-    p = parser("faq", help="问答对: `import FILE` (csv/xlsx/jsonl with question, answer, optional source: each pair a "
-               "searchable entry 问答/<file>/<n> whose question is a standard question), or `list`")
-    p.add_argument("action", choices=["import", "list"])
-    p.add_argument("file", nargs="?")
-    p.add_argument("--no-wait", action="store_true", help="return once the entries are searchable by keyword")
+    p = parser("faq", help="问答对 (FAQ entries): `import FILE` (csv / xlsx / jsonl of question, answer, optional "
+               "source: each pair a searchable entry 问答/<file>/<n> whose question is a standard question; again: "
+               "replaces the file's entries), `list`, `edit ID --question/--answer/--source`, `remove ID...` (or "
+               "`remove --import NAME`)")
+    p.add_argument("action", choices=["import", "list", "edit", "remove"])
+    p.add_argument("items", nargs="*", metavar="FILE|ID", help="import: the file; edit: one entry id; remove: ids")
+    p.add_argument("--import", dest="import_name", metavar="NAME", help="list / remove: the entries of this import")
+    p.add_argument("--question", help="edit: the new question")
+    p.add_argument("--answer", help="edit: the new answer")
+    p.add_argument("--source", help="edit: the new source")
+    p.add_argument("--no-wait", action="store_true", help="return once the change is searchable by keyword")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_faq)
 

@@ -26,6 +26,10 @@ class Curator:
         self._state = state
         self._encoder = encoder
 
+    def generation(self) -> Snapshot:
+        """The committed generation curation reads (the newest a writer committed)."""
+        return self._state()
+
     # ------------------------------------------------------------------ passages
     def passages(self, doc_id: str) -> list[dict[str, Any]]:
         """A document's passages in order: pid, ordinal, section, citation, text, offsets, content key, ``state``
@@ -60,7 +64,7 @@ class Curator:
         """Link several (question, pid) at once, in one generation (all or none; e.g. an imported 问答对 file);
         ``replace_docs``: drop the links to documents whose id starts with it first."""
         questions = [curation.check_question(q) for q, _ in pairs]
-        vectors, model_id = self._question_vectors(questions)
+        vectors, model_id = self.question_vectors(questions)
         items = [(q, pid, v) for q, (_, pid), v in zip(questions, pairs, vectors)]
         with journal.audited(self.root, "link", {"questions": len(items)}, who=who, job=job):
             return curation.link_many(self._writer, items, who or journal.current_actor(), model_id, replace_docs)
@@ -77,10 +81,10 @@ class Curator:
 
     def _question_vector(self, question: str) -> tuple[list[float] | None, str | None]:
         """The question's e5 query vector (for paraphrase matching); (None, None) when no model can be loaded."""
-        vectors, model_id = self._question_vectors([question])
+        vectors, model_id = self.question_vectors([question])
         return vectors[0], model_id
 
-    def _question_vectors(self, questions: Sequence[str]) -> tuple[list[list[float] | None], str | None]:
+    def question_vectors(self, questions: Sequence[str]) -> tuple[list[list[float] | None], str | None]:
         """The questions' e5 query vectors; Nones when no model can be loaded (then only the same question
         matches, paraphrases need the model)."""
         try:

@@ -53,11 +53,12 @@ from indexer.embed.encoders import Encoder, load_encoder
 from indexer.embed.shipped import SHIPPED_DIR, seed_cache
 from indexer.fsutil import write_json
 from indexer.index.backlog import Backlog, BacklogEncoder
+from indexer.index.journal import audited
 from indexer.index.generations import (PENDING_KEY, REBUILD_MARKER, CurrentGeneration, Generations, IndexCorruptError,
                                        Snapshot, committed_generations, now, remembered_corpus)
 from indexer.index.metadata import category_counts, listing_fields, store_correction
 from indexer.index.sync import SyncReport, import_files
-from indexer.index.writer import Writer
+from indexer.index.writer import Curate, Writer
 from indexer.search import lookup
 from indexer.search.rank import Results
 from indexer.search.searcher import Searcher
@@ -121,6 +122,11 @@ class Engine:
         if not corpus.is_dir():
             raise FileNotFoundError(f"corpus directory not found: {corpus}")
         root.mkdir(parents=True, exist_ok=True)
+        with audited(root, "rebuild", str(corpus)):
+            return cls._rebuild(root, corpus, config, progress)
+
+    @classmethod
+    def _rebuild(cls, root: Path, corpus: Path, config: Config | None, progress: bool) -> tuple["Engine", SyncReport]:
         with filelock.FileLock(str(root / "write.lock"), is_singleton=False, thread_local=False):
             # The marker says a rebuild of which corpus is under way, so that a killed rebuild is recognised
             # (not mistaken for a new empty index) and re-running `index --rebuild` knows the corpus.
@@ -177,23 +183,27 @@ class Engine:
         left) before returning. ``stages`` is told "reading", "keyword-ready", "embedding", "done".
         """
         corpus = Path(corpus_dir).resolve()
-        if not corpus.is_dir():
-            raise FileNotFoundError(f"corpus directory not found: {corpus}")
-        _tell(stages, "reading")
-        report = self._writer.sync(corpus, progress)
-        return self._after_keyword(report, None, wait, progress, stages)
+        with audited(self.root, "index", str(corpus_dir)):
+            if not corpus.is_dir():
+                raise FileNotFoundError(f"corpus directory not found: {corpus}")
+            _tell(stages, "reading")
+            report = self._writer.sync(corpus, progress)
+            return self._after_keyword(report, None, wait, progress, stages)
 
     def add(self, paths: Sequence[str | Path], progress: bool = False, wait: bool = True,
-            stages: Callable[[str], None] | None = None) -> SyncReport:
+            stages: Callable[[str], None] | None = None, curate: Curate | None = None) -> SyncReport:
         """Copy files into the corpus directory and index them; identical re-adds are no-ops.
 
         Returns after the keyword commit with ``wait=False``, else once this add's passages have their vectors.
+        ``curate(gen, manifest, plan)``: a manifest change committed with the documents (an FAQ file's standard
+        questions, :mod:`indexer.faq`).
         """
-        _tell(stages, "reading")
-        report = self._writer.add(paths, self._default_corpus_dir, progress)
-        # Waits for the vectors of every document of the given files, also one a killed earlier add committed.
-        return self._after_keyword(report, set(report.added) | set(report.updated) | set(report.unchanged), wait,
-                                   progress, stages)
+        with audited(self.root, "add", [str(p) for p in paths]):
+            _tell(stages, "reading")
+            report = self._writer.add(paths, self._default_corpus_dir, progress, curate)
+            # Waits for the vectors of every document of the given files, also one a killed earlier add committed.
+            return self._after_keyword(report, set(report.added) | set(report.updated) | set(report.unchanged),
+                                       wait, progress, stages)
 
     def import_dir(self, source: str | Path, progress: bool = False, wait: bool = True,
                    stages: Callable[[str], None] | None = None) -> SyncReport:
@@ -208,10 +218,11 @@ class Engine:
         data = self.data_dir
         if src == data:
             raise PartyQAError(f"导入目录就是索引的数据目录 / the import directory is the index's data folder: {src}")
-        with self._store.write_lock():
-            import_files(self.root, src, data)
-        self._seed_cache(src)
-        return self.index(data, progress=progress, wait=wait, stages=stages)
+        with audited(self.root, "import", str(source)):
+            with self._store.write_lock():
+                import_files(self.root, src, data)
+            self._seed_cache(src)
+            return self.index(data, progress=progress, wait=wait, stages=stages)
 
     def _seed_cache(self, src: Path) -> None:
         """Put the passage vectors shipped in ``src/.vectors`` for this model into the embedding cache, so that the
@@ -236,9 +247,11 @@ class Engine:
             _tell(stages, "done")
         return report
 
-    def remove(self, doc_ids: Sequence[str]) -> list[str]:
-        """Remove documents from both indexes (and their files from the corpus); unknown ids are ignored."""
-        return self._writer.remove(doc_ids)
+    def remove(self, doc_ids: Sequence[str], curate: Curate | None = None) -> list[str]:
+        """Remove documents from both indexes (and their files from the corpus); unknown ids are ignored.
+        ``curate``: a manifest change committed with the removal (see :meth:`add`)."""
+        with audited(self.root, "remove", list(doc_ids)):
+            return self._writer.remove(doc_ids, curate)
 
     # ------------------------------------------------------------------ the embedding backlog
     def pending_vectors(self, docs: Collection[str] | None = None) -> list[str]:
@@ -336,7 +349,8 @@ class Engine:
         own value) and return its metadata. Stored in the index as the next generation (crash-safe like every
         write), kept when the file is re-indexed, dropped when the document is removed; version ordering and the
         category filter use it. KeyError for an unknown document, MetadataError for a bad field or value."""
-        store_correction(self._writer, doc_id, changes)
+        with audited(self.root, "metadata", doc_id, changes=changes):
+            store_correction(self._writer, doc_id, changes)
         logger.info("metadata of %s corrected: %s", doc_id, changes)
         return self.metadata(doc_id)
 

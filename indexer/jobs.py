@@ -25,6 +25,7 @@ from typing import Any, Collection, Protocol, Sequence
 
 from indexer.fsutil import write_json
 from indexer.index.backlog import Backlog
+from indexer.index.journal import covered
 from indexer.index.sync import SKIPPED_LINE, SyncReport
 from indexer.types import IndexLockedError
 
@@ -271,7 +272,8 @@ class JobQueue:
                 self._save_active(job)
                 self._cv.notify_all()
             try:
-                self._run_waiting_for_lock(job)
+                with covered():  # the route that queued the job recorded it in the audit log (webui.auth.audit)
+                    self._run_waiting_for_lock(job)
             except IndexLockedError as exc:
                 logger.warning("job %s: %s", job.id, exc)
                 self._fail(job, f"索引正被另一个进程更新，等待 {LOCKED_PATIENCE_S / 60:.0f} 分钟后仍未释放，请稍后重新提交 / {exc}")

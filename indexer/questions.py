@@ -192,8 +192,14 @@ def _records(data: bytes, name: str) -> list[tuple[int, dict[str, Any]]]:
 def read_questions(path: str | Path) -> list[dict[str, Any]]:
     """Questions from txt (one per line), csv or xlsx (a 问题 / 题目 / question column, other columns kept) or
     jsonl (``question``, ``问题`` or ``q``; other fields kept)."""
+    return [rec for _, rec in numbered_questions(path)]
+
+
+def numbered_questions(path: str | Path, name: str | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """:func:`read_questions` with each record's line (txt, jsonl) or row (csv, xlsx: the header is row 1);
+    ``name``: what errors call the file (default its path)."""
     p = Path(path)
-    return [rec for _, rec in _records(p.read_bytes(), str(p))]
+    return _records(p.read_bytes(), name or str(p))
 
 
 def file_lines(data: bytes, name: str) -> list[QuestionLine]:

@@ -19,7 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "corpus" / "基层党支部工作论文.txt"
+SHIPPED = ROOT / "corpus"  # the library shipped with the project (official texts with front matter, the essay)
+ESSAY = "基层党支部工作论文.txt"
+SEED = SHIPPED / ESSAY
 SHARED_BENCH = ROOT.parent / "shared" / "bench"
 PARTY_DOCS = SHARED_BENCH / "party-docs"
 
@@ -148,3 +150,21 @@ def with_seed_cache(cache: Path, index: Path) -> Path:
     index.mkdir(parents=True, exist_ok=True)
     shutil.copytree(cache, index / "cache", dirs_exist_ok=True)
     return index
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> Path:
+    """The seed essay and the regulation fixture (a test module overrides this for another corpus)."""
+    return make_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture()
+def eng(tmp_path: Path, corpus: Path):
+    """An engine at ``tmp_path/index`` over ``corpus``, searchable by keyword (no model: its vectors are never
+    waited for)."""
+    from indexer import Config, Engine
+
+    e = Engine.open(tmp_path / "index", Config())
+    e.index(corpus, wait=False)
+    yield e
+    e.close()

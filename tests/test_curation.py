@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import make_corpus, with_seed_cache
+from conftest import ESSAY, make_corpus, with_seed_cache
 from test_robust_kill import kill_at
 from indexer import Config, Engine
 from indexer.cli import main as cli_main
@@ -19,27 +19,11 @@ from indexer.index import curation, journal
 from indexer.index.curation import CurationError, normalise_question
 from webui import create_app
 
-ESSAY = "基层党支部工作论文.txt"
 REG = "支部工作条例示例.txt"
 # 第十五条 of the fixture answers this (a paraphrase, not a sentence of the text).
 TERM_Q = "党支部委员会一届干几年"
 QUESTIONS = ["党支部委员会一届干几年", "正式党员不够三个人怎么设支部", "党支部怎样当好监督者", "组织生活会多久开一次",
              "党支部的基本任务有哪些", "党员人数多的支部怎么办"]
-
-
-@pytest.fixture()
-def corpus(tmp_path: Path) -> Path:
-    """The seed essay and the regulation fixture."""
-    return make_corpus(tmp_path / "corpus")
-
-
-@pytest.fixture()
-def eng(tmp_path: Path, corpus: Path):
-    """An engine over ``corpus``, searchable by keyword (no model needed)."""
-    e = Engine.open(tmp_path / "index", Config())
-    e.index(corpus, wait=False)
-    yield e
-    e.close()
 
 
 def top_pid(e: Engine, q: str, mode: str = "keyword") -> str:
@@ -272,7 +256,8 @@ def test_roles_decide_who_may_disable_and_read_the_audit_log(eng: Engine, tokens
                                                                     "tokens": True}
     assert client.get("/api/audit", headers=_auth("e-token")).status_code == 403
     entries = client.get("/api/audit", headers=_auth("a-token")).json["entries"]
-    assert [(e["who"], e["action"], e["result"], e["target"]) for e in entries] == [("李编辑", "disable", "ok", [pid])]
+    assert [(e["who"], e["action"], e["result"], e["target"]) for e in entries] == [
+        ("李编辑", "disable", "ok", [pid]), ("local", "index", "ok", str(eng.corpus_dir))]  # the fixture's, in Python
     # a reader may still search and give feedback, recorded under their name
     fb = client.post("/api/feedback", headers=_auth("r-token"),
                      json={"question": TERM_Q, "pid": top_pid(eng, TERM_Q), "useful": True})
@@ -305,7 +290,7 @@ def test_without_tokens_everything_is_local_and_audited_as_local(eng: Engine) ->
     assert client.post(f"/api/passages/{quote(REG + '#999', safe='')}/disable").status_code == 404
     entries = client.get("/api/audit").json["entries"]
     assert [(e["who"], e["action"], e["result"]) for e in entries] == [
-        ("local", "disable", "failed"), ("local", "enable", "ok"), ("local", "disable", "ok")]
+        ("local", "disable", "failed"), ("local", "enable", "ok"), ("local", "disable", "ok"), ("local", "index", "ok")]
 
 
 def test_tokens_file_as_json_and_bad_files(tmp_path: Path) -> None:
@@ -390,64 +375,73 @@ def test_a_killed_link_leaves_no_half_link(eng: Engine) -> None:
     with Engine.open(index, Config(lock_timeout=0)) as after:
         assert after.curator.standard_questions() == []
         assert not any(h.get("standard_answer") for h in after.search(TERM_Q, k=5, mode="keyword"))
-        assert [(e["action"], e["result"]) for e in after.curator.audit()] == [("link", "unfinished")]
+        assert [(e["action"], e["result"]) for e in after.curator.audit()] == [("link", "unfinished"), ("index", "ok")]
         after.curator.link_question(TERM_Q, target)
         assert after.search(TERM_Q, k=5, mode="keyword")[0]["pid"] == target
 
 
-# ------------------------------------------------------------------------------------------- 问答对 import
-def _faq_xlsx(path: Path, rows: list[tuple[str, ...]]) -> Path:
-    from openpyxl import Workbook
+# ------------------------------------------------------------------------------------------- the Python API and the 操作记录 page
+def test_writes_through_the_python_api_are_audited_as_local(tmp_path: Path, corpus: Path) -> None:
+    """A script using the Engine is recorded like the CLI and the web: "local", or the user it acts as; a write
+    inside another (import_dir's sync) is one entry; a failed one is recorded as failed."""
+    extra = tmp_path / "补充材料.txt"
+    extra.write_text("主题党日活动每月开展一次，由党支部书记负责组织。\n", "utf-8")
+    with Engine.open(tmp_path / "index", Config()) as e:
+        e.index(corpus, wait=False)
+        e.add([extra], wait=False)
+        e.set_metadata(REG, category="本单位制度")
+        with pytest.raises(KeyError):
+            e.set_metadata("没有这个文件.txt", category="x")
+        pid = top_pid(e, TERM_Q)
+        e.set_passage_enabled([pid], False)
+        with journal.acting_as("脚本用户"):
+            e.set_passage_enabled([pid], True)
+            e.remove(["补充材料.txt"])
+        source = tmp_path / "samples"
+        make_corpus(source)
+        e.import_dir(source, wait=False)
+        entries = e.curator.audit()
+    assert [(a["who"], a["action"], a["result"]) for a in entries] == [
+        ("local", "import", "ok"), ("脚本用户", "remove", "ok"), ("脚本用户", "enable", "ok"), ("local", "disable", "ok"),
+        ("local", "metadata", "failed"), ("local", "metadata", "ok"), ("local", "add", "ok"), ("local", "index", "ok")]
+    assert entries[-3]["changes"] == {"category": "本单位制度"} and entries[1]["target"] == ["补充材料.txt"]
 
-    book = Workbook()
-    sheet = book.active
-    sheet.append(["问题", "答案", "来源"])
-    for row in rows:
-        sheet.append(list(row))
-    book.save(path)
-    return path
 
+def test_the_audit_page_lists_who_what_when_newest_first_for_admins_only(eng: Engine, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from webui.curation import AUDIT_PAGE
 
-PAIRS = [("入党积极分子要培养多长时间", "一般要经过一年以上的培养教育和考察，才能列为发展对象。", "发展党员工作细则"),
-         ("党费按什么比例交纳", "按每月工资收入的百分之零点五至百分之二交纳，收入越高比例越高。", "")]
-
-
-def test_a_faq_xlsx_import_is_searchable_by_question_and_answer_and_replaced_on_reimport(eng: Engine) -> None:
-    from indexer.faq import import_faq
-
+    pids = [p["pid"] for doc in (REG, ESSAY) for p in eng.passages(doc)][:(AUDIT_PAGE + 4) // 2]
+    writes = []  # with the index, AUDIT_PAGE + 5 entries
+    for pid in pids:
+        for enabled in (False, True):
+            eng.set_passage_enabled([pid], enabled)
+            writes.append(("enable" if enabled else "disable", pid))
+    assert len(writes) == AUDIT_PAGE + 4
     client = create_app(eng).test_client()
-    path = _faq_xlsx(eng.root.parent / "常见 问题.xlsx", PAIRS)
-    with open(path, "rb") as fh:
-        r = client.post("/api/faq", data={"file": (fh, "常见 问题.xlsx")}, content_type="multipart/form-data")
-    assert r.status_code == 201, r.json
-    assert r.json["entries"] == ["问答/常见_问题/1", "问答/常见_问题/2"] and r.json["linked"] == 2
-    assert client.get("/api/faq").json["entries"] == [{"doc_id": "问答/常见_问题/1", "question": PAIRS[0][0]},
-                                                      {"doc_id": "问答/常见_问题/2", "question": PAIRS[1][0]}]
-    hit = eng.search("党费按什么比例交纳？", k=3, mode="keyword")[0]  # the question: the entry, as 标准答案
-    assert hit["doc_id"] == "问答/常见_问题/2" and hit["standard_answer"] is True
-    assert "百分之零点五" in hit["text"]
-    by_answer = eng.search("工资收入越高交纳比例越高", k=3, mode="keyword")  # the answer's words find it too
-    assert by_answer[0]["doc_id"] == "问答/常见_问题/2" and not by_answer[0].get("standard_answer")
-    assert "来源：发展党员工作细则" in eng.document("问答/常见_问题/1")["text"]
-    # importing the file again with one pair changed and one dropped replaces the entries
-    _faq_xlsx(path, [(PAIRS[1][0], "按月交纳，比例见党费规定。", "")])
-    out = import_faq(eng, path)
-    assert out["entries"] == ["问答/常见_问题/1"]
-    assert [d for d in eng.doc_ids() if d.startswith("问答/")] == ["问答/常见_问题/1"]
-    hit = eng.search(PAIRS[1][0], k=3, mode="keyword")[0]
-    assert hit["doc_id"] == "问答/常见_问题/1" and hit["standard_answer"] and "党费规定" in hit["text"]
-    assert [q["question"] for q in eng.curator.standard_questions()] == [PAIRS[1][0]]  # the dropped pair's link too
-    actions = [(e["action"], e["result"]) for e in eng.curator.audit()]
-    assert actions[:2] == [("link", "ok"), ("import", "ok")] and actions.count(("import", "ok")) == 2
-
-
-def test_a_faq_file_without_answers_is_refused_naming_the_rows(eng: Engine, tmp_path: Path) -> None:
-    from indexer.faq import import_faq
-    from indexer.types import PartyQAError
-
-    path = tmp_path / "faq.csv"
-    path.write_text("问题,答案\n党费怎么交,按月交纳\n党员有哪些权利,\n", "utf-8")
-    with pytest.raises(PartyQAError, match="pair\\(s\\) 2 have no answer"):
-        import_faq(eng, path)
-    assert not [d for d in eng.doc_ids() if d.startswith("问答/")]
-    assert cli_main(["--index-dir", str(eng.root), "-q", "faq", "import", str(path)]) == 2
+    html = client.get("/audit").get_data(as_text=True)
+    assert 'id="nav-audit" class="active">' in html  # local: an admin, the link shown
+    rows = html.split('<tr class="audit-row"')[1:]
+    assert len(rows) == AUDIT_PAGE
+    assert "启用段落" in rows[0] and pids[-1] in rows[0] and "local" in rows[0] and "成功" in rows[0]  # newest first
+    assert "停用段落" in rows[1] and pids[-1] in rows[1] and pids[-2] in rows[2]
+    assert f"共 {len(writes) + 1} 条" in html and 'id="audit-page-next"' in html
+    last = client.get("/audit?page=2").get_data(as_text=True)
+    assert last.count('<tr class="audit-row"') == len(writes) + 1 - AUDIT_PAGE and "同步索引" in last
+    api = client.get("/api/audit?limit=3&offset=2").json
+    assert api["total"] == len(writes) + 1
+    assert [(a["action"], a["target"]) for a in api["entries"]] == [(w, [pid]) for w, pid in writes[::-1][2:5]]
+    # with tokens: an admin's token sees it; a reader's and an editor's get 403; no token: the page asks for one
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("r-token reader 王读者\ne-token editor 李编辑\na-token admin 张管理\n", "utf-8")
+    monkeypatch.setenv("PARTYQA_TOKENS_FILE", str(tokens))
+    client = create_app(eng).test_client()
+    assert client.get("/audit", headers=_auth("r-token")).status_code == 403
+    assert client.get("/audit", headers=_auth("e-token")).status_code == 403
+    assert client.get("/api/audit", headers=_auth("e-token")).status_code == 403
+    admin = client.get("/audit", headers=_auth("a-token")).get_data(as_text=True)
+    assert admin.count('<tr class="audit-row"') == AUDIT_PAGE and 'id="nav-audit" class="active">' in admin
+    anonymous = client.get("/audit").get_data(as_text=True)
+    assert 'id="audit-token-note"' in anonymous and '<tr class="audit-row"' not in anonymous
+    assert 'id="admin-token"' in anonymous and 'id="nav-audit" class="active" hidden>' in anonymous
+    assert 'id="nav-audit" class="" hidden>' in client.get("/faq").get_data(as_text=True)  # hidden from non-admins

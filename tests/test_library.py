@@ -23,9 +23,8 @@ from indexer.types import Passage
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "corpus"
-ESSAY = "基层党支部工作论文.txt"
+from conftest import ESSAY, SHIPPED as CORPUS
+
 DANGZHANG = "中国共产党章程.md"
 RIGHTS_Q = "党员有哪些权利"
 REGEN = "python -m indexer.library vectors corpus/"

@@ -21,12 +21,11 @@ from indexer.ingest.files import load_file_checked
 from indexer.types import QueryError
 from webui import create_app
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "corpus"
+from conftest import ESSAY, SHIPPED as CORPUS
+
 D2018 = "中国共产党纪律处分条例（2018）.md"
 D2023 = "中国共产党纪律处分条例（2023）.md"
 LIANJIE = "中国共产党廉洁自律准则.md"
-ESSAY = "基层党支部工作论文.txt"
 # A question both versions of 纪律处分条例 answer (the 处分 kinds article is in each).
 DISCIPLINE_Q = "对党员的纪律处分种类有哪些"
 
@@ -44,22 +43,14 @@ def front_matter(name: str) -> dict[str, str]:
 
 
 @pytest.fixture()
-def library(tmp_path: Path) -> Path:
-    """Four shipped files: both 纪律处分条例 versions, the 廉洁自律准则 and the seed essay (no front matter)."""
+def corpus(tmp_path: Path) -> Path:
+    """Four shipped files: both 纪律处分条例 versions, the 廉洁自律准则 and the seed essay (no front matter); the
+    ``eng`` fixture (conftest) indexes them."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name in (D2018, D2023, LIANJIE, ESSAY):
         shutil.copy(CORPUS / name, corpus / name)
     return corpus
-
-
-@pytest.fixture()
-def eng(tmp_path: Path, library: Path):
-    """An engine over ``library``, searchable by keyword (no model: vectors are never waited for)."""
-    e = Engine.open(tmp_path / "index", Config())
-    e.index(library, wait=False)
-    yield e
-    e.close()
 
 
 def by_id(eng: Engine) -> dict[str, dict]:
@@ -161,17 +152,17 @@ def test_version_ordering_follows_corrected_status(eng: Engine) -> None:
         assert top["doc_id"] == D2018
 
 
-def test_corrections_survive_reindexing_the_file_and_leave_with_the_document(eng: Engine, library: Path) -> None:
+def test_corrections_survive_reindexing_the_file_and_leave_with_the_document(eng: Engine, corpus: Path) -> None:
     eng.set_metadata(D2018, status="已废止", published="2018-08")
-    path = library / D2018
+    path = corpus / D2018
     path.write_text(path.read_text("utf-8") + "\n附：本文件供测试修改。\n", encoding="utf-8")
-    report = eng.index(library, wait=False)
+    report = eng.index(corpus, wait=False)
     assert report.updated == [D2018]
     doc = by_id(eng)[D2018]
     assert (doc["status"], doc["published"], doc["effective"]) == ("已废止", "2018-08", "2018-10-01")
     assert eng.remove([D2018]) == [D2018]
-    shutil.copy(CORPUS / D2018, library / D2018)
-    eng.index(library, wait=False)
+    shutil.copy(CORPUS / D2018, corpus / D2018)
+    eng.index(corpus, wait=False)
     assert by_id(eng)[D2018]["status"] == "已修订"  # a new document: the file's own status again
 
 

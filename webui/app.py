@@ -83,7 +83,10 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"token_required": bool(state.admin_token)}
+        from .auth import tokens, user_may
+
+        # a tokens file names users too: the pages' token field is shown for it as for the admin token (issue 26)
+        return {"token_required": bool(state.admin_token) or tokens().configured(), "nav_admin": user_may("admin")}
 
     @app.after_request
     def _headers(resp: Response) -> Response:
@@ -142,6 +145,8 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     app.register_blueprint(api.bp)
     from .curation import bp as curation_bp  # issue 26: passages, standard questions, feedback, audit
     app.register_blueprint(curation_bp)
+    from .faq import bp as faq_bp  # issue 26: 问答对 entries (/faq, /api/faq)
+    app.register_blueprint(faq_bp)
     from .metadata import bp as metadata_bp  # issue 23: corrections of title, category, dates and status
     app.register_blueprint(metadata_bp)
     from .versions import bp as versions_bp  # issue 23: 版本对照 (/compare, /api/compare)

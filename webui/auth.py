@@ -185,6 +185,15 @@ def current_user() -> User:
     return user
 
 
+def user_may(role: str) -> bool:
+    """Whether the request's user has ``role`` (False for an unknown token or an unreadable tokens file): what a
+    page shows, never what it allows (that is :func:`require`)."""
+    try:
+        return current_user().can(role)
+    except ApiError:
+        return False
+
+
 def require(role: str) -> str:
     """Refuse the request unless its user has ``role`` (or above) -- 401 without a token, 403 with a lesser role --
     and, for writes, unless it comes from this site; the user's name (what the audit log records)."""

@@ -14,27 +14,28 @@ route                                                      role      answer
 ``POST /api/feedback`` ``{"question", "pid", "useful", "mode"}``  reader*  the stored record (201)
 ``GET /api/feedback``                                      editor    ``{"negative", "useful", "counts"}``
 ``GET /api/feedback/export``                               editor    the useful pairs as a `partyqa eval` jsonl file
-``GET /api/audit?limit=``                                  admin     ``{"count", "entries"}``, newest first
-``GET /api/faq``                                           reader    ``{"count", "entries": [{"doc_id", "question"}]}``
-``POST /api/faq`` (multipart ``file``: csv / xlsx / jsonl)  editor    ``{"file", "entries", "linked", "report"}`` (201)
+``GET /api/audit?limit=&offset=``                          admin     ``{"count", "total", "offset", "entries"}``, newest
+                                                                     first
+``GET /audit`` (page 操作记录, ``?page=``)                    admin     the audit log, 50 entries a page
 ``GET /api/me``                                            --        ``{"name", "role", "tokens"}``
 =========================================================  ========  =============================================
 
-A pid is ``doc_id#ordinal``: put it in a URL encoded (``#`` as ``%23``). *Feedback needs no token: an anonymous
+The 问答对 routes are in :mod:`webui.faq`. A pid is ``doc_id#ordinal``: put it in a URL encoded (``#`` as ``%23``). *Feedback needs no token: an anonymous
 reader's is recorded as "anonymous". Without any token configured every route is open and acts as "local".
 """
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
-from indexer.index.curation import CurationError
-from indexer.index.journal import FeedbackError, acting_as, eval_pairs
+from indexer.index.journal import acting_as, eval_pairs
+from indexer.types import PartyQAError
 
-from .auth import current_user, require, tokens
+from .auth import ANONYMOUS, current_user, require, tokens
 from .common import state
+from .doclist import page_bounds
 from .errors import ApiError, split_bilingual
 from .params import json_body
 
@@ -45,12 +46,7 @@ def _curator() -> Any:
     return state().engine.curator
 
 
-def _bad(exc: Exception, code: str) -> ApiError:
-    zh, en = split_bilingual(str(exc))
-    return ApiError(400, zh, en, code=code)
-
-
-def _object() -> dict[str, Any]:
+def json_object() -> dict[str, Any]:
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "请求体必须是 JSON 对象。", "the body must be a JSON object", code="bad_json")
@@ -76,16 +72,32 @@ def api_passages(doc_id: str) -> Response:
                     "disabled": sum(1 for p in passages if p["state"] == "disabled"), "passages": passages})
 
 
-def _set_state(pids: list[str], enabled: bool) -> Response:
-    name = require("editor")
+def write_as_user(role: str, call: Callable[[str], Any], code: str, not_found: str | None = None,
+           created: bool = False) -> Response:
+    """Run a write as the request's user (``role`` or above; audited under their name): ``call(name)``'s result as
+    JSON, 201 when ``created``. A refused request (a bilingual PartyQAError) answers 400 ``code`` -- 404
+    ``not_found`` when it names something unknown."""
+    name = require(role)
     try:
         with acting_as(name):
-            out = _curator().set_passage_enabled(pids, enabled, who=name)
-    except CurationError as exc:
-        status = 404 if "unknown passage" in str(exc) else 400
+            out = call(name)
+    except PartyQAError as exc:
         zh, en = split_bilingual(str(exc))
-        raise ApiError(status, zh, en, code="unknown_passage" if status == 404 else "bad_passage") from None
-    return jsonify({**out, "state": "enabled" if enabled else "disabled"})
+        if not_found and "unknown" in en:
+            raise ApiError(404, zh, en, code=not_found) from None
+        raise ApiError(400, zh, en, code=code) from None
+    resp = jsonify(out)
+    if created:
+        resp.status_code = 201
+    return resp
+
+
+def _set_state(pids: list[str], enabled: bool) -> Response:
+    def call(name: str) -> dict[str, Any]:
+        out = _curator().set_passage_enabled(pids, enabled, who=name)
+        return {**out, "state": "enabled" if enabled else "disabled"}
+
+    return write_as_user("editor", call, "bad_passage", not_found="unknown_passage")
 
 
 @bp.post("/api/passages/<path:pid>/disable")
@@ -103,7 +115,7 @@ def api_enable(pid: str) -> Response:
 @bp.post("/api/passages/state")
 def api_passages_state() -> Response:
     """Disable or enable several passages at once: ``{"pids": [...], "enabled": false}``."""
-    body = _object()
+    body = json_object()
     pids, enabled = body.get("pids"), body.get("enabled")
     if not isinstance(pids, list) or not pids or not all(isinstance(p, str) for p in pids) \
             or not isinstance(enabled, bool):
@@ -131,19 +143,14 @@ def api_standard_list() -> Response:
 @bp.post("/api/standard_questions")
 def api_standard_link() -> Response:
     """Link a question to a passage: it (and close paraphrases) then return that passage first as 标准答案."""
-    name = require("editor")
-    body = _object()
-    question, pid = body.get("question"), body.get("pid")
-    if not isinstance(pid, str) or not pid:
-        raise ApiError(400, "需要 pid（段落编号）。", "give pid (the passage id)", code="bad_request")
-    try:
-        with acting_as(name):
-            rec = _curator().link_question(question, pid, who=name)
-    except CurationError as exc:
-        raise _bad(exc, "bad_link") from None
-    resp = jsonify(rec)
-    resp.status_code = 201
-    return resp
+    def link(name: str) -> dict[str, Any]:
+        body = json_object()
+        question, pid = body.get("question"), body.get("pid")
+        if not isinstance(pid, str) or not pid:
+            raise ApiError(400, "需要 pid（段落编号）。", "give pid (the passage id)", code="bad_request")
+        return _curator().link_question(question, pid, who=name)
+
+    return write_as_user("editor", link, "bad_link", created=True)
 
 
 @bp.delete("/api/standard_questions")
@@ -164,16 +171,12 @@ def api_standard_unlink() -> Response:
 @bp.post("/api/feedback")
 def api_feedback() -> Response:
     """Store 有用 / 没用 on a result: ``{"question", "pid", "useful": bool, "mode"}``, in the index folder only."""
-    name = require("reader")
-    body = _object()
-    try:
-        rec = _curator().add_feedback(body.get("question"), body.get("pid"), body.get("useful"), body.get("mode"),
-                                      who=name)
-    except FeedbackError as exc:
-        raise _bad(exc, "bad_feedback") from None
-    resp = jsonify(rec)
-    resp.status_code = 201
-    return resp
+    def give(name: str) -> dict[str, Any]:
+        body = json_object()
+        return _curator().add_feedback(body.get("question"), body.get("pid"), body.get("useful"), body.get("mode"),
+                                       who=name)
+
+    return write_as_user("reader", give, "bad_feedback", created=True)
 
 
 @bp.get("/api/feedback")
@@ -195,57 +198,65 @@ def api_feedback_export() -> Response:
                      download_name="feedback-eval.jsonl")
 
 
-@bp.get("/api/faq")
-def api_faq_list() -> Response:
-    """The FAQ entries (documents 问答/…) with their questions."""
-    require("reader")
-    from indexer.faq import FAQ_PREFIX
-
-    found = [{"doc_id": d["doc_id"], "question": d["title"]} for d in state().engine.documents()
-             if d["doc_id"].startswith(FAQ_PREFIX + "/")]
-    return jsonify({"count": len(found), "entries": found})
+AUDIT_PAGE = 50  # entries per page of the 操作记录 page
+ACTIONS = {"upload": "上传", "add": "添加文件", "delete": "删除", "remove": "删除文档", "restore": "恢复", "index": "同步索引",
+           "rebuild": "重建索引", "import": "导入", "metadata": "修改文档信息", "disable": "停用段落", "enable": "启用段落",
+           "link": "关联标准问题", "unlink": "取消标准问题", "edit": "编辑问答对"}
+RESULTS = {"ok": "成功", "failed": "失败", "queued": "已排队", "unfinished": "未完成"}
 
 
-@bp.post("/api/faq")
-def api_faq_import() -> Response:
-    """Import a 问答对 file (multipart ``file``): each pair becomes a searchable entry, its question a standard
-    question; importing a file of the same name again replaces its entries."""
-    name = require("editor")
-    import tempfile
-    from pathlib import Path
-
-    from indexer.faq import entry_name, import_faq
-    from indexer.types import PartyQAError
-
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise ApiError(400, "请上传问答对文件（csv、xlsx 或 jsonl）。", "upload the question-answer file (csv, xlsx or "
-                       "jsonl) as 'file'", code="no_file")
-    filename = Path(upload.filename.replace("\\", "/")).name
-    with tempfile.TemporaryDirectory(prefix="partyqa-faq-upload-") as tmp:
-        path = Path(tmp) / f"{entry_name(filename)}{Path(filename).suffix.lower()}"  # never outside tmp
-        upload.save(path)
-        try:
-            with acting_as(name):
-                out = import_faq(state().engine, path, wait=False, who=name)
-        except PartyQAError as exc:
-            raise _bad(exc, "bad_faq") from None
-    resp = jsonify(out)
-    resp.status_code = 201
-    return resp
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name, str(default))
+    try:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError
+    except ValueError:
+        raise ApiError(400, f"{name} 须为 {low}–{high} 的整数。", f"{name} must be an integer from {low} to {high}",
+                       code=f"bad_{name}") from None
+    return value
 
 
 @bp.get("/api/audit")
 def api_audit() -> Response:
-    """The audit log, newest first: who, action, target, job, when, result (admin)."""
+    """The audit log, newest first: who, action, target, job, when, result (admin); ``limit`` entries from
+    ``offset``, ``total`` in the log."""
     require("admin")
-    raw = request.args.get("limit", "200")
-    try:
-        limit = int(raw)
-        if not 1 <= limit <= 10000:
-            raise ValueError
-    except ValueError:
-        raise ApiError(400, "limit 须为 1–10000 的整数。", "limit must be an integer from 1 to 10000",
-                       code="bad_limit") from None
-    entries = _curator().audit(limit)
-    return jsonify({"count": len(entries), "entries": entries})
+    limit = _int_arg("limit", 200, 1, 10000)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    entries = _curator().audit()
+    page = entries[offset:offset + limit]
+    return jsonify({"count": len(page), "total": len(entries), "offset": offset, "entries": page})
+
+
+def target_text(target: Any) -> str:
+    """What an audit entry's target names, in one line (a list joined, a dict's values)."""
+    if isinstance(target, dict):
+        return " · ".join(target_text(v) for v in target.values() if v not in (None, "", []))
+    if isinstance(target, list):
+        shown = "、".join(target_text(v) for v in target[:5])
+        return shown + (f" 等 {len(target)} 项" if len(target) > 5 else "")
+    return "" if target is None else str(target)
+
+
+@bp.get("/audit")
+def audit_page() -> Any:
+    """操作记录: who did what, when, in which job, newest first, 50 a page (admins). Opened without a token on a
+    server with tokens, the page asks for an admin's token and its script loads it again with the kept one; a
+    user who is not an admin gets 403."""
+    from flask import render_template
+
+    user = current_user()
+    if tokens().configured() and user.name != ANONYMOUS and not user.can("admin"):
+        require("admin")  # 403, with the page's message
+    ctx: dict[str, Any] = {"entries": None, "actions": ACTIONS, "results": RESULTS, "target_text": target_text}
+    if user.can("admin"):
+        try:
+            wanted = int(request.args.get("page", "1"))
+        except ValueError:
+            wanted = 1
+        entries = _curator().audit()
+        page, pages, offset = page_bounds(len(entries), wanted, AUDIT_PAGE)
+        ctx.update(entries=entries[offset:offset + AUDIT_PAGE], page=page, pages=pages, offset=offset,
+                   total=len(entries))
+    return render_template("audit.html", **ctx)

@@ -9,9 +9,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
+from indexer.index.journal import acting_as
 from indexer.index.metadata import EDITABLE, MetadataError
 
-from .auth import audit, require
+from .auth import current_user, require
 from .common import state
 from .errors import ApiError, split_bilingual
 from .params import json_body
@@ -20,9 +21,11 @@ bp = Blueprint("metadata", __name__)
 
 
 def _correct(doc_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Store the correction; the document's metadata after it. ApiError 404 / 400 in both languages."""
+    """Store the correction (audited by the engine under the request's user); the document's metadata after it.
+    ApiError 404 / 400 in both languages."""
     try:
-        return {"doc_id": doc_id, **state().engine.set_metadata(doc_id, **changes)}
+        with acting_as(current_user().name):
+            return {"doc_id": doc_id, **state().engine.set_metadata(doc_id, **changes)}
     except KeyError:
         raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}",
                        code="unknown_document") from None
@@ -40,9 +43,7 @@ def api_patch_document(doc_id: str) -> Response:
     if not isinstance(body, dict):
         raise ApiError(400, "请求体必须是 JSON 对象，例如 {\"status\": \"已废止\"}。",
                        "the body must be a JSON object such as {\"status\": \"已废止\"}", code="bad_json")
-    out = _correct(doc_id, body)
-    audit("metadata", doc_id, fields=sorted(body))
-    return jsonify(out)
+    return jsonify(_correct(doc_id, body))
 
 
 @bp.post("/documents/meta")
@@ -56,5 +57,4 @@ def form_patch_document() -> Any:
     changes: dict[str, Any] = {f: request.form[f] for f in EDITABLE if request.form.get(f, "").strip()}
     changes.update({f: None for f in request.form.getlist("reset") if f in EDITABLE})
     _correct(doc_id, changes)
-    audit("metadata", doc_id, fields=sorted(changes))
     return redirect(url_for("pages.documents_page", q=doc_id), code=303)

@@ -363,6 +363,11 @@ def _record(p: Passage, who: str) -> dict[str, Any]:
             "at": now(), "by": who}
 
 
+def link_record(question: str, p: Passage, who: str, vector: str | None, model_id: str | None) -> dict[str, Any]:
+    """The manifest record of a standard question linked to passage ``p`` (``vector``: :func:`pack_vector`'s)."""
+    return {"question": question, "key": key_of(p), **_record(p, who), "vector": vector, "model_id": model_id}
+
+
 def set_enabled(writer: "Writer", pids: Sequence[str], enabled: bool, who: str = "local") -> dict[str, list[str]]:
     """Disable (``enabled=False``) or enable passages by pid; ``{"changed": [...], "unchanged": [...]}``. An unknown
     pid refuses the whole request (CurationError) and nothing is written."""
@@ -429,7 +434,7 @@ def link_many(writer: "Writer", items: Sequence[tuple[str, str, Iterable[float] 
             if p.pid in off:
                 raise CurationError(f"段落 {pid} 已停用，不能作为标准答案 / passage {pid} is disabled and cannot be a "
                                     f"standard answer")
-            rec = {"question": question, "key": key_of(p), **_record(p, who), "vector": vec, "model_id": model_id}
+            rec = link_record(question, p, who, vec, model_id)
             linked[normalise_question(question)] = rec
             stored.append({**{k: v for k, v in rec.items() if k != "vector"}, "pid": p.pid})
         return bool(checked)

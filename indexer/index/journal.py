@@ -7,6 +7,12 @@ processes) and fsynced. A line a kill cut short is skipped by the readers, so th
 An audited write is two lines with one ``id``: ``begin`` before the change, ``end`` (``ok`` or ``failed`` with the
 error) after it. A write killed in between leaves a ``begin`` without an ``end``: :func:`read_audit` shows it as
 ``unfinished`` (its change either committed whole or not at all: every write is one generation switch).
+
+Every write of the Python API is audited where it is made (the :class:`indexer.engine.Engine` and
+:class:`indexer.curator.Curator` methods, :mod:`indexer.faq`), as the current actor ("local" unless
+:func:`acting_as` names someone), so the CLI, the web routes and a script are recorded alike. A write inside
+another audited write (an import's add, ``import_dir``'s index) is part of it: one entry, the outer one. A queued
+job's writes are :func:`covered` (the route that queued it recorded the request with its user and job id).
 """
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ GOLD_TEXT_CHARS = 40  # how much of a useful passage's text an exported pair kee
 
 # Who is acting in this thread / request (the web layer and the CLI set it; the engine's audit lines read it).
 _actor: contextvars.ContextVar[str] = contextvars.ContextVar("partyqa_actor", default=LOCAL_USER)
+# True inside an audited write (or a covered block): a write made there is part of it and adds no entry.
+_covered: contextvars.ContextVar[bool] = contextvars.ContextVar("partyqa_audit_covered", default=False)
 
 
 def _now() -> str:
@@ -48,6 +56,17 @@ def acting_as(user: str) -> Iterator[None]:
         yield
     finally:
         _actor.reset(token)
+
+
+@contextmanager
+def covered() -> Iterator[None]:
+    """Writes inside the block add no audit entry: their caller has recorded them (a queued job, whose route
+    recorded the request)."""
+    token = _covered.set(True)
+    try:
+        yield
+    finally:
+        _covered.reset(token)
 
 
 def current_actor() -> str:
@@ -99,17 +118,24 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 def audited(root: Path, action: str, target: Any, who: str | None = None, job: str | None = None,
             **detail: Any) -> Iterator[dict[str, Any]]:
     """Log an audited write: a ``begin`` line now, an ``end`` line (``ok``, or ``failed`` with the error) after
-    the block. The yielded dict's items are added to the ``end`` line (e.g. the job id, what changed)."""
+    the block. The yielded dict's items are added to the ``end`` line (e.g. the job id, what changed). Inside
+    another audited write or a :func:`covered` block nothing is logged (the write is part of the outer one)."""
+    if _covered.get():
+        yield {}
+        return
     rid = uuid.uuid4().hex[:12]
     append(root / AUDIT_FILE, {"id": rid, "phase": "begin", "at": _now(), "who": who or current_actor(),
                                "action": action, "target": target, "job": job, **detail})
     extra: dict[str, Any] = {}
+    token = _covered.set(True)
     try:
         yield extra
     except BaseException as exc:
         append(root / AUDIT_FILE, {"id": rid, "phase": "end", "at": _now(), "result": "failed",
                                    "error": str(exc)[:MAX_FIELD_CHARS], **extra})
         raise
+    finally:
+        _covered.reset(token)
     append(root / AUDIT_FILE, {"id": rid, "phase": "end", "at": _now(), "result": "ok", **extra})
 
 

@@ -33,6 +33,11 @@ from indexer.types import Passage
 logger = logging.getLogger(__name__)
 
 
+# A change of the manifest committed in the same generation as a write's documents (e.g. an FAQ file's standard
+# questions): ``curate(gen, manifest, plan)`` runs after the plan, before the build; raising aborts the write.
+Curate = Callable[[Snapshot, dict[str, Any], Plan], None]
+
+
 def manifest_copy(gen: Snapshot) -> dict[str, Any]:
     """A deep copy of a committed generation's manifest, for a write to edit (the snapshot's stays as committed)."""
     return json.loads(json.dumps(gen.manifest))
@@ -68,8 +73,10 @@ class Writer:
             self.apply(gen, corpus, changed, gone, report, progress=progress)
         return report
 
-    def add(self, paths: Sequence[str | Path], corpus: Callable[[], Path], progress: bool) -> SyncReport:
-        """Copy files into the corpus folder ``corpus()`` names (staged, renamed in after the commit) and index them."""
+    def add(self, paths: Sequence[str | Path], corpus: Callable[[], Path], progress: bool,
+            curate: Curate | None = None) -> SyncReport:
+        """Copy files into the corpus folder ``corpus()`` names (staged, renamed in after the commit) and index them;
+        ``curate``: see :meth:`apply`."""
         with self.writing() as gen:
             folder = corpus()
             folder.mkdir(parents=True, exist_ok=True)
@@ -78,7 +85,7 @@ class Writer:
             staged: dict[str, Path] = {}
             try:
                 changed, display = stage_files(paths, folder, gen.manifest, report, staged)
-                self.apply(gen, folder, changed, [], report, progress=progress, display=display)
+                self.apply(gen, folder, changed, [], report, progress=progress, display=display, curate=curate)
                 finish_staged(staged, changed, self.current.get().manifest, folder)
             finally:
                 for stage in staged.values():
@@ -86,8 +93,9 @@ class Writer:
                         stage.unlink()
         return report
 
-    def remove(self, doc_ids: Sequence[str]) -> list[str]:
-        """Remove documents (and their files, kept under ``removed/``); returns the ids that were indexed."""
+    def remove(self, doc_ids: Sequence[str], curate: Curate | None = None) -> list[str]:
+        """Remove documents (and their files, kept under ``removed/``); returns the ids that were indexed.
+        ``curate(gen, manifest, plan)``: a further manifest change committed with the removal."""
         with self.writing() as gen:
             manifest = manifest_copy(gen)
             wanted = [d for d in dict.fromkeys(doc_ids) if d in manifest["documents"]]
@@ -111,6 +119,9 @@ class Writer:
                 manifest["files"].pop(rel, None)
                 manifest["excluded"].pop(rel, None)
             drop_corrections(manifest, wanted)  # a person's corrections leave with the document
+            plan = Plan(drop_docs=set(wanted))
+            if curate is not None:
+                curate(gen, manifest, plan)
             # Files leave the corpus first (kept under removed/: nothing is lost), so that a writer killed before
             # the commit leaves files and index to agree again at the next sync: the document is then removed.
             moved: list[tuple[Path, Path]] = []
@@ -124,8 +135,7 @@ class Writer:
                         shutil.move(str(src), dest)
                         moved.append((src, dest))
             try:
-                self.write_generation(gen, manifest, Plan(drop_docs=set(wanted)), SyncReport(), progress=False,
-                                      embed=False)
+                self.write_generation(gen, manifest, plan, SyncReport(), progress=False, embed=False)
             except BaseException:
                 for src, dest in moved:  # the removal did not happen: put the files back
                     if dest.exists() and not src.exists():
@@ -171,9 +181,17 @@ class Writer:
 
     # ------------------------------------------------------------------ one generation
     def apply(self, gen: Snapshot, corpus: Path, changed: dict[str, tuple[Path, str]], gone: list[str],
-              report: SyncReport, progress: bool, display: dict[str, str] | None = None) -> SyncReport:
-        """Read the ``changed`` files, plan the document changes, and write them as the next generation."""
+              report: SyncReport, progress: bool, display: dict[str, str] | None = None,
+              curate: Curate | None = None) -> SyncReport:
+        """Read the ``changed`` files, plan the document changes, and write them as the next generation.
+
+        ``curate(gen, manifest, plan)``: a manifest change committed in the same generation (nothing is committed
+        when it raises). A curated write states its files whole: documents of theirs excluded by an earlier
+        ``remove`` are indexed again when a file lists them."""
         manifest = manifest_copy(gen)
+        if curate is not None:
+            for rel in changed:
+                manifest.get("excluded", {}).pop(rel, None)
         corpus_changed = manifest.get("corpus_dir") != str(corpus)
         manifest["corpus_dir"] = str(corpus)
         loaded = load_changed(corpus, changed, manifest.get("excluded", {}), report, self.config, progress,
@@ -184,6 +202,8 @@ class Writer:
         retokenize = not gen.tokenized_with_current_analyzer()
         if not plan.drop_docs and not plan.new_docs and not model_changed and not corpus_changed and not retokenize:
             return report
+        if curate is not None:
+            curate(gen, manifest, plan)
         self.write_generation(gen, manifest, plan, report, progress, model_changed=model_changed,
                               retokenize=retokenize)
         logger.info("index %s: +%d ~%d -%d documents, %d unchanged, %d errors", self.root, len(report.added),

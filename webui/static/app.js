@@ -34,6 +34,8 @@
     return value;
   }
 
+  window.PartyQA = { adminToken: adminToken };  // the kept token, for curation.js (loaded after this file)
+
   // Reasons arrive as "中文 / English" (the API keeps both); the page shows the Chinese half.
   function zh(text) {
     text = text || "";

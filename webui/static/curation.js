@@ -1,0 +1,277 @@
+/* PartyQA curation pages (issue 26): the 问答对 page (import, edit, delete FAQ entries), the 操作记录 page and its
+   nav link for admins. The token is the one app.js keeps (sessionStorage "partyqa-admin-token", the #admin-token
+   field); controls a page rendered hidden for a request without a token are shown once /api/me says it may.
+   No external code; data is only ever set as text (never innerHTML). */
+(function () {
+  "use strict";
+
+  var TOKEN_KEY = "partyqa-admin-token";
+  var RANK = { reader: 0, editor: 1, admin: 2 };
+
+  function root() { return document.body.getAttribute("data-root") || "/"; }
+
+  // The token app.js keeps (the #admin-token field, else the tab's sessionStorage).
+  function keptToken() { return window.PartyQA ? window.PartyQA.adminToken() : ""; }
+
+  // The page's token field: filled with the kept token; ``onChange`` runs when the user enters another.
+  function tokenField(onChange) {
+    var input = document.getElementById("admin-token");
+    if (!input) return;
+    try { input.value = sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { /* storage disabled */ }
+    input.addEventListener("change", onChange);
+  }
+
+  function headers(extra) {
+    var h = { Accept: "application/json" };
+    var token = keptToken();
+    if (token) h["X-Admin-Token"] = token;
+    Object.keys(extra || {}).forEach(function (k) { h[k] = extra[k]; });
+    return h;
+  }
+
+  function errorText(data, fallback) {
+    return (data && data.error && (data.error.message_zh || data.error.message_en)) || fallback;
+  }
+
+  // fetch -> {ok, status, data}; a failed connection rejects
+  function call(url, options) {
+    return fetch(url, options).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (d) { return { ok: r.ok, status: r.status, data: d }; });
+    });
+  }
+
+  function encodePath(id) { return id.split("/").map(encodeURIComponent).join("/"); }
+
+  // The role of the kept token (null without one, or when /api/me cannot tell).
+  var mePromise = null;
+  function myRole() {
+    if (!mePromise) {
+      mePromise = keptToken() ? call(root() + "api/me", { headers: headers() })
+        .then(function (res) { return res.ok ? res.data.role : null; }, function () { return null; })
+        : Promise.resolve(null);
+    }
+    return mePromise;
+  }
+
+  function reveal(scope, role) {
+    var rank = RANK[role];
+    if (rank === undefined) return;
+    Array.prototype.forEach.call(scope.querySelectorAll(".needs-editor"), function (n) { if (rank >= 1) n.hidden = false; });
+    Array.prototype.forEach.call(scope.querySelectorAll(".needs-admin"), function (n) { if (rank >= 2) n.hidden = false; });
+  }
+
+  function say(node, text, kind) {
+    if (!node) return;
+    node.textContent = text;
+    node.className = "doc-status" + (kind ? " " + kind : "");
+    node.hidden = !text;
+  }
+
+  /* ---------------------------------------------------------------- the nav link 操作记录 */
+  function initNav() {
+    var link = document.getElementById("nav-audit");
+    if (!link || !link.hidden) return;
+    myRole().then(function (role) { if (role === "admin") link.hidden = false; });
+  }
+
+  /* ---------------------------------------------------------------- 问答对 */
+  function initFaq() {
+    var rootNode = document.getElementById("faq-root");
+    if (!rootNode) return;
+    var status = document.getElementById("faq-status");
+    var roleNote = document.getElementById("faq-role");
+    var ROLE_NAMES = { reader: "读者", editor: "编辑", admin: "管理员" };
+
+    function checkRole() {
+      mePromise = null;
+      myRole().then(function (role) {
+        reveal(rootNode, role);
+        if (roleNote) roleNote.textContent = role ? "当前令牌：" + (ROLE_NAMES[role] || role) : "";
+      });
+    }
+    tokenField(checkRole);
+    checkRole();
+
+    var form = document.getElementById("faq-import-form");
+    var fileInput = document.getElementById("faq-file");
+    var importStatus = document.getElementById("faq-import-status");
+    if (fileInput) {
+      var label = fileInput.parentNode.querySelector(".file-drop-text");
+      fileInput.addEventListener("change", function () {
+        var f = fileInput.files && fileInput.files[0];
+        label.textContent = f ? "已选择：" + f.name : label.getAttribute("data-empty");
+      });
+    }
+    if (form) {
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var f = fileInput.files && fileInput.files[0];
+        if (!f) { say(importStatus, "请先选择问答对文件（csv、xlsx 或 jsonl）。", "error"); return; }
+        var data = new FormData();
+        data.append("file", f, f.name);
+        var btn = document.getElementById("faq-import-btn");
+        btn.disabled = true;
+        say(importStatus, "正在导入“" + f.name + "”……", "");
+        call(form.getAttribute("action"), { method: "POST", headers: headers(), body: data })
+          .then(function (res) {
+            btn.disabled = false;
+            if (!res.ok) { say(importStatus, "导入失败：" + errorText(res.data, "未知错误"), "error"); return; }
+            say(importStatus, "已导入 " + res.data.entries.length + " 个问答对（" + res.data.file + "），可以检索了。", "ok");
+            window.setTimeout(function () {
+              window.location.href = root() + "faq?import=" + encodeURIComponent(res.data["import"] || "");
+            }, 800);
+          })
+          .catch(function () { btn.disabled = false; say(importStatus, "导入失败：无法连接服务器。", "error"); });
+      });
+    }
+
+    function entryUrl(row) { return root() + "api/faq/" + encodePath(row.getAttribute("data-doc-id")); }
+
+    function cell(row, name) { return row.querySelector(".faq-" + name); }
+
+    function startEdit(row) {
+      if (row.classList.contains("editing")) return;
+      row.classList.add("editing");
+      var question = cell(row, "question").querySelector("a");
+      var fields = { question: question.textContent, answer: cell(row, "answer").textContent,
+                     source: cell(row, "source").textContent };
+      row.setAttribute("data-before", JSON.stringify(fields));
+      ["question", "answer", "source"].forEach(function (name) {
+        var td = cell(row, name);
+        var box = document.createElement(name === "source" ? "input" : "textarea");
+        box.className = "faq-input faq-input-" + name;
+        box.setAttribute("aria-label", { question: "问题", answer: "答案", source: "来源" }[name]);
+        box.value = fields[name];
+        if (name === "question") { question.hidden = true; td.insertBefore(box, question); }
+        else { td.textContent = ""; td.appendChild(box); }
+      });
+      var actions = cell(row, "actions");
+      Array.prototype.forEach.call(actions.querySelectorAll("button"), function (b) {
+        if (!b.hidden) { b.classList.add("faq-held"); b.hidden = true; }
+      });
+      var save = document.createElement("button");
+      save.type = "button";
+      save.className = "btn btn-small btn-primary faq-save-btn";
+      save.textContent = "保存";
+      var cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.className = "btn btn-small faq-cancel-btn";
+      cancel.textContent = "取消";
+      actions.appendChild(save);
+      actions.appendChild(cancel);
+    }
+
+    function endEdit(row, fields) {
+      row.classList.remove("editing");
+      var question = cell(row, "question").querySelector("a");
+      var box = cell(row, "question").querySelector(".faq-input");
+      if (box) box.parentNode.removeChild(box);
+      question.hidden = false;
+      question.textContent = fields.question;
+      cell(row, "answer").textContent = fields.answer;
+      cell(row, "source").textContent = fields.source;
+      var actions = cell(row, "actions");
+      Array.prototype.forEach.call(actions.querySelectorAll(".faq-save-btn, .faq-cancel-btn"), function (b) {
+        b.parentNode.removeChild(b);
+      });
+      Array.prototype.forEach.call(actions.querySelectorAll(".faq-held"), function (b) {
+        b.classList.remove("faq-held");
+        b.hidden = false;
+      });
+    }
+
+    function save(row, btn) {
+      var body = {};
+      ["question", "answer", "source"].forEach(function (name) {
+        body[name] = row.querySelector(".faq-input-" + name).value;
+      });
+      btn.disabled = true;
+      call(entryUrl(row), { method: "PATCH", headers: headers({ "Content-Type": "application/json" }),
+                            body: JSON.stringify(body) })
+        .then(function (res) {
+          btn.disabled = false;
+          if (!res.ok) { say(status, "保存失败：" + errorText(res.data, "未知错误"), "error"); return; }
+          endEdit(row, res.data);
+          var badge = row.querySelector(".state .badge");
+          if (badge) { badge.textContent = "可检索"; badge.className = "badge badge-index-keyword"; }
+          say(status, "已保存，新的内容可以检索了。", "ok");
+        })
+        .catch(function () { btn.disabled = false; say(status, "保存失败：无法连接服务器。", "error"); });
+    }
+
+    function remove(row, btn) {
+      var question = cell(row, "question").querySelector("a").textContent;
+      if (!window.confirm("确定删除问答对“" + question + "”吗？")) return;
+      btn.disabled = true;
+      call(entryUrl(row), { method: "DELETE", headers: headers() })
+        .then(function (res) {
+          if (!res.ok) { btn.disabled = false; say(status, "删除失败：" + errorText(res.data, "未知错误"), "error"); return; }
+          row.parentNode.removeChild(row);
+          var count = document.getElementById("faq-count");
+          if (count) count.textContent = String(Math.max(0, parseInt(count.textContent, 10) - 1));
+          say(status, "已删除问答对“" + question + "”。", "ok");
+        })
+        .catch(function () { btn.disabled = false; say(status, "删除失败：无法连接服务器。", "error"); });
+    }
+
+    var rows = document.getElementById("faq-rows");
+    if (rows) {
+      rows.addEventListener("click", function (event) {
+        var btn = event.target.closest ? event.target.closest("button") : null;
+        var row = btn ? btn.closest(".faq-row") : null;
+        if (!row) return;
+        if (btn.classList.contains("faq-edit-btn")) startEdit(row);
+        else if (btn.classList.contains("faq-delete-btn")) remove(row, btn);
+        else if (btn.classList.contains("faq-save-btn")) save(row, btn);
+        else if (btn.classList.contains("faq-cancel-btn")) endEdit(row, JSON.parse(row.getAttribute("data-before")));
+      });
+    }
+
+    var dropImport = document.getElementById("faq-delete-import");
+    if (dropImport) {
+      dropImport.addEventListener("click", function () {
+        var name = dropImport.getAttribute("data-import");
+        if (!window.confirm("确定删除“" + name + "”导入的全部问答对吗？")) return;
+        dropImport.disabled = true;
+        call(root() + "api/faq?import=" + encodeURIComponent(name), { method: "DELETE", headers: headers() })
+          .then(function (res) {
+            if (!res.ok) { dropImport.disabled = false; say(status, "删除失败：" + errorText(res.data, "未知错误"), "error"); return; }
+            window.location.href = root() + "faq";
+          })
+          .catch(function () { dropImport.disabled = false; say(status, "删除失败：无法连接服务器。", "error"); });
+      });
+    }
+  }
+
+  /* ---------------------------------------------------------------- 操作记录 */
+  // Opened without a token: load the same page again with the kept token and show its list.
+  function initAudit() {
+    var note = document.getElementById("audit-token-note");
+    if (!note) return;
+    function load() {
+      if (!keptToken()) return;
+      fetch(window.location.href, { headers: headers({ Accept: "text/html" }) })
+        .then(function (r) {
+          if (r.status === 403 || r.status === 401) { note.textContent = "该令牌不是管理员令牌，无权查看操作记录。"; return null; }
+          return r.ok ? r.text() : null;
+        })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("audit-root");
+          var current = document.getElementById("audit-root");
+          if (fresh && current && !fresh.querySelector("#audit-token-note")) {
+            current.parentNode.replaceChild(document.importNode(fresh, true), current);
+          }
+        })
+        .catch(function () { note.textContent = "无法读取操作记录：无法连接服务器。"; });
+    }
+    tokenField(load);
+    load();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    initNav();
+    initFaq();
+    initAudit();
+  });
+})();
