@@ -222,3 +222,36 @@ def test_the_answering_article_comes_first(regs_engine, question: str, regulatio
     assert top["best_sentence"] and top["best_sentence"] in top["text"]
     store = sentence_store(regs_engine.root, regs_engine.encoder.model_id)
     assert len(store) >= regs_engine.stats()["passages"] * 0.9  # every passage has its windows (or is one)
+
+
+# ------------------------------------------------------------------------------------------------ a named version
+def test_a_question_naming_a_version_gets_that_version_first() -> None:
+    """"2018年版…" : the 2018 article leads its group (the 2023 one is listed under it); without a year the current
+    version leads. The shipped library's two 纪律处分条例 (corpus/), the article on accepting gifts in both."""
+    from conftest import SHIPPED
+    new, old = "中国共产党纪律处分条例（2023）.md", "中国共产党纪律处分条例（2018）.md"
+    docs = {}
+    for name in (new, old):
+        raw = ingest.load_file(SHIPPED / name, doc_id=name)[0]
+        doc, ps = prepare(raw)
+        docs[name] = ({"title": doc.title, "text": doc.text, "meta": doc.meta}, ps)
+    versions = version_families({name: docs[name][0] for name in docs})
+    assert versions[new].status == "current" and versions[old].year == 2018
+    gift = "收受可能影响公正执行公务的礼品"
+    a2023 = _article(docs[new][1], "第九十七条", gift)
+    a2018 = _article(docs[old][1], "第八十八条", gift)
+    passages = {p.pid: p for p in (a2023, a2018)}
+    hits = [KeywordHit(a2023.pid, 10.0, []), KeywordHit(a2018.pid, 9.0, [])]
+
+    def lead(question: str) -> dict:
+        res = rank(passages, analyse(question), hits, [], 5, "keyword", Config(), versions=versions)
+        assert len(res) == 1, [h["pid"] for h in res]  # one answer in two versions: one card
+        return res[0]
+
+    named = lead("2018年版条例里收受礼品礼金怎么处分")
+    assert named["pid"] == a2018.pid and [a["pid"] for a in named["also_in"]] == [a2023.pid]
+    assert named["version_status"] == "historical" and "问题指明2018年版，其他版本已合并" in named["why"]
+    plain = lead("收受礼品礼金怎么处分")
+    assert plain["pid"] == a2023.pid and [a["pid"] for a in plain["also_in"]] == [a2018.pid]
+    assert lead("二〇一八年版处分条例收受礼金怎么处理")["pid"] == a2018.pid  # the year in Chinese numerals
+    assert lead("2015年版处分条例收受礼金怎么处理")["pid"] == a2023.pid  # a version not indexed: the current one

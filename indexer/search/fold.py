@@ -88,10 +88,11 @@ def fold_reason(a: Passage, b: Passage, versions: Mapping[str, VersionInfo] | No
 
 
 def fold_duplicates(fused: Sequence[tuple[str, float, dict[str, int]]], passages: Mapping[str, Passage], k: int,
-                    versions: Mapping[str, VersionInfo]) -> list[Group]:
-    """Group candidates (best first) that are one answer; at most ``k`` groups, each led by its current version (a
-    group of versions of one regulation), else by a regulation a copy repeats, else its best-ranked member; groups
-    rank by the lead's own score and ranks."""
+                    versions: Mapping[str, VersionInfo], year: int | None = None) -> list[Group]:
+    """Group candidates (best first) that are one answer; at most ``k`` groups, each led by the version the question
+    names (``year``, e.g. 2018 for "2018年版处分条例…"), else its current version (a group of versions of one
+    regulation), else by a regulation a copy repeats, else its best-ranked member; groups rank by the lead's own
+    score and ranks."""
     groups: list[Group] = []
     limit = k + FOLD_SPARE
     # A (text, source) met before in this list has the same fate again: the group it joined (no group before that
@@ -121,7 +122,10 @@ def fold_duplicates(fused: Sequence[tuple[str, float, dict[str, int]]], passages
             if shingles(p.text):
                 fate[key] = len(groups) - 1
     for group in groups:
-        lead = next((i for i, (pid, _, _) in enumerate(group) if _is_current(versions, passages[pid].doc_id)), 0)
+        lead = next((i for i, (pid, _, _) in enumerate(group) if year and _is_year(versions, passages[pid].doc_id, year)),
+                    None)
+        if lead is None:
+            lead = next((i for i, (pid, _, _) in enumerate(group) if _is_current(versions, passages[pid].doc_id)), 0)
         if not lead and not _is_regulation(passages[group[0][0]]):
             # a list or article repeating a regulation's text: the regulation leads, the copy is listed under it
             lead = next((i for i, (pid, _, _) in enumerate(group) if _is_regulation(passages[pid])), 0)
@@ -138,6 +142,11 @@ def _is_regulation(p: Passage) -> bool:
 def _is_current(versions: Mapping[str, VersionInfo], doc_id: str) -> bool:
     info = versions.get(doc_id)
     return info is not None and info.status == "current"
+
+
+def _is_year(versions: Mapping[str, VersionInfo], doc_id: str, year: int) -> bool:
+    info = versions.get(doc_id)
+    return info is not None and info.year == year
 
 
 def _versions_of_one(versions: Mapping[str, VersionInfo], a: str, b: str) -> bool:

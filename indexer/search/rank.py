@@ -18,6 +18,7 @@ from indexer.search.fuse import Fused, convex, normalise, rrf
 from indexer.search.highlight import best_sentence, folded_lower, matched_terms, term_spans
 from indexer.search.query import Query
 from indexer.text.analyzer import synonyms
+from indexer.text.articles import year_request
 from indexer.text.answers import authority, focus_terms, holds, question_kind, subject_of
 from indexer.text.cite import citation
 from indexer.text.noise import noise_share
@@ -324,12 +325,14 @@ def build_hit(rank: int, p: Passage, question: str, q_terms: Sequence[str], kw_t
 
 
 def _why(hit: dict[str, Any], p: Passage, group: Sequence[tuple[str, float, dict[str, int]]],
-         versions: Mapping[str, VersionInfo], notes: Sequence[str]) -> list[str]:
+         versions: Mapping[str, VersionInfo], notes: Sequence[str], year: int | None = None) -> list[str]:
     # What the rank line adds to the halves' ranks: the reasons this card stands where it does (shown in Chinese).
     out = list(notes)
-    if len(group) > 1 and _version_fields(versions, p.doc_id)["version_status"] == "current" \
-            and any(a.get("fold") == "version" for a in hit["also_in"]):
-        out.append("现行版本，历史版本已合并")
+    if len(group) > 1 and any(a.get("fold") == "version" for a in hit["also_in"]):
+        if _version_fields(versions, p.doc_id)["version_status"] == "current":
+            out.append("现行版本，历史版本已合并")
+        elif year and hit["version_label"] == f"{year}年版":
+            out.append(f"问题指明{year}年版，其他版本已合并")
     if is_tail_section(p.section):
         out.append("附件或表格，排序降低")
     elif _noise_keep(p.text, p.section) < 0.999:
@@ -403,7 +406,8 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
         fused = answer_bonus(fused, passages, query, sentences or {}, notes)
         fused = prefer_authority(fused, passages, query, sentences or {}, notes)
     fused = rerank(reranker, passages, question, fused, k)
-    groups = fold_duplicates(fused, passages, k, versions)
+    year = year_request(question).year if versions else None  # "2018年版…": that version leads its group
+    groups = fold_duplicates(fused, passages, k, versions, year)
     q_terms = query.hit_terms
     halves = half_scores(kw if mode != "semantic" else None, sem if mode != "keyword" else None, config)
     kw_terms = {h.pid: h.terms for h in kw_hits}
@@ -414,7 +418,7 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
                         (sentences or {}).get(pid))
         hit.update(_version_fields(versions, hit["doc_id"]))
         hit["also_in"] = [_also_in(other, passages[other], passages[pid], versions) for other, _, _ in group[1:]]
-        hit["why"] = _why(hit, passages[pid], group, versions, notes.get(pid, ()))
+        hit["why"] = _why(hit, passages[pid], group, versions, notes.get(pid, ()), year)
         hit.update(halves.get(pid, {}))
         hits.append(hit)
     confidence = answer_confidence(sig, mode) if hits else 0.0
