@@ -34,6 +34,10 @@ _ARTICLE_IN_PATH = re.compile(r"第[零〇一二三四五六七八九十百千�
 _REGULATION_NAME = re.compile(r"(条例|规定|准则|细则|办法|章程|规则|规程|决定|意见|通知|制度|纲要|规划|法)$")
 
 Group = list[tuple[str, float, dict[str, int]]]
+# A question naming a version ("2018年版处分条例…什么时候施行"): the other versions' passages of that regulation keep
+# this share of their score, so the named version's own article (2018: "自2018年10月1日起施行") comes before the
+# current version's differently worded one. Only families that hold a document of the named year are touched.
+OTHER_VERSION_KEEP = 0.5
 
 
 @lru_cache(maxsize=100_000)
@@ -85,6 +89,28 @@ def fold_reason(a: Passage, b: Passage, versions: Mapping[str, VersionInfo] | No
     if ra and rb:
         return None
     return "repeat" if repeat(a.text, b.text) else None
+
+
+def prefer_named_version(fused: Sequence[tuple[str, float, dict[str, int]]], passages: Mapping[str, Passage],
+                         versions: Mapping[str, VersionInfo], year: int | None,
+                         notes: dict[str, list[str]] | None = None) -> list[tuple[str, float, dict[str, int]]]:
+    """Lower the passages of other versions of a regulation the question names a version of (``year``); reorder."""
+    if not year or not versions:
+        return list(fused)
+    named = {info.family for info in versions.values() if info.year == year}
+    if not named:
+        return list(fused)
+    out = []
+    for pid, score, ranks in fused:
+        info = versions.get(passages[pid].doc_id)
+        if info is not None and info.family in named:
+            if info.year != year:
+                score *= OTHER_VERSION_KEEP
+            elif notes is not None:
+                notes.setdefault(pid, []).append(f"问题指明{year}年版")
+        out.append((pid, score, ranks))
+    out.sort(key=lambda c: -c[1])  # stable: equal scores keep their order
+    return out
 
 
 def fold_duplicates(fused: Sequence[tuple[str, float, dict[str, int]]], passages: Mapping[str, Passage], k: int,

@@ -12,7 +12,8 @@ from operator import itemgetter
 from typing import Any, Collection, Mapping, Sequence
 
 from indexer.config import Config
-from indexer.search.fold import FOLD_SCAN, fold_duplicates, fold_reason, near_duplicate, shingles  # noqa: F401
+from indexer.search.fold import (FOLD_SCAN, fold_duplicates, fold_reason, near_duplicate,  # noqa: F401
+                                 prefer_named_version, shingles)
 from indexer.search.explain import half_scores
 from indexer.search.fuse import Fused, convex, normalise, rrf
 from indexer.search.highlight import best_sentence, folded_lower, matched_terms, term_spans
@@ -332,7 +333,7 @@ def _why(hit: dict[str, Any], p: Passage, group: Sequence[tuple[str, float, dict
         if _version_fields(versions, p.doc_id)["version_status"] == "current":
             out.append("现行版本，历史版本已合并")
         elif year and hit["version_label"] == f"{year}年版":
-            out.append(f"问题指明{year}年版，其他版本已合并")
+            out = [n for n in out if n != f"问题指明{year}年版"] + [f"问题指明{year}年版，其他版本已合并"]
     if is_tail_section(p.section):
         out.append("附件或表格，排序降低")
     elif _noise_keep(p.text, p.section) < 0.999:
@@ -406,7 +407,8 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
         fused = answer_bonus(fused, passages, query, sentences or {}, notes)
         fused = prefer_authority(fused, passages, query, sentences or {}, notes)
     fused = rerank(reranker, passages, question, fused, k)
-    year = year_request(question).year if versions else None  # "2018年版…": that version leads its group
+    year = year_request(question).year if versions else None  # "2018年版…": that version first, and its group's lead
+    fused = prefer_named_version(fused, passages, versions, year, notes)
     groups = fold_duplicates(fused, passages, k, versions, year)
     q_terms = query.hit_terms
     halves = half_scores(kw if mode != "semantic" else None, sem if mode != "keyword" else None, config)
