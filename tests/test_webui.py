@@ -1820,3 +1820,44 @@ def test_document_page_toggles_passages_for_editors(writable, tmp_path, monkeypa
         monkeypatch.delenv("PARTYQA_TOKENS_FILE", raising=False)
         c.post(api + "/enable")
     assert f'data-pid="{pid}" data-state="enabled">停用<' in c.get(url).get_data(as_text=True)
+
+
+# ------------------------------------------------------------- 标准问题 from a result card and the passage list
+def test_result_cards_and_passages_offer_standard_questions_to_editors(writable, tmp_path, monkeypatch):
+    c = create_app(writable, Config()).test_client()
+    q = "党小组会多久开一次"
+    html = c.get("/", query_string={"q": q, "mode": "keyword"}).get_data(as_text=True)
+    pids = [unescape_html(p) for p in re.findall(r'class="btn btn-small std-link-btn" type="button" data-pid="([^"]+)" '
+                                                 r'data-linked="0"', html)]
+    assert len(pids) >= 2 and "badge-standard" not in html
+    target = pids[-1]  # the last card: linking must move it first
+    assert c.post("/api/standard_questions", json={"question": q, "pid": target}).status_code == 201
+    try:
+        html = c.get("/", query_string={"q": q, "mode": "keyword"}).get_data(as_text=True)
+        first = html.split('id="result-1"', 1)[1].split('id="result-2"', 1)[0]
+        assert re.search(rf'data-pid="{re.escape(str(escape(target)))}" data-linked="1" title="[^"]*">取消标准答案<', first)
+        assert f'<span class="badge badge-standard" title="标准问题：{escape(q)}">标准答案</span>' in first
+        # the document page lists the linked question on its passage, with 关联问题 on every passage
+        doc_id, ordinal = target.rsplit("#", 1)
+        page = c.get(f"/doc/{quote(doc_id)}").get_data(as_text=True)
+        section = page.split(f'id="p-{ordinal}"', 1)[1].split("</section>", 1)[0]
+        assert f'class="std-q">{escape(q)}</span>' in section and f'data-question="{escape(q)}">取消<' in section
+        assert page.count('class="btn btn-small std-add-btn"') == len(writable.document(doc_id)["passages"])
+        # with tokens: a reader sees the 标准答案 mark but the controls are hidden, and may not link
+        path = tmp_path / "tokens.txt"
+        path.write_text("r-tok reader 王读者\ne-tok editor 李编辑\n", "utf-8")
+        monkeypatch.setenv("PARTYQA_TOKENS_FILE", str(path))
+        t = create_app(writable, Config()).test_client()
+        reader = t.get("/", query_string={"q": q, "mode": "keyword"}, headers={"Authorization": "Bearer r-tok"})
+        text = reader.get_data(as_text=True)
+        assert "标准答案</span>" in text and re.search(r'std-link-btn needs-editor" type="button" hidden', text)
+        doc_page = t.get(f"/doc/{quote(doc_id)}", headers={"Authorization": "Bearer r-tok"}).get_data(as_text=True)
+        assert re.search(r'std-add-btn needs-editor" type="button" hidden', doc_page)
+        _assert_json_error(t.post("/api/standard_questions", json={"question": q, "pid": pids[0]},
+                                  headers={"Authorization": "Bearer r-tok"}), 403, "forbidden")
+        editor = t.get("/", query_string={"q": q, "mode": "keyword"}, headers={"Authorization": "Bearer e-tok"})
+        assert "needs-editor" not in editor.get_data(as_text=True)
+    finally:
+        monkeypatch.delenv("PARTYQA_TOKENS_FILE", raising=False)
+        c.delete("/api/standard_questions", json={"question": q})
+    assert "badge-standard" not in c.get("/", query_string={"q": q, "mode": "keyword"}).get_data(as_text=True)

@@ -171,6 +171,17 @@ def _search_batch(engine: Any, qs: Sequence[str], k: int, mode: str, docs: Seque
     return results, refused
 
 
+def editor_controls() -> dict[str, Any] | None:
+    """An editor's controls on a page (停用/启用, 设为标准答案, 关联问题): ``{"shown": True}`` for an editor;
+    ``{"shown": False}`` (rendered hidden, shown by the page's script once /api/me says the kept token is an
+    editor's) for a request without such rights on a server with tokens; never None without tokens (local)."""
+    from .auth import current_user, tokens
+
+    if current_user().can("editor") or tokens().configured():
+        return {"shown": current_user().can("editor")}
+    return None
+
+
 @bp.get("/")
 def search_page() -> str:
     """The home page (library, examples) or the results of ``?q=`` with the answer box on top."""
@@ -206,7 +217,7 @@ def search_page() -> str:
         docs, folders, notice = None, [], err.message_zh
     ctx: dict[str, Any] = {"q": q_raw, "mode": mode, "k": k, "notice": notice, "results": None, "error": "",
                            "took_ms": None, "stats": _stats(state), "selected_docs": docs or [],
-                           "doc_counts": {}, "answer_found": True, "tried": tried,
+                           "doc_counts": {}, "answer_found": True, "tried": tried, "curating": editor_controls(),
                            "min_confidence": tried.get("min_confidence", cfg.min_confidence)}
 
     def page() -> str:
@@ -282,14 +293,14 @@ def doc_page(doc_id: str) -> str:
             compare = compare_href(doc_id, p.get("section"), p.get("text"))
             if compare:
                 break
-    from .auth import current_user, tokens
-
-    editing = None  # 停用/启用 per passage (GET /api/documents/<id>/passages' states): shown to editors; with tokens
-    if current_user().can("editor") or tokens().configured():  # a page without one shows them once app.js's /api/me
-        states = {p["ordinal"]: p["state"] for p in engine.curator.passages(doc_id)}  # says the kept token may
-        editing = {"states": states, "shown": current_user().can("editor")}
+    # 停用/启用 and 关联问题 per passage (GET /api/documents/<id>/passages' states and standard questions)
+    curated = engine.curator.passages(doc_id)
+    editing = editor_controls()
+    if editing is not None:
+        editing["states"] = {p["ordinal"]: p["state"] for p in curated}
+    linked = {p["ordinal"]: p["standard_questions"] for p in curated if p.get("standard_questions")}
     return render_template("doc.html", doc=doc, blocks=blocks, outline=outline, groups=outline_groups(outline),
-                           compare_href=compare, editing=editing,
+                           compare_href=compare, editing=editing, linked=linked,
                            chosen=chosen if chosen_passage else None, chosen_passage=chosen_passage,
                            q=request.args.get("q", ""))
 

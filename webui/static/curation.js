@@ -1,5 +1,5 @@
 /* PartyQA curation pages (issue 26): the 问答对 page (import, edit, delete FAQ entries), the 操作记录 page and its
-   nav link for admins. The token is the one app.js keeps (sessionStorage "partyqa-admin-token", the #admin-token
+   nav link for admins, and 标准问题 (设为标准答案 on a result card, 关联问题 on a document's passage) for editors. The token is the one app.js keeps (sessionStorage "partyqa-admin-token", the #admin-token
    field); controls a page rendered hidden for a request without a token are shown once /api/me says it may.
    No external code; data is only ever set as text (never innerHTML). */
 (function () {
@@ -243,6 +243,166 @@
     }
   }
 
+  /* ---------------------------------------------------------------- 标准问题 (standard questions) */
+  // POST /api/standard_questions {question, pid}: link; DELETE {question}: unlink. -> {ok, data}
+  function linkQuestion(question, pid) {
+    return call(root() + "api/standard_questions", { method: "POST", headers: headers({ "Content-Type": "application/json" }),
+                                                     body: JSON.stringify({ question: question, pid: pid }) });
+  }
+
+  function unlinkQuestion(question) {
+    return call(root() + "api/standard_questions", { method: "DELETE", headers: headers({ "Content-Type": "application/json" }),
+                                                     body: JSON.stringify({ question: question }) });
+  }
+
+  function standardBadge(question) {
+    var badge = document.createElement("span");
+    badge.className = "badge badge-standard";
+    badge.textContent = "标准答案";
+    badge.title = "标准问题：" + question;
+    return badge;
+  }
+
+  // A result card's 设为标准答案 / 取消标准答案, for the page's question (#results data-q).
+  function initResultLinks() {
+    var list = document.getElementById("results");
+    if (!list || !list.querySelector(".std-link-btn")) return;
+    var status = document.getElementById("std-status");
+    if (list.querySelector(".std-link-btn.needs-editor")) myRole().then(function (role) { reveal(list, role); });
+    var question = list.getAttribute("data-q") || "";
+
+    function setCard(card, linked) {
+      var btn = card.querySelector(".std-link-btn");
+      btn.setAttribute("data-linked", linked ? "1" : "0");
+      btn.textContent = linked ? "取消标准答案" : "设为标准答案";
+      var badge = card.querySelector(".badge-standard");
+      if (linked && !badge) card.querySelector(".result-source").appendChild(standardBadge(question));
+      if (!linked && badge) badge.parentNode.removeChild(badge);
+    }
+
+    list.addEventListener("click", function (event) {
+      var btn = event.target.closest ? event.target.closest(".std-link-btn") : null;
+      if (!btn) return;
+      var card = btn.closest(".result");
+      var linked = btn.getAttribute("data-linked") === "1";
+      btn.disabled = true;
+      (linked ? unlinkQuestion(question) : linkQuestion(question, btn.getAttribute("data-pid")))
+        .then(function (res) {
+          btn.disabled = false;
+          if (!res.ok) { say(status, (linked ? "取消" : "设置") + "失败：" + errorText(res.data, "未知错误"), "error"); return; }
+          // one passage answers a question: the link replaces the question's earlier one
+          Array.prototype.forEach.call(list.querySelectorAll(".result"), function (c) {
+            if (c.querySelector(".std-link-btn")) setCard(c, !linked && c === card);
+          });
+          var where = card.querySelector(".citation") ? card.querySelector(".citation").textContent : "";
+          say(status, linked ? "已取消问题“" + question + "”的标准答案。"
+                             : "已把“" + where + "”设为问题“" + question + "”的标准答案：再问这个问题或相近的问法时排在第一。", "ok");
+        })
+        .catch(function () { btn.disabled = false; say(status, "操作失败：无法连接服务器。", "error"); });
+    });
+  }
+
+  // The document page's 关联问题 on each passage: enter a question, link it; 取消 removes a linked one.
+  function initPassageLinks() {
+    var body = document.getElementById("doc-body");
+    if (!body || !body.querySelector(".std-add-btn")) return;
+    if (body.querySelector(".needs-editor")) myRole().then(function (role) { reveal(body, role); });
+
+    function listOf(section) { return section.querySelector(".std-questions"); }
+
+    function addItem(section, question) {
+      var list = listOf(section);
+      var li = document.createElement("li");
+      li.className = "std-question";
+      var badge = document.createElement("span");
+      badge.className = "badge badge-standard";
+      badge.textContent = "标准问题";
+      var text = document.createElement("span");
+      text.className = "std-q";
+      text.textContent = question;
+      var drop = document.createElement("button");
+      drop.type = "button";
+      drop.className = "link-btn std-unlink-btn";
+      drop.setAttribute("data-question", question);
+      drop.textContent = "取消";
+      li.appendChild(badge);
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(text);
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(drop);
+      list.appendChild(li);
+      list.hidden = false;
+    }
+
+    function openForm(section, btn) {
+      if (section.querySelector(".std-form")) { section.querySelector(".std-input").focus(); return; }
+      var form = document.createElement("form");
+      form.className = "std-form";
+      var input = document.createElement("input");
+      input.type = "text";
+      input.className = "small-input std-input";
+      input.maxLength = 200;
+      input.placeholder = "输入一个问题，本段将作为它的标准答案";
+      input.setAttribute("aria-label", "关联的问题");
+      var save = document.createElement("button");
+      save.type = "submit";
+      save.className = "btn btn-small btn-primary std-save-btn";
+      save.textContent = "保存";
+      var cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.className = "btn btn-small std-cancel-btn";
+      cancel.textContent = "取消";
+      var note = document.createElement("p");
+      note.className = "std-note";
+      note.setAttribute("role", "status");
+      form.appendChild(input);
+      form.appendChild(save);
+      form.appendChild(cancel);
+      form.appendChild(note);
+      listOf(section).parentNode.insertBefore(form, listOf(section).nextSibling);
+      cancel.addEventListener("click", function () { form.parentNode.removeChild(form); btn.focus(); });
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var question = input.value.trim();
+        if (!question) { note.textContent = "请先输入问题。"; return; }
+        save.disabled = true;
+        linkQuestion(question, btn.getAttribute("data-pid")).then(function (res) {
+          save.disabled = false;
+          if (!res.ok) { note.textContent = "关联失败：" + errorText(res.data, "未知错误"); return; }
+          // a question answers to one passage: drop it from another passage's list on this page
+          Array.prototype.forEach.call(body.querySelectorAll(".std-unlink-btn"), function (b) {
+            if (b.getAttribute("data-question") === res.data.question) dropItem(b);
+          });
+          addItem(section, res.data.question);
+          form.parentNode.removeChild(form);
+          btn.focus();
+        }, function () { save.disabled = false; note.textContent = "关联失败：无法连接服务器。"; });
+      });
+      input.focus();
+    }
+
+    function dropItem(b) {
+      var li = b.closest(".std-question");
+      var list = li.parentNode;
+      list.removeChild(li);
+      if (!list.querySelector(".std-question")) list.hidden = true;
+    }
+
+    body.addEventListener("click", function (event) {
+      var btn = event.target.closest ? event.target.closest(".std-add-btn, .std-unlink-btn") : null;
+      if (!btn) return;
+      var section = btn.closest(".doc-passage");
+      if (btn.classList.contains("std-add-btn")) { openForm(section, btn); return; }
+      var question = btn.getAttribute("data-question");
+      btn.disabled = true;
+      unlinkQuestion(question).then(function (res) {
+        btn.disabled = false;
+        if (!res.ok) { window.alert("取消失败：" + errorText(res.data, "未知错误")); return; }
+        dropItem(btn);
+      }, function () { btn.disabled = false; window.alert("取消失败：无法连接服务器。"); });
+    });
+  }
+
   /* ---------------------------------------------------------------- 操作记录 */
   // Opened without a token: load the same page again with the kept token and show its list.
   function initAudit() {
@@ -273,5 +433,7 @@
     initNav();
     initFaq();
     initAudit();
+    initResultLinks();
+    initPassageLinks();
   });
 })();
