@@ -55,8 +55,9 @@ from indexer.fsutil import write_json
 from indexer.index.backlog import Backlog, BacklogEncoder
 from indexer.index.journal import audited
 from indexer.index.generations import (PENDING_KEY, REBUILD_MARKER, CurrentGeneration, Generations, IndexCorruptError,
-                                       Snapshot, committed_generations, now, remembered_corpus)
-from indexer.index.metadata import category_counts, listing_fields, store_correction
+                                       Snapshot, committed_generations, last_manifest, now, rebuild_marker,
+                                       remembered_corpus)
+from indexer.index.metadata import category_counts, curated_state, listing_fields, store_correction
 from indexer.index.sync import SyncReport, import_files
 from indexer.index.writer import Curate, Writer
 from indexer.search import lookup
@@ -97,7 +98,8 @@ class Engine:
         self.curator = Curator(self.root, self._writer, self._state, encoder)  # issue 26: passages, feedback, audit
         try:
             if not (self.root / "CURRENT").exists():
-                self._store.create_empty()
+                # a rebuild starts from what people curated in the index it replaces (kept in its marker)
+                self._store.create_empty((rebuild_marker(self.root) or {}).get("kept") if _rebuilding else None)
             self._current.reload(force=True)
         except BaseException:
             self.backend.close()
@@ -129,8 +131,14 @@ class Engine:
     def _rebuild(cls, root: Path, corpus: Path, config: Config | None, progress: bool) -> tuple["Engine", SyncReport]:
         with filelock.FileLock(str(root / "write.lock"), is_singleton=False, thread_local=False):
             # The marker says a rebuild of which corpus is under way, so that a killed rebuild is recognised
-            # (not mistaken for a new empty index) and re-running `index --rebuild` knows the corpus.
-            write_json(root / REBUILD_MARKER, {"corpus_dir": str(corpus), "started_at": now()})
+            # (not mistaken for a new empty index) and re-running `index --rebuild` knows the corpus. It also keeps
+            # what people curated (metadata corrections, disabled passages, standard questions, documents removed
+            # from a bulk file), which the corpus cannot give back: the last readable manifest's (a killed
+            # rebuild's generations start from it too), else the killed rebuild's marker's. Feedback and the
+            # audit log live beside the generations, untouched.
+            last, marker = last_manifest(root), rebuild_marker(root) or {}
+            kept = curated_state(last) if last is not None else marker.get("kept") or {}
+            write_json(root / REBUILD_MARKER, {"corpus_dir": str(corpus), "started_at": now(), "kept": kept})
             (root / "CURRENT").unlink(missing_ok=True)
             for gen_dir in root.glob("gen-*"):
                 shutil.rmtree(gen_dir, ignore_errors=True)

@@ -4,6 +4,7 @@ feedback that `partyqa eval` reads, the audit log with named users and roles, an
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,9 @@ from urllib.parse import quote
 import pytest
 
 from conftest import ESSAY, make_corpus, with_seed_cache
+from test_faq import PAIRS, faq_xlsx
 from test_robust_kill import kill_at
-from indexer import Config, Engine
+from indexer import Config, Engine, faq
 from indexer.cli import main as cli_main
 from indexer.index import curation, journal
 from indexer.index.curation import CurationError, normalise_question
@@ -445,3 +447,82 @@ def test_the_audit_page_lists_who_what_when_newest_first_for_admins_only(eng: En
     assert 'id="audit-token-note"' in anonymous and '<tr class="audit-row"' not in anonymous
     assert 'id="admin-token"' in anonymous and 'id="nav-audit" class="active" hidden>' in anonymous
     assert 'id="nav-audit" class="" hidden>' in client.get("/faq").get_data(as_text=True)  # hidden from non-admins
+
+
+# ------------------------------------------------------------------------------------------- rebuilding keeps curation
+def curated_state(e: Engine) -> dict:
+    """What people curated, as a user sees it: metadata, disabled passages (by text), standard questions (with the
+    text of the passage each answers), FAQ entries, feedback and the audit log's writes."""
+    texts = {p["pid"]: p["text"] for d in e.doc_ids() for p in e.passages(d)}
+    return {
+        "metadata": {d: {k: v for k, v in e.metadata(d).items()} for d in e.doc_ids() if e.metadata(d)["edited"]},
+        "disabled": sorted(texts[r["pid"]] for r in e.curator.disabled() if r["pid"]),
+        "standard": sorted((r["question"], texts.get(r["pid"])) for r in e.curator.standard_questions()),
+        "faq": [(x["doc_id"], x["question"], x["answer"]) for x in faq.list_entries(e)],
+        "feedback": e.curator.feedback()["counts"],
+    }
+
+
+def test_rebuild_keeps_what_people_curated(tmp_path: Path, seed_cache: Path) -> None:
+    """Issue 23 item 4 / issue 26: metadata corrections, disabled passages, standard questions (also an FAQ
+    import's), a removed FAQ entry, feedback and the audit log survive `index --rebuild`, also a rebuild of an
+    index whose current generation is damaged, as they survive re-indexing a changed file and re-importing."""
+    index = with_seed_cache(seed_cache, tmp_path / "index")
+    src = make_corpus(tmp_path / "samples")
+    with Engine.open(index, Config()) as e:
+        e.import_dir(src)
+        disabled = top_pid(e, TERM_Q)
+        e.set_passage_enabled([disabled], False)
+        e.set_metadata(REG, title="本支部工作规则（修订稿）", category="本单位制度", status="已废止", published="2020-03-01")
+        chosen = next(p["pid"] for p in e.passages(ESSAY) if "监督" in p["text"])
+        e.curator.link_question("支部委员会选举多久一次", chosen)
+        faq.import_faq(e, faq_xlsx(tmp_path / "常见问题.xlsx", PAIRS + [("预备党员的预备期多长", "预备期为一年。", "")]))
+        e.remove(["问答/常见问题/3"])  # one entry of the import deleted as a document
+        e.curator.add_feedback(TERM_Q, top_pid(e, "支部委员会选举"), True, "keyword")
+        before = curated_state(e)
+        assert before["metadata"][REG]["edited"] == ["title", "category", "published", "status"]
+        assert len(before["disabled"]) == 1 and len(before["faq"]) == 2
+        assert ("支部委员会选举多久一次", next(p["text"] for p in e.passages(ESSAY) if p["pid"] == chosen)) in \
+            before["standard"]
+        audit = e.curator.audit()
+        assert [a["action"] for a in audit][:6] == ["remove", "import", "link", "metadata", "disable", "import"]
+        # re-importing the same folder keeps it
+        e.import_dir(src)
+        assert curated_state(e) == before
+    with Engine.rebuild(index, config=Config())[0] as e:
+        assert curated_state(e) == before
+        assert e.curator.audit()[-len(audit):] == audit  # the log only grew
+        assert e.search("支部委员会选举多久一次", k=3, mode="keyword")[0]["pid"] == chosen
+        assert e.search("本支部工作规则", k=1, mode="keyword")[0]["title"] == "本支部工作规则（修订稿）"
+    # the current generation damaged: the rebuild takes what the previous one kept
+    current = json.loads((index / "CURRENT").read_text("utf-8"))["generation"]
+    (index / f"gen-{current:08d}" / "manifest.json").write_text("{", "utf-8")
+    with Engine.rebuild(index, config=Config())[0] as e:
+        assert curated_state(e) == before
+
+
+@pytest.mark.slow
+def test_a_killed_rebuild_keeps_the_curation_for_the_next_run(tmp_path: Path, seed_cache: Path) -> None:
+    """`index --rebuild` killed after it discarded the old generations (at ``read``, and as if killed before its
+    empty generation 0 was written): re-running it still brings back the disabled passage and the correction."""
+    index = with_seed_cache(seed_cache, tmp_path / "index")
+    corpus = make_corpus(tmp_path / "corpus")
+    with Engine.open(index, Config()) as e:
+        e.index(corpus)
+        target = top_pid(e, TERM_Q)
+        text = next(p["text"] for p in e.passages(REG) if p["pid"] == target)
+        e.set_passage_enabled([target], False)
+        e.set_metadata(REG, title="本支部工作规则（修订稿）")
+    for killed_before_gen0 in (False, True):
+        kill_at(index, "read", tmp_path / "rebuild.log", "index", "--rebuild", str(corpus))
+        if killed_before_gen0:
+            (index / "CURRENT").unlink()
+            for gen in index.glob("gen-*"):
+                shutil.rmtree(gen)
+        assert (index / "REBUILDING").exists()
+        assert subprocess.run([sys.executable, "-m", "indexer.cli", "--index-dir", str(index), "-q", "index",
+                               "--rebuild"], capture_output=True, timeout=600).returncode == 0
+        with Engine.open(index, Config(lock_timeout=0)) as after:
+            assert after.metadata(REG)["title"] == "本支部工作规则（修订稿）"
+            assert [p["state"] for p in after.passages(REG) if p["text"] == text] == ["disabled"]
+            assert target not in every_pid(after.search(TERM_Q, k=10, mode="keyword"))

@@ -305,8 +305,9 @@ class Generations:
         finally:
             self._mutex.release()
 
-    def create_empty(self) -> None:
-        """Commit an empty generation 0 unless CURRENT exists."""
+    def create_empty(self, kept: dict[str, Any] | None = None) -> None:
+        """Commit an empty generation 0 unless CURRENT exists; ``kept``: manifest keys it starts with (what people
+        curated, carried over a rebuild)."""
         with self.write_lock():
             if (self.root / "CURRENT").exists():
                 return
@@ -314,7 +315,7 @@ class Generations:
             shutil.rmtree(gen_dir, ignore_errors=True)
             gen_dir.mkdir()
             self.backend.create_empty(gen_dir)
-            write_gen_files(gen_dir, {**empty_manifest(), "backend": self.backend.name}, {}, [])
+            write_gen_files(gen_dir, {**empty_manifest(), **(kept or {}), "backend": self.backend.name}, {}, [])
             self.commit(gen_dir, 0)
 
     def new_gen_dir(self, base: Path, number: int) -> Path:
@@ -373,12 +374,38 @@ def committed_generations(root: Path) -> list[Path]:
     return [p for p in root.glob("gen-*") if p.is_dir() and not p.name.endswith(".tmp")]
 
 
+def rebuild_marker(root: Path) -> dict[str, Any] | None:
+    """What an interrupted rebuild recorded in :data:`REBUILD_MARKER` (corpus_dir, started_at, kept), or None."""
+    try:
+        marker = json.loads((root / REBUILD_MARKER).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def last_manifest(root: Path) -> dict[str, Any] | None:
+    """The manifest of the generation CURRENT names, else of the newest generation whose manifest is readable
+    (a damaged index keeps the previous generation until the next commit); None when there is none."""
+    try:
+        named = [root / f"gen-{int(json.loads((root / 'CURRENT').read_text('utf-8'))['generation']):08d}"]
+    except (OSError, ValueError, KeyError, TypeError):
+        named = []
+    newest = sorted(committed_generations(root), key=lambda p: p.name, reverse=True)
+    for gen_dir in named + newest:
+        try:
+            manifest = json.loads((gen_dir / "manifest.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and isinstance(manifest.get("documents"), dict):
+            return manifest
+    return None
+
+
 def remembered_corpus(root: Path) -> str | None:
     """The corpus dir of an interrupted rebuild, else the one recorded by the newest readable manifest."""
-    try:
-        return json.loads((root / REBUILD_MARKER).read_text("utf-8"))["corpus_dir"]
-    except (OSError, ValueError, KeyError):
-        pass
+    marker = rebuild_marker(root)
+    if marker and marker.get("corpus_dir"):
+        return marker["corpus_dir"]
     for manifest in sorted(root.glob("gen-*/manifest.json"), reverse=True):
         try:
             value = json.loads(manifest.read_text("utf-8")).get("corpus_dir")

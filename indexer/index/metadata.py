@@ -11,7 +11,7 @@ import datetime as _dt
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
-from indexer.index.curation import commit_manifest
+from indexer.index.curation import DISABLED_KEY, STANDARD_KEY, commit_manifest
 from indexer.index.generations import Snapshot, now
 from indexer.text.cite import citation
 from indexer.types import PartyQAError, QueryError
@@ -124,6 +124,16 @@ def store_correction(writer: "Writer", doc_id: str, changes: Mapping[str, Any]) 
         return True
 
     commit_manifest(writer, change, point="metadata")
+
+
+# What people curated in a manifest (corrections, disabled passages, standard questions, documents removed from a
+# bulk file): none of it can be read again from the corpus, so a rebuild carries it into the new index.
+CURATED_KEYS = (EDITS_KEY, DISABLED_KEY, STANDARD_KEY, "excluded")
+
+
+def curated_state(manifest: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The :data:`CURATED_KEYS` a manifest holds (empty ones left out)."""
+    return {key: manifest[key] for key in CURATED_KEYS if manifest and manifest.get(key)}
 
 
 def drop_corrections(manifest: dict[str, Any], doc_ids: Any) -> None:
