@@ -75,7 +75,7 @@ class Engine:
     """PartyQA search engine over one index directory."""
 
     def __init__(self, index_dir: str | Path, config: Config | None = None, _rebuilding: bool = False):
-        self.config = config or Config.from_env()
+        self._config = config or Config.from_env()
         self.root = Path(index_dir).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._state_lock = threading.RLock()
@@ -85,16 +85,16 @@ class Engine:
             if not _rebuilding and ((self.root / REBUILD_MARKER).exists() or committed_generations(self.root)):
                 raise IndexCorruptError(self.root, "CURRENT is missing but generations exist"
                                         + (" (a rebuild was interrupted)" if (self.root / REBUILD_MARKER).exists() else ""))
-        self.backend = make_backend(self.root, self.config)
-        self._store = Generations(self.root, self.backend, self.config.lock_timeout)
+        self.backend = make_backend(self.root, self._config)
+        self._store = Generations(self.root, self.backend, self._config.lock_timeout)
         self._current = CurrentGeneration(self.root, self._store, self.backend)
         encoder = lambda: self.encoder  # noqa: E731 -- loads the model on first use
         # One encoder of pending passages per process and per index: it appends to the embedding cache.
         cache_lock = self._cache_lock = CacheLock(self.root / CACHE_LOCK)
         self.backlog = Backlog()
-        self._writer = Writer(self.root, self.config, self.backend, self._store, self._current, encoder, cache_lock)
-        self._embedder = BacklogEncoder(self.config, self._current, self._writer, encoder, cache_lock, self.backlog)
-        self._searcher = Searcher(self.config, self._current, encoder, stale_model=self._embedder.reembed_soon)
+        self._writer = Writer(self.root, self._config, self.backend, self._store, self._current, encoder, cache_lock)
+        self._embedder = BacklogEncoder(self._config, self._current, self._writer, encoder, cache_lock, self.backlog)
+        self._searcher = Searcher(self._config, self._current, encoder, stale_model=self._embedder.reembed_soon)
         self.curator = Curator(self.root, self._writer, self._state, encoder)  # issue 26: passages, feedback, audit
         try:
             if not (self.root / "CURRENT").exists():
@@ -147,6 +147,23 @@ class Engine:
         report = eng.index(corpus, progress=progress)
         (root / REBUILD_MARKER).unlink(missing_ok=True)
         return eng, report
+
+    @property
+    def config(self) -> Config:
+        """The settings every part of the engine uses (searcher, writer, embedding backlog, backend)."""
+        return self._config
+
+    @config.setter
+    def config(self, value: Config) -> None:
+        # One config for every part: the searcher, the writer and the backlog hold it, not a copy of it (issue 20).
+        # An embedding model chosen otherwise is loaded at its next use; a backend's open connection stays.
+        with self._state_lock:
+            if _encoder_settings(value) != _encoder_settings(self._config):
+                self._encoder = None
+            self._config = value
+            for part in (self._searcher, self._writer, self._embedder, self.backend):
+                part.config = value
+            self._store.lock_timeout = value.lock_timeout
 
     @property
     def encoder(self) -> Encoder:
@@ -435,6 +452,11 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _encoder_settings(config: Config) -> tuple[Any, ...]:
+    """The settings :func:`load_encoder` reads: a change of any of them means another encoder."""
+    return (config.model, config.models_dir, config.threads, config.index_threads, config.e5_engine)
 
 
 def _tell(stages: Callable[[str], None] | None, stage: str) -> None:

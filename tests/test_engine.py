@@ -510,3 +510,27 @@ def test_vectors_are_normalised_float32(built):
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-3)
     ids = json.loads((gen.path / "vectors" / "ids.json").read_text("utf-8"))
     assert len(ids) == len(vecs) == len(gen.passages)
+
+
+def test_a_config_set_on_the_engine_reaches_the_parts_it_delegates_to(eng: Engine, corpus: Path) -> None:
+    """Issue 20: ``eng.config = ...`` is the config searches and writes use from then on (no stale copy kept by
+    the searcher or the writer after the facade split), and a Config passed to Engine.open is the one they use."""
+    import dataclasses
+
+    q = "支委会一般多久开一次会"
+    first = eng.search(q, k=5, mode="keyword")
+    assert 0 < first.confidence < eng.config.min_confidence and not first.answer_found  # below the default 0.2
+    eng.config = dataclasses.replace(eng.config, min_confidence=first.confidence / 2)
+    assert eng.search(q, k=5, mode="keyword").answer_found  # the same confidence, now above the threshold
+    eng.config = dataclasses.replace(eng.config, max_query_chars=len(q) - 1, max_file_mb=0.001)
+    with pytest.raises(QueryError, match=f"{len(q) - 1}"):
+        eng.search(q, k=5, mode="keyword")  # the question is now one character too long
+    # the writer: a sample file larger than the new 1 kB limit is refused when the corpus is synced again
+    (corpus / "支部工作条例示例.txt").write_text(SEED.read_text("utf-8"), "utf-8")
+    report = eng.index(corpus, wait=False)
+    assert [e for e in report.errors if "支部工作条例示例.txt" in str(e)], report.errors
+    other = Engine.open(eng.root, Config(min_confidence=first.confidence / 2))
+    try:
+        assert other.search(q, k=5, mode="keyword").answer_found
+    finally:
+        other.close()

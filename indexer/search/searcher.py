@@ -38,7 +38,7 @@ class Searcher:
         self._encoder = encoder
         self._stale_model = stale_model  # told when the index was embedded with another model
         self._reranker: Any = None
-        self._reranker_loaded = False
+        self._reranker_for: str | None = None  # the config.reranker the loaded cross-encoder is
         self._versions_cache: tuple[int, dict[str, VersionInfo]] | None = None
         self._fields_cache: tuple[int, dict[str, dict[str, Any]]] | None = None
 
@@ -184,14 +184,14 @@ class Searcher:
         return found
 
     def _reranker_for_search(self) -> Any:
-        """The cross-encoder, loaded on first use when one is configured; None otherwise."""
+        """The cross-encoder, loaded on first use when one is configured (again when another is); None otherwise."""
         if not self.config.reranker:
             return None
-        if not self._reranker_loaded:
+        if self._reranker_for != self.config.reranker:
             from indexer.search.rerank import load_reranker
 
             self._reranker = load_reranker(self.config)
-            self._reranker_loaded = True
+            self._reranker_for = self.config.reranker
         return self._reranker
 
 
