@@ -10,6 +10,7 @@ Same browser and skip rules as tests/test_browser.py (whose driver and helpers i
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -202,4 +203,244 @@ def test_disable_link_feedback_and_faq_import_in_the_browser(curated, driver, tm
         assert first.find_element(By.CSS_SELECTOR, ".badge-standard").text == "标准答案", q
     _search(driver, wait, base, "组织关系介绍信", "keyword")  # a phrase of an answer only
     assert driver.find_element(By.CSS_SELECTOR, "#result-1 .result-title").text == FAQ_ROWS[1][0]
+
+    # 6. every write above is on the 操作记录 page, by the local user (no tokens)
+    driver.find_element(By.LINK_TEXT, "操作记录").click()
+    table = wait.until(EC.presence_of_element_located((By.ID, "audit-table")))
+    done = [(r.find_element(By.CSS_SELECTOR, ".audit-who").text, r.find_element(By.CSS_SELECTOR, ".audit-action").text)
+            for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    for action in ("停用段落", "上传", "关联标准问题", "导入"):
+        assert ("local", action) in done, (action, done)
+    _shots(driver, "curation-audit")
     assert not _console_errors(driver), _console_errors(driver)
+
+
+@pytest.fixture()
+def with_tokens(curated, tmp_path):
+    """The same index served a second time, with a tokens file: a reader 王读者 (r-tok) and an editor 李编辑 (e-tok)."""
+    _, eng, _ = curated
+    path = tmp_path / "tokens.txt"
+    path.write_text("r-tok reader 王读者\ne-tok editor 李编辑\n", "utf-8")
+    saved = os.environ.get("PARTYQA_TOKENS_FILE")
+    os.environ["PARTYQA_TOKENS_FILE"] = str(path)
+    try:
+        url, server, thread = _serve(eng)
+        assert _get_json(url + "/api/me") == {"name": "anonymous", "role": "reader", "tokens": True}  # read now
+    finally:
+        if saved is None:
+            del os.environ["PARTYQA_TOKENS_FILE"]
+        else:
+            os.environ["PARTYQA_TOKENS_FILE"] = saved
+    yield url, eng
+    server.close()
+    thread.join(10)
+
+
+def _keep_token(drv, token: str) -> None:
+    """Keep ``token`` as the pages keep the one entered in a token field (the tab's sessionStorage)."""
+    drv.execute_script("sessionStorage.setItem('partyqa-admin-token', arguments[0])", token)
+
+
+def _role_settled(drv, token: str) -> None:
+    """Wait until the page's own /api/me call (made when it loaded) has had its answer: ask the same again."""
+    drv.execute_async_script("""const done = arguments[arguments.length - 1];
+        fetch('/api/me', {headers: {'X-Admin-Token': arguments[0]}}).then(r => r.json())
+          .then(() => requestAnimationFrame(() => done(true)), () => done(false));""", token)
+
+
+def test_editing_controls_show_for_an_editors_token_only(with_tokens, driver):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, engine = with_tokens
+    wait = WebDriverWait(driver, 90)
+    question = "党支部委员会由几人组成"
+    hit = engine.search(question, k=5, mode="keyword")[-1]
+    doc_page = f"{base}/doc/{quote(hit['doc_id'])}?p={hit['ordinal']}#p-{hit['ordinal']}"
+    results = f"{base}/?q={quote(question)}&mode=keyword"
+
+    def controls() -> list[bool]:
+        return [b.is_displayed() for b in driver.find_elements(By.CSS_SELECTOR, ".std-link-btn, .passage-toggle, "
+                                                                                 ".std-add-btn")]
+
+    for token in ("", "r-tok"):  # no token, then a reader's: the cards can be judged, not edited
+        driver.get(base + "/")
+        _keep_token(driver, token)
+        for url in (results, doc_page):
+            driver.get(url)
+            wait.until(EC.presence_of_element_located((By.TAG_NAME, "main")))
+            if token:
+                _role_settled(driver, token)
+            shown = controls()
+            assert shown and not any(shown), (token, url)
+        driver.get(results)
+        assert all(b.is_displayed() for b in driver.find_elements(By.CSS_SELECTOR, ".fb-btn"))
+    _shots(driver, "curation-reader")
+
+    _keep_token(driver, "e-tok")  # an editor's: shown once /api/me answers, and they work
+    driver.get(results)
+    button = wait.until(EC.visibility_of_element_located(
+        (By.CSS_SELECTOR, f'#results .std-link-btn[data-pid="{hit["pid"]}"]')))
+    button.click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "std-status"), "设为问题"))
+    driver.get(results)
+    assert _first_is_standard(driver, hit["pid"])
+    last = engine.curator.audit()[0]
+    assert (last["action"], last["who"]) == ("link", "李编辑"), last
+    driver.get(doc_page)
+    wait.until(lambda d: all(controls()))
+    assert question in driver.find_element(By.CSS_SELECTOR, f"#p-{hit['ordinal']} .std-questions").text
+    driver.find_element(By.CSS_SELECTOR, f'#p-{hit["ordinal"]} .std-unlink-btn').click()  # 取消 on the passage
+    wait.until(lambda d: not d.find_element(By.CSS_SELECTOR, f"#p-{hit['ordinal']} .std-questions").is_displayed())
+    assert question not in [q["question"] for q in engine.curator.standard_questions()]
+    assert not _console_errors(driver), _console_errors(driver)
+
+# ------------------------------------------------------------------------------------ issue 23 in the browser
+DISCIPLINE = ["中国共产党纪律处分条例（2023）.md", "中国共产党纪律处分条例（2018）.md"]
+
+
+@pytest.fixture(scope="module")
+def versions_server(tmp_path_factory):
+    """The real app over 纪律处分条例 2023 and 2018 from corpus/ and the regulation fixture; hash vectors (the
+    comparison, references, badges and filters do not depend on the model; searches here are keyword searches)."""
+    import shutil
+
+    from bench.common import HashEncoder
+    from conftest import SHIPPED
+
+    base = tmp_path_factory.mktemp("browser-versions")
+    corpus = make_corpus(base / "corpus")
+    (corpus / "基层党支部工作论文.txt").unlink()
+    for name in DISCIPLINE:
+        shutil.copy(SHIPPED / name, corpus / name)
+    eng = Engine.open(base / "index", Config())
+    eng._encoder = HashEncoder()
+    assert not eng.index(corpus).errors
+    url, server, thread = _serve(eng)
+    yield url, eng
+    server.close()
+    thread.join(10)
+    eng.close()
+
+
+def _colours(drv, selector: str) -> tuple[str, str]:
+    return tuple(drv.execute_script("const s = getComputedStyle(document.querySelector(arguments[0]));"
+                                    "return [s.backgroundColor, s.color];", selector))
+
+
+def test_versions_compare_references_status_and_category_in_the_browser(versions_server, driver):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    base, engine = versions_server
+    new, old = DISCIPLINE
+    wait = WebDriverWait(driver, 90)
+
+    # 1. the documents list: 现行 / 历史版本 badges in distinct colours, the year, and a link to the other version
+    driver.get(base + "/documents")
+    wait.until(EC.presence_of_element_located((By.ID, "doc-table")))
+    rows = {r.get_attribute("data-doc-id"): r for r in driver.find_elements(By.CSS_SELECTOR, "#doc-rows tr[data-doc-id]")}
+    assert rows[new].find_element(By.CSS_SELECTOR, ".badge-current").text == "现行"
+    assert rows[old].find_element(By.CSS_SELECTOR, ".badge-historical").text == "历史版本"
+    assert "2023年版" in rows[new].text and "2018年版" in rows[old].text
+    assert not rows[REGULATION_ID].find_elements(By.CSS_SELECTOR, ".badge-current, .badge-historical, .doc-versions")
+    assert _colours(driver, f'tr[data-doc-id="{new}"] .badge-current') != _colours(
+        driver, f'tr[data-doc-id="{old}"] .badge-historical')
+    _shots(driver, "versions-documents")
+    rows[new].find_element(By.CSS_SELECTOR, ".doc-versions a").click()
+    title = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".doc-header")))
+    assert "历史版本 · 2018年版" in title.text and "已修订" in title.text
+    back = driver.find_element(By.CSS_SELECTOR, "#doc-versions a")
+    assert back.text == "2023年版"
+    back.click()
+    wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".doc-header"), "现行 · 2023年版"))
+
+    # 2. 版本对照 from a hit: one article in both versions side by side, the differences marked
+    driver.get(base + "/?q=" + quote("纪律处分条例第一百零一条") + "&mode=keyword")
+    first = wait.until(EC.presence_of_element_located((By.ID, "result-1")))
+    assert "第一百零一条" in first.find_element(By.CSS_SELECTOR, ".citation").text
+    first.find_element(By.CSS_SELECTOR, ".compare-link").click()
+    grid = wait.until(EC.presence_of_element_located((By.ID, "compare-grid")))
+    cols = grid.find_elements(By.CSS_SELECTOR, ".compare-col")
+    assert [c.get_attribute("data-doc") for c in cols] == [new, old]
+    assert "第一百零一条" in cols[0].find_element(By.CSS_SELECTOR, ".compare-cite").text
+    other = cols[1].find_element(By.CSS_SELECTOR, ".compare-cite").text
+    assert "第一百零一条" not in other and re.search(r"第[一二三四五六七八九十百零]+条", other)  # paired by content
+    assert cols[1].find_elements(By.CSS_SELECTOR, "ins, del")
+    assert "所选" in cols[0].text and not ENGLISH_PHRASE.search(_main_text(driver))
+    _shots(driver, "versions-compare")
+    cols[1].find_element(By.CSS_SELECTOR, ".compare-cite a").click()  # ... and to that article in its version
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".doc-passage.chosen")))
+    assert urlsplit_path(driver.current_url) == "/doc/" + quote(old)
+
+    # 3. a cross-reference jumps to its article: in the document view and from a result card
+    doc = engine.document(new)
+    source = next(p for p in doc["passages"]
+                  if any(r["pid"] != f"{new}#{p['ordinal']}" and r.get("doc_id") for r in p.get("references") or []))
+    ref = next(r for r in source["references"] if r["pid"] != f"{new}#{source['ordinal']}")
+    target = ref["pid"].rsplit("#", 1)[1]
+    article = ref["citation"].rsplit(" ", 1)[-1]
+    driver.get(f"{base}/doc/{quote(new)}")
+    link = wait.until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, f'#p-{source["ordinal"]} .references a[href$="#p-{target}"]')))
+    assert link.text == "本文" + article
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    _shots(driver, "versions-document")
+    link.click()
+    chosen = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".doc-passage.chosen")))
+    assert chosen.get_attribute("id") == f"p-{target}" and article.split("第")[1] in chosen.text
+    assert driver.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                 "return r.top < window.innerHeight && r.bottom > 0", chosen), "not scrolled to"
+    here = re.search(r"第[一二三四五六七八九十百零]+条", source["section"] or source["text"]).group(0)
+    driver.get(base + "/?q=" + quote("纪律处分条例" + here) + "&mode=keyword")
+    card = wait.until(EC.presence_of_element_located((By.ID, "result-1")))
+    refs = card.find_elements(By.CSS_SELECTOR, f'.references a[href$="#p-{target}"]')
+    assert refs, card.text
+    refs[0].click()
+    assert wait.until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, ".doc-passage.chosen"))).get_attribute("id") == f"p-{target}"
+
+    # 4. a status edit on the documents page shows in the results; a category set there filters the search page
+    driver.get(base + "/documents")
+    driver.find_element(By.CSS_SELECTOR, "#meta-edit summary").click()
+    form = wait.until(EC.visibility_of_element_located((By.ID, "meta-form")))
+    Select(form.find_element(By.NAME, "doc_id")).select_by_value(old)
+    Select(form.find_element(By.NAME, "status")).select_by_visible_text("已废止")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    row = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-doc-id="{old}"]')))
+    assert row.find_element(By.CSS_SELECTOR, ".badge-status").text == "已废止"
+    driver.get(base + "/?q=" + quote("2018年版纪律处分条例第七条") + "&mode=keyword")
+    card = wait.until(EC.presence_of_element_located((By.ID, "result-1")))
+    assert card.find_element(By.CSS_SELECTOR, ".result-title").get_attribute("href").split("?")[0].endswith(quote(old))
+    assert card.find_element(By.CSS_SELECTOR, ".badge-status").text == "已废止"
+    driver.get(base + "/documents")
+    driver.find_element(By.CSS_SELECTOR, "#meta-edit summary").click()
+    form = wait.until(EC.visibility_of_element_located((By.ID, "meta-form")))
+    Select(form.find_element(By.NAME, "doc_id")).select_by_value(REGULATION_ID)
+    form.find_element(By.NAME, "category").send_keys("本单位制度")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: engine.metadata(REGULATION_ID)["category"] == "本单位制度")
+    driver.get(base + "/?q=" + quote("党组织应当") + "&mode=keyword&k=20")
+    wait.until(EC.presence_of_element_located((By.ID, "results")))
+    titles = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results .result-title")}
+    assert len(titles) > 1, titles  # unfiltered: both regulations
+    Select(driver.find_element(By.ID, "category")).select_by_value("本单位制度")  # a change searches again
+    wait.until(lambda d: "category=" in d.current_url)
+    wait.until(EC.presence_of_element_located((By.ID, "results")))
+    titles = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results .result-title")}
+    assert titles == {engine.metadata(REGULATION_ID)["title"]}, titles
+    assert "类别：本单位制度" in driver.find_element(By.ID, "result-summary").text
+    _shots(driver, "versions-category")
+    Select(driver.find_element(By.ID, "category")).select_by_value("党章党规")
+    wait.until(lambda d: "%E5%85%9A%E7%AB%A0%E5%85%9A%E8%A7%84" in d.current_url)
+    titles = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results .result-title")}
+    assert titles == {"中国共产党纪律处分条例"}, titles
+    assert not _console_errors(driver), _console_errors(driver)
+
+
+def urlsplit_path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path

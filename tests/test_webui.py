@@ -1861,3 +1861,45 @@ def test_result_cards_and_passages_offer_standard_questions_to_editors(writable,
         monkeypatch.delenv("PARTYQA_TOKENS_FILE", raising=False)
         c.delete("/api/standard_questions", json={"question": q})
     assert "badge-standard" not in c.get("/", query_string={"q": q, "mode": "keyword"}).get_data(as_text=True)
+
+
+# ------------------------------------- other versions, cross-references and the category filter on the pages (23)
+def test_pages_link_other_versions_and_references_and_filter_by_category(two_versions):
+    new, old = DISCIPLINE
+    c = create_app(two_versions, Config()).test_client()
+    with c.application.test_request_context():
+        from webui.common import doc_url
+
+        new_href, old_href = (str(escape(doc_url(d))) for d in (new, old))
+    listing = c.get("/documents").get_data(as_text=True)
+    assert f'<div class="doc-versions">其他版本：<a href="{old_href}">2018年版</a></div>' in listing
+    assert f'<div class="doc-versions">其他版本：<a href="{new_href}">2023年版</a></div>' in listing
+    page = c.get(f"/doc/{quote(new)}").get_data(as_text=True)
+    assert re.search(rf'id="doc-versions">其他版本：<a href="{re.escape(old_href)}">2018年版</a> <span class="badge '
+                     r'badge-historical">历史版本</span>', page)
+    # every passage's references link to the article they name (never to the passage itself)
+    doc = two_versions.document(new)
+    refs = [(p["ordinal"], r) for p in doc["passages"] for r in p.get("references") or []
+            if r.get("doc_id") and r["pid"] != f"{new}#{p['ordinal']}"]
+    assert refs
+    links = re.findall(r'<a class="ref-link" href="([^"]+)" title="([^"]*)">([^<]+)</a>', page)
+    assert len(links) == len(refs)
+    for (ordinal, r), (href, title, text) in zip(refs, links):
+        target = r["pid"].rsplit("#", 1)[1]
+        assert href.endswith(f"?p={target}#p-{target}") and title == r["citation"]
+        assert text == "本文" + r["citation"].rsplit(" ", 1)[-1]
+    # the category filter: a select of the categories on the search page, applied to the search and its export
+    html = c.get("/", query_string={"q": "党组织", "mode": "keyword"}).get_data(as_text=True)
+    assert '<option value="党章党规">党章党规（2 篇）</option>' in html
+    assert two_versions.set_metadata(old, category="学习材料")["category"] == "学习材料"
+    try:
+        html = c.get("/", query_string={"q": "党组织", "mode": "keyword", "category": "学习材料"}).get_data(as_text=True)
+        assert '<option value="学习材料" selected>学习材料（1 篇）</option>' in html and "类别：学习材料" in html
+        cards = re.findall(r'class="result-title" href="([^"]+)"', html)
+        assert cards and all(h.startswith(old_href.split("#")[0]) for h in cards)
+        assert "category=%E5%AD%A6%E4%B9%A0%E6%9D%90%E6%96%99" in re.search(r'id="export-csv" href="([^"]+)"',
+                                                                                html).group(1)
+        html = c.get("/", query_string={"q": "党组织", "mode": "keyword", "category": "没有的类别"}).get_data(as_text=True)
+        assert "没有类别为“没有的类别”的文档，已在全部文档中检索。" in html and 'class="result-title"' in html
+    finally:
+        two_versions.set_metadata(old, category=None)

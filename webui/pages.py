@@ -206,6 +206,10 @@ def search_page() -> str:
             continue
         if value is not None:
             tried[name] = value
+    categories = engine.categories()  # 类别 (issue 23 item 4): one category, or every document
+    category = " ".join(request.args.get("category", "").split())[:MAX_NAME_QUERY] or None
+    if category and category not in categories:
+        notice, category = f"没有类别为“{category}”的文档，已在全部文档中检索。", None
     catalog = state.catalog.get(engine)
     folders: list[str] = []
     try:
@@ -218,6 +222,7 @@ def search_page() -> str:
     ctx: dict[str, Any] = {"q": q_raw, "mode": mode, "k": k, "notice": notice, "results": None, "error": "",
                            "took_ms": None, "stats": _stats(state), "selected_docs": docs or [],
                            "doc_counts": {}, "answer_found": True, "tried": tried, "curating": editor_controls(),
+                           "categories": categories, "category": category,
                            "min_confidence": tried.get("min_confidence", cfg.min_confidence)}
 
     def page() -> str:
@@ -240,7 +245,7 @@ def search_page() -> str:
         t0 = time.perf_counter()
         # One search; under a document filter it still counts every document's candidates (count_all), which
         # order a cut picker list.
-        hits = engine.search(q, k=k, mode=mode, docs=docs, count_all=bool(docs), **tried)
+        hits = engine.search(q, k=k, mode=mode, docs=docs, count_all=bool(docs), category=category, **tried)
         ctx["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         answer_found = bool(hits.answer_found) and bool(hits)
         ctx["answer"] = _decorate_all(hits, q, answer_found)
@@ -252,7 +257,8 @@ def search_page() -> str:
         if mode != "keyword":
             ctx["pending_docs"] = _pending_docs(state)
         ctx["doc_counts"] = dict(getattr(hits, "doc_counts", None) or {})
-        ctx["export_args"] = {"q": q, "mode": mode, "k": k, "doc": docs or [], **tried}
+        ctx["export_args"] = {"q": q, "mode": mode, "k": k, "doc": docs or [], **tried,
+                              **({"category": category} if category else {})}
         ctx["semantic_share"] = getattr(hits, "semantic_share", None)
         ctx["confidence"] = float(getattr(hits, "confidence", 0.0) or 0.0)
         if not hits:
@@ -299,8 +305,13 @@ def doc_page(doc_id: str) -> str:
     if editing is not None:
         editing["states"] = {p["ordinal"]: p["state"] for p in curated}
     linked = {p["ordinal"]: p["standard_questions"] for p in curated if p.get("standard_questions")}
+    refs = {}  # cross-references (issue 23 item 3): each passage's links to the articles it names, not to itself
+    for p in passages:
+        found = [r for r in p.get("references") or [] if r.get("doc_id") and r.get("pid") != f"{doc_id}#{p['ordinal']}"]
+        if found:
+            refs[p["ordinal"]] = found
     return render_template("doc.html", doc=doc, blocks=blocks, outline=outline, groups=outline_groups(outline),
-                           compare_href=compare, editing=editing, linked=linked,
+                           compare_href=compare, editing=editing, linked=linked, refs=refs,
                            chosen=chosen if chosen_passage else None, chosen_passage=chosen_passage,
                            q=request.args.get("q", ""))
 

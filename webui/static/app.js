@@ -108,6 +108,16 @@
       link.href = root() + "doc/" + encodePath(d.doc_id);
       title.appendChild(link);
       title.appendChild(el("div", "doc-id", d.doc_id));
+      if (d.versions && d.versions.length) {  // links to the regulation's other versions
+        var others = el("div", "doc-versions", "其他版本：");
+        d.versions.forEach(function (v, i) {
+          if (i) others.appendChild(document.createTextNode("、"));
+          var a = el("a", null, v.version_label || v.title);
+          a.href = root() + "doc/" + encodePath(v.doc_id);
+          others.appendChild(a);
+        });
+        title.appendChild(others);
+      }
       tr.appendChild(title);
       var kind = el("td");
       kind.appendChild(el("span", "badge", d.kind));
@@ -845,7 +855,7 @@
         }
       });
     });
-    Array.prototype.forEach.call(form.querySelectorAll('select[name="k"]'), function (input) {
+    Array.prototype.forEach.call(form.querySelectorAll('select[name="k"], select[name="category"]'), function (input) {
       input.addEventListener("change", rerun);
     });
     initDocPicker(form);
