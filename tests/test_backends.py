@@ -394,6 +394,30 @@ def test_model_change_and_analyzer_change_rewrite_both_halves(tmp_path, corpus, 
             cached.cache_clear()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_corrected_title_is_written_into_the_keyword_half(tmp_path, backend):
+    """A title correction (issue 23 item 4) rewrites that document's keyword entries under the new title, in both
+    backends, and keeps every vector; its revert takes them back to the file's title."""
+    eng = Engine.open(tmp_path / "index", _config(backend))
+    try:
+        eng.index(make_corpus(tmp_path / "corpus"))  # the module's corpus gains 鸿雁驿站.txt in another test
+        n = len(eng._state().passages)
+        semantic = [h["pid"] for h in eng.search("党支部委员会", k=5, mode="semantic")]
+        assert not eng.search("鸿雁驿站", k=5, mode="keyword")  # in no text, section or title
+        eng.set_metadata(SEED_DOC, title="鸿雁驿站支部工作随笔")
+        hits = eng.search("鸿雁驿站", k=5, mode="keyword")
+        assert len(hits) == 5 and {h["doc_id"] for h in hits} == {SEED_DOC}
+        assert {h["title"] for h in hits} == {"鸿雁驿站支部工作随笔"}
+        gen = eng._state()
+        assert gen.reader.keyword_count() == gen.reader.vector_count() == n
+        assert [h["pid"] for h in eng.search("党支部委员会", k=5, mode="semantic")] == semantic  # vectors kept
+        eng.set_metadata(SEED_DOC, title=None)
+        assert not eng.search("鸿雁驿站", k=5, mode="keyword")
+        assert eng._state().reader.keyword_count() == n
+    finally:
+        eng.close()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(bool(MILVUS_SKIP), reason=MILVUS_SKIP or "-")
 def test_real_model_quality_within_one_question(tmp_path, corpus, monkeypatch):

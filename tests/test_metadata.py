@@ -166,6 +166,34 @@ def test_corrections_survive_reindexing_the_file_and_leave_with_the_document(eng
     assert by_id(eng)[D2018]["status"] == "已修订"  # a new document: the file's own status again
 
 
+NEW_TITLE = "鸿雁驿站支部工作随笔"  # 鸿雁驿站: in no text of the corpus
+
+
+def title_hits(eng: Engine) -> list[dict]:
+    """Keyword hits for the corrected title's own words."""
+    return eng.search("鸿雁驿站", k=5, mode="keyword")
+
+
+def test_a_corrected_title_is_searchable_by_keyword_and_shown(eng: Engine, corpus: Path) -> None:
+    """Issue 23 item 4: the keyword index's title field follows a title correction (and its revert), also when the
+    file is re-read, so a keyword search for the new title finds the document and shows the new title."""
+    assert not [h for h in title_hits(eng) if h["doc_id"] == ESSAY]
+    eng.set_metadata(ESSAY, title=NEW_TITLE)
+    hits = title_hits(eng)
+    assert hits and {h["doc_id"] for h in hits} == {ESSAY}
+    assert all(h["title"] == NEW_TITLE and h["citation"].startswith(f"《{NEW_TITLE}》") for h in hits)
+    # the file changes: its passages are read again, under the corrected title
+    path = corpus / ESSAY
+    path.write_text(path.read_text("utf-8") + "\n附：本文件供测试修改。\n", encoding="utf-8")
+    assert eng.index(corpus, wait=False).updated == [ESSAY]
+    assert {h["doc_id"] for h in title_hits(eng)} == {ESSAY}
+    assert eng.search(NEW_TITLE, k=1, mode="keyword")[0]["title"] == NEW_TITLE
+    # the other documents' keyword entries are untouched; back to the file's title: no longer found by the old one
+    assert eng.search("廉洁自律准则", k=1, mode="keyword")[0]["doc_id"] == LIANJIE
+    eng.set_metadata(ESSAY, title=None)
+    assert title_hits(eng) == [] and eng.metadata(ESSAY)["title"] != NEW_TITLE
+
+
 def test_category_filter(eng: Engine) -> None:
     eng.set_metadata(ESSAY, category="学习材料")
     hits = eng.search("党支部", k=10, mode="keyword", category="学习材料")
@@ -232,12 +260,14 @@ def test_api_patch_with_token_and_category_filter(eng: Engine) -> None:
 
 # ------------------------------------------------------------------------------------------- kill test
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["metadata", "before_switch"])
+@pytest.mark.parametrize("point", ["metadata", "keyword", "before_switch"])
 def test_a_killed_correction_leaves_the_old_state(eng: Engine, point: str) -> None:
+    """Killed before its switch, a correction (here of status and title: the title rewrites the document's keyword
+    entries, paused at ``keyword`` after that) leaves the old state, and the next one goes through."""
     index = eng.root
     eng.close()
     cmd = [str(Path(sys.executable).parent / "partyqa"), "--index-dir", str(index), "-q", "meta", D2023,
-           "--status", "已废止"]
+           "--status", "已废止", "--title", NEW_TITLE]
     if not Path(cmd[0]).exists():
         cmd[:1] = [sys.executable, "-m", "indexer.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYQA_")}
@@ -252,11 +282,13 @@ def test_a_killed_correction_leaves_the_old_state(eng: Engine, point: str) -> No
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     with Engine.open(index, Config(lock_timeout=0)) as after:
-        assert by_id(after)[D2023]["status"] == "现行"
+        assert by_id(after)[D2023]["status"] == "现行" and by_id(after)[D2023]["title"] != NEW_TITLE
+        assert title_hits(after) == []
         # the next correction goes through at once: no stale lock, no damaged generation
-        after.set_metadata(D2023, status="已废止")
+        after.set_metadata(D2023, status="已废止", title=NEW_TITLE)
         assert by_id(after)[D2023]["status"] == "已废止"
         assert after.search("纪律处分", k=3, mode="keyword")
+        assert {h["doc_id"] for h in title_hits(after)} == {D2023}
 
 
 def test_documents_page_form_corrects_with_the_token(eng: Engine) -> None:

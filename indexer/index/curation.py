@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from indexer.fsutil import checkpoint, write_json
-from indexer.index.generations import PENDING_KEY, Snapshot, now
+from indexer.index.generations import Snapshot, now
 from indexer.text.cite import citation
 from indexer.types import KeywordHit, Passage, PartyQAError
 
@@ -329,25 +328,8 @@ def standard_answers(gen: Snapshot, queries: Sequence[Any], results: Sequence[li
 # ------------------------------------------------------------------ writing
 def commit_manifest(writer: "Writer", change: Callable[[Snapshot, dict[str, Any]], Any],
                     point: str = "curation") -> Any:
-    """Run ``change(gen, manifest_copy)`` under the write lock; when it returns a truthy result, commit the
-    changed manifest as the next generation (other files shared) and return that result. ``point``: the kill
-    tests' checkpoint before the commit (``metadata`` for :mod:`indexer.index.metadata`'s corrections)."""
-    from indexer.index.writer import manifest_copy
-
-    with writer.writing() as gen:
-        manifest = manifest_copy(gen)
-        result = change(gen, manifest)
-        if not result:
-            return result
-        checkpoint(writer.root, point)
-        n_vectors = len(gen.passages) - len(manifest.get(PENDING_KEY) or [])
-
-        def build(tmp: Any, batch: Any) -> int:
-            write_json(tmp / "manifest.json", manifest)  # texts, passages, keyword, vectors: unchanged (shared)
-            return n_vectors
-
-        writer.commit(gen, len(gen.passages), build)
-        return result
+    """Commit a change of the manifest alone (:meth:`indexer.index.writer.Writer.commit_manifest`)."""
+    return writer.commit_manifest(change, point)
 
 
 def _passage(gen: Snapshot, pid: str) -> Passage:

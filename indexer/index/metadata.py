@@ -7,14 +7,15 @@ file's values are read afresh and the correction is laid over them. Removing the
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from indexer.index.curation import DISABLED_KEY, STANDARD_KEY, commit_manifest
 from indexer.index.generations import Snapshot, now
 from indexer.text.cite import citation
-from indexer.types import PartyQAError, QueryError
+from indexer.types import PartyQAError, Passage, QueryError
 
 if TYPE_CHECKING:
     from indexer.index.writer import Writer
@@ -124,6 +125,27 @@ def store_correction(writer: "Writer", doc_id: str, changes: Mapping[str, Any]) 
         return True
 
     commit_manifest(writer, change, point="metadata")
+
+
+def corrected_titles(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """doc id -> the title a person set, for the documents of a manifest that have one."""
+    edits = manifest.get(EDITS_KEY) or {}
+    return {d: e["title"] for d, e in edits.items() if e.get("title") and d in manifest["documents"]}
+
+
+def keyword_passages(passages: Iterable[Passage], manifest: Mapping[str, Any]) -> list[Passage]:
+    """Passages as the keyword half indexes them: under their document's corrected title where a person set one
+    (the passage store keeps the file's title, which the embeddings and the content hashes were made with)."""
+    titles = corrected_titles(manifest)
+    return [dataclasses.replace(p, title=titles[p.doc_id]) if titles.get(p.doc_id, p.title) != p.title else p
+            for p in passages]
+
+
+def retitled(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
+    """Documents of ``after`` whose corrected title differs from ``before``'s (set, changed or reverted): their
+    keyword entries must be written again."""
+    old, new = corrected_titles(before), corrected_titles(after)
+    return {d for d in set(old) | set(new) if old.get(d) != new.get(d) and d in after["documents"]}
 
 
 # What people curated in a manifest (corrections, disabled passages, standard questions, documents removed from a

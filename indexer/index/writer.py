@@ -23,7 +23,7 @@ from indexer.embed.cache import CacheLock, EmbeddingCache, embed_passages
 from indexer.embed.encoders import Encoder, passage_context
 from indexer.fsutil import checkpoint, write_json
 from indexer.index.generations import PENDING_KEY, CurrentGeneration, Generations, Snapshot, now, write_gen_files
-from indexer.index.metadata import drop_corrections
+from indexer.index.metadata import drop_corrections, keyword_passages, retitled
 from indexer.index.sentences import sentence_store, store_entries
 from indexer.index.sync import (Plan, SyncReport, finish_staged, load_changed, plan_changes, recover_staged, scan,
                                 stage_files)
@@ -151,6 +151,33 @@ class Writer:
                 corpus = Path(gen.manifest["corpus_dir"]) if gen.manifest.get("corpus_dir") else self.root
                 self.apply(gen, corpus, {}, [], SyncReport(), progress=False)
 
+    def commit_manifest(self, change: Callable[[Snapshot, dict[str, Any]], Any], point: str = "curation") -> Any:
+        """Run ``change(gen, manifest_copy)`` under the write lock; when it returns a truthy result, commit the
+        changed manifest as the next generation and return that result. The other files stay those of the previous
+        generation (shared), except the keyword entries of a document whose corrected title changed: they are
+        written again under that title. ``point``: the kill tests' checkpoint before the commit (``curation``,
+        ``metadata`` for a correction)."""
+        with self.writing() as gen:
+            manifest = manifest_copy(gen)
+            result = change(gen, manifest)
+            if not result:
+                return result
+            checkpoint(self.root, point)
+            n_vectors = len(gen.passages) - len(manifest.get(PENDING_KEY) or [])
+            docs = retitled(gen.manifest, manifest)
+
+            def build(tmp: Path, batch: WriteBatch) -> int:
+                if docs:  # the title field of those documents' passages; their vectors stay
+                    batch.keyword(docs, keyword_passages((gen.passages[pid] for d in sorted(docs)
+                                                          for pid in gen.by_doc.get(d, ())), manifest))
+                    batch.vectors([], [], np.zeros((0, 1), dtype=np.float32), manifest.get("model_id") or "")
+                    checkpoint(self.root, "keyword")
+                write_json(tmp / "manifest.json", manifest)  # texts and passages: unchanged (shared)
+                return n_vectors
+
+            self.commit(gen, len(gen.passages), build)
+            return result
+
     def commit_vectors(self, pids: list[str], hashes: list[str], vectors: np.ndarray, model_id: str) -> list[str]:
         """Commit vectors of pending passages as the next generation; returns the pids whose vectors it committed.
 
@@ -252,12 +279,12 @@ class Writer:
                                self.root, manifest.get("analyzer") or "(unrecorded)", analyzer_fingerprint(),
                                len(passages))
                 report.passages_retokenized = len(passages)
-                batch.keyword(drop, passages, rebuild=True)
+                batch.keyword(drop, keyword_passages(passages, manifest), rebuild=True)
             else:
                 # Every fresh pid is of a new document or of one dropped here: the keyword half need not look each
                 # up to replace it (checked, as a document without a recorded file would slip past the plan).
                 new_pids = not any(pid in gen.passages and gen.passages[pid].doc_id not in drop for pid in fresh_ids)
-                batch.keyword(drop, fresh, new_pids=new_pids)
+                batch.keyword(drop, keyword_passages(fresh, manifest), new_pids=new_pids)
             checkpoint(self.root, "keyword")
 
             if keyword_first:
