@@ -159,6 +159,49 @@ def test_fixture_disabled_article_is_never_pinned(tmp_path):
         eng.close()
 
 
+# ------------------------------------------------------------------------------------------------ shipped versions
+S18, S23 = "中国共产党纪律处分条例（2018）.md", "中国共产党纪律处分条例（2023）.md"
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """Both shipped 纪律处分条例 versions (2023 renumbers: its 第二十七条 is the 2018 第二十六条), 党章 and the 准则."""
+    base = tmp_path_factory.mktemp("lookup-shipped")
+    corpus = base / "corpus"
+    corpus.mkdir()
+    for name in (S18, S23, "中国共产党章程.md", "中国共产党廉洁自律准则.md"):
+        shutil.copy(ROOT / "corpus" / name, corpus / name)
+    eng = _engine(base / "index", corpus)
+    yield eng
+    eng.close()
+
+
+# question, the pinned article (doc, label), the same article in the other version (doc, label) -- read off the texts
+PINNED_VERSIONS = [
+    ("2015年纪律处分条例第八条", (S18, "第八条"), (S23, "第八条")),  # 2015 not indexed: the 2018 version in force then
+    ("旧版纪律处分条例第八条", (S18, "第八条"), (S23, "第八条")),
+    ("纪律处分条例第二十七条", (S23, "第二十七条"), (S18, "第二十六条")),
+    ("2018年版纪律处分条例第二十六条", (S18, "第二十六条"), (S23, "第二十七条")),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("question,pinned,other", PINNED_VERSIONS)
+def test_pinned_article_carries_its_other_versions_and_k_hits(shipped, mode, question, pinned, other):
+    """Issue 23: the pinned article is a hit like any other -- its other version in ``also_in``, not a hit of its
+    own beside it nor folded under another hit -- and the results still hold k hits, each passage once."""
+    k = 5
+    hits = shipped.search(question, k=k, mode=mode)
+    top = hits[0]
+    assert (top["doc_id"], _article(top)) == pinned and hits.found.pids[0] == top["pid"]
+    folded = [(o["doc_id"], _article(o), o["fold"]) for o in top["also_in"]]
+    assert (*other, "version") in folded, (question, mode, folded)
+    assert all((h["doc_id"], _article(h)) != other for h in hits[1:]), [h["section"] for h in hits]
+    shown = [h["pid"] for h in hits] + [o["pid"] for h in hits for o in h["also_in"]]
+    assert len(shown) == len(set(shown)), shown
+    assert len(hits) == k and [h["rank"] for h in hits] == list(range(1, k + 1))
+
+
 # ------------------------------------------------------------------------------------------------ real regulations
 REAL = ["xtjeyvc-dangfa/dangfa008.md", "xtjeyvc-dangfa/dangfa009.md", "xtjeyvc-dangfa/dangfa0010.md",
         "xtjeyvc-dangfa/dangfa002.md", "xtjeyvc-dangfa/dangfa0024.md", "xtjeyvc-dangfa/dangfa0034.md",

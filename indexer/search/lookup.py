@@ -30,7 +30,7 @@ from indexer.text.versions import VersionInfo, document_year
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Unit", "Catalog", "Found", "build_catalog", "lookup", "pin", "references", "LookupResults",
+__all__ = ["Unit", "Catalog", "Found", "build_catalog", "lookup", "find", "pin", "references", "LookupResults",
            "ArticleLookup"]
 
 PIN_MAX = 3  # at most this many passages of one article go before the ranked hits
@@ -372,21 +372,86 @@ class LookupResults(Results):
         return out
 
 
-def pin(results: Any, found: Found, k: int, make_hit: Callable[[int, str], dict[str, Any]]) -> LookupResults:
+def pin(results: Any, found: Found, k: int, make_hit: Callable[[int, str], dict[str, Any]],
+        passages: Mapping[str, Any] | None = None, versions: Mapping[str, VersionInfo] | None = None,
+        others: Sequence[str] = ()) -> LookupResults:
     """The results with the found article's passages first (hits the ranking already had keep their fields),
-    renumbered and cut to k; no hits at all when the article does not exist."""
+    renumbered and cut to k; no hits at all when the article does not exist.
+
+    A pinned passage is a hit like a ranked one: what folds under it (:func:`~indexer.search.fold.fold_reason`) --
+    a ranked hit that is the same article in another version or a repeat, with that hit's own ``also_in``, and of
+    ``others`` (the other versions' passages of the regulation) the same article -- is listed in its ``also_in``
+    and shown nowhere else, so every passage stands once. The ranking should hand over a few more than ``k`` hits
+    (:data:`PIN_SPARE`): the list is then still ``k`` long after the hits folded under the pinned ones leave it.
+    """
     if not found.pids:
         return LookupResults(results, [], found)
+    pinned = set(found.pids)
     have = {h["pid"]: h for h in results}
-    first = [have.get(pid) or make_hit(0, pid) for pid in found.pids]
+    first, absorbed = [], set()
+    for pid in found.pids:
+        hit = have.get(pid) or make_hit(0, pid)
+        entries = [o for o in hit.get("also_in") or [] if o["pid"] not in pinned]
+        if passages is not None:
+            entries = _fold_under(pid, entries, results, pinned, absorbed, passages, versions or {}, others)
+        hit["also_in"] = entries
+        first.append(hit)
     top = first[0]["score"] if not results else max(results[0]["score"], first[0]["score"])
     for h in first:
         h["score"] = top
-    rest = [h for h in results if h["pid"] not in set(found.pids)]
+    shown = {o["pid"] for h in first for o in h["also_in"]} | pinned
+    rest = []
+    for h in results:
+        if h["pid"] in pinned or h["pid"] in absorbed:
+            continue
+        if any(o["pid"] in shown for o in h.get("also_in") or ()):
+            h["also_in"] = [o for o in h["also_in"] if o["pid"] not in shown]
+        rest.append(h)
     hits = (first + rest)[:k]
     for i, h in enumerate(hits, start=1):
         h["rank"] = i
     return LookupResults(results, hits, found)
+
+
+# Hits the ranking hands over beyond k for a look-up question: the ranked hits folded under the pinned passages
+# leave the list, which must still hold k.
+PIN_SPARE = 2 * PIN_MAX
+
+
+def _fold_under(pid: str, entries: list[dict[str, Any]], results: Sequence[dict[str, Any]], pinned: set[str],
+                absorbed: set[str], passages: Mapping[str, Any], versions: Mapping[str, VersionInfo],
+                others: Sequence[str]) -> list[dict[str, Any]]:
+    """The ``also_in`` of pinned passage ``pid``: its own ``entries``, then each ranked hit that folds under it (or
+    that had it folded in) with that hit's own entries (the hit's pid goes into ``absorbed``), then the passages of
+    ``others`` that are the same article in another version."""
+    from indexer.search.fold import fold_reason
+
+    lead = passages[pid]
+    seen = pinned | absorbed | {o["pid"] for o in entries}
+
+    def add(other: str) -> None:
+        if other not in seen:
+            seen.add(other)
+            p = passages[other]
+            info = versions.get(p.doc_id)
+            entries.append({"pid": other, "doc_id": p.doc_id, "title": p.title, "section": p.section,
+                            "fold": fold_reason(lead, p, versions) or "repeat",
+                            "version_status": info.status if info else None,
+                            "version_label": info.label if info else None})
+
+    for h in results:
+        if h["pid"] in seen:
+            continue
+        group = [h["pid"]] + [o["pid"] for o in h.get("also_in") or ()]
+        if pid in group or fold_reason(lead, passages[h["pid"]], versions) is not None:
+            absorbed.add(h["pid"])
+            for other in group:
+                add(other)
+    for other in others:
+        if other not in seen and passages[other].doc_id != lead.doc_id and \
+                fold_reason(lead, passages[other], versions) == "version":
+            add(other)
+    return entries
 
 
 def references(pid: str, catalog: Catalog, passages: Mapping[str, Any], texts: Mapping[str, str]
@@ -505,27 +570,48 @@ def _make_hit(question: str, terms: Sequence[str] | None, pid: str, passages: Ma
     return hit
 
 
-def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Sequence[Any], k: int,
-          passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str]], texts: Mapping[str, str],
-          docs: Mapping[str, Mapping[str, Any]], versions: Mapping[str, VersionInfo],
-          allowed: Collection[str] | None = None, hidden: Collection[str] = ()) -> list[Any]:
-    """Each question's results with its named article first, and ``references`` on every hit. ``questions``:
-    analysed :class:`~indexer.search.query.Query` objects (or plain strings); ``hidden``: passages that must
-    never be hits (disabled by curation)."""
+def find(state: ArticleLookup, key: Any, questions: Sequence[Any], passages: Mapping[str, Any],
+         by_doc: Mapping[str, Sequence[str]], texts: Mapping[str, str], docs: Mapping[str, Mapping[str, Any]],
+         versions: Mapping[str, VersionInfo], allowed: Collection[str] | None = None,
+         hidden: Collection[str] = ()) -> list[Found | None]:
+    """The article each question names (None: none, the ranking answers), never a passage in ``hidden``."""
     if not passages:
-        return list(results)
+        return [None for _ in questions]
     catalog = state.catalog(key, passages, by_doc, texts, docs, versions)
-    out = []
-    for q, res in zip(questions, results):
-        text = getattr(q, "text", q)
-        terms = getattr(q, "hit_terms", None)
-        found = lookup(_fold(text), catalog, passages, texts, allowed)
+    out: list[Found | None] = []
+    for q in questions:
+        found = lookup(_fold(getattr(q, "text", q)), catalog, passages, texts, allowed)
         if found is not None and found.pids and hidden:
             found.pids = [p for p in found.pids if p not in hidden]
             found = found if found.pids else None  # the article is disabled: ranking answers
-        if found is not None:
-            res = pin(res, found, k, lambda _i, pid, text=text, terms=terms: _make_hit(text, terms, pid, passages,
-                                                                                        versions))
+        out.append(found)
+    return out
+
+
+def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Sequence[Any], k: int,
+          passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str]], texts: Mapping[str, str],
+          docs: Mapping[str, Mapping[str, Any]], versions: Mapping[str, VersionInfo],
+          allowed: Collection[str] | None = None, hidden: Collection[str] = (),
+          found: Sequence[Found | None] | None = None) -> list[Any]:
+    """Each question's results with its named article first, and ``references`` on every hit. ``questions``:
+    analysed :class:`~indexer.search.query.Query` objects (or plain strings); ``hidden``: passages that must
+    never be hits (disabled by curation); ``found``: :func:`find`'s answer when the caller asked it first."""
+    if not passages:
+        return list(results)
+    catalog = state.catalog(key, passages, by_doc, texts, docs, versions)
+    if found is None:
+        found = find(state, key, questions, passages, by_doc, texts, docs, versions, allowed, hidden)
+    out = []
+    for q, res, f in zip(questions, results, found):
+        text = getattr(q, "text", q)
+        terms = getattr(q, "hit_terms", None)
+        if f is not None:
+            others = [p for u in catalog.family(f.unit) if u.doc_id != f.unit.doc_id
+                      and (allowed is None or u.doc_id in allowed)
+                      for pids in u.articles.values() for p in pids if p not in hidden]
+            res = pin(res, f, k, lambda _i, pid, text=text, terms=terms: _make_hit(text, terms, pid, passages,
+                                                                                    versions),
+                      passages, versions, others)
         for hit in res:
             hit["references"] = state.references(hit["pid"], catalog, passages, texts)
         out.append(res)
@@ -555,14 +641,25 @@ def catalog_of(owner: Any, gen: Any, versions: Mapping[str, VersionInfo]) -> Cat
     return state_of(owner).catalog(gen.number, gen.passages, gen.by_doc, gen.texts, _docs_of(gen), versions)
 
 
+def find_in(owner: Any, gen: Any, queries: Sequence[Any], allowed: Collection[str] | None,
+            versions: Mapping[str, VersionInfo]) -> list[Found | None]:
+    """:func:`find` over a searcher's Snapshot, never a passage curation disabled: asked before ranking, so that a
+    look-up question is ranked :data:`PIN_SPARE` deeper."""
+    from indexer.index.curation import disabled_pids
+
+    return find(state_of(owner), gen.number, queries, gen.passages, gen.by_doc, gen.texts, _docs_of(gen), versions,
+                allowed, disabled_pids(gen))
+
+
 def apply_to_results(owner: Any, gen: Any, queries: Sequence[Any], results: Sequence[Any], k: int,
-                     allowed: Collection[str] | None, versions: Mapping[str, VersionInfo]) -> list[Any]:
+                     allowed: Collection[str] | None, versions: Mapping[str, VersionInfo],
+                     found: Sequence[Found | None] | None = None) -> list[Any]:
     """The search hook (:meth:`indexer.search.searcher.Searcher.search_queries`): :func:`apply` over a Snapshot,
-    never pinning a passage curation disabled."""
+    never pinning a passage curation disabled; ``found``: :func:`find_in`'s answer."""
     from indexer.index.curation import disabled_pids
 
     return apply(state_of(owner), gen.number, queries, results, k, gen.passages, gen.by_doc, gen.texts,
-                 _docs_of(gen), versions, allowed, disabled_pids(gen))
+                 _docs_of(gen), versions, allowed, disabled_pids(gen), found)
 
 
 def editions_of(gen: Any, versions: Mapping[str, VersionInfo]) -> dict[str, dict[str, Any]]:

@@ -103,10 +103,12 @@ class Searcher:
         # model's (until the backlog has re-embedded them).
         pending = (gen.pending if semantic else frozenset(gen.passages)) if mode == "hybrid" else frozenset()
         sentences = self.sentence_scores(gen, vectors, candidates)  # issue 22: each candidate's best sentence
-        results = [rank(gen.passages, q, kw_hits, sem_hits, k, mode, config, reranker, versions=versions,
-                        pending=pending, sentences=sent)
-                   for q, kw_hits, sem_hits, sent in zip(queries, *candidates, sentences)]
-        results = lookup.apply_to_results(self, gen, queries, results, k, allowed, versions)  # issue 23: 第X条 first
+        # issue 23: a question naming an article gets it first; ranked deeper, as hits may fold under it
+        found = lookup.find_in(self, gen, queries, allowed, versions)
+        results = [rank(gen.passages, q, kw_hits, sem_hits, k + (lookup.PIN_SPARE if f is not None else 0), mode,
+                        config, reranker, versions=versions, pending=pending, sentences=sent)
+                   for q, kw_hits, sem_hits, sent, f in zip(queries, *candidates, sentences, found)]
+        results = lookup.apply_to_results(self, gen, queries, results, k, allowed, versions, found)
         standard_answers(gen, queries, results, vectors, k, versions)  # issue 26: a linked question's passage first
         if count_all:
             every = self.candidates(gen, queries, mode, depth, None, vectors)
