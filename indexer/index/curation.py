@@ -12,7 +12,7 @@ Manifest keys::
                         (vector: the question's e5 vector as base64 float16, ~0.5 kB a question)
 
 A change is a new generation whose only changed file is ``manifest.json`` (every other file stays a hard link of
-the previous generation's), committed through the one commit path (:meth:`indexer.index.writer.Writer.commit`):
+the previous generation's), committed through the one commit path (:meth:`indexer.index.writer.Writer.commit_manifest`):
 a kill at any point leaves the previous state. The kill tests pause at the ``curation`` checkpoint (before the
 generation is built) and at ``before_switch`` / ``after_switch``.
 """
@@ -23,16 +23,13 @@ import hashlib
 import logging
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from indexer.index.generations import Snapshot, now
+from indexer.index.generations import ManifestCommitter, Snapshot, now
 from indexer.text.cite import citation
 from indexer.types import KeywordHit, Passage, PartyQAError
-
-if TYPE_CHECKING:
-    from indexer.index.writer import Writer
 
 logger = logging.getLogger(__name__)
 
@@ -287,51 +284,7 @@ def put_standard_first(results: list[dict[str, Any]], gen: Snapshot, match: tupl
         h["rank"] = i
 
 
-def standard_answers(gen: Snapshot, queries: Sequence[Any], results: Sequence[list[dict[str, Any]]],
-                     vectors: Any, k: int, versions: Mapping[str, Any] | None = None) -> None:
-    """The searcher's second hook, after ranking: drops disabled passages a later hook put in (the 第X条 look-up
-    reads the passage store, not the candidates), then gives a question that matches a standard question its
-    passage first (:func:`match_standard`, :func:`put_standard_first`). ``vectors``: the questions' e5 vectors
-    (None in keyword mode: then only the same question matches)."""
-    off = disabled_pids(gen)
-    if off:
-        for res in results:
-            kept = [h for h in res if h.get("pid") not in off]
-            for h in kept:
-                if h.get("also_in"):
-                    h["also_in"] = [o for o in h["also_in"] if o.get("pid") not in off]
-            if len(kept) != len(res):
-                res[:] = kept
-                for i, h in enumerate(res, start=1):
-                    h["rank"] = i
-    if not gen.manifest.get(STANDARD_KEY):
-        return
-    from indexer.search.rank import build_hit
-
-    for i, (q, res) in enumerate(zip(queries, results)):
-        found = match_standard(gen, q.text, None if vectors is None else vectors[i])
-        if found is None:
-            continue
-
-        def make_hit(p: Passage, q: Any = q) -> dict[str, Any]:
-            hit = build_hit(1, p, q.text, q.hit_terms, None, 1.0, {})
-            info = (versions or {}).get(p.doc_id)
-            hit.update(version_status=getattr(info, "status", None), version_label=getattr(info, "label", None),
-                       also_in=[])
-            return hit
-
-        put_standard_first(res, gen, found, k, make_hit)
-        if hasattr(res, "answer_found"):
-            res.answer_found = True
-
-
 # ------------------------------------------------------------------ writing
-def commit_manifest(writer: "Writer", change: Callable[[Snapshot, dict[str, Any]], Any],
-                    point: str = "curation") -> Any:
-    """Commit a change of the manifest alone (:meth:`indexer.index.writer.Writer.commit_manifest`)."""
-    return writer.commit_manifest(change, point)
-
-
 def _passage(gen: Snapshot, pid: str) -> Passage:
     p = gen.passages.get(pid)
     if p is None:
@@ -350,7 +303,7 @@ def link_record(question: str, p: Passage, who: str, vector: str | None, model_i
     return {"question": question, "key": key_of(p), **_record(p, who), "vector": vector, "model_id": model_id}
 
 
-def set_enabled(writer: "Writer", pids: Sequence[str], enabled: bool, who: str = "local") -> dict[str, list[str]]:
+def set_enabled(writer: ManifestCommitter, pids: Sequence[str], enabled: bool, who: str = "local") -> dict[str, list[str]]:
     """Disable (``enabled=False``) or enable passages by pid; ``{"changed": [...], "unchanged": [...]}``. An unknown
     pid refuses the whole request (CurationError) and nothing is written."""
     pids = list(dict.fromkeys(str(p) for p in pids))
@@ -375,7 +328,7 @@ def set_enabled(writer: "Writer", pids: Sequence[str], enabled: bool, who: str =
             manifest.pop(DISABLED_KEY, None)
         return bool(out["changed"])
 
-    commit_manifest(writer, change)
+    writer.commit_manifest(change)
     return out
 
 
@@ -390,14 +343,14 @@ def check_question(question: Any) -> str:
     return question
 
 
-def link(writer: "Writer", question: str, pid: str, who: str = "local", vector: Iterable[float] | None = None,
+def link(writer: ManifestCommitter, question: str, pid: str, who: str = "local", vector: Iterable[float] | None = None,
          model_id: str | None = None) -> dict[str, Any]:
     """Link a standard question to a passage (replacing the question's earlier link); ``vector``: the question's
     e5 query vector, for paraphrases. Returns the stored record (without the vector)."""
     return link_many(writer, [(question, pid, vector)], who, model_id)[0]
 
 
-def link_many(writer: "Writer", items: Sequence[tuple[str, str, Iterable[float] | None]], who: str = "local",
+def link_many(writer: ManifestCommitter, items: Sequence[tuple[str, str, Iterable[float] | None]], who: str = "local",
               model_id: str | None = None, replace_docs: str | None = None) -> list[dict[str, Any]]:
     """Link several (question, pid, vector) at once, in one generation: all or none (an unknown or disabled
     passage refuses the lot). ``replace_docs``: first drop the links to documents whose id starts with it (an
@@ -421,11 +374,11 @@ def link_many(writer: "Writer", items: Sequence[tuple[str, str, Iterable[float] 
             stored.append({**{k: v for k, v in rec.items() if k != "vector"}, "pid": p.pid})
         return bool(checked)
 
-    commit_manifest(writer, change)
+    writer.commit_manifest(change)
     return stored
 
 
-def unlink(writer: "Writer", question: str) -> bool:
+def unlink(writer: ManifestCommitter, question: str) -> bool:
     """Remove a standard question; False when it was not linked."""
     norm = normalise_question(question or "")
 
@@ -438,7 +391,7 @@ def unlink(writer: "Writer", question: str) -> bool:
             manifest.pop(STANDARD_KEY, None)
         return True
 
-    return bool(commit_manifest(writer, change))
+    return bool(writer.commit_manifest(change))
 
 
 def state_summary(manifest: Mapping[str, Any]) -> dict[str, int]:

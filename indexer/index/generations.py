@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import filelock
 
@@ -145,6 +145,22 @@ def empty_manifest() -> dict[str, Any]:
     """The manifest of an index with no documents."""
     return {"format": FORMAT_VERSION, "corpus_dir": None, "model_id": None, "files": {}, "documents": {},
             "excluded": {}}
+
+
+# A change of a manifest alone (curation, a metadata correction): ``change(gen, manifest_copy)`` edits the copy and
+# returns a truthy result when there is something to commit.
+ManifestChange = Callable[["Snapshot", dict[str, Any]], Any]
+
+
+class ManifestCommitter(Protocol):
+    """What commits a :data:`ManifestChange` as the next generation (:class:`indexer.index.writer.Writer`): the
+    curation and metadata modules write through it without importing the writer, which imports them."""
+
+    root: Path
+
+    def commit_manifest(self, change: ManifestChange, point: str = "curation") -> Any:
+        """Run ``change`` on a copy of the newest manifest under the write lock and commit it when truthy."""
+        ...
 
 
 class BackendMismatchError(PartyQAError):

@@ -10,15 +10,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from indexer.index.curation import DISABLED_KEY, STANDARD_KEY, commit_manifest
-from indexer.index.generations import Snapshot, now
+from indexer.index.curation import DISABLED_KEY, STANDARD_KEY
+from indexer.index.generations import ManifestCommitter, Snapshot, now
 from indexer.text.cite import citation
 from indexer.types import PartyQAError, Passage, QueryError
-
-if TYPE_CHECKING:
-    from indexer.index.writer import Writer
 
 EDITS_KEY = "metadata_edits"  # manifest key: doc id -> {field: value} a person set
 EDITABLE = ("title", "category", "published", "effective", "status")
@@ -112,7 +109,7 @@ def apply_changes(edits: Mapping[str, Mapping[str, Any]], doc_id: str, changes: 
     return out
 
 
-def store_correction(writer: "Writer", doc_id: str, changes: Mapping[str, Any]) -> None:
+def store_correction(writer: ManifestCommitter, doc_id: str, changes: Mapping[str, Any]) -> None:
     """Check a correction and commit it as the next generation through the one commit path (a kill at any point
     leaves the previous state; the kill tests pause at ``metadata``). KeyError for an unknown document,
     MetadataError for a field or value that cannot be stored."""
@@ -124,7 +121,7 @@ def store_correction(writer: "Writer", doc_id: str, changes: Mapping[str, Any]) 
         manifest[EDITS_KEY] = apply_changes(manifest.get(EDITS_KEY) or {}, doc_id, checked, now())
         return True
 
-    commit_manifest(writer, change, point="metadata")
+    writer.commit_manifest(change, point="metadata")
 
 
 def corrected_titles(manifest: Mapping[str, Any]) -> dict[str, str]:

@@ -22,7 +22,8 @@ from indexer.config import Config
 from indexer.embed.cache import CacheLock, EmbeddingCache, embed_passages
 from indexer.embed.encoders import Encoder, passage_context
 from indexer.fsutil import checkpoint, write_json
-from indexer.index.generations import PENDING_KEY, CurrentGeneration, Generations, Snapshot, now, write_gen_files
+from indexer.index.generations import (PENDING_KEY, CurrentGeneration, Generations, ManifestChange, Snapshot, now,
+                                       write_gen_files)
 from indexer.index.metadata import drop_corrections, keyword_passages, retitled
 from indexer.index.sentences import sentence_store, store_entries
 from indexer.index.sync import (Plan, SyncReport, finish_staged, load_changed, plan_changes, recover_staged, scan,
@@ -151,7 +152,7 @@ class Writer:
                 corpus = Path(gen.manifest["corpus_dir"]) if gen.manifest.get("corpus_dir") else self.root
                 self.apply(gen, corpus, {}, [], SyncReport(), progress=False)
 
-    def commit_manifest(self, change: Callable[[Snapshot, dict[str, Any]], Any], point: str = "curation") -> Any:
+    def commit_manifest(self, change: ManifestChange, point: str = "curation") -> Any:
         """Run ``change(gen, manifest_copy)`` under the write lock; when it returns a truthy result, commit the
         changed manifest as the next generation and return that result. The other files stay those of the previous
         generation (shared), except the keyword entries of a document whose corrected title changed: they are

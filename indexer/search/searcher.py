@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from indexer.config import Config
 from indexer.embed.encoders import Encoder
-from indexer.index.curation import standard_answers, visible_candidates
+from indexer.index.curation import (STANDARD_KEY, disabled_pids, match_standard, put_standard_first,
+                                    visible_candidates)
 from indexer.index.generations import CurrentGeneration, Snapshot
 from indexer.index.metadata import all_fields, annotate_hits, category_names, docs_in_categories, version_input
 from indexer.index.sentences import sentence_store
 from indexer.search import lookup
 from indexer.search.query import Query, analyse, check_k, check_mode, check_question, check_share
-from indexer.search.rank import Results, rank
+from indexer.search.rank import Results, build_hit, rank
 from indexer.search.sentences import sentence_candidates
 from indexer.text.versions import VersionInfo, version_families
-from indexer.types import KeywordHit, ModelError, QueryError
+from indexer.types import KeywordHit, ModelError, Passage, QueryError
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,42 @@ class Searcher:
             self._reranker = load_reranker(self.config)
             self._reranker_for = self.config.reranker
         return self._reranker
+
+
+def standard_answers(gen: Snapshot, queries: Sequence[Any], results: Sequence[list[dict[str, Any]]],
+                     vectors: Any, k: int, versions: Mapping[str, Any] | None = None) -> None:
+    """The searcher's second hook, after ranking: drops disabled passages a later hook put in (the 第X条 look-up
+    reads the passage store, not the candidates), then gives a question that matches a standard question its
+    passage first (:func:`~indexer.index.curation.match_standard`, :func:`~indexer.index.curation.put_standard_first`). ``vectors``: the questions' e5 vectors
+    (None in keyword mode: then only the same question matches)."""
+    off = disabled_pids(gen)
+    if off:
+        for res in results:
+            kept = [h for h in res if h.get("pid") not in off]
+            for h in kept:
+                if h.get("also_in"):
+                    h["also_in"] = [o for o in h["also_in"] if o.get("pid") not in off]
+            if len(kept) != len(res):
+                res[:] = kept
+                for i, h in enumerate(res, start=1):
+                    h["rank"] = i
+    if not gen.manifest.get(STANDARD_KEY):
+        return
+    for i, (q, res) in enumerate(zip(queries, results)):
+        found = match_standard(gen, q.text, None if vectors is None else vectors[i])
+        if found is None:
+            continue
+
+        def make_hit(p: Passage, q: Any = q) -> dict[str, Any]:
+            hit = build_hit(1, p, q.text, q.hit_terms, None, 1.0, {})
+            info = (versions or {}).get(p.doc_id)
+            hit.update(version_status=getattr(info, "status", None), version_label=getattr(info, "label", None),
+                       also_in=[])
+            return hit
+
+        put_standard_first(res, gen, found, k, make_hit)
+        if hasattr(res, "answer_found"):
+            res.answer_found = True
 
 
 def validate_docs(gen: Snapshot, docs: Sequence[str] | None) -> set[str] | None:
