@@ -216,16 +216,18 @@ class Engine:
             return self._after_keyword(report, None, wait, progress, stages)
 
     def add(self, paths: Sequence[str | Path], progress: bool = False, wait: bool = True,
-            stages: Callable[[str], None] | None = None, curate: Curate | None = None) -> SyncReport:
+            stages: Callable[[str], None] | None = None, curate: Curate | None = None,
+            spooled: dict[str, str] | None = None) -> SyncReport:
         """Copy files into the corpus directory and index them; identical re-adds are no-ops.
 
         Returns after the keyword commit with ``wait=False``, else once this add's passages have their vectors.
         ``curate(gen, manifest, plan)``: a manifest change committed with the documents (an FAQ file's standard
-        questions, :mod:`indexer.faq`).
+        questions, :mod:`indexer.faq`). ``spooled``: path -> SHA-1 (or "") of files the caller owns and will not
+        change (a job's spool): hard-linked into the corpus instead of copied, and not hashed again.
         """
         with audited(self.root, "add", [str(p) for p in paths]):
             _tell(stages, "reading")
-            report = self._writer.add(paths, self._default_corpus_dir, progress, curate)
+            report = self._writer.add(paths, self._default_corpus_dir, progress, curate, spooled)
             # Waits for the vectors of every document of the given files, also one a killed earlier add committed.
             return self._after_keyword(report, set(report.added) | set(report.updated) | set(report.unchanged),
                                        wait, progress, stages)

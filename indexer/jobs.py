@@ -55,8 +55,9 @@ class JobEngine(Protocol):
     backend: Any  # warmed before the queue's threads start
     backlog: Backlog
 
-    def add(self, paths: Sequence[str | Path], progress: bool = False, wait: bool = True) -> SyncReport:
-        """Index files, copied into the corpus folder."""
+    def add(self, paths: Sequence[str | Path], progress: bool = False, wait: bool = True,
+            spooled: dict[str, str] | None = None) -> SyncReport:
+        """Index files, copied (``spooled`` ones: hard-linked) into the corpus folder."""
 
     def remove(self, doc_ids: Sequence[str]) -> list[str]:
         """Remove documents."""
@@ -83,11 +84,15 @@ class JobFile:
 
     name: str  # the name the user gave (upload name, path given to add, doc id to remove)
     path: str = ""  # the spooled copy
+    sha1: str = ""  # of the spooled copy, when the submitter knew it (an upload hashed as it was received)
     state: str = "queued"  # a job state, "unchanged", or "removed" (its documents removed before their vectors)
     doc_ids: list[str] = field(default_factory=list)
     passages: int = 0
     embedded: int = 0
     reason: str | None = None
+
+
+_PRIVATE = ("path", "sha1")  # JobFile fields kept in the job's record, not shown
 
 
 @dataclass
@@ -119,7 +124,7 @@ class Job:
         with guard:
             return {"id": self.id, "kind": self.kind, "state": self.state, "created_at": self.created_at,
                     "started_at": self.started_at, "finished_at": self.finished_at,
-                    "files": [{k: v for k, v in asdict(f).items() if k != "path"} for f in self.files],
+                    "files": [{k: v for k, v in asdict(f).items() if k not in _PRIVATE} for f in self.files],
                     "passages_total": self.passages_total, "passages_embedded": self.passages_embedded,
                     "rate": None if self.rate is None else round(self.rate, 2),
                     "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
@@ -128,14 +133,14 @@ class Job:
 
     def _record(self) -> dict[str, Any]:
         return {**self.to_dict(), "target": self.target, "pids": self.pids,
-                "paths": [f.path for f in self.files]}
+                "paths": [f.path for f in self.files], "sha1s": [f.sha1 for f in self.files]}
 
     @classmethod
     def _from_record(cls, rec: dict[str, Any], guard: Any) -> "Job":
         files = [JobFile(**{k: v for k, v in f.items() if k in JobFile.__dataclass_fields__})
                  for f in rec.get("files", [])]
-        for f, path in zip(files, rec.get("paths", [])):
-            f.path = path
+        for f, path, sha1 in zip(files, rec.get("paths", []), rec.get("sha1s") or [""] * len(files)):
+            f.path, f.sha1 = path, sha1
         known = {k: v for k, v in rec.items() if k in cls.__dataclass_fields__ and k not in ("files", "_guard")}
         return cls(**known, files=files, _guard=guard)
 
@@ -171,21 +176,28 @@ class JobQueue:
 
     # ------------------------------------------------------------------ submitting
     def submit_add(self, paths: Sequence[str | Path], names: dict[str, str] | None = None,
-                   owned_dir: Path | None = None) -> Job:
+                   owned_dir: Path | None = None, digests: dict[str, str] | None = None) -> Job:
         """Queue files for adding; returns at once. The files are copied into the job's spool under the index dir
-        first (so the caller may delete its temp files; ``owned_dir`` is deleted here once they are copied).
-        ``names`` maps path -> display name (upload name)."""
+        first, so the caller may delete its own; files in ``owned_dir`` (the caller's to give) are moved instead,
+        a rename when it is on the index's filesystem, and ``owned_dir`` is deleted. ``names`` maps path ->
+        display name (upload name); ``digests`` path -> SHA-1, where the caller hashed the file already. The
+        spooled files are hard-linked, not copied, into the corpus folder by the add."""
         names = {str(k): v for k, v in (names or {}).items()}
+        digests = {str(k): v for k, v in (digests or {}).items()}
+        owned = Path(owned_dir).resolve() if owned_dir is not None else None
         job = self._new("add")
         spool = self.dir / job.id / "files"
         for i, raw in enumerate(paths):
             path = Path(raw)
             name = names.get(str(raw)) or names.get(str(path)) or path.name
-            entry = JobFile(name=name)
+            entry = JobFile(name=name, sha1=digests.get(str(raw)) or digests.get(str(path)) or "")
             target = spool / str(i) / Path(name).name
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+                if owned is not None and path.resolve().is_relative_to(owned):
+                    shutil.move(path, target)  # os.rename within a filesystem; a copy only across two
+                else:
+                    shutil.copy2(path, target)
                 entry.path = str(target)
             except OSError as exc:
                 entry.state = "failed"
@@ -307,7 +319,8 @@ class JobQueue:
     def _run_add(self, job: Job) -> None:
         todo = [f for f in job.files if f.path and f.state != "failed"]
         by_path = {f.path: f for f in todo}
-        report = self.engine.add([f.path for f in todo], wait=False) if todo else None
+        spooled = {f.path: f.sha1 for f in todo}  # the job's own files: linked into the corpus, not copied
+        report = self.engine.add([f.path for f in todo], wait=False, spooled=spooled) if todo else None
         with self._cv:
             if report is not None:
                 for err in report.errors:

@@ -295,3 +295,57 @@ def test_index_damaged_while_serving_gives_a_clear_error(fresh, servers, tmp_pat
 
 def _newest_generation(index: Path) -> int:
     return max(int(p.name.split("-")[1]) for p in index.glob("gen-*") if not p.name.endswith(".tmp"))
+
+
+def test_a_killed_or_broken_upload_leaves_the_index_and_spool_as_they_were(fresh, servers, tmp_path):
+    """SIGKILL the server when an upload's files are accepted but no job holds them yet, and cut another upload
+    off mid-body: the index, its data folder and its upload spool are as before; the restarted server clears what
+    the killed one left, and takes the next upload."""
+    import socket
+    import urllib.parse
+
+    index, corpus = fresh
+    incoming = index / "jobs" / "incoming"
+    srv = servers(index, tmp_path / "server.log", PARTYQA_PAUSE_AT="upload", PARTYQA_PAUSE_SECONDS="300")
+    before = sorted(d["doc_id"] for d in http("GET", srv.url + "api/documents")[1]["documents"])
+    generation = json.loads((index / "CURRENT").read_text("utf-8"))["generation"]
+    corpus_files = sorted(p.relative_to(corpus) for p in corpus.rglob("*"))
+
+    # An upload cut off by its client before its body ended: nothing reaches the app, nothing is left.
+    host, port = urllib.parse.urlsplit(srv.url).hostname, urllib.parse.urlsplit(srv.url).port
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(b"POST /api/documents HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 5000000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"files\"; "
+                     b"filename=\"cut.txt\"\r\n\r\n" + "党支部".encode() * 100_000)
+    status, health, _ = http("GET", srv.url + "api/health")
+    assert status == 200 and not list(incoming.rglob("*.part")), list(incoming.rglob("*"))
+
+    outcome: dict = {}
+    sender = threading.Thread(target=lambda: outcome.update(r=_try(lambda: upload(srv.url, "半途材料.txt",
+                                                                                 UPLOAD_TEXT.encode("utf-8")))))
+    sender.start()
+    _wait_marker(index, "upload", srv.proc)
+    accepted = list(incoming.glob("upload-*/半途材料.txt"))
+    assert len(accepted) == 1 and accepted[0].read_bytes() == UPLOAD_TEXT.encode("utf-8")
+    os.kill(srv.proc.pid, signal.SIGKILL)
+    srv.proc.wait(timeout=30)
+    sender.join(timeout=60)
+    (index / ".paused-upload").unlink(missing_ok=True)
+    assert sorted(p.relative_to(corpus) for p in corpus.rglob("*")) == corpus_files
+    with Engine.open(index, Config()) as eng:
+        assert eng.stats()["generation"] == generation and sorted(eng.doc_ids()) == before
+
+    again = servers(index, tmp_path / "server2.log")
+    assert not list(incoming.rglob("*")), list(incoming.rglob("*"))
+    assert sorted(d["doc_id"] for d in http("GET", again.url + "api/documents")[1]["documents"]) == before
+    assert not [j for j in http("GET", again.url + "api/jobs")[1]["jobs"] if j["state"] not in ("done", "failed")]
+    status, job, _ = upload_and_wait(again.url, "半途材料.txt", UPLOAD_TEXT.encode("utf-8"))
+    assert status == 202 and job["state"] == "done", job
+    assert (corpus / "半途材料.txt").stat().st_nlink == 1 and not list(incoming.rglob("*.part"))
+
+
+def _try(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception as exc:  # the server was killed under the request
+        return exc

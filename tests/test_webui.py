@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import sys
@@ -632,6 +633,94 @@ def test_upload_too_large_is_413(writable):
     n = len(writable.documents())
     _assert_json_error(_upload(c, [("党".encode("utf-8") * 400_000, "太大.txt")]), 413, "too_large")
     assert len(writable.documents()) == n
+
+
+def _spool_files(engine: Engine) -> list[Path]:
+    """What the upload spool of ``engine``'s index holds (bodies being received, accepted files not yet queued)."""
+    folder = engine.root / "jobs" / "incoming"
+    return sorted(folder.rglob("*")) if folder.is_dir() else []
+
+
+def test_upload_is_written_once_and_moved_into_the_corpus(wclient, writable, monkeypatch):
+    """The body lands once, in a spool file inside the index folder, written in chunks (never whole in memory) and
+    hashed as it arrives; that same file (same inode) becomes the corpus file, and nothing reads it to hash it."""
+    import indexer.index.sync as sync
+    import webui.uploads as uploads
+
+    bodies: list[tuple[Path, int]] = []  # (spool path, inode) of each body received
+    chunks: list[int] = []
+    real_init, real_write = uploads.SpooledUpload.__init__, uploads.SpooledUpload.write
+
+    def init(self, folder):
+        real_init(self, folder)
+        bodies.append((self.path, os.fstat(self.fileno()).st_ino))
+
+    def write(self, data):
+        chunks.append(len(data))
+        return real_write(self, data)
+
+    hashed: list[str] = []
+    real_sha1 = sync.file_sha1
+    monkeypatch.setattr(uploads.SpooledUpload, "__init__", init)
+    monkeypatch.setattr(uploads.SpooledUpload, "write", write)
+    monkeypatch.setattr(sync, "file_sha1", lambda path: hashed.append(str(path)) or real_sha1(path))
+    line = "一次写入材料：党支部组织党员学习党章党规，支部委员轮流领学，学习记录由组织委员整理后通报。\n"
+    data = (line * 40_000).encode("utf-8")  # ~5 MB
+    body, job = _upload_done(wclient, [(data, "一次写入材料.txt")])
+    assert job["state"] == "done" and job["files"][0]["doc_ids"] == ["一次写入材料.txt"], job
+    stored = writable.corpus_dir / "一次写入材料.txt"
+    assert stored.read_bytes() == data
+    assert len(bodies) == 1 and bodies[0][0].parent == writable.root / "jobs" / "incoming"
+    assert os.stat(stored).st_ino == bodies[0][1], "the stored file is not the spooled body: it was copied"
+    assert os.stat(stored).st_nlink == 1  # the job's spool link is gone with the job
+    assert sum(chunks) == len(data) and max(chunks) <= 1 << 20 < len(data) // 4, max(chunks)
+    assert not [h for h in hashed if Path(h).name.endswith("一次写入材料.txt")], hashed
+    assert _spool_files(writable) == [] and not list(writable.corpus_dir.glob(".partyqa-staged-*"))
+    _delete_done(wclient, "一次写入材料.txt")
+
+
+def test_refused_uploads_leave_nothing_behind(writable):
+    """Refused uploads (wrong type, empty, identical to an indexed file, too large, a broken body) leave no spool
+    file, no job folder and the index as it was."""
+    c = create_app(writable, Config(max_upload_mb=1)).test_client()
+    jobs = sorted(p.name for p in (writable.root / "jobs").iterdir() if p.name != "incoming")
+    gen, docs = writable.stats()["generation"], sorted(writable.doc_ids())
+    same = (writable.corpus_dir / RULES_ID).read_bytes()
+    _assert_json_error(_upload(c, [(b"MZ\x90\x00", "tool.exe")]), 415, "unsupported_type")
+    _assert_json_error(_upload(c, [(b"", "空.txt")]), 400, "bad_upload")
+    _assert_json_error(_upload(c, [(same, "规则副本二.md")]), 409, "duplicate_upload")
+    _assert_json_error(_upload(c, [("党".encode("utf-8") * 400_000, "太大.txt")]), 413, "too_large")
+    boundary = "b0undary"
+    broken = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"半截.txt\"\r\n"
+              f"Content-Type: text/plain\r\n\r\n").encode("utf-8") + "党支部".encode("utf-8") * 1000  # no end
+    resp = c.post("/api/documents", data=broken, content_type=f"multipart/form-data; boundary={boundary}")
+    assert resp.status_code in (400, 202) and resp.status_code != 500, resp.get_data(as_text=True)[:300]
+    if resp.status_code == 202:  # werkzeug may take a body without its closing boundary: then it is a normal job
+        _wait_job(c, resp.get_json()["job"]["id"])
+        _delete_done(c, "半截.txt")
+    assert _spool_files(writable) == []
+    assert sorted(p.name for p in (writable.root / "jobs").iterdir() if p.name != "incoming") == jobs
+    assert writable.stats()["generation"] >= gen and sorted(writable.doc_ids()) == docs
+    assert not [p for p in writable.corpus_dir.rglob("*") if p.name in ("tool.exe", "空.txt", "规则副本二.md", "太大.txt")]
+
+
+def test_a_killed_servers_spooled_bodies_are_cleared_at_start(writable):
+    """A body left by a server killed mid-upload (its pid is gone) is deleted when the next app starts; one of a
+    live process stays."""
+    folder = writable.root / "jobs" / "incoming"
+    folder.mkdir(parents=True, exist_ok=True)
+    import subprocess
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    left = [folder / f"{dead_pid}-00ff00ff00ff00ff.part", folder / f"upload-{dead_pid}-abc" / "x.txt"]
+    left[0].write_bytes(b"half an upload")
+    left[1].parent.mkdir()
+    left[1].write_bytes(b"accepted, never queued")
+    mine = folder / f"{os.getpid()}-1234567812345678.part"
+    mine.write_bytes(b"being received")
+    create_app(writable, Config())
+    assert not left[0].exists() and not left[1].parent.exists() and mine.exists()
+    mine.unlink()
 
 
 def test_unknown_job_is_404_bilingual_and_bad_limit_400(wclient):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from indexer.fsutil import checkpoint
 from indexer.index.sync import file_sha1
 from indexer.search.query import K_MAX
 from indexer.types import PartyQAError
@@ -25,7 +25,8 @@ from .jobs import public_job
 from .params import (MAX_BATCH, MAX_NAME_QUERY, MODES, check_question, json_body, parse_count, parse_docs,
                      parse_format, parse_k, parse_mode, parse_share, parse_wait)
 from .trash import removed_path, restore
-from .uploads import UploadNameError, allowed_extensions, check_extension, sanitize_filename
+from .uploads import (UploadNameError, accepted_dir, allowed_extensions, check_extension, sanitize_filename,
+                      save_upload)
 
 logger = logging.getLogger(__name__)
 
@@ -301,14 +302,15 @@ def _job_response(job: Any, extra: dict[str, Any]) -> Response:
     return resp
 
 
-def _identical(state: State, paths: Sequence[Path]) -> list[tuple[str, str, str]]:
+def _identical(state: State, paths: Sequence[Path], sums: dict[Path, str]) -> list[tuple[str, str, str]]:
     """(upload name, doc id, title) for each uploaded file whose bytes equal an indexed document's file under another
-    name (the same name is an update, which the index sees as unchanged). Only files of equal size are read."""
+    name (the same name is an update, which the index sees as unchanged). Only files of equal size are read, and
+    an upload only when ``sums`` (its SHA-1, taken as it was received) lacks it."""
     sizes = {p: p.stat().st_size for p in paths}
     catalog = state.catalog.get(state.engine)
     found: list[tuple[str, str, str]] = []
     seen: set[str] = set()
-    sums: dict[Path, str] = {}
+    sums = dict(sums)
     for d in records(state.engine, catalog, catalog.ids):
         src = Path(str(d.get("source") or ""))
         try:
@@ -331,10 +333,12 @@ def _identical(state: State, paths: Sequence[Path]) -> list[tuple[str, str, str]
 
 
 def _upload(state: State) -> tuple[Any, list[dict[str, Any]]]:
-    """Check and save the uploaded files to a temp dir handed to a queued add job; (job, per-file entries).
+    """Check the uploaded files and hand them to a queued add job; (job, per-file entries).
 
     Names, types and empty files are refused here at once (a 4xx when no file is left); what the files contain is
-    read by the job, whose per-file outcome ``GET /api/jobs/<id>`` reports.
+    read by the job, whose per-file outcome ``GET /api/jobs/<id>`` reports. Each body was spooled into the index
+    folder as it arrived (:class:`webui.uploads.SpooledUpload`); an accepted one is renamed into a folder of this
+    upload, which the job's spool takes over by rename, and a refused one is deleted with the request.
     """
     files = request.files.getlist("files") + request.files.getlist("file")
     files = [f for f in files if f is not None and (f.filename or f.content_length)]
@@ -342,10 +346,11 @@ def _upload(state: State) -> tuple[Any, list[dict[str, Any]]]:
         raise ApiError(400, "没有收到文件，请在表单字段 files 中上传。", "no files received (multipart field 'files')",
                        code="no_files")
     allowed = allowed_extensions()
-    tmp = Path(tempfile.mkdtemp(prefix="partyqa-upload-"))
+    tmp = accepted_dir(state.incoming)
     try:
         results: list[dict[str, Any]] = []
         saved: dict[str, str] = {}  # sanitised name -> the client's name
+        sums: dict[Path, str] = {}  # accepted file -> SHA-1 taken as it was received
         codes: set[str] = set()
         for storage in files:
             original = storage.filename or ""
@@ -355,7 +360,9 @@ def _upload(state: State) -> tuple[Any, list[dict[str, Any]]]:
                 if name in saved:
                     raise UploadNameError("duplicate", "同一次上传中文件名重复。", "duplicate file name in this upload")
                 dest = tmp / name
-                storage.save(dest)
+                digest = save_upload(storage, dest)
+                if digest:
+                    sums[dest] = digest
                 if dest.stat().st_size == 0:
                     dest.unlink()
                     raise UploadNameError("empty_file", "文件为空。", "the file is empty")
@@ -374,7 +381,7 @@ def _upload(state: State) -> tuple[Any, list[dict[str, Any]]]:
                            extra={"files": results})
         paths = [tmp / name for name in saved]
         if request.form.get("allow_duplicate", "") not in ("1", "true", "yes"):
-            same = _identical(state, paths)
+            same = _identical(state, paths, sums)
             if same:
                 listed = "；".join(f"“{saved[n]}”与已收录的《{t}》（{d}）内容完全相同" for n, d, t in same[:5])
                 raise ApiError(409, f"{listed}。确定要再添加一份吗？",
@@ -382,8 +389,11 @@ def _upload(state: State) -> tuple[Any, list[dict[str, Any]]]:
                                f"a copy", code="duplicate_upload",
                                extra={"duplicates": [{"filename": saved[n], "doc_id": d, "title": t}
                                                      for n, d, t in same]})
-        # The queue copies the files into its spool under the index and deletes ``tmp``.
-        job = state.engine.jobs.submit_add(paths, names={str(p): p.name for p in paths}, owned_dir=tmp)
+        if isinstance(getattr(state.engine, "root", None), Path):
+            checkpoint(state.engine.root, "upload")  # kill test: the files are accepted, no job holds them yet
+        # The queue moves the files into its spool under the index (a rename) and deletes ``tmp``.
+        job = state.engine.jobs.submit_add(paths, names={str(p): p.name for p in paths}, owned_dir=tmp,
+                                           digests={str(p): sums[p] for p in paths if p in sums})
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -20,6 +20,7 @@ from .common import State, doc_url, error_response, is_api, ordinal_of, state as
 from .doclist import DOCS_PAGE, PICKER_CAP, natural_key  # noqa: F401 (natural_key re-exported)
 from .errors import ApiError, split_bilingual
 from .jobs import doc_state
+from .uploads import UploadRequest, clear_incoming, incoming_dir
 from .params import (FORMATS, K_CHOICES, MAX_BATCH, MAX_BATCH_PAGE, MAX_K, MODE_ALIASES, MODES,  # noqa: F401
                      check_question, parse_count, parse_docs, parse_format, parse_k, parse_mode)
 
@@ -77,6 +78,10 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     app.config.update(PICKER_CAP=PICKER_CAP, DOCS_PAGE=DOCS_PAGE)
     state = State(engine, cfg)
     app.extensions["partyqa"] = state
+    # Upload bodies are spooled into the index folder, once (webui.uploads.SpooledUpload); a killed server's go.
+    app.request_class = UploadRequest
+    state.incoming = incoming_dir(getattr(engine, "root", None))
+    clear_incoming(state.incoming)
     app.jinja_env.filters["date"] = _format_date
     app.jinja_env.globals.update(doc_url=doc_url, modes=MODES, k_choices=K_CHOICES, crumbs=_section_crumbs,
                                  size_label=_size_label, doc_state=doc_state, ordinal_of=ordinal_of)

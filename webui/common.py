@@ -33,6 +33,7 @@ class State:
         self.examples_key: Any = None
         self.examples: list[str] = []
         self.catalog = CatalogCache()
+        self.incoming: Path | None = None  # where upload bodies are spooled (webui.uploads), set by create_app
 
 
 def state(app: Flask | None = None) -> State:

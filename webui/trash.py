@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
@@ -67,11 +65,4 @@ def removed_path(index_dir: Any, entry_id: str) -> Path | None:
 
 def restore(engine: Any, path: Path) -> Any:
     """Queue ``path`` (a 回收站 file) as an upload under its own file name; the job that adds it back."""
-    tmp = Path(tempfile.mkdtemp(prefix="partyqa-restore-"))
-    try:
-        copy = tmp / path.name
-        shutil.copy2(path, copy)
-        return engine.jobs.submit_add([copy], names={str(copy): path.name}, owned_dir=tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return engine.jobs.submit_add([path], names={str(path): path.name})  # copied once, into the job's spool

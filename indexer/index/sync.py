@@ -146,13 +146,17 @@ def recover_staged(manifest: dict[str, Any], corpus: Path) -> None:
 
 
 def stage_files(paths: Iterable[str | Path], corpus: Path, manifest: dict[str, Any], report: SyncReport,
-                staged: dict[str, Path]) -> tuple[dict[str, tuple[Path, str]], dict[str, str]]:
+                staged: dict[str, Path], spooled: dict[str, str] | None = None,
+                ) -> tuple[dict[str, tuple[Path, str]], dict[str, str]]:
     """Which of ``paths`` (files to ``add``) need indexing: rel -> (path to read, sha1), and rel -> the name given.
 
     Files already in the corpus are read in place. Copies of outside files are staged beside their final name
     (recorded in ``staged`` as they are made, so the caller can delete them whatever happens) and renamed into
     place by :func:`finish_staged` only after the commit. Missing, unsupported and unchanged files go to the report.
+    ``spooled``: path -> SHA-1 (or "") of files the caller owns and never changes (a job's spool): staged as a
+    hard link (the same bytes, not a copy; a copy only on another filesystem) and not hashed when the SHA-1 is given.
     """
+    spooled = spooled or {}
     changed: dict[str, tuple[Path, str]] = {}
     display: dict[str, str] = {}
     same_corpus = manifest.get("corpus_dir") == str(corpus)
@@ -168,7 +172,8 @@ def stage_files(paths: Iterable[str | Path], corpus: Path, manifest: dict[str, A
         resolved = path.resolve()
         inside = resolved.is_relative_to(corpus)
         rel = resolved.relative_to(corpus).as_posix() if inside else path.name
-        digest = file_sha1(path)
+        own = str(raw_path) in spooled
+        digest = spooled.get(str(raw_path)) or file_sha1(path)
         display[rel] = str(path)
         old = manifest["files"].get(rel) if same_corpus else None
         if old and old["sha1"] == digest:
@@ -178,16 +183,29 @@ def stage_files(paths: Iterable[str | Path], corpus: Path, manifest: dict[str, A
             if not inside and (not target.is_file() or file_sha1(target) != digest):
                 # Indexed, but a writer was killed before the copy reached the corpus: finish it now.
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+                fix = corpus / f"{STAGED_PREFIX}{os.getpid()}-{len(staged)}-{path.name}"
+                _put(path, fix, own)
+                os.replace(fix, target)
             continue
         if inside:
             changed[rel] = (resolved, digest)
             continue
         stage = corpus / f"{STAGED_PREFIX}{os.getpid()}-{len(staged)}-{path.name}"
-        shutil.copy2(path, stage)
+        _put(path, stage, own)
         staged[rel] = stage
         changed[rel] = (stage, digest)
     return changed, display
+
+
+def _put(path: Path, dest: Path, link: bool) -> None:
+    """Copy ``path`` to ``dest`` (a new name), or with ``link`` hard-link it there (a copy across filesystems)."""
+    if link:
+        try:
+            os.link(path, dest)
+            return
+        except OSError:
+            logger.info("cannot hard-link %s into the corpus (another filesystem?): copied", path)
+    shutil.copy2(path, dest)
 
 
 def finish_staged(staged: dict[str, Path], changed: dict[str, tuple[Path, str]], manifest: dict[str, Any],

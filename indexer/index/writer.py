@@ -75,9 +75,9 @@ class Writer:
         return report
 
     def add(self, paths: Sequence[str | Path], corpus: Callable[[], Path], progress: bool,
-            curate: Curate | None = None) -> SyncReport:
+            curate: Curate | None = None, spooled: dict[str, str] | None = None) -> SyncReport:
         """Copy files into the corpus folder ``corpus()`` names (staged, renamed in after the commit) and index them;
-        ``curate``: see :meth:`apply`."""
+        ``curate``: see :meth:`apply`; ``spooled``: see :func:`stage_files`."""
         with self.writing() as gen:
             folder = corpus()
             folder.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ class Writer:
             recover_staged(gen.manifest, folder)
             staged: dict[str, Path] = {}
             try:
-                changed, display = stage_files(paths, folder, gen.manifest, report, staged)
+                changed, display = stage_files(paths, folder, gen.manifest, report, staged, spooled)
                 self.apply(gen, folder, changed, [], report, progress=progress, display=display, curate=curate)
                 finish_staged(staged, changed, self.current.get().manifest, folder)
             finally:
