@@ -105,7 +105,7 @@ def load_results(results: Path) -> dict[str, Any]:
     out["speed"] = {}
     for p in sorted(results.glob("speed-*k.json"), key=lambda p: int(p.stem.split("-")[1][:-1])):
         out["speed"][p.stem.removeprefix("speed-")] = read_json(p)
-    for name in ("components", "startup"):
+    for name in ("components", "startup", "http"):
         p = results / f"speed-{name}.json"
         if p.exists():
             out[name] = read_json(p)
@@ -224,7 +224,7 @@ def section_commands() -> list[str]:
         "| quality tables only | `.venv/bin/python -m bench.run --only quality` | |",
         "| diagnostics only (needs the indexes of a full run) | `.venv/bin/python -m bench.diagnose tokens overlap threads` | |",
         "| speed tables only | `.venv/bin/python -m bench.run --only speed --sizes 1000,10000,100000` | |",
-        "| one speed step | `.venv/bin/python -m bench.speed {build,query,ann,baselines,components,startup} ...` | |",
+        "| one speed step | `.venv/bin/python -m bench.speed {build,query,ann,baselines,components,startup,http} ...` | |",
         "| concurrent clients (8 threads / HTTP) | `.venv/bin/python -m bench.concurrency --index <index>` | |",
         "| reduced run, one JSON object on stdout | `.venv/bin/python -m bench.run --quick` | < 1 min with a warm cache |",
         "| regenerate this page from the result files | `.venv/bin/python -m bench.report` | 1 s |",
@@ -570,6 +570,7 @@ def section_speed(data: dict[str, Any]) -> list[str]:
                              f"| {_ms(m['p95_ms'])} | {build:.1f} |")
         lines.append("")
     lines += _engine_lines(data.get("encoder_engines")) + _two_process_lines(data.get("two_processes")) + _ann_lines(sp) + _concurrency_lines(data.get("concurrency"))
+    lines += _http_lines(data.get("http"))
     st = data.get("startup")
     if st:
         lines += ["### Start-up", "",
@@ -646,6 +647,27 @@ def _ann_lines(sp: dict[str, Any]) -> list[str]:
                          f"{r['latency_ms']['p95']:.1f} | {a['exact']['p50']:.1f} / {a['exact']['p95']:.1f} | "
                          f"{a['ann_bytes_per_passage']:.0f} |")
     return lines + [""]
+
+
+def _http_lines(res: dict[str, Any] | None) -> list[str]:
+    """What the web layer and HTTP add to one question (``bench.speed http``)."""
+    if not res:
+        return []
+    ways, web, http = res["ways_ms"], res["web_minus_engine_ms"], res["http_minus_engine_ms"]
+    cpu = res["cpu_ms_per_question"]
+    load = "–".join(f"{x:.1f}" for x in (res["loadavg_before"][0], res["loadavg_after"][0]))
+    return ["### Web layer and HTTP", "",
+            f"{res['passages']:,} passages, {res['mode']} questions, k = 5, {res['queries']} questions × "
+            f"{res['rounds']} rounds, each question by the three ways back to back (`{res['command']}`; 1-min "
+            f"load {load}). *engine*: `Engine.search` in-process; *wsgi*: the Flask app called in-process "
+            "(checks, search, citations, JSON); *http*: `partyqa serve` on loopback, a new connection per question, "
+            "the JSON decoded by the client.", "",
+            "| way | p50 ms | p95 ms |", "|---|---|---|",
+            *[f"| {name} | {r['p50']:.2f} | {r['p95']:.2f} |" for name, r in ways.items()],
+            "", f"Per question on the same run: the web layer adds **{web['p50']:.2f} ms** (p95 {web['p95']:.2f}), "
+                f"web + HTTP **{http['p50']:.2f} ms** (p95 {http['p95']:.2f}) to the search. CPU per question "
+                f"(what load stretches least): engine {cpu['engine']:.2f} ms, wsgi {cpu['wsgi']:.2f} ms, HTTP "
+                f"{cpu['http']:.2f} ms (server {cpu['http_server']:.2f} + client {cpu['http_client']:.2f}).", ""]
 
 
 def _concurrency_lines(conc: dict[str, Any] | None) -> list[str]:

@@ -11,6 +11,7 @@ Each measurement runs in its own process so that peak RSS belongs to that step a
 * ``query``     -- p50/p95 latency of single searches per mode and of ``search_many`` batches, model warm.
 * ``baselines`` -- the same for rank_bm25, bm25s and the ensemble over the same passages and vectors.
 * ``startup``   -- ``partyqa serve`` on an existing index until the first answered ``/api/search``.
+* ``http``      -- what the web layer and HTTP add to a question: engine, in-process Flask app, real server.
 
     .venv/bin/python -m bench.speed all --sizes 1000,10000,100000     # what `python -m bench.run` calls
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import socket
 import statistics
@@ -522,6 +524,90 @@ def time_to_first_answer(index_dir: Path, question: str, timeout: float = 120.0)
             proc.wait()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of another process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_http(index_dir: Path, n_queries: int, rounds: int, mode: str = "keyword",
+               log: Path | None = None) -> dict[str, Any]:
+    """What the web layer and HTTP add to one question: each question goes through ``Engine.search`` in-process,
+    through the Flask app called in-process (WSGI, no network: request checks, search, citations, JSON) and
+    through a real ``partyqa serve`` on loopback (waitress; a new connection per question and the JSON decoded, as
+    :func:`bench.serve_client.search` does), the three ways back to back per question so that the machine's load
+    hits all alike. Reports medians and p95 per way and, per question, the HTTP and WSGI times minus the engine's
+    on the same run, with the load average around the run; and the CPU time each way spends per question (this
+    process's, plus for HTTP the server's from /proc), which a loaded machine stretches far less than wall time."""
+    import io as _io
+
+    from werkzeug.test import EnvironBuilder
+
+    from indexer import Config, Engine
+    from webui import create_app
+
+    from .serve_client import Server, search as http_search
+
+    questions = query_set(n_queries)
+    load_before = loadavg()
+    log = log or RESULTS / "http-overhead.server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    server = Server(index_dir, log)
+    try:
+        with Engine.open(index_dir, Config.from_env(reranker="")) as eng:
+            app = create_app(eng, eng.config)
+            environs = {q: EnvironBuilder(path="/api/search", query_string={"q": q, "mode": mode, "k": 5})
+                        .get_environ() for q in questions}
+
+            def engine(q: str) -> None:
+                eng.search(q, k=5, mode=mode)
+
+            def wsgi(q: str) -> None:
+                status: list[str] = []
+                environ = {**environs[q], "wsgi.input": _io.BytesIO(b"")}
+                b"".join(app(environ, lambda s, h, e=None: status.append(s)))
+                if not status[0].startswith("200"):
+                    raise RuntimeError(f"/api/search answered {status[0]} in-process")
+
+            def http(q: str) -> None:
+                code, body, _ = http_search(server.url, q, mode)
+                if code != 200:
+                    raise RuntimeError(f"/api/search answered HTTP {code}: {body.get('error')}")
+
+            ways = {"engine": engine, "wsgi": wsgi, "http": http}
+            http_search(server.url, questions[0], "hybrid")  # the server's warm-up (model load) is over
+            for q in questions:  # warm: every question's terms decoded once in both processes
+                for way in ways.values():
+                    way(q)
+            times: dict[str, list[float]] = {name: [] for name in ways}
+            cpu = dict.fromkeys(ways, 0.0)
+            server_cpu = _cpu_seconds(server.proc.pid)
+            for _ in range(rounds):
+                for q in questions:
+                    for name, way in ways.items():
+                        c0, t0 = time.process_time(), time.perf_counter()
+                        way(q)
+                        times[name].append(time.perf_counter() - t0)
+                        cpu[name] += time.process_time() - c0
+            server_cpu = _cpu_seconds(server.proc.pid) - server_cpu
+            passages = eng.stats()["passages"]
+    finally:
+        server.stop()
+    n = len(times["engine"])
+    cpu_ms = {"engine": cpu["engine"] * 1000 / n, "wsgi": cpu["wsgi"] * 1000 / n,
+              "http_client": cpu["http"] * 1000 / n, "http_server": server_cpu * 1000 / n}
+    cpu_ms["http"] = cpu_ms["http_client"] + cpu_ms["http_server"]
+    eng_t = times["engine"]
+    return {"passages": passages, "mode": mode, "k": 5, "queries": len(questions), "rounds": rounds,
+            "ways_ms": {name: latency_summary(xs) for name, xs in times.items()},
+            # per question, on the same run: what the web layer (wsgi) and web + HTTP (http) add to the search
+            "web_minus_engine_ms": latency_summary([w - e for w, e in zip(times["wsgi"], eng_t)]),
+            "http_minus_engine_ms": latency_summary([h - e for h, e in zip(times["http"], eng_t)]),
+            "cpu_ms_per_question": {name: round(v, 3) for name, v in cpu_ms.items()},
+            "loadavg_before": load_before, "loadavg_after": loadavg(), "machine": machine(),
+            "command": f"python -m bench.speed http --index <index> --queries {n_queries} --rounds {rounds}"}
+
+
 def bench_startup(index_dir: Path, runs: int) -> dict[str, Any]:
     """Median over runs of the time from `partyqa serve` to the first answered search."""
     from indexer import Config, Engine
@@ -547,7 +633,7 @@ def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, round
             startup_runs: int, components: bool, components_size: int | None = None,
             startup_size: int | None = None, concurrency_seconds: float = 0) -> dict[str, Any]:
     """Every speed step for every size; writes speed-<label>.json (+ speed-components.json, speed-startup.json and,
-    with ``concurrency_seconds``, concurrency.json on the largest size)."""
+    with ``concurrency_seconds``, concurrency.json and speed-http.json on the largest size)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "steps"
     result: dict[str, Any] = {"sizes": {}}
@@ -576,6 +662,9 @@ def run_all(sizes: Sequence[int], work: Path, out_dir: Path, queries: int, round
         logger.info("$ %s", " ".join(cmd[1:]))
         subprocess.run(cmd, check=True, cwd=ROOT)
         result["concurrency"] = read_json(out_dir / "concurrency.json")
+        # what the web layer and HTTP add to a keyword question, on the largest index (issue 20: at most +3 ms)
+        result["http"] = _child(["http", "--index", built[label], "--queries", "100", "--rounds", str(rounds)],
+                                out_dir / "speed-http.json")
     if components:
         label = size_label(components_size or min(sizes, key=lambda s: abs(s - 10000)))
         result["components"] = _child(["components", "--index", built[label]], tmp / "components.json")
@@ -608,6 +697,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--index", type=Path, required=True)
     c.add_argument("--runs", type=int, default=3)
     c.add_argument("--embed-sample", type=int, default=96)
+    h = sub.add_parser("http")
+    h.add_argument("--index", type=Path, required=True)
+    h.add_argument("--queries", type=int, default=100)
+    h.add_argument("--rounds", type=int, default=3)
+    h.add_argument("--mode", default="keyword", choices=["keyword", "hybrid", "semantic"])
     s = sub.add_parser("startup")
     s.add_argument("--index", type=Path, required=True)
     s.add_argument("--runs", type=int, default=3)
@@ -620,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--startup-runs", type=int, default=3)
     a.add_argument("--no-components", action="store_true")
     a.add_argument("--concurrency-seconds", type=float, default=15.0, help="0 = skip bench.concurrency")
-    for p in (b, c, s, a, n, *[sub.choices[x] for x in ("query", "baselines")]):
+    for p in (b, c, h, s, a, n, *[sub.choices[x] for x in ("query", "baselines")]):
         p.add_argument("--out", type=Path, required=(p is not a), default=None if p is not a else RESULTS / "full")
     args = ap.parse_args(argv)
     setup_logging()
@@ -637,6 +731,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = bench_ann(args.index, [float(x) for x in args.probes.split(",") if x.strip()])
     elif args.step == "components":
         res = bench_components(args.index, args.runs, args.embed_sample)
+    elif args.step == "http":
+        res = bench_http(args.index, args.queries, args.rounds, args.mode)
     elif args.step == "startup":
         res = bench_startup(args.index, args.runs)
     else:

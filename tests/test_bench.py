@@ -225,6 +225,28 @@ def test_upload_speed_times_an_upload_into_a_copy_and_leaves_the_index_alone(tmp
     assert state() == before
 
 
+def test_http_overhead_bench_times_three_ways_and_the_report_shows_them(tmp_path: Path, seed_cache: Path) -> None:
+    """bench.speed http: each question through the engine, the in-process Flask app and a real `partyqa serve`;
+    every way answers every question, the CPU per question of each way is measured (the server's from /proc), and
+    the report renders the table."""
+    from conftest import make_corpus, with_seed_cache
+
+    from bench import speed
+    from indexer import Config, Engine
+
+    corpus = make_corpus(tmp_path / "corpus")
+    with Engine.open(with_seed_cache(seed_cache, tmp_path / "index"), Config()) as eng:
+        assert eng.index(corpus).passages_encoded == 0
+    out = speed.bench_http(tmp_path / "index", 4, 2, log=tmp_path / "server.log")
+    assert out["queries"] == 4 and set(out["ways_ms"]) == {"engine", "wsgi", "http"}
+    assert all(r["n"] == 8 and r["p50"] > 0 for r in out["ways_ms"].values())
+    cpu = out["cpu_ms_per_question"]
+    assert cpu["http_server"] > 0 and cpu["wsgi"] > 0 and cpu["http"] == pytest.approx(cpu["http_client"]
+                                                                                        + cpu["http_server"])
+    text = "\n".join(report._http_lines(out))
+    assert "| http |" in text and "web + HTTP" in text and out["command"] in text
+
+
 @pytest.mark.slow
 def test_encoder_engines_bench_times_both_engines_and_their_vectors_agree() -> None:
     """bench/encoder_engines.py: both engines timed on the bench questions and party passages, and the faster
