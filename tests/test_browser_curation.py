@@ -437,6 +437,26 @@ def test_versions_compare_references_status_and_category_in_the_browser(versions
     wait.until(lambda d: "%E5%85%9A%E7%AB%A0%E5%85%9A%E8%A7%84" in d.current_url)
     titles = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results .result-title")}
     assert titles == {"中国共产党纪律处分条例"}, titles
+
+    # 5. 检索测试: a semantic weight and a threshold for one search, shown with the scores as percentages
+    driver.get(base + "/?q=" + quote("党组织应当"))
+    panel = wait.until(EC.presence_of_element_located((By.ID, "advanced")))
+    assert panel.get_attribute("open") is None
+    panel.find_element(By.TAG_NAME, "summary").click()
+    driver.find_element(By.ID, "semantic-weight").send_keys("0.2")
+    driver.find_element(By.ID, "min-confidence").send_keys("1")
+    driver.find_element(By.ID, "advanced-apply").click()
+    summary = wait.until(EC.presence_of_element_located((By.ID, "tried-summary")))
+    assert "semantic_weight=0.2" in driver.current_url and "min_confidence=1" in driver.current_url
+    assert "语义权重 20%" in summary.text and "阈值 100%，不给出直接回答" in summary.text
+    assert not driver.find_elements(By.ID, "answer-box")
+    assert all(re.fullmatch(r"得分 \d+%", e.text) for e in driver.find_elements(By.CSS_SELECTOR, "#results .score"))
+    _shots(driver, "versions-tried")
+    driver.find_element(By.ID, "semantic-weight").clear()
+    driver.find_element(By.ID, "min-confidence").clear()
+    driver.find_element(By.ID, "advanced-apply").click()  # emptied: the defaults again, nothing left in the URL
+    wait.until(lambda d: "min_confidence" not in d.current_url)
+    assert "semantic_weight" not in driver.current_url and not driver.find_elements(By.ID, "tried-summary")
     assert not _console_errors(driver), _console_errors(driver)
 
 

@@ -1992,3 +1992,28 @@ def test_pages_link_other_versions_and_references_and_filter_by_category(two_ver
         assert "没有类别为“没有的类别”的文档，已在全部文档中检索。" in html and 'class="result-title"' in html
     finally:
         two_versions.set_metadata(old, category=None)
+
+
+# ---------------------------------------------------------------- 检索测试 panel on the search page (issue 26 item 4)
+def test_search_page_tries_a_semantic_weight_and_threshold_and_shows_percentages(client, built):
+    q = "党支部委员会会议多久召开一次"
+    plain = client.get("/", query_string={"q": q}).get_data(as_text=True)
+    assert 'id="advanced"' in plain and 'id="advanced" open' not in plain and 'id="tried-summary"' not in plain
+    assert f'placeholder="{Config().min_confidence}"' in plain
+    scores = re.findall(r'<span class="score" title="得分 ([0-9.]+)">得分 (\d+)%</span>', plain)
+    assert scores and all(int(p) == round(min(float(s), 1.0) * 100) for s, p in scores)
+    for weight in (0.0, 1.0):
+        html = client.get("/", query_string={"q": q, "semantic_weight": weight, "min_confidence": 1}).get_data(
+            as_text=True)
+        expected = built.search(q, k=Config().k, mode="hybrid", semantic_weight=weight, min_confidence=1.0)
+        assert 'id="advanced" open' in html and f'value="{weight}"' in html and 'value="1.0"' in html
+        summary = re.search(r'id="tried-summary" role="status">([^<]+)<', html).group(1)
+        assert f"语义权重 {weight * 100:.0f}%" in summary and "阈值 100%，不给出直接回答" in summary
+        assert f"置信度 {expected.confidence * 100:.0f}%" in summary and 'id="answer-box"' not in html
+        assert re.findall(r'data-pid="([^"]+)" data-useful="1"', html) == [str(escape(h["pid"])) for h in expected]
+    # the defaults are unchanged, and a bad value is a Chinese notice on the page
+    assert built.config.min_confidence == Config().min_confidence
+    bad = client.get("/", query_string={"q": q, "semantic_weight": "2"}).get_data(as_text=True)
+    assert re.search(r'class="notice">[^<]*0 到 1 之间的数', bad) and 'id="tried-summary"' not in bad
+    keyword = client.get("/", query_string={"q": q, "mode": "keyword", "min_confidence": 0}).get_data(as_text=True)
+    assert "语义权重 —（只用于综合检索）" in keyword and "阈值 0%，给出直接回答" in keyword

@@ -223,6 +223,7 @@ def search_page() -> str:
                            "took_ms": None, "stats": _stats(state), "selected_docs": docs or [],
                            "doc_counts": {}, "answer_found": True, "tried": tried, "curating": editor_controls(),
                            "categories": categories, "category": category,
+                           "default_min_confidence": cfg.min_confidence,
                            "min_confidence": tried.get("min_confidence", cfg.min_confidence)}
 
     def page() -> str:

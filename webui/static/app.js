@@ -855,6 +855,15 @@
         }
       });
     });
+    // 检索测试: empty knobs are left out of the URL (the configured defaults apply)
+    form.addEventListener("submit", function () {
+      Array.prototype.forEach.call(form.querySelectorAll("#advanced input"), function (input) {
+        if (!input.value.trim()) input.disabled = true;
+      });
+    });
+    window.addEventListener("pageshow", function () {  // back to this page: the fields are usable again
+      Array.prototype.forEach.call(form.querySelectorAll("#advanced input"), function (input) { input.disabled = false; });
+    });
     Array.prototype.forEach.call(form.querySelectorAll('select[name="k"], select[name="category"]'), function (input) {
       input.addEventListener("change", rerun);
     });
