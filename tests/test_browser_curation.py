@@ -248,13 +248,14 @@ def _role_settled(drv, token: str) -> None:
           .then(() => requestAnimationFrame(() => done(true)), () => done(false));""", token)
 
 
-def test_editing_controls_show_for_an_editors_token_only(with_tokens, driver):
+def test_editing_controls_show_for_an_editors_token_only(with_tokens, driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     base, engine = with_tokens
     wait = WebDriverWait(driver, 90)
+    folder = _downloads(driver, tmp_path / "downloads")
     question = "党支部委员会由几人组成"
     hit = engine.search(question, k=5, mode="keyword")[-1]
     doc_page = f"{base}/doc/{quote(hit['doc_id'])}?p={hit['ordinal']}#p-{hit['ordinal']}"
@@ -277,6 +278,12 @@ def test_editing_controls_show_for_an_editors_token_only(with_tokens, driver):
         driver.get(results)
         assert all(b.is_displayed() for b in driver.find_elements(By.CSS_SELECTOR, ".fb-btn"))
     _shots(driver, "curation-reader")
+    useful = driver.find_element(By.XPATH, '//li[@id="result-1"]//button[normalize-space()="有用"]')
+    judged = useful.get_attribute("data-pid")
+    useful.click()  # a reader may judge a card (recorded under the reader's name) ...
+    wait.until(lambda d: "chosen" in useful.get_attribute("class"))
+    driver.get(base + "/feedback")  # ... but not read the feedback
+    wait.until(EC.text_to_be_present_in_element((By.ID, "feedback-token-note"), "该令牌没有编辑权限"))
 
     _keep_token(driver, "e-tok")  # an editor's: shown once /api/me answers, and they work
     driver.get(results)
@@ -294,6 +301,14 @@ def test_editing_controls_show_for_an_editors_token_only(with_tokens, driver):
     driver.find_element(By.CSS_SELECTOR, f'#p-{hit["ordinal"]} .std-unlink-btn').click()  # 取消 on the passage
     wait.until(lambda d: not d.find_element(By.CSS_SELECTOR, f"#p-{hit['ordinal']} .std-questions").is_displayed())
     assert question not in [q["question"] for q in engine.curator.standard_questions()]
+    # the 反馈 page with the editor's token: the lists, and an export that sends the token
+    driver.get(base + "/feedback")
+    listed = wait.until(EC.presence_of_element_located((By.ID, "feedback-useful")))
+    assert f"{question} → " in listed.text and "（王读者）" in listed.text
+    before = {p.name for p in folder.iterdir()}
+    driver.find_element(By.ID, "feedback-export").click()
+    rows = [json.loads(line) for line in _wait_download(folder, ".jsonl", before).read_text("utf-8").splitlines()]
+    assert (question, judged.rsplit("#", 1)[0]) in [(r["question"], r["gold_doc"]) for r in rows]
     assert not _console_errors(driver), _console_errors(driver)
 
 # ------------------------------------------------------------------------------------ issue 23 in the browser

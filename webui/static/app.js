@@ -1207,31 +1207,40 @@
     });
   }
 
-  /* The 反馈 page opened without an editor's token in the request: load the list with the token kept here. */
+  /* The 反馈 page opened without an editor's token in the request: load the page again with the token kept here
+     and show its lists; its export link then downloads with that token too (a plain link cannot send it). */
   function initFeedbackPage() {
     var rootNode = document.getElementById("feedback-root");
-    var note = document.getElementById("feedback-token-note");
-    if (!rootNode || !note) return;
+    if (!rootNode) return;
     var token = adminToken();
-    if (!token) return;
-    fetch(rootNode.getAttribute("data-api"), { headers: { Accept: "application/json", "X-Admin-Token": token } })
-      .then(function (r) { return r.json().then(function (d) { return { ok: r.ok, data: d }; }); })
-      .then(function (res) {
-        if (!res.ok) { note.textContent = "无法读取反馈：" + errorMessage(res.data, "未知错误"); return; }
-        var out = document.createElement("ul");
-        out.className = "feedback-list";
-        res.data.negative.forEach(function (item) {
-          var li = document.createElement("li");
-          li.textContent = "没用：" + item.question;
-          out.appendChild(li);
-        });
-        res.data.useful.forEach(function (u) {
-          var li = document.createElement("li");
-          li.textContent = "有用：" + u.question + " → " + (u.title || u.doc_id || u.pid) + (u.section ? " · " + u.section : "");
-          out.appendChild(li);
-        });
-        note.textContent = "有用 " + res.data.counts.useful + " 条 · 没用 " + res.data.counts.not_useful + " 条";
-        rootNode.appendChild(out);
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest ? event.target.closest("#feedback-export") : null;
+      if (!link || !adminToken()) return;
+      event.preventDefault();
+      fetch(link.href, { headers: { "X-Admin-Token": adminToken() } })
+        .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.blob(); })
+        .then(function (blob) {
+          var a = el("a");
+          a.href = URL.createObjectURL(blob);
+          a.download = "feedback-eval.jsonl";
+          document.body.appendChild(a);
+          a.click();
+          document.body.removeChild(a);
+          window.setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+        })
+        .catch(function () { window.alert("导出失败：该令牌没有编辑权限，或无法连接服务器。"); });
+    });
+    var note = document.getElementById("feedback-token-note");
+    if (!note || !token) return;
+    fetch(window.location.href, { headers: { Accept: "text/html", "X-Admin-Token": token } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        var fresh = html ? new DOMParser().parseFromString(html, "text/html").getElementById("feedback-root") : null;
+        if (!fresh || fresh.querySelector("#feedback-token-note")) {
+          note.textContent = "该令牌没有编辑权限，无法查看反馈。";
+          return;
+        }
+        rootNode.parentNode.replaceChild(document.importNode(fresh, true), rootNode);
       })
       .catch(function () { note.textContent = "无法读取反馈：无法连接服务器。"; });
   }
