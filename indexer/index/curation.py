@@ -23,7 +23,7 @@ import hashlib
 import logging
 import re
 import unicodedata
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -392,10 +392,3 @@ def unlink(writer: ManifestCommitter, question: str) -> bool:
         return True
 
     return bool(writer.commit_manifest(change))
-
-
-def state_summary(manifest: Mapping[str, Any]) -> dict[str, int]:
-    """How much is curated: disabled passages and standard questions."""
-    return {"disabled": len(manifest.get(DISABLED_KEY) or {}), "standard_questions": len(manifest.get(STANDARD_KEY)
-                                                                                       or {})}
-
