@@ -93,6 +93,7 @@ def test_disable_link_feedback_and_faq_import_in_the_browser(curated, driver, tm
     toggle.click()
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"#p-{ordinal} .passage-toggle").text == "启用")
     assert "passage-disabled" in driver.find_element(By.ID, f"p-{ordinal}").get_attribute("class")
+    assert not driver.find_element(By.CSS_SELECTOR, f"#p-{ordinal} .std-add-btn").is_enabled()  # nothing to link
     for mode in ("hybrid", "keyword", "semantic"):
         pids = _search(driver, wait, base, DISABLE_Q, mode)
         assert pids and target["pid"] not in pids, (mode, pids)

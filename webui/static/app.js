@@ -1175,6 +1175,8 @@
           btn.textContent = disabling ? "启用" : "停用";
           var section = btn.closest(".doc-passage");
           if (section) section.classList.toggle("passage-disabled", disabling);
+          var link = section ? section.querySelector(".std-add-btn") : null;  // a disabled passage answers nothing
+          if (link) { link.disabled = disabling; link.title = disabling ? "已停用的段落不能作为标准答案" : ""; }
         })
         .catch(function () { btn.disabled = false; window.alert("操作失败：无法连接服务器。"); });
     });
