@@ -161,3 +161,24 @@ def test_cli_ask_takes_the_knobs(built, capsys):  # noqa: F811
     assert out["semantic_share"] == 0.2 and out["answer_found"] is False
     assert main(["--index-dir", str(built.root), "ask", Q, "--semantic-weight", "3"]) != 0
     assert "semantic_weight" in capsys.readouterr().err
+
+
+def test_the_api_and_page_report_the_threshold_the_engine_searched_with(built):  # noqa: F811
+    """Issue 20, no stale copy of the config: an app built without a config of its own follows ``engine.config``
+    set later, and every app reports the answer threshold the search used (not a copy taken at create_app)."""
+    import dataclasses
+
+    saved = built.config
+    client = create_app(built).test_client()
+    try:
+        confidence = _search(client)["confidence"]
+        for threshold, found in ((max(0.0, confidence - 0.01), True), (min(1.0, confidence + 0.01), False)):
+            built.config = dataclasses.replace(saved, min_confidence=threshold)
+            body = _search(client)
+            assert (body["min_confidence"], body["answer_found"]) == (threshold, found)
+            page = client.get("/", query_string={"q": Q}).get_data(as_text=True)
+            assert ("未找到直接回答" in page) is not found
+        other = _search(create_app(built, Config(min_confidence=0.05)).test_client())  # the app's own config
+        assert (other["min_confidence"], other["answer_found"]) == (min(1.0, confidence + 0.01), False)
+    finally:
+        built.config = saved

@@ -46,8 +46,9 @@ def settings(results: Any, cfg: Any, tried: dict[str, float]) -> dict[str, Any]:
     """The ranking settings one question was answered with: ``semantic_share`` (the semantic half's share of the
     fusion, null outside hybrid convex fusion) and ``min_confidence`` (the answer threshold)."""
     share = getattr(results, "semantic_share", None)
+    used = getattr(results, "min_confidence", None)  # what the engine judged answer_found with
     return {"semantic_share": None if share is None else round(float(share), 4),
-            "min_confidence": tried.get("min_confidence", cfg.min_confidence)}
+            "min_confidence": used if used is not None else tried.get("min_confidence", cfg.min_confidence)}
 
 
 def doc_counts(engine: Any, q: str) -> dict[str, int]:

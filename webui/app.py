@@ -76,7 +76,7 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     app.config["JSON_AS_ASCII"] = False
     # Per app, so a test can list a small index as a big one.
     app.config.update(PICKER_CAP=PICKER_CAP, DOCS_PAGE=DOCS_PAGE)
-    state = State(engine, cfg)
+    state = State(engine, config)
     app.extensions["partyqa"] = state
     # Upload bodies are spooled into the index folder, once (webui.uploads.SpooledUpload); a killed server's go.
     app.request_class = UploadRequest

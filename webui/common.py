@@ -25,15 +25,20 @@ logger = logging.getLogger(__name__)
 class State:
     """Per-app shared objects: the engine, settings, and a small cache of example questions."""
 
-    def __init__(self, engine: Any, config: Config):
+    def __init__(self, engine: Any, config: Config | None = None):
         self.engine = engine
-        self.config = config
-        self.admin_token = config.admin_token or os.environ.get("PARTYQA_ADMIN_TOKEN", "")
+        self._config = config  # None: the engine's, whatever it is now (no copy to go stale)
+        self.admin_token = self.config.admin_token or os.environ.get("PARTYQA_ADMIN_TOKEN", "")
         self.examples_lock = threading.Lock()
         self.examples_key: Any = None
         self.examples: list[str] = []
         self.catalog = CatalogCache()
         self.incoming: Path | None = None  # where upload bodies are spooled (webui.uploads), set by create_app
+
+    @property
+    def config(self) -> Config:
+        """The app's settings: the config it was created with, else the engine's (or the environment's)."""
+        return self._config or getattr(self.engine, "config", None) or Config.from_env()
 
 
 def state(app: Flask | None = None) -> State:

@@ -261,6 +261,7 @@ def search_page() -> str:
         ctx["export_args"] = {"q": q, "mode": mode, "k": k, "doc": docs or [], **tried,
                               **({"category": category} if category else {})}
         ctx["semantic_share"] = getattr(hits, "semantic_share", None)
+        ctx["min_confidence"] = getattr(hits, "min_confidence", ctx["min_confidence"])  # the one the search used
         ctx["confidence"] = float(getattr(hits, "confidence", 0.0) or 0.0)
         if not hits:
             ctx["examples"] = _examples(state)

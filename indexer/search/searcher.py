@@ -119,6 +119,7 @@ class Searcher:
         fields = self.fields(gen)
         for res in results:
             annotate_hits(res, fields)  # issue 23: every hit's status and category, a corrected title
+            res.min_confidence = config.min_confidence  # the threshold answer_found was judged with
         return results
 
     def candidates(self, gen: Snapshot, queries: Sequence[Query], mode: str, depth: int, allowed: set[str] | None,
