@@ -24,6 +24,7 @@ On-disk layout of an index directory (every file readable without this library):
     imports.json            files ``import_dir`` copied in before: {"files": {rel: [sha1, ...]}}
     removed/                copies of files removed from the corpus with ``remove``
     jobs/<id>/  jobs.json   spooled files and records of queued jobs; records of the last 50 finished ones
+    jobs/incoming/          upload bodies as the server receives them (renamed into a job, else deleted)
     write.lock              one writer at a time (held only around a commit)
     embed.lock              one encoder of the pending passages at a time (it appends to cache/)
 

@@ -704,6 +704,18 @@ def test_refused_uploads_leave_nothing_behind(writable):
     assert not [p for p in writable.corpus_dir.rglob("*") if p.name in ("tool.exe", "空.txt", "规则副本二.md", "太大.txt")]
 
 
+def test_upload_falls_back_to_the_temp_dir_when_the_index_folder_cannot_spool(writable, tmp_path):
+    """Where the upload spool cannot be made (here: its parent is a file), bodies go to the temp dir as before and
+    the upload still lands."""
+    app = create_app(writable, Config())
+    (tmp_path / "a-file").write_text("x", "utf-8")
+    app.extensions["partyqa"].incoming = tmp_path / "a-file" / "incoming"
+    body, job = _upload_done(app.test_client(), [("回退上传：党员学习记录。".encode("utf-8"), "回退上传.txt")])
+    assert job["state"] == "done" and job["files"][0]["doc_ids"] == ["回退上传.txt"], job
+    assert (writable.corpus_dir / "回退上传.txt").read_text("utf-8") == "回退上传：党员学习记录。"
+    _delete_done(app.test_client(), "回退上传.txt")
+
+
 def test_a_killed_servers_spooled_bodies_are_cleared_at_start(writable):
     """A body left by a server killed mid-upload (its pid is gone) is deleted when the next app starts; one of a
     live process stays."""

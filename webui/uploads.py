@@ -241,11 +241,14 @@ def _alive(pid: int) -> bool:
 
 def accepted_dir(folder: Path | None) -> Path:
     """A new folder for one upload's accepted files: in ``folder`` (the index's, so files are renamed, not copied,
-    into the job's spool) or, for an engine without an index folder, the system's temp dir."""
-    if folder is None:
-        return Path(tempfile.mkdtemp(prefix="partyqa-upload-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"upload-{os.getpid()}-", dir=folder))
+    into the job's spool) or, for an engine without an index folder (or one it cannot write), the system's temp dir."""
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=f"upload-{os.getpid()}-", dir=folder))
+        except OSError as exc:
+            logger.warning("cannot spool uploads in %s (%s): using the temp dir", folder, exc)
+    return Path(tempfile.mkdtemp(prefix="partyqa-upload-"))
 
 
 def save_upload(storage: FileStorage, dest: Path) -> str | None:
@@ -263,9 +266,13 @@ class UploadRequest(Request):
     def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
                          filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
         folder = getattr(current_app.extensions.get("partyqa"), "incoming", None)
-        if folder is None:
+        try:
+            body = SpooledUpload(folder) if folder is not None else None
+        except OSError as exc:  # e.g. an index folder this process may not write: the bodies go to the temp dir
+            logger.warning("cannot spool uploads in %s (%s): using the temp dir", folder, exc)
+            body = None
+        if body is None:
             return super()._get_file_stream(total_content_length, content_type, filename, content_length)
-        body = SpooledUpload(folder)
         self.__dict__.setdefault("_spooled", []).append(body)
         return body  # type: ignore[return-value]
 
