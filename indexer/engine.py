@@ -54,6 +54,7 @@ from indexer.embed.encoders import Encoder, load_encoder
 from indexer.embed.shipped import SHIPPED_DIR, seed_cache
 from indexer.fsutil import write_json
 from indexer.index.backlog import Backlog, BacklogEncoder
+from indexer.index.curation import faq_answer_sentences
 from indexer.index.journal import audited
 from indexer.index.generations import (PENDING_KEY, REBUILD_MARKER, CurrentGeneration, Generations, IndexCorruptError,
                                        Snapshot, committed_generations, last_manifest, now, rebuild_marker,
@@ -434,9 +435,11 @@ class Engine:
         bonus its ``why`` names; by default the share is chosen per question and reported as the Results'
         ``semantic_share``); ``min_confidence`` is the confidence below which ``answer_found`` is false.
         """
-        return self._searcher.search_many(questions, k=k, mode=mode, docs=docs, count_all=count_all,
-                                          category=category, semantic_weight=semantic_weight,
-                                          min_confidence=min_confidence)
+        results = self._searcher.search_many(questions, k=k, mode=mode, docs=docs, count_all=count_all,
+                                             category=category, semantic_weight=semantic_weight,
+                                             min_confidence=min_confidence)
+        faq_answer_sentences(results)  # a 问答对 entry answers with its 答 part, not its question
+        return results
 
     def close(self) -> None:
         """Stop the job queue and the background embedder, release open index files (and the backend's connection).

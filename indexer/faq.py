@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from indexer.fsutil import checkpoint
 from indexer.index import journal
-from indexer.index.curation import (DISABLED_KEY, STANDARD_KEY, CurationError, check_question, key_of, link_record,
-                                    normalise_question, pid_of_key)
+from indexer.index.curation import (DISABLED_KEY, FAQ_PREFIX, STANDARD_KEY, CurationError, check_question, key_of,
+                                    link_record, normalise_question, pid_of_key)
 from indexer.questions import numbered_questions
 from indexer.types import PartyQAError
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FAQ_PREFIX = "问答"  # doc ids of FAQ entries start with 问答/
 ANSWER_KEYS = ("answer", "答案", "回答", "答", "a", "A")
 SOURCE_KEYS = ("source", "来源", "出处", "依据")
 MAX_PAIRS = 2000  # per file: each question's vector lives in the manifest (~1 kB), rewritten by every write

@@ -197,8 +197,9 @@ def test_disable_link_feedback_and_faq_import_in_the_browser(curated, driver, tm
     wait.until(lambda d: "import=" in d.current_url)
     wait.until(EC.text_to_be_present_in_element((By.ID, "faq-rows"), FAQ_ROWS[1][0]))
     _shots(driver, "curation-faq")
-    for q in (FAQ_ROWS[1][0], "新党员入党宣誓一般由谁来主持"):  # the question, and a paraphrase in hybrid mode
-        _search(driver, wait, base, q)
+    for q, answer in ((FAQ_ROWS[1][0], FAQ_ROWS[1][1]), ("新党员入党宣誓一般由谁来主持", FAQ_ROWS[2][1])):
+        _search(driver, wait, base, q)  # the question, and a paraphrase (hybrid): the entry first, its answer on top
+        assert driver.find_element(By.ID, "answer-sentence").text == answer, q
         first = driver.find_element(By.ID, "result-1")
         assert first.find_element(By.CSS_SELECTOR, ".result-title").text in (FAQ_ROWS[1][0], FAQ_ROWS[2][0]), q
         assert first.find_element(By.CSS_SELECTOR, ".badge-standard").text == "标准答案", q

@@ -289,3 +289,25 @@ def test_a_killed_edit_leaves_the_index_and_the_audit_log_consistent(imported: E
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert not report["added"] and not report["removed"] and not report["updated"], report
+
+
+# ------------------------------------------------------------------------------------------- the answer shown
+def test_an_entry_answers_with_its_answer_not_its_own_question(imported: Engine) -> None:
+    question, answer, _ = PAIRS[0]
+    for mode in ("keyword", "hybrid"):
+        hit = imported.search(question, k=3, mode=mode)[0]
+        assert hit["doc_id"] == "问答/常见_问题/1" and hit["best_sentence"] == answer, (mode, hit["best_sentence"])
+        assert hit["text"][hit["best_span"][0]:hit["best_span"][1]] == answer
+    # the results page's answer box and the exports carry the answer too
+    client = create_app(imported).test_client()
+    html = client.get("/", query_string={"q": question, "mode": "keyword"}).get_data(as_text=True)
+    assert f'<span id="answer-sentence">{answer}</span>' in html
+    import csv
+
+    body = client.get("/api/search", query_string={"q": question, "mode": "keyword", "format": "csv"}).get_data(
+        as_text=True)
+    head, first = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))[:2]
+    assert first[[h.split(" ")[-1] for h in head].index("best_sentence")] == answer
+    # another document's best sentence is the ranker's, untouched
+    other = imported.search("党支部委员会每届任期是多长时间", k=1, mode="keyword")[0]
+    assert not other["doc_id"].startswith("问答/") and other["best_sentence"] in other["text"]

@@ -41,6 +41,8 @@ OPENING_CHARS = 60  # how much of a passage's text a curation record keeps (to s
 # 140,200 (bench/standard_threshold.py; the cosine alone at 0.93: 594 wrong pairs).
 PARAPHRASE_COSINE = 0.93
 MAX_QUESTION_CHARS = 200
+FAQ_PREFIX = "问答"  # doc ids of 问答对 entries start with 问答/ (indexer.faq)
+_FAQ_ANSWER_RE = re.compile(r"(?:^|\n)答：(.*?)\s*(?:\n来源：|\Z)", re.S)
 
 
 class CurationError(PartyQAError):
@@ -392,3 +394,24 @@ def unlink(writer: ManifestCommitter, question: str) -> bool:
         return True
 
     return bool(writer.commit_manifest(change))
+
+
+# ------------------------------------------------------------------ 问答对 hits
+def faq_answer_span(doc_id: str, text: str) -> tuple[int, int] | None:
+    """Where a 问答对 entry's answer stands in a passage of it (after ``答：``, up to ``来源：``); None for another
+    document or a passage without the answer's start."""
+    if not str(doc_id or "").startswith(FAQ_PREFIX + "/"):
+        return None
+    m = _FAQ_ANSWER_RE.search(text or "")
+    return (m.start(1), m.start(1) + len(m.group(1))) if m and m.group(1).strip() else None
+
+
+def faq_answer_sentences(results: Iterable[list[dict[str, Any]]]) -> None:
+    """Give each 问答对 entry's hit its answer as ``best_sentence`` / ``best_span``: the sentence nearest the question
+    would be the entry's own question, echoed back as the answer on the page and in every export."""
+    for res in results:
+        for hit in res:
+            span = faq_answer_span(hit.get("doc_id", ""), hit.get("text", ""))
+            if span is not None:
+                hit["best_span"] = [span[0], span[1]]
+                hit["best_sentence"] = hit["text"][span[0]:span[1]]
