@@ -239,8 +239,8 @@ def with_tokens(curated, tmp_path):
 
 
 def _keep_token(drv, token: str) -> None:
-    """Keep ``token`` as the pages keep the one entered in a token field (the tab's sessionStorage)."""
-    drv.execute_script("sessionStorage.setItem('partyqa-admin-token', arguments[0])", token)
+    """Keep ``token`` as the nav's 登录令牌 keeps the one entered there (the browser's localStorage)."""
+    drv.execute_script("localStorage.setItem('partyqa-token', arguments[0])", token)
 
 
 def _role_settled(drv, token: str) -> None:
@@ -312,6 +312,78 @@ def test_editing_controls_show_for_an_editors_token_only(with_tokens, driver, tm
     rows = [json.loads(line) for line in _wait_download(folder, ".jsonl", before).read_text("utf-8").splitlines()]
     assert (question, judged.rsplit("#", 1)[0]) in [(r["question"], r["gold_doc"]) for r in rows]
     assert not _console_errors(driver), _console_errors(driver)
+
+def test_one_token_entered_in_the_nav_serves_every_page_and_tab(with_tokens, driver):
+    """登录令牌 in the nav (issue 26): a wrong token is refused in Chinese; the editor's, entered once on the 问答对
+    page, is kept for the browser -- a NEW tab's document page shows 停用, the write succeeds and is audited under
+    the editor's name; 退出 hides the controls there, and in the first tab too."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, engine = with_tokens
+    wait = WebDriverWait(driver, 90)
+    hit = engine.search("党支部委员会会议多久召开一次", k=5, mode="keyword")[1]
+    doc_page = f"{base}/doc/{quote(hit['doc_id'])}?p={hit['ordinal']}#p-{hit['ordinal']}"
+    toggle = f"#p-{hit['ordinal']} .passage-toggle"
+
+    driver.get(base + "/faq")
+    driver.execute_script("localStorage.clear()")
+    driver.refresh()
+    opener = wait.until(EC.visibility_of_element_located((By.ID, "login-open")))
+    assert opener.text == "登录令牌" and not driver.find_element(By.ID, "faq-import-panel").is_displayed()
+    assert driver.find_element(By.ID, "faq-login-note").is_displayed()
+    opener.click()
+    box = wait.until(EC.visibility_of_element_located((By.ID, "login-token")))
+    box.send_keys("no-such-token")
+    driver.find_element(By.ID, "login-submit").click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "login-msg"), "令牌不正确"))
+    assert driver.execute_script("return localStorage.getItem('partyqa-token')") is None
+    assert not driver.find_element(By.ID, "account-user").is_displayed()
+    box.clear()
+    box.send_keys("e-tok")
+    driver.find_element(By.ID, "login-submit").click()  # checked, kept, and the page shown again for the editor
+    user = wait.until(EC.visibility_of_element_located((By.ID, "account-user")))
+    assert user.text == "李编辑（编辑）" and driver.find_element(By.ID, "logout-btn").text == "退出"
+    assert not driver.find_element(By.ID, "login-open").is_displayed()
+    wait.until(EC.visibility_of_element_located((By.ID, "faq-import-panel")))
+    assert not driver.find_element(By.ID, "faq-login-note").is_displayed()
+    assert not driver.find_element(By.ID, "nav-audit").is_displayed()  # an editor, not an admin
+    _shots(driver, "token-nav")
+    first_tab = driver.current_window_handle
+
+    driver.switch_to.new_window("tab")  # a new tab: the same token, nothing entered again
+    driver.get(doc_page)
+    button = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, toggle)))
+    assert driver.find_element(By.ID, "account-user").text == "李编辑（编辑）"
+    assert button.text == "停用"
+    button.click()
+    wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, toggle), "启用"))
+    last = engine.curator.audit()[0]
+    assert (last["action"], last["who"], last["result"]) == ("disable", "李编辑", "ok"), last
+    assert hit["pid"] not in [h["pid"] for h in engine.search("党支部委员会会议多久召开一次", k=5, mode="keyword")]
+    button.click()  # and back (the index is shared with the other tests)
+    wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, toggle), "停用"))
+    assert (engine.curator.audit()[0]["action"], engine.curator.audit()[0]["who"]) == ("enable", "李编辑")
+    driver.get(base + "/documents")  # the documents page: an editor uploads; deleting and metadata are an admin's
+    assert wait.until(EC.visibility_of_element_located((By.ID, "upload-form")))
+    assert not driver.find_element(By.ID, "meta-edit").is_displayed()
+    assert not any(b.is_displayed() for b in driver.find_elements(By.CSS_SELECTOR, ".delete-btn"))
+
+    driver.get(doc_page)
+    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, toggle)))
+    driver.find_element(By.ID, "logout-btn").click()  # 退出: the page again, for no one
+    wait.until(EC.visibility_of_element_located((By.ID, "login-open")))
+    assert not driver.find_element(By.CSS_SELECTOR, toggle).is_displayed()
+    assert not driver.find_element(By.ID, "account-user").is_displayed()
+    assert driver.execute_script("return localStorage.getItem('partyqa-token')") is None
+    driver.switch_to.window(first_tab)  # the first tab follows without a reload
+    wait.until(EC.visibility_of_element_located((By.ID, "login-open")))
+    assert not driver.find_element(By.ID, "faq-import-panel").is_displayed()
+    assert not driver.find_element(By.ID, "account-user").is_displayed()
+    errors = [e for e in _console_errors(driver) if "api/me" not in e]  # the wrong token's 403 is expected
+    assert not errors, errors
+
 
 # ------------------------------------------------------------------------------------ issue 23 in the browser
 DISCIPLINE = ["中国共产党纪律处分条例（2023）.md", "中国共产党纪律处分条例（2018）.md"]

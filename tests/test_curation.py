@@ -445,7 +445,7 @@ def test_the_audit_page_lists_who_what_when_newest_first_for_admins_only(eng: En
     assert admin.count('<tr class="audit-row"') == AUDIT_PAGE and 'id="nav-audit" class="active">' in admin
     anonymous = client.get("/audit").get_data(as_text=True)
     assert 'id="audit-token-note"' in anonymous and '<tr class="audit-row"' not in anonymous
-    assert 'id="admin-token"' in anonymous and 'id="nav-audit" class="active" hidden>' in anonymous
+    assert 'id="login-open"' in anonymous and 'id="nav-audit" class="active" hidden>' in anonymous
     assert 'id="nav-audit" class="" hidden>' in client.get("/faq").get_data(as_text=True)  # hidden from non-admins
 
 

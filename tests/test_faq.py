@@ -226,7 +226,7 @@ def test_the_faq_page_lists_entries_with_controls_by_role(imported: Engine, tmp_
     monkeypatch.setenv("PARTYQA_TOKENS_FILE", str(tokens))
     client = create_app(imported).test_client()
     anonymous = client.get("/faq").get_data(as_text=True)
-    assert anonymous.count('class="faq-row"') == 2 and 'id="admin-token"' in anonymous
+    assert anonymous.count('class="faq-row"') == 2 and 'id="login-open"' in anonymous
     assert 'id="faq-import-panel" hidden>' in anonymous  # shown by curation.js once /api/me says editor
     assert 'faq-edit-btn needs-editor" type="button" hidden>' in anonymous
     editor = client.get("/faq", headers=_auth("e-token")).get_data(as_text=True)

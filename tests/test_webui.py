@@ -411,7 +411,7 @@ def test_documents_page_lists_documents(client, built):
         assert str(d["passages"]) in html
     assert 'id="upload-form"' in html and "multiple" in html and 'name="files"' in html
     assert f'data-url="/api/documents/{quote(RULES_ID)}"' in html
-    assert 'id="admin-token"' not in html  # no token configured: no token field
+    assert 'id="login-open"' not in html and 'id="account"' not in html  # no token configured: no token UI
     # Every document's index state (all embedded here), the jobs panel and the every-page indicator.
     assert html.count('data-state="done">完成<') == len(built.documents())
     assert 'id="jobs-panel"' in html and "较大的文件需要几分钟" not in html
@@ -773,7 +773,13 @@ def test_token_protects_writes(writable):
     _assert_json_error(c.delete(url), 401)
     _assert_json_error(c.delete(url, headers={"Authorization": "Bearer nope"}), 403)
     assert _delete_done(c, "令牌测试.txt", {"Authorization": f"Bearer {token}"}) == ["令牌测试.txt"]
-    assert 'id="admin-token"' in c.get("/documents").get_data(as_text=True)
+    page = c.get("/documents").get_data(as_text=True)  # the nav's 登录令牌; the writes hidden from no one ...
+    assert 'id="login-open"' in page and 'id="upload-form" class="needs-editor" hidden' in page
+    assert 'delete-btn needs-admin" type="button" hidden' in page and 'id="meta-edit" hidden>' in page
+    assert 'id="upload-login-note">' in page
+    page = c.get("/documents", headers={"X-Admin-Token": token}).get_data(as_text=True)  # ... shown to the admin
+    assert 'id="upload-form" class="needs-editor" action' in page and 'id="meta-edit">' in page
+    assert 'delete-btn needs-admin" type="button" data-url' in page and 'id="upload-login-note" hidden>' in page
 
 
 def test_token_from_environment(writable, monkeypatch):
@@ -1511,7 +1517,7 @@ def test_documents_page_is_paged_and_filtered_on_the_server(many):
 
     first = c.get("/documents").get_data(as_text=True)
     assert rows(first) == natural[:10] and "第 1 / 4 页" in first and 'href="/documents?page=2"' in first
-    assert first.count('data-state="done">完成<') == 10 and first.count('class="btn btn-small btn-danger delete-btn"') == 10
+    assert first.count('data-state="done">完成<') == 10 and first.count('class="btn btn-small btn-danger delete-btn needs-admin"') == 10
     assert 'id="jobs-panel"' in first and '已收录 <span id="doc-count">35</span> 篇文档' in first
     last = c.get("/documents?page=4").get_data(as_text=True)
     assert rows(last) == natural[30:] and "第 4 / 4 页" in last and "第 31–35 篇" in last

@@ -90,8 +90,10 @@ def create_app(engine: Any, config: Config | None = None) -> Flask:
     def _globals() -> dict[str, Any]:
         from .auth import tokens, user_may
 
-        # a tokens file names users too: the pages' token field is shown for it as for the admin token (issue 26)
-        return {"token_required": bool(state.admin_token) or tokens().configured(), "nav_admin": user_may("admin")}
+        # a tokens file names users too: the nav's 登录令牌 is shown for it as for the admin token (issue 26); a
+        # page renders the controls its user may not use hidden (its script shows them for the kept token's role)
+        return {"token_required": bool(state.admin_token) or tokens().configured(), "nav_admin": user_may("admin"),
+                "may_edit": user_may("editor")}
 
     @app.after_request
     def _headers(resp: Response) -> Response:

@@ -6,7 +6,7 @@ from typing import Any
 # Default bilingual messages per HTTP status (used when a handler has nothing more specific to say).
 DEFAULT_MESSAGES: dict[int, tuple[str, str, str]] = {
     400: ("bad_request", "请求无效，请检查参数。", "Bad request: check the parameters."),
-    401: ("token_required", "此操作需要管理令牌，请在“文档管理”页填写令牌。",
+    401: ("token_required", "此操作需要令牌，请点击页面顶部的“登录令牌”填写。",
           "This operation requires the admin token (X-Admin-Token or Authorization: Bearer)."),
     403: ("forbidden", "管理令牌不正确，或请求来自其他网站。", "Wrong admin token, or a cross-site request."),
     404: ("not_found", "找不到请求的内容。", "Not found."),

@@ -4,7 +4,9 @@
 (function () {
   "use strict";
 
-  var TOKEN_KEY = "partyqa-admin-token";
+  var TOKEN_KEY = "partyqa-token";  // localStorage: one token for every page and tab, until 退出
+  var RANK = { reader: 0, editor: 1, admin: 2 };
+  var ROLE_NAMES = { reader: "读者", editor: "编辑", admin: "管理员" };
   var STATUS_LABELS = { added: "已添加", updated: "已更新", unchanged: "未变化", removed: "已删除", error: "失败",
                         queued: "已排队" };
   var DOC_STATE_LABELS = { keyword: "可检索", embedding: "语义索引中", done: "完成" };
@@ -24,18 +26,6 @@
     return node;
   }
 
-  function adminToken() {
-    var input = document.getElementById("admin-token");
-    var value = input ? input.value.trim() : "";
-    try {
-      if (value) sessionStorage.setItem(TOKEN_KEY, value);
-      else value = sessionStorage.getItem(TOKEN_KEY) || "";
-    } catch (e) { /* storage disabled */ }
-    return value;
-  }
-
-  window.PartyQA = { adminToken: adminToken };  // the kept token, for curation.js (loaded after this file)
-
   // Reasons arrive as "中文 / English" (the API keeps both); the page shows the Chinese half.
   function zh(text) {
     text = text || "";
@@ -47,6 +37,133 @@
     if (data && data.error) return data.error.message_zh || data.error.message_en || fallback;
     return fallback;
   }
+
+  /* ---------------------------------------------------------------- the token (named users, issue 26)
+     Entered once under 登录令牌 in the nav (#account, rendered only when the server has tokens), kept in this
+     browser's localStorage -- every page and every tab -- until 退出; every write sends it as X-Admin-Token. A
+     page renders the controls its request's user may not use hidden (.needs-editor / .needs-admin) and shows
+     them here once /api/me says what the kept token's user may do. */
+  function accountShown() { return !!document.getElementById("account"); }
+
+  function adminToken() {
+    if (!accountShown()) return "";  // no tokens on this server: nothing to send
+    try { return localStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }  // storage disabled
+  }
+
+  // The user of ``token``: {name, role}, or {bad: why (Chinese), status} when the server refuses or cannot say.
+  function askMe(token) {
+    return fetch(root() + "api/me", { headers: { Accept: "application/json", "X-Admin-Token": token } })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (d) {
+          if (r.ok && d.role) return { name: d.name, role: d.role };
+          var code = d && d.error ? d.error.code : "";
+          return { status: r.status, bad: code === "bad_token" ? "令牌不正确，请检查后重新输入。"
+                                                               : errorMessage(d, "无法验证令牌（服务器返回 " + r.status + "）。") };
+        });
+      }, function () { return { status: 0, bad: "无法连接服务器，请稍后重试。" }; });
+  }
+
+  var mePromise = null;
+  // The kept token's user (see askMe), null without a token; asked once a page.
+  function me() {
+    if (!mePromise) {
+      var token = adminToken();
+      mePromise = token ? askMe(token) : Promise.resolve(null);
+    }
+    return mePromise;
+  }
+
+  var currentRank = -1;  // the kept token's role as a rank (-1: none or not known yet)
+  // Whether a control needing ``role`` is shown (always without tokens: the local user may do everything).
+  function mayShow(role) { return !accountShown() || currentRank >= RANK[role]; }
+
+  // Show the controls ``role`` may use, hide the others (and the 请登录 notes once an editor is in).
+  function applyRole(role) {
+    if (!accountShown()) return;
+    currentRank = role in RANK ? RANK[role] : -1;
+    var each = function (sel, fn) { Array.prototype.forEach.call(document.querySelectorAll(sel), fn); };
+    each(".needs-editor", function (n) { if (!n.classList.contains("faq-held")) n.hidden = !mayShow("editor"); });
+    each(".needs-admin", function (n) { if (!n.classList.contains("faq-held")) n.hidden = !mayShow("admin"); });
+    each(".needs-login", function (n) { n.hidden = mayShow("editor"); });
+    var audit = document.getElementById("nav-audit");
+    if (audit) audit.hidden = !mayShow("admin");
+  }
+
+  function initAccount() {
+    var box = document.getElementById("account");
+    if (!box) return;
+    var open = document.getElementById("login-open");
+    var user = document.getElementById("account-user");
+    var out = document.getElementById("logout-btn");
+    var form = document.getElementById("login-form");
+    var input = document.getElementById("login-token");
+    var submit = document.getElementById("login-submit");
+    var msg = document.getElementById("login-msg");
+
+    function showForm(on) {
+      form.hidden = !on;
+      open.setAttribute("aria-expanded", on ? "true" : "false");
+      if (on) input.focus();
+    }
+    function show(who) {
+      var known = !!(who && who.role);
+      open.hidden = known;
+      user.hidden = out.hidden = !known;
+      user.textContent = known ? who.name + "（" + (ROLE_NAMES[who.role] || who.role) + "）" : "";
+      user.title = known ? "当前登录：" + who.name + "，角色：" + (ROLE_NAMES[who.role] || who.role) : "";
+      applyRole(known ? who.role : null);
+    }
+    function settle(who) {
+      show(who && !who.bad ? who : null);
+      if (!who || !who.bad) return;
+      if (who.status === 403) {  // the kept token is no longer known (withdrawn, or the tokens file changed)
+        try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+        msg.textContent = "保存的令牌已失效（不正确或已被停用），请重新输入。";
+      } else {
+        msg.textContent = who.bad;
+      }
+      showForm(true);
+    }
+
+    open.addEventListener("click", function () { showForm(form.hidden); });
+    document.getElementById("login-cancel").addEventListener("click", function () {
+      msg.textContent = "";
+      showForm(false);
+      open.focus();
+    });
+    form.addEventListener("keydown", function (e) { if (e.key === "Escape") { showForm(false); open.focus(); } });
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var token = input.value.trim();
+      if (!token) { msg.textContent = "请输入令牌。"; input.focus(); return; }
+      submit.disabled = true;
+      msg.textContent = "正在验证令牌……";
+      askMe(token).then(function (who) {
+        submit.disabled = false;
+        if (who.bad) { msg.textContent = who.bad; input.select(); return; }
+        try { localStorage.setItem(TOKEN_KEY, token); } catch (e) {
+          msg.textContent = "浏览器不允许保存令牌（本地存储已关闭），无法登录。";
+          return;
+        }
+        window.location.reload();  // this page again, with what this user may do
+      });
+    });
+    out.addEventListener("click", function () {
+      try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+      window.location.reload();  // rendered for no one: the editing controls hidden
+    });
+    // 登录 or 退出 in another tab: this one follows (its controls shown or hidden; nothing reloads under the user)
+    window.addEventListener("storage", function (e) {
+      if (e.key !== TOKEN_KEY && e.key !== null) return;
+      mePromise = null;
+      msg.textContent = "";
+      me().then(settle);
+    });
+    me().then(settle);
+  }
+
+  // for curation.js (loaded after this file)
+  window.PartyQA = { adminToken: adminToken, me: me, mayShow: mayShow };
 
   /* ---------------------------------------------------------------- document view */
   function initDocument() {
@@ -144,8 +261,9 @@
       if (d.updated_at && d.updated_at !== d.added_at) date.appendChild(el("div", "updated", "更新 " + formatDate(d.updated_at)));
       tr.appendChild(date);
       var action = el("td");
-      var btn = el("button", "btn btn-small btn-danger delete-btn", "删除");
+      var btn = el("button", "btn btn-small btn-danger delete-btn needs-admin", "删除");
       btn.type = "button";
+      btn.hidden = !mayShow("admin");
       btn.setAttribute("data-url", root() + "api/documents/" + encodePath(d.doc_id));
       btn.setAttribute("data-title", d.title);
       action.appendChild(btn);
@@ -310,12 +428,6 @@
     var results = document.getElementById("upload-results");
     var label = form.querySelector(".file-drop-text");
     var maxBytes = parseInt(form.getAttribute("data-max-bytes"), 10) || 0;
-
-    var tokenInput = document.getElementById("admin-token");
-    if (tokenInput) {
-      try { tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { /* ignore */ }
-      tokenInput.addEventListener("change", adminToken);
-    }
 
     input.addEventListener("change", function () {
       var names = Array.prototype.map.call(input.files, function (f) { return f.name; });
@@ -1145,17 +1257,6 @@
   function initPassageToggles() {
     var body = document.getElementById("doc-body");
     if (!body || !body.querySelector(".passage-toggle")) return;
-    var token = adminToken();
-    var hidden = body.querySelectorAll(".passage-toggle.needs-editor");
-    if (hidden.length && token) {
-      fetch(root() + "api/me", { headers: { Accept: "application/json", "X-Admin-Token": token } })
-        .then(function (r) { return r.json(); })
-        .then(function (me) {
-          if (me.role !== "editor" && me.role !== "admin") return;
-          Array.prototype.forEach.call(hidden, function (b) { b.hidden = false; });
-        })
-        .catch(function () { /* the buttons stay hidden */ });
-    }
     body.addEventListener("click", function (event) {
       var btn = event.target.closest ? event.target.closest(".passage-toggle") : null;
       if (!btn) return;
@@ -1247,7 +1348,16 @@
       .catch(function () { note.textContent = "无法读取反馈：无法连接服务器。"; });
   }
 
+  // The documents page's 修改文档信息 form is a plain form: it carries the kept token in its hidden field.
+  function initMetaForm() {
+    var field = document.getElementById("meta-token");
+    if (!field) return;
+    field.form.addEventListener("submit", function () { field.value = adminToken(); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    initAccount();
+    initMetaForm();
     initFeedback();
     initFeedbackPage();
     initPassageToggles();

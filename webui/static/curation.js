@@ -1,25 +1,14 @@
-/* PartyQA curation pages (issue 26): the 问答对 page (import, edit, delete FAQ entries), the 操作记录 page and its
-   nav link for admins, and 标准问题 (设为标准答案 on a result card, 关联问题 on a document's passage) for editors. The token is the one app.js keeps (sessionStorage "partyqa-admin-token", the #admin-token
-   field); controls a page rendered hidden for a request without a token are shown once /api/me says it may.
+/* PartyQA curation pages (issue 26): the 问答对 page (import, edit, delete FAQ entries), the 操作记录 page, and
+   标准问题 (设为标准答案 on a result card, 关联问题 on a document's passage) for editors. The token is the one app.js
+   keeps (entered under 登录令牌 in the nav, in localStorage), which also shows the controls the token's role may use.
    No external code; data is only ever set as text (never innerHTML). */
 (function () {
   "use strict";
 
-  var TOKEN_KEY = "partyqa-admin-token";
-  var RANK = { reader: 0, editor: 1, admin: 2 };
-
   function root() { return document.body.getAttribute("data-root") || "/"; }
 
-  // The token app.js keeps (the #admin-token field, else the tab's sessionStorage).
+  // The token app.js keeps (localStorage, entered under 登录令牌 in the nav).
   function keptToken() { return window.PartyQA ? window.PartyQA.adminToken() : ""; }
-
-  // The page's token field: filled with the kept token; ``onChange`` runs when the user enters another.
-  function tokenField(onChange) {
-    var input = document.getElementById("admin-token");
-    if (!input) return;
-    try { input.value = sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { /* storage disabled */ }
-    input.addEventListener("change", onChange);
-  }
 
   function headers(extra) {
     var h = { Accept: "application/json" };
@@ -42,24 +31,6 @@
 
   function encodePath(id) { return id.split("/").map(encodeURIComponent).join("/"); }
 
-  // The role of the kept token (null without one, or when /api/me cannot tell).
-  var mePromise = null;
-  function myRole() {
-    if (!mePromise) {
-      mePromise = keptToken() ? call(root() + "api/me", { headers: headers() })
-        .then(function (res) { return res.ok ? res.data.role : null; }, function () { return null; })
-        : Promise.resolve(null);
-    }
-    return mePromise;
-  }
-
-  function reveal(scope, role) {
-    var rank = RANK[role];
-    if (rank === undefined) return;
-    Array.prototype.forEach.call(scope.querySelectorAll(".needs-editor"), function (n) { if (rank >= 1) n.hidden = false; });
-    Array.prototype.forEach.call(scope.querySelectorAll(".needs-admin"), function (n) { if (rank >= 2) n.hidden = false; });
-  }
-
   function say(node, text, kind) {
     if (!node) return;
     node.textContent = text;
@@ -67,30 +38,11 @@
     node.hidden = !text;
   }
 
-  /* ---------------------------------------------------------------- the nav link 操作记录 */
-  function initNav() {
-    var link = document.getElementById("nav-audit");
-    if (!link || !link.hidden) return;
-    myRole().then(function (role) { if (role === "admin") link.hidden = false; });
-  }
-
   /* ---------------------------------------------------------------- 问答对 */
   function initFaq() {
     var rootNode = document.getElementById("faq-root");
     if (!rootNode) return;
     var status = document.getElementById("faq-status");
-    var roleNote = document.getElementById("faq-role");
-    var ROLE_NAMES = { reader: "读者", editor: "编辑", admin: "管理员" };
-
-    function checkRole() {
-      mePromise = null;
-      myRole().then(function (role) {
-        reveal(rootNode, role);
-        if (roleNote) roleNote.textContent = role ? "当前令牌：" + (ROLE_NAMES[role] || role) : "";
-      });
-    }
-    tokenField(checkRole);
-    checkRole();
 
     var form = document.getElementById("faq-import-form");
     var fileInput = document.getElementById("faq-file");
@@ -268,7 +220,6 @@
     var list = document.getElementById("results");
     if (!list || !list.querySelector(".std-link-btn")) return;
     var status = document.getElementById("std-status");
-    if (list.querySelector(".std-link-btn.needs-editor")) myRole().then(function (role) { reveal(list, role); });
     var question = list.getAttribute("data-q") || "";
 
     function setCard(card, linked) {
@@ -306,7 +257,6 @@
   function initPassageLinks() {
     var body = document.getElementById("doc-body");
     if (!body || !body.querySelector(".std-add-btn")) return;
-    if (body.querySelector(".needs-editor")) myRole().then(function (role) { reveal(body, role); });
 
     function listOf(section) { return section.querySelector(".std-questions"); }
 
@@ -425,12 +375,10 @@
         })
         .catch(function () { note.textContent = "无法读取操作记录：无法连接服务器。"; });
     }
-    tokenField(load);
     load();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    initNav();
     initFaq();
     initAudit();
     initResultLinks();
