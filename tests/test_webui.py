@@ -2012,6 +2012,53 @@ def test_pages_link_other_versions_and_references_and_filter_by_category(two_ver
         two_versions.set_metadata(old, category=None)
 
 
+def test_batch_page_filters_by_category_in_its_answers_and_exports(two_versions):
+    """批量问答 offers the search page's 类别 select (issue 25): the answers, the CSV/Excel/Word downloads and the
+    links to the full results keep to the chosen category, the Excel and Word files record it; an unknown one is
+    refused in Chinese (an answer sheet must not quietly cover every document)."""
+    import csv as _csv
+
+    from docx import Document as Docx
+    from openpyxl import load_workbook
+
+    new, old = DISCIPLINE
+    c = create_app(two_versions, Config()).test_client()
+    questions = "党组织应当怎样处理违纪党员\n留党察看的期限是多长时间\n"
+    form = {"questions": questions, "mode": "keyword", "k": "5"}
+
+    def docs_of(html: str) -> set[str]:
+        return {unquote(h.split("?")[0].split("/doc/", 1)[1]) for h in re.findall(r'<a href="([^"]+)">查看原文', html)}
+
+    page = c.get("/batch").get_data(as_text=True)
+    assert '<select name="category" id="batch-category">' in page and '<option value="党章党规">党章党规（2 篇）</option>' in page
+    unfiltered = c.post("/batch", data={**form, "format": "html"}).get_data(as_text=True)
+    assert new in docs_of(unfiltered)  # both questions answer from the current version without a filter
+    assert two_versions.set_metadata(old, category="学习材料")["category"] == "学习材料"
+    try:
+        html = c.post("/batch", data={**form, "category": "学习材料", "format": "html"}).get_data(as_text=True)
+        assert "共 2 个问题" in html and "类别：学习材料" in html and docs_of(html) == {old}
+        assert '<option value="学习材料" selected>学习材料（1 篇）</option>' in html  # the form keeps the choice
+        more = re.findall(r'href="([^"]+)">全部 \d+ 条结果', html)
+        assert more and all("category=%E5%AD%A6%E4%B9%A0%E6%9D%90%E6%96%99" in h for h in more)
+        rows = list(_csv.DictReader(io.StringIO(c.post("/batch", data={**form, "category": "学习材料", "format": "csv"})
+                                                .get_data().decode("utf-8-sig"))))
+        assert rows and {r["文档编号 doc_id"] for r in rows} == {old}
+        book = load_workbook(io.BytesIO(c.post("/batch", data={**form, "category": "学习材料", "format": "xlsx"})
+                                        .get_data()))
+        assert ["类别", "学习材料"] in [[cell.value for cell in row] for row in book["检索设置"].iter_rows()]
+        word = Docx(io.BytesIO(c.post("/batch", data={**form, "category": "学习材料", "format": "docx"}).get_data()))
+        assert any("类别：学习材料" in p.text for p in word.paragraphs)
+        word = Docx(io.BytesIO(c.get("/api/search", query_string={"q": "留党察看", "mode": "keyword", "format": "docx",
+                                                                  "category": "学习材料"}).get_data()))
+        assert any("类别：学习材料" in p.text for p in word.paragraphs)  # the search page's export records it too
+        bad = c.post("/batch", data={**form, "category": "没有的类别", "format": "xlsx"})
+        assert bad.status_code == 400 and "没有类别为“没有的类别”的文档" in bad.get_data(as_text=True)
+        book = load_workbook(io.BytesIO(c.post("/batch", data={**form, "format": "xlsx"}).get_data()))
+        assert ["类别", "全部类别"] in [[cell.value for cell in row] for row in book["检索设置"].iter_rows()]
+    finally:
+        two_versions.set_metadata(old, category=None)
+
+
 # ---------------------------------------------------------------- 检索测试 panel on the search page (issue 26 item 4)
 def test_search_page_tries_a_semantic_weight_and_threshold_and_shows_percentages(client, built):
     q = "党支部委员会会议多久召开一次"

@@ -116,7 +116,8 @@ def api_search() -> Response:
     hits = engine.search(q, k=k, mode=mode, docs=docs, category=category or None, **tried)
     took = round((time.perf_counter() - t0) * 1000, 1)
     if fmt != "json":
-        return download(answer_items([q], [hits]), fmt, "问答结果", {"mode": mode, "k": k, "docs": docs})
+        return download(answer_items([q], [hits]), fmt, "问答结果",
+                        {"mode": mode, "k": k, "docs": docs, "category": category})
     body = {"question": q, "mode": mode, "k": k, "took_ms": took, **hits.envelope(), **settings(hits, cfg, tried),
             "docs": docs, "results": hits}
     if getattr(hits, "doc_counts", None) is not None:
@@ -170,7 +171,8 @@ def api_batch() -> Response:
     results = engine.search_many(qs, k=k, mode=mode, docs=docs, category=category or None, **tried)
     took = round((time.perf_counter() - t0) * 1000, 1)
     if fmt != "json":
-        return download(answer_items(qs, results), fmt, "批量问答结果", {"mode": mode, "k": k, "docs": docs})
+        return download(answer_items(qs, results), fmt, "批量问答结果",
+                        {"mode": mode, "k": k, "docs": docs, "category": category})
     answers = [{"question": q, **r.envelope(), **settings(r, cfg, tried)} for q, r in zip(qs, results)]
     return jsonify({"questions": qs, "mode": mode, "k": k, "took_ms": took, "docs": docs, "answers": answers,
                     "results": results})

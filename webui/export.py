@@ -48,7 +48,8 @@ def _also_in(hit: dict[str, Any]) -> str:
 
 
 def settings_line(meta: dict[str, Any] | None) -> str:
-    """``检索方式：综合 · 每题 5 条 · 文档范围：全部文档`` for the head of an export."""
+    """``检索方式：综合 · 每题 5 条 · 文档范围：全部文档`` (and ``类别：…`` when one was chosen) for the head of an
+    export."""
     meta = meta or {}
     parts = []
     if meta.get("mode"):
@@ -58,7 +59,15 @@ def settings_line(meta: dict[str, Any] | None) -> str:
     docs = list(meta.get("docs") or [])
     parts.append("文档范围：" + ("、".join(str(d) for d in docs[:20]) + (f" 等 {len(docs)} 篇" if len(docs) > 20 else "")
                                if docs else "全部文档"))
+    if _categories(meta):
+        parts.append(f"类别：{_categories(meta)}")
     return " · ".join(parts)
+
+
+def _categories(meta: dict[str, Any]) -> str:
+    """The 类别 an export was filtered by (one, or a list the API was given), "" for every document."""
+    cat = meta.get("category") or ""
+    return "、".join(str(c) for c in cat if c) if isinstance(cat, (list, tuple)) else str(cat)
 
 
 def _rows(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -123,6 +132,7 @@ def to_xlsx(items: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None)
     if meta.get("k"):
         info.append(["每题结果数", meta["k"]])
     info.append(["文档范围", "、".join(str(d) for d in meta.get("docs") or []) or "全部文档"])
+    info.append(["类别", _categories(meta) or "全部类别"])
     info.column_dimensions["A"].width = 14
     info.column_dimensions["B"].width = 60
     out = io.BytesIO()
@@ -178,7 +188,8 @@ def to_docx(items: Sequence[dict[str, Any]], title: str = "党建问答检索结
 
 
 def export(items: Sequence[dict[str, Any]], fmt: str, meta: dict[str, Any] | None = None) -> bytes:
-    """The answers as ``csv``, ``xlsx`` or ``docx`` bytes; ``meta`` (mode, k, docs) is recorded in xlsx and docx."""
+    """The answers as ``csv``, ``xlsx`` or ``docx`` bytes; ``meta`` (mode, k, docs, category) is recorded in xlsx and
+    docx."""
     if fmt == "csv":
         return to_csv(items)
     if fmt == "xlsx":

@@ -152,20 +152,20 @@ def _batch_questions(text: str, upload: Any, max_chars: int) -> tuple[list[Quest
     return screen(lines, max_chars)
 
 
-def _search_batch(engine: Any, qs: Sequence[str], k: int, mode: str, docs: Sequence[str] | None
-                  ) -> tuple[list[Any], list[int]]:
-    """Search questions 32 at a time; a question the engine refuses (no searchable words) is searched alone and
-    left out. (results of the kept questions, indexes of the refused ones)."""
+def _search_batch(engine: Any, qs: Sequence[str], k: int, mode: str, docs: Sequence[str] | None,
+                  category: str | None = None) -> tuple[list[Any], list[int]]:
+    """Search questions 32 at a time (in one 类别 when ``category``); a question the engine refuses (no searchable
+    words) is searched alone and left out. (results of the kept questions, indexes of the refused ones)."""
     results: list[Any] = []
     refused: list[int] = []
     for i in range(0, len(qs), 32):
         chunk = list(qs[i:i + 32])
         try:
-            results += engine.search_many(chunk, k=k, mode=mode, docs=docs)
+            results += engine.search_many(chunk, k=k, mode=mode, docs=docs, category=category)
         except QueryError:
             for j, q in enumerate(chunk, start=i):
                 try:
-                    results.append(engine.search(q, k=k, mode=mode, docs=docs))
+                    results.append(engine.search(q, k=k, mode=mode, docs=docs, category=category))
                 except QueryError:
                     refused.append(j)
     return results, refused
@@ -368,7 +368,8 @@ def batch_page() -> Any:
     engine, cfg = state.engine, state.config
     default_mode = cfg.mode if cfg.mode in MODES else "hybrid"
     ctx: dict[str, Any] = {"mode": default_mode, "k": cfg.k, "text": "", "items": None, "error": "",
-                           "skipped": [], "max_questions": MAX_BATCH_PAGE}
+                           "skipped": [], "max_questions": MAX_BATCH_PAGE, "category": None,
+                           "categories": engine.categories()}  # 类别, as on the search page (issue 25)
     if request.method == "GET":
         return render_template("batch.html", **ctx)
     form = request.form
@@ -377,6 +378,11 @@ def batch_page() -> Any:
         ctx["mode"] = mode = parse_mode(form.get("mode"), default_mode)
         ctx["k"] = k = parse_k(form.get("k"), cfg.k)
         fmt = parse_format(form.get("format") or "html", PAGE_FORMATS)
+        category = " ".join(form.get("category", "").split())[:MAX_NAME_QUERY] or None
+        if category and category not in ctx["categories"]:  # an answer sheet must not quietly cover every document
+            raise ApiError(400, f"没有类别为“{category}”的文档，请重新选择类别。", f"no document has category {category!r}",
+                           code="unknown_category")
+        ctx["category"] = category
         lines, skipped = _batch_questions(ctx["text"], request.files.get("file"), cfg.max_query_chars)
         ctx["skipped"] = [s.message_zh for s in skipped]
         if not lines:
@@ -385,7 +391,7 @@ def batch_page() -> Any:
         if len(lines) > MAX_BATCH_PAGE:
             raise ApiError(400, f"一次最多 {MAX_BATCH_PAGE} 个问题（收到 {len(lines)} 个），请分批提交。",
                            f"at most {MAX_BATCH_PAGE} questions (got {len(lines)})", code="batch_too_large")
-        results, refused = _search_batch(engine, [q.text for q in lines], k, mode, None)
+        results, refused = _search_batch(engine, [q.text for q in lines], k, mode, None, category)
         for j in refused:
             ctx["skipped"].append(f"{lines[j].where()}已跳过：没有可检索的词语")
         kept = [q for j, q in enumerate(lines) if j not in set(refused)]
@@ -397,7 +403,7 @@ def batch_page() -> Any:
         ctx["error"] = err.message_zh
         return render_template("batch.html", **ctx), err.status
     if fmt != "html":
-        return download(items, fmt, "批量问答结果", {"mode": mode, "k": k, "docs": []})
+        return download(items, fmt, "批量问答结果", {"mode": mode, "k": k, "docs": [], "category": category})
     for item in items:
         answer = _decorate_all(item["hits"], item["question"], bool(item["answer_found"]))
         item["answer"] = answer
