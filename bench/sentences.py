@@ -289,23 +289,34 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_quality(args: argparse.Namespace) -> int:
-    """Every system on the tuning corpus (plus the gold documents of the held-out and new sets, library files of
-    corpus/ at their ids): quiz, dev, held-out, held-out 2, held-out 3 and branch-secretary questions (``--sets``),
-    one quality-<set>.json each in ``--out``; prints R@1 / R@5 / MRR@10."""
-    from . import devset, quality, quiz
+def tuning_corpus(work: Path, only: str = "") -> tuple[Path, dict[str, list[dict[str, Any]]]]:
+    """The tuning corpus (the dev questions' regulations and distractors, the seed essay, the gold documents of the
+    held-out and new sets, ``only`` a comma list of them, and the corpus/ library files they name) as a symlink
+    dir under ``work``; returns (the dir, the loaded rows of those sets)."""
+    from . import devset, quality
     from .fusion import HELDOUT
 
     rows = devset.load_questions()
     files = devset.regs_files(rows, devset.PARTY_DOCS)
     sets = {"heldout": HELDOUT, **{name: path for name, path, _ in quality.NEW_SETS}}
-    if args.sets:
-        sets = {name: path for name, path in sets.items() if name in args.sets.split(",")}
+    if only:
+        sets = {name: path for name, path in sets.items() if name in only.split(",")}
     loaded = {name: devset.load_questions(path) for name, path in sets.items() if path.is_file()}
     for rs in loaded.values():
         files += sorted({r["gold_doc"] for r in rs if not r.get("corpus")} - set(files) - {devset.SEED_ID})
     library = devset.library_links([r for rs in loaded.values() for r in rs])
-    corpus = devset.build_corpus(args.work / "tuning" / "corpus", files, devset.PARTY_DOCS, seed=True, library=library)
+    corpus = devset.build_corpus(work / "tuning" / "corpus", files, devset.PARTY_DOCS, seed=True, library=library)
+    return corpus, loaded
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Every system on the tuning corpus (plus the gold documents of the held-out and new sets, library files of
+    corpus/ at their ids): quiz, dev, held-out, held-out 2, held-out 3 and branch-secretary questions (``--sets``),
+    one quality-<set>.json each in ``--out``; prints R@1 / R@5 / MRR@10."""
+    from . import devset, quality, quiz
+
+    rows = devset.load_questions()
+    corpus, loaded = tuning_corpus(args.work, args.sets)
     eng, info = quality.build_index(args.work / "tuning" / "index", corpus)
     passages = eng._state().passages
     items, _ = quiz.attach_gold(quiz.load_items(), passages)
