@@ -94,14 +94,14 @@ def library_engine(tmp_path_factory: pytest.TempPathFactory):
     ("党费由哪一级组织部门统一管理？", "党费收缴、使用和管理的规定", "第二十二条"),
     ("党员大会多长时间开一次？", "支部工作条例", "第十一条"),
     ("留党察看期间的党员有没有选举权？", "中国共产党章程", "第四十一条"),
-    ("党员的党龄从什么时候算起？", "中国共产党章程", "第七条"),
+    ("入党积极分子由谁来确定？", "发展党员工作细则", "第八条"),
     ("支部委员会的委员由谁选出来？", "支部工作条例", "第二十一条"),
     ("发展一个党员需要几个入党介绍人？", "发展党员工作细则", "第十四条"),
     ("党员领导干部多久参加一次双重组织生活？", "党员教育管理工作条例", "第十六条")])
 def test_paraphrased_questions_get_the_answering_article_first(library_engine, question: str, regulation: str,
                                                                article: str) -> None:
-    """Questions written in everyday words (none copies a sentence of its article): the article that answers is the
-    first hit, with the learned head re-ranker on (it runs with sentence scores and the shipped weight)."""
+    """Short questions as a branch secretary asks them (支委会 words, not the article's sentence): the article that
+    answers is the first hit, with the learned head re-ranker on (it runs with sentence scores, the shipped weight)."""
     from indexer.search import rank as rank_mod
 
     assert rank_mod.LEARNED_WEIGHTS is not None and len(rank_mod.LEARNED_WEIGHTS) == len(learned.FEATURES)
