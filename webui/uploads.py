@@ -101,6 +101,7 @@ class SpooledUpload(io.RawIOBase):
 
     def __init__(self, folder: Path):
         super().__init__()
+        self._claimed = True  # nothing to delete until the file exists
         folder.mkdir(parents=True, exist_ok=True)
         while True:
             self.path = folder / f"{os.getpid()}-{secrets.token_hex(8)}.part"
@@ -163,8 +164,9 @@ class SpooledUpload(io.RawIOBase):
 
     def flush(self) -> None:
         """Flush the written chunks to the file."""
-        if not self._file.closed:
-            self._file.flush()
+        fh = getattr(self, "_file", None)  # None when __init__ failed before the file existed
+        if fh is not None and not fh.closed:
+            fh.flush()
 
     def size(self) -> int:
         """Bytes received."""
