@@ -57,8 +57,8 @@ from indexer.index.backlog import Backlog, BacklogEncoder
 from indexer.index.curation import faq_answer_sentences
 from indexer.index.journal import audited
 from indexer.index.generations import (PENDING_KEY, REBUILD_MARKER, CurrentGeneration, Generations, IndexCorruptError,
-                                       Snapshot, committed_generations, last_manifest, now, rebuild_marker,
-                                       remembered_corpus)
+                                       Snapshot, committed_generations, last_manifest, newest_number, now,
+                                       rebuild_marker, remembered_corpus)
 from indexer.index.metadata import category_counts, curated_state, listing_fields, store_correction
 from indexer.index.sync import SyncReport, import_files
 from indexer.index.writer import Curate, Writer
@@ -100,8 +100,10 @@ class Engine:
         self.curator = Curator(self.root, self._writer, self._state, encoder)  # issue 26: passages, feedback, audit
         try:
             if not (self.root / "CURRENT").exists():
-                # a rebuild starts from what people curated in the index it replaces (kept in its marker)
-                self._store.create_empty((rebuild_marker(self.root) or {}).get("kept") if _rebuilding else None)
+                # a rebuild starts from what people curated in the index it replaces, numbering on from its
+                # generations (both kept in its marker)
+                marker = (rebuild_marker(self.root) or {}) if _rebuilding else {}
+                self._store.create_empty(marker.get("kept"), int(marker.get("generation") or 0))
             self._current.reload(force=True)
         except BaseException:
             self.backend.close()
@@ -140,7 +142,10 @@ class Engine:
             # audit log live beside the generations, untouched.
             last, marker = last_manifest(root), rebuild_marker(root) or {}
             kept = curated_state(last) if last is not None else marker.get("kept") or {}
-            write_json(root / REBUILD_MARKER, {"corpus_dir": str(corpus), "started_at": now(), "kept": kept})
+            # Numbered on from the generations it replaces: a process that had the index open sees a new one.
+            first = max(newest_number(root), int(marker.get("generation") or 0)) + 1
+            write_json(root / REBUILD_MARKER, {"corpus_dir": str(corpus), "started_at": now(), "kept": kept,
+                                               "generation": first})
             (root / "CURRENT").unlink(missing_ok=True)
             for gen_dir in root.glob("gen-*"):
                 shutil.rmtree(gen_dir, ignore_errors=True)

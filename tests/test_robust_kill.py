@@ -874,6 +874,19 @@ def test_kill_during_rebuild_then_rerun_same_command(fresh, tmp_path):
     assert doc_ids(index) == {SEED_DOC, REG_DOC}
 
 
+def test_a_process_with_the_index_open_sees_the_rebuilt_index(fresh):
+    """A rebuild numbers its generations on from the ones it replaced: a process that had the index open (a server)
+    switches to the rebuilt state at its next search, instead of taking a reused number for the state it has."""
+    index, corpus = fresh
+    with Engine.open(index, Config()) as reader:
+        before = reader.stats()["generation"]
+        assert set(reader.doc_ids()) == {SEED_DOC, REG_DOC}
+        (corpus / REG_DOC).unlink()
+        Engine.rebuild(index, corpus, Config())[0].close()
+        assert reader.doc_ids() == [SEED_DOC] and reader.stats()["generation"] > before
+        assert {h["doc_id"] for h in reader.search("支部委员会由党员大会选举产生", k=5, mode="keyword")} == {SEED_DOC}
+
+
 def test_missing_current_with_generations_is_damage_not_a_new_index(fresh, tmp_path):
     index, corpus = fresh
     (index / "CURRENT").unlink()

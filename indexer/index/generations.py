@@ -321,18 +321,18 @@ class Generations:
         finally:
             self._mutex.release()
 
-    def create_empty(self, kept: dict[str, Any] | None = None) -> None:
-        """Commit an empty generation 0 unless CURRENT exists; ``kept``: manifest keys it starts with (what people
-        curated, carried over a rebuild)."""
+    def create_empty(self, kept: dict[str, Any] | None = None, number: int = 0) -> None:
+        """Commit an empty generation ``number`` (0 for a new index) unless CURRENT exists; ``kept``: manifest keys
+        it starts with (what people curated, carried over a rebuild)."""
         with self.write_lock():
             if (self.root / "CURRENT").exists():
                 return
-            gen_dir = self.root / "gen-00000000.tmp"
+            gen_dir = self.root / f"gen-{number:08d}.tmp"
             shutil.rmtree(gen_dir, ignore_errors=True)
             gen_dir.mkdir()
             self.backend.create_empty(gen_dir)
             write_gen_files(gen_dir, {**empty_manifest(), **(kept or {}), "backend": self.backend.name}, {}, [])
-            self.commit(gen_dir, 0)
+            self.commit(gen_dir, number)
 
     def new_gen_dir(self, base: Path, number: int) -> Path:
         """Copy a committed generation to a temporary folder that a commit will rename into place."""
@@ -388,6 +388,23 @@ def _link_or_copy(src: str, dst: str) -> str:
 def committed_generations(root: Path) -> list[Path]:
     """Generation directories that a commit renamed into place (not temporary ones)."""
     return [p for p in root.glob("gen-*") if p.is_dir() and not p.name.endswith(".tmp")]
+
+
+def newest_number(root: Path) -> int:
+    """The highest generation number an index directory has used (CURRENT's, a folder's, also a temporary one's);
+    -1 when none. A rebuild numbers on from it, so that no number names two different states: a process that had
+    the index open (and caches keyed by generation number) then sees the rebuilt index as a new generation."""
+    numbers = [-1]
+    try:
+        numbers.append(int(json.loads((root / "CURRENT").read_text("utf-8"))["generation"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for path in root.glob("gen-*"):
+        try:
+            numbers.append(int(path.name.split("-")[1].split(".")[0]))
+        except ValueError:
+            continue
+    return max(numbers)
 
 
 def rebuild_marker(root: Path) -> dict[str, Any] | None:
