@@ -217,6 +217,53 @@ def test_disable_link_feedback_and_faq_import_in_the_browser(curated, driver, tm
     assert not _console_errors(driver), _console_errors(driver)
 
 
+def test_audit_table_stacks_its_columns_at_375_px(curated, driver):
+    """操作记录 at 375 px (issue 25): every entry's six fields stacked as labelled lines, none hidden, nothing wider
+    than the screen (neither the page nor the table scrolls sideways); side by side under a header on a desktop."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from test_browser import _shot
+
+    _, engine, _ = curated
+    pid = engine.search(DISABLE_Q, k=3, mode="keyword")[1]["pid"]
+    who = "党委组织部干部科王晓明同志（负责全部党建文件的维护）"  # a long name, to wrap
+    engine.curator.set_passage_enabled([pid], False, who=who)
+    engine.curator.set_passage_enabled([pid], True, who=who)
+    labels = ["时间", "用户", "操作", "对象", "结果", "任务"]
+    cells = """const cells = [...document.querySelectorAll('#audit-rows tr.audit-row')[0].children];
+        return cells.map(td => { const r = td.getBoundingClientRect();
+          return [getComputedStyle(td, '::before').content.replace(/"/g, ''), getComputedStyle(td).display,
+                  r.left, r.right, r.top, td.textContent.trim()]; });"""
+    wide = ("const w = document.querySelector('.table-wrap');"
+            "return [document.documentElement.scrollWidth - window.innerWidth, w.scrollWidth - w.clientWidth];")
+    try:
+        driver.set_window_size(375, 800)
+        driver.get(curated[0] + "/audit")
+        WebDriverWait(driver, 60).until(EC.presence_of_element_located((By.ID, "audit-table")))
+        assert driver.execute_script(wide) <= [1, 0], driver.execute_script(wide)
+        got = driver.execute_script(cells)
+        assert [c[0] for c in got] == labels and got[1][5] == who, got
+        shown = [c for c in got if c[1] != "none"]
+        assert [c[0] for c in shown] == labels[:5] + (["任务"] if got[5][5] else []), got  # an empty 任务 is left out
+        width = driver.execute_script("return window.innerWidth")
+        assert all(0 <= c[2] and c[3] <= width for c in shown), got
+        tops = [c[4] for c in shown]
+        assert tops == sorted(tops) and len(set(tops)) == len(tops), got  # one under another
+        assert not driver.find_element(By.CSS_SELECTOR, "#audit-table thead").is_displayed() or \
+            driver.find_element(By.CSS_SELECTOR, "#audit-table thead").size["width"] <= 1
+        _shot(driver, "r3-audit-375.png")
+        driver.set_window_size(1280, 900)
+        got = driver.execute_script(cells)
+        assert len({round(c[4]) for c in got}) == 1 and all(c[0] in ("", "none") for c in got), got  # a table row
+        assert driver.find_element(By.CSS_SELECTOR, "#audit-table thead").is_displayed()
+        _shot(driver, "r3-audit-desktop.png")
+    finally:
+        driver.set_window_size(1280, 900)
+    assert not _console_errors(driver), _console_errors(driver)
+
+
 @pytest.fixture()
 def with_tokens(curated, tmp_path):
     """The same index served a second time, with a tokens file: a reader 王读者 (r-tok) and an editor 李编辑 (e-tok)."""
