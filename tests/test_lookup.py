@@ -339,3 +339,36 @@ def test_cli_ask_says_what_the_lookup_found(small, capsys):
                  "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["lookup"]["article"] == "第五条" and body["results"][0]["section"].endswith("第五条")
+
+
+# ------------------------------------------------------------------------------------------------ corrected titles
+def test_lookup_by_corrected_title(tmp_path):
+    """A document whose file gives a wrong title (附件1, front matter and heading) is looked up by the title a person corrected it to, and by
+    that title's short name; the old title keeps working. The shipped 问责条例 and 纪律处分条例 (2023) both have a
+    第八条, so the right one must be chosen by the name."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = (ROOT / "corpus" / "中国共产党问责条例.md").read_text(encoding="utf-8")
+    assert "title: 中国共产党问责条例\n" in text and "# 中国共产党问责条例\n" in text
+    text = text.replace("title: 中国共产党问责条例\n", "title: 附件1\n").replace("# 中国共产党问责条例\n", "# 附件1\n")
+    (corpus / "fj1.md").write_text(text, encoding="utf-8")
+    shutil.copy(ROOT / "corpus" / S23, corpus / S23)
+    eng = _engine(tmp_path / "index", corpus)
+    try:
+        before = eng.search("问责条例第八条", k=5, mode="keyword")
+        assert "lookup" not in before.envelope()  # the file's title names no regulation yet
+        eng.set_metadata("fj1.md", title="中国共产党问责条例")
+        for q in ("问责条例第八条", "中国共产党问责条例第八条讲了什么", "附件1第八条"):
+            for mode in MODES:
+                hits = eng.search(q, k=5, mode=mode)
+                env = hits.envelope()
+                assert env.get("lookup", {}).get("found") is True, (q, mode)
+                assert hits[0]["doc_id"] == "fj1.md" and _article(hits[0]) == "第八条", (q, mode, hits[0]["section"])
+                assert "问责决定应当由党中央" in hits[0]["text"]
+        assert eng.search("问责条例第八条", k=3).envelope()["lookup"]["regulation"] == "中国共产党问责条例"
+        missing = eng.search("问责条例第九十条", k=3)
+        assert list(missing) == [] and "《中国共产党问责条例》" in missing.message
+        eng.set_metadata("fj1.md", title=None)  # reverted: the corrected name no longer names it
+        assert "lookup" not in eng.search("问责条例第八条", k=5, mode="keyword").envelope()
+    finally:
+        eng.close()

@@ -148,7 +148,8 @@ class _DocPart:
 
 def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], text: str,
               meta: Mapping[str, Any]) -> _DocPart:
-    """The regulations inside one document (the whole document, or each sub-regulation of a handbook)."""
+    """The regulations inside one document (the whole document, or each sub-regulation of a handbook);
+    ``meta["title"]``: the document's title, a person's correction where there is one (:func:`_catalog_docs`)."""
     title = str(meta.get("title") or "")
     units: list[Unit] = []
     unit_of: dict[str, Unit] = {}
@@ -158,6 +159,10 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
     for pid in sorted(pids, key=lambda x: passages[x].ordinal):
         p = passages[pid]
         name, parts = _cited(p.title, p.section)
+        old_keys: frozenset[str] = frozenset()
+        if title and p.title != title and name == _cited(p.title, "")[0]:
+            # a person corrected the document's title: the regulation is named by it (the file's still works)
+            old_keys, name = frozenset(name_keys(name)), _cited(title, "")[0]
         art = next((n for n in map(article_number, reversed(parts)) if n), None)
         chap = next((n for n in map(chapter_number, parts) if n), None)
         if art is None and chap is None:
@@ -173,7 +178,7 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
                 year = document_year(name, text[p.start - 1:p.start + 600] if p.start else text[:600])
                 year = year or _year_in_name(name)
             unit = mine[name] = Unit(doc_id, name, standalone, year, regulation_core(name),
-                                     frozenset(name_keys(name)))
+                                     frozenset(name_keys(name)) | old_keys)
             units.append(unit)
         prev_art, prev_chap = last.get(name, (None, None))
         if art is not None and (art not in unit.articles or art == prev_art):
@@ -662,9 +667,21 @@ def _docs_of(gen: Any) -> Mapping[str, Mapping[str, Any]]:
     return gen.manifest["documents"]
 
 
+def _catalog_docs(gen: Any) -> Mapping[str, Mapping[str, Any]]:
+    """The documents the article catalog reads: a title a person corrected laid over the file's, so that the
+    regulation is asked for by its corrected name."""
+    from indexer.index.metadata import corrected_titles
+
+    docs = _docs_of(gen)
+    titles = corrected_titles(gen.manifest)
+    if not titles:
+        return docs
+    return {d: {**m, "title": titles[d]} if d in titles else m for d, m in docs.items()}
+
+
 def catalog_of(owner: Any, gen: Any, versions: Mapping[str, VersionInfo]) -> Catalog:
     """The article catalog of a searcher's generation ``gen`` (a Snapshot)."""
-    return state_of(owner).catalog(gen.number, gen.passages, gen.by_doc, gen.texts, _docs_of(gen), versions)
+    return state_of(owner).catalog(gen.number, gen.passages, gen.by_doc, gen.texts, _catalog_docs(gen), versions)
 
 
 def find_in(owner: Any, gen: Any, queries: Sequence[Any], allowed: Collection[str] | None,
@@ -673,8 +690,8 @@ def find_in(owner: Any, gen: Any, queries: Sequence[Any], allowed: Collection[st
     look-up question is ranked :data:`PIN_SPARE` deeper."""
     from indexer.index.curation import disabled_pids
 
-    return find(state_of(owner), gen.number, queries, gen.passages, gen.by_doc, gen.texts, _docs_of(gen), versions,
-                allowed, disabled_pids(gen))
+    return find(state_of(owner), gen.number, queries, gen.passages, gen.by_doc, gen.texts, _catalog_docs(gen),
+                versions, allowed, disabled_pids(gen))
 
 
 def apply_to_results(owner: Any, gen: Any, queries: Sequence[Any], results: Sequence[Any], k: int,
@@ -685,7 +702,7 @@ def apply_to_results(owner: Any, gen: Any, queries: Sequence[Any], results: Sequ
     from indexer.index.curation import disabled_pids
 
     return apply(state_of(owner), gen.number, queries, results, k, gen.passages, gen.by_doc, gen.texts,
-                 _docs_of(gen), versions, allowed, disabled_pids(gen), found)
+                 _catalog_docs(gen), versions, allowed, disabled_pids(gen), found)
 
 
 def editions_of(gen: Any, versions: Mapping[str, VersionInfo]) -> dict[str, dict[str, Any]]:
