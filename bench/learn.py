@@ -8,7 +8,8 @@ engine does (the 第X条 look-up and standard answers aside: they act before and
     python -m bench.learn build                              # the tuning corpus, windows of candidates only
     python -m bench.learn table [--variants base,learned]   # R@1 / R@5 / MRR@10 per set, answer_found off-topic
     python -m bench.learn fit [--l2 0.01] [--folds 5]        # fit the head re-ranker on the tuning sets (CV)
-    python -m bench.learn fails [--set dev] [--variant base] # questions whose gold is not first, for reading
+    python -m bench.learn fails [--set dev] [--variant base] # questions whose gold is not first
+    python -m bench.learn quality [--out DIR]                # every system through the engine, on the same index, for reading
 
 Index: the tuning corpus of ``python -m bench.sentences quality`` (the gold documents of every set, distractor
 regulations, case articles, the seed essay and the corpus/ library files), built at bench/results/work/learn/index
@@ -445,10 +446,38 @@ def cmd_fails(eng: Any, items: list[Item], args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(eng: Any, items: list[Item], args: argparse.Namespace) -> int:
+    """Every system (the engine's three modes through Engine.search_many, and the baselines) on every on-topic set of
+    the built index, as bench.quality scores them; prints R@1 / R@5 / MRR@10 and writes quality-<set>.json."""
+    from indexer.search import rank as rank_mod
+
+    from . import devset, quality, quiz
+    from .common import write_json
+
+    if args.no_learned:
+        rank_mod.LEARNED_WEIGHTS = None
+    passages = eng._state().passages
+    info = {"passages": len(passages), "corpus": "gold-document tuning corpus (bench.learn build --gold-only)"}
+    its, _ = quiz.attach_gold(quiz.load_items(), passages)
+    res = {"quiz": quality.evaluate_set("quiz", "quiz", eng, [it["question"] for it in its], [it["id"] for it in its],
+                                        quiz.gold_sets(its), quiz.subsets(its), info)}
+    for name, path in SET_FILES.items():
+        rs = devset.load_questions(path)
+        res[name] = quality.evaluate_set(name, name, eng, [r["question"] for r in rs], [str(r["line"]) for r in rs],
+                                         devset.gold_sets(rs, passages), devset.subsets(rs), info)
+    for name, r in res.items():
+        if args.out:
+            write_json(args.out / f"quality-{name}.json", r)
+        for system, body in r["systems"].items():
+            m = body["metrics"]["all"]["passage"]
+            print(f"{name:10s} {system:10s} R@1 {m['R@1']:.3f}  R@5 {m['R@5']:.3f}  MRR@10 {m['MRR@10']:.3f}  n={m['n']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("cmd", choices=["build", "table", "fit", "fails"])
+    ap.add_argument("cmd", choices=["build", "table", "fit", "fails", "quality"])
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--gold-only", action="store_true", help="build: leave out files no question has as gold")
     ap.add_argument("--index", type=Path, default=INDEX)
@@ -461,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--no-learned", action="store_true", help="quality: the learned re-ranker off (round 3)")
     ap.add_argument("--store", type=Path, default=WORK / "learn", help="where collected candidates are kept")
     args = ap.parse_args(argv)
     setup_logging()
@@ -476,7 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     collect(eng, items, args.store)
     logger.info("%d questions collected in %.0fs", len(items), time.perf_counter() - t0)
     try:
-        return {"table": cmd_table, "fit": cmd_fit, "fails": cmd_fails}[args.cmd](eng, items, args)
+        return {"table": cmd_table, "fit": cmd_fit, "fails": cmd_fails, "quality": cmd_quality}[args.cmd](eng, items,
+                                                                                                          args)
     finally:
         eng.close()
 
