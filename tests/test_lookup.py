@@ -372,3 +372,32 @@ def test_lookup_by_corrected_title(tmp_path):
         assert "lookup" not in eng.search("问责条例第八条", k=5, mode="keyword").envelope()
     finally:
         eng.close()
+
+
+# ------------------------------------------------------------------------------------------------ standard answers
+@pytest.mark.parametrize("mode", MODES)
+def test_standard_answer_carries_its_other_versions_and_k_hits(tmp_path, mode):
+    """A standard question's passage put first is a hit like a ranked one: the same article of the regulation's
+    other version is in its ``also_in`` (also when the ranking showed that one as a hit of its own with the linked
+    passage folded under it), shown nowhere else, and the list still holds k hits."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in (S18, S23, "中国共产党章程.md"):
+        shutil.copy(ROOT / "corpus" / name, corpus / name)
+    eng = _engine(tmp_path / "index", corpus)
+    k = 5
+    try:
+        for question, label in [("纪律处分有几种", "第八条"), ("支部书记怎么选", "第十八条")]:
+            old = next(p["pid"] for p in eng.passages(S18) if _article(p) == label)
+            eng.curator.link_question(question, old)  # the 2018 version's article (the 2023 one is the same)
+            hits = eng.search(question, k=k, mode=mode)
+            top = hits[0]
+            assert top["pid"] == old and top["standard_answer"] is True
+            folded = [(o["doc_id"], _article(o), o["fold"]) for o in top["also_in"]]
+            assert (S23, label, "version") in folded, (question, mode, folded)
+            assert all((h["doc_id"], _article(h)) != (S23, label) for h in hits[1:]), [h["section"] for h in hits]
+            shown = [h["pid"] for h in hits] + [o["pid"] for h in hits for o in h["also_in"]]
+            assert len(shown) == len(set(shown)), shown
+            assert len(hits) == k and [h["rank"] for h in hits] == list(range(1, k + 1))
+    finally:
+        eng.close()

@@ -264,17 +264,25 @@ def match_standard(gen: Snapshot, question: str, vector: Any = None,
 
 
 def put_standard_first(results: list[dict[str, Any]], gen: Snapshot, match: tuple[dict[str, Any], float],
-                       k: int, make_hit: Callable[[Passage], dict[str, Any]]) -> None:
+                       k: int, make_hit: Callable[[Passage], dict[str, Any]],
+                       fold: Callable[[str, list[dict[str, Any]]], tuple[list[dict[str, Any]], set[str]]] | None = None
+                       ) -> None:
     """Put the standard answer's hit first (moved up when ranked, else built by ``make_hit``), marked
-    ``standard_answer: true`` with the linked question; the list keeps at most ``k`` hits, ranks renumbered."""
+    ``standard_answer: true`` with the linked question; the list keeps at most ``k`` hits, ranks renumbered.
+    ``fold(pid, results)``: a built hit's ``also_in`` (its other versions and repeats) and the ranked hits that
+    fold under it, which leave the list (hand over a few more than ``k`` results, so that it still holds ``k``)."""
     rec, sim = match
     pid = rec["pid"]
     at = next((i for i, h in enumerate(results) if h.get("pid") == pid), None)
     if at is None:
-        # folded into another hit's also_in? take it out there, it leads now
-        for h in results:
-            h["also_in"] = [o for o in h.get("also_in") or [] if o.get("pid") != pid]
         hit = make_hit(gen.passages[pid])
+        if fold is not None:
+            hit["also_in"], absorbed = fold(pid, results)
+            results[:] = [h for h in results if h.get("pid") not in absorbed]
+        # folded into another hit's also_in? take it out there, it leads now (so does what folds under it)
+        shown = {pid} | {o["pid"] for o in hit.get("also_in") or ()}
+        for h in results:
+            h["also_in"] = [o for o in h.get("also_in") or [] if o.get("pid") not in shown]
     else:
         hit = results.pop(at)
     hit["standard_answer"] = True

@@ -618,21 +618,23 @@ def find(state: ArticleLookup, key: Any, questions: Sequence[Any], passages: Map
     return out
 
 
-def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Sequence[Any], k: int,
+def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Sequence[Any], k: int | Sequence[int],
           passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str]], texts: Mapping[str, str],
           docs: Mapping[str, Mapping[str, Any]], versions: Mapping[str, VersionInfo],
           allowed: Collection[str] | None = None, hidden: Collection[str] = (),
           found: Sequence[Found | None] | None = None) -> list[Any]:
     """Each question's results with its named article first, and ``references`` on every hit. ``questions``:
     analysed :class:`~indexer.search.query.Query` objects (or plain strings); ``hidden``: passages that must
-    never be hits (disabled by curation); ``found``: :func:`find`'s answer when the caller asked it first."""
+    never be hits (disabled by curation); ``found``: :func:`find`'s answer when the caller asked it first; ``k``:
+    the hits to keep, or per question (a later hook may fold some away)."""
     if not passages:
         return list(results)
+    ks = [k] * len(results) if isinstance(k, int) else list(k)
     catalog = state.catalog(key, passages, by_doc, texts, docs, versions)
     if found is None:
         found = find(state, key, questions, passages, by_doc, texts, docs, versions, allowed, hidden)
     out = []
-    for q, res, f in zip(questions, results, found):
+    for q, res, f, k_q in zip(questions, results, found, ks):
         text = getattr(q, "text", q)
         terms = getattr(q, "hit_terms", None)
         if f is not None:
@@ -640,7 +642,7 @@ def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Seq
                 return [p for p in state.near_copies(catalog, unit, pid, passages) if p not in hidden
                         and (allowed is None or passages[p].doc_id in allowed)]
 
-            res = pin(res, f, k, lambda _i, pid, text=text, terms=terms: _make_hit(text, terms, pid, passages,
+            res = pin(res, f, k_q, lambda _i, pid, text=text, terms=terms: _make_hit(text, terms, pid, passages,
                                                                                     versions),
                       passages, versions, others)
         for hit in res:
@@ -694,7 +696,7 @@ def find_in(owner: Any, gen: Any, queries: Sequence[Any], allowed: Collection[st
                 versions, allowed, disabled_pids(gen))
 
 
-def apply_to_results(owner: Any, gen: Any, queries: Sequence[Any], results: Sequence[Any], k: int,
+def apply_to_results(owner: Any, gen: Any, queries: Sequence[Any], results: Sequence[Any], k: int | Sequence[int],
                      allowed: Collection[str] | None, versions: Mapping[str, VersionInfo],
                      found: Sequence[Found | None] | None = None) -> list[Any]:
     """The search hook (:meth:`indexer.search.searcher.Searcher.search_queries`): :func:`apply` over a Snapshot,
@@ -703,6 +705,28 @@ def apply_to_results(owner: Any, gen: Any, queries: Sequence[Any], results: Sequ
 
     return apply(state_of(owner), gen.number, queries, results, k, gen.passages, gen.by_doc, gen.texts,
                  _catalog_docs(gen), versions, allowed, disabled_pids(gen), found)
+
+
+def fold_in(owner: Any, gen: Any, pid: str, results: Sequence[dict[str, Any]], allowed: Collection[str] | None,
+            versions: Mapping[str, VersionInfo]) -> tuple[list[dict[str, Any]], set[str]]:
+    """The ``also_in`` of passage ``pid`` put first by another hook (a standard question's answer), as a pinned
+    article gets it (:func:`pin`): the ranked hits that fold under it with their own entries, and the same article
+    in the regulation's other versions; with the pids of those ranked hits, which leave the list."""
+    from indexer.index.curation import disabled_pids
+
+    hidden = disabled_pids(gen)
+    catalog = catalog_of(owner, gen, versions)
+    unit = catalog.unit_of.get(pid)
+
+    def others(one: str) -> list[str]:
+        if unit is None:
+            return []
+        return [p for p in state_of(owner).near_copies(catalog, unit, one, gen.passages) if p not in hidden
+                and (allowed is None or gen.passages[p].doc_id in allowed)]
+
+    absorbed: set[str] = set()
+    entries = _fold_under(pid, [], results, {pid}, absorbed, gen.passages, versions, others)
+    return entries, absorbed
 
 
 def editions_of(gen: Any, versions: Mapping[str, VersionInfo]) -> dict[str, dict[str, Any]]:

@@ -106,11 +106,20 @@ class Searcher:
         sentences = self.sentence_scores(gen, vectors, candidates)  # issue 22: each candidate's best sentence
         # issue 23: a question naming an article gets it first; ranked deeper, as hits may fold under it
         found = lookup.find_in(self, gen, queries, allowed, versions)
-        results = [rank(gen.passages, q, kw_hits, sem_hits, k + (lookup.PIN_SPARE if f is not None else 0), mode,
+        # issue 26: a question matching a standard question gets its passage first; ranked deeper likewise
+        linked = standard_matches(gen, queries, vectors)
+        results = [rank(gen.passages, q, kw_hits, sem_hits,
+                        k + (lookup.PIN_SPARE if f is not None or m is not None else 0), mode,
                         config, reranker, versions=versions, pending=pending, sentences=sent)
-                   for q, kw_hits, sem_hits, sent, f in zip(queries, *candidates, sentences, found)]
-        results = lookup.apply_to_results(self, gen, queries, results, k, allowed, versions, found)
-        standard_answers(gen, queries, results, vectors, k, versions)  # issue 26: a linked question's passage first
+                   for q, kw_hits, sem_hits, sent, f, m in zip(queries, *candidates, sentences, found, linked)]
+        results = lookup.apply_to_results(self, gen, queries, results,
+                                          [k + (lookup.PIN_SPARE if m is not None else 0) for m in linked],
+                                          allowed, versions, found)
+
+        def fold(pid: str, hits: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
+            return lookup.fold_in(self, gen, pid, hits, allowed, versions)
+
+        standard_answers(gen, queries, results, vectors, k, versions, linked, fold)
         if count_all:
             every = self.candidates(gen, queries, mode, depth, None, vectors)
             for res, q, kw_hits, sem_hits in zip(results, queries, *every):
@@ -199,8 +208,16 @@ class Searcher:
         return self._reranker
 
 
+def standard_matches(gen: Snapshot, queries: Sequence[Any], vectors: Any) -> list[Any]:
+    """The standard question each question matches (:func:`~indexer.index.curation.match_standard`), or None."""
+    if not gen.manifest.get(STANDARD_KEY):
+        return [None for _ in queries]
+    return [match_standard(gen, q.text, None if vectors is None else vectors[i]) for i, q in enumerate(queries)]
+
+
 def standard_answers(gen: Snapshot, queries: Sequence[Any], results: Sequence[list[dict[str, Any]]],
-                     vectors: Any, k: int, versions: Mapping[str, Any] | None = None) -> None:
+                     vectors: Any, k: int, versions: Mapping[str, Any] | None = None,
+                     matches: Sequence[Any] | None = None, fold: Callable[..., Any] | None = None) -> None:
     """The searcher's second hook, after ranking: drops disabled passages a later hook put in (the 第X条 look-up
     reads the passage store, not the candidates), then gives a question that matches a standard question its
     passage first (:func:`~indexer.index.curation.match_standard`, :func:`~indexer.index.curation.put_standard_first`). ``vectors``: the questions' e5 vectors
@@ -218,8 +235,9 @@ def standard_answers(gen: Snapshot, queries: Sequence[Any], results: Sequence[li
                     h["rank"] = i
     if not gen.manifest.get(STANDARD_KEY):
         return
-    for i, (q, res) in enumerate(zip(queries, results)):
-        found = match_standard(gen, q.text, None if vectors is None else vectors[i])
+    if matches is None:
+        matches = standard_matches(gen, queries, vectors)
+    for q, res, found in zip(queries, results, matches):
         if found is None:
             continue
 
@@ -230,7 +248,7 @@ def standard_answers(gen: Snapshot, queries: Sequence[Any], results: Sequence[li
                        also_in=[])
             return hit
 
-        put_standard_first(res, gen, found, k, make_hit)
+        put_standard_first(res, gen, found, k, make_hit, fold)
         if hasattr(res, "answer_found"):
             res.answer_found = True
 
