@@ -109,3 +109,31 @@ def test_paraphrased_questions_get_the_answering_article_first(library_engine, q
     top = hits[0]
     assert regulation in top["citation"] and top["section"].endswith(article), [h["citation"] for h in hits]
     assert top["best_sentence"] and top["best_sentence"] in top["text"]
+
+
+def test_a_hit_the_re_ranker_moved_up_says_so(handbook, monkeypatch) -> None:
+    """rank() itself: with sentence scores the head is re-ordered by the weights; a candidate moved above one the
+    fusion put first names it in ``why`` (the rank line explains the card's place), the one it passed does not; a
+    tried semantic weight turns the re-ranker off."""
+    from indexer.config import Config
+    from indexer.search import rank as rank_mod
+    from indexer.types import KeywordHit
+
+    art12 = _article(handbook, "第十二条", "每月召开", "支部工作条例")
+    art21 = _article(handbook, "第二十一条", "任期", "支部工作条例")
+    passages = {art12.pid: art12, art21.pid: art21}
+    q = analyse("支委会多久开一次会")
+    kw = [KeywordHit(art21.pid, 9.0, []), KeywordHit(art12.pid, 8.0, [])]
+    sem = [(art21.pid, 0.86), (art12.pid, 0.85)]
+    sentences = {art21.pid: (0.86, 0.86, -1), art12.pid: (0.85, 0.85, -1)}
+    fused_only = rank_mod.rank(passages, q, kw, sem, 5, "hybrid", Config(search_alpha=0.8), sentences=sentences)
+    assert [h["pid"] for h in fused_only] == [art21.pid, art12.pid]  # both halves put 第二十一条 first
+    assert all(rank_mod.LEARNED_NOTE not in h["why"] for h in fused_only)  # a tried weight is used as given
+    weights = [0.0] * len(learned.FEATURES)
+    weights[learned.FEATURES.index("fused")] = 1.0
+    weights[learned.FEATURES.index("keyword_rr")] = -5.0  # weights that distrust the keyword half's first
+    monkeypatch.setattr(rank_mod, "LEARNED_WEIGHTS", tuple(weights))
+    res = rank_mod.rank(passages, q, kw, sem, 5, "hybrid", Config(), sentences=sentences)
+    assert [h["pid"] for h in res] == [art12.pid, art21.pid]
+    assert rank_mod.LEARNED_NOTE in res[0]["why"] and rank_mod.LEARNED_NOTE not in res[1]["why"]
+    assert res[0]["score"] > res[1]["score"]
