@@ -418,6 +418,57 @@ def test_a_corrected_title_is_written_into_the_keyword_half(tmp_path, backend):
         eng.close()
 
 
+def _title_stats(eng: Engine) -> tuple[int, dict[tuple[str, str], int]]:
+    """The Milvus BM25F statistics of the generation in use: passages, and each (field, term)'s document count."""
+    model = eng._state().reader.model
+    return model.n, {name: df for name, df in zip(model.names, model.df) if df > 0}
+
+
+def _differ(got: dict, want: dict) -> dict:
+    """The (field, term)s whose document counts differ: (got, want)."""
+    return {t: (got.get(t), want.get(t)) for t in set(got) | set(want) if got.get(t) != want.get(t)}
+
+
+@pytest.mark.skipif(bool(MILVUS_SKIP), reason=MILVUS_SKIP or "-")
+def test_milvus_statistics_of_a_corrected_document_equal_a_fresh_build(tmp_path):
+    """Rewriting a document whose title a person corrected (its file changed; a second correction) takes the
+    corrected title's words out of the BM25F statistics, as they were counted, not the file's: the statistics then
+    equal those of a fresh build of the same files with the same correction."""
+    corpus = make_corpus(tmp_path / "corpus")
+    index = tmp_path / "index"
+    eng = Engine.open(index, _config("milvus"))
+    try:
+        eng.index(corpus)
+        eng.set_metadata(REG_DOC, title="中国共产党支部工作条例（试行）")
+        with open(corpus / REG_DOC, "a", encoding="utf-8") as fh:  # the file changes: its passages are rewritten
+            fh.write("\n第十九条　本条例自发布之日起施行，由中央组织部负责解释。\n")
+        report = eng.index(corpus)
+        assert report.updated == [REG_DOC], report
+        after_rewrite = _title_stats(eng)
+        assert ("title", "中国共产党") in after_rewrite[1]
+        eng.set_metadata(REG_DOC, title="基层党组织支部建设规定")  # corrected again: A -> B
+        after_second = _title_stats(eng)
+    finally:
+        eng.close()
+    eng, _ = Engine.rebuild(index, corpus, _config("milvus"))  # keeps the correction (B)
+    try:
+        assert eng.metadata(REG_DOC)["title"] == "基层党组织支部建设规定"
+        fresh = _title_stats(eng)
+        assert after_second == fresh, _differ(after_second[1], fresh[1])
+    finally:
+        eng.close()
+    (index / "CURRENT").unlink()  # a fresh build of the same files with correction A
+    eng, _ = Engine.rebuild(index, corpus, _config("milvus"))
+    try:
+        eng.set_metadata(REG_DOC, title="中国共产党支部工作条例（试行）")
+        eng.close()
+        eng, _ = Engine.rebuild(index, corpus, _config("milvus"))
+        fresh = _title_stats(eng)
+        assert after_rewrite == fresh, _differ(after_rewrite[1], fresh[1])
+    finally:
+        eng.close()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(bool(MILVUS_SKIP), reason=MILVUS_SKIP or "-")
 def test_real_model_quality_within_one_question(tmp_path, corpus, monkeypatch):

@@ -370,15 +370,18 @@ class MilvusBatch(WriteBatch):
         self.by_pid: dict[str, Passage] = {}
 
     def _base(self) -> dict[str, Passage]:
+        """The committed generation's passages as its keyword statistics counted them: under their document's
+        corrected title where a person set one (the passage store keeps the file's title)."""
         if self._base_passages is None:
-            self._base_passages = {}
+            from indexer.index.metadata import keyword_passages
+
+            found: list[Passage] = []
             path = self.base / "passages.jsonl"
             if path.is_file():
                 with open(path, encoding="utf-8") as fh:
-                    for line in fh:
-                        if line.strip():
-                            p = Passage.from_dict(json.loads(line))
-                            self._base_passages[p.pid] = p
+                    found = [Passage.from_dict(json.loads(line)) for line in fh if line.strip()]
+            manifest = _read_json(self.base / "manifest.json", {"documents": {}})
+            self._base_passages = {p.pid: p for p in keyword_passages(found, manifest)}
         return self._base_passages
 
     def keyword(self, drop_docs: Collection[str], passages: Sequence[Passage], rebuild: bool = False,
