@@ -218,12 +218,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def patched(**values: Any) -> Iterator[None]:
-    """Module constants of indexer.search.rank (or ``learned__NAME`` of indexer.search.learned) set for a block."""
-    from indexer.search import learned, rank as rank_mod
+    """Module constants of indexer.search.rank (or ``learned__NAME`` / ``fold__NAME`` of indexer.search.learned /
+    fold) set for a block."""
+    from indexer.search import fold, learned, rank as rank_mod
 
     old = {}
     for name, value in values.items():
-        mod, attr = (learned, name[len("learned__"):]) if name.startswith("learned__") else (rank_mod, name)
+        prefix, _, rest = name.partition("__")
+        mod, attr = ({"learned": learned, "fold": fold}[prefix], rest) if rest else (rank_mod, name)
         old[(mod, attr)] = getattr(mod, attr)
         setattr(mod, attr, value)
     try:
@@ -257,6 +259,8 @@ def gold_rank(hits: Sequence[dict[str, Any]], gold: set[str]) -> int | None:
 
 def table(items: Sequence[Item], results: Sequence[Any]) -> dict[str, dict[str, float]]:
     """Per set: R@1, R@5, MRR@10 (on-topic) or the false-answer rate (off-topic)."""
+    from indexer.text.answers import holds, question_kind
+
     out: dict[str, dict[str, float]] = {}
     for name in (*TUNING, *REPORT):
         rows = [(it, r) for it, r in zip(items, results) if it.set == name]
@@ -267,7 +271,13 @@ def table(items: Sequence[Item], results: Sequence[Any]) -> dict[str, dict[str, 
             continue
         ranks = [gold_rank(r, it.gold) for it, r in rows]
         n = len(rows)
+        kinds = [(question_kind(it.text), r[0]["best_sentence"]) for it, r in rows if r]
+        asked = [holds(sent, kind) for kind, sent in kinds if kind is not None]
         out[name] = {"n": n, "R@1": round(sum(1 for x in ranks if x == 1) / n, 3),
+                     # the first hit is itself gold (not a passage folded under it), and its answer sentence holds
+                     # the kind of answer asked for (questions that ask a kind)
+                     "own1": sum(1 for it, r in rows if r and r[0]["pid"] in it.gold),
+                     "holds1": f"{sum(asked)}/{len(asked)}",
                      "R@5": round(sum(1 for x in ranks if x and x <= 5) / n, 3),
                      "MRR": round(sum(1 / x for x in ranks if x) / n, 3),
                      "found": round(sum(r.answer_found for _, r in rows) / n, 3)}
@@ -278,7 +288,8 @@ def show(name: str, t: dict[str, dict[str, float]]) -> str:
     """One line per variant: tuning sets, then report sets."""
     cells = []
     for s, m in t.items():
-        cells.append(f"{s} {m['false']:.2f}" if "false" in m else f"{s} {m['R@1']:.3f}/{m['R@5']:.3f}/{m['MRR']:.3f}")
+        cells.append(f"{s} {m['false']:.2f}" if "false" in m else f"{s} {m['R@1']:.3f}/{m['R@5']:.3f}/{m['MRR']:.3f} "
+                     f"own1 {m['own1']} holds1 {m['holds1']}")
     return f"{name:14s} " + "  ".join(cells)
 
 
