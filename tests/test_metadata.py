@@ -166,6 +166,32 @@ def test_corrections_survive_reindexing_the_file_and_leave_with_the_document(eng
     assert by_id(eng)[D2018]["status"] == "已修订"  # a new document: the file's own status again
 
 
+def test_a_sync_that_removes_a_document_drops_its_corrections(eng: Engine, corpus: Path) -> None:
+    """A file gone from the folder takes its document's corrections out of the manifest in the same generation
+    (they were kept unused, and laid over the file if it came back as a new document); a document that comes back
+    in the same sync under the same id (a .jsonl record moved to another file) keeps them."""
+    record = {"id": "dj-1", "title": "党员教育材料", "text": (CORPUS / LIANJIE).read_text("utf-8").split("---\n", 2)[2]}
+    (corpus / "a.jsonl").write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    eng.index(corpus, wait=False)
+    eng.set_metadata(D2018, status="已废止", title="纪律处分条例旧版")
+    eng.set_metadata("dj-1", category="学习材料", title="廉洁自律准则学习材料")
+    edits = lambda: eng._state().manifest.get("metadata_edits") or {}  # noqa: E731
+    assert set(edits()) == {D2018, "dj-1"}
+    (corpus / D2018).unlink()
+    (corpus / "a.jsonl").rename(corpus / "b.jsonl")  # the record moves: gone from a.jsonl, back in b.jsonl
+    before = eng._state().number
+    report = eng.index(corpus, wait=False)
+    assert D2018 in report.removed and eng._state().number == before + 1
+    assert D2018 not in by_id(eng) and "dj-1" in by_id(eng)
+    assert set(edits()) == {"dj-1"} and edits()["dj-1"]["title"] == "廉洁自律准则学习材料"
+    assert by_id(eng)["dj-1"]["category"] == "学习材料"
+    shutil.copy(CORPUS / D2018, corpus / D2018)  # back in a later sync: a new document, the file's own metadata
+    eng.index(corpus, wait=False)
+    doc = by_id(eng)[D2018]
+    assert (doc["status"], doc["title"], doc["edited"]) == ("已修订", front_matter(D2018)["title"], [])
+    assert set(edits()) == {"dj-1"}
+
+
 NEW_TITLE = "鸿雁驿站支部工作随笔"  # 鸿雁驿站: in no text of the corpus
 
 
@@ -289,6 +315,25 @@ def test_a_killed_correction_leaves_the_old_state(eng: Engine, point: str) -> No
         assert by_id(after)[D2023]["status"] == "已废止"
         assert after.search("纪律处分", k=3, mode="keyword")
         assert {h["doc_id"] for h in title_hits(after)} == {D2023}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["keyword", "before_switch"])
+def test_a_killed_sync_keeps_a_removed_documents_correction_with_it(eng: Engine, corpus: Path, point: str) -> None:
+    """A sync that removes a document and its correction, killed before its switch, leaves both (the document
+    listed, the correction shown); the next sync removes both, in one generation."""
+    from test_robust_kill import kill_at
+
+    eng.set_metadata(D2018, status="已废止")
+    index = eng.root
+    eng.close()
+    (corpus / D2018).unlink()
+    kill_at(index, point, index.parent / "sync.log", "index", str(corpus))
+    with Engine.open(index, Config(lock_timeout=0)) as after:
+        assert by_id(after)[D2018]["status"] == "已废止"
+        assert D2018 in (after._state().manifest.get("metadata_edits") or {})
+        after.index(corpus, wait=False)
+        assert D2018 not in by_id(after) and D2018 not in (after._state().manifest.get("metadata_edits") or {})
 
 
 def test_documents_page_form_corrects_with_the_token(eng: Engine) -> None:

@@ -261,9 +261,10 @@ class Writer:
                 "chars": len(doc.text), "passages": len(doc_passages),
                 "added_at": previous.get("added_at", stamp), "updated_at": stamp, "meta": doc.meta,
             }
-        for doc_id in drop:
-            if doc_id not in texts:
-                manifest["documents"].pop(doc_id, None)
+        left = [doc_id for doc_id in drop if doc_id not in texts]  # not back under the same id in this write
+        for doc_id in left:
+            manifest["documents"].pop(doc_id, None)
+        drop_corrections(manifest, left)  # a person's corrections leave with the document, in this generation
         fresh = [p for _, _, ps in plan.new_docs for p in ps]
         fresh_ids = {p.pid for p in fresh}
         kept = {p.pid for p in passages}
