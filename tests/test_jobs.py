@@ -104,9 +104,12 @@ def test_searchable_by_keyword_and_hybrid_before_the_vectors_then_embedded(eng, 
         kw = eng.search(NEW_TERM, k=3, mode="keyword")
         assert kw[0]["doc_id"] == NEW_DOC
         hyb = eng.search(NEW_TERM, k=3, mode="hybrid")
-        # The missing semantic half does not count as 0: the keyword half's best passage scores as if both
-        # halves ranked it first.
-        assert hyb[0]["doc_id"] == NEW_DOC and hyb[0]["semantic_rank"] is None and hyb[0]["score"] == 1.0
+        assert hyb[0]["doc_id"] == NEW_DOC and hyb[0]["semantic_rank"] is None
+        # The missing semantic half does not count as 0: under plain convex fusion (a given semantic weight, which
+        # leaves the learned head re-ranker and its rescaled scores out) the keyword half's best passage scores as
+        # if both halves ranked it first.
+        fused = eng.search(NEW_TERM, k=3, mode="hybrid", semantic_weight=0.5)
+        assert fused[0]["doc_id"] == NEW_DOC and fused[0]["semantic_rank"] is None and fused[0]["score"] == 1.0
         assert all(h["doc_id"] != NEW_DOC for h in eng.search(NEW_TERM, k=5, mode="semantic"))
     done = eng.jobs.wait(job.id, "done", timeout=300).to_dict()
     assert done["state"] == "done" and done["passages_embedded"] == n_new and done["finished_at"]
