@@ -534,3 +534,36 @@ def test_a_config_set_on_the_engine_reaches_the_parts_it_delegates_to(eng: Engin
         assert other.search(q, k=5, mode="keyword").answer_found
     finally:
         other.close()
+
+
+def test_a_search_keeps_its_generation_open_across_two_switches(tmp_path):
+    """A search holds its snapshot (CurrentGeneration.using): two writers' commits during it retire that snapshot
+    instead of closing it under the search (seen on a loaded machine as 'keyword index is closed' 500s while a
+    document was being embedded); the last user closes it."""
+    from bench.common import HashEncoder
+    from indexer.search.query import analyse
+
+    corpus = make_corpus(tmp_path / "corpus")
+    eng = Engine.open(tmp_path / "index", Config())
+    eng._encoder = HashEncoder()
+    eng.index(corpus)
+    current = eng._current
+    with current.using() as held:
+        extra = []
+        for i in range(2):
+            f = tmp_path / f"新增材料{i}.txt"
+            f.write_text(f"第{i}份材料：党支部组织党员学习党章，交流学习体会。\n", encoding="utf-8")
+            eng.add([f])
+            extra.append(f.name)
+            assert current.get(force=True).number > held.number
+        assert held.retired and held.users == 1
+        # the held snapshot still answers, without the documents committed after it
+        res = eng._searcher.search_queries(held, [analyse("党支部")], 5, "keyword")[0]
+        assert len(res) and not {h["doc_id"] for h in res} & set(extra)
+    assert held.users == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        eng._searcher.search_queries(held, [analyse("党支部")], 5, "keyword")
+    shown = {d for h in eng.search("交流学习体会", k=5, mode="keyword") for d in [h["doc_id"]] +
+             [a["doc_id"] for a in h["also_in"]]}  # the two near-identical files fold as repeats
+    assert shown >= set(extra)
+    eng.close()

@@ -173,6 +173,8 @@ class Snapshot:
     def __init__(self, root: Path, number: int, backend: Backend):
         self.number = number
         self.path = root / f"gen-{number:08d}"
+        self.users = 0  # searches using this snapshot now (CurrentGeneration.using)
+        self.retired = False  # superseded twice while in use: the last search using it closes it
         try:
             self._load(backend)
         except (IndexCorruptError, BackendMismatchError):
@@ -259,9 +261,14 @@ class CurrentGeneration:
             gen = Snapshot(self.root, number, self._backend)
             if self._gen is not None:
                 self._old.append(self._gen)
-                # Keep the previous generation open for searches already running on it.
+                # Keep the previous generation open for searches already running on it; an older one is closed
+                # now, or by the last search still using it (a slow search under a stream of backlog commits).
                 while len(self._old) > 1:
-                    self._old.pop(0).close()
+                    old = self._old.pop(0)
+                    if old.users:
+                        old.retired = True
+                    else:
+                        old.close()
             self._gen = gen
             self._sig = sig
             logger.debug("opened generation %d (%d passages)", number, len(gen.passages))
@@ -276,6 +283,22 @@ class CurrentGeneration:
         gen = self._gen
         assert gen is not None
         return gen
+
+    @contextmanager
+    def using(self, force: bool = False) -> Iterator[Snapshot]:
+        """The newest committed generation, kept open until the block ends however many switches happen meanwhile."""
+        self.reload(force)
+        with self._lock:
+            gen = self._gen
+            assert gen is not None
+            gen.users += 1
+        try:
+            yield gen
+        finally:
+            with self._lock:
+                gen.users -= 1
+                if gen.retired and not gen.users:
+                    gen.close()
 
     def close(self) -> None:
         """Release every open snapshot (the next :meth:`get` opens the current one again)."""

@@ -62,17 +62,17 @@ class Searcher:
                             check_share(min_confidence, "min_confidence"))
         qs = [check_question(q, self.config.max_query_chars) for q in questions]
         check_k(k)
-        gen = self.current.get()
-        allowed = validate_docs(gen, docs)
-        wanted = category_names(category)
-        if wanted:
-            in_categories = docs_in_categories(self.fields(gen), wanted)
-            allowed = in_categories if allowed is None else allowed & in_categories
-        if not qs:
-            return []
-        queries = [analyse(q, keyword=mode != "semantic") for q in qs]
-        return self.search_queries(gen, queries, k, mode, allowed, count_all=count_all and allowed is not None,
-                                   config=config)
+        with self.current.using() as gen:  # open until the search ends, whatever writers commit meanwhile
+            allowed = validate_docs(gen, docs)
+            wanted = category_names(category)
+            if wanted:
+                in_categories = docs_in_categories(self.fields(gen), wanted)
+                allowed = in_categories if allowed is None else allowed & in_categories
+            if not qs:
+                return []
+            queries = [analyse(q, keyword=mode != "semantic") for q in qs]
+            return self.search_queries(gen, queries, k, mode, allowed, count_all=count_all and allowed is not None,
+                                       config=config)
 
     def tuned(self, semantic_weight: float | None = None, min_confidence: float | None = None) -> Config:
         """The settings of one search: the engine's config, or a copy (``dataclasses.replace``, so concurrent
