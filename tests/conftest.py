@@ -144,6 +144,19 @@ def seed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "index" / "cache"
 
 
+@pytest.fixture(scope="session")
+def shipped_library(tmp_path_factory: pytest.TempPathFactory):
+    """The shipped library (corpus/: the seed essay and the official texts), real model, imported once per test run
+    the way `make run` imports it (its passage and sentence-window vectors from corpus/.vectors, into a private
+    cache). Read-only: tests search it, serve it, never write to it."""
+    from indexer import Config, Engine
+
+    with Engine.open(tmp_path_factory.mktemp("shipped-library") / "index", Config()) as eng:
+        report = eng.import_dir(SHIPPED)
+        assert report.errors == [] and len(report.added) >= 10, report.to_dict()
+        yield eng
+
+
 def with_seed_cache(cache: Path, index: Path) -> Path:
     """An index folder holding a copy of the seed corpus's embedding cache: indexing the seed corpus there encodes
     nothing. Returns ``index``."""

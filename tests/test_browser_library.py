@@ -13,8 +13,6 @@ from urllib.parse import quote
 
 import pytest
 
-from indexer import Config, Engine
-
 from conftest import SHIPPED
 from test_browser import _console_errors, _serve, _shot, driver  # noqa: F401  (driver is a fixture)
 
@@ -37,17 +35,12 @@ TEN = [
 
 
 @pytest.fixture(scope="module")
-def library_server(tmp_path_factory):
-    """corpus/ imported as `make run` imports it (its shipped vectors), served on a free port."""
-    index = tmp_path_factory.mktemp("library-browser") / "index"
-    eng = Engine.open(index, Config())
-    report = eng.import_dir(SHIPPED)
-    assert not report.errors, report.to_dict()
-    url, server, thread = _serve(eng)
-    yield url, eng
+def library_server(shipped_library):
+    """The library imported as `make run` imports it (conftest.shipped_library), served on a free port."""
+    url, server, thread = _serve(shipped_library)
+    yield url, shipped_library
     server.close()
     thread.join(10)
-    eng.close()
 
 
 def test_ordinary_questions_get_the_right_article_on_top(library_server, driver):

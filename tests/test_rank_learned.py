@@ -75,19 +75,6 @@ def test_learned_order_reorders_the_head_and_keeps_the_rest_below(handbook) -> N
 
 
 # ------------------------------------------------------------------------------------------------ real model
-@pytest.fixture(scope="module")
-def library_engine(tmp_path_factory: pytest.TempPathFactory):
-    """The shipped library (corpus/: the seed essay and the official texts), real model, its vectors from
-    corpus/.vectors, as `make run` imports it."""
-    from indexer import Engine
-    from indexer.config import Config
-
-    with Engine.open(tmp_path_factory.mktemp("round4") / "index", Config(reranker="")) as eng:
-        report = eng.import_dir(ROOT / "corpus")
-        assert report.errors == [] and len(report.added) >= 10
-        yield eng
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("question, regulation, article", [
     ("党员出国定居以后党籍怎么处理？", "党员教育管理工作条例", "第二十四条"),
@@ -98,14 +85,14 @@ def library_engine(tmp_path_factory: pytest.TempPathFactory):
     ("支部委员会的委员由谁选出来？", "支部工作条例", "第二十一条"),
     ("发展一个党员需要几个入党介绍人？", "发展党员工作细则", "第十四条"),
     ("党员领导干部多久参加一次双重组织生活？", "党员教育管理工作条例", "第十六条")])
-def test_paraphrased_questions_get_the_answering_article_first(library_engine, question: str, regulation: str,
+def test_paraphrased_questions_get_the_answering_article_first(shipped_library, question: str, regulation: str,
                                                                article: str) -> None:
     """Short questions as a branch secretary asks them (支委会 words, not the article's sentence): the article that
     answers is the first hit, with the learned head re-ranker on (it runs with sentence scores, the shipped weight)."""
     from indexer.search import rank as rank_mod
 
     assert rank_mod.LEARNED_WEIGHTS is not None and len(rank_mod.LEARNED_WEIGHTS) == len(learned.FEATURES)
-    hits = library_engine.search(question, k=5)
+    hits = shipped_library.search(question, k=5)
     top = hits[0]
     assert regulation in top["citation"] and top["section"].endswith(article), [h["citation"] for h in hits]
     assert top["best_sentence"] and top["best_sentence"] in top["text"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SEED, require_party_docs
+from conftest import ROOT, SEED, SHIPPED, require_party_docs
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -33,8 +33,9 @@ DISCIPLINE_2023 = "xtjeyvc-dangfa/dangfa008.md"
 DISCIPLINE_2018 = "xtjeyvc-dangfa/dangfa009.md"
 
 
-def _passages(rel: str) -> tuple[dict, list[Passage]]:
-    raw = ingest.load_file(require_party_docs() / rel, doc_id=rel)[0]
+def _passages(rel: str, root: Path | None = None) -> tuple[dict, list[Passage]]:
+    """One file (``rel`` under ``root``, default ../shared/bench/party-docs) read and split as the import does."""
+    raw = ingest.load_file((root or require_party_docs()) / rel, doc_id=rel)[0]
     doc, ps = prepare(raw)
     return {"title": doc.title, "text": doc.text, "meta": doc.meta}, ps
 
@@ -196,46 +197,37 @@ def test_sentences_hold_the_kind_asked_for(docs) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ real model
-@pytest.fixture(scope="module")
-def regs_engine(tmp_path_factory: pytest.TempPathFactory):
-    """The shipped library (the seed essay and the official texts in corpus/), real model, imported the way
-    `make run` imports it: the passage and sentence-window vectors come from corpus/.vectors (a private cache per
-    test index; a shared cache written by several processes is not safe)."""
-    from indexer import Engine
-
-    work = tmp_path_factory.mktemp("round3")
-    with Engine.open(work / "index", Config(reranker="")) as eng:
-        report = eng.import_dir(ROOT / "corpus")
-        assert report.errors == [] and len(report.added) >= 10
-        yield eng
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("question, regulation, article", [
     ("支委会多久开一次会", "支部工作条例", "第十二条"),
     ("预备党员的预备期是多长", "中国共产党章程", "第七条"),  # 发展党员工作细则第三十二条 says it too
     ("入党誓词是什么", "中国共产党章程", "第六条")])
-def test_the_answering_article_comes_first(regs_engine, question: str, regulation: str, article: str) -> None:
-    top = regs_engine.search(question, k=5)[0]
-    assert regulation in top["citation"] and top["section"].endswith(article), [h["citation"] for h in
-                                                                                   regs_engine.search(question, k=5)]
+def test_the_answering_article_comes_first(shipped_library, question: str, regulation: str,
+                                           article: str) -> None:
+    hits = shipped_library.search(question, k=5)
+    top = hits[0]
+    assert regulation in top["citation"] and top["section"].endswith(article), [h["citation"] for h in hits]
     assert top["best_sentence"] and top["best_sentence"] in top["text"]
-    store = sentence_store(regs_engine.root, regs_engine.encoder.model_id)
-    assert len(store) >= regs_engine.stats()["passages"] * 0.9  # every passage has its windows (or is one)
+    store = sentence_store(shipped_library.root, shipped_library.encoder.model_id)
+    assert len(store) >= shipped_library.stats()["passages"] * 0.9  # every passage has its windows (or is one)
 
 
 # ------------------------------------------------------------------------------------------------ a named version
-def test_a_question_naming_a_version_gets_that_version_first() -> None:
+SHIPPED_2023, SHIPPED_2018 = "中国共产党纪律处分条例（2023）.md", "中国共产党纪律处分条例（2018）.md"
+
+
+@pytest.fixture(scope="module")
+def shipped_discipline() -> tuple[dict[str, tuple[dict, list[Passage]]], dict]:
+    """The shipped library's two 纪律处分条例 (corpus/), read as the import reads them, and their version facts."""
+    docs = {name: _passages(name, SHIPPED) for name in (SHIPPED_2023, SHIPPED_2018)}
+    return docs, version_families({name: docs[name][0] for name in docs})
+
+
+def test_a_question_naming_a_version_gets_that_version_first(shipped_discipline) -> None:
     """"2018年版…" : the 2018 article leads its group (the 2023 one is listed under it); without a year the current
     version leads. The shipped library's two 纪律处分条例 (corpus/), the article on accepting gifts in both."""
-    from conftest import SHIPPED
-    new, old = "中国共产党纪律处分条例（2023）.md", "中国共产党纪律处分条例（2018）.md"
-    docs = {}
-    for name in (new, old):
-        raw = ingest.load_file(SHIPPED / name, doc_id=name)[0]
-        doc, ps = prepare(raw)
-        docs[name] = ({"title": doc.title, "text": doc.text, "meta": doc.meta}, ps)
-    versions = version_families({name: docs[name][0] for name in docs})
+    docs, versions = shipped_discipline
+    new, old = SHIPPED_2023, SHIPPED_2018
     assert versions[new].status == "current" and versions[old].year == 2018
     gift = "收受可能影响公正执行公务的礼品"
     a2023 = _article(docs[new][1], "第九十七条", gift)
@@ -257,28 +249,20 @@ def test_a_question_naming_a_version_gets_that_version_first() -> None:
     assert lead("2015年版处分条例收受礼金怎么处理")["pid"] == a2023.pid  # a version not indexed: the current one
 
 
-def test_a_named_version_comes_before_the_other_versions_wording() -> None:
+def test_a_named_version_comes_before_the_other_versions_wording(shipped_discipline) -> None:
     """"2018年版纪律处分条例什么时候开始施行": the 2018 附则 (自2018年10月1日起施行) is worded differently from the 2023
     one (自2024年1月1日起施行), so the two are not folded; the 2023 article scores higher on the question, yet the named
     version's comes first. Without a year the current one does."""
-    from conftest import SHIPPED
-    new, old = "中国共产党纪律处分条例（2023）.md", "中国共产党纪律处分条例（2018）.md"
-    docs = {}
-    for name in (new, old):
-        doc, ps = prepare(ingest.load_file(SHIPPED / name, doc_id=name)[0])
-        docs[name] = ({"title": doc.title, "text": doc.text, "meta": doc.meta}, ps)
-    versions = version_families({name: docs[name][0] for name in docs})
+    docs, versions = shipped_discipline
+    new, old = SHIPPED_2023, SHIPPED_2018
     a2023 = next(p for p in docs[new][1] if "本条例自2024年1月1日起施行" in p.text)
     a2018 = next(p for p in docs[old][1] if "本条例自2018年10月1日起施行" in p.text)
     passages = {p.pid: p for p in (a2023, a2018)}
     hits = [KeywordHit(a2023.pid, 10.0, []), KeywordHit(a2018.pid, 7.0, [])]
 
-    def order(question: str) -> list[str]:
-        res = rank(passages, analyse(question), hits, [], 5, "keyword", Config(), versions=versions)
-        return [h["pid"] for h in res]
+    def ranked(question: str) -> list[dict]:
+        return rank(passages, analyse(question), hits, [], 5, "keyword", Config(), versions=versions)
 
-    assert order("2018年版纪律处分条例什么时候开始施行") == [a2018.pid, a2023.pid]
-    assert order("纪律处分条例什么时候开始施行") == [a2023.pid, a2018.pid]
-    res = rank(passages, analyse("2018年版纪律处分条例什么时候开始施行"), hits, [], 5, "keyword", Config(),
-               versions=versions)
-    assert "问题指明2018年版" in res[0]["why"]
+    named = ranked("2018年版纪律处分条例什么时候开始施行")
+    assert [h["pid"] for h in named] == [a2018.pid, a2023.pid] and "问题指明2018年版" in named[0]["why"]
+    assert [h["pid"] for h in ranked("纪律处分条例什么时候开始施行")] == [a2023.pid, a2018.pid]
