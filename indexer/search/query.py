@@ -23,6 +23,7 @@ class Query:
     terms: tuple[tuple[str, float], ...]  # weighted keyword terms of ``expanded`` (the keyword half's query)
     hit_terms: tuple[str, ...] = ()  # every term of ``expanded``: what a hit's matched terms are looked up from
     signal_terms: tuple[tuple[str, float], ...] = ()  # weighted terms of ``text``: the answer-confidence coverage
+    year: int | None = None  # the version the question names ("2018年版…"): it leads its regulation's versions
 
     @property
     def words(self) -> list[str]:
@@ -85,6 +86,7 @@ def analyse(question: str, keyword: bool = True) -> Query:
     is: nothing analyses the question again.
     """
     from indexer.text import analyzer
+    from indexer.text.articles import year_request
 
     expanded = analyzer.expand_query(question)
     # The sub-word weight and the term cap are read at call time, so the keyword half weighs terms exactly as
@@ -92,4 +94,5 @@ def analyse(question: str, keyword: bool = True) -> Query:
     weight = analyzer.SUBWORD_WEIGHT
     terms = tuple(analyzer.weighted_query_terms(expanded, weight)[:analyzer.MAX_QUERY_TERMS]) if keyword else ()
     return Query(text=question, expanded=expanded, terms=terms, hit_terms=tuple(analyzer.query_terms(expanded)),
-                 signal_terms=tuple(analyzer.weighted_query_terms(question, weight)))
+                 signal_terms=tuple(analyzer.weighted_query_terms(question, weight)),
+                 year=year_request(question).year)

@@ -20,7 +20,6 @@ from indexer.search.highlight import best_sentence, folded_lower, matched_terms,
 from indexer.search import learned
 from indexer.search.query import Query
 from indexer.text.analyzer import synonyms
-from indexer.text.articles import year_request
 from indexer.text.answers import authority, focus_terms, holds, question_kind, subject_of
 from indexer.text.cite import citation
 from indexer.text.noise import noise_share
@@ -428,7 +427,7 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
                     notes.setdefault(pid, []).append(LEARNED_NOTE)
         fused = prefer_authority(fused, passages, query, sentences or {}, notes)
     fused = rerank(reranker, passages, question, fused, k)
-    year = year_request(question).year if versions else None  # "2018年版…": that version first, and its group's lead
+    year = query.year if versions else None  # "2018年版…": that version first, and its group's lead
     fused = prefer_named_version(fused, passages, versions, year, notes)
     groups = fold_duplicates(fused, passages, k, versions, year)
     q_terms = query.hit_terms
