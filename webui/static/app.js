@@ -163,7 +163,7 @@
   }
 
   // for curation.js (loaded after this file)
-  window.PartyQA = { adminToken: adminToken, me: me, mayShow: mayShow };
+  window.PartyQA = { adminToken: adminToken, me: me, mayShow: mayShow, el: el };
 
   /* ---------------------------------------------------------------- document view */
   function initDocument() {

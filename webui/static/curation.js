@@ -10,6 +10,9 @@
   // The token app.js keeps (localStorage, entered under 登录令牌 in the nav).
   function keptToken() { return window.PartyQA ? window.PartyQA.adminToken() : ""; }
 
+  // An element with a class and text (app.js's builder: data only ever as text, never innerHTML).
+  function el(tag, className, text) { return window.PartyQA.el(tag, className, text); }
+
   function headers(extra) {
     var h = { Accept: "application/json" };
     var token = keptToken();
@@ -101,14 +104,10 @@
       Array.prototype.forEach.call(actions.querySelectorAll("button"), function (b) {
         if (!b.hidden) { b.classList.add("faq-held"); b.hidden = true; }
       });
-      var save = document.createElement("button");
+      var save = el("button", "btn btn-small btn-primary faq-save-btn", "保存");
       save.type = "button";
-      save.className = "btn btn-small btn-primary faq-save-btn";
-      save.textContent = "保存";
-      var cancel = document.createElement("button");
+      var cancel = el("button", "btn btn-small faq-cancel-btn", "取消");
       cancel.type = "button";
-      cancel.className = "btn btn-small faq-cancel-btn";
-      cancel.textContent = "取消";
       actions.appendChild(save);
       actions.appendChild(cancel);
     }
@@ -267,14 +266,10 @@
       var badge = document.createElement("span");
       badge.className = "badge badge-standard";
       badge.textContent = "标准问题";
-      var text = document.createElement("span");
-      text.className = "std-q";
-      text.textContent = question;
-      var drop = document.createElement("button");
+      var text = el("span", "std-q", question);
+      var drop = el("button", "link-btn std-unlink-btn", "取消");
       drop.type = "button";
-      drop.className = "link-btn std-unlink-btn";
       drop.setAttribute("data-question", question);
-      drop.textContent = "取消";
       li.appendChild(badge);
       li.appendChild(document.createTextNode(" "));
       li.appendChild(text);
@@ -294,14 +289,10 @@
       input.maxLength = 200;
       input.placeholder = "输入一个问题，本段将作为它的标准答案";
       input.setAttribute("aria-label", "关联的问题");
-      var save = document.createElement("button");
+      var save = el("button", "btn btn-small btn-primary std-save-btn", "保存");
       save.type = "submit";
-      save.className = "btn btn-small btn-primary std-save-btn";
-      save.textContent = "保存";
-      var cancel = document.createElement("button");
+      var cancel = el("button", "btn btn-small std-cancel-btn", "取消");
       cancel.type = "button";
-      cancel.className = "btn btn-small std-cancel-btn";
-      cancel.textContent = "取消";
       var note = document.createElement("p");
       note.className = "std-note";
       note.setAttribute("role", "status");
