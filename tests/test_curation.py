@@ -56,6 +56,22 @@ def test_passages_list_a_documents_passages_with_section_citation_and_state(eng:
         eng.passages("没有这个文件.txt")
 
 
+def test_the_document_page_shows_each_passages_citation(eng: Engine) -> None:
+    """Issue 26 §1: every passage on the document page carries its 出处, the API's citation for that passage."""
+    import html as html_lib
+    import re
+
+    page = create_app(eng).test_client().get(f"/doc/{quote(REG)}").get_data(as_text=True)
+    shown = {int(o): html_lib.unescape(c) for o, c in re.findall(
+        r'<section class="doc-passage[^"]*" id="p-(\d+)"[^>]*>.*?<p class="passage-cite"[^>]*>出处：([^<]*)</p>',
+        page, re.S)}
+    listed = eng.passages(REG)
+    assert shown == {p["ordinal"]: p["citation"] for p in listed}
+    articles = [c for c in shown.values() if c.endswith("第十五条")]
+    assert articles and all(c.startswith("《党支部工作示范条例（试行）》") for c in articles)
+    assert len(set(shown.values())) > len(listed) // 2  # the citations name each passage's own article
+
+
 def test_a_disabled_passage_is_never_returned_nor_folded_and_comes_back_when_enabled(eng: Engine) -> None:
     before = {q: eng.search(q, k=5, mode="keyword") for q in QUESTIONS}
     target = before[TERM_Q][0]["pid"]

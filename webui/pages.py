@@ -307,13 +307,14 @@ def doc_page(doc_id: str) -> str:
     if editing is not None:
         editing["states"] = {p["ordinal"]: p["state"] for p in curated}
     linked = {p["ordinal"]: p["standard_questions"] for p in curated if p.get("standard_questions")}
+    cites = {p["ordinal"]: p["citation"] for p in curated if p.get("citation")}  # each passage's 出处, as the API's
     refs = {}  # cross-references (issue 23 item 3): each passage's links to the articles it names, not to itself
     for p in passages:
         found = [r for r in p.get("references") or [] if r.get("doc_id") and r.get("pid") != f"{doc_id}#{p['ordinal']}"]
         if found:
             refs[p["ordinal"]] = found
     return render_template("doc.html", doc=doc, blocks=blocks, outline=outline, groups=outline_groups(outline),
-                           compare_href=compare, editing=editing, linked=linked, refs=refs,
+                           compare_href=compare, editing=editing, linked=linked, refs=refs, cites=cites,
                            chosen=chosen if chosen_passage else None, chosen_passage=chosen_passage,
                            q=request.args.get("q", ""))
 

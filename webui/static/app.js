@@ -857,7 +857,10 @@
       clear();
       var needle = input.value.trim();
       if (!needle) { counter.textContent = ""; return; }
-      var walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT, null);
+      // the passages' 出处 lines, linked questions and editors' buttons are not the document's text
+      var walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT, function (n) {
+        return n.parentNode.closest(".passage-cite, .std-questions, button") ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT;
+      });
       var nodes = [];
       while (walker.nextNode()) nodes.push(walker.currentNode);
       var lower = needle.toLowerCase();
