@@ -385,17 +385,31 @@ def test_a_killed_disable_leaves_index_and_audit_log_consistent(eng: Engine, poi
         assert not list(index.glob("gen-*.tmp"))
 
 
-def test_a_killed_link_leaves_no_half_link(eng: Engine) -> None:
+@pytest.mark.parametrize("point", ["curation", "before_switch", "after_switch"])
+def test_a_killed_link_leaves_no_half_link(eng: Engine, point: str) -> None:
+    """A link killed before CURRENT is switched is not there at all; killed just after the switch it is there
+    whole (listed, its passage first and marked); either way its audit entry is there (begun, never ended)."""
     index = eng.root
-    target = top_pid(eng, "正式党员不够三个人怎么设支部")
+    target = top_pid(eng, "组织生活会多久开一次")  # not among TERM_Q's own first hits: the link alone puts it first
+    assert target not in every_pid(eng.search(TERM_Q, k=5, mode="keyword"))
     eng.close()
-    kill_at(index, "before_switch", index.parent / "link.log", "link", TERM_Q, target)
+    kill_at(index, point, index.parent / "link.log", "link", TERM_Q, target)
+    committed = point == "after_switch"
     with Engine.open(index, Config(lock_timeout=0)) as after:
-        assert after.curator.standard_questions() == []
-        assert not any(h.get("standard_answer") for h in after.search(TERM_Q, k=5, mode="keyword"))
-        assert [(e["action"], e["result"]) for e in after.curator.audit()] == [("link", "unfinished"), ("index", "ok")]
+        linked = [(s["question"], s["pid"]) for s in after.curator.standard_questions()]
+        assert linked == ([(TERM_Q, target)] if committed else [])
+        hits = after.search(TERM_Q, k=5, mode="keyword")
+        marked = [h["pid"] for h in hits if h.get("standard_answer")]
+        assert marked == ([target] if committed else [])
+        assert (target in every_pid(hits)) is committed and (hits[0]["pid"] == target) is committed
+        entries = after.curator.audit()
+        assert [(e["action"], e["result"]) for e in entries] == [("link", "unfinished"), ("index", "ok")]
+        assert entries[0]["target"] == {"question": TERM_Q, "pid": target}
+        # no stale lock, no damaged generation: the next write goes through at once and is logged as done
         after.curator.link_question(TERM_Q, target)
         assert after.search(TERM_Q, k=5, mode="keyword")[0]["pid"] == target
+        assert after.curator.audit()[0]["result"] == "ok"
+        assert not list(index.glob("gen-*.tmp"))
 
 
 # ------------------------------------------------------------------------------------------- the Python API and the 操作记录 page
