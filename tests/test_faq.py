@@ -82,6 +82,56 @@ def test_a_faq_xlsx_import_is_searchable_by_question_and_answer_and_replaced_on_
     assert [(e["action"], e["result"]) for e in eng.curator.audit()][:2] == [("import", "ok"), ("import", "ok")]
 
 
+# Pairs for the csv and jsonl imports, each with words of its answer only (none of them is in the corpus).
+CSV_PAIRS = [("党员组织关系转接要带什么材料", "持党员组织关系介绍信，在规定时限内到接收的党组织报到。",
+              "党员组织关系介绍信管理办法, 第三条", "组织关系介绍信"),  # an ASCII comma: a quoted csv field
+             ("流动党员外出前要办什么手续", "向所在党支部报告，领取流动党员活动证，外出期间定期联系。", "", "领取流动党员活动证")]
+JSONL_PAIRS = [("预备党员的预备期有多长", "预备期为一年，自支部大会通过其为预备党员之日起计算。", "发展党员工作细则",
+                "支部大会通过其为预备党员之日"),
+               ("党员多久不交党费按自行脱党处理", "无正当理由连续六个月不交纳党费的，按自行脱党处理。", "", "无正当理由连续六个月")]
+
+
+def _assert_searchable(e: Engine, prefix: str, pairs: list[tuple[str, str, str, str]]) -> None:
+    """Each pair's entry answers its question (as 标准答案) and is found by words of its answer alone."""
+    listed = {x["doc_id"]: (x["question"], x["answer"], x["source"]) for x in faq.list_entries(e)}
+    for n, (question, answer, source, answer_words) in enumerate(pairs, start=1):
+        entry = f"{prefix}/{n}"
+        assert listed[entry] == (question, answer, source)
+        hit = top(e, question)
+        assert hit["doc_id"] == entry and hit["standard_answer"] is True and hit["best_sentence"] == answer
+        assert answer_words not in question
+        assert top(e, answer_words)["doc_id"] == entry, answer_words
+
+
+def test_faq_csv_and_jsonl_imports_are_searchable_by_question_and_answer(eng: Engine, tmp_path: Path, capsys) -> None:
+    """Issue 26 §2: a csv (Excel's utf-8 with BOM, header 问题 / 答案 / 来源) imported with the CLI and a jsonl
+    (question / answer / source) posted to the API each become entries found by their question and their answer."""
+    import csv
+
+    table = tmp_path / "组织关系问答.csv"
+    with open(table, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["问题", "答案", "来源"])
+        writer.writerows(row[:3] for row in CSV_PAIRS)
+    assert '"党员组织关系介绍信管理办法, 第三条"' in table.read_text("utf-8-sig")
+    lines = tmp_path / "发展党员问答.jsonl"
+    lines.write_text("".join(json.dumps({"question": q, "answer": a, **({"source": s} if s else {})},
+                                        ensure_ascii=False) + "\n" for q, a, s, _ in JSONL_PAIRS), "utf-8")
+    index = eng.root
+    eng.close()
+    assert cli_main(["--index-dir", str(index), "-q", "faq", "import", str(table), "--no-wait"]) == 0
+    with Engine.open(index, Config()) as e:
+        client = create_app(e).test_client()
+        with open(lines, "rb") as fh:
+            r = client.post("/api/faq", data={"file": (fh, lines.name)}, content_type="multipart/form-data")
+        assert r.status_code == 201, r.json
+        assert r.json["entries"] == ["问答/发展党员问答/1", "问答/发展党员问答/2"] and r.json["linked"] == 2
+        assert sorted(faq_ids(e)) == ["问答/发展党员问答/1", "问答/发展党员问答/2", "问答/组织关系问答/1", "问答/组织关系问答/2"]
+        _assert_searchable(e, "问答/组织关系问答", CSV_PAIRS)
+        _assert_searchable(e, "问答/发展党员问答", JSONL_PAIRS)
+        assert [a["action"] for a in e.curator.audit()][:2] == ["import", "import"]
+
+
 def test_a_bad_faq_file_is_refused_naming_its_rows(eng: Engine, tmp_path: Path) -> None:
     path = tmp_path / "faq.csv"
     path.write_text("问题,答案\n党费怎么交,按月交纳\n党员有哪些权利,\n支委会多久换届,\n", "utf-8")
