@@ -556,3 +556,32 @@ def test_a_killed_rebuild_keeps_the_curation_for_the_next_run(tmp_path: Path, se
             assert after.metadata(REG)["title"] == "本支部工作规则（修订稿）"
             assert [p["state"] for p in after.passages(REG) if p["text"] == text] == ["disabled"]
             assert target not in every_pid(after.search(TERM_Q, k=10, mode="keyword"))
+
+
+def test_a_question_vector_matches_the_same_standard_question_at_any_length() -> None:
+    """match_standard normalises the stored and the asked vectors (encoders.l2_normalize): the match and its
+    similarity do not depend on a vector's length, and a zero vector matches nothing instead of giving NaN."""
+    import numpy as np
+    from indexer.types import Passage
+
+    rng = np.random.default_rng(7)
+    passages = {p.pid: p for p in (Passage("a.txt", "甲", "", "第一条 党支部委员会每届任期三年。", 0, 17, 0),
+                                   Passage("a.txt", "甲", "", "第二条 党员应当按时交纳党费。", 18, 33, 1))}
+    asked = ["党支部委员会每届任期是多长时间", "党员怎么交党费"]
+    vecs = rng.normal(size=(2, 384)).astype(np.float32)
+    linked = {normalise_question(q): {"question": q, "key": curation.key_of(p), "doc_id": p.doc_id,
+                                      "vector": curation.pack_vector(v * scale), "model_id": "m"}
+              for q, p, v, scale in zip(asked, passages.values(), vecs, (0.05, 40.0))}
+
+    class Snap:  # the parts of a Snapshot that match_standard reads
+        def __init__(self) -> None:
+            self.manifest = {"model_id": "m", curation.STANDARD_KEY: linked}
+            self.passages, self.by_doc = passages, {"a.txt": list(passages)}
+
+    near = vecs[0] + 0.2 * rng.normal(size=384).astype(np.float32)
+    cos = float(near @ vecs[0] / (np.linalg.norm(near) * np.linalg.norm(vecs[0])))
+    assert 0.93 < cos < 0.999
+    for scale in (1e-3, 1.0, 250.0):
+        rec, sim = curation.match_standard(Snap(), "党支部委员会每一届的任期是多长时间", near * scale)
+        assert rec["pid"] == "a.txt#0" and abs(sim - cos) < 1e-3
+    assert curation.match_standard(Snap(), "党支部委员会每一届的任期是多长时间", np.zeros(384, np.float32)) is None

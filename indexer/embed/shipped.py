@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from indexer.embed.cache import EmbeddingCache, _safe_name
+from indexer.embed.encoders import l2_normalize
 from indexer.fsutil import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -47,10 +48,7 @@ def load_shipped(corpus_dir: str | Path, model_id: str) -> tuple[list[str], np.n
     except (OSError, ValueError, KeyError, TypeError) as exc:
         logger.warning("%s: shipped vectors not used (%s); the passages are encoded instead", meta_path, exc)
         return None
-    out = vecs.astype(np.float32)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    out /= np.where(norms > 0, norms, 1.0)
-    return hashes, out
+    return hashes, l2_normalize(vecs)
 
 
 def seed_cache(cache: EmbeddingCache, corpus_dir: str | Path) -> int:

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from indexer.embed.encoders import l2_normalize
 from indexer.index.generations import ManifestCommitter, Snapshot, now
 from indexer.text.cite import citation
 from indexer.types import KeywordHit, Passage, PartyQAError
@@ -214,8 +215,7 @@ def _standard_matrix(gen: Snapshot) -> tuple[list[str], np.ndarray | None]:
             rows.append(row)
     matrix = None
     if rows:
-        matrix = np.stack(rows).astype(np.float32)
-        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        matrix = l2_normalize(np.stack(rows))
     gen.__dict__["_standard_matrix"] = (names, matrix)
     return names, matrix
 
@@ -245,8 +245,7 @@ def match_standard(gen: Snapshot, question: str, vector: Any = None,
     if rec is None and vector is not None:
         names, matrix = _standard_matrix(gen)
         if matrix is not None:
-            v = np.asarray(vector, dtype=np.float32).reshape(-1)
-            v = v / max(float(np.linalg.norm(v)), 1e-12)
+            v = l2_normalize(np.asarray(vector, dtype=np.float32).reshape(-1))[0]
             if v.shape[0] == matrix.shape[1]:
                 sims = matrix @ v
                 for best in np.argsort(-sims):
