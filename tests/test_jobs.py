@@ -269,8 +269,9 @@ def test_document_removed_while_embedding_stops_its_encoding_and_its_job_says_so
     assert eng.jobs.wait(eng.jobs.submit_remove([src.name]).id, "done", timeout=300).state == "done"
     marker.unlink()  # the embedder goes on from its first batch
     d = eng.jobs.wait(job.id, "done", timeout=300).to_dict()
+    deadline = time.monotonic() + 300
     while eng.backlog.active:  # the embedder's run ends (idle) once nothing is pending
-        assert time.monotonic() < deadline, "the background embedder did not finish"
+        assert time.monotonic() < deadline, "the background embedder's run did not end (idle) within 300 s"
         time.sleep(0.05)
     assert len(batches) == 1, f"{sum(map(len, batches[1:]))} more passages of the removed document were encoded"
     assert d["state"] == "done" and d["files"][0]["state"] == "removed"

@@ -853,11 +853,14 @@ def test_searches_keep_working_during_upload(writable):
     assert resp.status_code == 202
     job_id = resp.get_json()["job"]["id"]
     statuses = []
+    deadline = time.monotonic() + 300
     while True:
         job = c.get(f"/api/jobs/{job_id}").get_json()
         statuses.append(c.get("/api/search", query_string={"q": "党支部监督", "mode": "hybrid"}).status_code)
         if job["state"] in FINAL:
             break
+        assert time.monotonic() < deadline, (f"upload job {job_id} did not end (done/failed) within 300 s: still "
+                                             f"{job['state']} after {len(statuses)} searches")
     assert set(statuses) == {200}
     assert job["state"] == "done" and job["files"][0]["status"] == "added"
 
