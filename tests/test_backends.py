@@ -306,7 +306,7 @@ def test_milvus_killed_writer_leaves_no_half_visible_document(tmp_path, corpus):
         time.sleep(0.2)
     assert marker.exists(), writer.stderr.read().decode()[-2000:] if writer.poll() is not None else "no pause"
     writer.send_signal(signal.SIGKILL)
-    writer.wait(30)
+    writer.wait(120)
     marker.unlink()
 
     eng = Engine.open(index, _config("milvus"))

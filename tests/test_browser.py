@@ -98,7 +98,7 @@ def live_server(tmp_path_factory, seed_cache):
     url, server, thread = _serve(eng)
     yield url, eng, base
     server.close()
-    thread.join(10)
+    thread.join(60)
     eng.close()
 
 
@@ -532,7 +532,7 @@ def _job_row(drv, job_id: str | None = None) -> dict | None:
 
 
 def _get_json(url: str):
-    with urllib.request.urlopen(url, timeout=30) as r:
+    with urllib.request.urlopen(url, timeout=120) as r:
         return json.loads(r.read())
 
 
@@ -685,10 +685,10 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
         timings["rate"] = big["rate"] or 0.0
         driver.switch_to.window(search_tab)
         for jid, job in ((job_id, big), (second_id, small)):
-            row = WebDriverWait(driver, 30).until(lambda d: (lambda j: j if j and j["state"] == "done" else None)
+            row = WebDriverWait(driver, 120).until(lambda d: (lambda j: j if j and j["state"] == "done" else None)
                                                   (_job_row(d, jid)))
             assert row["summary"] == job["summary"] and row["badge"] == "完成", row
-        states = WebDriverWait(driver, 30).until(lambda d: (lambda t: t if t and set(t) == {"完成"} else None)(
+        states = WebDriverWait(driver, 120).until(lambda d: (lambda t: t if t and set(t) == {"完成"} else None)(
             d.execute_script("return Array.from(document.querySelectorAll('#doc-rows .state .badge[data-state]'))"
                              ".map(b => b.textContent)")))
         assert len(states) == before["documents"] + len(files) + 1
@@ -709,7 +709,7 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
             driver.switch_to.window(handle)
             driver.get("about:blank")
         server.close()
-        thread.join(10)
+        thread.join(60)
         eng.close()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "big-upload-timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
@@ -816,7 +816,7 @@ def test_document_picker_finds_a_document_beyond_the_cap(driver, tmp_path, monke
         assert not _console_errors(driver), _console_errors(driver)
     finally:
         server.close()
-        thread.join(10)
+        thread.join(60)
         eng.close()
 
 

@@ -443,5 +443,5 @@ def test_e5_question_runs_on_one_thread_while_another_process_encodes(e5: E5Enco
     finally:
         fcntl.flock(other, fcntl.LOCK_UN)
         os.close(other)
-    passage.join(60)
+    passage.join(300)
     assert not passage.is_alive() and counts[-1] == e5.index_threads

@@ -306,7 +306,7 @@ def test_a_killed_correction_leaves_the_old_state(eng: Engine, point: str) -> No
         assert time.monotonic() < deadline, f"the writer never paused at {point}"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.wait(timeout=120)
     with Engine.open(index, Config(lock_timeout=0)) as after:
         assert by_id(after)[D2023]["status"] == "现行" and by_id(after)[D2023]["title"] != NEW_TITLE
         assert title_hits(after) == []

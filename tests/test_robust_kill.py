@@ -117,7 +117,7 @@ def wait_paused(index: Path, point: str, proc: subprocess.Popen, log: Path) -> N
 def sigkill(proc: subprocess.Popen) -> None:
     """SIGKILL a writer and reap it."""
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.wait(timeout=120)
     assert proc.returncode == -signal.SIGKILL
 
 

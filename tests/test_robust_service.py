@@ -179,7 +179,7 @@ def test_upload_while_a_cli_writer_holds_the_lock_then_is_killed(fresh, servers,
     finally:
         if writer.poll() is None:
             os.kill(writer.pid, signal.SIGKILL)
-        writer.wait(timeout=30)
+        writer.wait(timeout=120)
     assert writer.returncode == -signal.SIGKILL
     # After the kill the lock is free: the waiting job runs; the killed writer's document never appeared.
     deadline = time.monotonic() + 300
@@ -218,8 +218,8 @@ def test_server_killed_during_an_upload(fresh, servers, tmp_path):
     sender.start()
     _wait_marker(index, "embedding", srv.proc)
     os.kill(srv.proc.pid, signal.SIGKILL)
-    srv.proc.wait(timeout=30)
-    sender.join(timeout=60)
+    srv.proc.wait(timeout=120)
+    sender.join(timeout=120)
     # The upload was answered (202) before its passages were embedded; it was keyword-ready when the server died.
     assert outcome.get("response", (None,))[0] == 202, outcome
     assert (corpus / "鸿雁驿站学习材料.txt").is_file() and not list(corpus.glob(".partyqa-staged-*"))
@@ -313,7 +313,7 @@ def test_a_killed_or_broken_upload_leaves_the_index_and_spool_as_they_were(fresh
 
     # An upload cut off by its client before its body ended: nothing reaches the app, nothing is left.
     host, port = urllib.parse.urlsplit(srv.url).hostname, urllib.parse.urlsplit(srv.url).port
-    with socket.create_connection((host, port), timeout=30) as sock:
+    with socket.create_connection((host, port), timeout=120) as sock:
         sock.sendall(b"POST /api/documents HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
                      b"Content-Length: 5000000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"files\"; "
                      b"filename=\"cut.txt\"\r\n\r\n" + "党支部".encode() * 100_000)
@@ -328,8 +328,8 @@ def test_a_killed_or_broken_upload_leaves_the_index_and_spool_as_they_were(fresh
     accepted = list(incoming.glob("upload-*/半途材料.txt"))
     assert len(accepted) == 1 and accepted[0].read_bytes() == UPLOAD_TEXT.encode("utf-8")
     os.kill(srv.proc.pid, signal.SIGKILL)
-    srv.proc.wait(timeout=30)
-    sender.join(timeout=60)
+    srv.proc.wait(timeout=120)
+    sender.join(timeout=120)
     (index / ".paused-upload").unlink(missing_ok=True)
     assert sorted(p.relative_to(corpus) for p in corpus.rglob("*")) == corpus_files
     with Engine.open(index, Config()) as eng:

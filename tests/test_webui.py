@@ -978,7 +978,7 @@ def test_serve_with_waitress_prints_url_and_handles_concurrent_requests(built, c
     t = threading.Thread(target=serve, args=(built, "127.0.0.1", 0), kwargs={"threads": 4, "warm_up": False,
                                                                              "on_ready": on_ready}, daemon=True)
     t.start()
-    assert ready.wait(30), "server did not start"
+    assert ready.wait(120), "the waitress server did not call on_ready within 120 s"
     server = servers[0]
     base = f"http://127.0.0.1:{server.effective_port}"
     try:
@@ -988,7 +988,7 @@ def test_serve_with_waitress_prints_url_and_handles_concurrent_requests(built, c
         def worker(q):
             try:
                 url = f"{base}/api/search?q={quote(q)}&mode=keyword"
-                with urllib.request.urlopen(url, timeout=30) as r:
+                with urllib.request.urlopen(url, timeout=120) as r:
                     assert r.status == 200 and json.loads(r.read())["results"]
             except Exception as exc:  # collected and asserted below
                 errors.append(exc)
@@ -999,11 +999,11 @@ def test_serve_with_waitress_prints_url_and_handles_concurrent_requests(built, c
         for th in threads:
             th.join()
         assert not errors, errors
-        with urllib.request.urlopen(f"{base}/", timeout=30) as r:
+        with urllib.request.urlopen(f"{base}/", timeout=120) as r:
             assert "党建问答检索" in r.read().decode("utf-8")
     finally:
         server.close()
-        t.join(10)
+        t.join(60)
 
 
 def test_empty_index_pages(tmp_path):
