@@ -28,7 +28,9 @@ import numpy as np
 
 from . import devset, quiz
 from .common import BENCH, WORK, apply_stand_in, setup_logging, skip_without_shared, stable_key
-from .metrics import first_rank, hit_in
+from indexer.search.metrics import recall_mrr
+
+from .metrics import hit_rank
 
 OFFTOPIC = BENCH / "offtopic_questions.jsonl"
 HELDOUT = BENCH / "heldout_questions.jsonl"
@@ -105,11 +107,6 @@ def run_variant(eng: Any, questions: Sequence[Question], cands: Sequence[tuple[l
             for q, (kw, sem) in zip(questions, cands)]
 
 
-def gold_rank(hits: Sequence[dict[str, Any]], gold: set[str]) -> int | None:
-    """Rank of the first hit that is, or folds in, a gold passage."""
-    return first_rank(hits, lambda h: hit_in((h["pid"], *(a["pid"] for a in h.get("also_in", ()))), gold))
-
-
 def table(questions: Sequence[Question], results: Sequence[Any], tuning: bool | None) -> dict[str, dict[str, float]]:
     """R@5 and MRR@10 per set (on-topic sets) and answer_found rates, for the tuning or held-out half (or all)."""
     out: dict[str, dict[str, float]] = {}
@@ -121,10 +118,8 @@ def table(questions: Sequence[Question], results: Sequence[Any], tuning: bool | 
         if name == "offtopic":
             out[name] = {"n": len(rows), "false_answer_rate": round(found, 3)}
             continue
-        ranks = [gold_rank(r, q.gold) for q, r in rows]
-        out[name] = {"n": len(rows), "R@5": round(sum(1 for x in ranks if x and x <= 5) / len(rows), 3),
-                     "MRR@10": round(sum(1 / x for x in ranks if x and x <= 10) / len(rows), 3),
-                     "answer_found": round(found, 3)}
+        ranks = [hit_rank(r, q.gold) for q, r in rows]
+        out[name] = {"n": len(rows), **recall_mrr(ranks, (5,), digits=3, depth=10), "answer_found": round(found, 3)}
     return out
 
 
@@ -204,7 +199,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     for mode, used in (("hybrid", (0, 1, 2)), ("keyword", (0,)), ("semantic", (0, 2))):
         res = run_variant(eng, qs, cands, mode)
         x = np.array([confidence_features(r.signals) for r in res])[:, used]
-        y = np.array([1.0 if q.gold and (gold_rank(r, q.gold) or 99) <= 5 else 0.0 for q, r in zip(qs, res)])
+        y = np.array([1.0 if q.gold and (hit_rank(r, q.gold) or 99) <= 5 else 0.0 for q, r in zip(qs, res)])
         beta = fit_logistic(x, y, w)
         full = [0.0, 0.0, 0.0]
         for i, b in zip(used, beta[1:]):

@@ -33,7 +33,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from indexer.search.metrics import recall_mrr
+
 from .common import BENCH, WORK, setup_logging
+from .metrics import hit_rank
 
 logger = logging.getLogger("bench.learn")
 INDEX = WORK / "learn" / "index"
@@ -249,14 +252,6 @@ def run(eng: Any, items: Sequence[Item], k: int = 10, **values: Any) -> list[Any
                 for it in items]
 
 
-def gold_rank(hits: Sequence[dict[str, Any]], gold: set[str]) -> int | None:
-    """1-based rank of the first hit that is, or folds in, a gold passage."""
-    for i, h in enumerate(hits, start=1):
-        if h["pid"] in gold or any(a["pid"] in gold for a in h.get("also_in", ())):
-            return i
-    return None
-
-
 def table(items: Sequence[Item], results: Sequence[Any]) -> dict[str, dict[str, float]]:
     """Per set: R@1, R@5, MRR@10 (on-topic) or the false-answer rate (off-topic)."""
     from indexer.text.answers import holds, question_kind
@@ -269,17 +264,18 @@ def table(items: Sequence[Item], results: Sequence[Any]) -> dict[str, dict[str, 
         if name.startswith("offtopic"):
             out[name] = {"n": len(rows), "false": round(sum(r.answer_found for _, r in rows) / len(rows), 3)}
             continue
-        ranks = [gold_rank(r, it.gold) for it, r in rows]
+        ranks = [hit_rank(r, it.gold) for it, r in rows]
         n = len(rows)
+        depth = max(1, max(len(r) for _, r in rows))  # MRR over the whole list: no rank lies deeper
+        m = recall_mrr(ranks, (1, 5), digits=3, depth=depth)
         kinds = [(question_kind(it.text), r[0]["best_sentence"]) for it, r in rows if r]
         asked = [holds(sent, kind) for kind, sent in kinds if kind is not None]
-        out[name] = {"n": n, "R@1": round(sum(1 for x in ranks if x == 1) / n, 3),
+        out[name] = {"n": n, "R@1": m["R@1"],
                      # the first hit is itself gold (not a passage folded under it), and its answer sentence holds
                      # the kind of answer asked for (questions that ask a kind)
                      "own1": sum(1 for it, r in rows if r and r[0]["pid"] in it.gold),
                      "holds1": f"{sum(asked)}/{len(asked)}",
-                     "R@5": round(sum(1 for x in ranks if x and x <= 5) / n, 3),
-                     "MRR": round(sum(1 / x for x in ranks if x) / n, 3),
+                     "R@5": m["R@5"], "MRR": m[f"MRR@{depth}"],
                      "found": round(sum(r.answer_found for _, r in rows) / n, 3)}
     return out
 
@@ -443,7 +439,7 @@ def cmd_fails(eng: Any, items: list[Item], args: argparse.Namespace) -> int:
     res = run(eng, chosen, **values)
     gen = eng._state()
     for it, r in zip(chosen, res):
-        g = gold_rank(r, it.gold)
+        g = hit_rank(r, it.gold)
         if g == 1:
             continue
         print(f"\n## {it.text}   gold rank {g}")

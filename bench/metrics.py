@@ -15,6 +15,11 @@ def hit_in(item: str | Sequence[str], gold: set[str]) -> bool:
     return item in gold if isinstance(item, str) else any(pid in gold for pid in item)
 
 
+def hit_rank(hits: Sequence[dict[str, Any]], gold: set[str]) -> int | None:
+    """1-based rank of the first hit (a result record) that is, or folds in (``also_in``), a gold passage."""
+    return first_rank(hits, lambda h: hit_in((h["pid"], *(a["pid"] for a in h.get("also_in", ()))), gold))
+
+
 def gold_ranks(rankings: Sequence[Sequence[Any]], gold: Sequence[set[str]]) -> list[int | None]:
     """For each question, the rank of its first ranked item (pid or pid group) that is in its gold set."""
     if len(rankings) != len(gold):

@@ -194,6 +194,26 @@ def test_fusion_tuning_split_is_stable_and_scores_folded_hits() -> None:
     assert table["offtopic"] == {"n": 1, "false_answer_rate": 1.0}
 
 
+def test_fusion_and_learn_tables_cut_their_metrics_where_they_say() -> None:
+    """bench.fusion's table reports R@5 and MRR@10 and bench.learn's R@1, R@5 and the MRR of the whole list, both
+    through indexer.search.metrics.recall_mrr: gold at ranks 1, 6 and 12 of twelve hits, and one question missed."""
+    from bench import fusion, learn
+    from indexer.search.rank import Results
+
+    def hits(gold_at: int | None) -> Results:
+        return Results([{"pid": "g#0" if i == gold_at else f"d#{i}", "also_in": [], "best_sentence": "每月召开1次"}
+                        for i in range(1, 13)], answer_found=True)
+
+    ranks = (1, 6, 12, None)
+    fq = [fusion.Question(f"q{i}", f"dev:{i}", "dev", {"g#0"}, False) for i in range(4)]
+    assert fusion.table(fq, [hits(r) for r in ranks], tuning=None)["dev"] == {
+        "n": 4, "R@5": 0.25, "MRR@10": round((1 + 1 / 6) / 4, 3), "answer_found": 1.0}
+    lq = [SimpleNamespace(set="dev", gold={"g#0"}, text="支委会多久开一次会") for _ in ranks]
+    row = learn.table(lq, [hits(r) for r in ranks])["dev"]
+    assert (row["R@1"], row["R@5"], row["MRR"]) == (0.25, 0.25, round((1 + 1 / 6 + 1 / 12) / 4, 3))
+    assert row["own1"] == 1 and row["n"] == 4
+
+
 @pytest.mark.slow
 def test_upload_speed_times_an_upload_into_a_copy_and_leaves_the_index_alone(tmp_path: Path, seed_cache: Path) -> None:
     """bench/upload_speed.py (and bench.speed's first pass after an upload) add a document to a copy of a bench

@@ -14,10 +14,12 @@ def first_rank(items: Sequence[Any], ok: Callable[[Any], bool]) -> int | None:
     return None
 
 
-def recall_mrr(ranks: Sequence[int | None], ks: Sequence[int] = KS, digits: int | None = None) -> dict[str, float]:
-    """Recall@k for each k and MRR@max(k) from the ranks of the first correct hit (None = not retrieved)."""
+def recall_mrr(ranks: Sequence[int | None], ks: Sequence[int] = KS, digits: int | None = None,
+               depth: int | None = None) -> dict[str, float]:
+    """Recall@k for each k and MRR@depth (default max(k)) from the ranks of the first correct hit (None = not
+    retrieved)."""
     n = max(1, len(ranks))
-    depth = max(ks)
+    depth = max(ks) if depth is None else depth
 
     def share(x: float) -> float:
         return round(x, digits) if digits is not None else x
