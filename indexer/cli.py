@@ -20,8 +20,9 @@ from indexer.types import PartyQAError
 
 logger = logging.getLogger("partyqa")
 
-HIT_CSV_FIELDS = ["question", "answer_found", "confidence", "rank", "citation", "doc_id", "title", "section", "score",
-                  "keyword_rank", "semantic_rank", "terms", "best_sentence", "text", "start", "end"]
+HIT_CSV_FIELDS = ["question", "answer_found", "confidence", "rank", "citation", "doc_id", "title", "section", "status",
+                  "version_label", "score", "keyword_rank", "semantic_rank", "terms", "best_sentence", "text", "start",
+                  "end"]
 
 
 def _json(obj: Any) -> str:
@@ -168,6 +169,8 @@ def _print_hits(question: str, hits: Any) -> None:
         print(f"  {'答' if hits.answer_found else '最接近的句子'}: {h['best_sentence']}")
         for other in h.get("also_in") or []:
             mark = {"current": "（现行）", "historical": "（历史版本）"}.get(other.get("version_status") or "", "")
+            if other.get("status") in ("已修订", "已废止"):
+                mark += f"[{other['status']}]"
             print(f"  另见: {other['title']} › {other['section'] or '(正文)'}{mark}")
         print(f"  段落: {h['text']}")
         for ref in h.get("references") or []:

@@ -1,5 +1,6 @@
 """Answers as downloadable files: CSV (UTF-8 with BOM, so Excel reads the Chinese), Excel .xlsx and Word .docx, with
-citations; each records the search settings (mode, document filter) it was made with."""
+citations and each text's status and version (现行 / 已修订 / 已废止, 2018年版); each records the search settings
+(mode, document filter) it was made with."""
 from __future__ import annotations
 
 import csv
@@ -9,11 +10,12 @@ from typing import Any, Sequence
 
 from indexer.text.cite import citation
 
-CSV_FIELDS = ["question", "answer_found", "confidence", "rank", "citation", "title", "section", "doc_id",
-              "best_sentence", "text", "score", "also_in"]
+CSV_FIELDS = ["question", "answer_found", "confidence", "rank", "citation", "title", "section", "status", "version",
+              "doc_id", "best_sentence", "text", "score", "also_in"]
 CSV_HEADER = {"question": "问题 question", "answer_found": "找到直接回答 answer_found", "confidence": "置信度 confidence",
               "rank": "名次 rank", "citation": "出处 citation", "title": "文档 title", "section": "章节 section",
-              "doc_id": "文档编号 doc_id", "best_sentence": "回答句 best_sentence", "text": "原文段落 text",
+              "status": "状态 status", "version": "版本 version", "doc_id": "文档编号 doc_id",
+              "best_sentence": "回答句 best_sentence", "text": "原文段落 text",
               "score": "得分 score", "also_in": "另见 also_in"}
 MIME = {"csv": "text/csv; charset=utf-8",
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -43,8 +45,18 @@ def _cite(hit: dict[str, Any]) -> str:
     return str(hit.get("citation") or citation(hit))
 
 
+def _marks(hit: dict[str, Any]) -> str:
+    """``2018年版 · 已修订``: the version label (where the document has other versions) and the status (现行 / 已修订 /
+    已废止, issue 24 §1), as far as the hit has them."""
+    return " · ".join(str(v) for v in (hit.get("version_label"), hit.get("status")) if v)
+
+
 def _also_in(hit: dict[str, Any]) -> str:
-    return "；".join(_cite(a) + (f"（{a['doc_id']}）" if a.get("doc_id") else "") for a in hit.get("also_in") or [])
+    def one(a: dict[str, Any]) -> str:
+        note = "；".join(v for v in (_marks(a), a.get("doc_id")) if v)
+        return _cite(a) + (f"（{note}）" if note else "")
+
+    return "；".join(one(a) for a in hit.get("also_in") or [])
 
 
 def settings_line(meta: dict[str, Any] | None) -> str:
@@ -80,7 +92,8 @@ def _rows(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             rows.append({**base, "text": "没有找到相关段落"})
         for h in item["hits"]:
             rows.append({**base, "rank": h.get("rank"), "citation": _cite(h), "title": h.get("title"),
-                         "section": h.get("section"), "doc_id": h.get("doc_id"),
+                         "section": h.get("section"), "status": h.get("status") or "",
+                         "version": h.get("version_label") or "", "doc_id": h.get("doc_id"),
                          "best_sentence": h.get("best_sentence") if item.get("answer_found") else "",
                          "text": h.get("text"), "score": h.get("score"), "also_in": _also_in(h)})
     return rows
@@ -115,8 +128,8 @@ def to_xlsx(items: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None)
 
     for row in _rows(items):
         sheet.append([xl(row.get(f)) for f in CSV_FIELDS])
-    widths = {"question": 28, "citation": 36, "title": 24, "section": 24, "best_sentence": 48, "text": 60,
-              "also_in": 30}
+    widths = {"question": 28, "citation": 36, "title": 24, "section": 24, "version": 10, "best_sentence": 48,
+              "text": 60, "also_in": 30}
     for i, field in enumerate(CSV_FIELDS, start=1):
         sheet.column_dimensions[sheet.cell(1, i).column_letter].width = widths.get(field, 12)
     wrap = Alignment(wrap_text=True, vertical="top")
@@ -164,7 +177,7 @@ def to_docx(items: Sequence[dict[str, Any]], title: str = "党建问答检索结
             doc.add_paragraph("未找到直接回答，以下是最接近的段落。")
         for h in item["hits"]:
             head = doc.add_paragraph()
-            run = head.add_run(f"[{h.get('rank')}] {_cite(h)}")
+            run = head.add_run(f"[{h.get('rank')}] {_cite(h)}" + (f"（{_marks(h)}）" if _marks(h) else ""))
             run.bold = True
             answered = bool(item.get("answer_found") and h.get("best_sentence"))
             if answered:
