@@ -15,6 +15,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from indexer import fsutil
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 CORPUS = ROOT / "corpus"                # the library shipped with the product
@@ -265,9 +267,7 @@ def write_json(path: Path, obj: Any) -> Path:
     """Write obj as indented UTF-8 JSON (atomically) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    fsutil.write_json(path, obj, indent=1)
     return path
 
 

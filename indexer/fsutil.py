@@ -72,8 +72,8 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     os.replace(stage_file(path, write), path)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON (UTF-8, not ASCII-escaped) atomically over ``path``."""
+def write_json(path: Path, obj: Any, indent: int | None = None) -> None:
+    """Write JSON (UTF-8, not ASCII-escaped; ``indent`` as json.dumps's) atomically over ``path``."""
     # json.dumps, not json.dump: that one always encodes in Python (5x slower)
-    data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    data = json.dumps(obj, ensure_ascii=False, indent=indent).encode("utf-8")
     write_atomic(path, lambda fh: fh.write(data))

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from indexer.embed.cache import _safe_name, embed_passages
+from indexer.fsutil import write_json
 from indexer.text.windows import window_key, window_texts
 
 logger = logging.getLogger(__name__)
@@ -109,9 +110,7 @@ class SentenceStore:
         dim = int(todo[0][1].shape[1])
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.dim is None:
-            tmp = self._path("meta.json.tmp")
-            tmp.write_text(json.dumps({"model_id": self.model_id, "dim": dim, "dtype": "float16"}), encoding="utf-8")
-            os.replace(tmp, self._path("meta.json"))
+            write_json(self._path("meta.json"), {"model_id": self.model_id, "dim": dim, "dtype": "float16"})
             self.dim = dim
         with self._lock:
             with open(self._path("vecs.f16"), "ab") as fh:
