@@ -134,6 +134,54 @@ def test_a_disabled_passage_is_gone_from_semantic_and_hybrid_results(tmp_path: P
                 assert not targets & every_pid(e.search(q, k=10, mode=mode)), (q, mode)
 
 
+# ------------------------------------------------------------------------------------------- nothing curated
+# 24 questions over the seed essay and the regulation fixture: paraphrases, near-verbatim ones, an article named by
+# number, an enumeration, and two off-topic ones.
+UNCURATED_QUESTIONS = QUESTIONS + [
+    "几个正式党员就要成立支部？", "支部委员会多长时间开一次会", "党员大会多久召开一次", "组织生活会每年开几次",
+    "单位里党员不到三个人怎么建支部", "主题党日多久搞一次", "支部成员之间谈心一年至少几回", "支部怎样为职工群众办实事",
+    "第十五条是怎么规定的", "党支部书记应当具备哪些条件", "三会一课包括哪些内容", "基层党支部如何做好宣传者",
+    "党员发挥先锋模范作用", "支部委员会由党员大会选举产生", "党支部怎样做好团结者", "发展党员要经过哪些程序",
+    "今天天气怎么样", "如何申请出国签证"]
+
+
+def _hits_of(e: Engine, questions: list[str], mode: str) -> list:
+    """Every question's full hit records (pids, order, scores, spans, folded copies) and answer envelope."""
+    return [([dict(h) for h in res], res.envelope()) for res in e.search_many(questions, k=10, mode=mode)]
+
+
+def test_nothing_curated_ranks_exactly_as_without_the_curation_hooks(tmp_path: Path, seed_cache: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26 "quality tables unchanged with nothing curated": with no passage disabled, no standard question and
+    no 问答对, every hit list (pids, order, scores, answer sentences) and envelope is the one the search gives with
+    every curation hook bypassed. The hooks are shown to matter once something is curated."""
+    from indexer import engine as engine_module
+    from indexer.search import searcher as searcher_module
+
+    assert len(UNCURATED_QUESTIONS) == len(set(UNCURATED_QUESTIONS)) >= 20
+    index = with_seed_cache(seed_cache, tmp_path / "index")
+    with Engine.open(index, Config()) as e:
+        e.index(make_corpus(tmp_path / "corpus"))
+        assert e.curator.disabled() == [] and e.curator.standard_questions() == [] and faq.list_entries(e) == []
+        curated = {mode: _hits_of(e, UNCURATED_QUESTIONS, mode) for mode in ("keyword", "hybrid", "semantic")}
+        with monkeypatch.context() as m:  # every hook of issue 26 as the identity
+            m.setattr(searcher_module, "visible_candidates", lambda gen, kw, sem: (kw, sem))
+            m.setattr(searcher_module, "standard_matches", lambda gen, queries, vectors: [None] * len(queries))
+            m.setattr(searcher_module, "standard_answers", lambda *args, **kwargs: None)
+            m.setattr(curation, "disabled_pids", lambda gen: frozenset())  # the 第X条 look-up's
+            m.setattr(engine_module, "faq_answer_sentences", lambda results: None)
+            bypassed = {mode: _hits_of(e, UNCURATED_QUESTIONS, mode) for mode in curated}
+            for mode, found in curated.items():
+                assert sum(bool(hits) for hits, _ in found) >= 20, mode
+                for q, got, want in zip(UNCURATED_QUESTIONS, found, bypassed[mode]):
+                    assert got == want, (mode, q)
+            # the comparison sees a curated state: one passage disabled changes what the hooks return
+            target = curated["hybrid"][0][0][0]["pid"]
+            e.set_passage_enabled([target], False)
+            assert target in every_pid(_hits_of(e, QUESTIONS[:1], "hybrid")[0][0])  # hooks bypassed
+        assert target not in every_pid(_hits_of(e, QUESTIONS[:1], "hybrid")[0][0])  # hooks in place
+
+
 # ------------------------------------------------------------------------------------------- standard questions
 def test_a_linked_question_returns_its_passage_first_marked(eng: Engine) -> None:
     q = "支部委员会选举多久一次"
