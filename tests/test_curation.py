@@ -395,6 +395,59 @@ def test_serving_a_network_address_needs_tokens(monkeypatch: pytest.MonkeyPatch,
     assert "--allow-anonymous-writes" in capsys.readouterr().err
 
 
+ENV_TOKENS = "王读者:reader:r-env, 李编辑:editor:e-env;张管理:ADMIN:a:env"  # spaces, ";" and a token holding ":"
+
+
+def test_named_tokens_from_the_environment_decide_roles(eng: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26 §5 "a tokens file, or env": PARTYQA_TOKENS names several users with roles, enforced like the
+    file's (a reader may not disable, an editor may but may not read the audit log, an admin may)."""
+    monkeypatch.setenv("PARTYQA_TOKENS", ENV_TOKENS)
+    client = create_app(eng).test_client()
+    assert client.get("/api/me", headers=_auth("a:env")).json == {"name": "张管理", "role": "admin", "tokens": True}
+    assert client.get("/api/me", headers=_auth("e-env")).json["name"] == "李编辑"
+    pid = top_pid(eng, TERM_Q)
+    url = f"/api/passages/{quote(pid, safe='')}/disable"
+    assert client.post(url).status_code == 401  # tokens are configured: no token, no write
+    assert client.post(url, headers=_auth("r-env")).status_code == 403
+    assert client.post(url, headers=_auth("王读者")).status_code == 403  # a name is not a token
+    assert pid in every_pid(eng.search(TERM_Q, k=5, mode="keyword"))
+    assert client.post(url, headers=_auth("e-env")).status_code == 200
+    assert pid not in every_pid(eng.search(TERM_Q, k=5, mode="keyword"))
+    assert client.get("/api/audit", headers=_auth("e-env")).status_code == 403
+    entries = client.get("/api/audit", headers=_auth("a:env")).json["entries"]
+    assert [(e["who"], e["action"], e["result"]) for e in entries[:1]] == [("李编辑", "disable", "ok")]
+
+
+def test_tokens_file_and_environment_together_and_bad_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys) -> None:
+    from webui.auth import Tokens, TokensError, check_bind, parse_env_tokens
+
+    users = parse_env_tokens(ENV_TOKENS)
+    assert {t: (u.name, u.role) for t, u in users.items()} == {
+        "r-env": ("王读者", "reader"), "e-env": ("李编辑", "editor"), "a:env": ("张管理", "admin")}
+    assert parse_env_tokens('[{"token": "t1", "role": "editor", "name": "甲"}]')["t1"].role == "editor"
+    file = tmp_path / "tokens.txt"
+    file.write_text("f-tok reader 文件读者\ne-env admin 冒名\n", "utf-8")
+    both = Tokens(str(file), "adm", ENV_TOKENS).users()  # the file's first, then the environment's, then the admin's
+    assert {t: (u.name, u.role) for t, u in both.items()} == {
+        "f-tok": ("文件读者", "reader"), "e-env": ("冒名", "admin"), "r-env": ("王读者", "reader"),
+        "a:env": ("张管理", "admin"), "adm": ("admin", "admin")}
+    for bad, says in (("张三:editor", "expected 'name:role:token'"), ("张三:editor:", "expected 'name:role:token'"),
+                      ("张三:boss:t1", "role must be one of"), (" , ;", "is empty"), ("[1]", "must be an object")):
+        with pytest.raises(TokensError, match=says) as err:
+            parse_env_tokens(bad)
+        assert "PARTYQA_TOKENS" in str(err.value) and " / " in str(err.value)  # 中文 / English
+        monkeypatch.setenv("PARTYQA_TOKENS", bad)
+        with pytest.raises(TokensError):  # refused at start, on loopback too
+            check_bind("127.0.0.1")
+    monkeypatch.setenv("PARTYQA_TOKENS", "张三:editor")
+    assert cli_main(["--index-dir", str(tmp_path / "index"), "serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "PARTYQA_TOKENS 第 1 项应为“名字:角色:令牌”" in err and "entry 1: expected 'name:role:token'" in err
+    monkeypatch.setenv("PARTYQA_TOKENS", "张三:editor:t1")
+    check_bind("0.0.0.0")  # named users from the environment are tokens enough to serve a network address
+
+
 def test_cli_writes_are_audited(tmp_path: Path, corpus: Path, capsys) -> None:
     index = str(tmp_path / "index")
     assert cli_main(["--index-dir", index, "-q", "index", str(corpus), "--no-wait"]) == 0

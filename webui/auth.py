@@ -1,5 +1,6 @@
-"""Named users with roles (issue 26): reader < editor < admin, from a tokens file (``PARTYQA_TOKENS_FILE``) and the
-single ``PARTYQA_ADMIN_TOKEN`` (an admin named "admin").
+"""Named users with roles (issue 26): reader < editor < admin, from a tokens file (``PARTYQA_TOKENS_FILE``), the
+environment (``PARTYQA_TOKENS``, :func:`parse_env_tokens`) and the single ``PARTYQA_ADMIN_TOKEN`` (an admin named
+"admin").
 
 The tokens file is JSON -- ``[{"token", "role", "name"}, ...]``, ``{"tokens": [...]}`` or ``{token: {"role",
 "name"}}`` -- or text lines ``token role name`` (``#`` starts a comment). With no token configured, every request
@@ -17,6 +18,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,36 @@ def parse_tokens(text: str, source: str = "tokens file") -> dict[str, User]:
                 raise TokensError(f"{source} 第 {n} 行应为“令牌 角色 名字” / {source} line {n}: expected "
                                   f"'token role name'")
             entries.append((parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
+    return _users(entries, source)
+
+
+ENV_TOKENS = "PARTYQA_TOKENS"
+_ENV_SEPARATORS = re.compile(r"[,;\n，；]")
+
+
+def parse_env_tokens(text: str, source: str = ENV_TOKENS) -> dict[str, User]:
+    """Token -> User from ``PARTYQA_TOKENS``: entries ``name:role:token`` separated by ``,`` / ``;`` / new lines
+    (``张三:editor:tok1,李四:reader:tok2``), or the tokens file's JSON; the same roles and checks as the file."""
+    if text.strip().startswith(("{", "[")):
+        return parse_tokens(text, source)
+    entries: list[tuple[str, str, str]] = []
+    for n, item in enumerate(_ENV_SEPARATORS.split(text), start=1):
+        item = item.strip()
+        if not item:
+            continue
+        parts = [part.strip() for part in item.split(":", 2)]
+        if len(parts) < 3 or not parts[2]:
+            raise TokensError(f"{source} 第 {n} 项应为“名字:角色:令牌”（多项用逗号分隔） / {source} entry {n}: "
+                              f"expected 'name:role:token' (entries separated by commas)")
+        entries.append((parts[2], parts[1], parts[0]))
+    if not entries:
+        raise TokensError(f"{source} 为空：应为“名字:角色:令牌”，多项用逗号分隔 / {source} is empty: expected "
+                          f"'name:role:token' entries separated by commas")
+    return _users(entries, source)
+
+
+def _users(entries: list[tuple[str, str, str]], source: str) -> dict[str, User]:
+    """Token -> User from (token, role, name) entries; TokensError for an unknown role or an empty token."""
     out: dict[str, User] = {}
     for token, role, name in entries:
         role = role.lower()
@@ -93,15 +125,17 @@ def parse_tokens(text: str, source: str = "tokens file") -> dict[str, User]:
 class Tokens:
     """The configured tokens, re-read when the tokens file changes."""
 
-    def __init__(self, path: str | None, admin_token: str | None):
+    def __init__(self, path: str | None, admin_token: str | None, env_tokens: str | None = None):
         self.path = Path(path) if path else None
         self.admin_token = admin_token or ""
+        self.env_tokens = env_tokens or ""  # PARTYQA_TOKENS' value
         self._lock = threading.Lock()
         self._sig: Any = None
         self._users: dict[str, User] = {}
 
     def users(self) -> dict[str, User]:
-        """Token -> User (the tokens file's, plus the admin token's)."""
+        """Token -> User (the tokens file's, then PARTYQA_TOKENS', then the admin token's; a token listed twice keeps
+        its first user)."""
         with self._lock:
             sig = None
             if self.path is not None:
@@ -113,6 +147,9 @@ class Tokens:
                                       f"{exc}") from None
             if sig != self._sig or not self._users:
                 users = parse_tokens(self.path.read_text("utf-8-sig"), str(self.path)) if self.path else {}
+                if self.env_tokens:
+                    for token, user in parse_env_tokens(self.env_tokens).items():
+                        users.setdefault(token, user)
                 if self.admin_token:
                     users.setdefault(self.admin_token, User("admin", "admin"))
                 self._users, self._sig = users, sig
@@ -120,7 +157,7 @@ class Tokens:
 
     def configured(self) -> bool:
         """True when any token is configured."""
-        return bool(self.path) or bool(self.admin_token)
+        return bool(self.path) or bool(self.env_tokens) or bool(self.admin_token)
 
     def lookup(self, given: str) -> User | None:
         """The user of a token (constant-time comparisons), None when unknown."""
@@ -140,11 +177,12 @@ def _header_bytes(value: str) -> bytes:
 
 
 def tokens() -> Tokens:
-    """The current app's tokens (created on first use from PARTYQA_TOKENS_FILE and the admin token)."""
+    """The current app's tokens (created on first use from PARTYQA_TOKENS_FILE, PARTYQA_TOKENS and the admin
+    token)."""
     st = state()
     found = getattr(st, "tokens", None)
     if found is None:
-        found = Tokens(os.environ.get("PARTYQA_TOKENS_FILE") or None, st.admin_token)
+        found = Tokens(os.environ.get("PARTYQA_TOKENS_FILE") or None, st.admin_token, os.environ.get(ENV_TOKENS))
         st.tokens = found
     return found
 
@@ -176,7 +214,7 @@ def current_user() -> User:
                 found = toks.lookup(given)
             except TokensError as exc:
                 logger.error("%s", exc)
-                raise ApiError(503, "令牌文件无法读取，请管理员检查 PARTYQA_TOKENS_FILE。", str(exc),
+                raise ApiError(503, "令牌配置无法读取，请管理员检查 PARTYQA_TOKENS_FILE 或 PARTYQA_TOKENS。", str(exc),
                                code="tokens_unreadable") from None
             if found is None:
                 raise ApiError(403, "令牌不正确。", "unknown token", code="bad_token")
@@ -241,16 +279,18 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(host: str, allow_anonymous_writes: bool = False, admin_token: str = "") -> None:
     """Refuse to serve on a non-loopback address with no token configured (anyone on the network could write),
-    unless ``allow_anonymous_writes``; refuse a tokens file that cannot be read. Raises PartyQAError (bilingual)."""
-    path = os.environ.get("PARTYQA_TOKENS_FILE")
-    if path:
-        Tokens(path, admin_token).users()  # a missing or bad tokens file stops the server now, not at a request
+    unless ``allow_anonymous_writes``; refuse a tokens file or a PARTYQA_TOKENS value that cannot be read. Raises
+    PartyQAError (bilingual)."""
+    path, env = os.environ.get("PARTYQA_TOKENS_FILE"), os.environ.get(ENV_TOKENS)
+    if path or env:
+        Tokens(path, admin_token, env).users()  # a missing or bad tokens file / value stops the server now
     if is_loopback(host) or allow_anonymous_writes:
         return
-    if admin_token or os.environ.get("PARTYQA_TOKENS_FILE") or os.environ.get("PARTYQA_ADMIN_TOKEN"):
+    if admin_token or path or env or os.environ.get("PARTYQA_ADMIN_TOKEN"):
         return
     raise PartyQAError(f"拒绝在 {host} 上无令牌服务：网络上的任何人都能上传、删除和修改。请设置 PARTYQA_TOKENS_FILE（令牌 角色 "
-                       f"名字）或 PARTYQA_ADMIN_TOKEN，或加 --allow-anonymous-writes / refusing to serve on {host} "
+                       f"名字）、PARTYQA_TOKENS（名字:角色:令牌,…）或 PARTYQA_ADMIN_TOKEN，或加 --allow-anonymous-writes / refusing to serve on {host} "
                        f"without tokens: anyone on the network could upload, delete and edit. Set "
-                       f"PARTYQA_TOKENS_FILE (lines 'token role name') or PARTYQA_ADMIN_TOKEN, or pass "
+                       f"PARTYQA_TOKENS_FILE (lines 'token role name'), PARTYQA_TOKENS ('name:role:token,...') or "
+                       f"PARTYQA_ADMIN_TOKEN, or pass "
                        f"--allow-anonymous-writes")
