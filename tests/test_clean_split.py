@@ -10,7 +10,7 @@ import pytest
 
 from indexer.ingest.clean import clean_text
 from indexer.ingest.split import split_document
-from indexer.text.structure import article_label, heading_level, sentence_spans
+from indexer.text.structure import article_label, heading_level, opens_part, sentence_spans
 from indexer.types import Document
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,6 +241,20 @@ def test_heading_level_headings(line, expected):
 )
 def test_heading_level_non_headings(line):
     assert heading_level(line) is None
+
+
+def test_upper_level_labels_and_the_outline_that_uses_them():
+    """structure.opens_part names the 编/章/节/部分 and 一、 labels; the document page's outline (webui.render) keeps
+    by it a one-sentence 一、 heading that ends in 。 and drops a numbered item the splitter took for a heading."""
+    from webui.render import _list_item
+
+    for text in ("第一编 总则", "第四章 工作机制", "第三节 纪律处分", "第一部分 总体要求", "四、为民服务永不变，做好服务者。",
+                 "二十三、附则"):
+        assert opens_part(text), text
+    for text in ("（一）加强组织建设", "1.延安整风运动", "第十一条 党支部党员大会", "党支部是党的基础组织。", "第十条"):
+        assert not opens_part(text), text
+    assert not _list_item("四、为民服务永不变，做好服务者。") and not _list_item("二十三、附则")
+    assert _list_item("（二）严格组织生活。") and _list_item("四、坚持学习。提高本领。") and _list_item("五、" + "学" * 60)
 
 
 def test_article_label():

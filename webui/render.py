@@ -9,14 +9,18 @@ from markupsafe import Markup, escape
 
 from indexer.text import structure
 from indexer.text.cite import is_document_name
+from indexer.text.numerals import NUMERALS
 
 logger = logging.getLogger(__name__)
 
 DOC_NAME_LEVEL = 0.5  # above every heading level the splitter gives (1 = top)
 
+# Not structure's heading rules on purpose: whether a line is a heading is structure.heading_level's to say; this
+# only strips the label off a line already taken for one (heading_question), generously -- any length, 第X条 too,
+# several levels of Arabic numbering (1.2.3) -- so that the question keeps the heading's words only.
 _NUMBERING_RE = re.compile(
     r"^\s*(?:#{1,6}\s*"
-    r"|第[一二三四五六七八九十百千零〇两\d]+[编章节条]\s*"
+    rf"|第[{NUMERALS}\d]+[编章节条]\s*"
     r"|[一二三四五六七八九十]+、\s*"
     r"|[（(][一二三四五六七八九十\d]+[)）]\s*"
     r"|\d+(?:\.\d+)*[、.．]\s*)"
@@ -242,9 +246,6 @@ def document_blocks(text: str, passages: Sequence[dict[str, Any]],
     return blocks
 
 
-_TOP_HEADING = re.compile(r"^(?:第[一二三四五六七八九十百千零〇两\d]+[编章节]|[一二三四五六七八九十]+、)")
-
-
 def _list_item(text: str) -> bool:
     """True for a numbered list item the splitter took for a heading: over 60 characters, ending in ；, or ending
     in 。 unless it is a single-sentence 第X章 / 一、 heading (the essay's "四、……做好服务者。" is a heading)."""
@@ -252,7 +253,7 @@ def _list_item(text: str) -> bool:
     if len(text) > 60 or text.endswith(("；", ";")):
         return True
     if text.endswith("。"):
-        return not (_TOP_HEADING.match(text) and "。" not in text[:-1])
+        return not (structure.opens_part(text) and "。" not in text[:-1])
     return False
 
 

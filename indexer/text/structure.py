@@ -20,7 +20,7 @@ MD_HEADING = re.compile(r"^(#{1,6})(?:[ \t]+(.*?))?[ \t]*#*[ \t]*$")
 _BOLD_WRAP = re.compile(r"^\*\*(.+?)\*\*$")
 STRUCT = re.compile(rf"^第[{NUMERALS}]+([编章节]|部分)(?=$|[\s\u3000*]|[^{NUMERALS}])")
 ARTICLE = re.compile(rf"^(#{{1,6}}[ \t]*)?(\*\*)?(第[{NUMERALS}]+条)(\*\*)?")
-_CN_ENUM = re.compile(rf"^[{CN_NUMERALS}]+、")
+CN_ENUM = re.compile(rf"^[{CN_NUMERALS}]+、")
 _PAREN_ENUM = re.compile(rf"^[（(][{CN_NUMERALS}]+[）)]")
 _DIGIT_ENUM = re.compile(r"^[0-9０-９]{1,2}[.、．](?![0-9０-９])")
 _SENT_END = re.compile(rf"[{_TERMINATORS}]|…+")
@@ -29,6 +29,11 @@ REG_TITLE = re.compile(
 )
 _LEVEL = {"部分": 1, "编": 1, "章": 2, "节": 3}
 BARE_PARTS = {"总则", "分则", "附则"}  # a regulation part whose 第X章 label was lost in conversion
+
+
+def opens_part(text: str) -> bool:
+    """True when ``text`` starts with the label of a document's upper levels: ``第X编/章/节/部分`` or ``一、``."""
+    return bool(STRUCT.match(text) or CN_ENUM.match(text))
 
 
 def _has_terminator(s: str) -> bool:
@@ -99,7 +104,7 @@ def heading_level(line: str) -> tuple[int, str] | None:
             rest = s[m.end():].strip(" \t\u3000*")
             return _LEVEL[m.group(1)], f"{label} {rest}" if rest else label
         return None
-    if _CN_ENUM.match(s):
+    if CN_ENUM.match(s):
         return (4, s) if _enum_is_heading(s, 80, 60) else None
     if _PAREN_ENUM.match(s):
         return (5, s) if _enum_is_heading(s, 50, 40) else None
@@ -124,7 +129,7 @@ def is_pseudo_md_heading(inner: str) -> bool:
         return True
     if body and body[-1] in "。！？!?…":
         # a short title that happens to end with 。 is still a heading: "四、研究确定入党积极分子。"
-        enum = _CN_ENUM.match(body) or _PAREN_ENUM.match(body)
+        enum = CN_ENUM.match(body) or _PAREN_ENUM.match(body)
         if enum and not _has_terminator(body[:-1]) and len(body) <= 60:
             return False
         return True
@@ -176,7 +181,7 @@ def enum_level(line: str) -> int | None:
         s = bm.group(1).strip()
     elif s.startswith("**"):
         s = s[2:]
-    if _CN_ENUM.match(s):
+    if CN_ENUM.match(s):
         return 4
     if _PAREN_ENUM.match(s):
         return 5
