@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -142,9 +143,33 @@ def test_fixture_document_filter_names_the_regulation(small):
     assert _article(hits[0]) == "第七条"
 
 
-def test_fixture_hits_carry_references_field(small):
+SELF_CITING = "学习制度条例.txt"
+SELF_CITING_TEXT = ("学习制度条例\n\n第一章　总则\n\n"
+                    "第一条　党小组每月组织一次集中学习，学习党章党规和党的创新理论，由党小组组长主持，党员轮流领学。\n\n"
+                    "第二条　因公出差等原因无法参加集中学习的党员，依照本条例第一条的规定，在一个月内另行补学并交流心得。\n")
+
+
+def test_fixture_hits_carry_references_field(small, tmp_path):
+    # The fixture cites no article (no 本条例第…, 前款, 本条第…款, 《…》第…): every hit carries an empty list.
     hits = small.search("党支部委员会怎么设立", k=5, mode="keyword")
-    assert hits and all(isinstance(h["references"], list) for h in hits)
+    assert hits and all("references" in h for h in hits)
+    plain = [h for h in hits if not re.search(r"本条例第|前[一二两三]?款|本条第|》\s*第", h["text"])]
+    assert plain and all(h["references"] == [] for h in plain), [(h["pid"], h["references"]) for h in plain]
+    # A regulation citing its own article: the reference is the words in the passage, and points at that article.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / SELF_CITING).write_text(SELF_CITING_TEXT, encoding="utf-8")
+    eng = _engine(tmp_path / "index", corpus)
+    try:
+        hit = next(h for h in eng.search("学习制度条例第二条", k=3, mode="keyword") if "依照本条例第一条" in h["text"])
+        refs = [r for r in hit["references"] if r["text"] == "本条例第一条"]
+        assert len(refs) == 1, hit["references"]
+        assert hit["text"][refs[0]["start"]:refs[0]["end"]] == "本条例第一条"
+        first = next(p for p in eng.document(SELF_CITING)["passages"] if "党小组每月组织一次集中学习" in p["text"])
+        assert refs[0]["doc_id"] == SELF_CITING and refs[0]["pid"] == f"{SELF_CITING}#{first['ordinal']}"
+        assert refs[0]["citation"].endswith("第一条"), refs[0]
+    finally:
+        eng.close()
 
 
 def test_fixture_disabled_article_is_never_pinned(tmp_path):

@@ -180,11 +180,16 @@ def test_health_reports_counts_and_model(client, built):
 
 
 def test_api_search_get_keyword(client):
+    t0 = time.perf_counter()
     resp = client.get("/api/search", query_string={"q": "党支部怎样当好监督者", "mode": "keyword", "k": 3})
+    elapsed_ms = (time.perf_counter() - t0) * 1000
     assert resp.status_code == 200
     body = resp.get_json()
     assert body["question"] == "党支部怎样当好监督者" and body["mode"] == "keyword"
-    assert isinstance(body["took_ms"], (int, float)) and body["took_ms"] >= 0
+    # took_ms is the search's own time: a positive number of milliseconds (rounded to 0.1) within the request's
+    # wall time measured here around it
+    assert type(body["took_ms"]) in (int, float) and 0 < body["took_ms"] <= elapsed_ms + 0.1, (body["took_ms"],
+                                                                                             elapsed_ms)
     hits = body["results"]
     assert 1 <= len(hits) <= 3
     assert REQUIRED_HIT_FIELDS <= set(hits[0])
@@ -192,6 +197,27 @@ def test_api_search_get_keyword(client):
     assert "监督" in hits[0]["text"]
     assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
     assert all(h["semantic_rank"] is None and h["keyword_rank"] for h in hits)
+
+
+def test_took_ms_is_the_search_time_in_milliseconds(client, built, monkeypatch):
+    """took_ms counts the engine's search, in milliseconds: a search held 250 ms reports at least 250 (not 0.25,
+    not the time before or after the search), and no more than the request took."""
+    def held(method):
+        def run(*args, **kwargs):
+            time.sleep(0.25)
+            return method(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(built, "search", held(built.search))
+    monkeypatch.setattr(built, "search_many", held(built.search_many))
+    for path, payload, field in (("/api/search", {"question": "党费", "mode": "keyword"}, "took_ms"),
+                                 ("/api/batch", {"questions": ["党费"], "mode": "keyword"}, "took_ms")):
+        t0 = time.perf_counter()
+        resp = client.post(path, json=payload)
+        elapsed_ms = (time.perf_counter() - t0) * 1000
+        assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+        took = resp.get_json()[field]
+        assert 250 <= took <= elapsed_ms + 0.1, (path, took, elapsed_ms)
 
 
 def test_api_search_post_matches_get_and_engine(client, built):
