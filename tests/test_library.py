@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -150,3 +151,21 @@ def test_the_essay_alone_has_no_direct_answer(tmp_path: Path) -> None:
         hits = eng.search(RIGHTS_Q, k=5)
         assert hits, "the nearest passages are still listed"
         assert not hits.answer_found, (hits.confidence, hits[0]["text"][:60])
+
+
+def test_shipped_regulations_number_their_articles_without_gaps() -> None:
+    """Every shipped text with articles has 第一条 … 第N条, none missing or repeated (the handbook's copy of
+    党员教育管理工作条例 lacked 第二十条; the shipped text has all 46)."""
+    from indexer.text.numerals import cn_to_int
+
+    counts = {}
+    for path in sorted(CORPUS.glob("*.md")):
+        body = path.read_text(encoding="utf-8").split("---", 2)[-1]
+        numbers = [cn_to_int(n) for n in re.findall(r"(?m)^第([一二三四五六七八九十百零]+)条", body)]
+        if numbers:
+            assert numbers == list(range(1, len(numbers) + 1)), (path.name, numbers)
+            counts[path.stem] = len(numbers)
+    assert counts["中国共产党党员教育管理工作条例"] == 46 and counts["中国共产党章程"] == 55, counts
+    assert counts["中国共产党纪律处分条例（2023）"] == 158 and counts["中国共产党纪律处分条例（2018）"] == 142, counts
+    text = (CORPUS / "中国共产党党员教育管理工作条例.md").read_text(encoding="utf-8")
+    assert "第二十条 市、县党委或者基层党委每年应当组织党员集中轮训" in text and "不少于32学时" in text
