@@ -8,6 +8,7 @@ absent) stays a skip.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -144,17 +145,31 @@ def seed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "index" / "cache"
 
 
+def corpus_digest() -> dict[str, str]:
+    """sha1 of every file under corpus/ (hidden ones included): importing the library must never write there."""
+    return {p.relative_to(SHIPPED).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(SHIPPED.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(scope="session")
-def shipped_library(tmp_path_factory: pytest.TempPathFactory):
+def shipped_import(tmp_path_factory: pytest.TempPathFactory):
     """The shipped library (corpus/: the seed essay and the official texts), real model, imported once per test run
-    the way `make run` imports it (its passage and sentence-window vectors from corpus/.vectors, into a private
-    cache). Read-only: tests search it, serve it, never write to it."""
+    the way `make run` imports it (its passage and sentence-window vectors from corpus/.vectors, into a fresh index
+    with a private cache): (engine, the import's report, :func:`corpus_digest` taken before the import).
+    Read-only: tests search it, serve it, never write to it."""
     from indexer import Config, Engine
 
+    before = corpus_digest()
     with Engine.open(tmp_path_factory.mktemp("shipped-library") / "index", Config()) as eng:
         report = eng.import_dir(SHIPPED)
         assert report.errors == [] and len(report.added) >= 10, report.to_dict()
-        yield eng
+        yield eng, report, before
+
+
+@pytest.fixture(scope="session")
+def shipped_library(shipped_import):
+    """The engine of :func:`shipped_import` (read-only)."""
+    return shipped_import[0]
 
 
 def with_seed_cache(cache: Path, index: Path) -> Path:

@@ -4,7 +4,6 @@ does not match is encoded), leaves corpus/ untouched, and answers 党员有哪�
 essay alone honestly finds no direct answer."""
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -24,17 +23,11 @@ from indexer.types import Passage
 
 pytestmark = pytest.mark.slow
 
-from conftest import ESSAY, SHIPPED as CORPUS
+from conftest import ESSAY, SHIPPED as CORPUS, corpus_digest
 
 DANGZHANG = "中国共产党章程.md"
 RIGHTS_Q = "党员有哪些权利"
 REGEN = "python -m indexer.library vectors corpus/"
-
-
-def corpus_digest() -> dict[str, str]:
-    """sha1 of every file under corpus/ (hidden ones included): the import must never write there."""
-    return {p.relative_to(CORPUS).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(CORPUS.rglob("*")) if p.is_file()}
 
 
 def library_passages() -> list[Passage]:
@@ -59,14 +52,10 @@ def model_id() -> str:
 
 
 @pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory):
-    """The whole library imported as `make run` does, into a fresh index (no embedding cache)."""
-    before = corpus_digest()
-    index = tmp_path_factory.mktemp("library") / "index"
-    eng = Engine.open(index, Config())
-    report = eng.import_dir(CORPUS)
-    yield eng, report, before
-    eng.close()
+def library(shipped_import):
+    """The whole library imported as `make run` does, into a fresh index (no embedding cache): the run's one import
+    (conftest.shipped_import), with its report and corpus/'s digest from before it."""
+    return shipped_import
 
 
 def test_shipped_vectors_cover_the_library(model_id: str) -> None:
