@@ -35,18 +35,40 @@ EXAMPLE_DOCS = 12  # documents read to derive example questions
 MAX_JOBS = 100
 
 
+# Below the top card the answer sentence gets a lighter mark graded by that card's own confidence: the hit's
+# ``confidence``, the answer-confidence model (the one behind answer_found) on the signals that passage alone gives
+# (indexer.search.rank.hit_signals: its share of the question's terms, its own cosine, both halves' first five).
+# ``data-level`` on the mark, style.css draws it: 3 (>= 0.6, likely answers too) a pale fill with an underline,
+# 2 (>= 0.4) an underline, 1 (from the search's answer threshold ``min_confidence`` up) a dotted underline; below
+# that threshold no mark (the engine would not call that passage an answer on top either). A hit without a
+# confidence (one put in by the article look-up) gets level 1.
+HINT_LEVELS = ((0.6, 3), (0.4, 2))
+
+
+def hint_level(confidence: Any, floor: float) -> int | None:
+    """The answer mark's level (3 strongest .. 1) of a card below the top for its confidence; None below ``floor``."""
+    if confidence is None:
+        return 1
+    value = float(confidence)
+    if value < floor:
+        return None
+    return next((level for bound, level in HINT_LEVELS if value >= bound), 1)
+
+
 def _decorate(hit: dict[str, Any], q: str, answer_found: bool, top: bool = True,
-              highlights: Sequence[Sequence[int]] | None = None) -> dict[str, Any]:
+              highlights: Sequence[Sequence[int]] | None = None, floor: float = 0.0) -> dict[str, Any]:
     """Add what the results page shows: highlighted HTML, links (with the answer span), citation, folded copies.
 
-    The answer sentence is strongly marked on the ``top`` card only (a lighter mark below it), and not at all when
-    it is the whole passage; ``highlights`` (the informative terms' spans) replace the hit's own when given."""
+    The answer sentence is strongly marked on the ``top`` card only (below it a lighter mark graded by the card's
+    confidence, none under ``floor``: :func:`hint_level`), and not at all when it is the whole passage;
+    ``highlights`` (the informative terms' spans) replace the hit's own when given."""
     text = hit.get("text", "")
     span = enumeration_span(text, hit.get("best_span"), q) if answer_found else None
     hit["whole_answer"] = covers_passage(text, span)
-    shown = None if hit["whole_answer"] else span
+    level = None if top else hint_level(hit.get("confidence"), floor)
+    shown = None if hit["whole_answer"] or (not top and level is None) else span
     hit["html"] = highlight_html(text, hit.get("highlights") if highlights is None else highlights, shown,
-                                 "answer" if top else "answer-hint")
+                                 "answer" if top else "answer-hint", level)
     hit["citation"] = hit.get("citation") or citation(hit)
     hl = None
     if span:
@@ -68,12 +90,17 @@ def _decorate(hit: dict[str, Any], q: str, answer_found: bool, top: bool = True,
 _ARTICLE_LEAD = re.compile(r"^第[一二三四五六七八九十百千零〇两\d]+条\s*")
 
 
-def _decorate_all(hits: Sequence[dict[str, Any]], q: str, answer_found: bool) -> dict[str, Any] | None:
-    """Decorate a result list (informative terms only; the strong answer mark on the first card) and return the
-    answer box for it: the first hit's answer sentence and citation, or None when no answer was found."""
+def _decorate_all(hits: Sequence[dict[str, Any]], q: str, answer_found: bool,
+                  floor: float | None = None) -> dict[str, Any] | None:
+    """Decorate a result list (informative terms only; the strong answer mark on the first card, graded lighter
+    ones below down to ``floor``, the answer threshold the search used) and return the answer box for it: the
+    first hit's answer sentence and citation, or None when no answer was found."""
+    if floor is None:
+        used = getattr(hits, "min_confidence", None)  # the threshold the search judged answer_found with
+        floor = float(_state().config.min_confidence if used is None else used)
     spans = informative_highlights([h.get("text", "") for h in hits], [h.get("highlights") for h in hits])
     for i, (hit, marks) in enumerate(zip(hits, spans)):
-        _decorate(hit, q, answer_found, top=i == 0, highlights=marks)
+        _decorate(hit, q, answer_found, top=i == 0, highlights=marks, floor=floor)
     if not answer_found or not hits or not hits[0].get("answer_text"):
         return None
     top = hits[0]

@@ -61,9 +61,11 @@ def _valid_spans(spans: Any, n: int) -> list[tuple[int, int]]:
 
 
 def highlight_html(text: str, highlights: Sequence[Sequence[int]] | None = None,
-                   best_span: Sequence[int] | None = None, answer_class: str = "answer") -> Markup:
+                   best_span: Sequence[int] | None = None, answer_class: str = "answer",
+                   level: int | None = None) -> Markup:
     """Escaped ``text`` with matched-term spans in <mark> and the best answering sentence in
-    ``<strong class=answer>`` (``answer_class`` ``answer-hint``: a lighter ``<span>`` for the cards below the top)."""
+    ``<strong class=answer>`` (``answer_class`` ``answer-hint``: a lighter ``<span>`` for the cards below the top,
+    ``level`` its ``data-level``, 1-3, the card's confidence grade)."""
     text = text or ""
     n = len(text)
     marks = _valid_spans(highlights, n)
@@ -91,7 +93,8 @@ def highlight_html(text: str, highlights: Sequence[Sequence[int]] | None = None,
             piece = str(escape(seg))  # escape BEFORE any tag is added
             inner.append(f"<mark>{piece}</mark>" if marked else piece)
         joined = "".join(inner).replace("</mark><mark>", "")
-        parts.append(f'<{tag} class="{answer_class}">{joined}</{tag}>' if answer else joined)
+        graded = f' data-level="{int(level)}"' if level is not None else ""
+        parts.append(f'<{tag} class="{answer_class}"{graded}>{joined}</{tag}>' if answer else joined)
         i = j
     return Markup("".join(parts))
 

@@ -106,18 +106,35 @@ SHORT_QUESTION_WORDS = 2
 def question_signals(query: Query, passages: Mapping[str, Passage], kw: Sequence[tuple[str, float]],
                      sem: Sequence[tuple[str, float]]) -> Signals:
     """Signals of one question from its candidate lists (already restricted to known passages)."""
+    coverage = _coverage(query, [passages[pid].text for pid in {lst[0][0] for lst in (kw, sem) if lst}])
+    sem_top = float(sem[0][1]) if sem else 0.0
+    agree = bool(kw and sem) and (kw[0][0] in {p for p, _ in sem[:5]} or sem[0][0] in {p for p, _ in kw[:5]})
+    return Signals(coverage=coverage, semantic_top=sem_top, agree=agree)
+
+
+def _coverage(query: Query, texts: Sequence[str]) -> float:
+    """The best share of the question's (length-weighted) terms one of ``texts`` holds (0 for a short question's
+    passage that lacks any of its words)."""
     coverage = 0.0
     weighted = query.signal_terms
     total = sum(w * len(t) for t, w in weighted)
     if total:
-        for pid in {lst[0][0] for lst in (kw, sem) if lst}:
-            text = folded_lower(passages[pid].text)
-            coverage = max(coverage, sum(w * len(t) for t, w in weighted if t in text) / total)
+        for text in texts:
+            folded = folded_lower(text)
+            coverage = max(coverage, sum(w * len(t) for t, w in weighted if t in folded) / total)
     if coverage < 1.0 and sum(1 for _, w in weighted if w >= 1.0) <= SHORT_QUESTION_WORDS:
         coverage = 0.0  # a short question is answered only by a passage holding all its words
-    sem_top = float(sem[0][1]) if sem else 0.0
-    agree = bool(kw and sem) and (kw[0][0] in {p for p, _ in sem[:5]} or sem[0][0] in {p for p, _ in kw[:5]})
-    return Signals(coverage=coverage, semantic_top=sem_top, agree=agree)
+    return coverage
+
+
+def hit_signals(query: Query, pid: str, text: str, kw: Sequence[tuple[str, float]],
+                sem: Sequence[tuple[str, float]]) -> Signals:
+    """The question's :class:`Signals` as one hit alone gives them (the plain halves, as for the question): the
+    share of the question's terms in this passage, this passage's own cosine (a candidate the semantic half did not
+    return gets the lowest one it did: its own is no higher), and whether both halves put it in their first five."""
+    cosine = dict(sem).get(pid, float(sem[-1][1])) if sem else 0.0
+    agree = bool(kw and sem) and pid in {p for p, _ in kw[:5]} and pid in {p for p, _ in sem[:5]}
+    return Signals(coverage=_coverage(query, [text]), semantic_top=float(cosine), agree=agree)
 
 
 # Logistic models of "a correct passage is in the top 5", one per mode (the signals a mode has differ), as
@@ -404,6 +421,7 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
     passages = known
     question = query.text
     sig = question_signals(query, passages, kw, sem)  # on the plain halves: the confidence model's inputs
+    plain_sem = sem  # each hit's own confidence reads the plain halves too
     if sentences and mode != "keyword":
         sem = sentence_semantic(sem, {pid: v for pid, v in sentences.items() if pid in passages})
     alpha = None
@@ -442,6 +460,10 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
         hit["also_in"] = [_also_in(other, passages[other], passages[pid], versions) for other, _, _ in group[1:]]
         hit["why"] = _why(hit, passages[pid], group, versions, notes.get(pid, ()), year)
         hit.update(halves.get(pid, {}))
+        # this hit's own confidence: the answer-confidence model on the signals it alone gives (issue 25: the
+        # results page grades the cards' answer marks by it)
+        own = hit_signals(query, pid, passages[pid].text, kw, plain_sem)
+        hit["confidence"] = round(answer_confidence(own, mode), 4)
         hits.append(hit)
     confidence = answer_confidence(sig, mode) if hits else 0.0
     counts = Counter([passages[pid].doc_id for pid, _, _ in fused])  # first-seen order, like the loop it replaced
