@@ -56,7 +56,8 @@ def upload_files(target: int) -> tuple[list[Path], list[Any]]:
 def bench_keyword(passages: list[Any], runs: int) -> dict[str, Any]:
     """Keyword index build of ``passages``: one process vs worker processes (median of ``runs``)."""
     from indexer.text.analyzer import segmenter
-    from indexer.backends.local.keyword import WhooshKeywordIndex, tokenizer_pool, warm_tokenizers
+    from indexer.backends.local.keyword import WhooshKeywordIndex
+    from indexer.backends.local.tokenize_pool import tokenizer_pool, warm_tokenizers
 
     segmenter()
     warm_tokenizers()

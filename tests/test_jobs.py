@@ -201,7 +201,8 @@ def test_parallel_tokenization_builds_the_same_keyword_index(tmp_path, seed_path
     and the search results must equal a one-process build (seed essay + real regulations)."""
     from conftest import require_party_docs
     from indexer.ingest import files as ingest
-    from indexer.backends.local.keyword import PARALLEL_MIN_PASSAGES, WhooshKeywordIndex
+    from indexer.backends.local.keyword import WhooshKeywordIndex
+    from indexer.backends.local.tokenize_pool import PARALLEL_MIN_PASSAGES
     from indexer.ingest.prepare import prepare
 
     passages = []

@@ -623,18 +623,18 @@ def test_after_a_write_only_new_segments_are_decoded_and_scores_stay_exact(tmp_p
 def test_term_cache_grows_with_the_index(tmp_path, monkeypatch):
     """The score cache (and the shared segment cache) hold a number of postings proportional to the index, so the
     frequent terms of a large index do not evict each other (at 1M passages a fixed 4M-posting cache held ~160)."""
-    import indexer.backends.local.keyword as keyword
+    import indexer.backends.local.scores as scores
     from indexer.backends.local.postings import segment_postings
 
     _multi_segment_index(tmp_path / "kw").close()
     ix = WhooshKeywordIndex.open(tmp_path / "kw", watch=False, share=False)
     n = ix._state.doc_count_all
-    assert ix._state._terms.max_items == keyword.TERM_CACHE_POSTINGS  # a small index: the floor
+    assert ix._state._terms.max_items == scores.TERM_CACHE_POSTINGS  # a small index: the floor
     ix.close()
-    monkeypatch.setattr(keyword, "TERM_CACHE_PER_DOC", 2 * keyword.TERM_CACHE_POSTINGS // n + 1)
+    monkeypatch.setattr(scores, "TERM_CACHE_PER_DOC", 2 * scores.TERM_CACHE_POSTINGS // n + 1)
     big = WhooshKeywordIndex.open(tmp_path / "kw", watch=False)
     bound = big._state._terms.max_items
-    assert bound > 2 * keyword.TERM_CACHE_POSTINGS
+    assert bound > 2 * scores.TERM_CACHE_POSTINGS
     big.search("党支部会议学习", 5)
     assert segment_postings().max_items >= bound
     big.close()
@@ -643,7 +643,7 @@ def test_term_cache_grows_with_the_index(tmp_path, monkeypatch):
 def test_a_warm_up_saved_under_a_smaller_cache_is_extended_and_replaced(tmp_path):
     """A saved warm-up made with a smaller budget (before the cache grew with the index) is loaded, the warm-up
     goes on from it, and the larger set replaces it; a set saved under the same budget is only loaded."""
-    from indexer.backends.local.keyword import _saved_budget
+    from indexer.backends.local.scores import _saved_budget
 
     path, saved = tmp_path / "kw", tmp_path / "warm"
     _multi_segment_index(path).close()

@@ -144,11 +144,11 @@ class KeywordModel:
     """BM25F as sparse vectors: the (field, term) dimensions, document frequencies and field lengths of a corpus."""
 
     def __init__(self, state: Mapping[str, Any] | None = None):
-        from indexer.backends.local import keyword as kw
+        from indexer.backends.local.scores import FIELD_B, FIELD_BOOSTS, K1
 
-        self.k1 = kw.K1
-        self.field_b = dict(kw.FIELD_B)
-        self.boosts = dict(kw.FIELD_BOOSTS)
+        self.k1 = K1
+        self.field_b = dict(FIELD_B)
+        self.boosts = dict(FIELD_BOOSTS)
         state = state or {}
         self.n = int(state.get("n", 0))
         self.avgfl: dict[str, float] = dict(state.get("avgfl", {}))

@@ -16,7 +16,8 @@ import numpy as np
 
 from indexer.backends.base import Backend, Reader, Terms, WriteBatch
 from indexer.backends.local.ann import AnnSettings
-from indexer.backends.local.keyword import WhooshKeywordIndex, warm_tokenizers
+from indexer.backends.local.keyword import WhooshKeywordIndex
+from indexer.backends.local.tokenize_pool import warm_tokenizers
 from indexer.backends.local.vectors import NumpyVectorIndex
 from indexer.types import KeywordHit, Passage
 

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 # Decoded postings kept per searcher, counted in postings (12 bytes each: id + tf + room): ~50 MB.
 DEFAULT_CACHE_POSTINGS = 4_000_000
 # Decoded postings per whoosh *segment*, shared by every reader of the process, counted in postings (12 bytes
-# each): ~48 MB, as many as the per-searcher score cache holds (indexer.backends.local.keyword). A segment's postings never
+# each): ~48 MB, as many as the per-searcher score cache holds (indexer.backends.local.scores). A segment's postings never
 # change once written (whoosh keeps deletions apart and names every segment with a random id), so after a commit
 # the next generation's reader decodes only the segments the commit wrote; the unchanged ones come from here.
 # Decoding is ~70 % of a question on a cold reader at 100k passages.
