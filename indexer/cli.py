@@ -148,6 +148,15 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _marks(rec: dict[str, Any], current: str, historical: str, status: str) -> str:
+    """The marks printed after a hit's or a folded passage's source: its version (现行 / 历史版本), then its status
+    when it is 已修订 or 已废止 (``status`` formatted with it)."""
+    mark = {"current": current, "historical": historical}.get(rec.get("version_status") or "", "")
+    if rec.get("status") in ("已修订", "已废止"):
+        mark += status.format(rec["status"])
+    return mark
+
+
 def _print_hits(question: str, hits: Any) -> None:
     print(f"问题: {question}")
     message = getattr(hits, "message", None)  # issue 23: e.g. an article the named regulation does not have
@@ -162,15 +171,10 @@ def _print_hits(question: str, hits: Any) -> None:
         sr = h["semantic_rank"] if h["semantic_rank"] is not None else "-"
         print(f"\n#{h['rank']}  {h['title']}  ›  {h['section'] or '(正文)'}   [score {h['score']:.4f} | 关键词 {kr} | 语义 {sr}]")
         if h.get("citation"):
-            status = {"current": "  [现行]", "historical": "  [历史版本]"}.get(h.get("version_status") or "", "")
-            if h.get("status") in ("已修订", "已废止"):
-                status += f"  [{h['status']}]"
-            print(f"  出处: {h['citation']}{status}")
+            print(f"  出处: {h['citation']}{_marks(h, '  [现行]', '  [历史版本]', '  [{}]')}")
         print(f"  {'答' if hits.answer_found else '最接近的句子'}: {h['best_sentence']}")
         for other in h.get("also_in") or []:
-            mark = {"current": "（现行）", "historical": "（历史版本）"}.get(other.get("version_status") or "", "")
-            if other.get("status") in ("已修订", "已废止"):
-                mark += f"[{other['status']}]"
+            mark = _marks(other, "（现行）", "（历史版本）", "[{}]")
             print(f"  另见: {other['title']} › {other['section'] or '(正文)'}{mark}")
         print(f"  段落: {h['text']}")
         for ref in h.get("references") or []:
