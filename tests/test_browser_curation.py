@@ -596,6 +596,43 @@ def test_versions_compare_references_status_and_category_in_the_browser(versions
     assert not _console_errors(driver), _console_errors(driver)
 
 
+GRADED_QUESTIONS = ["党支部每月召开几次支部委员会会议", "支部委员会由党员大会选举产生", "组织生活会多久开一次",
+                    "正式党员不够三个人怎么设支部", "党支部怎样当好监督者"]
+
+
+def test_lower_cards_answer_marks_look_lighter_and_graded(curated, driver):
+    """Issue 25 §1: the top card's answer sentence has the one strong yellow mark; the cards below get lighter
+    ones graded by their confidence (data-level 3: a pale fill, 2: an underline, 1: a dotted underline), each
+    drawn differently in the browser (computed styles)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from test_browser import _shot
+
+    base, _, _ = curated
+    wait = WebDriverWait(driver, 60)
+    look = ("const s = getComputedStyle(arguments[0]); return {tag: arguments[0].tagName, bg: s.backgroundColor, "
+            "shadow: s.boxShadow, line: s.textDecorationLine, style: s.textDecorationStyle};")
+    styles: dict[str, dict] = {}
+    for q in GRADED_QUESTIONS:
+        _search(driver, wait, base, q, mode="keyword")
+        for top in driver.find_elements(By.CSS_SELECTOR, "#result-1 .passage strong.answer"):
+            if "top" not in styles:
+                styles["top"] = driver.execute_script(look, top)
+                _shot(driver, "r3-graded-marks.png")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#results li:not(#result-1) .passage strong.answer"), q
+        for mark in driver.find_elements(By.CSS_SELECTOR, "#results .passage span.answer-hint"):
+            styles.setdefault(mark.get_attribute("data-level"), driver.execute_script(look, mark))
+    assert {"top", "1", "3"} <= set(styles), styles
+    clear = ("rgba(0, 0, 0, 0)", "transparent")
+    top, strong, weak = styles["top"], styles["3"], styles["1"]
+    assert top["bg"] not in clear and strong["bg"] not in clear and strong["bg"] != top["bg"], styles  # paler
+    assert weak["bg"] in clear and weak["shadow"] == "none" and weak["style"] == "dotted" and "underline" in weak["line"]
+    if "2" in styles:
+        assert styles["2"]["bg"] in clear and styles["2"]["shadow"] != "none", styles
+    assert not _console_errors(driver), _console_errors(driver)
+
+
 def urlsplit_path(url: str) -> str:
     from urllib.parse import urlsplit
 
