@@ -310,7 +310,8 @@ def test_two_process_bench_runs_both_children_in_every_phase() -> None:
         """Passages go in slices of two; the rate is the count over the time the child embedded (the phase's length
         at least)."""
         assert p["passages"] % 2 == 0 and p["seconds"] >= seconds, p
-        assert p["passages"] / p["passages_per_second"] == pytest.approx(p["seconds"], rel=0.02), p
+        # the rate is rounded to 0.01/s: on a loaded machine (2 passages in 10.9 s: 0.18/s) that alone is 2 % off
+        assert p["passages_per_second"] == pytest.approx(p["passages"] / p["seconds"], rel=0.02, abs=0.006), p
 
     questions_ok(out["alone_questions"])
     passages_ok(out["alone_passages"])
