@@ -133,15 +133,44 @@ def make_corpus(dest: Path, party_docs: list[str] | None = None) -> Path:
     return dest
 
 
+def _shipped_essay_vectors(cache_dir: Path) -> int:
+    """Put the seed essay's passage and sentence-window vectors shipped in corpus/.vectors (the model's own, stored
+    as float16, as `make run` imports them) into the embedding cache at ``cache_dir``; returns how many."""
+    from indexer import Config
+    from indexer.embed.cache import EmbeddingCache
+    from indexer.embed.encoders import load_encoder
+    from indexer.embed.shipped import load_shipped
+    from indexer.ingest.files import load_file_checked
+    from indexer.ingest.prepare import prepare
+    from indexer.library import cache_keys
+
+    model_id = load_encoder(Config()).model_id  # the model is loaded only when it encodes
+    found = load_shipped(SHIPPED, model_id)
+    if found is None:
+        return 0
+    hashes, vecs = found
+    wanted = {key for raw in load_file_checked(SEED, doc_id=ESSAY)[0] for p in prepare(raw)[1] for key in cache_keys(p)}
+    rows = [i for i, h in enumerate(hashes) if h in wanted]
+    cache = EmbeddingCache(cache_dir, model_id)
+    cache.put_many([hashes[i] for i in rows], vecs[rows])
+    cache.save()
+    return len(rows)
+
+
 @pytest.fixture(scope="session")
 def seed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedding cache of ``make_corpus``'s two files, encoded with the real model once per test run."""
+    """The embedding cache of ``make_corpus``'s two files, once per test run: the essay's vectors from corpus/.vectors
+    (shipped with the library), the regulation fixture's encoded with the real model."""
     from indexer import Config, Engine
 
     root = tmp_path_factory.mktemp("seed-cache")
+    shipped = _shipped_essay_vectors(root / "index" / "cache")
     with Engine.open(root / "index", Config()) as eng:
         report = eng.index(make_corpus(root / "corpus"))
-        assert report.passages_encoded > 0 and not report.errors
+        assert report.passages_encoded > 0 and not report.errors, report.to_dict()
+        # every essay passage came from corpus/.vectors (unless the shipped file is stale: then it is encoded)
+        essay = len(eng.document(ESSAY)["passages"])
+        assert shipped == 0 or report.passages_encoded <= eng.stats()["passages"] - essay, report.to_dict()
     return root / "index" / "cache"
 
 
