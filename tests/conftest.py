@@ -8,11 +8,12 @@ absent) stays a skip.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 import pytest
 
@@ -157,6 +158,19 @@ def _shipped_essay_vectors(cache_dir: Path) -> int:
     return len(rows)
 
 
+@contextlib.contextmanager
+def real_encoder() -> Iterator[None]:
+    """The real model for a session fixture's engine even when the module that first asks for the fixture stands the
+    model in (test_backends patches ``indexer.engine.load_encoder`` module-wide): a seed cache built there held the
+    stand-in's vectors, and the real-model tests then encoded everything again."""
+    import indexer.engine
+    from indexer.embed.encoders import load_encoder
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(indexer.engine, "load_encoder", load_encoder)
+        yield
+
+
 @pytest.fixture(scope="session")
 def seed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedding cache of ``make_corpus``'s two files, once per test run: the essay's vectors from corpus/.vectors
@@ -165,7 +179,7 @@ def seed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("seed-cache")
     shipped = _shipped_essay_vectors(root / "index" / "cache")
-    with Engine.open(root / "index", Config()) as eng:
+    with real_encoder(), Engine.open(root / "index", Config()) as eng:
         report = eng.index(make_corpus(root / "corpus"))
         assert report.passages_encoded > 0 and not report.errors, report.to_dict()
         # every essay passage came from corpus/.vectors (unless the shipped file is stale: then it is encoded)
@@ -190,6 +204,8 @@ def shipped_import(tmp_path_factory: pytest.TempPathFactory):
 
     before = corpus_digest()
     with Engine.open(tmp_path_factory.mktemp("shipped-library") / "index", Config()) as eng:
+        with real_encoder():
+            eng.encoder  # loaded now: the engine outlives the module that first asked for it
         report = eng.import_dir(SHIPPED)
         assert report.errors == [] and len(report.added) >= 10, report.to_dict()
         yield eng, report, before

@@ -471,7 +471,7 @@ def test_milvus_statistics_of_a_corrected_document_equal_a_fresh_build(tmp_path)
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(MILVUS_SKIP), reason=MILVUS_SKIP or "-")
-def test_real_model_quality_within_one_question(tmp_path, corpus, monkeypatch, seed_cache):
+def test_real_model_quality_within_one_question(tmp_path, monkeypatch, seed_cache):
     """With the bundled e5 model (~40 passages: their vectors come from the run's seed cache, which both indexes
     share; the questions are encoded here), every mode answers the paraphrased questions on Milvus within one
     question of the local backend."""
@@ -481,6 +481,7 @@ def test_real_model_quality_within_one_question(tmp_path, corpus, monkeypatch, s
     import indexer.engine
 
     monkeypatch.setattr(indexer.engine, "load_encoder", indexer.embed.encoders.load_encoder)
+    corpus = make_corpus(tmp_path / "corpus")  # its own: the module's corpus gains files in the write tests above
     cache = tmp_path / "cache"
     shutil.copytree(seed_cache, cache)
     engines = {}
