@@ -562,6 +562,13 @@ class ArticleLookup:
                 self._shingles = {}
             return self._catalog
 
+    def visible_copies(self, catalog: Catalog, unit: Unit, pid: str, passages: Mapping[str, Any],
+                       hidden: Collection[str], allowed: Collection[str] | None) -> list[str]:
+        """:meth:`near_copies` a search may show: not disabled by curation (``hidden``), and in the searched
+        documents (``allowed``, None: all)."""
+        return [p for p in self.near_copies(catalog, unit, pid, passages) if p not in hidden
+                and (allowed is None or passages[p].doc_id in allowed)]
+
     def near_copies(self, catalog: Catalog, unit: Unit, pid: str, passages: Mapping[str, Any]) -> list[str]:
         """The article passages of ``unit``'s regulation (every version) that share enough 4-grams with ``pid`` to
         be its near duplicates (:func:`~indexer.search.fold.near_duplicate`'s test, counted through a 4-gram index
@@ -639,8 +646,7 @@ def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Seq
         terms = getattr(q, "hit_terms", None)
         if f is not None:
             def others(pid: str, unit: Unit = f.unit) -> list[str]:
-                return [p for p in state.near_copies(catalog, unit, pid, passages) if p not in hidden
-                        and (allowed is None or passages[p].doc_id in allowed)]
+                return state.visible_copies(catalog, unit, pid, passages, hidden, allowed)
 
             res = pin(res, f, k_q, lambda _i, pid, text=text, terms=terms: _make_hit(text, terms, pid, passages,
                                                                                     versions),
@@ -721,8 +727,7 @@ def fold_in(owner: Any, gen: Any, pid: str, results: Sequence[dict[str, Any]], a
     def others(one: str) -> list[str]:
         if unit is None:
             return []
-        return [p for p in state_of(owner).near_copies(catalog, unit, one, gen.passages) if p not in hidden
-                and (allowed is None or gen.passages[p].doc_id in allowed)]
+        return state_of(owner).visible_copies(catalog, unit, one, gen.passages, hidden, allowed)
 
     absorbed: set[str] = set()
     entries = _fold_under(pid, [], results, {pid}, absorbed, gen.passages, versions, others)
