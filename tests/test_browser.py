@@ -98,7 +98,8 @@ def live_server(tmp_path_factory, seed_cache):
     url, server, thread = _serve(eng)
     yield url, eng, base
     server.close()
-    thread.join(10)  # not asserted: waitress loops on while Chromium keeps a connection open
+    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
+    assert not thread.is_alive(), "serve() did not return after close()"
     eng.close()
 
 
@@ -711,7 +712,8 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
             driver.switch_to.window(handle)
             driver.get("about:blank")
         server.close()
-        thread.join(10)  # not asserted: waitress loops on while Chromium keeps a connection open
+        thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
+        assert not thread.is_alive(), "serve() did not return after close()"
         eng.close()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "big-upload-timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
@@ -818,7 +820,8 @@ def test_document_picker_finds_a_document_beyond_the_cap(driver, tmp_path, monke
         assert not _console_errors(driver), _console_errors(driver)
     finally:
         server.close()
-        thread.join(10)  # not asserted: waitress loops on while Chromium keeps a connection open
+        thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
+        assert not thread.is_alive(), "serve() did not return after close()"
         eng.close()
 
 

@@ -45,7 +45,8 @@ def curated(tmp_path_factory, seed_cache):
     url, server, thread = _serve(eng)
     yield url, eng, base
     server.close()
-    thread.join(10)  # not asserted: waitress loops on while Chromium keeps a connection open
+    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
+    assert not thread.is_alive(), "serve() did not return after close()"
     eng.close()
 
 
@@ -282,7 +283,8 @@ def with_tokens(curated, tmp_path):
             os.environ["PARTYQA_TOKENS_FILE"] = saved
     yield url, eng
     server.close()
-    thread.join(10)  # not asserted: waitress loops on while Chromium keeps a connection open
+    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
+    assert not thread.is_alive(), "serve() did not return after close()"
 
 
 def _keep_token(drv, token: str) -> None:
@@ -456,7 +458,8 @@ def versions_server(tmp_path_factory):
     url, server, thread = _serve(eng)
     yield url, eng
     server.close()
-    thread.join(10)  # not asserted: waitress loops on while Chromium keeps a connection open
+    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
+    assert not thread.is_alive(), "serve() did not return after close()"
     eng.close()
 
 

@@ -45,7 +45,8 @@ def library_server(shipped_library):
     url, server, thread = _serve(shipped_library)
     yield url, shipped_library
     server.close()
-    thread.join(10)  # not asserted: waitress loops on while Chromium keeps a connection open
+    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
+    assert not thread.is_alive(), "serve() did not return after close()"
 
 
 def test_ordinary_questions_get_the_right_article_on_top(library_server, driver):

@@ -1027,9 +1027,16 @@ def test_serve_with_waitress_prints_url_and_handles_concurrent_requests(built, c
         assert not errors, errors
         with urllib.request.urlopen(f"{base}/", timeout=120) as r:
             assert "党建问答检索" in r.read().decode("utf-8")
+        # a client that keeps its connection open (as a browser does) does not keep serve() running after close()
+        import http.client
+
+        held = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=120)
+        held.request("GET", "/api/health")
+        assert held.getresponse().read() and held.sock is not None  # kept alive
     finally:
         server.close()
         t.join(60)
+    assert not t.is_alive(), "serve() still running 60 s after close() with a keep-alive connection open"
 
 
 def test_empty_index_pages(tmp_path):

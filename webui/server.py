@@ -25,12 +25,41 @@ def _warm_up(engine: Any, app: Any = None) -> None:
             logger.warning("document catalogue warm-up failed: %s", exc)
 
 
+class Serving:
+    """What ``serve``'s ``on_ready`` receives: the port it listens on and ``close()``, which stops ``serve``."""
+
+    def __init__(self, server: Any):
+        self._server = server
+
+    @property
+    def effective_port(self) -> int:
+        """The port listened on (the free one picked for ``port=0``)."""
+        return int(self._server.effective_port)
+
+    def close(self) -> None:
+        """Stop serving: the listening socket and every open connection are closed in the server's own loop, so
+        ``serve`` returns even while a browser holds keep-alive connections (waitress's ``close()`` alone closes
+        only the listening socket, and its loop runs on as long as a connection is open)."""
+        server = self._server
+
+        def stop() -> None:
+            for channel in list(server._map.values()):
+                if channel is not server and channel is not server.trigger:
+                    channel.close()
+            server.close()  # the listener and the trigger: the map is empty, the loop ends
+
+        try:
+            server.trigger.pull_trigger(stop)
+        except OSError:  # already stopped
+            logger.debug("server already closed", exc_info=True)
+
+
 def serve(engine: Any, host: str = "127.0.0.1", port: int = 8000, threads: int = 4, *, warm_up: bool = True,
-          on_ready: Callable[[Any], None] | None = None) -> None:
+          on_ready: Callable[[Serving], None] | None = None) -> None:
     """Run the web UI and API at http://host:port/ until interrupted (blocks).
 
-    ``port=0`` picks a free port; ``on_ready`` is called with the listening waitress server (whose ``close()``
-    stops it), which lets tests and embedding programs run ``serve`` in a thread.
+    ``port=0`` picks a free port; ``on_ready`` is called with a :class:`Serving` (its ``effective_port``; its
+    ``close()`` stops this call), which lets tests and embedding programs run ``serve`` in a thread.
     """
     from waitress import create_server
 
@@ -52,15 +81,17 @@ def serve(engine: Any, host: str = "127.0.0.1", port: int = 8000, threads: int =
     print(f"PartyQA 已启动: {url}", flush=True)
     logger.info("PartyQA serving on %s with %d threads", url, threads)
     if on_ready is not None:
-        on_ready(server)
+        on_ready(Serving(server))
     try:
         server.run()
     except KeyboardInterrupt:
         logger.info("stopped")
-    except OSError:  # closed from another thread via on_ready's server.close()
+    except OSError:  # closed from another thread
         logger.debug("server socket closed", exc_info=True)
     finally:
         try:
             server.close()
-        except Exception:  # already closed
+        except Exception:  # already closed by Serving.close
             pass
+        server.task_dispatcher.shutdown()  # the worker threads: pending requests are cancelled
+        logger.info("stopped serving %s", url)
