@@ -8,6 +8,7 @@ engine does (the 第X条 look-up and standard answers aside: they act before and
     python -m bench.learn build                              # the tuning corpus, windows of candidates only
     python -m bench.learn table [--variants base,learned]   # R@1 / R@5 / MRR@10 per set, answer_found off-topic
     python -m bench.learn fit [--l2 0.01] [--folds 5]        # fit the head re-ranker on the tuning sets (CV)
+    python -m bench.learn fit --index A --joint B:STORE      # ... on the questions' heads over two indexes at once
     python -m bench.learn fails [--set dev] [--variant base] # questions whose gold is not first
     python -m bench.learn quality [--out DIR]                # every system through the engine, on the same index, for reading
 
@@ -364,37 +365,66 @@ def head_metrics(data: Sequence[tuple[np.ndarray, np.ndarray]], w: np.ndarray | 
     return r1 / max(1, len(data)), r5 / max(1, len(data))
 
 
-def cmd_fit(eng: Any, items: list[Item], args: argparse.Namespace) -> int:
-    """Cross-validated fit on the tuning sets' questions with a gold in the head; then the fit on all of them."""
-    from indexer.search import learned
-
-    feats = features(eng, items)
-    data, sets = [], []
-    for it, (pids, x) in zip(items, feats):
-        if it.set not in TUNING or not it.gold or not len(pids):
+def head_data(eng: Any, items: Sequence[Item], sets: Sequence[str] = TUNING) -> list[tuple[str, str, np.ndarray,
+                                                                                           np.ndarray]]:
+    """(set, question, feature rows, gold mask) of every question of ``sets`` with a gold in its head."""
+    out = []
+    for it, (pids, x) in zip(items, features(eng, items)):
+        if it.set not in sets or not it.gold or not len(pids):
             continue
         g = labels(eng, it, pids)
         if g.any():
-            data.append((x, g))
-            sets.append(it.set)
+            out.append((it.set, it.text, x, g))
+    return out
+
+
+def cmd_fit(eng: Any, items: list[Item], args: argparse.Namespace) -> int:
+    """Cross-validated fit on the tuning sets' questions with a gold in the head; then the fit on all of them.
+
+    With ``--joint INDEX:STORE`` (repeatable) the questions' heads over those indexes join the data (one question's
+    heads on every index fall in the same fold), so one set of weights is fitted for corpora with and without
+    distractor documents."""
+    from indexer.search import learned
+
+    data = [(str(args.index), *row) for row in head_data(eng, items)]
+    for spec in args.joint:
+        index, store = spec.split(":", 1)
+        other = _open_items(Path(index), args.sets, Path(store))
+        try:
+            data += [(index, *row) for row in head_data(other[0], other[1])]
+        finally:
+            other[0].close()
+    texts = sorted({t for _, _, t, _, _ in data})
     rng = np.random.default_rng(22)
-    fold = rng.integers(0, args.folds, len(data))
+    fold_of = dict(zip(texts, rng.integers(0, args.folds, len(texts)).tolist()))
     for l2 in args.l2:
-        cv = {s: [0, 0, 0, 0] for s in set(sets)}
+        cv: dict[str, list[float]] = {}
         for f in range(args.folds):
-            w = fit_softmax([d for d, ff in zip(data, fold) if ff != f], l2, args.steps)
-            for (d, s, ff) in zip(data, sets, fold):
-                if ff == f:
-                    b1, _ = head_metrics([d], None)
-                    a1, _ = head_metrics([d], w)
-                    cv[s][0] += b1
-                    cv[s][1] += a1
-                    cv[s][2] += 1
-        line = "  ".join(f"{s} {v[0] / v[2]:.3f}->{v[1] / v[2]:.3f} (n={v[2]})" for s, v in sorted(cv.items()))
-        print(f"l2={l2}: CV head R@1 {line}", flush=True)
-    w = fit_softmax(data, args.l2[0], args.steps)
+            w = fit_softmax([(x, g) for _, _, t, x, g in data if fold_of[t] != f], l2, args.steps)
+            for idx, s, t, x, g in data:
+                if fold_of[t] == f:
+                    a = cv.setdefault(f"{Path(idx).parent.name}/{s}" if args.joint else s, [0, 0, 0])
+                    a[0] += head_metrics([(x, g)], None)[0]
+                    a[1] += head_metrics([(x, g)], w)[0]
+                    a[2] += 1
+        gained = sum(v[1] - v[0] for v in cv.values())
+        line = "  ".join(f"{k} {v[0] / v[2]:.3f}->{v[1] / v[2]:.3f} (n={v[2]})" for k, v in sorted(cv.items()))
+        print(f"l2={l2}: CV head R@1 {line}  (questions gained: {gained:+.0f})", flush=True)
+    w = fit_softmax([(x, g) for _, _, _, x, g in data], args.l2[0], args.steps)
     print(json.dumps({"features": learned.FEATURES, "weights": [round(float(v), 3) for v in w]}, ensure_ascii=False))
     return 0
+
+
+def _open_items(index: Path, sets: str, store: Path) -> tuple[Any, list[Item]]:
+    """An index opened for the bench, its questions (only ``sets``, a comma list, when given) collected."""
+    from .fusion import open_index
+
+    eng = open_index(index)
+    items = load_items(eng._state().passages)
+    if sets:
+        items = [it for it in items if it.set in sets.split(",")]
+    collect(eng, items, store)
+    return eng, items
 
 
 # ---------------------------------------------------------------------------------------------------- variants
@@ -497,20 +527,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--joint", action="append", default=[], metavar="INDEX:STORE",
+                    help="fit: also the questions' heads over this index (candidates kept in STORE); repeatable")
     ap.add_argument("--no-learned", action="store_true", help="quality: the learned re-ranker off (round 3)")
     ap.add_argument("--store", type=Path, default=WORK / "learn", help="where collected candidates are kept")
     args = ap.parse_args(argv)
     setup_logging()
     if args.cmd == "build":
         return cmd_build(args)
-    from .fusion import open_index
-
-    eng = open_index(args.index)
-    items = load_items(eng._state().passages)
-    if args.sets:
-        items = [it for it in items if it.set in args.sets.split(",")]
     t0 = time.perf_counter()
-    collect(eng, items, args.store)
+    eng, items = _open_items(args.index, args.sets, args.store)
     logger.info("%d questions collected in %.0fs", len(items), time.perf_counter() - t0)
     try:
         return {"table": cmd_table, "fit": cmd_fit, "fails": cmd_fails, "quality": cmd_quality}[args.cmd](eng, items,
