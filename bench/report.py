@@ -38,6 +38,7 @@ SUMMARY_ROWS = [
     ("heldout", "passage", "low_overlap", "Held-out paraphrases, low-overlap"),
     ("heldout2", "passage", "all", "Held-out paraphrases 2, gold passage"),
     ("heldout2", "passage", "low_overlap", "Held-out paraphrases 2, low-overlap"),
+    ("heldout3", "passage", "all", "Held-out paraphrases 3, gold passage"),
     ("secretary", "passage", "all", "Branch-secretary questions, gold passage"),
 ]
 # The metrics the summary, the verdicts and the subset tables show, R@1 first: the first card is what a person reads.
@@ -98,7 +99,8 @@ def _bold_best(values: list[float | None]) -> list[str]:
 def load_results(results: Path) -> dict[str, Any]:
     """Every result file of a full run that exists, by name."""
     out: dict[str, Any] = {}
-    for name in ("cmrc", "quiz", "dev", "heldout", "heldout2", "secretary", "offtopic", "offtopic2"):
+    for name in ("cmrc", "quiz", "dev", "heldout", "heldout2", "heldout3", "secretary", "offtopic", "offtopic2",
+                 "offtopic3"):
         p = results / f"quality-{name}.json"
         if p.exists():
             out[name] = read_json(p)
@@ -126,7 +128,8 @@ def load_results(results: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------- verdicts
 SET_LABEL = {"cmrc": "CMRC dev", "quiz": "Party quiz", "dev": "Dev questions", "heldout": "Held-out paraphrases",
-             "heldout2": "Held-out paraphrases 2", "secretary": "Branch-secretary questions"}
+             "heldout2": "Held-out paraphrases 2", "heldout3": "Held-out paraphrases 3",
+             "secretary": "Branch-secretary questions"}
 # (subset, gold kind) rows of each set's detail table; the verdicts cover all of them
 DETAIL = {
     "cmrc": [("all", "context"), ("low_overlap", "context"), ("high_overlap", "context")],
@@ -136,6 +139,8 @@ DETAIL = {
     "heldout": [("all", "passage"), ("low_overlap", "passage"), ("high_overlap", "passage"), ("seed", "passage"),
                 ("regs", "passage"), ("all", "text"), ("all", "doc")],
     "heldout2": [("all", "passage"), ("low_overlap", "passage"), ("high_overlap", "passage"), ("seed", "passage"),
+                 ("regs", "passage"), ("all", "doc")],
+    "heldout3": [("all", "passage"), ("low_overlap", "passage"), ("high_overlap", "passage"), ("seed", "passage"),
                  ("regs", "passage"), ("all", "doc")],
     "secretary": [("all", "passage"), ("low_overlap", "passage"), ("high_overlap", "passage"), ("all", "text"),
                   ("all", "doc")],
@@ -417,6 +422,10 @@ def section_quality(data: dict[str, Any]) -> list[str]:
     for name, blurb in (("heldout2", "A second set of paraphrases of the seed essay and of 支部工作条例 "
                                      "(`bench/heldout2_questions.jsonl`, bench/QUESTIONS.md), written after the sentence "
                                      "and answer-kind settings were chosen; no setting was chosen on them."),
+                        ("heldout3", "A third set (`bench/heldout3_questions.jsonl`, bench/QUESTIONS.md): paraphrases of "
+                                     "the seed essay and of shipped-library regulations, and questions in the style of "
+                                     "netizens writing to an official Q&A column; written before ranking round 4, no "
+                                     "setting was chosen on them."),
                         ("secretary", "Questions as a branch secretary or a discipline inspector asks them, over the "
                                       "whole corpus (`bench/secretary_questions.jsonl`, bench/QUESTIONS.md); gold checked "
                                       "by hand, never copied from the corpus; no setting was chosen on them.")):
@@ -432,7 +441,8 @@ def section_quality(data: dict[str, Any]) -> list[str]:
 def section_no_answer(data: dict[str, Any]) -> list[str]:
     """answer_found rates: on-topic sets (should stay true) and the off-topic set (should be false)."""
     off = data.get("offtopic")
-    sets = [(n, data[n]) for n in ("quiz", "dev", "heldout", "heldout2", "secretary", "cmrc") if data.get(n)]
+    sets = [(n, data[n]) for n in ("quiz", "dev", "heldout", "heldout2", "heldout3", "secretary", "cmrc")
+            if data.get(n)]
     if not off and not sets:
         return []
     modes = [m for m in PARTYQA if any(m in r["systems"] for _, r in sets) or (off and m in off["systems"])]
@@ -451,11 +461,12 @@ def section_no_answer(data: dict[str, Any]) -> list[str]:
         vals = [off["systems"].get(m, {}).get("false_answer_rate") for m in modes]
         lines.append(f"| Off-topic: false-answer rate | {off['questions']} | " + " | ".join(_f(v) for v in vals)
                      + " |")
-        off2 = data.get("offtopic2")
-        if off2:
-            vals = [off2["systems"].get(m, {}).get("false_answer_rate") for m in modes]
-            lines.append(f"| Off-topic 2 (`offtopic2_questions.jsonl`): false-answer rate | {off2['questions']} | "
-                         + " | ".join(_f(v) for v in vals) + " |")
+        for n in ("2", "3"):
+            more = data.get("offtopic" + n)
+            if more:
+                vals = [more["systems"].get(m, {}).get("false_answer_rate") for m in modes]
+                lines.append(f"| Off-topic {n} (`offtopic{n}_questions.jsonl`): false-answer rate | "
+                             f"{more['questions']} | " + " | ".join(_f(v) for v in vals) + " |")
         hy = off["systems"].get("hybrid")
         if hy:
             lines += ["", "Hybrid false-answer rate by kind: " + ", ".join(f"{k} {_f(v, 2)}" for k, v in

@@ -7,7 +7,7 @@ Pure and cheap: a few term look-ups per candidate of the first :data:`HEAD` cand
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from indexer.search.fuse import Fused, normalise
 from indexer.search.highlight import folded_lower
@@ -22,11 +22,15 @@ FEATURES = ("fused", "keyword", "semantic", "window", "passage", "kind", "author
 
 def head_features(fused: Fused, passages: Mapping[str, object], query: Query, kw: Sequence[tuple[str, float]],
                   sem: Sequence[tuple[str, float]], sentences: Mapping[str, tuple[float, float, int]],
-                  best_text: Mapping[str, str], head: int = HEAD) -> list[list[float]]:
+                  best_text: Mapping[str, str], head: int = HEAD,
+                  pending: Collection[str] = ()) -> list[list[float]]:
     """One feature row (:data:`FEATURES`) per candidate of the fused list's first ``head``.
 
     ``sem`` is the semantic half as fused (re-scored with sentence windows when the index has them); ``best_text``
     each candidate's best sentence (for the answer kind); cosines are taken relative to the head's best, per 0.1.
+    A ``pending`` passage (no vector yet: keyword first, vectors behind) has no semantic signals; as in the fusion
+    (``rank.keyword_only``) its missing semantic ones take its keyword counterparts, and its cosines the head's best,
+    so a passage is not pushed down for waiting for its vector.
     """
     rows: list[list[float]] = []
     part = fused[:head]
@@ -57,10 +61,15 @@ def head_features(fused: Fused, passages: Mapping[str, object], query: Query, kw
         cov = sum(w * len(t) for t, w in weighted if t in text) / total
         title = sum(w * len(t) for t, w in weighted if t in head_text) / total
         w_cos, p_cos = win.get(pid), pas.get(pid)
+        waiting = pid in pending and pid not in sem_raw
+        if waiting:
+            w_cos, p_cos = win_top, pas_top
+        sem_here = kw_n.get(pid, 0.0) if waiting else sem_n.get(pid, 0.0)
+        sem_rr = ranks.get("keyword") if waiting else ranks.get("semantic")
         rows.append([
             score / top,
             kw_n.get(pid, 0.0),
-            sem_n.get(pid, 0.0),
+            sem_here,
             10 * (w_cos - win_top) if w_cos is not None else -1.0,
             10 * (p_cos - pas_top) if p_cos is not None else -1.0,
             float(kind is not None and holds(best_text.get(pid, ""), kind)),
@@ -68,9 +77,9 @@ def head_features(fused: Fused, passages: Mapping[str, object], query: Query, kw
             title,
             cov,
             1.0 / ranks["keyword"] if "keyword" in ranks else 0.0,
-            1.0 / ranks["semantic"] if "semantic" in ranks else 0.0,
+            1.0 / sem_rr if sem_rr else 0.0,
             math.log1p(len(p.text)) / 6.0,
-            min(kw_n.get(pid, 0.0), sem_n.get(pid, 0.0)),
+            min(kw_n.get(pid, 0.0), sem_here),
             sum(w * len(t) for t, w in weighted if t in folded_lower(best_text.get(pid, ""))) / total,
             (by_doc[p.doc_id] - score / top) / 5.0,
             by_section[(p.doc_id, p.section.rsplit(">", 1)[0])] - score / top,

@@ -440,7 +440,8 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
         if LEARNED_WEIGHTS is not None and alpha is not None and config.search_alpha < 0:
             best = {pid: _best_text(passages[pid], query, (sentences or {}).get(pid)) for pid, _, _ in
                     fused[:learned.HEAD]}
-            rows = learned.head_features(fused, passages, query, kw, sem, sentences or {}, best)
+            rows = learned.head_features(fused, passages, query, kw, sem, sentences or {}, best,
+                                         pending=pending)
             before = {pid: i for i, (pid, _, _) in enumerate(fused[:learned.HEAD])}
             fused = learned.learned_order(fused, rows, LEARNED_WEIGHTS)
             for i, (pid, _, _) in enumerate(fused[:learned.HEAD]):
