@@ -187,15 +187,13 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     commit = None
-    head = ROOT / ".git" / "HEAD"
-    try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            commit = (ROOT / ".git" / ref[5:]).read_text().strip()[:12]
-        else:
-            commit = ref[:12]
-    except OSError:
-        pass
+    try:  # git itself: a worktree's .git is a file, and refs may be packed
+        import subprocess
+
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=30).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        logger.debug("no git commit for the run", exc_info=True)
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": ram_gb, "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "packages": versions, "commit": commit, "date": now_iso(),
             "loadavg": loadavg()}
