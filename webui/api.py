@@ -72,7 +72,6 @@ def doc_counts(engine: Any, q: str) -> dict[str, int]:
 def api_health() -> Response:
     """Counts, pending vectors and the model, as JSON."""
     state = _state()
-    engine, cfg = state.engine, state.config
     s = state.engine.stats()
     return jsonify({"status": "ok", "documents": s.get("documents", 0), "passages": s.get("passages", 0),
                     "pending_vectors": s.get("pending_vectors", 0), "model": s.get("model", "")})
@@ -182,7 +181,7 @@ def api_batch() -> Response:
 def api_documents() -> Response:
     """The documents (natural order), filtered by name (?q=) and paged (?offset=, ?limit=)."""
     state = _state()
-    engine, cfg = state.engine, state.config
+    engine = state.engine
     q = request.args.get("q", "")
     if len(q) > MAX_NAME_QUERY:
         raise ApiError(400, f"筛选词 q 过长（{len(q)} 字），请控制在 {MAX_NAME_QUERY} 字以内。",
@@ -205,7 +204,7 @@ def api_documents() -> Response:
 def api_document(doc_id: str) -> Response:
     """One document's record (no server paths)."""
     state = _state()
-    engine, cfg = state.engine, state.config
+    engine = state.engine
     try:
         return jsonify(public_doc(engine.document(doc_id), corpus_root(_stats(state).get("corpus_dir"))))
     except KeyError:
@@ -217,7 +216,7 @@ def api_document(doc_id: str) -> Response:
 def api_delete(doc_id: str) -> Response:
     """Delete a document through a job: 200 when it ends within ?wait=, else 202 with the job."""
     state = _state()
-    engine, cfg = state.engine, state.config
+    engine = state.engine
     require("admin")  # named users (issue 26): deleting is an admin's
     if doc_id not in set(engine.doc_ids()):
         raise ApiError(404, f"找不到文档“{doc_id}”。", f"unknown document {doc_id!r}", code="unknown_document")
@@ -247,7 +246,6 @@ def api_delete(doc_id: str) -> Response:
 def api_upload() -> Response:
     """Upload files (multipart ``files``): 202 with the job that indexes them."""
     state = _state()
-    engine, cfg = state.engine, state.config
     require("editor")  # named users (issue 26): uploading is an editor's
     job, files = _upload(state)
     audit("upload", [f["saved_as"] for f in files if f.get("saved_as")], job=job.id)
@@ -258,7 +256,7 @@ def api_upload() -> Response:
 def api_restore(entry_id: str) -> Response:
     """Restore a 回收站 file: 202 with the job that adds it back."""
     state = _state()
-    engine, cfg = state.engine, state.config
+    engine = state.engine
     require("editor")  # restoring a 回收站 file is an upload's write
     path = removed_path(_stats(state).get("index_dir"), entry_id)
     if path is None:
@@ -274,7 +272,7 @@ def api_restore(entry_id: str) -> Response:
 def api_jobs() -> Response:
     """Recent jobs, newest first (?active=1: running ones only; ?limit=)."""
     state = _state()
-    engine, cfg = state.engine, state.config
+    engine = state.engine
     active = request.args.get("active", "").strip().lower() in ("1", "true", "yes")
     try:
         limit = max(1, min(MAX_JOBS, int(request.args.get("limit", "") or DEFAULT_JOBS)))
@@ -289,7 +287,7 @@ def api_jobs() -> Response:
 def api_job(job_id: str) -> Response:
     """One job's progress and per-file outcome."""
     state = _state()
-    engine, cfg = state.engine, state.config
+    engine = state.engine
     job = engine.jobs.get(job_id)
     if job is None:
         raise ApiError(404, f"找不到任务“{job_id}”（只保留最近结束的任务）。",

@@ -310,7 +310,7 @@ def search_page() -> str:
 def doc_page(doc_id: str) -> str:
     """One document, scrolled to passage ``?p=`` with the answer span ``?hl=`` marked; outline by 编/章."""
     state = _state()
-    engine, cfg = state.engine, state.config
+    engine = state.engine
     try:
         doc = engine.document(doc_id)
     except KeyError:
