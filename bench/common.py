@@ -9,6 +9,7 @@ import platform
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -188,8 +189,6 @@ def machine() -> dict[str, Any]:
             versions[pkg] = None
     commit = None
     try:  # git itself: a worktree's .git is a file, and refs may be packed
-        import subprocess
-
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                                 text=True, timeout=30).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):

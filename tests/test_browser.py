@@ -86,6 +86,13 @@ def _serve(eng):
     return f"http://127.0.0.1:{servers[0].effective_port}", servers[0], thread
 
 
+def _stop(server, thread) -> None:
+    """Stop a server of :func:`_serve`: ``serve()`` must return, even with Chromium's keep-alive connections open."""
+    server.close()
+    thread.join(60)
+    assert not thread.is_alive(), "serve() did not return after close()"
+
+
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory, seed_cache):
     """The real app served by waitress on a free 127.0.0.1 port, over a real index of the seed essay and a regulation
@@ -97,9 +104,7 @@ def live_server(tmp_path_factory, seed_cache):
     assert sorted(report.added) == sorted([SEED.name, REGULATION_ID]), report.to_dict()
     url, server, thread = _serve(eng)
     yield url, eng, base
-    server.close()
-    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
-    assert not thread.is_alive(), "serve() did not return after close()"
+    _stop(server, thread)
     eng.close()
 
 
@@ -711,9 +716,7 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
         for handle in driver.window_handles:  # stop the pages' polling before the server goes away
             driver.switch_to.window(handle)
             driver.get("about:blank")
-        server.close()
-        thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
-        assert not thread.is_alive(), "serve() did not return after close()"
+        _stop(server, thread)
         eng.close()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "big-upload-timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
@@ -819,9 +822,7 @@ def test_document_picker_finds_a_document_beyond_the_cap(driver, tmp_path, monke
         _shot(driver, "21-documents-filtered-paged.png")
         assert not _console_errors(driver), _console_errors(driver)
     finally:
-        server.close()
-        thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
-        assert not thread.is_alive(), "serve() did not return after close()"
+        _stop(server, thread)
         eng.close()
 
 

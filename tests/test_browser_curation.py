@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT, make_corpus, with_seed_cache
 from indexer import Config, Engine
 from test_browser import (ENGLISH_PHRASE, REGULATION_ID, _console_errors, _downloads, _get_json, _main_text,  # noqa: F401
-                          _serve, _shots, _wait_download, driver)
+                          _serve, _stop, _shots, _wait_download, driver)
 
 pytestmark = pytest.mark.browser
 
@@ -44,9 +44,7 @@ def curated(tmp_path_factory, seed_cache):
     assert not eng.index(corpus).errors
     url, server, thread = _serve(eng)
     yield url, eng, base
-    server.close()
-    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
-    assert not thread.is_alive(), "serve() did not return after close()"
+    _stop(server, thread)
     eng.close()
 
 
@@ -282,9 +280,7 @@ def with_tokens(curated, tmp_path):
         else:
             os.environ["PARTYQA_TOKENS_FILE"] = saved
     yield url, eng
-    server.close()
-    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
-    assert not thread.is_alive(), "serve() did not return after close()"
+    _stop(server, thread)
 
 
 def _keep_token(drv, token: str) -> None:
@@ -457,9 +453,7 @@ def versions_server(tmp_path_factory):
     assert not eng.index(corpus).errors
     url, server, thread = _serve(eng)
     yield url, eng
-    server.close()
-    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
-    assert not thread.is_alive(), "serve() did not return after close()"
+    _stop(server, thread)
     eng.close()
 
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from conftest import SHIPPED
-from test_browser import _console_errors, _serve, _shot, driver  # noqa: F401  (driver is a fixture)
+from test_browser import _console_errors, _serve, _stop, _shot, driver  # noqa: F401  (driver is a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,9 +44,7 @@ def library_server(shipped_library):
     """The library imported as `make run` imports it (conftest.shipped_library), served on a free port."""
     url, server, thread = _serve(shipped_library)
     yield url, shipped_library
-    server.close()
-    thread.join(60)  # Serving.close() ends serve() even with Chromium's keep-alive connections open
-    assert not thread.is_alive(), "serve() did not return after close()"
+    _stop(server, thread)
 
 
 def test_ordinary_questions_get_the_right_article_on_top(library_server, driver):

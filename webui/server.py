@@ -40,16 +40,11 @@ class Serving:
         """Stop serving: the listening socket and every open connection are closed in the server's own loop, so
         ``serve`` returns even while a browser holds keep-alive connections (waitress's ``close()`` alone closes
         only the listening socket, and its loop runs on as long as a connection is open)."""
+        from waitress import wasyncore
+
         server = self._server
-
-        def stop() -> None:
-            for channel in list(server._map.values()):
-                if channel is not server and channel is not server.trigger:
-                    channel.close()
-            server.close()  # the listener and the trigger: the map is empty, the loop ends
-
-        try:
-            server.trigger.pull_trigger(stop)
+        try:  # run in the loop's thread: the listener, the trigger and every connection closed, the loop ends
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         except OSError:  # already stopped
             logger.debug("server already closed", exc_info=True)
 
