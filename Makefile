@@ -31,11 +31,12 @@ run: index
 	$(BIN)/partyqa --index-dir $(INDEX_DIR) serve --host $(HOST) --port $(PORT)
 
 # PARTYQA_TEST_STRICT=1 (CI) turns skips for a missing browser, C compiler or libgomp into failures (tests/README.md).
-# Two pytest-xdist workers, one test file each at a time (module fixtures stay in one process): 11 min 47 s -> 9 min
-# 34 s on the idle 2-core machine (tests/README.md "Where the time goes"). TEST_WORKERS=0 runs in one process.
+# Two pytest-xdist workers, one test file each at a time (module fixtures stay in one process), the longest files
+# first (tests/conftest.py LONG_FILES_FIRST, kept in that order by --no-loadscope-reorder): tests/README.md "Where the
+# time goes". TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: install browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) tests
 
 # Full benchmark suite (long: quality vs baselines, speed at 1k/10k/100k); regenerates docs/BENCHMARKS.md.
 bench: install

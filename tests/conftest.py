@@ -65,11 +65,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                            f"{reason.removeprefix(REQUIRED)}")
 
 
+# The files that take longest, longest first (two workers on the idle 2-core machine, tests/README.md "Where the time
+# goes"). `make test` hands whole files to whichever pytest-xdist worker is free, in collection order
+# (--dist loadfile --no-loadscope-reorder): a long file left for the end keeps one worker busy while the other idles.
+LONG_FILES_FIRST = ("test_robust_kill.py", "test_browser.py", "test_engine.py", "test_bench.py", "test_webui.py",
+                    "test_browser_curation.py", "test_robust_service.py", "test_cli.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A browser test (real Chromium over a real-model index) is slow too: ``-m "not slow"`` leaves it out."""
+    """A browser test (real Chromium over a real-model index) is slow too: ``-m "not slow"`` leaves it out. The
+    longest files run first (stable: each file's own order is kept)."""
     for item in items:
         if item.get_closest_marker("browser") and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+    first = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

