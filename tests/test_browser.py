@@ -877,8 +877,9 @@ def test_document_picker_finds_a_document_beyond_the_cap(driver, tmp_path, monke
 
         # 4. the documents page: one page of rows; typing filters all documents on the server; paging; deleting
         #    the only row of the last page shows the new last page
-        def rows() -> list[str]:
-            return [r.get_attribute("data-doc-id") for r in driver.find_elements(By.CSS_SELECTOR, "#doc-rows tr[data-doc-id]")]
+        def rows() -> list[str]:  # read in one script: the table is redrawn while a wait polls it
+            return driver.execute_script("return Array.from(document.querySelectorAll('#doc-rows tr[data-doc-id]'))"
+                                         ".map(r => r.getAttribute('data-doc-id'))")
 
         driver.get(base + "/documents")
         wait.until(EC.presence_of_element_located((By.ID, "doc-table")))
