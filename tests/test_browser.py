@@ -46,6 +46,15 @@ UPLOAD_TEXT = """西柏坡主题教育活动记录
 """
 
 
+def _wait(drv, seconds: float):
+    """A WebDriverWait that polls again when an element its check read was redrawn meanwhile (the pages redraw their
+    lists at every poll): such a read is not the answer yet, and not a failure."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(drv, seconds, ignored_exceptions=(StaleElementReferenceException,))
+
+
 def _find(candidates: list[str], name: str) -> str | None:
     for c in candidates:
         if Path(c).is_file():
@@ -152,10 +161,9 @@ def test_search_view_upload_and_find(live_server, driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, engine, _ = live_server
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
 
     # 1. the home page: type a question about the seed essay and press Enter
     driver.get(base + "/")
@@ -320,10 +328,10 @@ def _wait_download(folder: Path, suffix: str, before: set[str], timeout: float =
 def test_answer_citation_filter_mode_outline_and_contrast(live_server, driver):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     base, engine, _ = live_server
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
     driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": base,
                                                         "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
     driver.get(base + "/")
@@ -437,10 +445,10 @@ def test_export_and_batch_downloads(live_server, driver, tmp_path):
     from docx import Document as Docx
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     base, engine, _ = live_server
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
     folder = _downloads(driver, tmp_path / "downloads")
 
     # 1. export the results of one search as CSV and as Word
@@ -495,10 +503,9 @@ def test_export_and_batch_downloads(live_server, driver, tmp_path):
 def test_upload_of_a_broken_file_says_why_in_its_job(live_server, driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, engine, _ = live_server
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
     n = len(engine.documents())
     broken = tmp_path / "损坏的文件.docx"
     broken.write_bytes(b"PK\x03\x04 this is not a real Word file")
@@ -645,7 +652,6 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
     with their sentence windows); a gate on its calls lets the test see each stage without racing the model."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from indexer.embed.cache import EmbeddingCache
     from indexer.embed.shipped import seed_cache as seed_shipped
@@ -663,7 +669,7 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
     base, server, thread = _serve(eng)
     timings: dict[str, float] = {"passages": passages, "passages_encoded_by_the_model": fresh}
     try:
-        wait = WebDriverWait(driver, 120)
+        wait = _wait(driver, 120)
         driver.get(base + "/documents")
         wait.until(EC.presence_of_element_located((By.ID, "files")))
         upload_tab = driver.current_window_handle
@@ -718,7 +724,7 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
             gate.step()
             gate.wait_held("the job's next encoder call after one was let through")
             try:
-                moved = WebDriverWait(driver, 10).until(lambda d: (lambda j: j if j and j["state"] == "embedding"
+                moved = _wait(driver, 10).until(lambda d: (lambda j: j if j and j["state"] == "embedding"
                                                                    and (j["pct"] or -1) > start
                                                                    and "预计剩余" in j["line"] else None)
                                                         (_job_row(d, job_id)))
@@ -772,10 +778,10 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
         timings["rate"] = big["rate"] or 0.0
         driver.switch_to.window(search_tab)
         for jid, job in ((job_id, big), (second_id, small)):
-            row = WebDriverWait(driver, 120).until(lambda d: (lambda j: j if j and j["state"] == "done" else None)
+            row = _wait(driver, 120).until(lambda d: (lambda j: j if j and j["state"] == "done" else None)
                                                   (_job_row(d, jid)))
             assert row["summary"] == job["summary"] and row["badge"] == "完成", row
-        states = WebDriverWait(driver, 120).until(lambda d: (lambda t: t if t and set(t) == {"完成"} else None)(
+        states = _wait(driver, 120).until(lambda d: (lambda t: t if t and set(t) == {"完成"} else None)(
             d.execute_script("return Array.from(document.querySelectorAll('#doc-rows .state .badge[data-state]'))"
                              ".map(b => b.textContent)")))
         assert len(states) == before["documents"] + len(files) + 1
@@ -817,7 +823,6 @@ def test_document_picker_finds_a_document_beyond_the_cap(driver, tmp_path, monke
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from bench.common import HashEncoder
 
@@ -832,7 +837,7 @@ def test_document_picker_finds_a_document_beyond_the_cap(driver, tmp_path, monke
     assert not eng.index(corpus).errors
     base, server, thread = _serve(eng)
     try:
-        wait = WebDriverWait(driver, 60)
+        wait = _wait(driver, 60)
         driver.get(base + "/")
         wait.until(EC.presence_of_element_located((By.ID, "doc-picker")))
         driver.find_element(By.CSS_SELECTOR, "#doc-picker summary").click()
@@ -936,10 +941,9 @@ def test_answer_box_badges_counts_keyboard_and_status(live_server, driver):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, engine, _ = live_server
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
     driver.get(base + "/")
     wait.until(EC.presence_of_element_located((By.ID, "q")))
     _shots(driver, "home")
@@ -1042,10 +1046,10 @@ def test_batch_forgives_and_round_trips_xlsx(live_server, driver, tmp_path):
     from openpyxl import Workbook, load_workbook
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     base, engine, _ = live_server
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
     folder = _downloads(driver, tmp_path / "downloads")
 
     # 1. a pasted list with numbering and a symbols-only line: the rest is answered, the line is named, the form kept
@@ -1087,10 +1091,9 @@ def test_batch_forgives_and_round_trips_xlsx(live_server, driver, tmp_path):
 def test_outline_trash_and_chinese_only_failures(live_server, driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, engine, _ = live_server
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
 
     # 1. the essay's fourth heading (it ends in 。) is in the outline and leads to its heading
     driver.get(base + "/doc/" + quote(SEED.name))

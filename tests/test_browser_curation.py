@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROOT, make_corpus, with_seed_cache
 from indexer import Config, Engine
-from test_browser import (ENGLISH_PHRASE, REGULATION_ID, _console_errors, _downloads, _get_json, _main_text,  # noqa: F401
+from test_browser import (ENGLISH_PHRASE, REGULATION_ID, _console_errors, _downloads, _wait, _get_json, _main_text,  # noqa: F401
                           _serve, _stop, _shots, _wait_download, driver)
 
 pytestmark = pytest.mark.browser
@@ -76,10 +76,9 @@ def test_disable_link_feedback_and_faq_import_in_the_browser(curated, driver, tm
     from openpyxl import Workbook
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, engine, root = curated
-    wait = WebDriverWait(driver, 120)
+    wait = _wait(driver, 120)
     folder = _downloads(driver, tmp_path / "downloads")
 
     # 1. 停用 on the document page: the passage is gone from the results, in every mode
@@ -221,7 +220,6 @@ def test_audit_table_stacks_its_columns_at_375_px(curated, driver):
     than the screen (neither the page nor the table scrolls sideways); side by side under a header on a desktop."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from test_browser import _shot
 
@@ -240,7 +238,7 @@ def test_audit_table_stacks_its_columns_at_375_px(curated, driver):
     try:
         driver.set_window_size(375, 800)
         driver.get(curated[0] + "/audit")
-        WebDriverWait(driver, 60).until(EC.presence_of_element_located((By.ID, "audit-table")))
+        _wait(driver, 60).until(EC.presence_of_element_located((By.ID, "audit-table")))
         assert driver.execute_script(wide) <= [1, 0], driver.execute_script(wide)
         got = driver.execute_script(cells)
         assert [c[0] for c in got] == labels and got[1][5] == who, got
@@ -298,10 +296,9 @@ def _role_settled(drv, token: str) -> None:
 def test_editing_controls_show_for_an_editors_token_only(with_tokens, driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, engine = with_tokens
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
     folder = _downloads(driver, tmp_path / "downloads")
     question = "党支部委员会由几人组成"
     hit = engine.search(question, k=5, mode="keyword")[-1]
@@ -364,10 +361,9 @@ def test_one_token_entered_in_the_nav_serves_every_page_and_tab(with_tokens, dri
     the editor's name; 退出 hides the controls there, and in the first tab too."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, engine = with_tokens
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
     hit = engine.search("党支部委员会会议多久召开一次", k=5, mode="keyword")[1]
     doc_page = f"{base}/doc/{quote(hit['doc_id'])}?p={hit['ordinal']}#p-{hit['ordinal']}"
     toggle = f"#p-{hit['ordinal']} .passage-toggle"
@@ -465,11 +461,11 @@ def _colours(drv, selector: str) -> tuple[str, str]:
 def test_versions_compare_references_status_and_category_in_the_browser(versions_server, driver):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     base, engine = versions_server
     new, old = DISCIPLINE
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
 
     # 1. the documents list: 现行 / 历史版本 badges in distinct colours, the year, and a link to the other version
     driver.get(base + "/documents")
@@ -603,12 +599,11 @@ def test_lower_cards_answer_marks_look_lighter_and_graded(curated, driver):
     ones graded by their confidence (data-level 3: a pale fill, 2: an underline, 1: a dotted underline), each
     drawn differently in the browser (computed styles)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from test_browser import _shot
 
     base, _, _ = curated
-    wait = WebDriverWait(driver, 60)
+    wait = _wait(driver, 60)
     look = ("const s = getComputedStyle(arguments[0]); return {tag: arguments[0].tagName, bg: s.backgroundColor, "
             "shadow: s.boxShadow, line: s.textDecorationLine, style: s.textDecorationStyle};")
     styles: dict[str, dict] = {}

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from conftest import SHIPPED
-from test_browser import _console_errors, _serve, _stop, _shot, driver  # noqa: F401  (driver is a fixture)
+from test_browser import _console_errors, _serve, _stop, _shot, _wait, driver  # noqa: F401  (driver is a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,10 +51,9 @@ def test_ordinary_questions_get_the_right_article_on_top(library_server, driver)
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, _ = library_server
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
     wrong = []
     for i, (question, title, article, phrase) in enumerate(TEN, start=1):
         driver.get(base + "/")
@@ -80,10 +79,9 @@ def test_ordinary_questions_get_the_right_article_on_top(library_server, driver)
 def test_every_home_page_example_is_answered(library_server, driver):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, eng = library_server
-    wait = WebDriverWait(driver, 90)
+    wait = _wait(driver, 90)
     driver.get(base + "/")
     wait.until(EC.presence_of_element_located((By.ID, "examples")))
     _shot(driver, "library-00-home.png")
