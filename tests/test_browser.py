@@ -553,8 +553,8 @@ def _get_json(url: str):
 def _upload_files(dest: Path, target: int, encoded_min: int) -> tuple[list[Path], int, int, Path]:
     """Files to upload at once, at least ``target`` passages (counted with the indexer's own prepare stage): the
     library's official texts (corpus/, whose vectors ship in corpus/.vectors), then whole documents of
-    ../shared/bench/party-docs (the 党纪 regulations set) until they make ``target`` passages and at least
-    ``encoded_min`` passages no shipped vector covers, so the real model encodes them during the job.
+    ../shared/bench/party-docs (the 党纪 regulations set, shortest first) until they make ``target`` passages and
+    at least ``encoded_min`` passages no shipped vector covers, so the real model encodes them during the job.
     Returns (files, passages, passages of party-docs, one more party-docs file for a second upload)."""
     from indexer.ingest.files import load_file
     from indexer.ingest.prepare import prepare
@@ -569,9 +569,10 @@ def _upload_files(dest: Path, target: int, encoded_min: int) -> tuple[list[Path]
         if src.name != "SOURCES.md":
             files.append(Path(shutil.copy(src, dest / src.name)))
             total += passages(files[-1])
-    for row in rows:
-        if "/xtjeyvc-dangfa/" not in row["doc_id"] or (total >= target and fresh >= encoded_min):
-            continue
+    regulations = sorted((r for r in rows if "/xtjeyvc-dangfa/" in r["doc_id"]), key=lambda r: (r["chars"], r["doc_id"]))
+    for row in regulations:  # the shortest first: the model encodes little more than encoded_min passages
+        if total >= target and fresh >= encoded_min:
+            break
         path = dest / Path(row["doc_id"]).name
         path.write_text(row["text"], encoding="utf-8")
         n = passages(path)
