@@ -131,10 +131,12 @@ def seed_path() -> Path:
     return SEED
 
 
-def make_corpus(dest: Path, party_docs: list[str] | None = None) -> Path:
-    """A small corpus dir: the seed essay, the regulation fixture, and optional files from party-docs."""
+def make_corpus(dest: Path, party_docs: list[str] | None = None, essay: bool = True) -> Path:
+    """A small corpus dir: the seed essay (unless ``essay`` is false), the regulation fixture, and optional files
+    from party-docs."""
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SEED, dest / SEED.name)
+    if essay:
+        shutil.copy(SEED, dest / SEED.name)
     shutil.copy(ROOT / "tests" / "fixtures" / "regulation_sample.txt", dest / "支部工作条例示例.txt")
     for rel in party_docs or []:
         src = require_party_docs() / rel

@@ -55,6 +55,12 @@ def _wait(drv, seconds: float):
     return WebDriverWait(drv, seconds, ignored_exceptions=(StaleElementReferenceException,))
 
 
+def _text_of(drv, selector: str) -> str | None:
+    """The text of the first element matching ``selector``, read in one script (None when there is none): a list the
+    page redraws at every poll cannot hand back a stale element."""
+    return drv.execute_script("const e = document.querySelector(arguments[0]); return e && e.textContent;", selector)
+
+
 def _find(candidates: list[str], name: str) -> str | None:
     for c in candidates:
         if Path(c).is_file():
@@ -556,6 +562,7 @@ def _upload_files(dest: Path, target: int, encoded_min: int) -> tuple[list[Path]
     ../shared/bench/party-docs (the 党纪 regulations set, shortest first) until they make ``target`` passages and
     at least ``encoded_min`` passages no shipped vector covers, so the real model encodes them during the job.
     Returns (files, passages, passages of party-docs, one more party-docs file for a second upload)."""
+    from indexer.index.sync import IMPORT_SKIP
     from indexer.ingest.files import load_file
     from indexer.ingest.prepare import prepare
 
@@ -566,7 +573,7 @@ def _upload_files(dest: Path, target: int, encoded_min: int) -> tuple[list[Path]
     dest.mkdir(parents=True, exist_ok=True)
     files, total, fresh = [], 0, 0
     for src in sorted(SHIPPED.glob("*.md")):
-        if src.name != "SOURCES.md":
+        if src.name not in IMPORT_SKIP:  # corpus/SOURCES.md is the library's notes, not a document
             files.append(Path(shutil.copy(src, dest / src.name)))
             total += passages(files[-1])
     regulations = sorted((r for r in rows if "/xtjeyvc-dangfa/" in r["doc_id"]), key=lambda r: (r["chars"], r["doc_id"]))
@@ -652,6 +659,7 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
     the index is consistent. The real e5 model embeds every passage no shipped vector covers (a few hundred texts
     with their sentence windows); a gate on its calls lets the test see each stage without racing the model."""
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support import expected_conditions as EC
 
     from indexer.embed.cache import EmbeddingCache
@@ -730,7 +738,7 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
                                                                    and "预计剩余" in j["line"] else None)
                                                         (_job_row(d, job_id)))
                 break
-            except Exception:  # not yet: the page shows it after the next batch
+            except TimeoutException:  # not yet: the page shows it after the next batch
                 continue
         assert moved, f"the documents page never showed the job's bar move with an estimate: {_job_row(driver, job_id)}"
         assert moved["pct"] < 100, moved
@@ -740,9 +748,7 @@ def test_big_upload_is_searchable_at_once_shows_progress_in_every_tab_and_queues
         indicator = driver.find_element(By.ID, "job-indicator-link")
         assert indicator.text.startswith("正在更新索引：1 个任务 · 语义索引 "), indicator.text
         assert indicator.get_attribute("href").endswith("/documents#jobs-panel")
-        doc_state = driver.execute_script(
-            "const b = document.querySelector(arguments[0]); return b && b.textContent;",
-            f'tr[data-doc-id="{phrase_file}"] .state .badge')
+        doc_state = _text_of(driver, f'tr[data-doc-id="{phrase_file}"] .state .badge')
         assert doc_state in ("可检索 · 等待语义索引", "完成") or doc_state.startswith("语义索引中"), doc_state
         _assert_contrast(driver, "documents page during a job")
         _shot(driver, "21-job-progress-second-tab.png")

