@@ -227,6 +227,35 @@ def test_pinned_article_carries_its_other_versions_and_k_hits(shipped, mode, que
     assert len(hits) == k and [h["rank"] for h in hits] == list(range(1, k + 1))
 
 
+# question, the document, the heading, the first passage's section (read off the shipped texts)
+HEADING_ASKS = [
+    ("党章总纲", "中国共产党章程.md", "总纲", "总纲"),
+    ("《中国共产党章程》的总纲讲了什么", "中国共产党章程.md", "总纲", "总纲"),
+    ("纪律处分条例的附则", S23, "附则", "第三编 附则 > 第一百五十五条"),
+    ("2018年版纪律处分条例总则", S18, "总则", "第一编 总则 > 第一章 指导思想、原则和适用范围 > 第一条"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("question,doc,heading,section", HEADING_ASKS)
+def test_named_heading_first(shipped, mode, question, doc, heading, section):
+    """A question asking for a regulation's 总纲 / 总则 / 附则 by name gets its opening passages first, in the version
+    it names (else the one in force); before, 党章总纲 answered with 纪律处分条例第三条 (党章是最根本的党内法规)."""
+    hits = shipped.search(question, k=5, mode=mode)
+    assert hits.found is not None and hits.found.ref.label == heading
+    assert hits[0]["doc_id"] == doc and hits[0]["section"] == section, (question, mode, hits[0]["citation"])
+    assert [h["pid"] for h in hits[:len(hits.found.pids)]] == hits.found.pids
+    assert hits.envelope()["lookup"]["article"] == heading
+
+
+@pytest.mark.parametrize("question", ["党章总纲对党的建设提出了哪些要求", "总则", "廉洁自律准则的总则"])
+def test_heading_inside_a_question_or_without_a_named_regulation_is_ranked(shipped, question):
+    """Asking something inside the 总纲, naming no regulation, or naming one with no such part (the 准则 has none):
+    no look-up, the ranking answers."""
+    hits = shipped.search(question, k=5, mode="keyword")
+    assert getattr(hits, "found", None) is None and len(hits)
+
+
 # ------------------------------------------------------------------------------------------------ real regulations
 REAL = ["xtjeyvc-dangfa/dangfa008.md", "xtjeyvc-dangfa/dangfa009.md", "xtjeyvc-dangfa/dangfa0010.md",
         "xtjeyvc-dangfa/dangfa002.md", "xtjeyvc-dangfa/dangfa0024.md", "xtjeyvc-dangfa/dangfa0034.md",

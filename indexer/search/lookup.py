@@ -37,6 +37,11 @@ PIN_MAX = 3  # at most this many passages of one article go before the ranked hi
 LOOKUP_CONFIDENCE = 0.95  # an exact article look-up answers the question
 _RULE_NAME = re.compile(r"(条例|规定|细则|准则|办法|规则|章程|守则|规程)$")
 _TRAIL = "的中里之内"
+# Named parts a question can ask for by name alone ("党章总纲", "处分条例的附则"): the preamble of 党章 (总纲) or of a
+# law (序言), and the 编 / 章 every regulation calls 总则, 分则 or 附则. Only these: a chapter's own topic ("党章中关于
+# 党员的规定") is a question for ranking, not a look-up.
+HEADINGS = ("总纲", "序言", "总则", "分则", "附则")
+_HEADING_PART = re.compile(r"^(?:第\s*[零〇一二两三四五六七八九十百千0-9]+\s*[编章节]\s*)?(总纲|序言|总则|分则|附则)$")
 
 
 @dataclass
@@ -51,6 +56,7 @@ class Unit:
     keys: frozenset[str]
     articles: dict[int, list[str]] = field(default_factory=dict)  # article number -> its passages, in order
     chapters: dict[int, list[str]] = field(default_factory=dict)
+    headings: dict[str, list[str]] = field(default_factory=dict)  # HEADINGS word -> its passages, in order
 
     @property
     def last_article(self) -> int:
@@ -156,6 +162,7 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
     article_of: dict[str, int] = {}
     mine: dict[str, Unit] = {}
     last: dict[str, tuple[int | None, int | None]] = {}
+    heads: dict[str, dict[str, list[str]]] = {}  # regulation name -> HEADINGS word -> passages
     for pid in sorted(pids, key=lambda x: passages[x].ordinal):
         p = passages[pid]
         name, parts = _cited(p.title, p.section)
@@ -165,6 +172,10 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
             old_keys, name = frozenset(name_keys(name)), _cited(title, "")[0]
         art = next((n for n in map(article_number, reversed(parts)) if n), None)
         chap = next((n for n in map(chapter_number, parts) if n), None)
+        for part in parts:
+            m = _HEADING_PART.match(part.strip())
+            if m:
+                heads.setdefault(name, {}).setdefault(m.group(1), []).append(pid)
         if art is None and chap is None:
             continue
         unit = mine.get(name)
@@ -188,6 +199,11 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
             unit.chapters.setdefault(chap, []).append(pid)
             unit_of.setdefault(pid, unit)
         last[name] = (art if art is not None else prev_art, chap if chap is not None else prev_chap)
+    for name, unit in mine.items():
+        unit.headings = heads.get(name, {})
+        for pids_ in unit.headings.values():
+            for pid in pids_:
+                unit_of.setdefault(pid, unit)
     return _DocPart([u for u in units if u.articles or u.chapters], unit_of, article_of)
 
 
@@ -274,9 +290,12 @@ def _clause_first(pids: list[str], ref: ArticleRef, passages: Mapping[str, Any],
 def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: Mapping[str, str],
            allowed: Collection[str] | None = None) -> Found | None:
     """The article a question names, or None when it names no article of a known regulation."""
-    if ("条" not in question and "章" not in question) or not catalog.units:
+    if ("条" not in question and "章" not in question and not any(h in question for h in HEADINGS)) \
+            or not catalog.units:
         return None
     refs = [r for r in find_refs(question) if r.article or r.chapter]
+    if not refs:
+        refs = _heading_refs(question, catalog)
     loose = not refs
     if loose:
         refs = _loose_refs(question)
@@ -306,6 +325,25 @@ def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: 
     return None
 
 
+# What may stand beside the regulation's name and the heading in a question that asks for the heading itself.
+_HEADING_ASK = re.compile(r"[《》〈〉“”\"'（）()\s，。？?！!：:、]|(?:2018|2023|[0-9]{4})年?版?|的|之|中|里|是什么|是啥|讲了?什么|说了?什么|"
+                          r"写了?什么|有哪些内容|有什么内容|主要内容|内容|原文|全文|规定了?什么|讲的是什么|部分|请问|查一下|查看|看看")
+
+
+def _heading_refs(question: str, catalog: Catalog) -> list[ArticleRef]:
+    """``党章总纲``, ``纪律处分条例的附则讲了什么``: a :data:`HEADINGS` word, as a reference to that named part, when the
+    question asks for the part itself (nothing beside a regulation's name and the heading but words like 的 / 是什么);
+    ``党章总纲对党的建设提出了哪些要求`` asks something inside it, which ranking answers."""
+    m = re.search("|".join(HEADINGS), question)
+    if not m:
+        return []
+    rest = normalise_name(question.replace(m.group(0), " ", 1))
+    keys = sorted({k for u in catalog.units for k in u.keys if k and k in rest}, key=len, reverse=True)
+    for key in keys:
+        rest = rest.replace(key, " ")
+    return [ArticleRef(m.start(), m.end(), heading=m.group(0))] if keys and not _HEADING_ASK.sub("", rest) else []
+
+
 def _loose_refs(question: str) -> list[ArticleRef]:
     """``纪律处分条例二十七条`` (no 第): article labels right after something, kept only when a name precedes."""
     out = []
@@ -324,6 +362,9 @@ def _resolve(cat: Catalog, named: list[Unit], ref: ArticleRef, req: YearRequest,
     """The passages of ``ref`` in the right version of the named regulation, or a message that it has none."""
     ordered, note_zh, note_en = _choose(cat, named, req)
     unit = ordered[0]
+    if ref.heading:
+        pids = unit.headings.get(ref.heading)
+        return Found(unit, ref, pids[:PIN_MAX], note_zh, note_en) if pids else None  # none: let ranking answer
     if ref.article:
         pids = unit.articles.get(ref.article)
         if pids:

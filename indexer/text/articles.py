@@ -38,10 +38,13 @@ class ArticleRef:
     article: int | None = None  # 条
     clause: int | None = None  # 款
     item: int | None = None  # 项
+    heading: str | None = None  # a named part with no number: 总纲 (党章), 序言, 总则 / 分则 / 附则
 
     @property
     def label(self) -> str:
-        """``第二十七条第二款``-style label of the most specific parts given."""
+        """``第二十七条第二款``-style label of the most specific parts given (the heading's name for a heading)."""
+        if self.heading:
+            return self.heading
         parts = []
         for n, kind in ((self.chapter, "章"), (self.section, "节")):
             if n and self.article is None:
