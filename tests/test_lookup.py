@@ -256,6 +256,52 @@ def test_heading_inside_a_question_or_without_a_named_regulation_is_ranked(shipp
     assert getattr(hits, "found", None) is None and len(hits)
 
 
+# ------------------------------------------------------------------------------------------------ numbered items
+G8, G8X = "中央八项规定.md", "中央八项规定实施细则.md"
+
+
+@pytest.fixture(scope="module")
+def eight(tmp_path_factory):
+    """The shipped 中央八项规定 (rules 一、… 八、, several to a passage) and its 实施细则 (items 1. … 30. under
+    一、… headings): regulations written without 第X条."""
+    base = tmp_path_factory.mktemp("lookup-items")
+    corpus = base / "corpus"
+    corpus.mkdir()
+    for name in (G8, G8X, "中国共产党章程.md"):
+        shutil.copy(ROOT / "corpus" / name, corpus / name)
+    eng = _engine(base / "index", corpus)
+    yield eng
+    eng.close()
+
+
+# question, document, the answer sentence's start (read off the shipped texts)
+ITEM_ASKS = [
+    ("八项规定第一条", G8, "一、中央政治局全体同志要改进调查研究"),
+    ("中央八项规定第三条是什么", G8, "三、要精简文件简报，切实改进文风"),  # shares its passage with 二、
+    ("八项规定第八条", G8, "八、要厉行勤俭节约"),
+    ("八项规定实施细则第3条", G8X, "3.简化接待工作。"),
+    ("中央八项规定实施细则第三十条", G8X, "30.本细则自发布之日起施行。"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("question,doc,answer", ITEM_ASKS)
+def test_numbered_item_is_looked_up_as_an_article(eight, mode, question, doc, answer):
+    """"八项规定第三条": the third numbered rule first, its own sentence the answer even where one passage holds
+    several rules (before, the question was ranked: 八项规定第一条 answered with the 实施细则's preamble)."""
+    hits = eight.search(question, k=3, mode=mode)
+    assert hits.found is not None and hits.found.unit.doc_id == doc
+    top = hits[0]
+    assert top["doc_id"] == doc and top["best_sentence"].startswith(answer), (question, mode, top["best_sentence"])
+    assert top["text"][top["best_span"][0]:top["best_span"][1]] == top["best_sentence"]
+
+
+def test_numbered_item_past_the_last_says_so(eight):
+    hits = eight.search("八项规定第九条", k=3)
+    assert len(hits) == 0 and not hits.answer_found
+    assert "共八条" in hits.message and "8 articles" in hits.message
+
+
 # ------------------------------------------------------------------------------------------------ real regulations
 REAL = ["xtjeyvc-dangfa/dangfa008.md", "xtjeyvc-dangfa/dangfa009.md", "xtjeyvc-dangfa/dangfa0010.md",
         "xtjeyvc-dangfa/dangfa002.md", "xtjeyvc-dangfa/dangfa0024.md", "xtjeyvc-dangfa/dangfa0034.md",

@@ -57,6 +57,7 @@ class Unit:
     articles: dict[int, list[str]] = field(default_factory=dict)  # article number -> its passages, in order
     chapters: dict[int, list[str]] = field(default_factory=dict)
     headings: dict[str, list[str]] = field(default_factory=dict)  # HEADINGS word -> its passages, in order
+    item_at: dict[int, int] = field(default_factory=dict)  # numbered items as articles: where item n starts
 
     @property
     def last_article(self) -> int:
@@ -204,7 +205,48 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
         for pids_ in unit.headings.values():
             for pid in pids_:
                 unit_of.setdefault(pid, unit)
-    return _DocPart([u for u in units if u.articles or u.chapters], unit_of, article_of)
+    kept = [u for u in units if u.articles or u.chapters]
+    if not kept and title:
+        return _item_part(doc_id, pids, passages, text, meta, title)
+    return _DocPart(kept, unit_of, article_of)
+
+
+# Numbered rules of a regulation written without 第X条 (中央八项规定's 一、… 八、, its 实施细则's 1. … 30.): each at the
+# start of a line, numbered from one without a gap. People cite them as articles ("八项规定第三条").
+_ITEM_ARABIC = re.compile(r"^[ \t\u3000]*([0-9]{1,3})[.．、](?![0-9])", re.M)
+_ITEM_HAN = re.compile(r"^[ \t\u3000]*([一二三四五六七八九十]{1,3})、", re.M)
+
+
+def _item_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], text: str, meta: Mapping[str, Any],
+               title: str) -> _DocPart:
+    """A regulation with no 第X条 whose rules are numbered items: its items as articles (item n -> the passage
+    that starts it; :data:`Unit.item_at` where in that passage). Arabic numbering when it runs 1, 2, 3 … through the
+    document (the 实施细则's 30 items under its 一、… headings), else the 一、二、 items; none when neither runs."""
+    name = _cited(title, "")[0]
+    if "《" in name or not (_RULE_NAME.search(regulation_core(name)) or is_document_name(name)):
+        return _DocPart([], {}, {})  # (a title quoting 《…》 is an article or notice about another document)
+    ordered = sorted(pids, key=lambda x: passages[x].ordinal)
+    for rx in (_ITEM_ARABIC, _ITEM_HAN):
+        items: dict[int, tuple[str, int]] = {}
+        for pid in ordered:
+            for m in rx.finditer(passages[pid].text):
+                n = cn_to_int(m.group(1))
+                if n == len(items) + 1:
+                    items[n] = (pid, m.start(1))
+                elif n and n <= len(items):
+                    items = {}  # numbering restarts (a list inside a section): not the document's rules
+                    break
+            else:
+                continue
+            break
+        if len(items) >= 3:
+            year = document_year(title, text, meta.get("meta"))
+            unit = Unit(doc_id, name, True, year, regulation_core(name), frozenset(name_keys(name)))
+            unit.articles = {n: [pid] for n, (pid, _) in items.items()}
+            unit.item_at = {n: at for n, (_, at) in items.items()}
+            unit_of = {pid: unit for pid, _ in items.values()}
+            return _DocPart([unit], unit_of, {})
+    return _DocPart([], {}, {})
 
 
 def _year_in_name(name: str) -> int | None:
@@ -648,6 +690,21 @@ def _make_hit(question: str, terms: Sequence[str] | None, pid: str, passages: Ma
     return hit
 
 
+def _answer_is_item(hits: Sequence[dict[str, Any]], pid: str, at: int, passages: Mapping[str, Any]) -> None:
+    """A numbered item looked up as an article shares its passage with other items: its answer sentence is the
+    item's own first sentence (from its number to the first 。 or the end of its line), not the passage's best."""
+    text = passages[pid].text
+    end = len(text)
+    for stop in ("。", "\n"):
+        i = text.find(stop, at)
+        if i != -1:
+            end = min(end, i + (1 if stop == "。" else 0))
+    for hit in hits:
+        if hit["pid"] == pid:
+            hit["best_span"] = [at, end]
+            hit["best_sentence"] = text[at:end]
+
+
 def find(state: ArticleLookup, key: Any, questions: Sequence[Any], passages: Mapping[str, Any],
          by_doc: Mapping[str, Sequence[str]], texts: Mapping[str, str], docs: Mapping[str, Mapping[str, Any]],
          versions: Mapping[str, VersionInfo], allowed: Collection[str] | None = None,
@@ -692,6 +749,9 @@ def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Seq
             res = pin(res, f, k_q, lambda _i, pid, text=text, terms=terms: _make_hit(text, terms, pid, passages,
                                                                                     versions),
                       passages, versions, others)
+            at = f.unit.item_at.get(f.ref.article or 0) if f.pids else None
+            if at is not None:
+                _answer_is_item(res, f.pids[0], at, passages)
         for hit in res:
             hit["references"] = state.references(hit["pid"], catalog, passages, texts)
         out.append(res)
