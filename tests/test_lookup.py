@@ -256,6 +256,35 @@ def test_heading_inside_a_question_or_without_a_named_regulation_is_ranked(shipp
     assert getattr(hits, "found", None) is None and len(hits)
 
 
+# question, the document, the articles pinned in order (read off the shipped texts)
+SEVERAL = [
+    ("党章第七条和第八条", "中国共产党章程.md", ["第七条", "第八条"]),
+    ("党章第七条至第九条", "中国共产党章程.md", ["第七条", "第八条", "第九条"]),
+    ("2018年版纪律处分条例第二十六条、第二十七条", S18, ["第二十六条", "第二十七条"]),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("question,doc,articles", SEVERAL)
+def test_several_articles_of_one_regulation_are_pinned_in_order(shipped, mode, question, doc, articles):
+    """第七条和第八条 / 第七条至第九条: every article asked for, in order, before the ranked hits (before, only the
+    first was pinned and 纪律处分条例第七条 followed it)."""
+    hits = shipped.search(question, k=10, mode=mode)
+    n = len(hits.found.pids)
+    assert [h["pid"] for h in hits[:n]] == hits.found.pids
+    assert all(h["doc_id"] == doc for h in hits[:n])
+    assert list(dict.fromkeys(_article(h) for h in hits[:n])) == articles, [h["section"] for h in hits[:n]]
+    assert hits.envelope()["lookup"]["article"] == "、".join(articles)
+
+
+def test_a_second_article_of_another_regulation_is_not_pinned(shipped):
+    """党章第七条和纪律处分条例第八条: the second names another regulation, so only 党章第七条 is looked up."""
+    hits = shipped.search("党章第七条和纪律处分条例第八条", k=5, mode="keyword")
+    assert hits.envelope()["lookup"]["article"] == "第七条"
+    pinned = hits[:len(hits.found.pids)]
+    assert {(h["doc_id"], _article(h)) for h in pinned} == {("中国共产党章程.md", "第七条")}
+
+
 # ------------------------------------------------------------------------------------------------ numbered items
 G8, G8X = "中央八项规定.md", "中央八项规定实施细则.md"
 

@@ -263,11 +263,13 @@ class Found:
     pids: list[str]  # passages to put first (empty when the article does not exist)
     message_zh: str = ""
     message_en: str = ""
+    articles: list[int] = field(default_factory=list)  # several articles asked at once (第七条和第八条), in order
 
     def describe(self) -> dict[str, Any]:
         """The look-up facts the JSON envelope carries."""
+        label = "、".join(f"第{int_to_cn(n)}条" for n in self.articles) if self.articles else self.ref.label
         return {"regulation": self.unit.name, "doc_id": self.unit.doc_id, "version": self.unit.label or None,
-                "year": self.unit.year, "article": self.ref.label, "found": bool(self.pids)}
+                "year": self.unit.year, "article": label, "found": bool(self.pids)}
 
 
 def _mention(masked: str, end: int) -> str:
@@ -352,10 +354,11 @@ def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: 
     if not units:
         return None
     cat = catalog if allowed is None else Catalog(units, catalog.unit_of, catalog.article_of)
-    for ref in refs:
+    for i, ref in enumerate(refs):
         named = cat.named(_mention(masked_s, ref.start), exact=loose)
         if named:
-            return _resolve(cat, named, ref, req, passages, texts)
+            return _more_articles(_resolve(cat, named, ref, req, passages, texts), refs[i + 1:], question, cat,
+                                  masked_s)
     if loose:
         return None
     # A regulation named elsewhere in the question ("第五十条在纪律处分条例里…", "纪律处分条例中关于…的第五十条")
@@ -363,8 +366,42 @@ def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: 
     if not named and allowed is not None and len({u.family for u in units}) == 1:
         named = units  # 第十九条 asked of one regulation picked by the document filter
     if named:
-        return _resolve(cat, named, refs[0], req, passages, texts)
+        return _more_articles(_resolve(cat, named, refs[0], req, passages, texts), refs[1:], question, cat, masked_s)
     return None
+
+
+MORE_MAX = 6  # articles of one question pinned at most ("第七条至第十五条" shows the first six)
+_RANGE = re.compile(r"^\s*(?:至|到|~|～|-|—|－)\s*$")
+_AND = re.compile(r"^\s*(?:和|与|及|以及|、|，|,|跟|或|还有)\s*$")
+
+
+def _more_articles(found: Found | None, rest: Sequence[ArticleRef], question: str, cat: Catalog,
+                   masked: str) -> Found | None:
+    """``党章第七条和第八条``, ``第七条至第九条``: the further articles of the same regulation that follow the first,
+    joined by 和 / 、 / 至 …, pinned after it (each article's first passages, in the order asked; a range filled in;
+    at most :data:`MORE_MAX` articles); an article the regulation lacks is left out. Unchanged for one article,
+    for a chapter, or when the next reference names another regulation."""
+    if found is None or not found.pids or not found.ref.article or found.ref.clause or found.ref.item:
+        return found
+    unit, numbers, prev = found.unit, [found.ref.article], found.ref
+    for ref in rest:
+        gap = question[prev.end:ref.start]
+        named = cat.named(_mention(masked, ref.start))
+        if not ref.article or ref.chapter or not (_AND.match(gap) or _RANGE.match(gap)) \
+                or (named and unit.family not in {u.family for u in named}):
+            break
+        if _RANGE.match(gap) and ref.article > numbers[-1]:
+            numbers += list(range(numbers[-1] + 1, ref.article))
+        numbers.append(ref.article)
+        prev = ref
+    numbers = [n for n in dict.fromkeys(numbers) if n in unit.articles][:MORE_MAX]
+    if len(numbers) < 2:
+        return found
+    pids = list(found.pids)
+    for n in numbers[1:]:
+        pids += [p for p in unit.articles[n][:PIN_MAX] if p not in pids]
+    found.pids, found.articles = pids, numbers
+    return found
 
 
 # What may stand beside the regulation's name and the heading in a question that asks for the heading itself.
