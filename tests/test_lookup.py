@@ -378,6 +378,16 @@ def test_real_lookup_beats_ranking_alone(real, monkeypatch):
     assert (alone[0]["doc_id"], _article(alone[0])) != (D18, "第七条")  # what the look-up is for
 
 
+def test_real_scraped_preamble_is_looked_up(real):
+    """party-docs' 党章 is a scraped copy whose " 总纲 " line the splitter does not take for a heading (its passages
+    have no section): the passages before 第一章 are the 总纲, because the text names it on a line of its own."""
+    hits = real.search("党章总纲", k=5, mode="keyword")
+    assert hits.found is not None and hits.found.ref.label == "总纲" and hits.found.unit.doc_id == DZ
+    pinned = hits[:len(hits.found.pids)]
+    assert all(h["doc_id"] == DZ and h["section"] == "" for h in pinned)
+    assert any("中国共产党是中国工人阶级的先锋队" in h["text"] for h in pinned)
+
+
 def test_real_missing_article(real):
     hits = real.search("纪律处分条例第三百条", k=5)
     assert list(hits) == [] and hits.answer_found is False

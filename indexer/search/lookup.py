@@ -164,6 +164,7 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
     mine: dict[str, Unit] = {}
     last: dict[str, tuple[int | None, int | None]] = {}
     heads: dict[str, dict[str, list[str]]] = {}  # regulation name -> HEADINGS word -> passages
+    front: dict[str, list[str]] = {}  # regulation name -> passages before its first chapter or article
     for pid in sorted(pids, key=lambda x: passages[x].ordinal):
         p = passages[pid]
         name, parts = _cited(p.title, p.section)
@@ -178,6 +179,8 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
             if m:
                 heads.setdefault(name, {}).setdefault(m.group(1), []).append(pid)
         if art is None and chap is None:
+            if last.get(name, (None, None)) == (None, None) and not parts:
+                front.setdefault(name, []).append(pid)  # before the first chapter or article, no heading found
             continue
         unit = mine.get(name)
         if unit is None:
@@ -202,6 +205,14 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
         last[name] = (art if art is not None else prev_art, chap if chap is not None else prev_chap)
     for name, unit in mine.items():
         unit.headings = heads.get(name, {})
+        first = min((passages[p].start for ps in (*unit.articles.values(), *unit.chapters.values()) for p in ps),
+                    default=0)
+        for word in ("总纲", "序言"):
+            # a scraped copy whose "总纲" line the splitter did not take for a heading: the passages before the
+            # first chapter are that part when the text names it on a line of its own there
+            if word not in unit.headings and front.get(name) and re.search(rf"(?m)^[ \t\u3000#*]*{word}[ \t\u3000*]*$",
+                                                                          text[:first]):
+                unit.headings[word] = front[name]
         for pids_ in unit.headings.values():
             for pid in pids_:
                 unit_of.setdefault(pid, unit)
@@ -215,6 +226,7 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
 # start of a line, numbered from one without a gap. People cite them as articles ("八项规定第三条").
 _ITEM_ARABIC = re.compile(r"^[ \t\u3000]*([0-9]{1,3})[.．、](?![0-9])", re.M)
 _ITEM_HAN = re.compile(r"^[ \t\u3000]*([一二三四五六七八九十]{1,3})、", re.M)
+_ITEM_MARK = re.compile(r"(?:[0-9]{1,3}[.．、]|[一二三四五六七八九十]{1,3}、)")
 
 
 def _item_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], text: str, meta: Mapping[str, Any],
@@ -731,9 +743,12 @@ def _answer_is_item(hits: Sequence[dict[str, Any]], pid: str, at: int, passages:
     """A numbered item looked up as an article shares its passage with other items: its answer sentence is the
     item's own first sentence (from its number to the first 。 or the end of its line), not the passage's best."""
     text = passages[pid].text
+    body = at + len(_ITEM_MARK.match(text, at).group(0)) if _ITEM_MARK.match(text, at) else at
+    while body < len(text) and text[body] in " \t\u3000\n":
+        body += 1  # "二、" alone on its line, the rule on the next (scraped copies)
     end = len(text)
     for stop in ("。", "\n"):
-        i = text.find(stop, at)
+        i = text.find(stop, body)
         if i != -1:
             end = min(end, i + (1 if stop == "。" else 0))
     for hit in hits:
