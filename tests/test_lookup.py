@@ -285,6 +285,25 @@ def test_a_second_article_of_another_regulation_is_not_pinned(shipped):
     assert {(h["doc_id"], _article(h)) for h in pinned} == {("中国共产党章程.md", "第七条")}
 
 
+def test_a_regulation_without_articles_is_not_taken_for_one_with_them(tmp_path):
+    """若干准则第三条: the 若干准则 has no 第X条, and the 廉洁自律准则 is named 准则 for short; before, the question was
+    looked up as 廉洁自律准则第三条 (an answer with a look-up's confidence to a question about another regulation).
+    准则第三条 and 廉洁准则第三条 still are."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("中国共产党廉洁自律准则.md", "关于新形势下党内政治生活的若干准则.md"):
+        shutil.copy(ROOT / "corpus" / name, corpus / name)
+    eng = _engine(tmp_path / "index", corpus)
+    try:
+        assert getattr(eng.search("若干准则第三条", k=3, mode="keyword"), "found", None) is None
+        for question in ("准则第三条", "廉洁准则第三条"):
+            hits = eng.search(question, k=3, mode="keyword")
+            assert hits.found is not None and hits[0]["doc_id"] == "中国共产党廉洁自律准则.md"
+            assert _article(hits[0]) == "第三条"
+    finally:
+        eng.close()
+
+
 # ------------------------------------------------------------------------------------------------ numbered items
 G8, G8X = "中央八项规定.md", "中央八项规定实施细则.md"
 

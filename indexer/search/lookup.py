@@ -77,6 +77,18 @@ class Catalog:
     units: list[Unit]
     unit_of: dict[str, Unit]  # pid -> the unit whose article it is (or inside whose chapter it is)
     article_of: dict[str, int]  # pid -> its article number
+    # the names of indexed regulations that have no articles (若干准则): see names_other (若干准则第三条 is not
+    # 廉洁自律准则第三条, whose short name 准则 it ends with)
+    others: list[frozenset[str]] = field(default_factory=list)
+
+    def names_other(self, mention: str, units: Sequence[Unit]) -> bool:
+        """True when ``units`` are named only by a bare two-character alias (准则) that ends a longer name of an
+        indexed regulation without articles (若干准则). Only then: a list page titled 八项规定 must not stop
+        八项规定第二条, which names the 八项规定's rules by a shortened name."""
+        best, key = max(((mention_score(mention, k), k) for u in units for k in u.keys), default=(0, ""))
+        if not best or len(key) > 2:
+            return False
+        return any(mention_score(mention, k) > best for keys in self.others for k in keys)
 
     def named(self, mention: str, exact: bool = False) -> list[Unit]:
         """The units the end of ``mention`` (normalised text right before an article label) names best
@@ -126,6 +138,7 @@ def build_catalog(passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str
     units: list[Unit] = []
     unit_of: dict[str, Unit] = {}
     article_of: dict[str, int] = {}
+    others: list[frozenset[str]] = []
     fresh: dict[str, tuple[Any, _DocPart]] = {}
     for doc_id, pids in by_doc.items():
         meta = docs.get(doc_id) or {}
@@ -134,6 +147,10 @@ def build_catalog(passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str
         part = known[1] if known is not None and known[0] == key else _doc_part(
             doc_id, pids, passages, texts.get(doc_id, ""), meta)
         fresh[doc_id] = (key, part)
+        if not part.units and meta.get("title"):
+            name = _cited(str(meta["title"]), "")[0]
+            if _RULE_NAME.search(regulation_core(name)):
+                others.append(frozenset(name_keys(name)))
         units.extend(part.units)
         unit_of.update(part.unit_of)
         article_of.update(part.article_of)
@@ -141,7 +158,7 @@ def build_catalog(passages: Mapping[str, Any], by_doc: Mapping[str, Sequence[str
         cache.clear()
         cache.update(fresh)
     logger.debug("article catalog: %d regulations, %d article passages", len(units), len(article_of))
-    return Catalog(units, unit_of, article_of)
+    return Catalog(units, unit_of, article_of, others)
 
 
 @dataclass
@@ -365,9 +382,12 @@ def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: 
     units = [u for u in catalog.units if allowed is None or u.doc_id in allowed]
     if not units:
         return None
-    cat = catalog if allowed is None else Catalog(units, catalog.unit_of, catalog.article_of)
+    cat = catalog if allowed is None else Catalog(units, catalog.unit_of, catalog.article_of, catalog.others)
     for i, ref in enumerate(refs):
-        named = cat.named(_mention(masked_s, ref.start), exact=loose)
+        mention = _mention(masked_s, ref.start)
+        named = cat.named(mention, exact=loose)
+        if named and cat.names_other(mention, named):
+            return None  # 若干准则第三条: a regulation without articles, not 廉洁自律准则 (ranking answers)
         if named:
             return _more_articles(_resolve(cat, named, ref, req, passages, texts), refs[i + 1:], question, cat,
                                   masked_s)
