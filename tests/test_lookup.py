@@ -15,6 +15,7 @@ from conftest import PARTY_DOCS, ROOT, make_corpus, require_party_docs
 sys.path.insert(0, str(ROOT))
 from bench.common import HashEncoder  # noqa: E402
 from indexer import Config, Engine  # noqa: E402
+from indexer.search.rank import LEARNED_NOTE  # noqa: E402
 from indexer.search import lookup as lookup_mod  # noqa: E402
 from indexer.text.articles import (find_cross_refs, find_refs, mention_score, name_keys,  # noqa: E402
                                    year_request)
@@ -275,6 +276,8 @@ def test_several_articles_of_one_regulation_are_pinned_in_order(shipped, mode, q
     assert all(h["doc_id"] == doc for h in hits[:n])
     assert list(dict.fromkeys(_article(h) for h in hits[:n])) == articles, [h["section"] for h in hits[:n]]
     assert hits.envelope()["lookup"]["article"] == "、".join(articles)
+    # each pinned card's rank line says the question named it, not the ranking's reasons
+    assert all(h["why"][0] == f"问题指明{_article(h)}" and LEARNED_NOTE not in h["why"] for h in hits[:n])
 
 
 def test_a_second_article_of_another_regulation_is_not_pinned(shipped):
@@ -341,6 +344,7 @@ def test_numbered_item_is_looked_up_as_an_article(eight, mode, question, doc, an
     assert hits.found is not None and hits.found.unit.doc_id == doc
     top = hits[0]
     assert top["doc_id"] == doc and top["best_sentence"].startswith(answer), (question, mode, top["best_sentence"])
+    assert top["why"] == [f"问题指明{hits.found.ref.label}"]
     assert top["text"][top["best_span"][0]:top["best_span"][1]] == top["best_sentence"]
 
 

@@ -556,6 +556,7 @@ def pin(results: Any, found: Found, k: int, make_hit: Callable[[int, str], dict[
     top = first[0]["score"] if not results else max(results[0]["score"], first[0]["score"])
     for h in first:
         h["score"] = top
+        h["why"] = _pinned_why(h, found)
     shown = {o["pid"] for h in first for o in h["also_in"]} | pinned
     rest = []
     for h in results:
@@ -573,6 +574,19 @@ def pin(results: Any, found: Found, k: int, make_hit: Callable[[int, str], dict[
 # Hits the ranking hands over beyond k for a look-up question: the ranked hits folded under the pinned passages
 # leave the list, which must still hold k.
 PIN_SPARE = 2 * PIN_MAX
+
+
+def _pinned_why(hit: dict[str, Any], found: Found) -> list[str]:
+    """A pinned hit's rank line: it stands first because the question names it (问题指明第七条), not for the
+    ranking's reasons (综合各项信号排序上调, 含所问的时间或频次 …, dropped); what it says of versions stays."""
+    if found.ref.article:
+        asked = found.articles or [found.ref.article]  # the asked article a passage belongs to (rules 二、三、 share one)
+        n = next((n for n in asked if hit["pid"] in found.unit.articles.get(n, ())), found.ref.article)
+        label = f"第{int_to_cn(n)}条"
+    else:
+        label = found.ref.label
+    kept = [w for w in hit.get("why") or () if "版" in w]
+    return [f"问题指明{label}"] + [w for w in kept if w != f"问题指明{label}"]
 
 
 def _fold_under(pid: str, entries: list[dict[str, Any]], results: Sequence[dict[str, Any]], pinned: set[str],
