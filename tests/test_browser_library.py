@@ -1,5 +1,5 @@
 """The shipped library in a real headless Chromium (issue 24's "Done when"): the index `make run` builds from corpus/
-answers thirteen ordinary questions, at least one per shipped official text (the 纪律处分条例 2023 and 2018
+answers nineteen ordinary questions, at least one per shipped official text (the 纪律处分条例 2023 and 2018
 counted apart; the 二十大报告, a report, not a regulation, has none), with the right article (or numbered part) in
 the answer box on top, and
 every example question on the home page is answered (answer_found).
@@ -36,6 +36,14 @@ TEN = [
     # 中央八项规定 has no article labels (its items 一、…八、 are one passage); the phrase is item 二's own words,
     # not in the 实施细则 (whose title it prefixes)
     ("八项规定对开会有什么要求", "中央八项规定", "", "切实改进会风"),
+    # the six texts for discipline-inspection work added on 2026-12-08 (corpus/SOURCES.md)
+    ("纪委对问题线索一般有哪几种处置方式", "中国共产党纪律检查机关监督执纪工作规则", "第二十一条", "暂存待查"),
+    ("中央纪委全会一年至少开几次", "中国共产党纪律检查委员会工作条例", "第十一条", "每年至少召开一次"),
+    # (first drafts for these two were answered from the right document but another article, bench/NOTES.md)
+    ("领导干部被停职检查最长多久", "中国共产党组织处理规定（试行）", "第十一条", "一般不超过6个月"),
+    ("留党察看期满恢复党员权利要走什么程序", "中国共产党处分违纪党员批准权限和程序规定", "第二十一条", "确有悔改表现"),
+    ("实名举报以后多久会告诉我受理情况", "纪检监察机关处理检举控告工作规则", "第二十六条", "15个工作日内"),
+    ("党委书记在全面从严治党中负什么责任", "党委（党组）落实全面从严治党主体责任规定", "第八条", "第一责任人"),
 ]
 
 

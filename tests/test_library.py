@@ -89,7 +89,7 @@ def test_import_uses_the_shipped_vectors_and_leaves_corpus_alone(library) -> Non
     assert report.passages_encoded == 0, "every passage should come from corpus/.vectors"
     assert stats["pending_vectors"] == 0 and stats["passages"] == len(library_passages())
     ids = set(eng.doc_ids())
-    assert DANGZHANG in ids and ESSAY in ids and len(ids) == 14
+    assert DANGZHANG in ids and ESSAY in ids and len(ids) == 20
     assert not any(d.startswith(".") or "/." in d or d in ("SOURCES.md", "examples.json") for d in ids)
     assert corpus_digest() == before
 
