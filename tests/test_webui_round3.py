@@ -97,3 +97,18 @@ def test_hint_levels() -> None:
     assert hint_level(0.95, 0.2) == 3 and hint_level(0.5, 0.2) == 2 and hint_level(0.25, 0.2) == 1
     assert hint_level(0.19, 0.2) is None and hint_level(0.65, 0.7) is None  # the threshold the search used wins
     assert hint_level(None, 0.2) == 1  # a hit without a confidence (the article look-up's): the lightest mark
+
+
+def test_answer_box_says_the_other_asked_articles_follow(eng: Engine) -> None:
+    """党支部工作示范条例第三条至第五条: the answer box quotes 第三条 and says 第四条、第五条 follow below, instead of
+    passing one article's sentence off as the whole answer; one asked article gets no such note."""
+    client = create_app(eng).test_client()
+    html = client.get("/", query_string={"q": "党支部工作示范条例第三条至第五条", "mode": "keyword"}).get_data(as_text=True)
+    box = re.search(r'<section class="answer-box".*?</section>', html, re.S).group(0)
+    assert "第三条" in re.search(r'id="answer-citation">(.*?)<', box).group(1)
+    assert re.search(r'id="answer-more">另见下方：第四条、第五条<', box), box
+    shown = cards(html)
+    firsts = [re.sub(r"<[^>]+>", "", shown[r][1]).strip()[:3] for r in sorted(shown)[:3]]
+    assert firsts == ["第三条", "第四条", "第五条"], firsts  # the asked articles' cards, in order
+    single = client.get("/", query_string={"q": "党支部工作示范条例第三条", "mode": "keyword"}).get_data(as_text=True)
+    assert 'id="answer-box"' in single and 'id="answer-more"' not in single

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from flask import Blueprint, current_app, render_template, request
 
 from indexer.text.cite import citation
+from indexer.text.numerals import int_to_cn
 from indexer.questions import QUESTION_SUFFIXES, QuestionLine, SkippedLine, file_lines, pasted_lines, screen
 from indexer.types import ModelError, PartyQAError, QueryError
 
@@ -280,6 +281,11 @@ def search_page() -> str:
         ctx["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         answer_found = bool(hits.answer_found) and bool(hits)
         ctx["answer"] = _decorate_all(hits, q, answer_found)
+        found = getattr(hits, "found", None)
+        if ctx["answer"] and found is not None and len(found.articles) > 1:
+            # 第七条至第九条: the box quotes the first article; it says the others follow instead of passing as the
+            # whole answer
+            ctx["answer"]["more"] = [f"第{int_to_cn(n)}条" for n in found.articles[1:]]
         message = getattr(hits, "message", None)  # the article look-up's "该条例共一百五十八条"
         ctx["lookup_message"] = split_bilingual(str(message))[0] if message else ""
         ctx["results"], ctx["answer_found"] = hits, answer_found
