@@ -59,7 +59,8 @@ from indexer.index.journal import audited
 from indexer.index.generations import (PENDING_KEY, REBUILD_MARKER, CurrentGeneration, Generations, IndexCorruptError,
                                        Snapshot, committed_generations, last_manifest, newest_number, now,
                                        rebuild_marker, remembered_corpus)
-from indexer.index.metadata import category_counts, curated_state, listing_fields, store_correction
+from indexer.index.metadata import (category_counts, curated_state, forget_absent_corrections, listing_fields,
+                                    store_correction)
 from indexer.index.sync import SyncReport, import_files
 from indexer.index.writer import Curate, Writer
 from indexer.search import lookup
@@ -152,6 +153,8 @@ class Engine:
         logger.warning("rebuilding index %s from %s", root, corpus)
         eng = cls(root, config, _rebuilding=True)
         report = eng.index(corpus, progress=progress)
+        if not report.errors:  # (a file that failed to read may come back: its correction waits for it)
+            eng._writer.commit_manifest(forget_absent_corrections)
         (root / REBUILD_MARKER).unlink(missing_ok=True)
         return eng, report
 

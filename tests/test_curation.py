@@ -632,6 +632,29 @@ def test_rebuild_keeps_what_people_curated(tmp_path: Path, seed_cache: Path) -> 
         assert curated_state(e) == before
 
 
+def test_rebuild_drops_the_corrections_of_documents_the_corpus_no_longer_holds(tmp_path: Path,
+                                                                               seed_cache: Path) -> None:
+    """A rebuild from a corpus without a corrected document forgets that correction, as removing the document does;
+    the corrections of documents it still holds stay. Before, the correction stayed in the manifest and came back
+    when a file of that name was added again."""
+    index = with_seed_cache(seed_cache, tmp_path / "index")
+    corpus = make_corpus(tmp_path / "corpus")
+    with Engine.open(index, Config()) as e:
+        e.index(corpus)
+        e.set_metadata(REG, title="本支部工作规则（修订稿）")
+        e.set_metadata(ESSAY, category="学习材料")
+    moved = tmp_path / "moved.txt"
+    shutil.move(str(corpus / REG), moved)
+    with Engine.rebuild(index, corpus, Config())[0] as e:
+        edits = e._state().manifest.get("metadata_edits") or {}
+        assert REG not in edits and ESSAY in edits
+        assert e.metadata(ESSAY)["category"] == "学习材料"
+    shutil.move(str(moved), corpus / REG)
+    with Engine.open(index, Config()) as e:
+        e.index(corpus)
+        assert e.metadata(REG)["title"] != "本支部工作规则（修订稿）" and not e.metadata(REG)["edited"]
+
+
 @pytest.mark.slow
 def test_a_killed_rebuild_keeps_the_curation_for_the_next_run(tmp_path: Path, seed_cache: Path) -> None:
     """`index --rebuild` killed after it discarded the old generations (at ``read``, and as if killed before its

@@ -162,6 +162,14 @@ def drop_corrections(manifest: dict[str, Any], doc_ids: Any) -> None:
         manifest[EDITS_KEY] = {d: e for d, e in edits.items() if d not in set(doc_ids)}
 
 
+def forget_absent_corrections(_gen: Any, manifest: dict[str, Any]) -> bool:
+    """Drop the corrections of documents a manifest no longer holds (a rebuild from a corpus without them), as a
+    removal drops them; True when there were any (a ``commit_manifest`` change)."""
+    absent = [d for d in manifest.get(EDITS_KEY) or {} if d not in manifest["documents"]]
+    drop_corrections(manifest, absent)
+    return bool(absent)
+
+
 def document_fields(record: Mapping[str, Any], edit: Mapping[str, Any] | None) -> dict[str, Any]:
     """One document's metadata as shown: ``title`` plus :data:`SHOWN` (None where unknown) and ``edited`` (the
     fields a person corrected), the correction laid over the file's values."""
