@@ -307,6 +307,25 @@ def test_a_regulation_without_articles_is_not_taken_for_one_with_them(tmp_path):
         eng.close()
 
 
+@pytest.mark.parametrize("question,name,article", [("党内监督条例第五条", "党内监督条例", "第五条"),
+                                                   ("中国共产党党内监督条例第十条讲了什么", "中国共产党党内监督条例", "第十条"),
+                                                   ("宪法第一条", "宪法", "第一条")])
+def test_an_article_of_a_regulation_not_indexed_is_not_answered_by_another(shipped, question, name, article):
+    """An article of a regulation the index does not hold: the ranked passages stay as related text, but nothing
+    passes for the answer (before, 党内监督条例第五条 was answered by 纪律处分条例第五条 with answer_found true)."""
+    hits = shipped.search(question, k=5, mode="keyword")
+    assert len(hits) and not hits.answer_found
+    assert hits.message.startswith(f"未收录《{name}》") and f"not in the index" in hits.message
+    assert hits.envelope()["lookup"] == {"regulation": name, "article": article, "found": False, "indexed": False}
+
+
+@pytest.mark.parametrize("question", ["党章规定第七条", "本条例第五条", "根据规定第五条"])
+def test_a_named_or_generic_mention_is_not_taken_for_an_unindexed_regulation(shipped, question):
+    """党章规定第七条 names 党章 (looked up); 本条例 / 规定 alone name nothing: no "未收录" message."""
+    hits = shipped.search(question, k=5, mode="keyword")
+    assert not hasattr(hits, "unindexed") and "未收录" not in (getattr(hits, "message", None) or "")
+
+
 # ------------------------------------------------------------------------------------------------ numbered items
 G8, G8X = "中央八项规定.md", "中央八项规定实施细则.md"
 
@@ -518,7 +537,9 @@ def test_lookup_by_corrected_title(tmp_path):
     eng = _engine(tmp_path / "index", corpus)
     try:
         before = eng.search("问责条例第八条", k=5, mode="keyword")
-        assert "lookup" not in before.envelope()  # the file's title names no regulation yet
+        # the file's title names no regulation yet: nothing is looked up, and the page says 问责条例 is not indexed
+        assert before.envelope()["lookup"] == {"regulation": "问责条例", "article": "第八条", "found": False,
+                                              "indexed": False}
         eng.set_metadata("fj1.md", title="中国共产党问责条例")
         for q in ("问责条例第八条", "中国共产党问责条例第八条讲了什么", "附件1第八条"):
             for mode in MODES:
@@ -531,7 +552,7 @@ def test_lookup_by_corrected_title(tmp_path):
         missing = eng.search("问责条例第九十条", k=3)
         assert list(missing) == [] and "《中国共产党问责条例》" in missing.message
         eng.set_metadata("fj1.md", title=None)  # reverted: the corrected name no longer names it
-        assert "lookup" not in eng.search("问责条例第八条", k=5, mode="keyword").envelope()
+        assert eng.search("问责条例第八条", k=5, mode="keyword").envelope()["lookup"]["indexed"] is False
     finally:
         eng.close()
 

@@ -112,3 +112,14 @@ def test_answer_box_says_the_other_asked_articles_follow(eng: Engine) -> None:
     assert firsts == ["第三条", "第四条", "第五条"], firsts  # the asked articles' cards, in order
     single = client.get("/", query_string={"q": "党支部工作示范条例第三条", "mode": "keyword"}).get_data(as_text=True)
     assert 'id="answer-box"' in single and 'id="answer-more"' not in single
+
+
+def test_page_says_a_regulation_is_not_indexed(eng: Engine) -> None:
+    """党内监督条例第五条 over a corpus without it: no answer box (another regulation's 第五条 is not its answer), the
+    note that it is not indexed, and the closest passages still listed."""
+    client = create_app(eng).test_client()
+    html = client.get("/", query_string={"q": "党内监督条例第五条", "mode": "keyword"}).get_data(as_text=True)
+    assert 'id="answer-box"' not in html
+    note = re.search(r'id="lookup-message"[^>]*>(.*?)</p>', html, re.S)
+    assert note and note.group(1).startswith("未收录《党内监督条例》"), html[:2000]
+    assert cards(html)

@@ -529,6 +529,53 @@ class LookupResults(Results):
         return out
 
 
+class UnindexedResults(Results):
+    """Ranked results for a question naming an article of a regulation the index does not hold (党内监督条例第五条):
+    the hits stay, as related text, but ``answer_found`` is false and ``message`` says the regulation is not
+    there, so no other regulation's 第五条 passes for the answer."""
+
+    def __init__(self, base: Any, name: str, ref: ArticleRef):
+        super().__init__(base)
+        self.__dict__.update(getattr(base, "__dict__", {}))
+        self.answer_found, self.confidence = False, 0.0
+        self.unindexed = {"regulation": name, "article": ref.label, "found": False, "indexed": False}
+        self.message = (f"未收录《{name}》：以下段落不是它的{ref.label}，只是相关内容。 / {name} is not in the index: "
+                        f"the passages below are related text, not its article {ref.article}.")
+
+    def envelope(self) -> dict[str, Any]:
+        """The per-question JSON fields of the ranking plus ``lookup`` (``indexed``: false) and ``message``."""
+        out = super().envelope()
+        out["lookup"] = dict(self.unindexed)
+        out["message"] = self.message
+        return out
+
+
+# A regulation's name right before an article label: what a question names when no indexed regulation matches it.
+_NAMED = re.compile(r"((?:中国共产党|中共)?[\u4e00-\u9fff]{1,16}?(?:条例|规定|细则|准则|办法|规则|章程|守则|规程|宪法|法))$")
+_ASK_LEAD = re.compile(r"^(?:请问|请教|查一下|查询|查找|关于|根据|按照|依照|依据|看看|我想问|想问一下|想知道)")
+
+
+def unindexed(question: str, catalog: Catalog) -> tuple[str, ArticleRef] | None:
+    """(the name, the article reference) when ``question`` asks for 第X条 of a regulation no indexed document is
+    (党内监督条例第五条, 宪法第一条), else None: a name of at least four characters ending like a regulation's
+    (条例, 规定 …, or 宪法), that names no catalogued regulation nor any indexed one without articles."""
+    refs = [r for r in find_refs(question) if r.article and not r.chapter]
+    if not refs or not catalog.units:
+        return None
+    ref = refs[0]
+    mention = _mention(question, ref.start)
+    m = _NAMED.search(mention)
+    if m is None:
+        return None
+    name = _ASK_LEAD.sub("", m.group(1))
+    if (len(name) < 4 and name != "宪法") or name.startswith(("本", "该", "此", "上述")):
+        return None  # (本条例第五条: a cross-reference, not a request)
+    if catalog.named(mention) or catalog.named(name) or catalog.anywhere(normalise_name(name)) or any(
+            mention_score(name, k) for keys in catalog.others for k in keys):
+        return None  # (党章规定第七条 names 党章: ranking answers, as before)
+    return name, ref
+
+
 def pin(results: Any, found: Found, k: int, make_hit: Callable[[int, str], dict[str, Any]],
         passages: Mapping[str, Any] | None = None, versions: Mapping[str, VersionInfo] | None = None,
         others: Callable[[str], Sequence[str]] = lambda pid: ()) -> LookupResults:
@@ -838,6 +885,10 @@ def apply(state: ArticleLookup, key: Any, questions: Sequence[Any], results: Seq
             at = f.unit.item_at.get(f.ref.article or 0) if f.pids else None
             if at is not None:
                 _answer_is_item(res, f.pids[0], at, passages)
+        else:
+            named = unindexed(_fold(text), catalog)
+            if named is not None:
+                res = UnindexedResults(res, *named)
         for hit in res:
             hit["references"] = state.references(hit["pid"], catalog, passages, texts)
         out.append(res)
