@@ -573,7 +573,20 @@ def unindexed(question: str, catalog: Catalog) -> tuple[str, ArticleRef] | None:
     if catalog.named(mention) or catalog.named(name) or catalog.anywhere(normalise_name(name)) or any(
             mention_score(name, k) for keys in catalog.others for k in keys):
         return None  # (党章规定第七条 names 党章: ranking answers, as before)
+    titles = [u.name for u in catalog.units] + [max(keys, key=len) for keys in catalog.others if keys]
+    core = _RULE_WORD.sub("", normalise_name(name))
+    if len(core) >= 2 and any(_in_order(core, normalise_name(t)) for t in titles):
+        return None  # 纪律处分规定, 批准权限规定: a shortening or misnaming of an indexed title; never "not indexed"
     return name, ref
+
+
+_RULE_WORD = re.compile(r"(?:条例|规定|细则|准则|办法|规则|章程|守则|规程|法)$")
+
+
+def _in_order(short: str, full: str) -> bool:
+    """True when every character of ``short`` occurs in ``full`` in the same order."""
+    it = iter(full)
+    return all(ch in it for ch in short)
 
 
 def pin(results: Any, found: Found, k: int, make_hit: Callable[[int, str], dict[str, Any]],
