@@ -319,6 +319,19 @@ def test_an_article_of_a_regulation_not_indexed_is_not_answered_by_another(shipp
     assert hits.envelope()["lookup"] == {"regulation": name, "article": article, "found": False, "indexed": False}
 
 
+def test_a_standard_answer_linked_to_an_unindexed_article_question_stands(shipped):
+    """A person linked 党内监督条例第五条 to a passage (标准问题): that answer stands, without the 未收录 note."""
+    pid = shipped.search("党员的权利", k=1, mode="keyword")[0]["pid"]
+    shipped.curator.link_question("党内监督条例第五条", pid)
+    try:
+        hits = shipped.search("党内监督条例第五条", k=5, mode="keyword")
+        assert hits.answer_found and hits[0]["pid"] == pid
+        assert not getattr(hits, "message", None) and "message" not in hits.envelope()
+    finally:
+        shipped.curator.unlink_question("党内监督条例第五条")
+    assert not shipped.search("党内监督条例第五条", k=5, mode="keyword").answer_found
+
+
 @pytest.mark.parametrize("question", ["党章规定第七条", "本条例第五条", "根据规定第五条", "处分条例规定第五条",
                                       "纪律处分规定第五条"])
 def test_a_named_or_generic_mention_is_not_taken_for_an_unindexed_regulation(shipped, question):

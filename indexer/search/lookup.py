@@ -546,7 +546,8 @@ class UnindexedResults(Results):
         """The per-question JSON fields of the ranking plus ``lookup`` (``indexed``: false) and ``message``."""
         out = super().envelope()
         out["lookup"] = dict(self.unindexed)
-        out["message"] = self.message
+        if self.message:  # (none when a standard answer was linked to the question)
+            out["message"] = self.message
         return out
 
 

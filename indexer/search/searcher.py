@@ -251,6 +251,8 @@ def standard_answers(gen: Snapshot, queries: Sequence[Any], results: Sequence[li
         put_standard_first(res, gen, found, k, make_hit, fold)
         if hasattr(res, "answer_found"):
             res.answer_found = True
+        if getattr(res, "unindexed", None):
+            res.message = None  # a person linked an answer to this question: "未收录…" would contradict it
 
 
 def validate_docs(gen: Snapshot, docs: Sequence[str] | None) -> set[str] | None:
