@@ -10,7 +10,6 @@ from typing import Any, Sequence
 from flask import Blueprint, current_app, render_template, request
 
 from indexer.text.cite import citation
-from indexer.text.numerals import int_to_cn
 from indexer.questions import QUESTION_SUFFIXES, QuestionLine, SkippedLine, file_lines, pasted_lines, screen
 from indexer.types import ModelError, PartyQAError, QueryError
 
@@ -285,7 +284,7 @@ def search_page() -> str:
         if ctx["answer"] and found is not None and len(found.articles) > 1:
             # 第七条至第九条: the box quotes the first article; it says the others follow instead of passing as the
             # whole answer
-            ctx["answer"]["more"] = [f"第{int_to_cn(n)}条" for n in found.articles[1:]]
+            ctx["answer"]["more"] = found.labels[1:]
         message = getattr(hits, "message", None)  # the article look-up's "该条例共一百五十八条"
         ctx["lookup_message"] = split_bilingual(str(message))[0] if message else ""
         ctx["results"], ctx["answer_found"] = hits, answer_found

@@ -35,13 +35,15 @@ __all__ = ["Unit", "Catalog", "Found", "build_catalog", "lookup", "find", "pin",
 
 PIN_MAX = 3  # at most this many passages of one article go before the ranked hits
 LOOKUP_CONFIDENCE = 0.95  # an exact article look-up answers the question
-_RULE_NAME = re.compile(r"(条例|规定|细则|准则|办法|规则|章程|守则|规程)$")
+_RULE_WORDS = "条例|规定|细则|准则|办法|规则|章程|守则|规程"  # how a regulation's name ends
+_RULE_NAME = re.compile(rf"({_RULE_WORDS})$")
 _TRAIL = "的中里之内"
 # Named parts a question can ask for by name alone ("党章总纲", "处分条例的附则"): the preamble of 党章 (总纲) or of a
 # law (序言), and the 编 / 章 every regulation calls 总则, 分则 or 附则. Only these: a chapter's own topic ("党章中关于
 # 党员的规定") is a question for ranking, not a look-up.
 HEADINGS = ("总纲", "序言", "总则", "分则", "附则")
-_HEADING_PART = re.compile(r"^(?:第\s*[零〇一二两三四五六七八九十百千0-9]+\s*[编章节]\s*)?(总纲|序言|总则|分则|附则)$")
+_HEADING = re.compile("|".join(HEADINGS))
+_HEADING_PART = re.compile(rf"^(?:第\s*[零〇一二两三四五六七八九十百千0-9]+\s*[编章节]\s*)?({_HEADING.pattern})$")
 
 
 @dataclass
@@ -241,9 +243,10 @@ def _doc_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], tex
 
 # Numbered rules of a regulation written without 第X条 (中央八项规定's 一、… 八、, its 实施细则's 1. … 30.): each at the
 # start of a line, numbered from one without a gap. People cite them as articles ("八项规定第三条").
-_ITEM_ARABIC = re.compile(r"^[ \t\u3000]*([0-9]{1,3})[.．、](?![0-9])", re.M)
-_ITEM_HAN = re.compile(r"^[ \t\u3000]*([一二三四五六七八九十]{1,3})、", re.M)
-_ITEM_MARK = re.compile(r"(?:[0-9]{1,3}[.．、]|[一二三四五六七八九十]{1,3}、)")
+_ARABIC_MARK, _HAN_MARK = r"([0-9]{1,3})[.．、](?![0-9])", r"([一二三四五六七八九十]{1,3})、"
+_ITEM_ARABIC = re.compile(rf"^[ \t\u3000]*{_ARABIC_MARK}", re.M)
+_ITEM_HAN = re.compile(rf"^[ \t\u3000]*{_HAN_MARK}", re.M)
+_ITEM_MARK = re.compile(f"{_ARABIC_MARK}|{_HAN_MARK}")  # the marker at an item's recorded start
 
 
 def _item_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], text: str, meta: Mapping[str, Any],
@@ -294,11 +297,15 @@ class Found:
     message_en: str = ""
     articles: list[int] = field(default_factory=list)  # several articles asked at once (第七条和第八条), in order
 
+    @property
+    def labels(self) -> list[str]:
+        """The asked articles' labels in order (第七条, 第八条 …), or the one reference's (第七条第二款, 总纲)."""
+        return [f"第{int_to_cn(n)}条" for n in self.articles] if self.articles else [self.ref.label]
+
     def describe(self) -> dict[str, Any]:
         """The look-up facts the JSON envelope carries."""
-        label = "、".join(f"第{int_to_cn(n)}条" for n in self.articles) if self.articles else self.ref.label
         return {"regulation": self.unit.name, "doc_id": self.unit.doc_id, "version": self.unit.label or None,
-                "year": self.unit.year, "article": label, "found": bool(self.pids)}
+                "year": self.unit.year, "article": "、".join(self.labels), "found": bool(self.pids)}
 
 
 def _mention(masked: str, end: int) -> str:
@@ -363,8 +370,7 @@ def _clause_first(pids: list[str], ref: ArticleRef, passages: Mapping[str, Any],
 def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: Mapping[str, str],
            allowed: Collection[str] | None = None) -> Found | None:
     """The article a question names, or None when it names no article of a known regulation."""
-    if ("条" not in question and "章" not in question and not any(h in question for h in HEADINGS)) \
-            or not catalog.units:
+    if ("条" not in question and "章" not in question and not _HEADING.search(question)) or not catalog.units:
         return None
     refs = [r for r in find_refs(question) if r.article or r.chapter]
     if not refs:
@@ -445,7 +451,7 @@ def _heading_refs(question: str, catalog: Catalog) -> list[ArticleRef]:
     """``党章总纲``, ``纪律处分条例的附则讲了什么``: a :data:`HEADINGS` word, as a reference to that named part, when the
     question asks for the part itself (nothing beside a regulation's name and the heading but words like 的 / 是什么);
     ``党章总纲对党的建设提出了哪些要求`` asks something inside it, which ranking answers."""
-    m = re.search("|".join(HEADINGS), question)
+    m = _HEADING.search(question)
     if not m:
         return []
     rest = normalise_name(question.replace(m.group(0), " ", 1))
@@ -552,7 +558,7 @@ class UnindexedResults(Results):
 
 
 # A regulation's name right before an article label: what a question names when no indexed regulation matches it.
-_NAMED = re.compile(r"((?:中国共产党|中共)?[\u4e00-\u9fff]{1,16}?(?:条例|规定|细则|准则|办法|规则|章程|守则|规程|宪法|法))$")
+_NAMED = re.compile(rf"((?:中国共产党|中共)?[\u4e00-\u9fff]{{1,16}}?(?:{_RULE_WORDS}|宪法|法))$")
 _ASK_LEAD = re.compile(r"^(?:请问|请教|查一下|查询|查找|关于|根据|按照|依照|依据|看看|我想问|想问一下|想知道)")
 
 
@@ -581,7 +587,7 @@ def unindexed(question: str, catalog: Catalog) -> tuple[str, ArticleRef] | None:
     return name, ref
 
 
-_RULE_WORD = re.compile(r"(?:条例|规定|细则|准则|办法|规则|章程|守则|规程|法)$")
+_RULE_WORD = re.compile(rf"(?:{_RULE_WORDS}|法)$")
 
 
 def _in_order(short: str, full: str) -> bool:
@@ -838,7 +844,8 @@ def _answer_is_item(hits: Sequence[dict[str, Any]], pid: str, at: int, passages:
     """A numbered item looked up as an article shares its passage with other items: its answer sentence is the
     item's own first sentence (from its number to the first 。 or the end of its line), not the passage's best."""
     text = passages[pid].text
-    body = at + len(_ITEM_MARK.match(text, at).group(0)) if _ITEM_MARK.match(text, at) else at
+    mark = _ITEM_MARK.match(text, at)
+    body = mark.end() if mark else at
     while body < len(text) and text[body] in " \t\u3000\n":
         body += 1  # "二、" alone on its line, the rule on the next (scraped copies)
     end = len(text)
