@@ -30,6 +30,7 @@ import numpy as np
 from indexer.embed.encoders import l2_normalize
 from indexer.index.generations import ManifestCommitter, Snapshot, now
 from indexer.text.cite import citation
+from indexer.text.courtesy import strip_courtesy
 from indexer.types import KeywordHit, Passage, PartyQAError
 
 logger = logging.getLogger(__name__)
@@ -220,6 +221,17 @@ def _standard_matrix(gen: Snapshot) -> tuple[list[str], np.ndarray | None]:
     return names, matrix
 
 
+def _standard_plain(gen: Snapshot) -> dict[str, dict[str, Any]]:
+    """The linked questions by their normalised text without courtesy (indexer.text.courtesy; cached per
+    snapshot): "老师您好，请问…？谢谢！" linked as typed is the same question as "…"."""
+    cached = gen.__dict__.get("_standard_plain")
+    if cached is None:
+        cached = {normalise_question(strip_courtesy(rec.get("question", ""))): rec
+                  for rec in (gen.manifest.get(STANDARD_KEY) or {}).values()}
+        gen.__dict__["_standard_plain"] = cached
+    return cached
+
+
 def pack_vector(vector: Iterable[float]) -> str:
     """A question vector as stored in the manifest: little-endian float16, base64 (the cosine changes < 0.001)."""
     return base64.b64encode(np.asarray(list(vector), dtype="<f2").tobytes()).decode("ascii")
@@ -233,14 +245,17 @@ def unpack_vector(stored: Any) -> np.ndarray:
 
 
 def match_standard(gen: Snapshot, question: str, vector: Any = None,
-                   threshold: float = PARAPHRASE_COSINE) -> tuple[dict[str, Any], float] | None:
-    """The standard question a search matches -- the same normalised text, else the linked question whose vector
-    is closest to ``vector`` (the question's e5 query vector) at ``threshold`` or above -- with its similarity
-    (1.0 for the same text); None when none matches or the linked passage is gone or disabled."""
+                   threshold: float = PARAPHRASE_COSINE, asked: str = "") -> tuple[dict[str, Any], float] | None:
+    """The standard question a search matches -- the same normalised text (``asked``, the question as typed, first;
+    then ``question``, without its courtesy, against the linked questions as typed and without theirs), else the linked question whose vector is closest to ``vector`` (the
+    question's e5 query vector) at ``threshold`` or above -- with its similarity (1.0 for the same text); None when
+    none matches or the linked passage is gone or disabled."""
     linked = gen.manifest.get(STANDARD_KEY) or {}
     if not linked:
         return None
-    rec = linked.get(normalise_question(question))
+    rec = linked.get(normalise_question(asked)) if asked else None
+    if rec is None:
+        rec = linked.get(normalise_question(question)) or _standard_plain(gen).get(normalise_question(question))
     sim = 1.0
     if rec is None and vector is not None:
         names, matrix = _standard_matrix(gen)

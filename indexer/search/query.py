@@ -24,6 +24,7 @@ class Query:
     hit_terms: tuple[str, ...] = ()  # every term of ``expanded``: what a hit's matched terms are looked up from
     signal_terms: tuple[tuple[str, float], ...] = ()  # weighted terms of ``text``: the answer-confidence coverage
     year: int | None = None  # the version the question names ("2018年版…"): it leads its regulation's versions
+    asked: str = ""  # the question as checked, courtesy and all (``text`` is without it); standard questions match it
 
     @property
     def words(self) -> list[str]:
@@ -80,14 +81,17 @@ def check_question(question: Any, max_chars: int) -> str:
 
 
 def analyse(question: str, keyword: bool = True) -> Query:
-    """Analyse an already checked question: expand synonyms, then weight its terms (once per question).
+    """Analyse an already checked question: strip its courtesy (indexer.text.courtesy), expand synonyms, then weight
+    its terms (once per question).
 
     ``keyword=False`` (semantic-only searches) leaves out the keyword half's terms. Ranking takes the Query as it
     is: nothing analyses the question again.
     """
     from indexer.text import analyzer
     from indexer.text.articles import year_request
+    from indexer.text.courtesy import strip_courtesy
 
+    asked, question = question, strip_courtesy(question)  # "老师您好，请问…？谢谢！" is searched as "…？"
     expanded = analyzer.expand_query(question)
     # The sub-word weight and the term cap are read at call time, so the keyword half weighs terms exactly as
     # WhooshKeywordIndex.search does for the same text.
@@ -95,4 +99,4 @@ def analyse(question: str, keyword: bool = True) -> Query:
     terms = tuple(analyzer.weighted_query_terms(expanded, weight)[:analyzer.MAX_QUERY_TERMS]) if keyword else ()
     return Query(text=question, expanded=expanded, terms=terms, hit_terms=tuple(analyzer.query_terms(expanded)),
                  signal_terms=tuple(analyzer.weighted_query_terms(question, weight)),
-                 year=year_request(question).year)
+                 year=year_request(question).year, asked=asked)

@@ -212,7 +212,8 @@ def standard_matches(gen: Snapshot, queries: Sequence[Any], vectors: Any) -> lis
     """The standard question each question matches (:func:`~indexer.index.curation.match_standard`), or None."""
     if not gen.manifest.get(STANDARD_KEY):
         return [None for _ in queries]
-    return [match_standard(gen, q.text, None if vectors is None else vectors[i]) for i, q in enumerate(queries)]
+    return [match_standard(gen, q.text, None if vectors is None else vectors[i], asked=q.asked)
+            for i, q in enumerate(queries)]
 
 
 def standard_answers(gen: Snapshot, queries: Sequence[Any], results: Sequence[list[dict[str, Any]]],
