@@ -599,3 +599,46 @@ def test_standard_answer_carries_its_other_versions_and_k_hits(tmp_path, mode):
             assert len(hits) == k and [h["rank"] for h in hits] == list(range(1, k + 1))
     finally:
         eng.close()
+
+
+# ------------------------------------------------------------------------------------------------ a quoted article
+# question (naming an article and quoting text), the article pinned (doc, label), the article the question wrote --
+# read off the shipped texts: "党员犯罪情节轻微，人民检察院依法作出不起诉决定的…" is 2023 第三十三条 and 2018 第三十一条
+CRIME = "规定，党员犯罪情节轻微，人民检察院依法作出不起诉决定的，应当给予处分。被判缓刑的怎么办？"
+QUOTED = [
+    (f"纪律处分条例第三十二条{CRIME}", (S23, "第三十三条"), "第三十二条"),
+    (f"2018年版纪律处分条例第三十二条{CRIME}", (S18, "第三十一条"), "第三十二条"),
+    (f"纪律处分条例第三十三条{CRIME}", (S23, "第三十三条"), None),
+    ("党章第七条规定，预备党员在预备期内享有和正式党员一样的权利，对吗？", ("中国共产党章程.md", "第七条"), None),
+    ("党章第七条“预备党员的义务同正式党员一样”怎么理解", ("中国共产党章程.md", "第七条"), None),
+    ("党章第七条规定了什么", ("中国共产党章程.md", "第七条"), None),  # 规定了什么: no quote
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("question,pinned,cited", QUOTED)
+def test_a_quoted_article_is_found_by_what_it_says(shipped, mode, question, pinned, cited):
+    """A question quoting the article it names ("第三十二条规定，……") gets the article that says it: people cite an
+    older numbering (2018's 第三十一条 is 2023's 第三十三条; 2023's 第三十二条 is about 留置). The card says where the
+    quote is and which article the question wrote; a question whose quote its article holds is pinned as named."""
+    hits = shipped.search(question, k=5, mode=mode)
+    top, env = hits[0], hits.envelope()
+    assert (top["doc_id"], _article(top)) == pinned, (question, mode, top["citation"])
+    assert env["lookup"]["article"] == pinned[1] and env["lookup"].get("cited_article") == cited
+    if cited:
+        assert f"问题所引的内容在" in env["message"] and f"不在{cited}" in env["message"]
+        assert top["why"][0] == f"问题所引的内容在{pinned[1]}"
+        other = (S18, "第三十一条") if pinned[0] == S23 else (S23, "第三十三条")
+        assert (*other, "version") in [(o["doc_id"], _article(o), o["fold"]) for o in top["also_in"]]
+    else:
+        assert "message" not in env and top["why"][0] == f"问题指明{pinned[1]}"
+
+
+def test_a_quote_no_article_holds_leaves_the_question_to_ranking(shipped):
+    """党章第七条 (预备党员) does not speak of what the question quotes, and no article does: no look-up, rather than
+    第七条 answering a question about something else (as the 2019 监督执纪工作规则第二十八条 would answer a quote of
+    the 试行 version's)."""
+    hits = shipped.search("党章第七条规定，党员领导干部每年要向组织报告个人收入和房产情况，这个要求具体是什么？", k=5,
+                          mode="keyword")
+    assert getattr(hits, "found", None) is None and "lookup" not in hits.envelope()
+    assert not any(h["doc_id"] == "中国共产党章程.md" and _article(h) == "第七条" for h in hits[:1])

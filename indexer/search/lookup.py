@@ -296,6 +296,7 @@ class Found:
     message_zh: str = ""
     message_en: str = ""
     articles: list[int] = field(default_factory=list)  # several articles asked at once (第七条和第八条), in order
+    cited: str = ""  # the article the question wrote when the text it quotes stands in another one (第三十二条)
 
     @property
     def labels(self) -> list[str]:
@@ -304,8 +305,11 @@ class Found:
 
     def describe(self) -> dict[str, Any]:
         """The look-up facts the JSON envelope carries."""
-        return {"regulation": self.unit.name, "doc_id": self.unit.doc_id, "version": self.unit.label or None,
-                "year": self.unit.year, "article": "、".join(self.labels), "found": bool(self.pids)}
+        out = {"regulation": self.unit.name, "doc_id": self.unit.doc_id, "version": self.unit.label or None,
+               "year": self.unit.year, "article": "、".join(self.labels), "found": bool(self.pids)}
+        if self.cited:
+            out["cited_article"] = self.cited
+        return out
 
 
 def _mention(masked: str, end: int) -> str:
@@ -395,8 +399,8 @@ def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: 
         if named and cat.names_other(mention, named):
             return None  # 若干准则第三条: a regulation without articles, not 廉洁自律准则 (ranking answers)
         if named:
-            return _more_articles(_resolve(cat, named, ref, req, passages, texts), refs[i + 1:], question, cat,
-                                  masked_s)
+            found = _by_quote(_resolve(cat, named, ref, req, passages, texts), question, cat, passages)
+            return _more_articles(found, refs[i + 1:], question, cat, masked_s)
     if loose:
         return None
     # A regulation named elsewhere in the question ("第五十条在纪律处分条例里…", "纪律处分条例中关于…的第五十条")
@@ -404,8 +408,95 @@ def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: 
     if not named and allowed is not None and len({u.family for u in units}) == 1:
         named = units  # 第十九条 asked of one regulation picked by the document filter
     if named:
-        return _more_articles(_resolve(cat, named, refs[0], req, passages, texts), refs[1:], question, cat, masked_s)
+        found = _by_quote(_resolve(cat, named, refs[0], req, passages, texts), question, cat, passages)
+        return _more_articles(found, refs[1:], question, cat, masked_s)
     return None
+
+
+# "第三十二条规定，党员犯罪情节轻微，……": the text a question quotes from the article it names
+_QUOTE_LEAD = re.compile(r"^\s*(?:中|里)?(?:的)?(?:规定|明确|指出|写道|写明|载明|要求|提出)(?:了)?\s*[，,：:]?\s*[“\"「『]?"
+                         r"|^\s*[：:]?\s*[“\"「『]")
+_QUOTE_END = re.compile(r"[。？！?!；;”\"」』]")
+QUOTE_MIN_CHARS = 8  # Han characters a quote needs before it is checked (a shorter one is a phrase, not a quote)
+# Shares of a quote's character pairs that an article holds. A quote copied from an article holds 0.9-1.0 of it (a
+# word left out, another version's wording); another article of the same regulation, sharing its 处分 phrases, up to
+# 0.64 (纪律处分条例第十一条 for a quote of 第十条, bench/lookup_questions.jsonl); a paraphrase of the named article
+# 0.55-0.8 (tests/test_lookup.py). So the named article stands when it holds QUOTE_VERBATIM of the quote; another
+# article takes its place when it holds QUOTE_HOLDS and QUOTE_MARGIN more than the named one.
+QUOTE_VERBATIM = 0.9
+QUOTE_HOLDS = 0.75
+QUOTE_MARGIN = 0.2
+# Below this share the named article does not speak of what the question quotes at all (the 2019 监督执纪工作规则第二十八条,
+# on 谈话, holds 0.0 of the 试行 version's "审查时间不得超过90日"). When no other article holds the quote either, the
+# question is left to ranking rather than answered with that article.
+QUOTE_ABSENT = 0.3
+
+
+def _quote_after(question: str, end: int) -> str:
+    """The text the question quotes right after the article label ending at ``end`` ("规定，……。"), or ""."""
+    m = _QUOTE_LEAD.match(question[end:])
+    if not m:
+        return ""
+    rest = question[end + m.end():]
+    stop = _QUOTE_END.search(rest)
+    quote = rest[:stop.start()] if stop else rest
+    return quote if len(re.findall(r"[\u4e00-\u9fff]", quote)) >= QUOTE_MIN_CHARS else ""
+
+
+def _bigrams(text: str) -> set[str]:
+    han = "".join(re.findall(r"[\u4e00-\u9fff0-9]", text))
+    return {han[i:i + 2] for i in range(len(han) - 1)}
+
+
+_CLAUSE_END = re.compile(r"[，,、：:]")
+
+
+def _quote_parts(quote: str) -> list[set[str]]:
+    """The character pairs of each leading part of a quote that ends at a comma and holds at least half of it (and of
+    the whole): a question often goes on after the quoted words in the same sentence ("……健身活动的要受处分，自己
+    掏钱的算不算"), while a short first part ("违反有关规定组织") is wording that many articles share."""
+    def han(text: str) -> int:
+        return len(re.findall(r"[\u4e00-\u9fff]", text))
+
+    least = max(QUOTE_MIN_CHARS, han(quote) / 2)
+    ends = [m.start() for m in _CLAUSE_END.finditer(quote)] + [len(quote)]
+    return [_bigrams(quote[:e]) for e in ends if han(quote[:e]) >= least]
+
+
+def _holds(parts: Sequence[set[str]], pids: Sequence[str], passages: Mapping[str, Any]) -> float:
+    """The best share of a leading part of the quote that the article's text holds."""
+    text = _bigrams("".join(passages[p].text for p in pids))
+    return max((len(q & text) / len(q) for q in parts if q), default=0.0)
+
+
+def _by_quote(found: Found | None, question: str, cat: Catalog, passages: Mapping[str, Any]) -> Found | None:
+    """``found``, unless the question quotes the article it names ("第三十二条规定，……") and that text stands in
+    another article of the regulation (an older numbering, another version): then that article, newest version first,
+    with a note saying where the quote is. Unchanged when the named article holds the quote, or no article does and
+    the named one at least speaks of it; None (ranking answers) when neither."""
+    if found is None or not found.pids or not found.ref.article:
+        return found
+    quote = _quote_parts(_quote_after(question, found.ref.end))
+    named = _holds(quote, found.unit.articles.get(found.ref.article, found.pids), passages) if quote else 1.0
+    if named >= QUOTE_VERBATIM:
+        return found
+    best, where = max(QUOTE_HOLDS, named + QUOTE_MARGIN), None
+    for unit in [found.unit] + [u for u in cat.family(found.unit) if u is not found.unit]:
+        for n, pids in unit.articles.items():
+            share = _holds(quote, pids, passages)
+            if share > best + 0.05 or (where is None and share >= best):  # ties: the named version, then newest
+                best, where = share, (unit, n)
+    if where is None:
+        return found if named >= QUOTE_ABSENT else None
+    unit, n = where
+    ref = ArticleRef(found.ref.start, found.ref.end, article=n)
+    label, asked = f"第{int_to_cn(n)}条", found.ref.label
+    version = f"（{unit.label}）" if unit.label and str(unit.year) not in unit.name else ""
+    same = unit is found.unit  # a note on the version the question named ("未收录2015年版…") still holds
+    return Found(unit, ref, unit.articles[n][:PIN_MAX],
+                 f"{found.message_zh if same else ''}问题所引的内容在《{unit.name}》{version}{label}，不在{asked}。",
+                 f"{found.message_en if same else ''}The text the question quotes is article {n} of {unit.name}"
+                 f"{' (' + unit.label + ')' if unit.label else ''}, not article {found.ref.article}.", cited=asked)
 
 
 MORE_MAX = 6  # articles of one question pinned at most ("第七条至第十五条" shows the first six)
@@ -653,7 +744,8 @@ def _pinned_why(hit: dict[str, Any], found: Found) -> list[str]:
     else:
         label = found.ref.label
     kept = [w for w in hit.get("why") or () if "版" in w]
-    return [f"问题指明{label}"] + [w for w in kept if w != f"问题指明{label}"]
+    lead = f"问题所引的内容在{label}" if found.cited else f"问题指明{label}"
+    return [lead] + [w for w in kept if w != lead]
 
 
 def _fold_under(pid: str, entries: list[dict[str, Any]], results: Sequence[dict[str, Any]], pinned: set[str],
