@@ -47,3 +47,40 @@ def test_abbreviation_finds_the_article_by_keyword(tmp_path, seed_cache):
     hits = eng.search("支委会一般多久开一次会？", k=3, mode="keyword")
     assert any("一般每月召开1次会议" in h["text"] for h in hits)
     assert "党支部委员会" in hits[0]["terms"]
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("员工有意见可以直接找支部说吗", "职工"),
+    ("党员的亲戚开公司要不要报告", "亲属"),
+    ("支部开会前要做哪些准备", "召开"),
+])
+def test_everyday_words_reach_the_texts_wording(question, expected):
+    expanded = expand_query(question)
+    assert expanded.startswith(question) and expected in expanded[len(question):].split()
+
+
+def test_an_everyday_word_finds_the_essays_wording(tmp_path, seed_cache, monkeypatch):
+    """The essay says 职工 (over fifty times) where people say 员工 (once, in passing): asked with 员工, the keyword
+    half matches the essay's 职工, which it does not without the expansion."""
+    from indexer.text import analyzer
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(ROOT / "corpus" / "基层党支部工作论文.txt", corpus / "基层党支部工作论文.txt")
+    eng = Engine.open(with_seed_cache(seed_cache, tmp_path / "index"), Config())
+    try:
+        report = eng.index(corpus)
+        assert not report.errors and report.passages_encoded == 0, report.to_dict()
+        text = eng.document("基层党支部工作论文.txt")["text"]
+        assert text.count("职工") > 50 and text.count("员工") <= 1
+
+        def matched(question: str) -> list[list[str]]:
+            return [h["terms"] for h in eng.search(question, k=5, mode="keyword")]
+
+        question = "员工思想有波动，支部该怎么做工作"
+        assert all("职工" in terms for terms in matched(question)), matched(question)
+        table = {w: e for w, e in analyzer.synonyms().items() if w != "员工"}
+        monkeypatch.setattr(analyzer, "synonyms", lambda: table)
+        assert not any("职工" in terms for terms in matched(question)), matched(question)
+    finally:
+        eng.close()
