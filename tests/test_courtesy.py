@@ -44,6 +44,10 @@ def test_courtesy_is_stripped(asked: str, searched: str) -> None:
     "怎么对待你好的同事",          # 你好 inside a sentence is no greeting
     "党员你好好想想",
     "咨询委员会的职责是什么",       # 咨询 names a committee
+    "想问题要从群众的实际出发",     # 想问题 is not 想问
+    "问下级党组织要材料需要什么手续",  # 下级, not 问下
+    "我想问题出在哪里",
+    "党员对群众你好我好的态度算不算违纪",
     "工作很急，支部会议能不能临时召开",  # 急 and 麻烦 and 感谢 as words of the question
     "手续会不会很麻烦",
     "对帮助过自己的人怎么表示感谢",

@@ -16,16 +16,18 @@ import re
 
 _PUNCT = r"\s，,。.、！!~～…:：;；"
 _STOP = rf"[{_PUNCT}]*"
-_AFTER = rf"(?:[{_PUNCT}]+|(?=请问|请教|想|我|麻烦|打扰|问一下))"  # a greeting ends at a stop or at the asking words
+_AFTER = rf"(?:[{_PUNCT}]+|(?=请问|请教|想|我(?!好)|麻烦|打扰|问一下))"  # ("你好我好" is an idiom)  # a greeting ends at a stop or at the asking words
 # "您好" / "老师您好" / "各位领导好" / "大家好": a greeting, with up to 12 characters naming whom it greets
 _GREETING = re.compile(rf"^(?:[^，,。.！!？?\s]{{0,12}}?(?:您|你|大家|各位)好(?!好)(?:啊|呀|哈)?"
                        rf"|(?:尊敬的)?(?:各位)?(?:老师|领导|专家|同志|前辈)们?好){_AFTER}")
 # "请问" / "想咨询一下" / "麻烦问一下" / "打扰一下": the formula that announces a question ("咨询" and "请教" alone
 # only before a stop or whom they address: "咨询委员会…" is a question about a committee)
+# ("下" only where it cannot begin a word: "问下级党组织…" asks about 下级; "想问题…" is not "想问")
+_DOWN = r"下(?![级属面达发列一次半午班乡岗放沉滑降载])"
 _ASKING = re.compile(rf"^(?:打扰(?:您|你)?(?:了|一下)?{_STOP})?"
-                     rf"(?:(?:请问|问一下|问下|(?:我)?想(?:请教|咨询|问|了解|请问)|麻烦(?:您|你)?(?:问|咨询|请教)"
-                     rf"|冒昧(?:地)?问)(?:一下|下)?(?:各位|您|你|老师|领导)?(?:一下)?{_STOP}"
-                     rf"|(?:咨询|请教)(?:一下|下|各位|您|你|老师|领导)+{_STOP}|(?:咨询|请教)[{_PUNCT}]+)")
+                     rf"(?:(?:请问|问一下|问{_DOWN}|(?:我)?想(?:请教|咨询|问(?!题)|了解|请问)|麻烦(?:您|你)?(?:问|咨询|请教)"
+                     rf"|冒昧(?:地)?问)(?:一下|{_DOWN})?(?:各位|您|你|老师|领导)?(?:一下)?{_STOP}"
+                     rf"|(?:咨询|请教)(?:一下|{_DOWN}|各位|您|你|老师|领导)+{_STOP}|(?:咨询|请教)[{_PUNCT}]+)")
 # "谢谢！" / "麻烦解答一下，谢谢。" / "求解答" / "在线等，急": thanks and pleas for a reply, at the end ("感谢",
 # "麻烦", "辛苦" and "急" only after a stop: "怎么表示感谢", "手续麻烦", "工作很急" are questions)
 _AFTER_STOP = r"(?<=[\s，,。.！!？?~～…])"
