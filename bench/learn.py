@@ -84,6 +84,19 @@ def load_items(passages: Any) -> list[Item]:
     return out
 
 
+def query_fingerprint() -> str:
+    """What a question's analysis depends on beyond its text -- the tokenization, the synonym list and the courtesy
+    rules -- hashed: candidates kept under another fingerprint were collected for another analysis."""
+    import hashlib
+
+    from indexer.text import analyzer, courtesy
+
+    h = hashlib.sha1(analyzer.analyzer_fingerprint().encode())
+    for path in (analyzer.SYNONYMS_PATH, Path(courtesy.__file__)):
+        h.update(b"\0" + path.read_bytes())
+    return h.hexdigest()[:10]
+
+
 def collect(eng: Any, items: Sequence[Item], store: Path | None = None) -> None:
     """Fill each item's analysed query, both halves' candidates and its candidates' window cosines, as the searcher
     does; with ``store``, kept in a pickle per index generation (encoding ~850 questions takes minutes)."""
@@ -93,7 +106,7 @@ def collect(eng: Any, items: Sequence[Item], store: Path | None = None) -> None:
 
     gen = eng._state()
     saved: dict[str, Any] = {}
-    path = store / f"learn-{gen.number}-{len(gen.passages)}.pkl" if store else None
+    path = store / f"learn-{gen.number}-{len(gen.passages)}-{query_fingerprint()}.pkl" if store else None
     if path is not None and path.is_file():
         saved = pickle.loads(path.read_bytes())
     for it in items:
