@@ -4,9 +4,10 @@ The set (bench/lookup_questions.jsonl, written for this bench, paraphrased): ``q
 party-docs), ``gold_article`` (``第二十七条``), optional ``gold_version`` (year), ``gold_regulation`` (a part of the
 sub-regulation's name inside a compiled handbook), ``missing`` (the article does not exist: right when there are no
 hits and a message says so) and ``kind`` tags (current, historical, handbook, short, arabic, topic, missing,
-quoted: the question quotes the article's text under another number ...); ``item`` rows name a numbered rule of a
-regulation written without 第X条 (``gold_answer``: how the rule's answer sentence starts, ``二、`` / ``12.``) and
-``heading`` rows a named part (``gold_section``: 总纲, 总则, 附则).
+quoted: the question quotes the article's text, part: a numbered section ...); ``item`` rows name a numbered rule
+of a regulation written without 第X条 (``gold_answer``: how the rule's answer sentence starts, ``二、`` / ``12.``),
+``heading`` rows a named part (``gold_section``: 总纲, 总则, 附则) and ``part`` rows a numbered section
+(``gold_section``: the section's heading).
 
 The index holds every file of ../shared/bench/party-docs, keyword half only: a hashing stand-in replaces the
 embedding model, so no model is needed and the semantic half is noise. The look-up does not depend on the

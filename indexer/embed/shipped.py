@@ -77,9 +77,10 @@ def write_shipped(corpus_dir: str | Path, model_id: str, hashes: Sequence[str], 
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.save(buf, vecs.astype(np.float16), allow_pickle=False)
-    write_atomic(vec_path, lambda fh: fh.write(buf.getvalue()))
+    # 0644 like the checked-out files beside them: corpus/ may be served from a checkout by another user
+    write_atomic(vec_path, lambda fh: fh.write(buf.getvalue()), mode=0o644)
     meta = {"format": FORMAT, "model_id": model_id, "dim": int(vecs.shape[1]), "count": len(hashes),
             "dtype": "float16", "vectors": vec_path.name, "hashes": list(hashes)}
     text = json.dumps(meta, ensure_ascii=False, indent=0)
-    write_atomic(meta_path, lambda fh: fh.write(text.encode("utf-8")))
+    write_atomic(meta_path, lambda fh: fh.write(text.encode("utf-8")), mode=0o644)
     return meta_path

@@ -60,11 +60,21 @@ class Unit:
     chapters: dict[int, list[str]] = field(default_factory=dict)
     headings: dict[str, list[str]] = field(default_factory=dict)  # HEADINGS word -> its passages, in order
     item_at: dict[int, int] = field(default_factory=dict)  # numbered items as articles: where item n starts
+    part_word: str = "条"  # what its numbered units are called: 条, or 部分 for numbered sections (若干准则's 一、… 十二、)
 
     @property
     def last_article(self) -> int:
         """The highest article number (0 when the regulation has no articles)."""
         return max(self.articles, default=0)
+
+    def label_of(self, n: int) -> str:
+        """``第七条``, or ``第三部分`` for a regulation whose numbered units are sections."""
+        return f"第{int_to_cn(n)}{self.part_word}"
+
+    @property
+    def numbered(self) -> bool:
+        """True when its units are numbered rules or sections rather than 第X条 (第三点 / 第三部分 name them too)."""
+        return bool(self.item_at) or self.part_word != "条"
 
     @property
     def label(self) -> str:
@@ -278,7 +288,38 @@ def _item_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], te
             unit.item_at = {n: at for n, (_, at) in items.items()}
             unit_of = {pid: unit for pid, _ in items.values()}
             return _DocPart([unit], unit_of, {})
-    return _DocPart([], {}, {})
+    return _section_part(doc_id, ordered, passages, text, meta, name, title)
+
+
+_SECTION_MARK = re.compile(r"^\s*([一二三四五六七八九十]{1,3})、")
+# Sections a document needs before they count as its parts: the 若干准则 has twelve; party-docs' 八项规定 link page
+# (一、常用网站 二、基础法规 三、…) has three, and it must not answer 八项规定第二条 for the 八项规定 itself.
+SECTION_PARTS_MIN = 5
+
+
+def _section_part(doc_id: str, ordered: Sequence[str], passages: Mapping[str, Any], text: str,
+                  meta: Mapping[str, Any], name: str, title: str) -> _DocPart:
+    """A regulation whose text is numbered sections (若干准则's 一、坚定理想信念 … 十二、): each section as a part,
+    called 第三部分 (and, as people write, 第三条 / 第三点); none unless the sections run 一、二、三 … without a gap."""
+    parts: dict[int, list[str]] = {}
+    for pid in ordered:
+        section = passages[pid].section or ""
+        m = _SECTION_MARK.match(section.split(" > ")[0])
+        if not m:
+            continue
+        n = cn_to_int(m.group(1))
+        if n == len(parts) + 1:
+            parts[n] = [pid]
+        elif n == len(parts) and n:
+            parts[n].append(pid)
+        else:
+            return _DocPart([], {}, {})
+    if len(parts) < SECTION_PARTS_MIN:
+        return _DocPart([], {}, {})
+    year = document_year(title, text, meta.get("meta"))
+    unit = Unit(doc_id, name, True, year, regulation_core(name), frozenset(name_keys(name)), part_word="部分")
+    unit.articles = parts
+    return _DocPart([unit], {pid: unit for pids in parts.values() for pid in pids}, {})
 
 
 def _year_in_name(name: str) -> int | None:
@@ -300,8 +341,13 @@ class Found:
 
     @property
     def labels(self) -> list[str]:
-        """The asked articles' labels in order (第七条, 第八条 …), or the one reference's (第七条第二款, 总纲)."""
-        return [f"第{int_to_cn(n)}条" for n in self.articles] if self.articles else [self.ref.label]
+        """The asked articles' labels in order (第七条, 第八条 …), or the one reference's (第七条第二款, 总纲); a
+        numbered section by the regulation's own word (若干准则第三部分)."""
+        if self.articles:
+            return [self.unit.label_of(n) for n in self.articles]
+        if self.ref.article and self.unit.part_word != "条":
+            return [self.unit.label_of(self.ref.article)]
+        return [self.ref.label]
 
     def describe(self) -> dict[str, Any]:
         """The look-up facts the JSON envelope carries."""
@@ -374,9 +420,14 @@ def _clause_first(pids: list[str], ref: ArticleRef, passages: Mapping[str, Any],
 def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: Mapping[str, str],
            allowed: Collection[str] | None = None) -> Found | None:
     """The article a question names, or None when it names no article of a known regulation."""
-    if ("条" not in question and "章" not in question and not _HEADING.search(question)) or not catalog.units:
+    if ("条" not in question and "章" not in question and not _HEADING.search(question)
+            and not _PART_REF.search(question)) or not catalog.units:
         return None
     refs = [r for r in find_refs(question) if r.article or r.chapter]
+    parts_asked = False
+    if not refs:
+        refs = _part_refs(question)  # 若干准则第三部分, 八项规定第三点
+        parts_asked = bool(refs)
     if not refs:
         refs = _heading_refs(question, catalog)
     loose = not refs
@@ -396,6 +447,8 @@ def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: 
     for i, ref in enumerate(refs):
         mention = _mention(masked_s, ref.start)
         named = cat.named(mention, exact=loose)
+        if parts_asked:  # 第三部分 / 第三点 name a numbered section or rule, never an article
+            named = [u for u in named if u.numbered]
         if named and cat.names_other(mention, named):
             return None  # 若干准则第三条: a regulation without articles, not 廉洁自律准则 (ranking answers)
         if named:
@@ -405,7 +458,9 @@ def lookup(question: str, catalog: Catalog, passages: Mapping[str, Any], texts: 
         return None
     # A regulation named elsewhere in the question ("第五十条在纪律处分条例里…", "纪律处分条例中关于…的第五十条")
     named = cat.anywhere(normalise_name(masked_s.replace("\x00", "")))
-    if not named and allowed is not None and len({u.family for u in units}) == 1:
+    if parts_asked:
+        named = [u for u in named if u.numbered]
+    if not named and allowed is not None and not parts_asked and len({u.family for u in units}) == 1:
         named = units  # 第十九条 asked of one regulation picked by the document filter
     if named:
         found = _by_quote(_resolve(cat, named, refs[0], req, passages, texts), question, cat, passages)
@@ -490,7 +545,7 @@ def _by_quote(found: Found | None, question: str, cat: Catalog, passages: Mappin
         return found if named >= QUOTE_ABSENT else None
     unit, n = where
     ref = ArticleRef(found.ref.start, found.ref.end, article=n)
-    label, asked = f"第{int_to_cn(n)}条", found.ref.label
+    label, asked = unit.label_of(n), found.ref.label
     version = f"（{unit.label}）" if unit.label and str(unit.year) not in unit.name else ""
     same = unit is found.unit  # a note on the version the question named ("未收录2015年版…") still holds
     return Found(unit, ref, unit.articles[n][:PIN_MAX],
@@ -552,6 +607,20 @@ def _heading_refs(question: str, catalog: Catalog) -> list[ArticleRef]:
     return [ArticleRef(m.start(), m.end(), heading=m.group(0))] if keys and not _HEADING_ASK.sub("", rest) else []
 
 
+_PART_REF = re.compile(r"第\s*([一二两三四五六七八九十]{1,3}|[0-9]{1,2})\s*(?:部分|点)")
+
+
+def _part_refs(question: str) -> list[ArticleRef]:
+    """``若干准则第三部分``, ``八项规定第三点``: a numbered section or rule, as an article reference (the caller keeps
+    it only for a regulation whose units are numbered sections or rules)."""
+    out = []
+    for m in _PART_REF.finditer(question):
+        n = cn_to_int(m.group(1))
+        if n:
+            out.append(ArticleRef(m.start(), m.end(), article=n))
+    return out
+
+
 def _loose_refs(question: str) -> list[ArticleRef]:
     """``纪律处分条例二十七条`` (no 第): article labels right after something, kept only when a name precedes."""
     out = []
@@ -585,11 +654,12 @@ def _resolve(cat: Catalog, named: list[Unit], ref: ArticleRef, req: YearRequest,
                       and u.label]
             also_zh = f"（{'、'.join(dict.fromkeys(others))}有此条）" if others else ""
             also_en = f" ({', '.join(dict.fromkeys(others))} has it)" if others else ""
+            word, noun = unit.part_word, ("article" if unit.part_word == "条" else "part")
             return Found(unit, ref, [],
-                         f"{note_zh}未找到该条：{where}共{int_to_cn(last)}条，没有第{int_to_cn(ref.article)}条"
+                         f"{note_zh}未找到该{word}：{where}共{int_to_cn(last)}{word}，没有{unit.label_of(ref.article)}"
                          f"{also_zh}。",
-                         f"{note_en}No such article: {unit.name}{' (' + unit.label + ')' if unit.label else ''} "
-                         f"has {last} articles, there is no article {ref.article}{also_en}.")
+                         f"{note_en}No such {noun}: {unit.name}{' (' + unit.label + ')' if unit.label else ''} "
+                         f"has {last} {noun}s, there is no {noun} {ref.article}{also_en}.")
         return None  # a gap in the numbering as split: let ranking answer
     pids = unit.chapters.get(ref.chapter or 0)
     if pids:
@@ -740,7 +810,7 @@ def _pinned_why(hit: dict[str, Any], found: Found) -> list[str]:
     if found.ref.article:
         asked = found.articles or [found.ref.article]  # the asked article a passage belongs to (rules 二、三、 share one)
         n = next((n for n in asked if hit["pid"] in found.unit.articles.get(n, ())), found.ref.article)
-        label = f"第{int_to_cn(n)}条"
+        label = found.unit.label_of(n)
     else:
         label = found.ref.label
     kept = [w for w in hit.get("why") or () if "版" in w]
