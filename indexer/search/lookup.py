@@ -613,22 +613,18 @@ _PART_REF = re.compile(r"第\s*([一二两三四五六七八九十]{1,3}|[0-9]{1
 def _part_refs(question: str) -> list[ArticleRef]:
     """``若干准则第三部分``, ``八项规定第三点``: a numbered section or rule, as an article reference (the caller keeps
     it only for a regulation whose units are numbered sections or rules)."""
-    out = []
-    for m in _PART_REF.finditer(question):
-        n = cn_to_int(m.group(1))
-        if n:
-            out.append(ArticleRef(m.start(), m.end(), article=n))
-    return out
+    return _numbered_refs(_PART_REF, question)
 
 
 def _loose_refs(question: str) -> list[ArticleRef]:
     """``纪律处分条例二十七条`` (no 第): article labels right after something, kept only when a name precedes."""
-    out = []
-    for m in _LOOSE.finditer(question):
-        n = cn_to_int(m.group(1))
-        if n:
-            out.append(ArticleRef(m.start(), m.end(), article=n))
-    return out
+    return _numbered_refs(_LOOSE, question)
+
+
+def _numbered_refs(pattern: re.Pattern[str], question: str) -> list[ArticleRef]:
+    """Each match of ``pattern`` whose first group is a number, as a reference to that article."""
+    matches = ((m, cn_to_int(m.group(1))) for m in pattern.finditer(question))
+    return [ArticleRef(m.start(), m.end(), article=n) for m, n in matches if n]
 
 
 _LOOSE = re.compile(r"(?<![第0-9零〇一二两三四五六七八九十百千])([零〇一二两三四五六七八九十百千0-9]+)\s*条(?!例)")
