@@ -23,10 +23,9 @@ import contextlib
 import copy
 import logging
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from .common import setup_logging
-from .metrics import hit_rank
 
 logger = logging.getLogger("bench.courtesy")
 SETS = ("quiz", "dev", "secretary", "heldout", "heldout2", "heldout3")
@@ -52,28 +51,12 @@ def courtesy_kept() -> Iterator[None]:
         courtesy.strip_courtesy = saved
 
 
-def table(eng: Any, items: Sequence[Any]) -> tuple[str, int]:
-    """R@1 / R@5 per set, and how many candidates whose windows the engine scores (each half's first COS_TOP) have
-    no sentence windows in the index."""
-    from .learn import COS_TOP, run
-
-    res = run(eng, items)
-    out = []
-    for s in SETS:
-        ranks = [hit_rank(r, it.gold) or 99 for it, r in zip(items, res) if it.set == s]
-        if ranks:
-            out.append(f"{s} {sum(x == 1 for x in ranks) / len(ranks):.3f} / {sum(x <= 5 for x in ranks) / len(ranks):.3f}")
-    bare = sum(1 for it in items for pid in dict.fromkeys([h.pid for h in it.kw[:COS_TOP]] + [p for p, _ in it.sem[:COS_TOP]])
-               if pid not in it.sentences)
-    return "  ".join(out), bare
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Print R@1 / R@5 per set for plain, wrapped-kept and wrapped-stripped questions."""
     from indexer.text.courtesy import strip_courtesy
 
     from .fusion import open_index
-    from .learn import INDEX, WORK, collect, load_items
+    from .learn import INDEX, WORK, collect, load_items, recall_line
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", type=Path, default=INDEX)
@@ -95,8 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             collect(eng, kept, WORK / "courtesy-kept")
         collect(eng, wrapped, WORK / "courtesy-stripped")
         for name, its in (("plain", items), ("wrapped, kept", kept), ("wrapped, stripped", wrapped)):
-            line, bare = table(eng, its)
-            print(f"{name:18s} R@1 / R@5: {line}   (candidates without windows: {bare})")
+            print(f"{name:18s} R@1 / R@5: {recall_line(eng, its, SETS)}")
     finally:
         eng.close()
 

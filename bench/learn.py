@@ -126,6 +126,24 @@ def collect(eng: Any, items: Sequence[Item], store: Path | None = None) -> None:
 COS_TOP = 15  # each half's first candidates whose window cosines are kept (the engine scores SENTENCE_TOP = 15)
 
 
+def recall_line(eng: Any, items: Sequence[Item], sets: Sequence[str], off: Sequence[str] = ()) -> str:
+    """Hybrid R@1 / R@5 per set of ``sets`` (those with questions), the share answered per set of ``off``, and how
+    many candidates whose windows the engine scores (each half's first COS_TOP) have no windows in the index."""
+    res = run(eng, items)
+    out = []
+    for s in sets:
+        ranks = [hit_rank(r, it.gold) or 99 for it, r in zip(items, res) if it.set == s]
+        if ranks:
+            out.append(f"{s} {sum(x == 1 for x in ranks) / len(ranks):.3f} / {sum(x <= 5 for x in ranks) / len(ranks):.3f}")
+    for s in off:
+        found = [r.answer_found for it, r in zip(items, res) if it.set == s]
+        if found:
+            out.append(f"{s} answered {sum(found) / len(found):.2f}")
+    bare = sum(1 for it in items for pid in dict.fromkeys([h.pid for h in it.kw[:COS_TOP]] + [p for p, _ in it.sem[:COS_TOP]])
+               if pid not in it.sentences)
+    return "  ".join(out) + f"  (candidates without windows: {bare})"
+
+
 def _collect(eng: Any, gen: Any, part: Sequence[Item]) -> dict[str, Any]:
     from indexer.index.sentences import sentence_store
 

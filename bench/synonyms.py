@@ -19,10 +19,9 @@ import hashlib
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from .common import setup_logging
-from .metrics import hit_rank
 
 logger = logging.getLogger("bench.synonyms")
 SETS = ("quiz", "dev", "secretary", "heldout", "heldout2", "heldout3")
@@ -48,29 +47,12 @@ def synonym_list(text: str) -> Iterator[None]:
             analyzer.synonyms.cache_clear()
 
 
-def table(eng: Any, items: Sequence[Any]) -> str:
-    """R@1 / R@5 per set, the share answered per off-topic set, and candidates scored without their windows."""
-    from .learn import COS_TOP, run
-
-    res = run(eng, items)
-    out = []
-    for s in SETS:
-        ranks = [hit_rank(r, it.gold) or 99 for it, r in zip(items, res) if it.set == s]
-        out.append(f"{s} {sum(x == 1 for x in ranks) / len(ranks):.3f} / {sum(x <= 5 for x in ranks) / len(ranks):.3f}")
-    for s in OFF:
-        found = [r.answer_found for it, r in zip(items, res) if it.set == s]
-        out.append(f"{s} answered {sum(found) / len(found):.2f}")
-    bare = sum(1 for it in items for pid in dict.fromkeys([h.pid for h in it.kw[:COS_TOP]] + [p for p, _ in it.sem[:COS_TOP]])
-               if pid not in it.sentences)
-    return "  ".join(out) + f"  (candidates without windows: {bare})"
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the table with the list cut before ``--cut`` and as shipped."""
     from indexer.text import analyzer
 
     from .fusion import open_index
-    from .learn import INDEX, WORK, collect, load_items
+    from .learn import INDEX, WORK, collect, load_items, recall_line
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", type=Path, default=INDEX)
@@ -88,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 items = load_items(eng._state().passages)
                 # candidates are kept per question text: one store per list, so an edited list is collected anew
                 collect(eng, items, WORK / f"synonyms-{hashlib.sha1(text.encode()).hexdigest()[:12]}")
-                print(f"{name:18s} R@1 / R@5: {table(eng, items)}", flush=True)
+                print(f"{name:18s} R@1 / R@5: {recall_line(eng, items, SETS, OFF)}", flush=True)
     finally:
         eng.close()
 

@@ -291,7 +291,7 @@ def _item_part(doc_id: str, pids: Sequence[str], passages: Mapping[str, Any], te
     return _section_part(doc_id, ordered, passages, text, meta, name, title)
 
 
-_SECTION_MARK = re.compile(r"^\s*([一二三四五六七八九十]{1,3})、")
+_SECTION_MARK = re.compile(rf"^\s*{_HAN_MARK}")  # a section heading numbered as the 一、 rules are
 # Sections a document needs before they count as its parts: the 若干准则 has twelve; party-docs' 八项规定 link page
 # (一、常用网站 二、基础法规 三、…) has three, and it must not answer 八项规定第二条 for the 八项规定 itself.
 SECTION_PARTS_MIN = 5
@@ -495,7 +495,15 @@ def _quote_after(question: str, end: int) -> str:
     rest = question[end + m.end():]
     stop = _QUOTE_END.search(rest)
     quote = rest[:stop.start()] if stop else rest
-    return quote if len(re.findall(r"[\u4e00-\u9fff]", quote)) >= QUOTE_MIN_CHARS else ""
+    return quote if _han(quote) >= QUOTE_MIN_CHARS else ""
+
+
+def _han(text: str) -> int:
+    """How many Han characters ``text`` holds."""
+    return len(_HAN_CHAR.findall(text))
+
+
+_HAN_CHAR = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _bigrams(text: str) -> set[str]:
@@ -510,12 +518,9 @@ def _quote_parts(quote: str) -> list[set[str]]:
     """The character pairs of each leading part of a quote that ends at a comma and holds at least half of it (and of
     the whole): a question often goes on after the quoted words in the same sentence ("……健身活动的要受处分，自己
     掏钱的算不算"), while a short first part ("违反有关规定组织") is wording that many articles share."""
-    def han(text: str) -> int:
-        return len(re.findall(r"[\u4e00-\u9fff]", text))
-
-    least = max(QUOTE_MIN_CHARS, han(quote) / 2)
+    least = max(QUOTE_MIN_CHARS, _han(quote) / 2)
     ends = [m.start() for m in _CLAUSE_END.finditer(quote)] + [len(quote)]
-    return [_bigrams(quote[:e]) for e in ends if han(quote[:e]) >= least]
+    return [_bigrams(quote[:e]) for e in ends if _han(quote[:e]) >= least]
 
 
 def _holds(parts: Sequence[set[str]], pids: Sequence[str], passages: Mapping[str, Any]) -> float:

@@ -16,7 +16,8 @@ import re
 
 _PUNCT = r"\s，,。.、！!~～…:：;；"
 _STOP = rf"[{_PUNCT}]*"
-_AFTER = rf"(?:[{_PUNCT}]+|(?=请问|请教|想|我(?!好)|麻烦|打扰|问一下))"  # ("你好我好" is an idiom)  # a greeting ends at a stop or at the asking words
+# a greeting ends at a stop or at the asking words ("你好我好" is an idiom, not a greeting)
+_AFTER = rf"(?:[{_PUNCT}]+|(?=请问|请教|想|我(?!好)|麻烦|打扰|问一下))"
 # "您好" / "老师您好" / "各位领导好" / "大家好": a greeting, with up to 12 characters naming whom it greets
 _GREETING = re.compile(rf"^(?:[^，,。.！!？?\s]{{0,12}}?(?:您|你|大家|各位)好(?!好)(?:啊|呀|哈)?"
                        rf"|(?:尊敬的)?(?:各位)?(?:老师|领导|专家|同志|前辈)们?好){_AFTER}")
