@@ -477,6 +477,7 @@ def variants(names: Sequence[str], weights: Sequence[float] | None) -> list[tupl
         "kind.2": {"KIND_BONUS": 0.2},
         "pshare.1": {"SENTENCE_PASSAGE_SHARE": 0.1},
         "sent10": {"_top": 10},
+        "nohistorical": {"fold__HISTORICAL_KEEP": 1.0},  # historical versions not lowered (before "Current versions first")
     }
     if weights is not None:
         table_["learned"] = {"LEARNED_WEIGHTS": tuple(weights)}

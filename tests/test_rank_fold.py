@@ -18,7 +18,7 @@ from indexer.ingest import files as ingest  # noqa: E402
 from indexer.ingest.prepare import prepare  # noqa: E402
 from indexer.search.highlight import best_sentence  # noqa: E402
 from indexer.search.query import analyse  # noqa: E402
-from indexer.search.fold import FOLD_SCAN, FOLD_SPARE, near_duplicate  # noqa: E402
+from indexer.search.fold import FOLD_SCAN, FOLD_SPARE, HISTORICAL_NOTE, fold_reason, near_duplicate  # noqa: E402
 from indexer.search.rank import rank  # noqa: E402
 from indexer.text.analyzer import query_terms  # noqa: E402
 from indexer.text.structure import sentence_spans  # noqa: E402
@@ -185,3 +185,45 @@ def test_articles_of_different_regulations_are_not_folded() -> None:
     res = rank(passages, analyse("预备党员的预备期是多长"), hits, [], 5, "keyword", Config())
     assert [h["doc_id"] for h in res] == ["发展党员工作细则.txt", "中国共产党章程.txt"]
     assert all(not h["also_in"] for h in res)
+
+
+def _discipline_versions() -> tuple[dict[str, Passage], dict[str, VersionInfo]]:
+    # The 1997 and 2023 纪律处分条例's articles on re-joining after expulsion (official texts, as in the party-docs
+    # corpus): worded too differently to fold as one article.
+    old = Passage(doc_id="纪律处分条例1997.txt", title="中国共产党纪律处分条例1997",
+                  section="第一编 总则 > 第三章 违犯纪律与纪律处分 > 第十六条",
+                  text="第十六条 开除党籍。受到开除党籍处分的，五年内不得重新入党。另有规定不准重新入党的，按照有关规定执行。",
+                  start=0, end=48, ordinal=0)
+    new = Passage(doc_id="纪律处分条例2023.txt", title="中国共产党纪律处分条例2023",
+                  section="第一编 总则 > 第二章 违纪与纪律处分 > 第十三条",
+                  text="第十三条 党员受到开除党籍处分，五年内不得重新入党，也不得推荐担任与其原任职务相当或者高于其原任职务的党外"
+                       "职务。另有规定不准重新入党的，依照规定。", start=0, end=80, ordinal=0)
+    other = Passage(doc_id="中国共产党章程.txt", title="中国共产党章程", section="第七章 党的纪律 > 第四十一条",
+                    text="第四十一条 对党员的纪律处分有五种：警告、严重警告、撤销党内职务、留党察看、开除党籍。", start=0,
+                    end=44, ordinal=0)
+    versions = {old.doc_id: VersionInfo("中国共产党纪律处分条例", 1997, "historical", "1997年版"),
+                new.doc_id: VersionInfo("中国共产党纪律处分条例", 2023, "current", "2023年版")}
+    return {p.pid: p for p in (old, new, other)}, versions
+
+
+@pytest.mark.parametrize("old_score, old_first", [(1.02, False), (1.5, True)])
+def test_the_version_in_force_comes_before_a_close_historical_one(old_score: float, old_first: bool) -> None:
+    """A historical version's article a little ahead of the current version's (not folded: worded differently) falls
+    behind it in the hybrid ranking, and its rank line says why; far ahead, it keeps its place (a preference, not a
+    filter)."""
+    passages, versions = _discipline_versions()
+    old, new, other = (next(pid for pid, p in passages.items() if p.doc_id.endswith(end))
+                       for end in ("1997.txt", "2023.txt", "章程.txt"))
+    assert fold_reason(passages[new], passages[old], versions) is None, "the case needs two unfolded versions"
+    # the charter's article far behind in both halves: the fusion's min-max spread leaves the two versions close
+    hits = [KeywordHit(old, old_score, []), KeywordHit(new, 1.0, []), KeywordHit(other, 0.1, [])]
+    sem = [(old, 0.9 * old_score), (new, 0.9), (other, 0.5)]
+    res = rank(passages, analyse("被开除出党的人过几年才能重新申请入党"), hits, sem, 5, "hybrid", Config(),
+               versions=versions)
+    order = [h["version_label"] for h in res if h["version_label"]]
+    assert order == (["1997年版", "2023年版"] if old_first else ["2023年版", "1997年版"])
+    assert (HISTORICAL_NOTE in res[1]["why"]) is (not old_first)
+    # a question naming the old version puts it first however close the scores
+    named = rank(passages, analyse("1997年版纪律处分条例规定开除党籍后几年不得重新入党"), hits, sem, 5, "hybrid",
+                 Config(), versions=versions)
+    assert named[0]["version_label"] == "1997年版" and all(HISTORICAL_NOTE not in h["why"] for h in named)

@@ -13,7 +13,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 from indexer.config import Config
 from indexer.search.fold import (FOLD_SCAN, fold_duplicates, fold_reason, near_duplicate,  # noqa: F401
-                                 prefer_named_version, shingles)
+                                 prefer_current, prefer_named_version, shingles)
 from indexer.search.explain import half_scores
 from indexer.search.fuse import Fused, convex, normalise, rrf
 from indexer.search.highlight import best_sentence, folded_lower, matched_terms, term_spans
@@ -448,6 +448,8 @@ def rank(passages: Mapping[str, Passage], query: Query, kw_hits: Sequence[Keywor
                 if i < before.get(pid, i):  # the rank line says why it passed candidates the fusion put first
                     notes.setdefault(pid, []).append(LEARNED_NOTE)
         fused = prefer_authority(fused, passages, query, sentences or {}, notes)
+        if not query.year:  # no version named: the one in force before an outdated one scored a little higher
+            fused = prefer_current(fused, passages, versions, notes)
     fused = rerank(reranker, passages, question, fused, k)
     year = query.year if versions else None  # "2018年版…": that version first, and its group's lead
     fused = prefer_named_version(fused, passages, versions, year, notes)
