@@ -387,6 +387,7 @@ ITEM_ASKS = [
     ("八项规定第一条", G8, "一、中央政治局全体同志要改进调查研究"),
     ("中央八项规定第三条是什么", G8, "三、要精简文件简报，切实改进文风"),  # shares its passage with 二、
     ("八项规定第八条", G8, "八、要厉行勤俭节约"),
+    ("八项规定第三点是什么", G8, "三、要精简文件简报，切实改进文风"),  # 第X点, as people name its rules too
     ("八项规定实施细则第3条", G8X, "3.简化接待工作。"),
     ("中央八项规定实施细则第三十条", G8X, "30.本细则自发布之日起施行。"),
 ]
@@ -409,6 +410,17 @@ def test_numbered_item_past_the_last_says_so(eight):
     hits = eight.search("八项规定第九条", k=3)
     assert len(hits) == 0 and not hits.answer_found
     assert "共八条" in hits.message and "8 articles" in hits.message
+    hits = eight.search("八项规定第九点", k=3)
+    assert len(hits) == 0 and "共八点，没有第九点" in hits.message
+
+
+def test_numbered_rule_keeps_the_questions_word(eight):
+    """八项规定 asked by 第三点 is labelled 第三点 on the card's rank line and in the look-up facts, never 第三条 (its
+    rules are 一、二、三、, and the question did not say 条)."""
+    hits = eight.search("八项规定第三点是什么", k=3)
+    assert hits[0]["why"] == ["问题指明第三点"]
+    assert hits.envelope()["lookup"]["article"] == "第三点"
+    assert eight.search("八项规定第三条是什么", k=3)[0]["why"] == ["问题指明第三条"]
 
 
 # ------------------------------------------------------------------------------------------------ real regulations

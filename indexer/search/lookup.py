@@ -344,10 +344,15 @@ class Found:
         """The asked articles' labels in order (第七条, 第八条 …), or the one reference's (第七条第二款, 总纲); a
         numbered section by the regulation's own word (若干准则第三部分)."""
         if self.articles:
-            return [self.unit.label_of(n) for n in self.articles]
-        if self.ref.article and self.unit.part_word != "条":
-            return [self.unit.label_of(self.ref.article)]
+            return [self.label_of(n) for n in self.articles]
+        if self.ref.article and self.unit.numbered:
+            return [self.label_of(self.ref.article)]
         return [self.ref.label]
+
+    def label_of(self, n: int) -> str:
+        """Unit ``n``'s label by the regulation's word, or by the question's for numbered rules: 八项规定 asked as
+        第三点 is answered as 第三点 (its rules are 一、二、三、, not 第X条)."""
+        return _label_in(self.unit, self.ref, n)
 
     def describe(self) -> dict[str, Any]:
         """The look-up facts the JSON envelope carries."""
@@ -612,7 +617,13 @@ def _heading_refs(question: str, catalog: Catalog) -> list[ArticleRef]:
     return [ArticleRef(m.start(), m.end(), heading=m.group(0))] if keys and not _HEADING_ASK.sub("", rest) else []
 
 
-_PART_REF = re.compile(r"第\s*([一二两三四五六七八九十]{1,3}|[0-9]{1,2})\s*(?:部分|点)")
+_PART_REF = re.compile(r"第\s*([一二两三四五六七八九十]{1,3}|[0-9]{1,2})\s*(部分|点)")
+
+
+def _label_in(unit: Unit, ref: ArticleRef, n: int) -> str:
+    """``第{n}`` and the unit's word: a numbered section's 部分, a numbered rule's 点 when the question said 点."""
+    word = "点" if unit.item_at and unit.part_word == "条" and ref.article_word == "点" else unit.part_word
+    return f"第{int_to_cn(n)}{word}"
 
 
 def _part_refs(question: str) -> list[ArticleRef]:
@@ -629,7 +640,12 @@ def _loose_refs(question: str) -> list[ArticleRef]:
 def _numbered_refs(pattern: re.Pattern[str], question: str) -> list[ArticleRef]:
     """Each match of ``pattern`` whose first group is a number, as a reference to that article."""
     matches = ((m, cn_to_int(m.group(1))) for m in pattern.finditer(question))
-    return [ArticleRef(m.start(), m.end(), article=n) for m, n in matches if n]
+    return [ArticleRef(m.start(), m.end(), article=n, article_word=_word_of(m)) for m, n in matches if n]
+
+
+def _word_of(m: re.Match[str]) -> str:
+    """The unit word a numbered reference used (点 / 部分), 条 when the pattern has none."""
+    return m.group(2) if (m.re.groups or 0) >= 2 and m.group(2) else "条"
 
 
 _LOOSE = re.compile(r"(?<![第0-9零〇一二两三四五六七八九十百千])([零〇一二两三四五六七八九十百千0-9]+)\s*条(?!例)")
@@ -655,9 +671,10 @@ def _resolve(cat: Catalog, named: list[Unit], ref: ArticleRef, req: YearRequest,
                       and u.label]
             also_zh = f"（{'、'.join(dict.fromkeys(others))}有此条）" if others else ""
             also_en = f" ({', '.join(dict.fromkeys(others))} has it)" if others else ""
-            word, noun = unit.part_word, ("article" if unit.part_word == "条" else "part")
+            word = _label_in(unit, ref, 0)[2:]
+            noun = "article" if word == "条" else "part"
             return Found(unit, ref, [],
-                         f"{note_zh}未找到该{word}：{where}共{int_to_cn(last)}{word}，没有{unit.label_of(ref.article)}"
+                         f"{note_zh}未找到该{word}：{where}共{int_to_cn(last)}{word}，没有{_label_in(unit, ref, ref.article)}"
                          f"{also_zh}。",
                          f"{note_en}No such {noun}: {unit.name}{' (' + unit.label + ')' if unit.label else ''} "
                          f"has {last} {noun}s, there is no {noun} {ref.article}{also_en}.")
@@ -811,7 +828,7 @@ def _pinned_why(hit: dict[str, Any], found: Found) -> list[str]:
     if found.ref.article:
         asked = found.articles or [found.ref.article]  # the asked article a passage belongs to (rules 二、三、 share one)
         n = next((n for n in asked if hit["pid"] in found.unit.articles.get(n, ())), found.ref.article)
-        label = found.unit.label_of(n)
+        label = found.label_of(n)
     else:
         label = found.ref.label
     kept = [w for w in hit.get("why") or () if "版" in w]

@@ -39,6 +39,7 @@ class ArticleRef:
     clause: int | None = None  # 款
     item: int | None = None  # 项
     heading: str | None = None  # a named part with no number: 总纲 (党章), 序言, 总则 / 分则 / 附则
+    article_word: str = "条"  # what the text called the article: 条, or 点 / 部分 for a numbered rule or section
 
     @property
     def label(self) -> str:
@@ -50,7 +51,7 @@ class ArticleRef:
             if n and self.article is None:
                 parts.append(f"第{int_to_cn(n)}{kind}")
         if self.article:
-            parts.append(f"第{int_to_cn(self.article)}条")
+            parts.append(f"第{int_to_cn(self.article)}{self.article_word}")
         if self.clause:
             parts.append(f"第{int_to_cn(self.clause)}款")
         if self.item:
