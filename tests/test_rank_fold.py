@@ -130,10 +130,9 @@ ANSWERS = [
                                     "干部职工提供避嫌的保护,不是不讲人情,而是职责所在。"),
     ("seed#6", "为什么要学习纪律处分条例", "同时,要认真学习研究和宣传贯彻《中国共产党纪律处分条例》,做到有法可依,有章可循。"),
     ("seed#7", "没有规矩为什么不成方圆", "没有规矩不成方圆,健全的制度是科学化管理的必要前提。"),
-    pytest.param("seed#12", "职工可以用什么方式和支部沟通", "沟通方式也由职工群众自由选择,如邮件、电话、书信,等等。",
-                 marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-                                         reason="issue 22: the answer sentence goes to the passage's first sentence "
-                                                "(深入职工群众…开放沟通渠道), not the one naming the ways")),
+    # the noun asked for (什么方式) names the answer: before, the passage's first sentence (深入职工群众…开放沟通渠道)
+    # won on the other words (xfail until 2026-12-08)
+    ("seed#12", "职工可以用什么方式和支部沟通", "沟通方式也由职工群众自由选择,如邮件、电话、书信,等等。"),
 ]
 
 

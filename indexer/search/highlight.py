@@ -72,7 +72,9 @@ def best_sentence(text: str, question: str, terms: Sequence[str]) -> tuple[int, 
     # per sentence (the joined texts keep a separator between sentences, so nothing matches across two). The
     # terms keep their order, so the sum below adds the same numbers in the same order as over all terms.
     lowered_terms = [t.lower() for t in dict.fromkeys(terms) if t.strip()]  # "AB" and "ab" both count, as before
-    weighted = [(t, math.log1p(len(t)) * 2.0) for t in lowered_terms if t in all_low]
+    asked = _asked_noun(fold(question).lower())
+    weighted = [(t, math.log1p(len(t)) * (2.0 + ASKED_NOUN_WEIGHT * (t == asked))) for t in lowered_terms
+                if t in all_low]
     # pre-filtered on "a\0b" (a rare first character searches fast; a match inside a longer unit only costs a test)
     present = [key for inner, key in _question_bigrams(question) if inner in all_units]
     best, best_score = (sentences[0][0], sentences[0][1]), float("-inf")
@@ -87,6 +89,20 @@ def best_sentence(text: str, question: str, terms: Sequence[str]) -> tuple[int, 
         if score > best_score:
             best, best_score = (start, end), score
     return best
+
+
+# The noun a question asks for (什么方式 / 哪些渠道 / 哪几种形式 -> 方式, 渠道, 形式): the sentence naming it (沟通方式
+# 也由职工群众自由选择，如邮件、电话…) is the one that answers, even when another sentence holds more of the other
+# words. Its term weight is raised by this much (others: 2.0 per log-length).
+ASKED_NOUN_WEIGHT = 2.0
+_ASKED = re.compile(r"(?:什么|哪些|哪几种|哪种|哪几|何种|哪类)([\u4e00-\u9fff]{2})")
+
+
+@lru_cache(maxsize=256)
+def _asked_noun(question: str) -> str:
+    """The two-character noun right after 什么 / 哪些 / 哪种 … in a (folded, lowered) question, or ''."""
+    m = _ASKED.search(question)
+    return m.group(1) if m else ""
 
 
 @lru_cache(maxsize=256)
