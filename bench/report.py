@@ -261,9 +261,15 @@ def section_machine(data: dict[str, Any]) -> list[str]:
     model = next((r["index"]["model"] for r in (data.get("cmrc"), data.get("quiz")) if r), "?")
     cfg = next((r["index"].get("config") for r in (data.get("cmrc"), data.get("quiz")) if r), None) or {}
     if cfg.get("fusion") == "convex":
+        from indexer.search import rank as rank_mod
+
         near = cfg.get("alpha", 0) - cfg.get("verbatim_shift", 0)
-        fusion = (f"convex fusion, alpha {cfg.get('alpha')} ({near:.1f} when coverage ≥ {cfg.get('verbatim_coverage')}), "
-                  f"semantic floor {cfg.get('semantic_floor') or 'min-max'}, min confidence {cfg.get('min_confidence')}")
+        # the shipped weight with sentence windows (rank.SENTENCE_ALPHA) replaces config.alpha (a constant of the code)
+        fusion = (f"convex fusion, alpha {rank_mod.SENTENCE_ALPHA} with sentence windows "
+                  f"({rank_mod.SENTENCE_VERBATIM_ALPHA} for near-verbatim questions of ≥ {rank_mod.VERBATIM_MIN_CHARS} "
+                  f"characters), else alpha {cfg.get('alpha')} ({near:.1f} when coverage ≥ "
+                  f"{cfg.get('verbatim_coverage')}), semantic floor {cfg.get('semantic_floor') or 'min-max'}, min "
+                  f"confidence {cfg.get('min_confidence')}")
     else:
         fusion = (f"RRF k {cfg.get('rrf_k')}, keyword weight {cfg.get('keyword_weight')}, semantic weight "
                   f"{cfg.get('semantic_weight')}")
