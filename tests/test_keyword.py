@@ -659,3 +659,73 @@ def test_a_warm_up_saved_under_a_smaller_cache_is_extended_and_replaced(tmp_path
     assert [p.name for p in saved.iterdir() if not p.name.startswith(".")] == [key]
     for ix in (small, big, again):
         ix.close()
+
+
+# --- whoosh segments read in place (indexer.backends.local.whoosh_views) ---------------------------
+
+def test_view_reader_reads_like_bytesio():
+    """The in-place reader answers every read / seek / tell as io.BytesIO over the same bytes."""
+    import io
+    import random
+
+    from indexer.backends.local.whoosh_views import _ViewReader
+
+    data = bytes(random.Random(7).randrange(256) for _ in range(5000)) + b"line one\nline two\n"
+    ours, ref = _ViewReader(memoryview(data)), io.BytesIO(data)
+    rnd = random.Random(11)
+    for _ in range(2000):
+        op = rnd.randrange(5)
+        if op == 0:
+            n = rnd.choice([-1, None, 0, 1, 7, 300, 9000])
+            assert ours.read(n) == ref.read(n)
+        elif op == 1:
+            pos, whence = rnd.randrange(-50, 6000), rnd.randrange(3)
+            if whence == 0:
+                pos = abs(pos)
+            assert ours.seek(pos, whence) == ref.seek(pos, whence)
+        elif op == 2:
+            assert ours.readline() == ref.readline()
+        else:
+            assert ours.tell() == ref.tell()
+
+
+def test_segment_files_are_read_from_the_mapping_not_copied(tmp_path):
+    """A compound segment's files open as views of its mmap (no heap copy of the postings) and a search over them
+    returns what whoosh's copying BufferFile returned."""
+    import mmap
+
+    from whoosh.filedb import compound, structfile
+
+    from indexer.backends.local.whoosh_views import ViewFile
+
+    path = tmp_path / "keyword"
+    ix = WhooshKeywordIndex.create(path)
+    ix.add(seed_passages())
+    ix.close()
+    raw = whoosh.index.open_dir(str(path))
+    seg = raw._segments()[0]
+    storage = seg.open_compound_file(raw.storage)
+    assert isinstance(storage, compound.CompoundStorage) and storage.list()
+    for name in storage.list():
+        f = storage.open_file(name)
+        assert isinstance(f, ViewFile), name
+        assert isinstance(f.file._view.obj, mmap.mmap), name  # the view is of the mapping itself
+        offset, length = storage.range(name)
+        with open(path / seg.make_filename(".seg"), "rb") as whole:
+            whole.seek(offset)
+            assert f.read() == whole.read(length), name
+    storage.close()
+    raw.close()
+
+    questions = ["基层党支部如何做好监督者", "如何做好宣传者", "职工群众的利益"]
+    viewed = WhooshKeywordIndex.open(path)
+    in_place = [[(h.pid, h.score) for h in viewed.search(q, 5)] for q in questions]
+    viewed.close()
+    compound.BufferFile = structfile.BufferFile  # whoosh's own, copying class
+    try:
+        copied = WhooshKeywordIndex.open(path)
+        assert [[(h.pid, h.score) for h in copied.search(q, 5)] for q in questions] == in_place
+        copied.close()
+    finally:
+        compound.BufferFile = ViewFile
+    assert all(in_place)

@@ -20,10 +20,12 @@ from whoosh.query import Or, Term
 from indexer.backends.local.scores import (FIELD_B, FIELD_BOOSTS, K1, WARM_MIN_POSTINGS, WARM_SHARE, SearchState,
                                            StaleSearcher)
 from indexer.backends.local.tokenize_pool import PARALLEL_MIN_PASSAGES, field_values, replaying
+from indexer.backends.local.whoosh_views import install as _read_segments_in_place
 from indexer.text.analyzer import MAX_QUERY_TERMS, SUBWORD_WEIGHT, ChineseAnalyzer, weighted_query_terms
 from indexer.types import IndexLockedError, KeywordHit, Passage
 
 logger = logging.getLogger(__name__)
+_read_segments_in_place()  # a compound segment's files are read from its mmap, not copied into the heap
 
 
 def make_schema() -> Schema:
