@@ -82,6 +82,24 @@ def test_names_and_short_names():
     assert mention_score("根据处分条例", "纪律处分条例") > 0
     assert mention_score("组织工作条例", "巡视工作条例") == 0  # another regulation that shares 工作条例
     assert mention_score("八项规定实施细则", "节庆活动管理办法实施细则") == 0
+    assert {"纪委工作条例", "纪检委工作条例", "纪委条例"} <= name_keys("中国共产党纪律检查委员会工作条例")
+
+
+def test_discipline_commission_rules_by_their_short_names(tmp_path):
+    """纪检委工作条例第三条 is the 纪律检查委员会工作条例's 第三条; before the alias it was ranked, and the
+    监督执纪工作规则's 第三条 came first."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("中国共产党纪律检查委员会工作条例.md", "中国共产党纪律检查机关监督执纪工作规则.md"):
+        shutil.copy(ROOT / "corpus" / name, corpus / name)
+    eng = _engine(tmp_path / "index", corpus)
+    try:
+        for question in ("纪检委工作条例第三条", "纪委条例第三条是什么", "纪委工作条例第三条"):
+            hits = eng.search(question, k=3, mode="keyword")
+            assert hits.found is not None and hits.found.unit.doc_id == "中国共产党纪律检查委员会工作条例.md", question
+            assert hits[0]["doc_id"] == "中国共产党纪律检查委员会工作条例.md" and _article(hits[0]) == "第三条"
+    finally:
+        eng.close()
 
 
 def test_cross_reference_forms():
