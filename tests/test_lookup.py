@@ -2,11 +2,13 @@
 (always), and real regulations from ../shared/bench/party-docs (skipped with a message when absent)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -36,6 +38,20 @@ def _engine(index: Path, corpus: Path) -> Engine:
     eng._encoder = HashEncoder()  # the look-up does not depend on the model; the semantic half is noise here
     eng.index(corpus)
     return eng
+
+
+@contextlib.contextmanager
+def _shipped_engine(tmp_path: Path, *names: str) -> Iterator[Engine]:
+    """An engine over a copy of the named shipped corpus/ files (hash encoder), closed after the block."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in names:
+        shutil.copy(ROOT / "corpus" / name, corpus / name)
+    eng = _engine(tmp_path / "index", corpus)
+    try:
+        yield eng
+    finally:
+        eng.close()
 
 
 def _without_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,18 +104,11 @@ def test_names_and_short_names():
 def test_discipline_commission_rules_by_their_short_names(tmp_path):
     """纪检委工作条例第三条 is the 纪律检查委员会工作条例's 第三条; before the alias it was ranked, and the
     监督执纪工作规则's 第三条 came first."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name in ("中国共产党纪律检查委员会工作条例.md", "中国共产党纪律检查机关监督执纪工作规则.md"):
-        shutil.copy(ROOT / "corpus" / name, corpus / name)
-    eng = _engine(tmp_path / "index", corpus)
-    try:
+    with _shipped_engine(tmp_path, "中国共产党纪律检查委员会工作条例.md", "中国共产党纪律检查机关监督执纪工作规则.md") as eng:
         for question in ("纪检委工作条例第三条", "纪委条例第三条是什么", "纪委工作条例第三条"):
             hits = eng.search(question, k=3, mode="keyword")
             assert hits.found is not None and hits.found.unit.doc_id == "中国共产党纪律检查委员会工作条例.md", question
             assert hits[0]["doc_id"] == "中国共产党纪律检查委员会工作条例.md" and _article(hits[0]) == "第三条"
-    finally:
-        eng.close()
 
 
 def test_cross_reference_forms():
@@ -312,12 +321,7 @@ def test_a_regulation_without_articles_is_not_taken_for_one_with_them(tmp_path):
     Its numbered sections (一、坚定理想信念 … 十二、) are its parts: 若干准则第三条 / 第三部分 get 三、. A copy without
     those headings has neither articles nor parts, and the question goes to ranking. 准则第三条 and 廉洁准则第三条
     still are the 廉洁自律准则's."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name in ("中国共产党廉洁自律准则.md", "关于新形势下党内政治生活的若干准则.md"):
-        shutil.copy(ROOT / "corpus" / name, corpus / name)
-    eng = _engine(tmp_path / "index", corpus)
-    try:
+    with _shipped_engine(tmp_path, "中国共产党廉洁自律准则.md", "关于新形势下党内政治生活的若干准则.md") as eng:
         for question in ("若干准则第三条", "若干准则第三部分", "《关于新形势下党内政治生活的若干准则》的第三部分讲了什么"):
             hits = eng.search(question, k=3, mode="keyword")
             assert hits.found is not None and hits[0]["doc_id"] == "关于新形势下党内政治生活的若干准则.md", question
@@ -331,8 +335,6 @@ def test_a_regulation_without_articles_is_not_taken_for_one_with_them(tmp_path):
             assert _article(hits[0]) == "第三条"
         # 第三部分 names no article: a regulation with 第X条 is not looked up by it
         assert getattr(eng.search("廉洁自律准则第三部分", k=3, mode="keyword"), "found", None) is None
-    finally:
-        eng.close()
     # the same text without its section headings: no parts, no look-up
     plain = tmp_path / "plain"
     plain.mkdir()
