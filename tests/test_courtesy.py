@@ -33,6 +33,11 @@ from indexer.text.courtesy import strip_courtesy  # noqa: E402
     ("党费怎么交谢谢", "党费怎么交"),
     ("问一下转正要开支部大会吗", "转正要开支部大会吗"),
     ("请问，什么叫“一案双查”？", "什么叫“一案双查”？"),
+    # formulas one after another, and the ones announcing a question (session 15)
+    ("打扰一下，问个问题，党费怎么交", "党费怎么交"),
+    ("求助：入党誓词是什么", "入党誓词是什么"),
+    ("我有个问题想请教：支委会多久开一次会", "支委会多久开一次会"),
+    ("问个问题，党员能炒股吗", "党员能炒股吗"),
     # what the person says about themselves is part of the question
     ("各位领导好！我是一名预备党员，组织关系怎么转？麻烦解答一下，谢谢。", "我是一名预备党员，组织关系怎么转？"),
 ])
@@ -54,6 +59,9 @@ def test_courtesy_is_stripped(asked: str, searched: str) -> None:
     "在线等，急！党员能炒股吗",      # a plea in front is left alone (only the end is stripped)
     "请问", "谢谢", "您好", "你好，",   # nothing but courtesy: kept whole, the search refuses or answers it as typed
     "《条例》第七条规定的组织调整的含义是什么，包括哪些措施？",
+    "求助热线是多少",              # 求助 as a word of the question, not before a stop
+    "有个问题想不明白：党员能不能经商",  # what they say about the matter
+    "打扰一下", "我有个问题",         # nothing but courtesy
 ])
 def test_questions_without_courtesy_are_kept(question: str) -> None:
     assert strip_courtesy(question) == question

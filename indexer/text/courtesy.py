@@ -28,7 +28,12 @@ _DOWN = r"下(?![级属面达发列一次半午班乡岗放沉滑降载])"
 _ASKING = re.compile(rf"^(?:打扰(?:您|你)?(?:了|一下)?{_STOP})?"
                      rf"(?:(?:请问|问一下|问{_DOWN}|(?:我)?想(?:请教|咨询|问(?!题)|了解|请问)|麻烦(?:您|你)?(?:问|咨询|请教)"
                      rf"|冒昧(?:地)?问)(?:一下|{_DOWN})?(?:各位|您|你|老师|领导)?(?:一下)?{_STOP}"
-                     rf"|(?:咨询|请教)(?:一下|{_DOWN}|各位|您|你|老师|领导)+{_STOP}|(?:咨询|请教)[{_PUNCT}]+)")
+                     rf"|(?:咨询|请教)(?:一下|{_DOWN}|各位|您|你|老师|领导)+{_STOP}|(?:咨询|请教)[{_PUNCT}]+"
+                     # "打扰一下，" / "问个问题，" / "我有个问题想请教，" / "求助：", each before a stop; several in
+                     # a row are taken one at a time (strip_courtesy repeats the pattern)
+                     rf"|打扰(?:您|你)?(?:了|一下)?[{_PUNCT}]+|(?:问|请教)(?:个|一个)问题[{_PUNCT}]+"
+                     rf"|(?:我)?有(?:个|一个)问题(?:想)?(?:问|请教|咨询)?(?:一下|{_DOWN})?[{_PUNCT}]+"
+                     rf"|求(?:助|问|教)[{_PUNCT}]+)")
 # "谢谢！" / "麻烦解答一下，谢谢。" / "求解答" / "在线等，急": thanks and pleas for a reply, at the end ("感谢",
 # "麻烦", "辛苦" and "急" only after a stop: "怎么表示感谢", "手续麻烦", "工作很急" are questions)
 _AFTER_STOP = r"(?<=[\s，,。.！!？?~～…])"
@@ -38,14 +43,19 @@ _CLOSING = re.compile(r"(?:[\s，,。.！!~～…]*(?:(?:谢谢|多谢|" + _AFTE
                       r"(?:了|啦|解答(?:一下)?|回复(?:一下)?)"
                       r"|求(?:解答|回复|指导|助)|在线等|" + _AFTER_STOP + r"急+|盼复|望(?:回复|解答|答复)"
                       r"|期待(?:您的)?(?:回复|解答)))+[\s，,。.！!~～…]*$")
+ASKING_REPEATS = 3
 _SEARCHABLE = re.compile(r"[0-9A-Za-z\u4e00-\u9fff]")
 
 
 def strip_courtesy(question: str) -> str:
     """The question without a leading greeting and asking formula and without closing thanks or pleas."""
     text = question.strip()
-    for pattern in (_GREETING, _ASKING):
-        text = pattern.sub("", text, count=1)
+    text = _GREETING.sub("", text, count=1)
+    for _ in range(ASKING_REPEATS):  # "打扰一下，问个问题，请问…": one formula after another
+        shorter = _ASKING.sub("", text, count=1)
+        if shorter == text:
+            break
+        text = shorter
     text = _CLOSING.sub("", text, count=1).strip()
     if len(_SEARCHABLE.findall(text)) < 2:
         return question
