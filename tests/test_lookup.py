@@ -441,6 +441,8 @@ def test_numbered_rule_keeps_the_questions_word(eight):
     assert hits[0]["why"] == ["问题指明第三点"]
     assert hits.envelope()["lookup"]["article"] == "第三点"
     assert eight.search("八项规定第三条是什么", k=3)[0]["why"] == ["问题指明第三条"]
+    # two rules asked, one passage holding both (二、 and 三、): its rank line names both
+    assert eight.search("八项规定第二点和第三点", k=3)[0]["why"] == ["问题指明第二点、第三点"]
 
 
 # ------------------------------------------------------------------------------------------------ real regulations

@@ -826,9 +826,9 @@ def _pinned_why(hit: dict[str, Any], found: Found) -> list[str]:
     """A pinned hit's rank line: it stands first because the question names it (问题指明第七条), not for the
     ranking's reasons (综合各项信号排序上调, 含所问的时间或频次 …, dropped); what it says of versions stays."""
     if found.ref.article:
-        asked = found.articles or [found.ref.article]  # the asked article a passage belongs to (rules 二、三、 share one)
-        n = next((n for n in asked if hit["pid"] in found.unit.articles.get(n, ())), found.ref.article)
-        label = found.label_of(n)
+        asked = found.articles or [found.ref.article]  # the asked articles a passage belongs to (rules 二、三、 share one)
+        mine = [n for n in asked if hit["pid"] in found.unit.articles.get(n, ())] or [found.ref.article]
+        label = "、".join(found.label_of(n) for n in mine)
     else:
         label = found.ref.label
     kept = [w for w in hit.get("why") or () if "版" in w]
