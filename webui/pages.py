@@ -91,6 +91,9 @@ def _decorate(hit: dict[str, Any], q: str, answer_found: bool, top: bool = True,
 
 
 _ARTICLE_LEAD = re.compile(r"^第[一二三四五六七八九十百千零〇两\d]+条\s*")
+# A question about how versions differ ("2018版和2023版…第七条有什么区别"): the answer box offers the versions side
+# by side (/compare) as its own action, beside 查看原文, when the answering article has other versions.
+_COMPARE_ASK = re.compile(r"区别|差别|差异|不同|异同|对比|比较|对照|变化|变了|改了|修改了|改动|新旧")
 
 
 def _decorate_all(hits: Sequence[dict[str, Any]], q: str, answer_found: bool,
@@ -281,6 +284,8 @@ def search_page() -> str:
         answer_found = bool(hits.answer_found) and bool(hits)
         ctx["answer"] = _decorate_all(hits, q, answer_found)
         found = getattr(hits, "found", None)
+        if ctx["answer"] and ctx["answer"]["hit"].get("compare_href") and _COMPARE_ASK.search(q):
+            ctx["answer"]["compare"] = ctx["answer"]["hit"]["compare_href"]
         if ctx["answer"] and found is not None and len(found.articles) > 1:
             # 第七条至第九条: the box quotes the first article; it says the others follow instead of passing as the
             # whole answer
