@@ -620,10 +620,14 @@ def _heading_refs(question: str, catalog: Catalog) -> list[ArticleRef]:
 _PART_REF = re.compile(r"第\s*([一二两三四五六七八九十]{1,3}|[0-9]{1,2})\s*(部分|点)")
 
 
+def _unit_word(unit: Unit, ref: ArticleRef) -> str:
+    """What to call the regulation's numbered units: its own word (条, 部分), or 点 for numbered rules asked as 点."""
+    return "点" if unit.item_at and unit.part_word == "条" and ref.article_word == "点" else unit.part_word
+
+
 def _label_in(unit: Unit, ref: ArticleRef, n: int) -> str:
-    """``第{n}`` and the unit's word: a numbered section's 部分, a numbered rule's 点 when the question said 点."""
-    word = "点" if unit.item_at and unit.part_word == "条" and ref.article_word == "点" else unit.part_word
-    return f"第{int_to_cn(n)}{word}"
+    """``第{n}`` and the unit's word (:func:`_unit_word`)."""
+    return f"第{int_to_cn(n)}{_unit_word(unit, ref)}"
 
 
 def _part_refs(question: str) -> list[ArticleRef]:
@@ -671,7 +675,7 @@ def _resolve(cat: Catalog, named: list[Unit], ref: ArticleRef, req: YearRequest,
                       and u.label]
             also_zh = f"（{'、'.join(dict.fromkeys(others))}有此条）" if others else ""
             also_en = f" ({', '.join(dict.fromkeys(others))} has it)" if others else ""
-            word = _label_in(unit, ref, 0)[2:]
+            word = _unit_word(unit, ref)
             noun = "article" if word == "条" else "part"
             return Found(unit, ref, [],
                          f"{note_zh}未找到该{word}：{where}共{int_to_cn(last)}{word}，没有{_label_in(unit, ref, ref.article)}"
