@@ -21,6 +21,7 @@ from whoosh.filedb import compound
 from whoosh.filedb.structfile import BufferFile
 
 logger = logging.getLogger(__name__)
+_LINE_BLOCK = 4096  # bytes looked at per step by readline
 
 
 class _ViewReader:
@@ -41,12 +42,19 @@ class _ViewReader:
         return bytes(self._view[start:end])
 
     def readline(self, limit: int = -1) -> bytes:
-        """Bytes up to and including the next newline (whoosh reads none in a segment; kept for the file API)."""
-        rest = bytes(self._view[self._pos:] if limit is None or limit < 0 else self._view[self._pos:self._pos + limit])
-        cut = rest.find(b"\n")
-        line = rest if cut < 0 else rest[:cut + 1]
-        self._pos += len(line)
-        return line
+        """Bytes up to and including the next newline, at most ``limit`` (whoosh reads no lines from a segment; kept
+        for the file API). Scans a block at a time: the rest of a large file is never copied whole."""
+        end = len(self._view) if limit is None or limit < 0 else min(len(self._view), self._pos + limit)
+        start = pos = min(self._pos, end)
+        while pos < end:
+            block = bytes(self._view[pos:min(end, pos + _LINE_BLOCK)])
+            cut = block.find(b"\n")
+            if cut >= 0:
+                pos += cut + 1
+                break
+            pos += len(block)
+        self._pos = max(self._pos, pos)
+        return bytes(self._view[start:pos])
 
     def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
         """Move the position (``whence`` as for any file); returns it."""
