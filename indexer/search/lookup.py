@@ -22,8 +22,9 @@ from functools import lru_cache
 from typing import Any, Callable, Collection, Mapping, Sequence
 
 from indexer.search.rank import Results
-from indexer.text.articles import (ArticleRef, YearRequest, article_number, chapter_number, find_cross_refs, find_refs,
-                                   mention_score, name_keys, normalise_name, regulation_core, year_request)
+from indexer.text.articles import (RULE_ENDINGS, ArticleRef, YearRequest, article_number, chapter_number,
+                                   find_cross_refs, find_refs, mention_score, name_keys, normalise_name, regulation_core,
+                                   year_request)
 from indexer.text.cite import citation, cited_document, is_document_name
 from indexer.text.numerals import cn_to_int, int_to_cn
 from indexer.text.versions import VersionInfo, document_year
@@ -35,7 +36,7 @@ __all__ = ["Unit", "Catalog", "Found", "build_catalog", "lookup", "find", "pin",
 
 PIN_MAX = 3  # at most this many passages of one article go before the ranked hits
 LOOKUP_CONFIDENCE = 0.95  # an exact article look-up answers the question
-_RULE_WORDS = "条例|规定|细则|准则|办法|规则|章程|守则|规程"  # how a regulation's name ends
+_RULE_WORDS = "|".join(RULE_ENDINGS)  # how a regulation's name ends
 _RULE_NAME = re.compile(rf"({_RULE_WORDS})$")
 _TRAIL = "的中里之内"
 # Named parts a question can ask for by name alone ("党章总纲", "处分条例的附则"): the preamble of 党章 (总纲) or of a

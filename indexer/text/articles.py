@@ -16,7 +16,7 @@ from indexer.text.numerals import NUMERALS, YEAR_DIGITS, cn_to_int, int_to_cn
 
 __all__ = ["ArticleRef", "find_refs", "article_number", "chapter_number",
            "year_request", "YearRequest", "name_keys", "regulation_core", "mention_score", "normalise_name",
-           "ALIASES", "CrossRef", "find_cross_refs"]
+           "ALIASES", "RULE_ENDINGS", "CrossRef", "find_cross_refs"]
 
 NUM = rf"[{NUMERALS}]+"
 _KINDS = "编章节条款项"
@@ -185,7 +185,9 @@ _YEARISH = re.compile(r"(?:19|20)[0-9]{2}\s*(?:年)?\s*(?:版|修订|修正|修�
 _PUNCT = re.compile(r"[《》〈〉<>“”\"'‘’「」\s·—\-_：:]")
 # Words that, standing right before a partial name (处分条例 for 纪律处分条例), show the name starts there.
 _BOUNDARY = set("的据照按依循反在与和及或对了看读查问把将用是说中里条款于从")
-_RULE_END = ("条例", "规定", "细则", "准则", "办法", "规则", "章程", "党章", "守则", "规程")
+# How a regulation's name ends (the article look-up builds its name patterns from this too); a key may also be 党章.
+RULE_ENDINGS = ("条例", "规定", "细则", "准则", "办法", "规则", "章程", "守则", "规程")
+_RULE_END = (*RULE_ENDINGS, "党章")
 
 
 def normalise_name(text: str) -> str:
