@@ -72,7 +72,7 @@ def best_sentence(text: str, question: str, terms: Sequence[str]) -> tuple[int, 
     # per sentence (the joined texts keep a separator between sentences, so nothing matches across two). The
     # terms keep their order, so the sum below adds the same numbers in the same order as over all terms.
     lowered_terms = [t.lower() for t in dict.fromkeys(terms) if t.strip()]  # "AB" and "ab" both count, as before
-    asked = _asked_noun(fold(question).lower())
+    asked = _asked_noun(question)
     weighted = [(t, math.log1p(len(t)) * (2.0 + ASKED_NOUN_WEIGHT * (t == asked))) for t in lowered_terms
                 if t in all_low]
     # pre-filtered on "a\0b" (a rare first character searches fast; a match inside a longer unit only costs a test)
@@ -100,8 +100,9 @@ _ASKED = re.compile(r"(?:什么|哪些|哪几种|哪种|哪几|何种|哪类)([\
 
 @lru_cache(maxsize=256)
 def _asked_noun(question: str) -> str:
-    """The two-character noun right after 什么 / 哪些 / 哪种 … in a (folded, lowered) question, or ''."""
-    m = _ASKED.search(question)
+    """The two-character noun right after 什么 / 哪些 / 哪种 … in the question (folded, lowered), or ''; once per
+    question, not per candidate passage."""
+    m = _ASKED.search(fold(question).lower())
     return m.group(1) if m else ""
 
 

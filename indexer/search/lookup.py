@@ -68,9 +68,10 @@ class Unit:
         """The highest article number (0 when the regulation has no articles)."""
         return max(self.articles, default=0)
 
-    def label_of(self, n: int) -> str:
-        """``第七条``, or ``第三部分`` for a regulation whose numbered units are sections."""
-        return f"第{int_to_cn(n)}{self.part_word}"
+    def label_of(self, n: int, word: str = "") -> str:
+        """``第七条``, or ``第三部分`` for a regulation whose numbered units are sections; ``word`` instead of its own
+        word when given (八项规定's rules asked as 第三点)."""
+        return f"第{int_to_cn(n)}{word or self.part_word}"
 
     @property
     def numbered(self) -> bool:
@@ -353,7 +354,7 @@ class Found:
     def label_of(self, n: int) -> str:
         """Unit ``n``'s label by the regulation's word, or by the question's for numbered rules: 八项规定 asked as
         第三点 is answered as 第三点 (its rules are 一、二、三、, not 第X条)."""
-        return _label_in(self.unit, self.ref, n)
+        return self.unit.label_of(n, _unit_word(self.unit, self.ref))
 
     def describe(self) -> dict[str, Any]:
         """The look-up facts the JSON envelope carries."""
@@ -626,10 +627,6 @@ def _unit_word(unit: Unit, ref: ArticleRef) -> str:
     return "点" if unit.item_at and unit.part_word == "条" and ref.article_word == "点" else unit.part_word
 
 
-def _label_in(unit: Unit, ref: ArticleRef, n: int) -> str:
-    """``第{n}`` and the unit's word (:func:`_unit_word`)."""
-    return f"第{int_to_cn(n)}{_unit_word(unit, ref)}"
-
 
 def _part_refs(question: str) -> list[ArticleRef]:
     """``若干准则第三部分``, ``八项规定第三点``: a numbered section or rule, as an article reference (the caller keeps
@@ -679,7 +676,7 @@ def _resolve(cat: Catalog, named: list[Unit], ref: ArticleRef, req: YearRequest,
             word = _unit_word(unit, ref)
             noun = "article" if word == "条" else "part"
             return Found(unit, ref, [],
-                         f"{note_zh}未找到该{word}：{where}共{int_to_cn(last)}{word}，没有{_label_in(unit, ref, ref.article)}"
+                         f"{note_zh}未找到该{word}：{where}共{int_to_cn(last)}{word}，没有{unit.label_of(ref.article, word)}"
                          f"{also_zh}。",
                          f"{note_en}No such {noun}: {unit.name}{' (' + unit.label + ')' if unit.label else ''} "
                          f"has {last} {noun}s, there is no {noun} {ref.article}{also_en}.")
